@@ -1,0 +1,1 @@
+"""wangge service: settings, database layer, HTTP routes, auth and the `wangge` CLI."""

@@ -1,0 +1,290 @@
+"""Tables of wangge. Geometry is stored in EPSG:4326 and measured in a Gauss-Kruger zone.
+
+Grids are versioned the way MapIt versions areas: a row is valid for an inclusive range of
+generations [generation_low, generation_high]; an unchanged grid keeps its row across
+generations, a redrawn one gets a new row under the same code. The code is the stable
+identity, so a parent is referenced by code, not by row id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class GridLevel(Base):
+    """A level of the hierarchy, as data: a deployment can rename levels or add one."""
+
+    __tablename__ = "grid_level"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, unique=True)
+    label_zh: Mapped[str] = mapped_column(String(32))
+    # Regular expression a code at this level must match; NULL disables the check.
+    code_pattern: Mapped[str | None] = mapped_column(Text)
+    # Whether a code must start with its parent's code (micro-grids extend their grid's code).
+    code_extends_parent: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    households_min: Mapped[int | None] = mapped_column(Integer)
+    households_max: Mapped[int | None] = mapped_column(Integer)
+
+
+class GridKind(Base):
+    __tablename__ = "grid_kind"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label_zh: Mapped[str] = mapped_column(String(32))
+
+
+class Generation(Base):
+    """One version of the whole boundary set."""
+
+    __tablename__ = "generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(Text)
+
+
+class GenerationActivation(Base):
+    """The activation log: the generation active at time T is the last one activated before T."""
+
+    __tablename__ = "generation_activation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    activated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    activated_by: Mapped[str | None] = mapped_column(Text)
+
+
+class Grid(Base):
+    __tablename__ = "grid"
+    __table_args__ = (
+        CheckConstraint("generation_low <= generation_high", name="generation_range"),
+        CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
+        CheckConstraint("households IS NULL OR households >= 0", name="households_nonnegative"),
+        CheckConstraint("population IS NULL OR population >= 0", name="population_nonnegative"),
+        Index("ix_grid_generation", "generation_low", "generation_high"),
+        Index("ix_grid_code", "code"),
+        Index("ix_grid_parent_code", "parent_code"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(ForeignKey("grid_level.name", onupdate="CASCADE"))
+    kind: Mapped[str] = mapped_column(
+        ForeignKey("grid_kind.name", onupdate="CASCADE"), server_default="other"
+    )
+    parent_code: Mapped[str | None] = mapped_column(String(64))
+    households: Mapped[int | None] = mapped_column(Integer)
+    population: Mapped[int | None] = mapped_column(Integer)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False
+    )
+    generation_low: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    generation_high: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Building(Base):
+    __tablename__ = "building"
+    __table_args__ = (CheckConstraint("ST_IsValid(geom)", name="geom_valid"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    floors: Mapped[int | None] = mapped_column(Integer)
+    households: Mapped[int | None] = mapped_column(Integer)
+    use: Mapped[str | None] = mapped_column(String(32))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False
+    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MonitoringPoint(Base):
+    """A camera or sensor; cameras see a sector: heading, field-of-view angle and range."""
+
+    __tablename__ = "monitoring_point"
+    __table_args__ = (
+        CheckConstraint("kind IN ('camera', 'sensor')", name="kind_known"),
+        CheckConstraint("status IN ('online', 'offline', 'fault')", name="status_known"),
+        CheckConstraint("heading_deg IS NULL OR (heading_deg >= 0 AND heading_deg < 360)"),
+        CheckConstraint("fov_deg IS NULL OR (fov_deg > 0 AND fov_deg <= 360)"),
+        CheckConstraint("range_m IS NULL OR range_m > 0"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), server_default="camera")
+    heading_deg: Mapped[float | None] = mapped_column(Float)
+    fov_deg: Mapped[float | None] = mapped_column(Float)
+    range_m: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), server_default="online")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    geom: Mapped[Any] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=True), nullable=False
+    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class StaffRoleKind(Base):
+    """网格长, 网格指导员, 专职网格员, 职能网格员, 微网格联络员 …, as data."""
+
+    __tablename__ = "staff_role_kind"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label_zh: Mapped[str] = mapped_column(String(32))
+    required_at_level: Mapped[str | None] = mapped_column(
+        ForeignKey("grid_level.name", onupdate="CASCADE")
+    )
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    department: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+
+
+class StaffAssignment(Base):
+    """A person's role on a grid (by code, so it survives redraws that keep the code)."""
+
+    __tablename__ = "staff_assignment"
+    __table_args__ = (UniqueConstraint("staff_id", "grid_code", "role"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    grid_code: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(ForeignKey("staff_role_kind.name", onupdate="CASCADE"))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EventCategory(Base):
+    """GB/T 30428.2-style catalogue of events (事件) and components (部件), as data."""
+
+    __tablename__ = "event_category"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # event | component
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("event_category.code"))
+    due_hours: Mapped[int | None] = mapped_column(Integer)
+
+
+class Event(Base):
+    __tablename__ = "event"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_event_source_external_id"),
+        CheckConstraint(
+            "status IN ('received', 'dispatched', 'processing', 'resolved', 'closed', 'cancelled')",
+            name="status_known",
+        ),
+        Index("ix_event_grid_code", "grid_code"),
+        Index("ix_event_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    category_code: Mapped[str | None] = mapped_column(ForeignKey("event_category.code"))
+    description: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    raw_x: Mapped[float | None] = mapped_column(Float)
+    raw_y: Mapped[float | None] = mapped_column(Float)
+    raw_crs: Mapped[str | None] = mapped_column(String(32))
+    geom: Mapped[Any | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=True), nullable=True
+    )
+    grid_code: Mapped[str | None] = mapped_column(String(64))
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
+    status: Mapped[str] = mapped_column(String(16), server_default="received")
+    reporter_name: Mapped[str | None] = mapped_column(Text)
+    reporter_phone: Mapped[str | None] = mapped_column(String(32))
+    payload_sha256: Mapped[str | None] = mapped_column(String(64))
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EventHistory(Base):
+    __tablename__ = "event_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiToken(Base):
+    """API tokens, stored as SHA-256 of a 256-bit random secret (never the secret itself)."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('admin', 'planner', 'dispatcher', 'field_staff', 'viewer')", name="role_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    grid_codes: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
