@@ -1,0 +1,74 @@
+"""Generations: which boundary version is active now or was active at a given time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+
+class NoActiveGeneration(LookupError):
+    """No generation has been activated yet (load the demo or import grids first)."""
+
+
+@dataclass(frozen=True)
+class GenerationInfo:
+    id: int
+    description: str
+    created_at: datetime
+    activated_at: datetime | None
+
+
+def generation_at(connection: Connection, at: datetime | None = None) -> int:
+    """The generation active at `at` (now when None): the last one activated before it."""
+    row = connection.execute(
+        text(
+            "SELECT generation_id FROM generation_activation "
+            "WHERE activated_at <= coalesce(CAST(:at AS timestamptz), now()) "
+            "ORDER BY activated_at DESC, id DESC LIMIT 1"
+        ),
+        {"at": at},
+    ).first()
+    if row is None:
+        raise NoActiveGeneration(
+            "no generation was active at that time" if at else "no generation is active yet"
+        )
+    return int(row[0])
+
+
+def create_generation(connection: Connection, description: str, created_by: str) -> int:
+    return int(
+        connection.execute(
+            text(
+                "INSERT INTO generation (description, created_by) VALUES (:d, :by) RETURNING id"
+            ),
+            {"d": description, "by": created_by},
+        ).scalar_one()
+    )
+
+
+def activate(connection: Connection, generation_id: int, activated_by: str) -> None:
+    connection.execute(
+        text(
+            "INSERT INTO generation_activation (generation_id, activated_by) VALUES (:g, :by)"
+        ),
+        {"g": generation_id, "by": activated_by},
+    )
+    # Workers holding an in-memory index listen on this channel (lookup service).
+    connection.execute(text("SELECT pg_notify('wangge_generation', CAST(:g AS text))"), {"g": generation_id})
+
+
+def list_generations(connection: Connection) -> list[GenerationInfo]:
+    rows = connection.execute(
+        text(
+            "SELECT g.id, g.description, g.created_at, max(a.activated_at) AS activated_at "
+            "FROM generation g LEFT JOIN generation_activation a ON a.generation_id = g.id "
+            "GROUP BY g.id ORDER BY g.id"
+        )
+    ).all()
+    return [GenerationInfo(r.id, r.description, r.created_at, r.activated_at) for r in rows]
+
+
+def max_generation(connection: Connection) -> int | None:
+    return connection.execute(text("SELECT max(id) FROM generation")).scalar()
