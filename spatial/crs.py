@@ -39,7 +39,7 @@ def parse_crs(spec: str | int) -> CRS:
 
 def crs_label(crs: CRS) -> str:
     """'EPSG:4490' when the CRS has an EPSG code, else its name."""
-    epsg = crs.to_epsg(min_confidence=90)
+    epsg = crs.to_epsg(min_confidence=70)
     return f"EPSG:{epsg}" if epsg else crs.name
 
 

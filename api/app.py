@@ -1,0 +1,55 @@
+"""The FastAPI application, built by a factory from a settings object."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.db.engine import make_engine
+from api.errors import register_error_handlers
+from api.limits import BodySizeLimit
+from api.routes import grids, health, layers, tokens, transfer
+from api.settings import Settings, get_settings
+from web import pages
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = make_engine(settings)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="wangge 网格化管理 GIS 服务",
+        version="0.1.0",
+        description=(
+            "Versioned grid hierarchy (街道 → 社区 → 网格 → 微网格), buildings, monitoring points "
+            "and events on PostGIS. Errors share one JSON shape: "
+            '`{"error": {"code", "message", "where", "details"}}`.'
+        ),
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    register_error_handlers(app)
+    for module in (health, grids, layers, transfer, tokens):
+        app.include_router(module.router, prefix=API_PREFIX)
+    pages.mount(app)
+    app.add_middleware(
+        BodySizeLimit,
+        default_bytes=settings.limits.max_request_bytes,
+        upload_bytes=settings.limits.max_upload_bytes,
+        upload_prefixes=(f"{API_PREFIX}/import",),
+    )
+    return app

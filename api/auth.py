@@ -1,0 +1,145 @@
+"""API tokens and roles.
+
+A token is `wg_` + 43 url-safe characters (256 random bits). Only its SHA-256 is stored: with
+that much entropy a fast hash is as safe as a slow one and keeps every request cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from sqlalchemy import Connection, text
+
+from api.db import audit
+
+
+class Role(str, Enum):
+    admin = "admin"
+    planner = "planner"
+    dispatcher = "dispatcher"
+    field_staff = "field_staff"
+    viewer = "viewer"
+
+
+class Permission(str, Enum):
+    read = "read"
+    read_personal = "read_personal"  # staff contacts, event reporters
+    write_grids = "write_grids"  # grids, buildings, monitoring points: import, edit, publish
+    write_events = "write_events"  # event intake
+    lookup = "lookup"
+    manage_tokens = "manage_tokens"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.admin: frozenset(Permission),
+    Role.planner: frozenset({Permission.read, Permission.read_personal, Permission.write_grids,
+                             Permission.lookup}),
+    Role.dispatcher: frozenset({Permission.read, Permission.read_personal, Permission.write_events,
+                                Permission.lookup}),
+    # Field staff see personal data of their own grids only (checked against grid_codes).
+    Role.field_staff: frozenset({Permission.read, Permission.read_personal, Permission.lookup}),
+    Role.viewer: frozenset({Permission.read, Permission.lookup}),
+}
+
+TOKEN_PREFIX = "wg_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: int
+    name: str
+    role: Role
+    grid_codes: tuple[str, ...] = field(default_factory=tuple)
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS[self.role]
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.token_id}:{self.name}"
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    id: int
+    secret: str
+    role: Role
+    grid_codes: tuple[str, ...]
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(
+    connection: Connection,
+    *,
+    name: str,
+    role: Role,
+    grid_codes: tuple[str, ...] = (),
+    expires_at: datetime | None = None,
+    actor: str,
+) -> CreatedToken:
+    """Create a token; the secret is returned once and never stored."""
+    if role == Role.field_staff and not grid_codes:
+        raise ValueError("a field_staff token needs at least one grid code (--grid)")
+    if grid_codes:
+        known = set(
+            connection.execute(
+                text("SELECT DISTINCT code FROM grid WHERE code = ANY(:codes)"),
+                {"codes": list(grid_codes)},
+            ).scalars()
+        )
+        missing = [code for code in grid_codes if code not in known]
+        if missing:
+            raise LookupError(f"unknown grid code(s): {', '.join(missing)}")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token_id = connection.execute(
+        text(
+            "INSERT INTO api_token (name, token_sha256, prefix, role, grid_codes, expires_at) "
+            "VALUES (:name, :digest, :prefix, :role, :codes, :expires) RETURNING id"
+        ),
+        {"name": name, "digest": _digest(secret), "prefix": secret[:10], "role": role.value,
+         "codes": list(grid_codes), "expires": expires_at},
+    ).scalar_one()
+    audit.record(connection, actor, "token.create", "api_token", str(token_id),
+                 {"role": role.value, "grid_codes": list(grid_codes), "name": name})
+    return CreatedToken(int(token_id), secret, role, grid_codes)
+
+
+def resolve_token(connection: Connection, secret: str) -> Principal | None:
+    """The principal for a presented secret, or None if unknown, revoked or expired."""
+    row = connection.execute(
+        text(
+            "SELECT id, name, role, grid_codes FROM api_token WHERE token_sha256 = :digest "
+            "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+        ),
+        {"digest": _digest(secret)},
+    ).first()
+    if row is None:
+        return None
+    return Principal(int(row.id), row.name, Role(row.role), tuple(row.grid_codes or ()))
+
+
+def revoke_token(connection: Connection, token_id: int, actor: str) -> bool:
+    done = connection.execute(
+        text("UPDATE api_token SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL"),
+        {"id": token_id},
+    ).rowcount
+    if done:
+        audit.record(connection, actor, "token.revoke", "api_token", str(token_id))
+    return bool(done)
+
+
+def list_tokens(connection: Connection) -> list[dict]:  # type: ignore[type-arg]
+    rows = connection.execute(
+        text(
+            "SELECT id, name, prefix, role, grid_codes, created_at, expires_at, revoked_at "
+            "FROM api_token ORDER BY id"
+        )
+    ).mappings()
+    return [dict(row) for row in rows]

@@ -1,0 +1,56 @@
+"""The `wangge` command line: database, migrations, server, demo, import/export, tokens."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
+
+from api.cli import admin, data
+from api.cluster import ClusterError
+from api.errors import WanggeError
+from api.transfer.export import ExportError
+from api.transfer.read import UnreadableFile
+from api.transfer.report import ImportRejected
+from spatial.crs import UnknownCRS
+
+app = typer.Typer(help="wangge 网格化管理 GIS 服务", no_args_is_help=True, add_completion=False)
+admin.register(app)
+data.register(app)
+err = Console(stderr=True)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except ImportRejected as error:
+        err.print(f"[red]导入被拒绝[/red]：{error.message}")
+        for issue in error.report.errors[:100]:
+            err.print(f"  - {issue.describe(error.report.file)}", highlight=False)
+        if len(error.report.errors) > 100:
+            err.print(f"  … 另有 {len(error.report.errors) - 100} 个问题（用 --json 查看全部）")
+        sys.exit(1)
+    except (WanggeError, UnreadableFile, ExportError, ClusterError, UnknownCRS, LookupError, ValueError) as error:
+        err.print(f"[red]错误[/red]：{getattr(error, 'message', error)}", highlight=False)
+        sys.exit(1)
+    except OperationalError as error:
+        err.print(
+            "[red]无法连接数据库[/red]：先运行 `wangge db start`（项目自带集群），"
+            f"或设置 WANGGE_DATABASE_URL。\n  {str(error.orig).strip().splitlines()[0]}",
+            highlight=False,
+        )
+        sys.exit(1)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        err.print("已取消")
+        sys.exit(1)
+    except Exception as error:  # click's usage errors
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise

@@ -1,0 +1,50 @@
+"""Shared pieces of read queries: bounding boxes and paging. Every value is bound."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BBox:
+    """A WGS84 bounding box (min lon, min lat, max lon, max lat)."""
+
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+
+    def clause(self, column: str) -> tuple[str, dict[str, Any]]:
+        # && uses the GiST index; ST_Intersects then drops box-only hits.
+        envelope = "ST_MakeEnvelope(:bbox_minx, :bbox_miny, :bbox_maxx, :bbox_maxy, 4326)"
+        return (
+            f"{column} && {envelope} AND ST_Intersects({column}, {envelope})",
+            {"bbox_minx": self.minx, "bbox_miny": self.miny,
+             "bbox_maxx": self.maxx, "bbox_maxy": self.maxy},
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int = 0
+
+
+def where(clauses: list[str]) -> str:
+    return (" WHERE " + " AND ".join(clauses)) if clauses else ""
+
+
+def feature(geometry: Any, properties: dict[str, Any], feature_id: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "Feature", "geometry": geometry, "properties": properties}
+    if feature_id is not None:
+        item["id"] = feature_id
+    return item
+
+
+def collection(features: list[dict[str, Any]], page: Page, has_more: bool, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "FeatureCollection", "features": features,
+                            "numberReturned": len(features), "offset": page.offset,
+                            "hasMore": has_more}
+    body.update(extra)
+    return body

@@ -1,0 +1,118 @@
+"""Grid queries: by generation, level, parent and bounding box; one grid; its ancestors; staff."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from api.db.filters import BBox, Page, collection, feature, where
+
+_IN_GENERATION = "g.generation_low <= :generation AND g.generation_high >= :generation"
+_COLUMNS = (
+    "g.code, g.name, g.level, l.label_zh AS level_label, g.kind, g.parent_code, g.households, "
+    "g.population, g.attributes"
+)
+
+
+def _properties(row: Any, generation: int) -> dict[str, Any]:
+    return {
+        "code": row.code, "name": row.name, "level": row.level, "level_label": row.level_label,
+        "kind": row.kind, "parent_code": row.parent_code, "households": row.households,
+        "population": row.population, "attributes": row.attributes, "generation": generation,
+    }
+
+
+def find_grids(
+    connection: Connection,
+    generation: int,
+    *,
+    level: str | None = None,
+    parent_code: str | None = None,
+    bbox: BBox | None = None,
+    page: Page,
+) -> dict[str, Any]:
+    clauses = [_IN_GENERATION]
+    params: dict[str, Any] = {"generation": generation, "limit": page.limit + 1, "offset": page.offset}
+    if level:
+        clauses.append("g.level = :level")
+        params["level"] = level
+    if parent_code:
+        clauses.append("g.parent_code = :parent_code")
+        params["parent_code"] = parent_code
+    if bbox:
+        clause, values = bbox.clause("g.geom")
+        clauses.append(clause)
+        params.update(values)
+    rows = connection.execute(
+        text(
+            f"SELECT {_COLUMNS}, ST_AsGeoJSON(g.geom) AS geometry FROM grid g "
+            f"JOIN grid_level l ON l.name = g.level{where(clauses)} "
+            "ORDER BY l.rank, g.code LIMIT :limit OFFSET :offset"
+        ),
+        params,
+    ).all()
+    features = [feature(json.loads(r.geometry), _properties(r, generation), r.code)
+                for r in rows[: page.limit]]
+    return collection(features, page, len(rows) > page.limit, generation=generation)
+
+
+def get_grid(connection: Connection, code: str, generation: int) -> dict[str, Any] | None:
+    row = connection.execute(
+        text(
+            f"SELECT {_COLUMNS}, ST_AsGeoJSON(g.geom) AS geometry, "
+            "ST_Area(g.geom::geography) AS area_m2 FROM grid g "
+            f"JOIN grid_level l ON l.name = g.level WHERE g.code = :code AND {_IN_GENERATION}"
+        ),
+        {"code": code, "generation": generation},
+    ).first()
+    if row is None:
+        return None
+    properties = _properties(row, generation)
+    properties["area_m2"] = round(row.area_m2, 1)
+    properties["path"] = grid_path(connection, code, generation)
+    return feature(json.loads(row.geometry), properties, row.code)
+
+
+def grid_path(connection: Connection, code: str, generation: int) -> list[dict[str, str]]:
+    """Ancestors and the grid itself, from the top level down: [{level, code, name}, …]."""
+    rows = connection.execute(
+        text(
+            f"""
+            WITH RECURSIVE up AS (
+                SELECT g.code, g.name, g.level, g.parent_code, 0 AS depth FROM grid g
+                WHERE g.code = :code AND {_IN_GENERATION}
+                UNION ALL
+                SELECT g.code, g.name, g.level, g.parent_code, up.depth + 1 FROM grid g
+                JOIN up ON g.code = up.parent_code WHERE {_IN_GENERATION} AND up.depth < 16
+            )
+            SELECT level, code, name FROM up ORDER BY depth DESC
+            """
+        ),
+        {"code": code, "generation": generation},
+    ).all()
+    return [{"level": r.level, "code": r.code, "name": r.name} for r in rows]
+
+
+def staff_for_grid(connection: Connection, code: str) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        text(
+            "SELECT s.id, s.name, s.phone, s.department, a.role, k.label_zh AS role_label "
+            "FROM staff_assignment a JOIN staff s ON s.id = a.staff_id "
+            "JOIN staff_role_kind k ON k.name = a.role "
+            "WHERE a.grid_code = :code AND s.active ORDER BY k.name, s.id"
+        ),
+        {"code": code},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def levels(connection: Connection) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        text(
+            "SELECT name, rank, label_zh, code_pattern, code_extends_parent, households_min, "
+            "households_max FROM grid_level ORDER BY rank"
+        )
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -1,0 +1,107 @@
+"""Create a new generation from the active one plus changes, atomically.
+
+Unchanged grids keep their row (its generation range is extended, or copied when the range
+cannot be extended because the active generation is not the newest); changed grids get a new
+row under the same code. The caller's transaction makes it all-or-nothing, and an advisory
+lock serialises concurrent publishers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import shapely
+from sqlalchemy import Connection, text
+
+from api.db.copy import copy_rows
+from api.db.generations import NoActiveGeneration, activate, create_generation, generation_at
+
+_LOCK_KEY = 7_310_512  # pg_advisory_xact_lock key for generation changes
+# Geometries closer than this (degrees, ~0.1 mm) are the same drawing: a KML or GeoJSON round
+# trip prints 15 significant digits, which must not count as a redraw.
+SAME_GEOMETRY_DEG = 1e-9
+_GRID_COLUMNS = ("code", "name", "level", "kind", "parent_code", "households", "population",
+                 "attributes", "geom")
+
+
+@dataclass
+class GridRow:
+    code: str
+    name: str
+    level: str
+    kind: str = "other"
+    parent_code: str | None = None
+    households: int | None = None
+    population: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    geom: Any = None
+
+    def same_as(self, other: GridRow) -> bool:
+        plain = ("name", "level", "kind", "parent_code", "households", "population", "attributes")
+        return all(getattr(self, f) == getattr(other, f) for f in plain) and bool(
+            shapely.equals_exact(self.geom, other.geom, tolerance=SAME_GEOMETRY_DEG)
+        )
+
+
+def lock_generations(connection: Connection) -> None:
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+
+
+def active_or_none(connection: Connection) -> int | None:
+    try:
+        return generation_at(connection)
+    except NoActiveGeneration:
+        return None
+
+
+def grids_in_generation(connection: Connection, generation: int, level: str | None = None) -> dict[str, GridRow]:
+    rows = connection.execute(
+        text(
+            "SELECT code, name, level, kind, parent_code, households, population, attributes, "
+            "ST_AsBinary(geom) AS wkb FROM grid WHERE generation_low <= :g AND generation_high >= :g "
+            "AND (CAST(:level AS text) IS NULL OR level = :level)"
+        ),
+        {"g": generation, "level": level},
+    ).all()
+    return {
+        r.code: GridRow(r.code, r.name, r.level, r.kind, r.parent_code, r.households, r.population,
+                        r.attributes or {}, shapely.from_wkb(bytes(r.wkb)))
+        for r in rows
+    }
+
+
+def publish(
+    connection: Connection,
+    *,
+    changed: list[GridRow],
+    removed: set[str],
+    description: str,
+    actor: str,
+) -> int:
+    """Write a new generation = active − removed − changed + changed, activate it, return its id."""
+    active = active_or_none(connection)
+    new = create_generation(connection, description, actor)
+    skip = sorted({row.code for row in changed} | removed)
+    if active is not None:
+        in_active = "generation_low <= :active AND generation_high >= :active AND code <> ALL(:skip)"
+        params = {"active": active, "new": new, "skip": skip}
+        connection.execute(
+            text(f"UPDATE grid SET generation_high = :new WHERE {in_active} AND generation_high = :new - 1"),
+            params,
+        )
+        columns = ", ".join(_GRID_COLUMNS)
+        connection.execute(
+            text(
+                f"INSERT INTO grid ({columns}, generation_low, generation_high) "
+                f"SELECT {columns}, :new, :new FROM grid WHERE {in_active} AND generation_high < :new - 1"
+            ),
+            params,
+        )
+    copy_rows(
+        connection, "grid", (*_GRID_COLUMNS, "generation_low", "generation_high"),
+        ((r.code, r.name, r.level, r.kind, r.parent_code, r.households, r.population, r.attributes,
+          r.geom, new, new) for r in changed),
+    )
+    activate(connection, new, actor)
+    return new

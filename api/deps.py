@@ -1,0 +1,88 @@
+"""Typed dependencies: settings, engine, a connection, and the caller's token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Connection, Engine
+
+from api.auth import Permission, Principal, resolve_token
+from api.errors import Forbidden, Unauthorized
+from api.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_connection(engine: EngineDep) -> Iterator[Connection]:
+    """A read connection; writes open their own transaction so they commit before replying."""
+    with engine.connect() as connection:
+        yield connection
+
+
+ConnectionDep = Annotated[Connection, Depends(get_connection)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() == "bearer" and secret.strip():
+        return secret.strip()
+    return None
+
+
+def get_principal(request: Request, engine: EngineDep) -> Principal | None:
+    secret = _bearer(request)
+    if secret is None:
+        return None
+    with engine.connect() as connection:
+        principal = resolve_token(connection, secret)
+    if principal is None:
+        raise Unauthorized("令牌无效、已过期或已吊销", code="invalid_token", where="header.Authorization")
+    return principal
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
+
+
+def require(permission: Permission) -> Callable[..., Principal]:
+    """A dependency that demands a token whose role grants `permission`."""
+
+    def _check(principal: OptionalPrincipal) -> Principal:
+        if principal is None:
+            raise Unauthorized(
+                "需要 API 令牌（Authorization: Bearer …）", code="token_required",
+                where="header.Authorization",
+            )
+        if not principal.can(permission):
+            raise Forbidden(
+                f"角色 {principal.role.value} 无权执行此操作（需要 {permission.value} 权限）",
+                code="insufficient_role",
+            )
+        return principal
+
+    return _check
+
+
+def read_access(settings: SettingsDep, principal: OptionalPrincipal) -> Principal | None:
+    """Open reads unless the deployment requires a token for them."""
+    if settings.auth.require_token_for_reads:
+        return require(Permission.read)(principal)
+    return principal
+
+
+ReaderDep = Annotated[Principal | None, Depends(read_access)]
+PlannerDep = Annotated[Principal, Depends(require(Permission.write_grids))]
+AdminDep = Annotated[Principal, Depends(require(Permission.manage_tokens))]
+PersonalDataDep = Annotated[Principal, Depends(require(Permission.read_personal))]

@@ -1,0 +1,125 @@
+"""Domain errors, and the one place that turns them into HTTP responses.
+
+Every error body has the same shape:
+    {"error": {"code": "invalid_bbox", "message": "…", "where": "query.bbox", "details": [...]}}
+`code` is stable and English (other systems branch on it); `message` is for people (Chinese);
+`where` names the parameter, field, file, row or feature at fault.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.db.generations import NoActiveGeneration
+from spatial.crs import UnknownCRS
+
+log = logging.getLogger("wangge")
+
+
+class WanggeError(Exception):
+    """Base of all errors a user can cause; carries its HTTP status and a stable code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, where: str | None = None,
+                 details: list[dict[str, Any]] | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.details = details or []
+        if code:
+            self.code = code
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.where:
+            error["where"] = self.where
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class InvalidInput(WanggeError):
+    status = 422
+    code = "invalid_input"
+
+
+class NotFound(WanggeError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(WanggeError):
+    status = 409
+    code = "conflict"
+
+
+class Unauthorized(WanggeError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(WanggeError):
+    status = 403
+    code = "forbidden"
+
+
+class PayloadTooLarge(WanggeError):
+    status = 413
+    code = "payload_too_large"
+
+
+def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(WanggeError)
+    async def _domain(_: Request, error: WanggeError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        return error_response(error.status, error.body(), headers)
+
+    @app.exception_handler(UnknownCRS)
+    async def _crs(_: Request, error: UnknownCRS) -> JSONResponse:
+        return error_response(422, InvalidInput(str(error), code="unknown_crs", where="crs").body())
+
+    @app.exception_handler(NoActiveGeneration)
+    async def _no_generation(_: Request, error: NoActiveGeneration) -> JSONResponse:
+        return error_response(
+            404, NotFound(f"没有生效的网格版本：{error}", code="no_active_generation").body()
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        details = [
+            {"where": ".".join(str(part) for part in item.get("loc", ())), "message": item.get("msg", "")}
+            for item in error.errors()
+        ]
+        where = details[0]["where"] if details else None
+        return error_response(
+            422,
+            InvalidInput("请求参数有误", code="validation_error", where=where, details=details).body(),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        message = {404: "没有这个地址", 405: "不支持该请求方法"}.get(error.status_code, str(error.detail))
+        return error_response(
+            error.status_code,
+            {"error": {"code": codes.get(error.status_code, "http_error"), "message": message}},
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=error)
+        return error_response(
+            500, {"error": {"code": "internal_error", "message": "服务内部错误，已记录日志"}}
+        )

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource. Routes parse, call the data layer, shape the reply."""

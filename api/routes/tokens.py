@@ -1,0 +1,48 @@
+"""Token management (admin only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.auth import Role, create_token, list_tokens, revoke_token
+from api.deps import AdminDep, EngineDep
+from api.errors import InvalidInput, NotFound
+
+router = APIRouter(tags=["tokens"])
+
+
+class TokenRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+    grid_codes: list[str] = Field(default_factory=list, max_length=1000)
+    expires_at: datetime | None = None
+
+
+@router.post("/tokens", status_code=201, summary="Create a token (the secret is shown once)")
+def create(body: TokenRequest, engine: EngineDep, admin: AdminDep) -> dict[str, Any]:
+    try:
+        with engine.begin() as connection:
+            created = create_token(connection, name=body.name, role=body.role,
+                                   grid_codes=tuple(body.grid_codes), expires_at=body.expires_at,
+                                   actor=admin.actor)
+    except (ValueError, LookupError) as error:
+        raise InvalidInput(str(error), code="invalid_token_request", where="body.grid_codes") from error
+    return {"id": created.id, "token": created.secret, "role": created.role.value,
+            "grid_codes": list(created.grid_codes)}
+
+
+@router.get("/tokens", summary="List tokens (never their secrets)")
+def index(engine: EngineDep, _: AdminDep) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        return list_tokens(connection)
+
+
+@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke a token")
+def revoke(token_id: int, engine: EngineDep, admin: AdminDep) -> None:
+    with engine.begin() as connection:
+        if not revoke_token(connection, token_id, admin.actor):
+            raise NotFound(f"没有编号为 {token_id} 的有效令牌", code="token_not_found", where="path.token_id")

@@ -1,0 +1,144 @@
+"""Export grids, buildings and monitoring points to GeoJSON, GeoPackage, Shapefile, KML or CSV.
+
+Free attributes become columns again, so an exported file imports back to the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from pyogrio import raw
+from sqlalchemy import Engine, text
+
+from spatial.crs import WGS84, crs_label, parse_crs, transform
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    driver: str
+    suffix: str
+
+
+EXPORT_FORMATS = {
+    "geojson": ExportFormat("GeoJSON", ".geojson"),
+    "gpkg": ExportFormat("GPKG", ".gpkg"),
+    "shp": ExportFormat("ESRI Shapefile", ".shp"),
+    "kml": ExportFormat("LIBKML", ".kml"),
+    "csv": ExportFormat("CSV", ".csv"),
+}
+SHAPEFILE_NAMES = {"parent_code": "parent", "heading_deg": "heading"}  # ≤ 10 characters
+
+QUERIES = {
+    "grids": (
+        "SELECT g.code, g.name, g.level, g.kind, g.parent_code, g.households, g.population, "
+        "g.attributes, ST_AsBinary(g.geom) AS wkb FROM grid g JOIN grid_level l ON l.name = g.level "
+        "WHERE g.generation_low <= :generation AND g.generation_high >= :generation "
+        "AND (CAST(:level AS text) IS NULL OR g.level = :level) ORDER BY l.rank, g.code"
+    ),
+    "buildings": (
+        "SELECT code, name, address, floors, households, use, attributes, ST_AsBinary(geom) AS wkb "
+        "FROM building ORDER BY code"
+    ),
+    "points": (
+        "SELECT code, name, kind, heading_deg, fov_deg, range_m, status, attributes, "
+        "ST_AsBinary(geom) AS wkb FROM monitoring_point ORDER BY code"
+    ),
+}
+
+
+class ExportError(ValueError):
+    pass
+
+
+def format_for(out: Path, format_name: str | None) -> str:
+    if format_name:
+        if format_name not in EXPORT_FORMATS:
+            raise ExportError(f"不支持的导出格式 {format_name}（支持：{', '.join(EXPORT_FORMATS)}）")
+        return format_name
+    suffix = out.suffix.lower()
+    for name, spec in EXPORT_FORMATS.items():
+        if spec.suffix == suffix or (name == "geojson" and suffix == ".json"):
+            return name
+    raise ExportError(f"无法从文件名 {out.name} 判断格式，请用 --format 指定（{', '.join(EXPORT_FORMATS)}）")
+
+
+def export_layer(
+    engine: Engine,
+    kind: str,
+    out: Path,
+    *,
+    format_name: str | None = None,
+    level: str | None = None,
+    generation: int | None = None,
+    crs: str = WGS84,
+    encoding: str | None = None,
+) -> int:
+    """Write the layer to `out`; returns the number of features written."""
+    chosen = format_for(out, format_name)
+    spec = EXPORT_FORMATS[chosen]
+    target = crs_label(parse_crs(crs))
+    if chosen == "kml" and parse_crs(target) != parse_crs(WGS84):
+        raise ExportError("KML 只能使用 WGS84（EPSG:4326）")
+    with engine.connect() as connection:
+        rows = connection.execute(text(QUERIES[kind]), {"generation": generation, "level": level}).mappings().all()
+    if not rows:
+        raise ExportError("没有可导出的要素")
+    geometries = transform(shapely.from_wkb([bytes(r["wkb"]) for r in rows]), WGS84, target)
+    names, columns = _columns(rows, shapefile=chosen == "shp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {}
+    if chosen == "csv":
+        options["layer_options"] = {"GEOMETRY": "AS_XY" if kind == "points" else "AS_WKT"}
+    if chosen == "shp":
+        options["encoding"] = encoding or "UTF-8"
+    geometry_type = "Point" if kind == "points" else "MultiPolygon"
+    if out.exists():
+        out.unlink()
+    raw.write(out, shapely.to_wkb(geometries), columns, names, driver=spec.driver, crs=target,
+              geometry_type=geometry_type, layer=kind, **options)
+    return len(rows)
+
+
+def _columns(rows: list[Any], shapefile: bool) -> tuple[list[str], list[np.ndarray]]:
+    fixed = [k for k in rows[0] if k not in ("wkb", "attributes")]
+    extra = list(dict.fromkeys(k for r in rows for k in (r["attributes"] or {})))
+    extra = [k for k in extra if k not in fixed]
+    names, columns = [], []
+    for name in fixed:
+        names.append(SHAPEFILE_NAMES.get(name, name) if shapefile else name)
+        columns.append(_array([r[name] for r in rows]))
+    for name in extra:
+        names.append(name)
+        columns.append(_array([(r["attributes"] or {}).get(name) for r in rows]))
+    return names, columns
+
+
+def _array(values: list[Any]) -> np.ndarray:
+    """A typed column when every value is an int or float; text (NULL kept) otherwise."""
+    present = [v for v in values if v is not None]
+    if present and len(present) == len(values):
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            return np.array(values, dtype=np.int64)
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+            return np.array(values, dtype=np.float64)
+    return np.array([v if v is None or isinstance(v, str) else _text(v) for v in values], dtype=object)
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+
+
+def zip_shapefile(shp: Path) -> Path:
+    """Bundle a .shp with its sidecar files into one .zip (for downloads)."""
+    archive = shp.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for part in sorted(shp.parent.glob(shp.stem + ".*")):
+            if part != archive:
+                bundle.write(part, part.name)
+    return archive

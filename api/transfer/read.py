@@ -1,0 +1,214 @@
+"""Read a vector file (GeoJSON, GeoPackage, Shapefile or zipped Shapefile, KML/KMZ, CSV).
+
+Returns geometries (shapely, source CRS) and attribute columns as Python values. Shapefiles
+without a .cpg are decoded as UTF-8 when that works and as GBK otherwise (Chinese GIS
+software writes GBK), and the report says which.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyogrio
+import shapely
+from pyogrio import raw
+from pyogrio.errors import DataLayerError, DataSourceError
+
+FORMATS = {
+    ".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".shp": "ESRI Shapefile",
+    ".zip": "ESRI Shapefile", ".kml": "KML", ".kmz": "KML", ".csv": "CSV",
+}
+LON_NAMES = ("lon", "lng", "longitude", "x", "经度", "LON", "LNG", "Longitude", "X")
+LAT_NAMES = ("lat", "latitude", "y", "纬度", "LAT", "Latitude", "Y")
+WKT_NAMES = ("wkt", "WKT", "geometry", "geom", "the_geom")
+# Columns LIBKML adds to every placemark; dropped when they hold nothing but their defaults.
+KML_DEFAULTS = {"description": None, "timestamp": None, "begin": None, "end": None,
+                "altitudeMode": None, "tessellate": -1, "extrude": 0, "visibility": -1,
+                "drawOrder": None, "icon": None}
+
+
+class UnreadableFile(ValueError):
+    """The file cannot be read as a layer; the message says why and where."""
+
+
+@dataclass
+class SourceLayer:
+    path: Path
+    format: str
+    geometries: np.ndarray
+    fields: dict[str, list[Any]]
+    crs: str | None
+    encoding: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.geometries)
+
+
+@dataclass(frozen=True)
+class CsvColumns:
+    lon: str | None = None
+    lat: str | None = None
+    wkt: str | None = None
+
+
+def read_layer(
+    path: Path,
+    *,
+    layer: str | None = None,
+    encoding: str | None = None,
+    csv_columns: CsvColumns = CsvColumns(),
+) -> SourceLayer:
+    path = Path(path)
+    if not path.exists():
+        raise UnreadableFile(f"{path}：文件不存在")
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise UnreadableFile(
+            f"{path}：不支持的文件类型 {suffix or '(无扩展名)'}；"
+            "支持 GeoJSON、GeoPackage、Shapefile（.shp 或 .zip）、KML/KMZ、CSV"
+        )
+    if suffix == ".zip":
+        return _read_zipped_shapefile(path, layer=layer, encoding=encoding)
+    if suffix == ".csv":
+        return _read_csv(path, csv_columns)
+    if suffix in (".kml", ".kmz"):
+        return _read_all_layers(path, "KML")
+    if suffix == ".shp":
+        return _read_shapefile(path, encoding)
+    return _read_one(path, FORMATS[suffix], layer=layer)
+
+
+def _layers(path: Path) -> list[str]:
+    try:
+        return [str(name) for name, _ in pyogrio.list_layers(path)]
+    except (DataSourceError, DataLayerError, OSError) as error:
+        raise UnreadableFile(f"{path}：无法打开（{_short(error)}）") from error
+
+
+def _short(error: Exception) -> str:
+    return str(error).splitlines()[0][:300]
+
+
+def _read_one(path: Path, format_name: str, *, layer: str | None, **options: Any) -> SourceLayer:
+    names = _layers(path)
+    if layer is None and len(names) > 1:
+        raise UnreadableFile(f"{path} 有多个图层（{', '.join(names)}），请用 --layer 指定一个")
+    if layer is not None and layer not in names:
+        raise UnreadableFile(f"{path} 中没有图层 {layer}（现有：{', '.join(names)}）")
+    return _from_raw(path, format_name, layer=layer, **options)
+
+
+def _from_raw(path: Path, format_name: str, *, layer: str | None = None, **options: Any) -> SourceLayer:
+    try:
+        meta, _, wkb, columns = raw.read(path, layer=layer, **options)
+    except UnicodeDecodeError:
+        raise
+    except (DataSourceError, DataLayerError, OSError, ValueError, RuntimeError) as error:
+        raise UnreadableFile(f"{path}：读取失败（{_short(error)}）") from error
+    geometries = shapely.from_wkb(wkb) if wkb is not None else np.full(len(columns[0]) if columns else 0, None)
+    fields = {str(name): [_python(v) for v in column] for name, column in zip(meta["fields"], columns, strict=True)}
+    return SourceLayer(path, format_name, np.asarray(geometries, dtype=object), fields, meta.get("crs"),
+                       meta.get("encoding"))
+
+
+def _python(value: Any) -> Any:
+    """numpy scalars → Python; NaN/NaT → None."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+def _read_shapefile(path: Path, encoding: str | None) -> SourceLayer:
+    if encoding or path.with_suffix(".cpg").exists() or path.with_suffix(".CPG").exists():
+        return _from_raw(path, "ESRI Shapefile", encoding=encoding)
+    try:
+        source = _from_raw(path, "ESRI Shapefile", encoding="UTF-8")
+        source.encoding = "UTF-8"
+        return source
+    except UnicodeDecodeError:
+        pass
+    try:
+        source = _from_raw(path, "ESRI Shapefile", encoding="GBK")
+    except UnicodeDecodeError as error:
+        raise UnreadableFile(
+            f"{path}：属性表既不是 UTF-8 也不是 GBK 编码，请用 --encoding 指定"
+        ) from error
+    source.encoding = "GBK"
+    source.notes.append("属性表没有 .cpg 编码声明，已按 GBK 解码")
+    return source
+
+
+def _read_zipped_shapefile(path: Path, *, layer: str | None, encoding: str | None) -> SourceLayer:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:
+        raise UnreadableFile(f"{path}：不是有效的 zip 文件") from error
+    with archive, tempfile.TemporaryDirectory(prefix="wangge-zip-") as folder:
+        shapefiles = [n for n in archive.namelist() if n.lower().endswith(".shp") and not n.startswith("__MACOSX")]
+        if not shapefiles:
+            raise UnreadableFile(f"{path}：zip 中没有 .shp 文件")
+        if len(shapefiles) > 1 and layer is None:
+            raise UnreadableFile(f"{path}：zip 中有多个 Shapefile（{', '.join(shapefiles)}），请用 --layer 指定")
+        chosen = next((n for n in shapefiles if layer is None or Path(n).stem == layer), None)
+        if chosen is None:
+            raise UnreadableFile(f"{path}：zip 中没有名为 {layer} 的 Shapefile")
+        stem = chosen[: -len(".shp")]
+        for name in archive.namelist():
+            if name.startswith(stem + ".") and ".." not in name and not name.startswith("/"):
+                target = Path(folder) / Path(name).name
+                target.write_bytes(archive.read(name))
+        source = _read_shapefile(Path(folder) / Path(chosen).name, encoding)
+        source.path = path
+        return source
+
+
+def _read_csv(path: Path, columns: CsvColumns) -> SourceLayer:
+    options: dict[str, Any] = {"KEEP_GEOM_COLUMNS": "NO"}
+    if columns.wkt:
+        options["GEOM_POSSIBLE_NAMES"] = columns.wkt
+    elif columns.lon or columns.lat:
+        if not (columns.lon and columns.lat):
+            raise UnreadableFile(f"{path}：--lon-field 与 --lat-field 需同时给出")
+        options["X_POSSIBLE_NAMES"] = columns.lon
+        options["Y_POSSIBLE_NAMES"] = columns.lat
+    else:
+        options["X_POSSIBLE_NAMES"] = ",".join(LON_NAMES)
+        options["Y_POSSIBLE_NAMES"] = ",".join(LAT_NAMES)
+        options["GEOM_POSSIBLE_NAMES"] = ",".join(WKT_NAMES)
+    source = _from_raw(path, "CSV", **options)
+    if all(g is None for g in source.geometries) and len(source):
+        raise UnreadableFile(
+            f"{path}：CSV 中找不到坐标列；需要经纬度列（lon/lat、longitude/latitude、经度/纬度）"
+            "或 WKT 列（wkt/geometry），也可用 --lon-field/--lat-field 或 --wkt-field 指定"
+        )
+    return source
+
+
+def _read_all_layers(path: Path, format_name: str) -> SourceLayer:
+    """KML folders come out as layers; a KML import takes all of them in order."""
+    parts = [_from_raw(path, format_name, layer=name) for name in _layers(path)]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        raise UnreadableFile(f"{path}：没有要素")
+    names = list(dict.fromkeys(n for p in parts for n in p.fields))
+    fields = {n: [v for p in parts for v in p.fields.get(n, [None] * len(p))] for n in names}
+    geometries = np.concatenate([p.geometries for p in parts])
+    for name, default in KML_DEFAULTS.items():
+        if name in fields and all(v in (None, default) for v in fields[name]):
+            del fields[name]
+    if "id" in fields and all(v is None or re.fullmatch(r".+\.\d+", str(v)) for v in fields["id"]):
+        del fields["id"]  # LIBKML's generated placemark ids (layer.N), not the data's
+    return SourceLayer(path, format_name, geometries, fields, parts[0].crs or "EPSG:4326")
