@@ -117,17 +117,28 @@ def generations() -> None:
 def demo_load(
     seed: Annotated[int | None, typer.Option(help="随机种子（相同种子生成相同街道）")] = None,
     reset: Annotated[bool, typer.Option("--reset", help="清空现有数据后载入")] = False,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="已有网格数据时跳过（make demo 用）")] = False,
 ) -> None:
     """载入演示街道：8 个社区、60 个网格、1202 个微网格、约 2 万栋楼、137 个监控点。"""
     from api.demo import load_demo
 
     settings = get_settings()
+    if if_empty and not reset and _has_grids(settings):
+        console.print("数据库中已有网格数据，跳过演示载入（`wangge demo load --reset` 可重新载入）")
+        return
     with console.status("准备 …") as status:
         summary = load_demo(make_engine(settings), seed or settings.demo_seed, reset=reset,
                             progress=lambda message: status.update(message + " …"))
     levels = "、".join(f"{k} {v}" for k, v in summary.grids_by_level.items())
     console.print(f"演示街道已载入（第 {summary.generation_id} 版）：{levels}；楼栋 {summary.buildings}，"
                   f"监控点 {summary.cameras}，人员 {summary.staff}，历史事件 {summary.events}")
+
+
+def _has_grids(settings) -> bool:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with make_engine(settings).connect() as connection:
+        return bool(connection.execute(text("SELECT EXISTS (SELECT 1 FROM grid)")).scalar())
 
 
 def token_create(

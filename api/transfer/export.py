@@ -56,6 +56,10 @@ class ExportError(ValueError):
     pass
 
 
+class NothingToExport(ExportError):
+    pass
+
+
 def format_for(out: Path, format_name: str | None) -> str:
     if format_name:
         if format_name not in EXPORT_FORMATS:
@@ -88,7 +92,7 @@ def export_layer(
     with engine.connect() as connection:
         rows = connection.execute(text(QUERIES[kind]), {"generation": generation, "level": level}).mappings().all()
     if not rows:
-        raise ExportError("没有可导出的要素")
+        raise NothingToExport("没有可导出的要素")
     geometries = transform(shapely.from_wkb([bytes(r["wkb"]) for r in rows]), WGS84, target)
     names, columns = _columns(rows, shapefile=chosen == "shp")
     out.parent.mkdir(parents=True, exist_ok=True)

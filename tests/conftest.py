@@ -1,0 +1,145 @@
+"""Fixtures: a real PostGIS for every test.
+
+Once per session the project's cluster is started, a template database is migrated and the
+demo street loaded into it. Tests that write get their own copy (CREATE DATABASE … TEMPLATE,
+well under a second), so they never see each other's changes. WANGGE_TEST_ADMIN_URL points the
+suite at another server instead (its user must be allowed to create databases).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from fastapi.testclient import TestClient
+from psycopg2 import sql
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from api import cluster
+from api.app import create_app
+from api.auth import Role, create_token
+from api.db import migrate
+from api.demo import load_demo
+from api.settings import Settings
+
+TEMPLATE = "wangge_test_template"
+DEMO_SEED = 20240920
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _admin_url() -> str:
+    explicit = os.environ.get("WANGGE_TEST_ADMIN_URL")
+    if explicit:
+        return explicit
+    settings = Settings(database_url=None)
+    cluster.start(settings.cluster)
+    return settings.cluster.url("postgres")
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin(url: str, statement: sql.Composable) -> None:
+    connection = psycopg2.connect(_dsn(url))
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    _admin(admin_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    _admin(admin_url, statement)
+    return _with_database(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    _admin(admin_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> str:
+    return _admin_url()
+
+
+@pytest.fixture(scope="session")
+def template_url(admin_url: str) -> str:
+    """A migrated database holding the demo street, used as the template for every test DB."""
+    url = create_database(admin_url, TEMPLATE)
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    load_demo(engine, DEMO_SEED, actor="tests")
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def demo_engine(template_url: str) -> Iterator[Engine]:
+    """Read-only access to the demo street (tests must not write through it).
+
+    NullPool: no idle connection may stay open, or the template cannot be copied.
+    """
+    engine = create_engine(template_url, poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(admin_url: str, template_url: str) -> Iterator[str]:
+    """A private copy of the demo database for one test."""
+    name = f"wangge_test_{uuid.uuid4().hex[:10]}"
+    url = create_database(admin_url, name, template=TEMPLATE)
+    yield url
+    drop_database(admin_url, name)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def tokens(engine: Engine) -> dict[str, str]:
+    """One token per role; the field_staff token covers the first grid of the demo street."""
+    secrets = {}
+    with engine.begin() as connection:
+        for role in Role:
+            grids = ("320571005001001",) if role == Role.field_staff else ()
+            secrets[role.value] = create_token(connection, name=f"test-{role.value}", role=role,
+                                               grid_codes=grids, actor="tests").secret
+    return secrets
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
