@@ -75,15 +75,15 @@ def coordinate_range_problem(geometries: np.ndarray, crs_label: str) -> str | No
     if len(valid) == 0:
         return None
     xmin, ymin, xmax, ymax = shapely.total_bounds(valid)
-    if xmin < -180 or xmax > 180 or ymin < -90 or ymax > 90:
-        return (
-            f"按 {crs_label} 解读时坐标超出经纬度范围（x {xmin:.0f}..{xmax:.0f}，y {ymin:.0f}..{ymax:.0f}），"
-            "看起来是投影坐标（米）：请用 --crs 指定，如苏州 CGCS2000 高斯-克吕格 3 度带 EPSG:4549"
-        )
     in_china_swapped = 3 <= xmin and xmax <= 54 and 73 <= ymin and ymax <= 136
     if in_china_swapped:
         return (
             f"坐标疑似经纬度颠倒（x {xmin:.3f}..{xmax:.3f} 像纬度，y {ymin:.3f}..{ymax:.3f} 像经度）："
             "请交换经度、纬度列，或检查坐标系轴序"
+        )
+    if xmin < -180 or xmax > 180 or ymin < -90 or ymax > 90:
+        return (
+            f"按 {crs_label} 解读时坐标超出经纬度范围（x {xmin:.0f}..{xmax:.0f}，y {ymin:.0f}..{ymax:.0f}），"
+            "看起来是投影坐标（米）：请用 --crs 指定，如苏州 CGCS2000 高斯-克吕格 3 度带 EPSG:4549"
         )
     return None

@@ -115,6 +115,8 @@ def map_rows(
     fields: dict[str, list[Any]], count: int, targets: tuple[TargetField, ...],
     chosen: dict[str, str | None], file: str,
 ) -> MappedRows:
+    if count == 0:
+        return MappedRows([], {}, [ImportIssue(None, None, f"{file} 中没有要素")])
     available = list(fields)
     columns, issues = resolve_columns(available, targets, chosen, file)
     if issues:
