@@ -32,19 +32,27 @@ class BodySizeLimit:
             await self._reject(send, limit)
             return
         received = 0
+        exceeded = False
         response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
+            # A framework may turn the receive error into its own 400; answer 413 instead.
             nonlocal response_started
+            if exceeded:
+                if message["type"] == "http.response.start" and not response_started:
+                    response_started = True
+                    await self._reject(send, limit)
+                return
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)

@@ -1,0 +1,219 @@
+"""The HTTP API end to end: reads, filters, history, errors, roles on every write, limits."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import bearer
+
+WRITE_ENDPOINTS = [
+    ("post", "/api/v1/import/grids", "write_grids"),
+    ("post", "/api/v1/import/buildings", "write_grids"),
+    ("post", "/api/v1/import/points", "write_grids"),
+    ("post", "/api/v1/tokens", "manage_tokens"),
+    ("delete", "/api/v1/tokens/1", "manage_tokens"),
+]
+ALLOWED = {"write_grids": {"admin", "planner"}, "manage_tokens": {"admin"}}
+
+
+def _error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()["error"]
+    assert body["code"] == code and body["message"]
+    return body
+
+
+def test_health_and_ready(client):
+    assert client.get("/api/v1/health").json() == {"status": "ok"}
+    ready = client.get("/api/v1/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["migration"]["current"] == ready.json()["checks"]["migration"]["head"]
+
+
+def test_ready_reports_pending_migrations(client, engine):
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'old'"))
+    response = client.get("/api/v1/ready")
+    assert response.status_code == 503 and response.json()["status"] == "not_ready"
+
+
+def test_openapi_lists_the_endpoints(client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    for path in ("/api/v1/grids", "/api/v1/grids/{code}", "/api/v1/buildings", "/api/v1/points",
+                 "/api/v1/import/{kind}", "/api/v1/export/{kind}", "/api/v1/ready"):
+        assert path in paths
+
+
+def test_grids_by_level_bbox_and_parent(client):
+    communities = client.get("/api/v1/grids", params={"level": "community"}).json()
+    assert communities["numberReturned"] == 8 and communities["hasMore"] is False
+    assert {f["properties"]["level_label"] for f in communities["features"]} == {"社区"}
+    children = client.get("/api/v1/grids", params={"parent": "320571005001"}).json()
+    assert children["numberReturned"] >= 7
+    assert all(f["properties"]["code"].startswith("320571005001") for f in children["features"])
+    # A small box around one micro-grid finds it and its neighbours, not the whole street.
+    box = client.get("/api/v1/grids", params={"level": "micro_grid", "bbox": "120.7300,31.3000,120.7305,31.3005"}).json()
+    assert 1 <= box["numberReturned"] < 20
+    page = client.get("/api/v1/grids", params={"level": "micro_grid", "limit": 100, "offset": 1100}).json()
+    assert page["numberReturned"] == 100 and page["hasMore"] is True
+
+
+def test_grid_detail_has_path(client):
+    body = client.get("/api/v1/grids/320571005001001").json()
+    assert [p["level"] for p in body["properties"]["path"]] == ["street", "community", "grid"]
+    assert body["geometry"]["type"] == "MultiPolygon"
+    assert 50_000 < body["properties"]["area_m2"] < 300_000
+
+
+def test_bad_parameters_are_422_json(client):
+    assert _error(client.get("/api/v1/grids", params={"bbox": "1,2,3"}), 422, "invalid_bbox")["where"] == "query.bbox"
+    _error(client.get("/api/v1/grids", params={"bbox": "10,0,5,1"}), 422, "invalid_bbox")
+    _error(client.get("/api/v1/grids", params={"limit": 10**6}), 422, "limit_too_large")
+    body = _error(client.get("/api/v1/grids", params={"at": "yesterday"}), 422, "validation_error")
+    assert body["where"] == "query.at"
+    _error(client.get("/api/v1/grids/nope"), 404, "grid_not_found")
+    _error(client.get("/api/v1/grids", params={"generation": 99}), 404, "generation_not_found")
+    _error(client.get("/api/v1/grids", params={"level": "planet"}), 404, "level_not_found")
+    _error(client.get("/api/v1/nowhere"), 404, "not_found")
+
+
+def test_history_by_generation_and_time(client, tokens):
+    """After an import, `at` before it answers with the old generation."""
+    before_import = datetime.now(timezone.utc).isoformat()
+    time.sleep(0.05)
+    gpkg = client.get("/api/v1/export/grids", params={"format": "geojson", "level": "community"}).content
+    edited = gpkg.replace("翠湖社区".encode(), "翠湖新社区".encode())
+    response = client.post("/api/v1/import/grids", headers=bearer(tokens["planner"]),
+                           data={"level": "community"}, files={"file": ("c.geojson", edited)})
+    assert response.status_code == 200, response.text
+    assert response.json()["generation"] == 2 and response.json()["updated"] == 1
+    now = client.get("/api/v1/grids/320571005001").json()["properties"]
+    then = client.get("/api/v1/grids/320571005001", params={"at": before_import}).json()["properties"]
+    assert (now["name"], now["generation"]) == ("翠湖新社区", 2)
+    assert (then["name"], then["generation"]) == ("翠湖社区", 1)
+    generations = client.get("/api/v1/generations").json()
+    assert generations["active"] == 2 and len(generations["generations"]) == 2
+    _error(client.get("/api/v1/grids", params={"at": "2000-01-01T00:00:00Z"}), 404, "no_active_generation")
+
+
+@pytest.mark.parametrize(("method", "path", "permission"), WRITE_ENDPOINTS)
+def test_roles_enforced_on_every_write(client, tokens, method, path, permission):
+    call = getattr(client, method)
+    _error(call(path), 401, "token_required")
+    _error(call(path, headers=bearer("wg_not-a-real-token")), 401, "invalid_token")
+    for role, secret in tokens.items():
+        response = call(path, headers=bearer(secret))
+        if role in ALLOWED[permission]:
+            assert response.status_code not in (401, 403), (role, response.text)
+        else:
+            _error(response, 403, "insufficient_role")
+
+
+def test_every_non_get_route_is_covered_by_the_role_test(client):
+    routes = {(m.lower(), r.path) for r in client.app.routes if hasattr(r, "methods")
+              for m in r.methods if m not in ("GET", "HEAD")}
+    covered = {(m, p.replace("/1", "/{token_id}")) for m, p, _ in WRITE_ENDPOINTS}
+    covered = {(m, p.replace("/grids", "/{kind}").replace("/buildings", "/{kind}").replace("/points", "/{kind}"))
+               for m, p in covered}
+    assert routes <= covered
+
+
+def test_staff_contacts_need_a_token_and_field_staff_are_scoped(client, tokens):
+    _error(client.get("/api/v1/grids/320571005001001/staff"), 401, "token_required")
+    _error(client.get("/api/v1/grids/320571005001001/staff", headers=bearer(tokens["viewer"])), 403, "insufficient_role")
+    own = client.get("/api/v1/grids/320571005001001/staff", headers=bearer(tokens["field_staff"]))
+    assert own.status_code == 200
+    roles = {s["role_label"] for s in own.json()["staff"]}
+    assert {"网格长", "网格指导员", "专职网格员", "职能网格员"} <= roles
+    assert all(s["phone"] for s in own.json()["staff"])
+    # A micro-grid inside their grid is in scope; a neighbouring grid is not.
+    assert client.get("/api/v1/grids/320571005001001001/staff", headers=bearer(tokens["field_staff"])).status_code == 200
+    _error(client.get("/api/v1/grids/320571005001002/staff", headers=bearer(tokens["field_staff"])), 403, "outside_token_scope")
+    assert client.get("/api/v1/grids/320571005001002/staff", headers=bearer(tokens["dispatcher"])).status_code == 200
+
+
+def test_tokens_created_by_admin_work_and_can_be_revoked(client, tokens):
+    created = client.post("/api/v1/tokens", headers=bearer(tokens["admin"]), json={"name": "新网格员", "role": "planner"})
+    assert created.status_code == 201
+    secret, token_id = created.json()["token"], created.json()["id"]
+    listed = client.get("/api/v1/tokens", headers=bearer(tokens["admin"])).json()
+    assert all("token_sha256" not in t and secret not in str(t) for t in listed)
+    assert client.get("/api/v1/grids/320571005001001/staff", headers=bearer(secret)).status_code == 200
+    assert client.delete(f"/api/v1/tokens/{token_id}", headers=bearer(tokens["admin"])).status_code == 204
+    _error(client.get("/api/v1/grids/320571005001001/staff", headers=bearer(secret)), 401, "invalid_token")
+    bad = client.post("/api/v1/tokens", headers=bearer(tokens["admin"]), json={"name": "x", "role": "field_staff"})
+    _error(bad, 422, "invalid_token_request")
+
+
+def test_import_rejection_names_row_and_field(client, tokens, engine):
+    csv = "code,name,lon,lat\nCAM-1,好,120.73,31.30\nCAM-2,坏,120.73,north\n"
+    response = client.post("/api/v1/import/points", headers=bearer(tokens["planner"]), data={"crs": "EPSG:4326"},
+                           files={"file": ("cams.csv", csv.encode())})
+    body = _error(response, 422, "import_rejected")
+    assert body["where"] == "cams.csv"
+    assert any(d["row"] == 2 for d in body["details"])
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM monitoring_point WHERE code LIKE 'CAM-%'")).scalar() == 0
+
+
+def test_unsupported_and_unreadable_uploads(client, tokens):
+    headers = bearer(tokens["planner"])
+    _error(client.post("/api/v1/import/grids", headers=headers, data={"level": "grid"},
+                       files={"file": ("grids.xlsx", b"xx")}), 422, "unsupported_format")
+    _error(client.post("/api/v1/import/grids", headers=headers, data={"level": "grid"},
+                       files={"file": ("grids.geojson", b"{not json")}), 422, "unreadable_file")
+    _error(client.post("/api/v1/import/grids", headers=headers, files={"file": ("g.geojson", b"{}")}), 422, "level_required")
+    _error(client.post("/api/v1/import/grids", headers=headers, data={"level": "grid", "crs": "EPSG:99999"},
+                       files={"file": ("g.geojson", b'{"type":"FeatureCollection","features":[{"type":"Feature",'
+                               b'"properties":{"code":"1","name":"a"},"geometry":{"type":"Point","coordinates":[1,2]}}]}')}),
+           422, "unknown_crs")
+
+
+def test_request_size_limits(client, tokens):
+    limit = client.app.state.settings.limits.max_request_bytes
+    response = client.post("/api/v1/tokens", headers=bearer(tokens["admin"]) | {"content-type": "application/json"},
+                           content=b" " * (limit + 1))
+    _error(response, 413, "payload_too_large")
+
+    def chunks():  # no Content-Length: the limit is enforced while streaming
+        for _ in range(limit // 65536 + 2):
+            yield b" " * 65536
+
+    response = client.post("/api/v1/tokens", headers=bearer(tokens["admin"]) | {"content-type": "application/json"},
+                           content=chunks())
+    _error(response, 413, "payload_too_large")
+
+
+def test_export_downloads(client):
+    shp = client.get("/api/v1/export/grids", params={"format": "shp", "level": "community", "crs": "EPSG:4490"})
+    assert shp.status_code == 200 and shp.headers["content-type"] == "application/zip"
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(shp.content)).namelist()
+    assert {"grids-community.shp", "grids-community.dbf", "grids-community.prj", "grids-community.cpg"} <= set(names)
+    _error(client.get("/api/v1/export/grids", params={"level": "planet"}), 404, "nothing_to_export")
+    _error(client.get("/api/v1/export/grids", params={"format": "kml", "crs": "EPSG:4549"}), 422, "invalid_export")
+
+
+def test_buildings_and_points(client):
+    in_grid = client.get("/api/v1/buildings", params={"grid": "320571005001001001"}).json()
+    assert in_grid["numberReturned"] > 5
+    assert all(f["properties"]["code"].startswith("320571005001001001") for f in in_grid["features"])
+    cameras = client.get("/api/v1/points", params={"status": "fault"}).json()
+    assert cameras["numberReturned"] == 3
+    _error(client.get("/api/v1/points", params={"status": "burning"}), 422, "validation_error")
+
+
+def test_home_page_uses_only_local_assets(client):
+    page = client.get("/").text
+    assert "湖东示范街道" in page and "/static/vendor/leaflet/dist/leaflet.js" in page
+    import re
+
+    external = [u for u in re.findall(r'(?:src|href)=["\']([^"\']+)', page) if u.startswith(("http:", "https:", "//"))]
+    assert external == []
+    assert client.get("/static/vendor/leaflet/dist/leaflet.js").status_code == 200
