@@ -10,14 +10,14 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from sqlalchemy import Connection, text
 
 from api.db import audit
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     admin = "admin"
     planner = "planner"
     dispatcher = "dispatcher"
@@ -25,7 +25,7 @@ class Role(str, Enum):
     viewer = "viewer"
 
 
-class Permission(str, Enum):
+class Permission(StrEnum):
     read = "read"
     read_personal = "read_personal"  # staff contacts, event reporters
     write_grids = "write_grids"  # grids, buildings, monitoring points: import, edit, publish
@@ -36,16 +36,18 @@ class Permission(str, Enum):
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.admin: frozenset(Permission),
-    Role.planner: frozenset({Permission.read, Permission.read_personal, Permission.write_grids,
-                             Permission.lookup}),
-    Role.dispatcher: frozenset({Permission.read, Permission.read_personal, Permission.write_events,
-                                Permission.lookup}),
+    Role.planner: frozenset(
+        {Permission.read, Permission.read_personal, Permission.write_grids, Permission.lookup}
+    ),
+    Role.dispatcher: frozenset(
+        {Permission.read, Permission.read_personal, Permission.write_events, Permission.lookup}
+    ),
     # Field staff see personal data of their own grids only (checked against grid_codes).
     Role.field_staff: frozenset({Permission.read, Permission.read_personal, Permission.lookup}),
     Role.viewer: frozenset({Permission.read, Permission.lookup}),
 }
 
-TOKEN_PREFIX = "wg_"
+TOKEN_PREFIX = "wg_"  # noqa: S105 (a prefix, not a secret)
 
 
 @dataclass(frozen=True)
@@ -103,11 +105,23 @@ def create_token(
             "INSERT INTO api_token (name, token_sha256, prefix, role, grid_codes, expires_at) "
             "VALUES (:name, :digest, :prefix, :role, :codes, :expires) RETURNING id"
         ),
-        {"name": name, "digest": _digest(secret), "prefix": secret[:10], "role": role.value,
-         "codes": list(grid_codes), "expires": expires_at},
+        {
+            "name": name,
+            "digest": _digest(secret),
+            "prefix": secret[:10],
+            "role": role.value,
+            "codes": list(grid_codes),
+            "expires": expires_at,
+        },
     ).scalar_one()
-    audit.record(connection, actor, "token.create", "api_token", str(token_id),
-                 {"role": role.value, "grid_codes": list(grid_codes), "name": name})
+    audit.record(
+        connection,
+        actor,
+        "token.create",
+        "api_token",
+        str(token_id),
+        {"role": role.value, "grid_codes": list(grid_codes), "name": name},
+    )
     return CreatedToken(int(token_id), secret, role, grid_codes)
 
 
@@ -135,7 +149,7 @@ def revoke_token(connection: Connection, token_id: int, actor: str) -> bool:
     return bool(done)
 
 
-def list_tokens(connection: Connection) -> list[dict]:  # type: ignore[type-arg]
+def list_tokens(connection: Connection) -> list[dict]:
     rows = connection.execute(
         text(
             "SELECT id, name, prefix, role, grid_codes, created_at, expires_at, revoked_at "

@@ -157,7 +157,7 @@ def stop(cluster: ClusterSettings) -> ClusterStatus:
     return status(cluster)
 
 
-def _connect_admin(cluster: ClusterSettings):  # type: ignore[no-untyped-def]
+def _connect_admin(cluster: ClusterSettings):
     password = cluster.password_file.read_text().strip()
     deadline = time.monotonic() + 30
     while True:

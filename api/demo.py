@@ -14,8 +14,15 @@ from api.db.generations import activate, create_generation
 from spatial.demo_street import DemoStreet, generate
 
 DATA_TABLES = (
-    "event_history", "event", "staff_assignment", "staff", "building", "monitoring_point",
-    "grid", "generation_activation", "generation",
+    "event_history",
+    "event",
+    "staff_assignment",
+    "staff",
+    "building",
+    "monitoring_point",
+    "grid",
+    "generation_activation",
+    "generation",
 )
 
 
@@ -63,54 +70,138 @@ def load_demo(
         counts[grid.level] = counts.get(grid.level, 0) + 1
     with engine.connect() as connection:
         connection.execute(text("ANALYZE grid; ANALYZE building; ANALYZE event"))
-    return DemoSummary(counts, len(street.buildings), len(street.cameras), len(street.staff),
-                       len(street.events), generation)
+    return DemoSummary(
+        counts,
+        len(street.buildings),
+        len(street.cameras),
+        len(street.staff),
+        len(street.events),
+        generation,
+    )
 
 
-def _write(connection, street: DemoStreet, generation: int) -> None:  # type: ignore[no-untyped-def]
+def _write(connection, street: DemoStreet, generation: int) -> None:
     copy_rows(
-        connection, "grid",
-        ("code", "name", "level", "kind", "parent_code", "households", "population", "geom",
-         "generation_low", "generation_high"),
-        ((g.code, g.name, g.level, g.kind, g.parent_code, g.households, g.population, g.geom,
-          generation, generation) for g in street.grids),
+        connection,
+        "grid",
+        (
+            "code",
+            "name",
+            "level",
+            "kind",
+            "parent_code",
+            "households",
+            "population",
+            "geom",
+            "generation_low",
+            "generation_high",
+        ),
+        (
+            (
+                g.code,
+                g.name,
+                g.level,
+                g.kind,
+                g.parent_code,
+                g.households,
+                g.population,
+                g.geom,
+                generation,
+                generation,
+            )
+            for g in street.grids
+        ),
     )
     copy_rows(
-        connection, "building",
+        connection,
+        "building",
         ("code", "name", "address", "floors", "households", "use", "geom"),
-        ((b["code"], b["name"], b["address"], b["floors"], b["households"], b["use"], b["geom"])
-         for b in street.buildings),
+        (
+            (b["code"], b["name"], b["address"], b["floors"], b["households"], b["use"], b["geom"])
+            for b in street.buildings
+        ),
     )
     copy_rows(
-        connection, "monitoring_point",
+        connection,
+        "monitoring_point",
         ("code", "name", "kind", "heading_deg", "fov_deg", "range_m", "status", "geom"),
-        ((c["code"], c["name"], c["kind"], c["heading_deg"], c["fov_deg"], c["range_m"],
-          c["status"], c["geom"]) for c in street.cameras),
+        (
+            (
+                c["code"],
+                c["name"],
+                c["kind"],
+                c["heading_deg"],
+                c["fov_deg"],
+                c["range_m"],
+                c["status"],
+                c["geom"],
+            )
+            for c in street.cameras
+        ),
     )
     copy_rows(
-        connection, "staff", ("id", "name", "phone", "department"),
+        connection,
+        "staff",
+        ("id", "name", "phone", "department"),
         ((i, s["name"], s["phone"], s["department"]) for i, s in enumerate(street.staff, start=1)),
     )
     connection.execute(text("SELECT setval('staff_id_seq', (SELECT max(id) FROM staff))"))
     copy_rows(
-        connection, "staff_assignment", ("staff_id", "grid_code", "role"),
+        connection,
+        "staff_assignment",
+        ("staff_id", "grid_code", "role"),
         ((i, s["grid_code"], s["role"]) for i, s in enumerate(street.staff, start=1)),
     )
     copy_rows(
-        connection, "event",
-        ("id", "source", "external_id", "category_code", "description", "raw_x", "raw_y", "raw_crs",
-         "geom", "grid_code", "generation_id", "status", "reported_at", "received_at", "due_at",
-         "closed_at", "updated_at"),
-        ((i, e["source"], e["external_id"], e["category_code"], e["description"], e["geom"].x,
-          e["geom"].y, "EPSG:4326", e["geom"], e["grid_code"], generation, e["status"],
-          e["reported_at"], e["reported_at"], e["due_at"], e["closed_at"],
-          e["closed_at"] or e["reported_at"]) for i, e in enumerate(street.events, start=1)),
+        connection,
+        "event",
+        (
+            "id",
+            "source",
+            "external_id",
+            "category_code",
+            "description",
+            "raw_x",
+            "raw_y",
+            "raw_crs",
+            "geom",
+            "grid_code",
+            "generation_id",
+            "status",
+            "reported_at",
+            "received_at",
+            "due_at",
+            "closed_at",
+            "updated_at",
+        ),
+        (
+            (
+                i,
+                e["source"],
+                e["external_id"],
+                e["category_code"],
+                e["description"],
+                e["geom"].x,
+                e["geom"].y,
+                "EPSG:4326",
+                e["geom"],
+                e["grid_code"],
+                generation,
+                e["status"],
+                e["reported_at"],
+                e["reported_at"],
+                e["due_at"],
+                e["closed_at"],
+                e["closed_at"] or e["reported_at"],
+            )
+            for i, e in enumerate(street.events, start=1)
+        ),
     )
     connection.execute(text("SELECT setval('event_id_seq', (SELECT max(id) FROM event))"))
     copy_rows(connection, "event_history", ("event_id", "at", "status", "actor"), _history(street))
 
 
-def _history(street: DemoStreet):  # type: ignore[no-untyped-def]
+def _history(street: DemoStreet):
     """received → dispatched → processing → closed, as far as each event got."""
     steps = ("received", "dispatched", "processing", "closed")
     for event_id, event in enumerate(street.events, start=1):

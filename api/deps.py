@@ -14,11 +14,11 @@ from api.settings import Settings
 
 
 def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_engine(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+    return request.app.state.engine
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -49,7 +49,9 @@ def get_principal(request: Request, engine: EngineDep) -> Principal | None:
     with engine.connect() as connection:
         principal = resolve_token(connection, secret)
     if principal is None:
-        raise Unauthorized("令牌无效、已过期或已吊销", code="invalid_token", where="header.Authorization")
+        raise Unauthorized(
+            "令牌无效、已过期或已吊销", code="invalid_token", where="header.Authorization"
+        )
     return principal
 
 
@@ -62,7 +64,8 @@ def require(permission: Permission) -> Callable[..., Principal]:
     def _check(principal: OptionalPrincipal) -> Principal:
         if principal is None:
             raise Unauthorized(
-                "需要 API 令牌（Authorization: Bearer …）", code="token_required",
+                "需要 API 令牌（Authorization: Bearer …）",
+                code="token_required",
                 where="header.Authorization",
             )
         if not principal.can(permission):

@@ -28,8 +28,14 @@ class WanggeError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, where: str | None = None,
-                 details: list[dict[str, Any]] | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.where = where
@@ -76,7 +82,9 @@ class PayloadTooLarge(WanggeError):
     code = "payload_too_large"
 
 
-def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
@@ -99,19 +107,26 @@ def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
         details = [
-            {"where": ".".join(str(part) for part in item.get("loc", ())), "message": item.get("msg", "")}
+            {
+                "where": ".".join(str(part) for part in item.get("loc", ())),
+                "message": item.get("msg", ""),
+            }
             for item in error.errors()
         ]
         where = details[0]["where"] if details else None
         return error_response(
             422,
-            InvalidInput("请求参数有误", code="validation_error", where=where, details=details).body(),
+            InvalidInput(
+                "请求参数有误", code="validation_error", where=where, details=details
+            ).body(),
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        message = {404: "没有这个地址", 405: "不支持该请求方法"}.get(error.status_code, str(error.detail))
+        message = {404: "没有这个地址", 405: "不支持该请求方法"}.get(
+            error.status_code, str(error.detail)
+        )
         return error_response(
             error.status_code,
             {"error": {"code": codes.get(error.status_code, "http_error"), "message": message}},

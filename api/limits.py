@@ -14,8 +14,9 @@ class BodyTooLarge(Exception):
 class BodySizeLimit:
     """Reject bodies over `default_bytes` (or `upload_bytes` under upload paths) with 413."""
 
-    def __init__(self, app: ASGIApp, default_bytes: int, upload_bytes: int,
-                 upload_prefixes: tuple[str, ...]) -> None:
+    def __init__(
+        self, app: ASGIApp, default_bytes: int, upload_bytes: int, upload_prefixes: tuple[str, ...]
+    ) -> None:
         self.app = app
         self.default_bytes = default_bytes
         self.upload_bytes = upload_bytes
@@ -66,11 +67,23 @@ class BodySizeLimit:
     @staticmethod
     async def _reject(send: Send, limit: int) -> None:
         body = json.dumps(
-            {"error": {"code": "payload_too_large",
-                       "message": f"请求体超过上限 {limit} 字节", "where": "body"}},
+            {
+                "error": {
+                    "code": "payload_too_large",
+                    "message": f"请求体超过上限 {limit} 字节",
+                    "where": "body",
+                }
+            },
             ensure_ascii=False,
         ).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

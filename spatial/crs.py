@@ -45,7 +45,7 @@ def crs_label(crs: CRS) -> str:
 
 def gauss_kruger_epsg(longitude: float) -> int:
     """EPSG code of the CGCS2000 3-degree Gauss-Kruger zone for a longitude inside China."""
-    meridian = int(round(longitude / 3.0)) * 3
+    meridian = round(longitude / 3.0) * 3
     meridian = min(max(meridian, _GK_FIRST_MERIDIAN), _GK_LAST_MERIDIAN)
     return _GK_FIRST_EPSG + (meridian - _GK_FIRST_MERIDIAN) // 3
 
@@ -55,7 +55,7 @@ def _transformer(source: str, target: str) -> Transformer:
     return Transformer.from_crs(parse_crs(source), parse_crs(target), always_xy=True)
 
 
-def transform(geometries: np.ndarray | shapely.Geometry, source: str, target: str):  # type: ignore[no-untyped-def]
+def transform(geometries: np.ndarray | shapely.Geometry, source: str, target: str):
     """Reproject shapely geometries (x = longitude/easting order) from source to target CRS."""
     if parse_crs(source) == parse_crs(target):
         return geometries

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import shapely
@@ -29,14 +29,42 @@ COMMUNITY_GRID_COUNTS = (8, 7, 8, 7, 8, 7, 8, 7)  # 60 grids in 8 communities
 MICRO_GRID_TOTAL = 1202
 CAMERA_COUNT = 137
 EVENT_COUNT = 3000
-EVENT_PERIOD_END = datetime(2026, 11, 1, tzinfo=timezone.utc)
+EVENT_PERIOD_END = datetime(2026, 11, 1, tzinfo=UTC)
 
 COMMUNITY_NAMES = ("翠湖", "星港", "玲珑", "月桂", "锦华", "东沙湖", "钟园", "文星")
 ROAD_NAMES = (
-    "湖东大道", "星海路", "翠微街", "月桂路", "锦绣路", "青丘街", "华池路", "钟南街",
-    "文荟路", "沙湖路", "玲珑街", "桂苑路", "翰林路", "方洲路", "娄葑街", "东环路",
-    "金湖路", "白塘路", "苏胜路", "东旺街", "青剑路", "凤里街", "海棠路", "兰亭路",
-    "星华街", "阳澄路", "港田路", "淞江路", "莲花路", "斜塘街", "车坊路", "唯亭路",
+    "湖东大道",
+    "星海路",
+    "翠微街",
+    "月桂路",
+    "锦绣路",
+    "青丘街",
+    "华池路",
+    "钟南街",
+    "文荟路",
+    "沙湖路",
+    "玲珑街",
+    "桂苑路",
+    "翰林路",
+    "方洲路",
+    "娄葑街",
+    "东环路",
+    "金湖路",
+    "白塘路",
+    "苏胜路",
+    "东旺街",
+    "青剑路",
+    "凤里街",
+    "海棠路",
+    "兰亭路",
+    "星华街",
+    "阳澄路",
+    "港田路",
+    "淞江路",
+    "莲花路",
+    "斜塘街",
+    "车坊路",
+    "唯亭路",
 )
 COMPOUND_HEADS = "翠锦华金玉湖星月桂兰枫荷新嘉瑞和馨雅景泰康宁丰盛怡润"
 COMPOUND_MIDS = "庭苑园湾城庄岸府邸居"
@@ -92,14 +120,17 @@ def _outline(rng: np.random.Generator, cx: float, cy: float) -> Polygon:
         for t in np.linspace(0, 2 * half_h, 40)
     ]
     south = [(cx - half_w + t, cy - half_h + 25 * math.sin(t / 400.0)) for t in (900.0, 2100.0)]
-    east = [(cx + half_w + 30 * math.sin(t / 600.0), cy - half_h + t) for t in (0.0, 1500.0, 3120.0)]
+    east = [
+        (cx + half_w + 30 * math.sin(t / 600.0), cy - half_h + t) for t in (0.0, 1500.0, 3120.0)
+    ]
     north = [(cx + half_w - t, cy + half_h - 20 * math.sin(t / 500.0)) for t in (1200.0, 2400.0)]
     ring = [*west, *south, *east, *north]
     return shapely.make_valid(Polygon(ring)).buffer(0)
 
 
-def _wavy_line(a: tuple[float, float], b: tuple[float, float], rng: np.random.Generator,
-               amplitude: float) -> LineString:
+def _wavy_line(
+    a: tuple[float, float], b: tuple[float, float], rng: np.random.Generator, amplitude: float
+) -> LineString:
     ts = np.linspace(0.0, 1.0, 9)
     ax, ay = a
     bx, by = b
@@ -108,8 +139,12 @@ def _wavy_line(a: tuple[float, float], b: tuple[float, float], rng: np.random.Ge
     nx, ny = nx / length, ny / length
     phase = rng.uniform(0, math.pi)
     offsets = amplitude * np.sin(ts * math.pi + phase) * np.sin(ts * math.pi)
-    return LineString([(ax + t * (bx - ax) + o * nx, ay + t * (by - ay) + o * ny)
-                       for t, o in zip(ts, offsets, strict=True)])
+    return LineString(
+        [
+            (ax + t * (bx - ax) + o * nx, ay + t * (by - ay) + o * ny)
+            for t, o in zip(ts, offsets, strict=True)
+        ]
+    )
 
 
 def _arterials(rng: np.random.Generator, outline: Polygon) -> list[LineString]:
@@ -123,7 +158,7 @@ def _arterials(rng: np.random.Generator, outline: Polygon) -> list[LineString]:
     return lines
 
 
-def _polygonize(linework: list) -> list[Polygon]:  # type: ignore[type-arg]
+def _polygonize(linework: list) -> list[Polygon]:
     noded = shapely.union_all(linework)
     return list(shapely.get_parts(shapely.polygonize(shapely.get_parts(noded))))
 
@@ -150,11 +185,23 @@ def _cut_line(polygon: Polygon, fraction: float, tilt: float) -> LineString | No
     def half_plane(c: float) -> Polygon:
         if vertical:
             ya, yb = miny - span, maxy + span
-            return Polygon([(c + tilt * (ya - miny) - span * 4, ya), (c + tilt * (ya - miny), ya),
-                            (c + tilt * (yb - miny), yb), (c + tilt * (yb - miny) - span * 4, yb)])
+            return Polygon(
+                [
+                    (c + tilt * (ya - miny) - span * 4, ya),
+                    (c + tilt * (ya - miny), ya),
+                    (c + tilt * (yb - miny), yb),
+                    (c + tilt * (yb - miny) - span * 4, yb),
+                ]
+            )
         xa, xb = minx - span, maxx + span
-        return Polygon([(xa, c + tilt * (xa - minx) - span * 4), (xa, c + tilt * (xa - minx)),
-                        (xb, c + tilt * (xb - minx)), (xb, c + tilt * (xb - minx) - span * 4)])
+        return Polygon(
+            [
+                (xa, c + tilt * (xa - minx) - span * 4),
+                (xa, c + tilt * (xa - minx)),
+                (xb, c + tilt * (xb - minx)),
+                (xb, c + tilt * (xb - minx) - span * 4),
+            ]
+        )
 
     low, high = (minx, maxx) if vertical else (miny, maxy)
     low, high = low - span / 3, high + span / 3
@@ -166,9 +213,13 @@ def _cut_line(polygon: Polygon, fraction: float, tilt: float) -> LineString | No
             high = mid
     c = (low + high) / 2
     if vertical:
-        line = LineString([(c + tilt * (-span), miny - span), (c + tilt * (maxy - miny + span), maxy + span)])
+        line = LineString(
+            [(c + tilt * (-span), miny - span), (c + tilt * (maxy - miny + span), maxy + span)]
+        )
     else:
-        line = LineString([(minx - span, c + tilt * (-span)), (maxx + span, c + tilt * (maxx - minx + span))])
+        line = LineString(
+            [(minx - span, c + tilt * (-span)), (maxx + span, c + tilt * (maxx - minx + span))]
+        )
     cut = polygon.intersection(line)
     if cut.geom_type != "LineString" or cut.length == 0:
         return None  # a non-convex polygon cut in more than two; try another cut
@@ -189,14 +240,20 @@ def _split_lines(polygon: Polygon, parts: int, rng: np.random.Generator) -> list
         if len(halves) != 2:
             continue
         halves.sort(key=lambda h: abs(h.area / polygon.area - fraction))
-        return [line, *_split_lines(halves[0], left, rng), *_split_lines(halves[1], parts - left, rng)]
+        return [
+            line,
+            *_split_lines(halves[0], left, rng),
+            *_split_lines(halves[1], parts - left, rng),
+        ]
     raise RuntimeError("could not split a block; change the seed")
 
 
 def _reading_order(polygons: list[Polygon], row_height: float) -> list[int]:
     """Indices sorted north→south in rows of row_height, then west→east (code convention)."""
     points = [p.representative_point() for p in polygons]
-    return sorted(range(len(polygons)), key=lambda i: (-round(points[i].y / row_height), points[i].x))
+    return sorted(
+        range(len(polygons)), key=lambda i: (-round(points[i].y / row_height), points[i].x)
+    )
 
 
 def _partition(outline: Polygon, rng: np.random.Generator) -> tuple[list, list, list]:
@@ -234,7 +291,7 @@ def _assign(children: list[Polygon], parents: list[Polygon]) -> list[int]:
     return owner
 
 
-def _as_multi(geometry) -> MultiPolygon:  # type: ignore[no-untyped-def]
+def _as_multi(geometry) -> MultiPolygon:
     if geometry.geom_type == "Polygon":
         return MultiPolygon([geometry])
     return geometry
@@ -253,7 +310,9 @@ def generate(seed: int) -> DemoStreet:
 
     # Parents are coverage unions of their children, so their edges carry every child vertex.
     grid_union = [
-        shapely.coverage_union_all([m for m, g in zip(micro_shapes, micro_grid_owner, strict=True) if g == i])
+        shapely.coverage_union_all(
+            [m for m, g in zip(micro_shapes, micro_grid_owner, strict=True) if g == i]
+        )
         for i in range(len(grid_shapes))
     ]
     community_union = [
@@ -269,15 +328,26 @@ def generate(seed: int) -> DemoStreet:
     for c_index, community_geom in enumerate(community_union):
         c_code = f"{STREET_CODE}{c_index + 1:03d}"
         c_name = f"{COMMUNITY_NAMES[c_index]}社区"
-        grids.append(DemoGrid(c_code, c_name, "community", "residential", STREET_CODE,
-                              _as_multi(community_geom)))
+        grids.append(
+            DemoGrid(
+                c_code, c_name, "community", "residential", STREET_CODE, _as_multi(community_geom)
+            )
+        )
         members = [g for g, c in enumerate(grid_community) if c == c_index]
         ordered = [members[i] for i in _reading_order([grid_shapes[m] for m in members], 250.0)]
         for sequence, g_index in enumerate(ordered, start=1):
             code = f"{c_code}{sequence:03d}"
             grid_codes[g_index] = code
-            grids.append(DemoGrid(code, f"{c_name}第{sequence}网格", "grid", kinds[g_index], c_code,
-                                  _as_multi(grid_union[g_index])))
+            grids.append(
+                DemoGrid(
+                    code,
+                    f"{c_name}第{sequence}网格",
+                    "grid",
+                    kinds[g_index],
+                    c_code,
+                    _as_multi(grid_union[g_index]),
+                )
+            )
     micro_by_grid: dict[int, list[int]] = {}
     for m_index, g_index in enumerate(micro_grid_owner):
         micro_by_grid.setdefault(g_index, []).append(m_index)
@@ -288,8 +358,16 @@ def generate(seed: int) -> DemoStreet:
         for sequence, m_index in enumerate(ordered, start=1):
             code = f"{parent.code}{sequence:03d}"
             micro_codes[m_index] = code
-            grids.append(DemoGrid(code, f"{parent.name}{sequence}号微网格", "micro_grid",
-                                  parent.kind, parent.code, _as_multi(micro_shapes[m_index])))
+            grids.append(
+                DemoGrid(
+                    code,
+                    f"{parent.name}{sequence}号微网格",
+                    "micro_grid",
+                    parent.kind,
+                    parent.code,
+                    _as_multi(micro_shapes[m_index]),
+                )
+            )
 
     buildings = _buildings(rng, micro_shapes, micro_codes, roads, grids)
     _roll_up_households(grids, buildings)
@@ -325,7 +403,7 @@ def _block_orientation(polygon: Polygon) -> float:
     return math.atan2(longest[1], longest[0])
 
 
-def _buildings(rng, micro_shapes, micro_codes, roads, grids) -> list[dict]:  # type: ignore[no-untyped-def]
+def _buildings(rng, micro_shapes, micro_codes, roads, grids) -> list[dict]:
     """Footprints laid out in rows inside each block, set back from the roads."""
     road_tree = shapely.STRtree(roads)
     kind_of = {g.code: g.kind for g in grids if g.level == "micro_grid"}
@@ -349,8 +427,14 @@ def _buildings(rng, micro_shapes, micro_codes, roads, grids) -> list[dict]:  # t
         cos_a, sin_a = math.cos(angle), math.sin(angle)
         xs = centre.x + uu.ravel() * cos_a - vv.ravel() * sin_a
         ys = centre.y + uu.ravel() * sin_a + vv.ravel() * cos_a
-        corners = np.array([[-width / 2, -depth / 2], [width / 2, -depth / 2],
-                            [width / 2, depth / 2], [-width / 2, depth / 2]])
+        corners = np.array(
+            [
+                [-width / 2, -depth / 2],
+                [width / 2, -depth / 2],
+                [width / 2, depth / 2],
+                [-width / 2, depth / 2],
+            ]
+        )
         rotated = corners @ np.array([[cos_a, sin_a], [-sin_a, cos_a]])
         rings = rotated[None, :, :] + np.column_stack([xs, ys])[:, None, :]
         candidates = shapely.polygons(rings)
@@ -364,20 +448,22 @@ def _buildings(rng, micro_shapes, micro_codes, roads, grids) -> list[dict]:  # t
         use = {"residential": "residential", "commercial": "commercial", "office": "office"}[kind]
         for b_index, footprint in enumerate(inside, start=1):
             floors = int(rng.integers(6, 19)) if use == "residential" else int(rng.integers(3, 25))
-            buildings.append({
-                "code": f"{code}B{b_index:02d}",
-                "name": f"{name}{b_index}幢",
-                "address": f"江苏省苏州市苏州工业园区{STREET_NAME}{road}{number}号{name}{b_index}幢",
-                "floors": floors,
-                "households": 0,
-                "use": use,
-                "micro_grid": code,
-                "geom": MultiPolygon([footprint]),
-            })
+            buildings.append(
+                {
+                    "code": f"{code}B{b_index:02d}",
+                    "name": f"{name}{b_index}幢",
+                    "address": f"江苏省苏州市苏州工业园区{STREET_NAME}{road}{number}号{name}{b_index}幢",
+                    "floors": floors,
+                    "households": 0,
+                    "use": use,
+                    "micro_grid": code,
+                    "geom": MultiPolygon([footprint]),
+                }
+            )
     return buildings
 
 
-def _compound_name(rng, heads: str, mids: str, used: set[str]) -> str:  # type: ignore[no-untyped-def]
+def _compound_name(rng, heads: str, mids: str, used: set[str]) -> str:
     while True:
         name = heads[int(rng.integers(len(heads)))] + heads[int(rng.integers(len(heads)))]
         name += mids[int(rng.integers(len(mids)))]
@@ -409,7 +495,7 @@ def _roll_up_households(grids: list[DemoGrid], buildings: list[dict]) -> None:
             totals[code[:length]] = totals.get(code[:length], 0) + building["households"]
     for grid in grids:
         grid.households = totals.get(grid.code, 0)
-        grid.population = int(round(grid.households * 2.6))
+        grid.population = round(grid.households * 2.6)
 
 
 def _cameras(rng: np.random.Generator, roads: list[LineString], outline: Polygon) -> list[dict]:
@@ -436,23 +522,29 @@ def _cameras(rng: np.random.Generator, roads: list[LineString], outline: Polygon
         offset = 6.0  # mounted at the kerb, not in the carriageway
         side = math.radians(heading + 90.0)
         point = Point(point.x + offset * math.sin(side), point.y + offset * math.cos(side))
-        cameras.append({
-            "code": f"{STREET_CODE}C{number:03d}",
-            "name": f"千里眼监控点{number:03d}",
-            "kind": "camera",
-            "heading_deg": round(float(heading), 1),
-            "fov_deg": float(rng.choice([60.0, 75.0, 90.0, 110.0])),
-            "range_m": float(rng.choice([60.0, 80.0, 100.0, 150.0])),
-            "status": statuses[number - 1],
-            "geom": point,
-        })
+        cameras.append(
+            {
+                "code": f"{STREET_CODE}C{number:03d}",
+                "name": f"千里眼监控点{number:03d}",
+                "kind": "camera",
+                "heading_deg": round(float(heading), 1),
+                "fov_deg": float(rng.choice([60.0, 75.0, 90.0, 110.0])),
+                "range_m": float(rng.choice([60.0, 80.0, 100.0, 150.0])),
+                "status": statuses[number - 1],
+                "geom": point,
+            }
+        )
     return cameras
 
 
 def _person(rng: np.random.Generator) -> tuple[str, str]:
     name = SURNAMES[int(rng.integers(len(SURNAMES)))]
     name += "".join(GIVEN[int(i)] for i in rng.integers(len(GIVEN), size=int(rng.integers(1, 3))))
-    phone = "1" + str(int(rng.choice([33, 35, 37, 38, 39, 58, 87, 89]))) + f"{int(rng.integers(10**8)):08d}"
+    phone = (
+        "1"
+        + str(int(rng.choice([33, 35, 37, 38, 39, 58, 87, 89])))
+        + f"{int(rng.integers(10**8)):08d}"
+    )
     return name, phone
 
 
@@ -461,25 +553,39 @@ def _staff(rng: np.random.Generator, grids: list[DemoGrid]) -> list[dict]:
     staff = []
     for grid in grids:
         if grid.level == "grid":
-            roles = [("grid_head", None), ("grid_instructor", "街道党工委"), ("full_time_worker", None),
-                     ("functional_officer", "派出所"), ("functional_officer", "综合行政执法局")]
+            roles = [
+                ("grid_head", None),
+                ("grid_instructor", "街道党工委"),
+                ("full_time_worker", None),
+                ("functional_officer", "派出所"),
+                ("functional_officer", "综合行政执法局"),
+            ]
         elif grid.level == "micro_grid":
             roles = [("micro_grid_liaison", None)]
         else:
             continue
         for role, department in roles:
             name, phone = _person(rng)
-            staff.append({"name": name, "phone": phone, "department": department,
-                          "grid_code": grid.code, "role": role})
+            staff.append(
+                {
+                    "name": name,
+                    "phone": phone,
+                    "department": department,
+                    "grid_code": grid.code,
+                    "role": role,
+                }
+            )
     return staff
 
 
-def _weighted(rng: np.random.Generator, options: tuple, count: int) -> np.ndarray:  # type: ignore[type-arg]
+def _weighted(rng: np.random.Generator, options: tuple, count: int) -> np.ndarray:
     weights = np.array([o[1] for o in options], dtype=float)
     return rng.choice(len(options), size=count, p=weights / weights.sum())
 
 
-def _events(rng: np.random.Generator, micro_shapes: list[Polygon], micro_codes: dict[int, str]) -> list[dict]:
+def _events(
+    rng: np.random.Generator, micro_shapes: list[Polygon], micro_codes: dict[int, str]
+) -> list[dict]:
     """A year of historical events, mostly closed, the last weeks partly open."""
     categories = _weighted(rng, EVENT_CATEGORIES, EVENT_COUNT)
     sources = _weighted(rng, EVENT_SOURCES, EVENT_COUNT)
@@ -494,7 +600,7 @@ def _events(rng: np.random.Generator, micro_shapes: list[Polygon], micro_codes: 
             point = Point(rng.uniform(minx, maxx), rng.uniform(miny, maxy))
             if block.contains(point):
                 break
-        code, weight, descriptions = EVENT_CATEGORIES[int(categories[i])]
+        code, _, descriptions = EVENT_CATEGORIES[int(categories[i])]
         source = EVENT_SOURCES[int(sources[i])][0]
         counters[source] = counters.get(source, 0) + 1
         reported = EVENT_PERIOD_END - timedelta(hours=float(ages_h[i]))
@@ -503,16 +609,18 @@ def _events(rng: np.random.Generator, micro_shapes: list[Polygon], micro_codes: 
         closed = age_days > 14 or rng.random() < 0.6
         status = "closed" if closed else str(rng.choice(["received", "dispatched", "processing"]))
         handled_h = float(rng.gamma(2.0, due_hours / 3.0))
-        events.append({
-            "source": source,
-            "external_id": f"{source.upper()}-{reported:%Y%m%d}-{counters[source]:05d}",
-            "category_code": code,
-            "description": str(rng.choice(descriptions)),
-            "grid_code": micro_codes[int(blocks[i])],
-            "status": status,
-            "reported_at": reported,
-            "due_at": reported + timedelta(hours=due_hours),
-            "closed_at": reported + timedelta(hours=handled_h) if closed else None,
-            "geom": point,
-        })
+        events.append(
+            {
+                "source": source,
+                "external_id": f"{source.upper()}-{reported:%Y%m%d}-{counters[source]:05d}",
+                "category_code": code,
+                "description": str(rng.choice(descriptions)),
+                "grid_code": micro_codes[int(blocks[i])],
+                "status": status,
+                "reported_at": reported,
+                "due_at": reported + timedelta(hours=due_hours),
+                "closed_at": reported + timedelta(hours=handled_h) if closed else None,
+                "geom": point,
+            }
+        )
     return events

@@ -30,9 +30,15 @@ def polygon_problems(geometries: np.ndarray) -> list[GeometryProblem]:
         if geometry is None or shapely.is_empty(geometry):
             problems.append(GeometryProblem(index, "缺少几何（空要素）", False))
         elif geometry.geom_type not in POLYGONAL:
-            problems.append(GeometryProblem(index, f"应为面（Polygon/MultiPolygon），实为 {geometry.geom_type}", False))
+            problems.append(
+                GeometryProblem(
+                    index, f"应为面（Polygon/MultiPolygon），实为 {geometry.geom_type}", False
+                )
+            )
         elif not geometry.is_valid:
-            problems.append(GeometryProblem(index, f"几何无效：{shapely.is_valid_reason(geometry)}", True))
+            problems.append(
+                GeometryProblem(index, f"几何无效：{shapely.is_valid_reason(geometry)}", True)
+            )
     return problems
 
 
@@ -44,7 +50,9 @@ def point_problems(geometries: np.ndarray) -> list[GeometryProblem]:
         elif geometry.geom_type == "MultiPoint" and len(geometry.geoms) == 1:
             continue
         elif geometry.geom_type != "Point":
-            problems.append(GeometryProblem(index, f"应为点（Point），实为 {geometry.geom_type}", False))
+            problems.append(
+                GeometryProblem(index, f"应为点（Point），实为 {geometry.geom_type}", False)
+            )
     return problems
 
 
@@ -75,7 +83,7 @@ def coordinate_range_problem(geometries: np.ndarray, crs_label: str) -> str | No
     if len(valid) == 0:
         return None
     xmin, ymin, xmax, ymax = shapely.total_bounds(valid)
-    in_china_swapped = 3 <= xmin and xmax <= 54 and 73 <= ymin and ymax <= 136
+    in_china_swapped = xmin >= 3 and xmax <= 54 and ymin >= 73 and ymax <= 136
     if in_china_swapped:
         return (
             f"坐标疑似经纬度颠倒（x {xmin:.3f}..{xmax:.3f} 像纬度，y {ymin:.3f}..{ymax:.3f} 像经度）："

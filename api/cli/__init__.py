@@ -32,7 +32,15 @@ def main() -> None:
         if len(error.report.errors) > 100:
             err.print(f"  … 另有 {len(error.report.errors) - 100} 个问题（用 --json 查看全部）")
         sys.exit(1)
-    except (WanggeError, UnreadableFile, ExportError, ClusterError, UnknownCRS, LookupError, ValueError) as error:
+    except (
+        WanggeError,
+        UnreadableFile,
+        ExportError,
+        ClusterError,
+        UnknownCRS,
+        LookupError,
+        ValueError,
+    ) as error:
         err.print(f"[red]错误[/red]：{getattr(error, 'message', error)}", highlight=False)
         sys.exit(1)
     except OperationalError as error:

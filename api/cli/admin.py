@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -87,7 +87,9 @@ def migrate(
         migrations.downgrade(url, revision)
     else:
         migrations.upgrade(url, revision)
-    console.print(f"数据库结构已到版本 {migrations.current_revision(make_engine(get_settings())) or 'base'}")
+    console.print(
+        f"数据库结构已到版本 {migrations.current_revision(make_engine(get_settings())) or 'base'}"
+    )
 
 
 def serve(
@@ -109,15 +111,21 @@ def generations() -> None:
         items = list_generations(connection)
     table = Table("版本", "说明", "创建时间", "最近生效时间")
     for item in items:
-        table.add_row(str(item.id), item.description, f"{item.created_at:%Y-%m-%d %H:%M}",
-                      f"{item.activated_at:%Y-%m-%d %H:%M}" if item.activated_at else "-")
+        table.add_row(
+            str(item.id),
+            item.description,
+            f"{item.created_at:%Y-%m-%d %H:%M}",
+            f"{item.activated_at:%Y-%m-%d %H:%M}" if item.activated_at else "-",
+        )
     console.print(table)
 
 
 def demo_load(
     seed: Annotated[int | None, typer.Option(help="随机种子（相同种子生成相同街道）")] = None,
     reset: Annotated[bool, typer.Option("--reset", help="清空现有数据后载入")] = False,
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="已有网格数据时跳过（make demo 用）")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="已有网格数据时跳过（make demo 用）")
+    ] = False,
 ) -> None:
     """载入演示街道：8 个社区、60 个网格、1202 个微网格、约 2 万栋楼、137 个监控点。"""
     from api.demo import load_demo
@@ -127,14 +135,20 @@ def demo_load(
         console.print("数据库中已有网格数据，跳过演示载入（`wangge demo load --reset` 可重新载入）")
         return
     with console.status("准备 …") as status:
-        summary = load_demo(make_engine(settings), seed or settings.demo_seed, reset=reset,
-                            progress=lambda message: status.update(message + " …"))
+        summary = load_demo(
+            make_engine(settings),
+            seed or settings.demo_seed,
+            reset=reset,
+            progress=lambda message: status.update(message + " …"),
+        )
     levels = "、".join(f"{k} {v}" for k, v in summary.grids_by_level.items())
-    console.print(f"演示街道已载入（第 {summary.generation_id} 版）：{levels}；楼栋 {summary.buildings}，"
-                  f"监控点 {summary.cameras}，人员 {summary.staff}，历史事件 {summary.events}")
+    console.print(
+        f"演示街道已载入（第 {summary.generation_id} 版）：{levels}；楼栋 {summary.buildings}，"
+        f"监控点 {summary.cameras}，人员 {summary.staff}，历史事件 {summary.events}"
+    )
 
 
-def _has_grids(settings) -> bool:  # type: ignore[no-untyped-def]
+def _has_grids(settings) -> bool:
     from sqlalchemy import text
 
     with make_engine(settings).connect() as connection:
@@ -143,15 +157,23 @@ def _has_grids(settings) -> bool:  # type: ignore[no-untyped-def]
 
 def token_create(
     role: Annotated[Role, typer.Option(help="角色")],
-    grid: Annotated[list[str] | None, typer.Option(help="网格编码（field_staff 必填，可重复）")] = None,
+    grid: Annotated[
+        list[str] | None, typer.Option(help="网格编码（field_staff 必填，可重复）")
+    ] = None,
     name: Annotated[str, typer.Option(help="令牌名称（谁在用）")] = "cli",
     expires_days: Annotated[int | None, typer.Option(help="有效天数（默认不过期）")] = None,
 ) -> None:
     """创建 API 令牌。令牌只显示这一次，数据库只保存其哈希。"""
-    expires = datetime.now(timezone.utc) + timedelta(days=expires_days) if expires_days else None
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
     with make_engine(get_settings()).begin() as connection:
-        created = create_token(connection, name=name, role=role, grid_codes=tuple(grid or ()),
-                               expires_at=expires, actor="cli")
+        created = create_token(
+            connection,
+            name=name,
+            role=role,
+            grid_codes=tuple(grid or ()),
+            expires_at=expires,
+            actor="cli",
+        )
     console.print(f"令牌 #{created.id}（{created.role.value}）：", highlight=False)
     print(created.secret)
 
@@ -162,10 +184,16 @@ def token_list() -> None:
         rows = list_tokens(connection)
     table = Table("编号", "名称", "前缀", "角色", "网格", "创建", "过期", "吊销")
     for row in rows:
-        table.add_row(str(row["id"]), row["name"], row["prefix"] + "…", row["role"],
-                      ",".join(row["grid_codes"]) or "-", f"{row['created_at']:%Y-%m-%d}",
-                      f"{row['expires_at']:%Y-%m-%d}" if row["expires_at"] else "-",
-                      f"{row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "-")
+        table.add_row(
+            str(row["id"]),
+            row["name"],
+            row["prefix"] + "…",
+            row["role"],
+            ",".join(row["grid_codes"]) or "-",
+            f"{row['created_at']:%Y-%m-%d}",
+            f"{row['expires_at']:%Y-%m-%d}" if row["expires_at"] else "-",
+            f"{row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "-",
+        )
     console.print(table)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +24,9 @@ Crs = Annotated[str | None, typer.Option(help="源坐标系（EPSG 代码等）�
 CodeField = Annotated[str | None, typer.Option(help="编码字段名（默认自动识别 code/编码…）")]
 NameField = Annotated[str | None, typer.Option(help="名称字段名（默认自动识别 name/名称…）")]
 Layer = Annotated[str | None, typer.Option(help="多图层文件中的图层名")]
-Encoding = Annotated[str | None, typer.Option(help="属性表编码（Shapefile 无 .cpg 时自动识别 UTF-8/GBK）")]
+Encoding = Annotated[
+    str | None, typer.Option(help="属性表编码（Shapefile 无 .cpg 时自动识别 UTF-8/GBK）")
+]
 LonField = Annotated[str | None, typer.Option(help="CSV 经度列")]
 LatField = Annotated[str | None, typer.Option(help="CSV 纬度列")]
 WktField = Annotated[str | None, typer.Option(help="CSV 的 WKT 几何列")]
@@ -33,13 +35,13 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="只检查并报告，�
 AsJson = Annotated[bool, typer.Option("--json", help="以 JSON 输出报告")]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     grids = "grids"
     buildings = "buildings"
     points = "points"
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     geojson = "geojson"
     gpkg = "gpkg"
     shp = "shp"
@@ -51,8 +53,9 @@ assert {f.value for f in Format} == set(EXPORT_FORMATS)
 
 
 def register(app: typer.Typer) -> None:
-    importer = typer.Typer(help="导入网格、楼栋、监控点（GeoJSON/GeoPackage/Shapefile/KML/CSV）",
-                           no_args_is_help=True)
+    importer = typer.Typer(
+        help="导入网格、楼栋、监控点（GeoJSON/GeoPackage/Shapefile/KML/CSV）", no_args_is_help=True
+    )
     app.add_typer(importer, name="import")
     importer.command("grids")(import_grids_command)
     importer.command("buildings")(import_buildings_command)
@@ -60,10 +63,14 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export_command)
 
 
-def _read(path: Path, layer, encoding, lon_field, lat_field, wkt_field):  # type: ignore[no-untyped-def]
+def _read(path: Path, layer, encoding, lon_field, lat_field, wkt_field):
     with console.status(f"读取 {path.name} …"):
-        return read_layer(path, layer=layer, encoding=encoding,
-                          csv_columns=CsvColumns(lon_field, lat_field, wkt_field))
+        return read_layer(
+            path,
+            layer=layer,
+            encoding=encoding,
+            csv_columns=CsvColumns(lon_field, lat_field, wkt_field),
+        )
 
 
 def _show(report: ImportReport, as_json: bool) -> None:
@@ -71,13 +78,23 @@ def _show(report: ImportReport, as_json: bool) -> None:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2, default=str))
         return
     verb = "将" if report.dry_run else "已"
-    console.print(f"{report.file}（{report.format}，{report.features} 个要素，坐标系 {report.crs}"
-                  + (f"，编码 {report.encoding}" if report.encoding else "") + "）", highlight=False)
-    console.print(f"  {verb}新增 {report.created}，{verb}更新 {report.updated}，未变 {report.unchanged}"
-                  + (f"，{verb}删除 {report.removed}" if report.removed else ""), highlight=False)
+    console.print(
+        f"{report.file}（{report.format}，{report.features} 个要素，坐标系 {report.crs}"
+        + (f"，编码 {report.encoding}" if report.encoding else "")
+        + "）",
+        highlight=False,
+    )
+    console.print(
+        f"  {verb}新增 {report.created}，{verb}更新 {report.updated}，未变 {report.unchanged}"
+        + (f"，{verb}删除 {report.removed}" if report.removed else ""),
+        highlight=False,
+    )
     for item in report.repaired:
-        console.print(f"  [yellow]已修复[/yellow] 第 {item['row']} 个要素 {item.get('code') or ''}：{item['reason']}"
-                      f"（面积 {item.get('area_before_m2')} → {item.get('area_after_m2')} m²）", highlight=False)
+        console.print(
+            f"  [yellow]已修复[/yellow] 第 {item['row']} 个要素 {item.get('code') or ''}：{item['reason']}"
+            f"（面积 {item.get('area_before_m2')} → {item.get('area_after_m2')} m²）",
+            highlight=False,
+        )
     for note in report.notes:
         console.print(f"  注意：{note}", highlight=False)
     if report.generation:
@@ -86,7 +103,14 @@ def _show(report: ImportReport, as_json: bool) -> None:
         console.print("  [cyan]试运行：未写入任何数据[/cyan]")
 
 
-def _run(kind: str, path: Path, options: ImportOptions, read_args: tuple, as_json: bool, level: str | None = None) -> None:  # type: ignore[type-arg]
+def _run(
+    kind: str,
+    path: Path,
+    options: ImportOptions,
+    read_args: tuple,
+    as_json: bool,
+    level: str | None = None,
+) -> None:
     source = _read(path, *read_args)
     engine = make_engine(get_settings())
     try:
@@ -112,14 +136,18 @@ def import_grids_command(
     crs: Crs = None,
     code_field: CodeField = None,
     name_field: NameField = None,
-    parent_field: Annotated[str | None, typer.Option(help="上级编码字段名（缺省时按编码前缀或空间位置推断）")] = None,
+    parent_field: Annotated[
+        str | None, typer.Option(help="上级编码字段名（缺省时按编码前缀或空间位置推断）")
+    ] = None,
     layer: Layer = None,
     encoding: Encoding = None,
     lon_field: LonField = None,
     lat_field: LatField = None,
     wkt_field: WktField = None,
     repair: Repair = False,
-    replace: Annotated[bool, typer.Option("--replace", help="文件即该层级全部网格：删除文件中没有的")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="文件即该层级全部网格：删除文件中没有的")
+    ] = False,
     dry_run: DryRun = False,
     as_json: AsJson = False,
 ) -> None:
@@ -141,7 +169,9 @@ def import_buildings_command(
     as_json: AsJson = False,
 ) -> None:
     """导入楼栋（按编码新增或更新）。"""
-    options = ImportOptions(crs=crs, fields={"code": code_field, "name": name_field}, repair=repair, dry_run=dry_run)
+    options = ImportOptions(
+        crs=crs, fields={"code": code_field, "name": name_field}, repair=repair, dry_run=dry_run
+    )
     _run("buildings", path, options, (layer, encoding, None, None, None), as_json)
 
 
@@ -158,7 +188,9 @@ def import_points_command(
     as_json: AsJson = False,
 ) -> None:
     """导入监控点（摄像头、传感器；按编码新增或更新）。"""
-    options = ImportOptions(crs=crs, fields={"code": code_field, "name": name_field}, dry_run=dry_run)
+    options = ImportOptions(
+        crs=crs, fields={"code": code_field, "name": name_field}, dry_run=dry_run
+    )
     _run("points", path, options, (layer, encoding, lon_field, lat_field, None), as_json)
 
 
@@ -177,6 +209,14 @@ def export_command(
         with engine.connect() as connection:
             generation = generation_at(connection)
     with console.status(f"导出到 {out} …"):
-        count = export_layer(engine, kind.value, out, format_name=format_name.value if format_name else None,
-                             level=level, generation=generation, crs=crs, encoding=encoding)
+        count = export_layer(
+            engine,
+            kind.value,
+            out,
+            format_name=format_name.value if format_name else None,
+            level=level,
+            generation=generation,
+            crs=crs,
+            encoding=encoding,
+        )
     console.print(f"已导出 {count} 个要素到 {out}", highlight=False)

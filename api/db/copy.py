@@ -54,6 +54,9 @@ def copy_rows(
     )
     raw = connection.connection.dbapi_connection
     assert raw is not None
-    with raw.cursor() as cursor:
+    cursor: Any = raw.cursor()  # psycopg2's cursor: copy_expert is not in the DB-API protocol
+    try:
         cursor.copy_expert(statement.as_string(raw), buffer)
+    finally:
+        cursor.close()
     return count

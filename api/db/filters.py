@@ -20,8 +20,12 @@ class BBox:
         envelope = "ST_MakeEnvelope(:bbox_minx, :bbox_miny, :bbox_maxx, :bbox_maxy, 4326)"
         return (
             f"{column} && {envelope} AND ST_Intersects({column}, {envelope})",
-            {"bbox_minx": self.minx, "bbox_miny": self.miny,
-             "bbox_maxx": self.maxx, "bbox_maxy": self.maxy},
+            {
+                "bbox_minx": self.minx,
+                "bbox_miny": self.miny,
+                "bbox_maxx": self.maxx,
+                "bbox_maxy": self.maxy,
+            },
         )
 
 
@@ -35,16 +39,24 @@ def where(clauses: list[str]) -> str:
     return (" WHERE " + " AND ".join(clauses)) if clauses else ""
 
 
-def feature(geometry: Any, properties: dict[str, Any], feature_id: str | None = None) -> dict[str, Any]:
+def feature(
+    geometry: Any, properties: dict[str, Any], feature_id: str | None = None
+) -> dict[str, Any]:
     item: dict[str, Any] = {"type": "Feature", "geometry": geometry, "properties": properties}
     if feature_id is not None:
         item["id"] = feature_id
     return item
 
 
-def collection(features: list[dict[str, Any]], page: Page, has_more: bool, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "FeatureCollection", "features": features,
-                            "numberReturned": len(features), "offset": page.offset,
-                            "hasMore": has_more}
+def collection(
+    features: list[dict[str, Any]], page: Page, has_more: bool, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "features": features,
+        "numberReturned": len(features),
+        "offset": page.offset,
+        "hasMore": has_more,
+    }
     body.update(extra)
     return body

@@ -40,9 +40,7 @@ def generation_at(connection: Connection, at: datetime | None = None) -> int:
 def create_generation(connection: Connection, description: str, created_by: str) -> int:
     return int(
         connection.execute(
-            text(
-                "INSERT INTO generation (description, created_by) VALUES (:d, :by) RETURNING id"
-            ),
+            text("INSERT INTO generation (description, created_by) VALUES (:d, :by) RETURNING id"),
             {"d": description, "by": created_by},
         ).scalar_one()
     )
@@ -50,13 +48,13 @@ def create_generation(connection: Connection, description: str, created_by: str)
 
 def activate(connection: Connection, generation_id: int, activated_by: str) -> None:
     connection.execute(
-        text(
-            "INSERT INTO generation_activation (generation_id, activated_by) VALUES (:g, :by)"
-        ),
+        text("INSERT INTO generation_activation (generation_id, activated_by) VALUES (:g, :by)"),
         {"g": generation_id, "by": activated_by},
     )
     # Workers holding an in-memory index listen on this channel (lookup service).
-    connection.execute(text("SELECT pg_notify('wangge_generation', CAST(:g AS text))"), {"g": generation_id})
+    connection.execute(
+        text("SELECT pg_notify('wangge_generation', CAST(:g AS text))"), {"g": generation_id}
+    )
 
 
 def list_generations(connection: Connection) -> list[GenerationInfo]:

@@ -18,9 +18,16 @@ _COLUMNS = (
 
 def _properties(row: Any, generation: int) -> dict[str, Any]:
     return {
-        "code": row.code, "name": row.name, "level": row.level, "level_label": row.level_label,
-        "kind": row.kind, "parent_code": row.parent_code, "households": row.households,
-        "population": row.population, "attributes": row.attributes, "generation": generation,
+        "code": row.code,
+        "name": row.name,
+        "level": row.level,
+        "level_label": row.level_label,
+        "kind": row.kind,
+        "parent_code": row.parent_code,
+        "households": row.households,
+        "population": row.population,
+        "attributes": row.attributes,
+        "generation": generation,
     }
 
 
@@ -34,7 +41,11 @@ def find_grids(
     page: Page,
 ) -> dict[str, Any]:
     clauses = [_IN_GENERATION]
-    params: dict[str, Any] = {"generation": generation, "limit": page.limit + 1, "offset": page.offset}
+    params: dict[str, Any] = {
+        "generation": generation,
+        "limit": page.limit + 1,
+        "offset": page.offset,
+    }
     if level:
         clauses.append("g.level = :level")
         params["level"] = level
@@ -53,8 +64,10 @@ def find_grids(
         ),
         params,
     ).all()
-    features = [feature(json.loads(r.geometry), _properties(r, generation), r.code)
-                for r in rows[: page.limit]]
+    features = [
+        feature(json.loads(r.geometry), _properties(r, generation), r.code)
+        for r in rows[: page.limit]
+    ]
     return collection(features, page, len(rows) > page.limit, generation=generation)
 
 

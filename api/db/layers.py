@@ -21,8 +21,16 @@ LAYERS: dict[str, dict[str, Any]] = {
     },
     "points": {
         "table": "monitoring_point",
-        "columns": ("code", "name", "kind", "heading_deg", "fov_deg", "range_m", "status",
-                    "attributes"),
+        "columns": (
+            "code",
+            "name",
+            "kind",
+            "heading_deg",
+            "fov_deg",
+            "range_m",
+            "status",
+            "attributes",
+        ),
     },
 }
 
@@ -54,13 +62,17 @@ def find_features(
             raise ValueError(f"unknown column {column}")
         clauses.append(f"t.{column} = :eq_{column}")
         params[f"eq_{column}"] = value
-    rows = connection.execute(
-        text(
-            f"SELECT {columns}, ST_AsGeoJSON(t.geom) AS geometry FROM {spec['table']} t"
-            f"{where(clauses)} ORDER BY t.code LIMIT :limit OFFSET :offset"
-        ),
-        params,
-    ).mappings().all()
+    rows = (
+        connection.execute(
+            text(
+                f"SELECT {columns}, ST_AsGeoJSON(t.geom) AS geometry FROM {spec['table']} t"
+                f"{where(clauses)} ORDER BY t.code LIMIT :limit OFFSET :offset"
+            ),
+            params,
+        )
+        .mappings()
+        .all()
+    )
     features = [
         feature(json.loads(r["geometry"]), {c: r[c] for c in spec["columns"]}, r["code"])
         for r in rows[: page.limit]

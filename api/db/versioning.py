@@ -21,8 +21,17 @@ _LOCK_KEY = 7_310_512  # pg_advisory_xact_lock key for generation changes
 # Geometries closer than this (degrees, ~0.1 mm) are the same drawing: a KML or GeoJSON round
 # trip prints 15 significant digits, which must not count as a redraw.
 SAME_GEOMETRY_DEG = 1e-9
-_GRID_COLUMNS = ("code", "name", "level", "kind", "parent_code", "households", "population",
-                 "attributes", "geom")
+_GRID_COLUMNS = (
+    "code",
+    "name",
+    "level",
+    "kind",
+    "parent_code",
+    "households",
+    "population",
+    "attributes",
+    "geom",
+)
 
 
 @dataclass
@@ -55,7 +64,9 @@ def active_or_none(connection: Connection) -> int | None:
         return None
 
 
-def grids_in_generation(connection: Connection, generation: int, level: str | None = None) -> dict[str, GridRow]:
+def grids_in_generation(
+    connection: Connection, generation: int, level: str | None = None
+) -> dict[str, GridRow]:
     rows = connection.execute(
         text(
             "SELECT code, name, level, kind, parent_code, households, population, attributes, "
@@ -65,8 +76,17 @@ def grids_in_generation(connection: Connection, generation: int, level: str | No
         {"g": generation, "level": level},
     ).all()
     return {
-        r.code: GridRow(r.code, r.name, r.level, r.kind, r.parent_code, r.households, r.population,
-                        r.attributes or {}, shapely.from_wkb(bytes(r.wkb)))
+        r.code: GridRow(
+            r.code,
+            r.name,
+            r.level,
+            r.kind,
+            r.parent_code,
+            r.households,
+            r.population,
+            r.attributes or {},
+            shapely.from_wkb(bytes(r.wkb)),
+        )
         for r in rows
     }
 
@@ -84,10 +104,14 @@ def publish(
     new = create_generation(connection, description, actor)
     skip = sorted({row.code for row in changed} | removed)
     if active is not None:
-        in_active = "generation_low <= :active AND generation_high >= :active AND code <> ALL(:skip)"
+        in_active = (
+            "generation_low <= :active AND generation_high >= :active AND code <> ALL(:skip)"
+        )
         params = {"active": active, "new": new, "skip": skip}
         connection.execute(
-            text(f"UPDATE grid SET generation_high = :new WHERE {in_active} AND generation_high = :new - 1"),
+            text(
+                f"UPDATE grid SET generation_high = :new WHERE {in_active} AND generation_high = :new - 1"
+            ),
             params,
         )
         columns = ", ".join(_GRID_COLUMNS)
@@ -99,9 +123,25 @@ def publish(
             params,
         )
     copy_rows(
-        connection, "grid", (*_GRID_COLUMNS, "generation_low", "generation_high"),
-        ((r.code, r.name, r.level, r.kind, r.parent_code, r.households, r.population, r.attributes,
-          r.geom, new, new) for r in changed),
+        connection,
+        "grid",
+        (*_GRID_COLUMNS, "generation_low", "generation_high"),
+        (
+            (
+                r.code,
+                r.name,
+                r.level,
+                r.kind,
+                r.parent_code,
+                r.households,
+                r.population,
+                r.attributes,
+                r.geom,
+                new,
+                new,
+            )
+            for r in changed
+        ),
     )
     activate(connection, new, actor)
     return new

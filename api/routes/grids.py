@@ -14,7 +14,7 @@ from api.errors import Forbidden, NotFound
 from api.routes.params import BBoxDep, GenerationDep, PageDep
 
 router = APIRouter(tags=["grids"])
-GEOJSON = {"content": {"application/geo+json": {}}}
+GEOJSON: dict[str, Any] = {"content": {"application/geo+json": {}}}
 
 
 @router.get("/levels", summary="The grid hierarchy's levels (data, configurable)")
@@ -32,8 +32,13 @@ def generations(connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
     return {
         "active": active,
         "generations": [
-            {"id": g.id, "description": g.description, "created_at": g.created_at,
-             "last_activated_at": g.activated_at, "active": g.id == active}
+            {
+                "id": g.id,
+                "description": g.description,
+                "created_at": g.created_at,
+                "last_activated_at": g.activated_at,
+                "active": g.id == active,
+            }
             for g in items
         ],
     }
@@ -51,16 +56,24 @@ def list_grids(
 ) -> dict[str, Any]:
     if level is not None and level not in {lv["name"] for lv in grid_queries.levels(connection)}:
         raise NotFound(f"没有名为 {level} 的层级", code="level_not_found", where="query.level")
-    return grid_queries.find_grids(connection, generation, level=level, parent_code=parent,
-                                   bbox=bbox, page=page)
+    return grid_queries.find_grids(
+        connection, generation, level=level, parent_code=parent, bbox=bbox, page=page
+    )
 
 
-@router.get("/grids/{code}", summary="One grid with its path up the hierarchy", responses={200: GEOJSON})
-def get_grid(code: str, connection: ConnectionDep, _: ReaderDep, generation: GenerationDep) -> dict[str, Any]:
+@router.get(
+    "/grids/{code}", summary="One grid with its path up the hierarchy", responses={200: GEOJSON}
+)
+def get_grid(
+    code: str, connection: ConnectionDep, _: ReaderDep, generation: GenerationDep
+) -> dict[str, Any]:
     found = grid_queries.get_grid(connection, code, generation)
     if found is None:
-        raise NotFound(f"第 {generation} 版中没有编码为 {code} 的网格", code="grid_not_found",
-                       where="path.code")
+        raise NotFound(
+            f"第 {generation} 版中没有编码为 {code} 的网格",
+            code="grid_not_found",
+            where="path.code",
+        )
     return found
 
 
@@ -71,7 +84,12 @@ def grid_staff(
     path = grid_queries.grid_path(connection, code, generation)
     if not path:
         raise NotFound(f"没有编码为 {code} 的网格", code="grid_not_found", where="path.code")
-    if principal.role == Role.field_staff and not set(principal.grid_codes) & {p["code"] for p in path}:
-        raise Forbidden("网格员令牌只能查看本人负责网格的人员信息", code="outside_token_scope",
-                        where="path.code")
+    if principal.role == Role.field_staff and not set(principal.grid_codes) & {
+        p["code"] for p in path
+    }:
+        raise Forbidden(
+            "网格员令牌只能查看本人负责网格的人员信息",
+            code="outside_token_scope",
+            where="path.code",
+        )
     return {"code": code, "staff": grid_queries.staff_for_grid(connection, code)}

@@ -12,8 +12,10 @@ from api.deps import ConnectionDep, ReaderDep
 from api.routes.params import BBoxDep, PageDep
 
 router = APIRouter(tags=["buildings and monitoring points"])
-GEOJSON = {"content": {"application/geo+json": {}}}
-GridFilter = Annotated[str | None, Query(description="Only features in this grid (active generation)")]
+GEOJSON: dict[str, Any] = {"content": {"application/geo+json": {}}}
+GridFilter = Annotated[
+    str | None, Query(description="Only features in this grid (active generation)")
+]
 
 
 @router.get("/buildings", summary="Buildings as GeoJSON", responses={200: GEOJSON})
@@ -21,11 +23,14 @@ def buildings(
     connection: ConnectionDep, _: ReaderDep, bbox: BBoxDep, page: PageDep, grid: GridFilter = None
 ) -> dict[str, Any]:
     generation = generation_at(connection) if grid else None
-    return find_features(connection, "buildings", bbox=bbox, grid_code=grid,
-                         generation=generation, page=page)
+    return find_features(
+        connection, "buildings", bbox=bbox, grid_code=grid, generation=generation, page=page
+    )
 
 
-@router.get("/points", summary="Monitoring points (cameras, sensors) as GeoJSON", responses={200: GEOJSON})
+@router.get(
+    "/points", summary="Monitoring points (cameras, sensors) as GeoJSON", responses={200: GEOJSON}
+)
 def points(
     connection: ConnectionDep,
     _: ReaderDep,
@@ -35,7 +40,16 @@ def points(
     kind: Literal["camera", "sensor"] | None = None,
     status: Literal["online", "offline", "fault"] | None = None,
 ) -> dict[str, Any]:
-    equals = {k: v for k, v in {"kind": kind, "status": status}.items() if v is not None}
+    equals: dict[str, str] = {
+        k: v for k, v in {"kind": kind, "status": status}.items() if v is not None
+    }
     generation = generation_at(connection) if grid else None
-    return find_features(connection, "points", bbox=bbox, grid_code=grid, generation=generation,
-                         equals=equals, page=page)
+    return find_features(
+        connection,
+        "points",
+        bbox=bbox,
+        grid_code=grid,
+        generation=generation,
+        equals=equals,
+        page=page,
+    )

@@ -26,13 +26,15 @@ def parse_bbox(value: str | None) -> BBox | None:
     if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
         raise InvalidInput(
             "bbox 应为四个数字：最小经度,最小纬度,最大经度,最大纬度（WGS84）",
-            code="invalid_bbox", where="query.bbox",
+            code="invalid_bbox",
+            where="query.bbox",
         )
     minx, miny, maxx, maxy = numbers
     if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
         raise InvalidInput(
             f"bbox 超出范围或次序颠倒：{value}（经度 -180..180，纬度 -90..90，最小值在前）",
-            code="invalid_bbox", where="query.bbox",
+            code="invalid_bbox",
+            where="query.bbox",
         )
     return BBox(minx, miny, maxx, maxy)
 
@@ -40,8 +42,10 @@ def parse_bbox(value: str | None) -> BBox | None:
 def bbox_param(
     bbox: Annotated[
         str | None,
-        Query(description="WGS84 bounding box: min_lon,min_lat,max_lon,max_lat",
-              examples=["120.72,31.29,120.75,31.32"]),
+        Query(
+            description="WGS84 bounding box: min_lon,min_lat,max_lon,max_lat",
+            examples=["120.72,31.29,120.75,31.32"],
+        ),
     ] = None,
 ) -> BBox | None:
     return parse_bbox(bbox)
@@ -56,18 +60,22 @@ def generation_param(
     ] = None,
 ) -> int:
     if generation is not None and at is not None:
-        raise InvalidInput("generation 与 at 只能给一个", code="conflicting_parameters",
-                           where="query.generation")
+        raise InvalidInput(
+            "generation 与 at 只能给一个", code="conflicting_parameters", where="query.generation"
+        )
     if generation is not None:
         return _existing_generation(connection, generation)
     return generation_at(connection, at)
 
 
 def _existing_generation(connection: Connection, generation: int) -> int:
-    found = connection.execute(text("SELECT 1 FROM generation WHERE id = :g"), {"g": generation}).first()
+    found = connection.execute(
+        text("SELECT 1 FROM generation WHERE id = :g"), {"g": generation}
+    ).first()
     if found is None:
-        raise NotFound(f"没有第 {generation} 版网格", code="generation_not_found",
-                       where="query.generation")
+        raise NotFound(
+            f"没有第 {generation} 版网格", code="generation_not_found", where="query.generation"
+        )
     return generation
 
 

@@ -26,13 +26,24 @@ class TokenRequest(BaseModel):
 def create(body: TokenRequest, engine: EngineDep, admin: AdminDep) -> dict[str, Any]:
     try:
         with engine.begin() as connection:
-            created = create_token(connection, name=body.name, role=body.role,
-                                   grid_codes=tuple(body.grid_codes), expires_at=body.expires_at,
-                                   actor=admin.actor)
+            created = create_token(
+                connection,
+                name=body.name,
+                role=body.role,
+                grid_codes=tuple(body.grid_codes),
+                expires_at=body.expires_at,
+                actor=admin.actor,
+            )
     except (ValueError, LookupError) as error:
-        raise InvalidInput(str(error), code="invalid_token_request", where="body.grid_codes") from error
-    return {"id": created.id, "token": created.secret, "role": created.role.value,
-            "grid_codes": list(created.grid_codes)}
+        raise InvalidInput(
+            str(error), code="invalid_token_request", where="body.grid_codes"
+        ) from error
+    return {
+        "id": created.id,
+        "token": created.secret,
+        "role": created.role.value,
+        "grid_codes": list(created.grid_codes),
+    }
 
 
 @router.get("/tokens", summary="List tokens (never their secrets)")
@@ -45,4 +56,6 @@ def index(engine: EngineDep, _: AdminDep) -> list[dict[str, Any]]:
 def revoke(token_id: int, engine: EngineDep, admin: AdminDep) -> None:
     with engine.begin() as connection:
         if not revoke_token(connection, token_id, admin.actor):
-            raise NotFound(f"没有编号为 {token_id} 的有效令牌", code="token_not_found", where="path.token_id")
+            raise NotFound(
+                f"没有编号为 {token_id} 的有效令牌", code="token_not_found", where="path.token_id"
+            )

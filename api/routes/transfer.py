@@ -14,13 +14,24 @@ from starlette.background import BackgroundTask
 from api.deps import EngineDep, PlannerDep, ReaderDep
 from api.errors import InvalidInput, NotFound
 from api.routes.params import GenerationDep
-from api.transfer.export import EXPORT_FORMATS, ExportError, NothingToExport, export_layer, zip_shapefile
+from api.transfer.export import (
+    EXPORT_FORMATS,
+    ExportError,
+    NothingToExport,
+    export_layer,
+    zip_shapefile,
+)
 from api.transfer.imports import ImportOptions, import_buildings, import_grids, import_points
 from api.transfer.read import FORMATS, CsvColumns, UnreadableFile, read_layer
 
 router = APIRouter(tags=["import and export"])
-MEDIA_TYPES = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3",
-               "shp": "application/zip", "kml": "application/vnd.google-earth.kml+xml", "csv": "text/csv"}
+MEDIA_TYPES = {
+    "geojson": "application/geo+json",
+    "gpkg": "application/geopackage+sqlite3",
+    "shp": "application/zip",
+    "kml": "application/vnd.google-earth.kml+xml",
+    "csv": "text/csv",
+}
 Kind = Literal["grids", "buildings", "points"]
 
 
@@ -29,7 +40,8 @@ def _save_upload(upload: UploadFile, folder: Path) -> Path:
     if Path(name).suffix.lower() not in FORMATS:
         raise InvalidInput(
             f"不支持的文件类型 {name}：请上传 .geojson/.json、.gpkg、.zip（Shapefile）、.kml/.kmz 或 .csv",
-            code="unsupported_format", where="body.file",
+            code="unsupported_format",
+            where="body.file",
         )
     target = folder / name
     with target.open("wb") as handle:
@@ -50,7 +62,9 @@ def import_file(
     kind: Kind,
     engine: EngineDep,
     principal: PlannerDep,
-    file: Annotated[UploadFile, File(description="GeoJSON, GeoPackage, zipped Shapefile, KML/KMZ or CSV")],
+    file: Annotated[
+        UploadFile, File(description="GeoJSON, GeoPackage, zipped Shapefile, KML/KMZ or CSV")
+    ],
     level: Annotated[str | None, Form()] = None,
     crs: Annotated[str | None, Form()] = None,
     code_field: Annotated[str | None, Form()] = None,
@@ -66,18 +80,32 @@ def import_file(
     dry_run: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     if kind == "grids" and not level:
-        raise InvalidInput("导入网格需要 level（street/community/grid/micro_grid）", code="level_required",
-                           where="body.level")
-    options = ImportOptions(crs=crs, fields={"code": code_field, "name": name_field, "parent": parent_field},
-                            repair=repair, dry_run=dry_run, replace=replace, actor=principal.actor)
+        raise InvalidInput(
+            "导入网格需要 level（street/community/grid/micro_grid）",
+            code="level_required",
+            where="body.level",
+        )
+    options = ImportOptions(
+        crs=crs,
+        fields={"code": code_field, "name": name_field, "parent": parent_field},
+        repair=repair,
+        dry_run=dry_run,
+        replace=replace,
+        actor=principal.actor,
+    )
     with tempfile.TemporaryDirectory(prefix="wangge-upload-") as folder:
         path = _save_upload(file, Path(folder))
         try:
-            source = read_layer(path, layer=layer, encoding=encoding,
-                                csv_columns=CsvColumns(lon_field, lat_field, wkt_field))
+            source = read_layer(
+                path,
+                layer=layer,
+                encoding=encoding,
+                csv_columns=CsvColumns(lon_field, lat_field, wkt_field),
+            )
         except UnreadableFile as error:
-            raise InvalidInput(str(error).replace(folder + "/", ""), code="unreadable_file",
-                               where="body.file") from error
+            raise InvalidInput(
+                str(error).replace(folder + "/", ""), code="unreadable_file", where="body.file"
+            ) from error
         if kind == "grids":
             assert level is not None
             report = import_grids(engine, source, level, options)
@@ -101,13 +129,23 @@ def export_file(
     format: Annotated[Literal["geojson", "gpkg", "shp", "kml", "csv"], Query()] = "geojson",
     level: Annotated[str | None, Query(description="Only this level (grids)")] = None,
     crs: Annotated[str, Query(description="Output CRS, e.g. EPSG:4490")] = "EPSG:4326",
-    encoding: Annotated[str | None, Query(description="Shapefile attribute encoding, e.g. GBK")] = None,
+    encoding: Annotated[
+        str | None, Query(description="Shapefile attribute encoding, e.g. GBK")
+    ] = None,
 ) -> FileResponse:
     folder = Path(tempfile.mkdtemp(prefix="wangge-export-"))
     name = f"{kind}{'-' + level if level else ''}{EXPORT_FORMATS[format].suffix}"
     try:
-        export_layer(engine, kind, folder / name, format_name=format, level=level,
-                     generation=generation, crs=crs, encoding=encoding)
+        export_layer(
+            engine,
+            kind,
+            folder / name,
+            format_name=format,
+            level=level,
+            generation=generation,
+            crs=crs,
+            encoding=encoding,
+        )
     except ExportError as error:
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(error, NothingToExport):
@@ -117,5 +155,9 @@ def export_file(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     path = zip_shapefile(folder / name) if format == "shp" else folder / name
-    return FileResponse(path, media_type=MEDIA_TYPES[format], filename=path.name,
-                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+    return FileResponse(
+        path,
+        media_type=MEDIA_TYPES[format],
+        filename=path.name,
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,13 +64,17 @@ class NothingToExport(ExportError):
 def format_for(out: Path, format_name: str | None) -> str:
     if format_name:
         if format_name not in EXPORT_FORMATS:
-            raise ExportError(f"不支持的导出格式 {format_name}（支持：{', '.join(EXPORT_FORMATS)}）")
+            raise ExportError(
+                f"不支持的导出格式 {format_name}（支持：{', '.join(EXPORT_FORMATS)}）"
+            )
         return format_name
     suffix = out.suffix.lower()
     for name, spec in EXPORT_FORMATS.items():
         if spec.suffix == suffix or (name == "geojson" and suffix == ".json"):
             return name
-    raise ExportError(f"无法从文件名 {out.name} 判断格式，请用 --format 指定（{', '.join(EXPORT_FORMATS)}）")
+    raise ExportError(
+        f"无法从文件名 {out.name} 判断格式，请用 --format 指定（{', '.join(EXPORT_FORMATS)}）"
+    )
 
 
 def export_layer(
@@ -90,7 +95,11 @@ def export_layer(
     if chosen == "kml" and parse_crs(target) != parse_crs(WGS84):
         raise ExportError("KML 只能使用 WGS84（EPSG:4326）")
     with engine.connect() as connection:
-        rows = connection.execute(text(QUERIES[kind]), {"generation": generation, "level": level}).mappings().all()
+        rows = (
+            connection.execute(text(QUERIES[kind]), {"generation": generation, "level": level})
+            .mappings()
+            .all()
+        )
     if not rows:
         raise NothingToExport("没有可导出的要素")
     geometries = transform(shapely.from_wkb([bytes(r["wkb"]) for r in rows]), WGS84, target)
@@ -104,12 +113,21 @@ def export_layer(
     geometry_type = "Point" if kind == "points" else "MultiPolygon"
     if out.exists():
         out.unlink()
-    raw.write(out, shapely.to_wkb(geometries), columns, names, driver=spec.driver, crs=target,
-              geometry_type=geometry_type, layer=kind, **options)
+    raw.write(
+        out,
+        shapely.to_wkb(geometries),
+        columns,
+        names,
+        driver=spec.driver,
+        crs=target,
+        geometry_type=geometry_type,
+        layer=kind,
+        **options,
+    )
     return len(rows)
 
 
-def _columns(rows: list[Any], shapefile: bool) -> tuple[list[str], list[np.ndarray]]:
+def _columns(rows: Sequence[Any], shapefile: bool) -> tuple[list[str], list[np.ndarray]]:
     fixed = [k for k in rows[0] if k not in ("wkb", "attributes")]
     extra = list(dict.fromkeys(k for r in rows for k in (r["attributes"] or {})))
     extra = [k for k in extra if k not in fixed]
@@ -131,7 +149,9 @@ def _array(values: list[Any]) -> np.ndarray:
             return np.array(values, dtype=np.int64)
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
             return np.array(values, dtype=np.float64)
-    return np.array([v if v is None or isinstance(v, str) else _text(v) for v in values], dtype=object)
+    return np.array(
+        [v if v is None or isinstance(v, str) else _text(v) for v in values], dtype=object
+    )
 
 
 def _text(value: Any) -> str:

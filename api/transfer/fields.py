@@ -96,24 +96,35 @@ def resolve_columns(
         explicit = chosen.get(target.name)
         if explicit:
             if explicit not in available:
-                issues.append(ImportIssue(
-                    None, target.name,
-                    f"{file} 没有字段 {explicit!r}（现有字段：{', '.join(available) or '无'}）"))
+                issues.append(
+                    ImportIssue(
+                        None,
+                        target.name,
+                        f"{file} 没有字段 {explicit!r}（现有字段：{', '.join(available) or '无'}）",
+                    )
+                )
             columns[target.name] = explicit
             continue
         found = next((lowered[c.lower()] for c in target.candidates if c.lower() in lowered), None)
         if found is None and target.required:
-            issues.append(ImportIssue(
-                None, target.name,
-                f"{file} 中找不到 {target.name} 字段（尝试了 {', '.join(target.candidates)}；"
-                f"现有字段：{', '.join(available) or '无'}），请用 --{target.name.replace('_', '-')}-field 指定"))
+            issues.append(
+                ImportIssue(
+                    None,
+                    target.name,
+                    f"{file} 中找不到 {target.name} 字段（尝试了 {', '.join(target.candidates)}；"
+                    f"现有字段：{', '.join(available) or '无'}），请用 --{target.name.replace('_', '-')}-field 指定",
+                )
+            )
         columns[target.name] = found
     return columns, issues
 
 
 def map_rows(
-    fields: dict[str, list[Any]], count: int, targets: tuple[TargetField, ...],
-    chosen: dict[str, str | None], file: str,
+    fields: dict[str, list[Any]],
+    count: int,
+    targets: tuple[TargetField, ...],
+    chosen: dict[str, str | None],
+    file: str,
 ) -> MappedRows:
     if count == 0:
         return MappedRows([], {}, [ImportIssue(None, None, f"{file} 中没有要素")])
@@ -138,10 +149,13 @@ def map_rows(
                 if problem:
                     issues.append(ImportIssue(index + 1, column, problem))
             if value is None and target.required:
-                issues.append(ImportIssue(index + 1, column or target.name, f"{target.name} 不能为空"))
+                issues.append(
+                    ImportIssue(index + 1, column or target.name, f"{target.name} 不能为空")
+                )
             row[target.name] = value
         row["attributes"] = {
-            name: _json_safe(values[index]) for name, values in fields.items()
+            name: _json_safe(values[index])
+            for name, values in fields.items()
             if name not in used and values[index] is not None
         }
         rows.append(row)

@@ -18,18 +18,45 @@ from sqlalchemy import Connection, Engine, text
 
 from api.db import audit
 from api.db.copy import copy_rows
-from api.db.versioning import SAME_GEOMETRY_DEG, GridRow, active_or_none, grids_in_generation, lock_generations, publish
+from api.db.versioning import (
+    SAME_GEOMETRY_DEG,
+    GridRow,
+    active_or_none,
+    grids_in_generation,
+    lock_generations,
+    publish,
+)
 from api.transfer.fields import TargetField, choice, float_value, int_value, map_rows
 from api.transfer.read import SourceLayer
 from api.transfer.report import ImportIssue, ImportRejected, ImportReport
 from spatial import validity
 from spatial.crs import WGS84, areas_m2, crs_label, parse_crs, transform
 
-KINDS = {"residential": "residential", "村居": "residential", "commercial": "commercial",
-         "商圈": "commercial", "office": "office", "楼宇": "office", "other": "other", "其他": "other"}
-POINT_KINDS = {"camera": "camera", "摄像头": "camera", "监控": "camera", "sensor": "sensor", "传感器": "sensor"}
-STATUSES = {"online": "online", "在线": "online", "offline": "offline", "离线": "offline",
-            "fault": "fault", "故障": "fault"}
+KINDS = {
+    "residential": "residential",
+    "村居": "residential",
+    "commercial": "commercial",
+    "商圈": "commercial",
+    "office": "office",
+    "楼宇": "office",
+    "other": "other",
+    "其他": "other",
+}
+POINT_KINDS = {
+    "camera": "camera",
+    "摄像头": "camera",
+    "监控": "camera",
+    "sensor": "sensor",
+    "传感器": "sensor",
+}
+STATUSES = {
+    "online": "online",
+    "在线": "online",
+    "offline": "offline",
+    "离线": "offline",
+    "fault": "fault",
+    "故障": "fault",
+}
 
 
 def _nonnegative(value: Any) -> str | None:
@@ -40,6 +67,7 @@ def _in_range(low: float, high: float, high_inclusive: bool = True) -> Any:
     def check(value: float) -> str | None:
         ok = low <= value <= high if high_inclusive else low <= value < high
         return None if ok else f"应在 {low}–{high} 之间，实为 {value}"
+
     return check
 
 
@@ -55,7 +83,9 @@ BUILDING_FIELDS = (
     TargetField("code", ("code", "building_code", "编码", "楼栋编码", "编号", "id", "osm_id")),
     TargetField("name", ("name", "名称", "楼栋名称", "Name")),
     TargetField("address", ("address", "地址", "addr")),
-    TargetField("floors", ("floors", "层数", "building:levels", "levels"), int_value, check=_nonnegative),
+    TargetField(
+        "floors", ("floors", "层数", "building:levels", "levels"), int_value, check=_nonnegative
+    ),
     TargetField("households", ("households", "户数"), int_value, check=_nonnegative),
     TargetField("use", ("use", "用途", "building")),
 )
@@ -63,10 +93,16 @@ POINT_FIELDS = (
     TargetField("code", ("code", "编码", "点位编码", "编号", "id"), required=True),
     TargetField("name", ("name", "名称", "点位名称", "Name")),
     TargetField("kind", ("kind", "类型"), choice(POINT_KINDS)),
-    TargetField("heading_deg", ("heading_deg", "heading", "朝向", "方向"), float_value,
-                check=_in_range(0, 360, high_inclusive=False)),
+    TargetField(
+        "heading_deg",
+        ("heading_deg", "heading", "朝向", "方向"),
+        float_value,
+        check=_in_range(0, 360, high_inclusive=False),
+    ),
     TargetField("fov_deg", ("fov_deg", "fov", "视角"), float_value, check=_in_range(0.1, 360)),
-    TargetField("range_m", ("range_m", "range", "距离", "视距"), float_value, check=_in_range(0.1, 10000)),
+    TargetField(
+        "range_m", ("range_m", "range", "距离", "视距"), float_value, check=_in_range(0.1, 10000)
+    ),
     TargetField("status", ("status", "状态"), choice(STATUSES)),
 )
 
@@ -82,8 +118,15 @@ class ImportOptions:
 
 
 def _new_report(source: SourceLayer, kind: str, options: ImportOptions) -> ImportReport:
-    return ImportReport(file=source.path.name, kind=kind, format=source.format, features=len(source),
-                        encoding=source.encoding, notes=list(source.notes), dry_run=options.dry_run)
+    return ImportReport(
+        file=source.path.name,
+        kind=kind,
+        format=source.format,
+        features=len(source),
+        encoding=source.encoding,
+        notes=list(source.notes),
+        dry_run=options.dry_run,
+    )
 
 
 def _reject_if_errors(report: ImportReport) -> None:
@@ -99,27 +142,41 @@ def _source_crs(source: SourceLayer, options: ImportOptions, report: ImportRepor
         return label
     if source.crs:
         return crs_label(parse_crs(source.crs))
-    report.errors.append(ImportIssue(None, None, "文件没有声明坐标系，请用 --crs 指定（如 EPSG:4490、EPSG:4549）"))
+    report.errors.append(
+        ImportIssue(None, None, "文件没有声明坐标系，请用 --crs 指定（如 EPSG:4490、EPSG:4549）")
+    )
     return None
 
 
 def prepare_geometries(
-    source: SourceLayer, options: ImportOptions, report: ImportReport, codes: list[str | None], polygonal: bool
+    source: SourceLayer,
+    options: ImportOptions,
+    report: ImportReport,
+    codes: list[str | None],
+    polygonal: bool,
 ) -> np.ndarray:
     """Validate (and, if asked, repair) geometries, then reproject to WGS84."""
     crs = _source_crs(source, options, report)
     report.crs = crs
-    geometries = np.array([shapely.force_2d(g) if g is not None else None for g in source.geometries], dtype=object)
-    problems = validity.polygon_problems(geometries) if polygonal else validity.point_problems(geometries)
+    geometries = np.array(
+        [shapely.force_2d(g) if g is not None else None for g in source.geometries], dtype=object
+    )
+    problems = (
+        validity.polygon_problems(geometries) if polygonal else validity.point_problems(geometries)
+    )
     for problem in problems:
         code = codes[problem.index] if problem.index < len(codes) else None
         if problem.repairable and options.repair:
             before = geometries[problem.index]
             geometries[problem.index] = validity.repair(before)
-            report.repaired.append({"row": problem.index + 1, "code": code, "reason": problem.reason})
+            report.repaired.append(
+                {"row": problem.index + 1, "code": code, "reason": problem.reason}
+            )
         else:
             hint = "（可用 --repair 修复并报告）" if problem.repairable else ""
-            report.errors.append(ImportIssue(problem.index + 1, "geometry", problem.reason + hint, code))
+            report.errors.append(
+                ImportIssue(problem.index + 1, "geometry", problem.reason + hint, code)
+            )
     if report.errors or crs is None:
         return geometries
     converted = transform(geometries, crs, WGS84)
@@ -134,9 +191,18 @@ def prepare_geometries(
             reason = shapely.is_valid_reason(converted[index])
             if options.repair:
                 converted[index] = validity.repair(converted[index])
-                report.repaired.append({"row": int(index) + 1, "code": codes[index], "reason": f"投影后无效：{reason}"})
+                report.repaired.append(
+                    {"row": int(index) + 1, "code": codes[index], "reason": f"投影后无效：{reason}"}
+                )
             else:
-                report.errors.append(ImportIssue(int(index) + 1, "geometry", f"转换到 WGS84 后几何无效：{reason}（可用 --repair）", codes[index]))
+                report.errors.append(
+                    ImportIssue(
+                        int(index) + 1,
+                        "geometry",
+                        f"转换到 WGS84 后几何无效：{reason}（可用 --repair）",
+                        codes[index],
+                    )
+                )
         if report.repaired:
             _measure_repairs(source, crs, report, converted)
     else:
@@ -144,7 +210,9 @@ def prepare_geometries(
     return converted
 
 
-def _measure_repairs(source: SourceLayer, crs: str, report: ImportReport, converted: np.ndarray) -> None:
+def _measure_repairs(
+    source: SourceLayer, crs: str, report: ImportReport, converted: np.ndarray
+) -> None:
     for entry in report.repaired:
         index = entry["row"] - 1
         original = transform(shapely.force_2d(source.geometries[index]), crs, WGS84)
@@ -159,16 +227,22 @@ def _duplicate_codes(codes: list[str | None], report: ImportReport) -> None:
         if code is None:
             continue
         if code in first_row:
-            report.errors.append(ImportIssue(index + 1, "code", f"编码与第 {first_row[code]} 个要素重复", code))
+            report.errors.append(
+                ImportIssue(index + 1, "code", f"编码与第 {first_row[code]} 个要素重复", code)
+            )
         else:
             first_row[code] = index + 1
 
 
-def import_grids(engine: Engine, source: SourceLayer, level: str, options: ImportOptions) -> ImportReport:
+def import_grids(
+    engine: Engine, source: SourceLayer, level: str, options: ImportOptions
+) -> ImportReport:
     report = _new_report(source, "grids", options)
     report.level = level
     _check_exported_level(source, level, report)
-    mapped = map_rows(source.fields, len(source), GRID_FIELDS, options.fields or {}, source.path.name)
+    mapped = map_rows(
+        source.fields, len(source), GRID_FIELDS, options.fields or {}, source.path.name
+    )
     report.columns = mapped.columns
     report.errors += mapped.issues
     _reject_unusable(report, mapped.rows)
@@ -176,20 +250,34 @@ def import_grids(engine: Engine, source: SourceLayer, level: str, options: Impor
     geometries = prepare_geometries(source, options, report, codes, polygonal=True)
     _duplicate_codes(codes, report)
     with engine.connect() as connection:
-        levels = {r.name: r for r in connection.execute(text("SELECT * FROM grid_level ORDER BY rank")).all()}
+        levels = {
+            r.name: r
+            for r in connection.execute(text("SELECT * FROM grid_level ORDER BY rank")).all()
+        }
         if level not in levels:
-            report.errors.append(ImportIssue(None, "level", f"没有名为 {level} 的层级（现有：{', '.join(levels)}）"))
+            report.errors.append(
+                ImportIssue(None, "level", f"没有名为 {level} 的层级（现有：{', '.join(levels)}）")
+            )
             raise ImportRejected(report)
         active = active_or_none(connection)
         existing = grids_in_generation(connection, active) if active is not None else {}
     this_level = levels[level]
-    parent_level = next((lv for lv in levels.values() if lv.rank < this_level.rank and
-                         lv.rank == max(x.rank for x in levels.values() if x.rank < this_level.rank)), None)
+    parent_level = next(
+        (
+            lv
+            for lv in levels.values()
+            if lv.rank < this_level.rank
+            and lv.rank == max(x.rank for x in levels.values() if x.rank < this_level.rank)
+        ),
+        None,
+    )
     rows = _grid_rows(mapped.rows, geometries, level, this_level, parent_level, existing, report)
     _reject_if_errors(report)
 
     old_at_level = {c: g for c, g in existing.items() if g.level == level}
-    changed = [row for row in rows if row.code not in existing or not row.same_as(existing[row.code])]
+    changed = [
+        row for row in rows if row.code not in existing or not row.same_as(existing[row.code])
+    ]
     report.created = sum(1 for row in rows if row.code not in existing)
     report.updated = len(changed) - report.created
     report.unchanged = len(rows) - len(changed)
@@ -197,7 +285,14 @@ def import_grids(engine: Engine, source: SourceLayer, level: str, options: Impor
     report.removed = len(removed)
     orphans = [g for g in existing.values() if g.parent_code in removed]
     for orphan in orphans[:50]:
-        report.errors.append(ImportIssue(None, "parent", f"--replace 会删除其上级 {orphan.parent_code}，下级网格 {orphan.code} 将失去上级", orphan.code))
+        report.errors.append(
+            ImportIssue(
+                None,
+                "parent",
+                f"--replace 会删除其上级 {orphan.parent_code}，下级网格 {orphan.code} 将失去上级",
+                orphan.code,
+            )
+        )
     _reject_if_errors(report)
     if options.dry_run or not (changed or removed):
         if not options.dry_run:
@@ -208,12 +303,26 @@ def import_grids(engine: Engine, source: SourceLayer, level: str, options: Impor
         if active_or_none(connection) != active:
             raise ImportRejected(_concurrent(report))
         report.generation = publish(
-            connection, changed=changed, removed=removed, actor=options.actor,
+            connection,
+            changed=changed,
+            removed=removed,
+            actor=options.actor,
             description=f"导入 {source.path.name}（{level}，新增 {report.created}，修改 {report.updated}，删除 {report.removed}）",
         )
-        audit.record(connection, options.actor, "import.grids", "generation", str(report.generation),
-                     {"file": source.path.name, "level": level, "created": report.created,
-                      "updated": report.updated, "removed": report.removed})
+        audit.record(
+            connection,
+            options.actor,
+            "import.grids",
+            "generation",
+            str(report.generation),
+            {
+                "file": source.path.name,
+                "level": level,
+                "created": report.created,
+                "updated": report.updated,
+                "removed": report.removed,
+            },
+        )
     return report
 
 
@@ -224,10 +333,16 @@ def _check_exported_level(source: SourceLayer, level: str, report: ImportReport)
         return
     for index, value in enumerate(values):
         if value not in (None, level):
-            report.errors.append(ImportIssue(index + 1, "level", f"要素层级为 {value}，与导入层级 {level} 不符（可先按层级筛选）"))
+            report.errors.append(
+                ImportIssue(
+                    index + 1,
+                    "level",
+                    f"要素层级为 {value}，与导入层级 {level} 不符（可先按层级筛选）",
+                )
+            )
 
 
-def _reject_unusable(report: ImportReport, rows: list[dict]) -> None:  # type: ignore[type-arg]
+def _reject_unusable(report: ImportReport, rows: list[dict]) -> None:
     """Stop early when the columns cannot be mapped or the file has no features."""
     if not rows and not report.errors:
         report.errors.append(ImportIssue(None, None, "文件中没有要素"))
@@ -240,9 +355,15 @@ def _concurrent(report: ImportReport) -> ImportReport:
     return report
 
 
-def _grid_rows(rows, geometries, level, this_level, parent_level, existing, report) -> list[GridRow]:  # type: ignore[no-untyped-def]
+def _grid_rows(
+    rows, geometries, level, this_level, parent_level, existing, report
+) -> list[GridRow]:
     pattern = re.compile(this_level.code_pattern) if this_level.code_pattern else None
-    parents = {c: g for c, g in existing.items() if parent_level is not None and g.level == parent_level.name}
+    parents = {
+        c: g
+        for c, g in existing.items()
+        if parent_level is not None and g.level == parent_level.name
+    }
     parent_tree = shapely.STRtree([g.geom for g in parents.values()]) if parents else None
     parent_codes = list(parents)
     result = []
@@ -251,25 +372,63 @@ def _grid_rows(rows, geometries, level, this_level, parent_level, existing, repo
         if code is None:
             continue
         if pattern and not pattern.fullmatch(code):
-            report.errors.append(ImportIssue(index + 1, "code", f"编码不符合 {level} 层级的编码规则 {this_level.code_pattern}", code))
+            report.errors.append(
+                ImportIssue(
+                    index + 1,
+                    "code",
+                    f"编码不符合 {level} 层级的编码规则 {this_level.code_pattern}",
+                    code,
+                )
+            )
         parent = row["parent"]
         if parent_level is None:
             if parent:
-                report.errors.append(ImportIssue(index + 1, "parent", f"{level} 是最高层级，不应有上级", code))
+                report.errors.append(
+                    ImportIssue(index + 1, "parent", f"{level} 是最高层级，不应有上级", code)
+                )
         else:
-            parent = parent or _infer_parent(code, geom, parents, parent_tree, parent_codes, this_level)
+            parent = parent or _infer_parent(
+                code, geom, parents, parent_tree, parent_codes, this_level
+            )
             if parent is None:
-                report.errors.append(ImportIssue(index + 1, "parent", f"找不到上级（{parent_level.name}）网格：请提供上级编码字段，或先导入上级网格", code))
+                report.errors.append(
+                    ImportIssue(
+                        index + 1,
+                        "parent",
+                        f"找不到上级（{parent_level.name}）网格：请提供上级编码字段，或先导入上级网格",
+                        code,
+                    )
+                )
             elif parent not in parents:
-                report.errors.append(ImportIssue(index + 1, "parent", f"上级编码 {parent} 不是当前版本中的 {parent_level.name} 网格", code))
+                report.errors.append(
+                    ImportIssue(
+                        index + 1,
+                        "parent",
+                        f"上级编码 {parent} 不是当前版本中的 {parent_level.name} 网格",
+                        code,
+                    )
+                )
             elif this_level.code_extends_parent and pattern and not code.startswith(parent):
-                report.errors.append(ImportIssue(index + 1, "code", f"编码应以上级编码 {parent} 开头", code))
-        result.append(GridRow(code, row["name"], level, row["kind"] or "other", parent, row["households"],
-                              row["population"], row["attributes"], geom))
+                report.errors.append(
+                    ImportIssue(index + 1, "code", f"编码应以上级编码 {parent} 开头", code)
+                )
+        result.append(
+            GridRow(
+                code,
+                row["name"],
+                level,
+                row["kind"] or "other",
+                parent,
+                row["households"],
+                row["population"],
+                row["attributes"],
+                geom,
+            )
+        )
     return result
 
 
-def _infer_parent(code, geom, parents, tree, parent_codes, this_level) -> str | None:  # type: ignore[no-untyped-def]
+def _infer_parent(code, geom, parents, tree, parent_codes, this_level) -> str | None:
     """No parent column: the code prefix if it names a parent, else the parent covering the grid."""
     if this_level.code_extends_parent:
         for length in range(len(code) - 1, 0, -1):
@@ -282,16 +441,34 @@ def _infer_parent(code, geom, parents, tree, parent_codes, this_level) -> str | 
 
 
 def import_buildings(engine: Engine, source: SourceLayer, options: ImportOptions) -> ImportReport:
-    return _upsert_layer(engine, source, options, "buildings", "building", BUILDING_FIELDS,
-                         polygonal=True, defaults={})
+    return _upsert_layer(
+        engine,
+        source,
+        options,
+        "buildings",
+        "building",
+        BUILDING_FIELDS,
+        polygonal=True,
+        defaults={},
+    )
 
 
 def import_points(engine: Engine, source: SourceLayer, options: ImportOptions) -> ImportReport:
-    return _upsert_layer(engine, source, options, "points", "monitoring_point", POINT_FIELDS,
-                         polygonal=False, defaults={"kind": "camera", "status": "online"})
+    return _upsert_layer(
+        engine,
+        source,
+        options,
+        "points",
+        "monitoring_point",
+        POINT_FIELDS,
+        polygonal=False,
+        defaults={"kind": "camera", "status": "online"},
+    )
 
 
-def _upsert_layer(engine, source, options, kind, table, targets, polygonal, defaults) -> ImportReport:  # type: ignore[no-untyped-def]
+def _upsert_layer(
+    engine, source, options, kind, table, targets, polygonal, defaults
+) -> ImportReport:
     report = _new_report(source, kind, options)
     mapped = map_rows(source.fields, len(source), targets, options.fields or {}, source.path.name)
     report.columns = mapped.columns
@@ -317,34 +494,62 @@ def _upsert_layer(engine, source, options, kind, table, targets, polygonal, defa
         if options.dry_run:
             transaction.rollback()
             return report
-        audit.record(connection, options.actor, f"import.{kind}", table, None,
-                     {"file": source.path.name, "created": report.created, "updated": report.updated})
+        audit.record(
+            connection,
+            options.actor,
+            f"import.{kind}",
+            table,
+            None,
+            {"file": source.path.name, "created": report.created, "updated": report.updated},
+        )
     return report
 
 
-def _stage_and_upsert(connection: Connection, table: str, names: list[str], rows: list[dict],  # type: ignore[type-arg]
-                      geometries: np.ndarray) -> tuple[int, int, int]:
+def _stage_and_upsert(
+    connection: Connection,
+    table: str,
+    names: list[str],
+    rows: list[dict],
+    geometries: np.ndarray,
+) -> tuple[int, int, int]:
     """COPY into a temporary table, count what changes, then INSERT … ON CONFLICT only those."""
     columns = [*names, "attributes", "geom"]
-    connection.execute(text(f"CREATE TEMP TABLE incoming (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"))
-    copy_rows(connection, "incoming", columns,
-              ([row[n] for n in names] + [row["attributes"], geom] for row, geom in zip(rows, geometries, strict=True)))
+    connection.execute(
+        text(f"CREATE TEMP TABLE incoming (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+    )
+    copy_rows(
+        connection,
+        "incoming",
+        columns,
+        (
+            [row[n] for n in names] + [row["attributes"], geom]
+            for row, geom in zip(rows, geometries, strict=True)
+        ),
+    )
     plain = [c for c in columns if c not in ("code", "geom")]
     differs = " OR ".join(
         [f"i.{c} IS DISTINCT FROM t.{c}" for c in plain]
-        + [f"(NOT ST_OrderingEquals(i.geom, t.geom) AND ST_HausdorffDistance(i.geom, t.geom) > {SAME_GEOMETRY_DEG})"]
+        + [
+            f"(NOT ST_OrderingEquals(i.geom, t.geom) AND ST_HausdorffDistance(i.geom, t.geom) > {SAME_GEOMETRY_DEG})"
+        ]
     )
-    connection.execute(text(
-        "CREATE TEMP TABLE incoming_state ON COMMIT DROP AS SELECT i.code, CASE "  # noqa: S608 (identifiers are constants)
-        f"WHEN t.code IS NULL THEN 'created' WHEN {differs} THEN 'updated' ELSE 'unchanged' END AS state "
-        f"FROM incoming i LEFT JOIN {table} t ON t.code = i.code"
-    ))
-    counts = dict(connection.execute(text("SELECT state, count(*) FROM incoming_state GROUP BY state")).all())
+    connection.execute(
+        text(
+            "CREATE TEMP TABLE incoming_state ON COMMIT DROP AS SELECT i.code, CASE "
+            f"WHEN t.code IS NULL THEN 'created' WHEN {differs} THEN 'updated' ELSE 'unchanged' END AS state "
+            f"FROM incoming i LEFT JOIN {table} t ON t.code = i.code"
+        )
+    )
+    counts: dict[str, int] = dict(
+        connection.execute(text("SELECT state, count(*) FROM incoming_state GROUP BY state")).all()
+    )
     listed = ", ".join(columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "code")
-    connection.execute(text(
-        f"INSERT INTO {table} ({listed}) SELECT {listed} FROM incoming i "  # noqa: S608
-        "WHERE EXISTS (SELECT 1 FROM incoming_state s WHERE s.code = i.code AND s.state <> 'unchanged') "
-        f"ON CONFLICT (code) DO UPDATE SET {updates}, updated_at = now()"
-    ))
+    connection.execute(
+        text(
+            f"INSERT INTO {table} ({listed}) SELECT {listed} FROM incoming i "
+            "WHERE EXISTS (SELECT 1 FROM incoming_state s WHERE s.code = i.code AND s.state <> 'unchanged') "
+            f"ON CONFLICT (code) DO UPDATE SET {updates}, updated_at = now()"
+        )
+    )
     return counts.get("created", 0), counts.get("updated", 0), counts.get("unchanged", 0)

@@ -21,16 +21,31 @@ from pyogrio import raw
 from pyogrio.errors import DataLayerError, DataSourceError
 
 FORMATS = {
-    ".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".shp": "ESRI Shapefile",
-    ".zip": "ESRI Shapefile", ".kml": "KML", ".kmz": "KML", ".csv": "CSV",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".gpkg": "GPKG",
+    ".shp": "ESRI Shapefile",
+    ".zip": "ESRI Shapefile",
+    ".kml": "KML",
+    ".kmz": "KML",
+    ".csv": "CSV",
 }
 LON_NAMES = ("lon", "lng", "longitude", "x", "经度", "LON", "LNG", "Longitude", "X")
 LAT_NAMES = ("lat", "latitude", "y", "纬度", "LAT", "Latitude", "Y")
 WKT_NAMES = ("wkt", "WKT", "geometry", "geom", "the_geom")
 # Columns LIBKML adds to every placemark; dropped when they hold nothing but their defaults.
-KML_DEFAULTS = {"description": None, "timestamp": None, "begin": None, "end": None,
-                "altitudeMode": None, "tessellate": -1, "extrude": 0, "visibility": -1,
-                "drawOrder": None, "icon": None}
+KML_DEFAULTS = {
+    "description": None,
+    "timestamp": None,
+    "begin": None,
+    "end": None,
+    "altitudeMode": None,
+    "tessellate": -1,
+    "extrude": 0,
+    "visibility": -1,
+    "drawOrder": None,
+    "icon": None,
+}
 
 
 class UnreadableFile(ValueError):
@@ -105,17 +120,32 @@ def _read_one(path: Path, format_name: str, *, layer: str | None, **options: Any
     return _from_raw(path, format_name, layer=layer, **options)
 
 
-def _from_raw(path: Path, format_name: str, *, layer: str | None = None, **options: Any) -> SourceLayer:
+def _from_raw(
+    path: Path, format_name: str, *, layer: str | None = None, **options: Any
+) -> SourceLayer:
     try:
         meta, _, wkb, columns = raw.read(path, layer=layer, **options)
     except UnicodeDecodeError:
         raise
     except (DataSourceError, DataLayerError, OSError, ValueError, RuntimeError) as error:
         raise UnreadableFile(f"{path}：读取失败（{_short(error)}）") from error
-    geometries = shapely.from_wkb(wkb) if wkb is not None else np.full(len(columns[0]) if columns else 0, None)
-    fields = {str(name): [_python(v) for v in column] for name, column in zip(meta["fields"], columns, strict=True)}
-    return SourceLayer(path, format_name, np.asarray(geometries, dtype=object), fields, meta.get("crs"),
-                       meta.get("encoding"))
+    geometries = (
+        shapely.from_wkb(wkb)
+        if wkb is not None
+        else np.full(len(columns[0]) if columns else 0, None)
+    )
+    fields = {
+        str(name): [_python(v) for v in column]
+        for name, column in zip(meta["fields"], columns, strict=True)
+    }
+    return SourceLayer(
+        path,
+        format_name,
+        np.asarray(geometries, dtype=object),
+        fields,
+        meta.get("crs"),
+        meta.get("encoding"),
+    )
 
 
 def _python(value: Any) -> Any:
@@ -157,11 +187,17 @@ def _read_zipped_shapefile(path: Path, *, layer: str | None, encoding: str | Non
     except zipfile.BadZipFile as error:
         raise UnreadableFile(f"{path}：不是有效的 zip 文件") from error
     with archive, tempfile.TemporaryDirectory(prefix="wangge-zip-") as folder:
-        shapefiles = [n for n in archive.namelist() if n.lower().endswith(".shp") and not n.startswith("__MACOSX")]
+        shapefiles = [
+            n
+            for n in archive.namelist()
+            if n.lower().endswith(".shp") and not n.startswith("__MACOSX")
+        ]
         if not shapefiles:
             raise UnreadableFile(f"{path}：zip 中没有 .shp 文件")
         if len(shapefiles) > 1 and layer is None:
-            raise UnreadableFile(f"{path}：zip 中有多个 Shapefile（{', '.join(shapefiles)}），请用 --layer 指定")
+            raise UnreadableFile(
+                f"{path}：zip 中有多个 Shapefile（{', '.join(shapefiles)}），请用 --layer 指定"
+            )
         chosen = next((n for n in shapefiles if layer is None or Path(n).stem == layer), None)
         if chosen is None:
             raise UnreadableFile(f"{path}：zip 中没有名为 {layer} 的 Shapefile")
