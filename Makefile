@@ -9,7 +9,7 @@ APT_PACKAGES := postgresql-15 postgresql-15-postgis-3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup system-packages python web db demo serve test lint bench clean-data
+.PHONY: setup system-packages python web db demo serve test lint clean-data
 
 setup: system-packages python web
 
