@@ -67,14 +67,14 @@ def home(connection: ConnectionDep, _: ReaderDep) -> HTMLResponse:
                 "wangge", "<p>还没有网格数据：运行 <code>wangge demo load</code> 或导入网格。</p>"
             )
         )
-    counts: dict[str, int] = dict(
-        connection.execute(
-            text(
-                "SELECT level, count(*) FROM grid WHERE generation_low <= :g AND generation_high >= :g GROUP BY level"
-            ),
-            {"g": generation},
-        ).all()
-    )
+    counts = connection.execute(
+        text(
+            "SELECT l.label_zh, count(*) FROM grid g JOIN grid_level l ON l.name = g.level "
+            "WHERE g.generation_low <= :g AND g.generation_high >= :g GROUP BY l.rank, l.label_zh "
+            "ORDER BY l.rank"
+        ),
+        {"g": generation},
+    ).all()
     street = connection.execute(
         text(
             "SELECT name, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ("
@@ -102,7 +102,7 @@ def home(connection: ConnectionDep, _: ReaderDep) -> HTMLResponse:
     folium.LayerControl(collapsed=False).add_to(fmap)
     if street:
         fmap.fit_bounds([[street[2], street[1]], [street[4], street[3]]])
-    summary = "、".join(f"{level} {count}" for level, count in sorted(counts.items()))
+    summary = "，".join(f"{label} {count} 个" for label, count in counts)
     panel = (
         f"<div id='wangge-panel'><b>{html.escape(street[0] if street else 'wangge')}</b>"
         f"（第 {generation} 版）<br>{html.escape(summary)}<br>"
