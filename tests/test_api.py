@@ -355,3 +355,24 @@ def test_home_page_uses_only_local_assets(client):
     ]
     assert external == []
     assert client.get("/static/vendor/leaflet/dist/leaflet.js").status_code == 200
+
+
+@pytest.mark.parametrize("format_", ["shp", "gpkg", "kml", "geojson"])
+def test_download_and_upload_round_trip(client, tokens, format_):
+    """What a planner does in QGIS: download a layer, upload it back; nothing changes."""
+    crs = "EPSG:4326" if format_ == "kml" else "EPSG:4490"  # KML is WGS84 by specification
+    download = client.get(
+        "/api/v1/export/grids", params={"format": format_, "level": "community", "crs": crs}
+    )
+    assert download.status_code == 200
+    name = {"shp": "c.zip"}.get(format_, f"c.{format_}")
+    upload = client.post(
+        "/api/v1/import/grids",
+        headers=bearer(tokens["planner"]),
+        data={"level": "community", "dry_run": "true"},
+        files={"file": (name, download.content)},
+    )
+    assert upload.status_code == 200, upload.text
+    body = upload.json()
+    assert (body["created"], body["updated"], body["unchanged"], body["dry_run"]) == (0, 0, 8, True)
+    assert body["crs"] == crs

@@ -19,12 +19,12 @@ from spatial.crs import UnknownCRS
 app = typer.Typer(help="wangge 网格化管理 GIS 服务", no_args_is_help=True, add_completion=False)
 admin.register(app)
 data.register(app)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one problem per line, greppable in logs
 
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        app()  # standalone: typer reports usage errors itself (exit 2)
     except ImportRejected as error:
         err.print(f"[red]导入被拒绝[/red]：{error.message}")
         for issue in error.report.errors[:100]:
@@ -50,15 +50,3 @@ def main() -> None:
             highlight=False,
         )
         sys.exit(1)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except typer.Abort:
-        err.print("已取消")
-        sys.exit(1)
-    except Exception as error:  # click's usage errors
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise

@@ -16,7 +16,7 @@ from api.db.engine import make_engine
 from api.db.generations import list_generations
 from api.settings import get_settings
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

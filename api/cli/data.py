@@ -18,7 +18,7 @@ from api.transfer.imports import ImportOptions, import_buildings, import_grids, 
 from api.transfer.read import CsvColumns, read_layer
 from api.transfer.report import ImportRejected, ImportReport
 
-console = Console()
+console = Console(soft_wrap=True)
 
 Crs = Annotated[str | None, typer.Option(help="源坐标系（EPSG 代码等）；文件未声明时必填")]
 CodeField = Annotated[str | None, typer.Option(help="编码字段名（默认自动识别 code/编码…）")]
