@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from api.db.engine import make_engine
 from api.errors import register_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import grids, health, layers, tokens, transfer
+from api.lookup.store import IndexStore
+from api.routes import grids, health, layers, lookup, tokens, transfer
 from api.settings import Settings, get_settings
 from web import pages
 
@@ -23,9 +24,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings)
+        app.state.index_store = IndexStore(app.state.engine)
+        app.state.index_store.start()
         try:
             yield
         finally:
+            app.state.index_store.stop()
             app.state.engine.dispose()
 
     app = FastAPI(
@@ -43,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_error_handlers(app)
-    for module in (health, grids, layers, transfer, tokens):
+    for module in (health, lookup, grids, layers, transfer, tokens):
         app.include_router(module.router, prefix=API_PREFIX)
     pages.mount(app)
     app.add_middleware(

@@ -15,6 +15,8 @@ import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
+from spatial import chinacrs
+
 WGS84 = "EPSG:4326"
 _GK_FIRST_EPSG = 4534  # CGCS2000 / 3-degree Gauss-Kruger CM 75E
 _GK_FIRST_MERIDIAN = 75
@@ -23,6 +25,44 @@ _GK_LAST_MERIDIAN = 135
 
 class UnknownCRS(ValueError):
     """A CRS string PROJ does not know."""
+
+
+# The two Chinese web-map systems PROJ does not know, by the names clients use for them.
+CHINESE_SYSTEMS = {"gcj02": "GCJ02", "gcj-02": "GCJ02", "gcj": "GCJ02", "amap": "GCJ02",
+                   "bd09": "BD09", "bd-09": "BD09", "baidu": "BD09"}
+_TO_WGS84 = {"GCJ02": chinacrs.gcj02_to_wgs84, "BD09": chinacrs.bd09_to_wgs84}
+_FROM_WGS84 = {"GCJ02": chinacrs.wgs84_to_gcj02, "BD09": chinacrs.wgs84_to_bd09}
+
+
+def normalise_crs(spec: str | int) -> str:
+    """'gcj02' → 'GCJ02', 'bd09' → 'BD09', '4490' → 'EPSG:4490'; raises UnknownCRS."""
+    text = str(spec).strip()
+    if text.lower() in CHINESE_SYSTEMS:
+        return CHINESE_SYSTEMS[text.lower()]
+    return crs_label(parse_crs(text))
+
+
+def is_geographic(spec: str) -> bool:
+    return spec in _TO_WGS84 or parse_crs(spec).is_geographic
+
+
+def to_wgs84_xy(x: np.ndarray, y: np.ndarray, spec: str) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates in `spec` (normalised) → WGS84 longitude, latitude arrays."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if spec in _TO_WGS84:
+        return _TO_WGS84[spec](x, y)
+    if parse_crs(spec) == parse_crs(WGS84):
+        return x, y
+    return _transformer(spec, WGS84).transform(x, y)
+
+
+def from_wgs84_xy(lon: np.ndarray, lat: np.ndarray, spec: str) -> tuple[np.ndarray, np.ndarray]:
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    if spec in _FROM_WGS84:
+        return _FROM_WGS84[spec](lon, lat)
+    if parse_crs(spec) == parse_crs(WGS84):
+        return lon, lat
+    return _transformer(WGS84, spec).transform(lon, lat)
 
 
 @lru_cache(maxsize=256)
@@ -55,8 +95,21 @@ def _transformer(source: str, target: str) -> Transformer:
     return Transformer.from_crs(parse_crs(source), parse_crs(target), always_xy=True)
 
 
-def transform(geometries: np.ndarray | shapely.Geometry, source: str, target: str):
-    """Reproject shapely geometries (x = longitude/easting order) from source to target CRS."""
+def transform(geometries: np.ndarray | shapely.Geometry, source: str, target: str):  # type: ignore[no-untyped-def]
+    """Reproject shapely geometries (x = longitude/easting order) from source to target CRS.
+
+    Either side may be GCJ02 or BD09 (converted through WGS84).
+    """
+    source, target = normalise_crs(source), normalise_crs(target)
+    if source == target:
+        return geometries
+    if source in _TO_WGS84 or target in _TO_WGS84:
+
+        def _chinese(coords: np.ndarray) -> np.ndarray:
+            lon, lat = to_wgs84_xy(coords[:, 0], coords[:, 1], source)
+            return np.column_stack(from_wgs84_xy(lon, lat, target))
+
+        return shapely.transform(geometries, _chinese)
     if parse_crs(source) == parse_crs(target):
         return geometries
     transformer = _transformer(source, target)
@@ -79,3 +132,28 @@ def areas_m2(geometries: np.ndarray) -> np.ndarray:
     if len(geometries) == 0:
         return np.zeros(0)
     return shapely.area(transform(geometries, WGS84, metric_crs_for(geometries)))
+
+
+def coordinate_problems(x: np.ndarray, y: np.ndarray, spec: str) -> list[str | None]:
+    """Why each input coordinate cannot be right (None when it can): for clear 422s."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    problems: list[str | None] = [None] * len(x)
+    geographic = is_geographic(spec)
+    for i in np.flatnonzero(~(np.isfinite(x) & np.isfinite(y))):
+        problems[i] = "坐标不是有效数字"
+    if geographic:
+        swapped = (np.abs(y) > 90) & (np.abs(x) <= 90) & (y >= 73) & (y <= 136) & (x >= 3) & (x <= 54)
+        for i in np.flatnonzero(swapped):
+            problems[i] = f"经纬度疑似颠倒：lon={x[i]} 像纬度，lat={y[i]} 像经度"
+        outside = ((np.abs(x) > 180) | (np.abs(y) > 90)) & ~swapped & np.isfinite(x) & np.isfinite(y)
+        for i in np.flatnonzero(outside):
+            problems[i] = f"坐标超出范围：经度应在 -180..180，纬度应在 -90..90（{spec}）"
+    else:
+        valid = np.array([p is None for p in problems])
+        lon, lat = np.full(len(x), np.nan), np.full(len(x), np.nan)
+        if valid.any():
+            lon[valid], lat[valid] = to_wgs84_xy(x[valid], y[valid], spec)
+        bad = valid & ~(np.isfinite(lon) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90))
+        for i in np.flatnonzero(bad):
+            problems[i] = f"坐标在 {spec} 中超出有效范围（是否给错了坐标系？）"
+    return problems

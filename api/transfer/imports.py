@@ -30,7 +30,7 @@ from api.transfer.fields import TargetField, choice, float_value, int_value, map
 from api.transfer.read import SourceLayer
 from api.transfer.report import ImportIssue, ImportRejected, ImportReport
 from spatial import validity
-from spatial.crs import WGS84, areas_m2, crs_label, parse_crs, transform
+from spatial.crs import WGS84, areas_m2, crs_label, normalise_crs, parse_crs, transform
 
 KINDS = {
     "residential": "residential",
@@ -136,8 +136,8 @@ def _reject_if_errors(report: ImportReport) -> None:
 
 def _source_crs(source: SourceLayer, options: ImportOptions, report: ImportReport) -> str | None:
     if options.crs:
-        label = crs_label(parse_crs(options.crs))
-        if source.crs and parse_crs(source.crs) != parse_crs(options.crs):
+        label = normalise_crs(options.crs)
+        if source.crs and crs_label(parse_crs(source.crs)) != label:
             report.notes.append(f"文件声明坐标系 {source.crs}，按 --crs 指定的 {label} 解读")
         return label
     if source.crs:

@@ -1,0 +1,1 @@
+"""Lookup: the in-memory grid index per worker, address matching, result shaping."""

@@ -1,0 +1,145 @@
+"""Run lookups against the in-memory index and shape the per-point answers.
+
+Every answer, single or batch, has the same shape (see README): matched, the WGS84 point,
+generation, grid, path, on_boundary, distance_to_edge_m, runner_up, nearest, and staff only for
+callers entitled to personal data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from api.auth import Permission, Principal, Role
+from api.lookup.addresses import DEFAULT_THRESHOLD
+from api.lookup.store import IndexStore
+from spatial.crs import coordinate_problems, normalise_crs, to_wgs84_xy
+from spatial.lookup import GridIndex, GridRecord
+
+DEFAULT_NEAR_M = 5.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What the caller may see: staff contacts for all grids, some, or none."""
+
+    principal: Principal | None
+
+    def sees_staff(self, path_codes: list[str]) -> bool:
+        principal = self.principal
+        if principal is None or not principal.can(Permission.read_personal):
+            return False
+        if principal.role == Role.field_staff:
+            return bool(set(principal.grid_codes) & set(path_codes))
+        return True
+
+
+def _grid(record: GridRecord) -> dict[str, str]:
+    return {"level": record.level, "code": record.code, "name": record.name}
+
+
+def _metres(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 2)
+
+
+def lookup_points(
+    store: IndexStore,
+    x: np.ndarray,
+    y: np.ndarray,
+    crs: str,
+    *,
+    at: datetime | None = None,
+    near_m: float = DEFAULT_NEAR_M,
+    caller: Caller,
+) -> tuple[int, list[dict[str, Any]]]:
+    """(generation, one answer per input point, in input order)."""
+    spec = normalise_crs(crs)
+    index = store.at(at)
+    problems = coordinate_problems(x, y, spec)
+    valid = np.array([p is None for p in problems], dtype=bool)
+    lon = np.full(len(x), np.nan)
+    lat = np.full(len(x), np.nan)
+    if valid.any():
+        lon[valid], lat[valid] = to_wgs84_xy(np.asarray(x, dtype=float)[valid], np.asarray(y, dtype=float)[valid], spec)
+    result = index.lookup(np.where(valid, lon, np.nan), np.where(valid, lat, np.nan), near_m=near_m)
+    answers = []
+    for i in range(len(x)):
+        if problems[i] is not None:
+            answers.append({"matched": False, "error": {"code": "invalid_coordinates", "message": problems[i]}})
+            continue
+        answers.append(shape_answer(index, store, result, i, float(lon[i]), float(lat[i]), caller))
+    return index.generation, answers
+
+
+def shape_answer(index: GridIndex, store: IndexStore, result: Any, i: int, lon: float, lat: float,
+                 caller: Caller) -> dict[str, Any]:
+    grid = int(result.grid[i])
+    answer: dict[str, Any] = {"matched": grid >= 0, "lon": round(lon, 9), "lat": round(lat, 9),
+                              "generation": index.generation}
+    if grid < 0:
+        nearest = int(result.nearest[i])
+        answer.update(grid=None, path=[], on_boundary=False, distance_to_edge_m=None, runner_up=None,
+                      nearest=({**_grid(index.records[nearest]), "distance_m": _metres(result.nearest_distance_m[i])}
+                               if nearest >= 0 else None))
+        return answer
+    path = index.path(grid)
+    runner = int(result.runner_up[i])
+    answer.update(
+        grid=_grid(index.records[grid]),
+        path=[_grid(r) for r in path],
+        on_boundary=bool(result.on_boundary[i]),
+        distance_to_edge_m=_metres(result.edge_distance_m[i]),
+        runner_up=({**_grid(index.records[runner]), "distance_m": _metres(result.runner_up_distance_m[i])}
+                   if runner >= 0 else None),
+        nearest=None,
+    )
+    codes = [r.code for r in path]
+    if caller.sees_staff(codes):
+        answer["staff"] = staff_on_duty(store, codes)
+    return answer
+
+
+def staff_on_duty(store: IndexStore, path_codes: list[str]) -> list[dict[str, Any]]:
+    """Staff of the grid and every grid above it, finest first (whoever answers first)."""
+    staff = []
+    for code in reversed(path_codes):
+        for person in store.staff.get(code, []):
+            staff.append({**person, "grid_code": code})
+    return staff
+
+
+def match_address(store: IndexStore, address: str, *, at: datetime | None = None,
+                  threshold: float = DEFAULT_THRESHOLD, caller: Caller) -> dict[str, Any]:
+    """Building, grid and confidence for an address; below threshold, candidates only."""
+    addresses = store.addresses
+    index = store.at(at)
+    matches = addresses.match(address) if addresses is not None else []
+    candidates = []
+    for match in matches:
+        located = int(index.locate(addresses.lon[[match.index]], addresses.lat[[match.index]])[0])  # type: ignore[union-attr]
+        candidates.append({
+            "building": {"code": addresses.codes[match.index], "address": addresses.addresses[match.index]},  # type: ignore[union-attr]
+            "grid": _grid(index.records[located]) if located >= 0 else None,
+            "confidence": match.confidence,
+            "_grid_index": located,
+            "_point": (float(addresses.lon[match.index]), float(addresses.lat[match.index])),  # type: ignore[union-attr]
+        })
+    best = candidates[0] if candidates and candidates[0]["confidence"] >= threshold else None
+    public = [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates]
+    answer: dict[str, Any] = {"matched": best is not None, "query": address, "threshold": threshold,
+                              "generation": index.generation}
+    if best is None:
+        answer.update(building=None, grid=None, path=[], confidence=public[0]["confidence"] if public else 0.0,
+                      candidates=public)
+        return answer
+    path = index.path(best["_grid_index"]) if best["_grid_index"] >= 0 else []
+    answer.update(building=public[0]["building"], grid=public[0]["grid"], path=[_grid(r) for r in path],
+                  confidence=best["confidence"], lon=best["_point"][0], lat=best["_point"][1],
+                  candidates=public[1:])
+    codes = [r.code for r in path]
+    if codes and caller.sees_staff(codes):
+        answer["staff"] = staff_on_duty(store, codes)
+    return answer

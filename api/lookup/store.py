@@ -1,0 +1,171 @@
+"""The in-memory lookup index of every worker process, kept current by LISTEN/NOTIFY.
+
+A publish (`api.db.generations.activate`) sends NOTIFY wangge_generation in its transaction;
+each worker's listener thread wakes on commit, builds the new index completely, then swaps
+one reference, so a request sees either the old generation or the new one, never a mix.
+A timed re-check every few seconds covers a lost connection or a missed notification.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+from bisect import bisect_right
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import Connection, Engine, text
+
+from api.db.generations import NoActiveGeneration
+from api.lookup.addresses import AddressIndex
+from spatial.lookup import GridIndex, GridRecord
+
+log = logging.getLogger("wangge.lookup")
+CHANNEL = "wangge_generation"
+RECHECK_SECONDS = 5.0
+CACHED_GENERATIONS = 4
+
+
+def load_grid_index(connection: Connection, generation: int) -> GridIndex:
+    rows = connection.execute(
+        text(
+            "SELECT g.code, g.name, g.level, l.rank, g.parent_code, ST_AsBinary(g.geom) AS wkb "
+            "FROM grid g JOIN grid_level l ON l.name = g.level "
+            "WHERE g.generation_low <= :g AND g.generation_high >= :g ORDER BY g.code"
+        ),
+        {"g": generation},
+    ).all()
+    records = [GridRecord(r.code, r.name, r.level, r.rank, r.parent_code) for r in rows]
+    geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.array([], dtype=object)
+    return GridIndex(generation, records, np.asarray(geometries, dtype=object))
+
+
+def load_staff(connection: Connection) -> dict[str, list[dict[str, Any]]]:
+    rows = connection.execute(
+        text(
+            "SELECT a.grid_code, s.name, s.phone, s.department, a.role, k.label_zh AS role_label "
+            "FROM staff_assignment a JOIN staff s ON s.id = a.staff_id JOIN staff_role_kind k "
+            "ON k.name = a.role WHERE s.active ORDER BY a.grid_code, k.name, s.id"
+        )
+    ).mappings()
+    staff: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        item = dict(row)
+        staff.setdefault(item.pop("grid_code"), []).append(item)
+    return staff
+
+
+class IndexStore:
+    """Current and recently used generations' indexes, the activation timeline and staff."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._indexes: OrderedDict[int, GridIndex] = OrderedDict()
+        self._timeline: list[tuple[datetime, int]] = []
+        self._active: GridIndex | None = None
+        self.staff: dict[str, list[dict[str, Any]]] = {}
+        self.addresses: AddressIndex | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refreshed_at: datetime | None = None
+        self._register: tuple[Any, ...] = ()
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def active(self) -> GridIndex:
+        index = self._active
+        if index is None:
+            raise NoActiveGeneration("no generation is active yet")
+        return index
+
+    def at(self, when: datetime | None) -> GridIndex:
+        """The index of the generation active at `when` (now when None)."""
+        if when is None:
+            return self.active()
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        timeline = self._timeline
+        position = bisect_right([t for t, _ in timeline], when)
+        if position == 0:
+            raise NoActiveGeneration("no generation was active at that time")
+        return self.generation(timeline[position - 1][1])
+
+    def generation(self, generation: int) -> GridIndex:
+        active = self._active
+        if active is not None and active.generation == generation:
+            return active
+        with self._lock:
+            if generation in self._indexes:
+                self._indexes.move_to_end(generation)
+                return self._indexes[generation]
+        with self._engine.connect() as connection:
+            index = load_grid_index(connection, generation)
+        with self._lock:
+            self._indexes[generation] = index
+            while len(self._indexes) > CACHED_GENERATIONS:
+                self._indexes.popitem(last=False)
+        return index
+
+    # --- refreshing --------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Reload the timeline; rebuild the index if the active generation changed."""
+        with self._engine.connect() as connection:
+            timeline = [(r[0], int(r[1])) for r in connection.execute(text(
+                "SELECT activated_at, generation_id FROM generation_activation ORDER BY activated_at, id"))]
+            active_id = timeline[-1][1] if timeline else None
+            changed = active_id is not None and (self._active is None or self._active.generation != active_id)
+            index = load_grid_index(connection, active_id) if changed and active_id is not None else None
+            staff = load_staff(connection)
+            register = tuple(connection.execute(text("SELECT count(*), max(updated_at) FROM building")).one())
+            reload = changed or self.addresses is None or register != self._register
+            addresses = AddressIndex.load(connection) if reload else self.addresses
+        self._register = register
+        # Swap complete objects only: readers never see a half-built generation.
+        self._timeline = timeline
+        self.staff = staff
+        self.addresses = addresses
+        if index is not None:
+            self._active = index
+            log.info("lookup index now at generation %s", index.generation)
+        elif active_id is None:
+            self._active = None
+        self.refreshed_at = datetime.now(timezone.utc)
+        return changed
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._listen, name="wangge-index-listener", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw = self._engine.raw_connection()
+                try:
+                    dbapi: Any = raw.dbapi_connection
+                    dbapi.autocommit = True
+                    with dbapi.cursor() as cursor:
+                        cursor.execute(f"LISTEN {CHANNEL}")
+                    self.refresh()  # anything published while we were not listening
+                    while not self._stop.is_set():
+                        ready, _, _ = select.select([dbapi], [], [], RECHECK_SECONDS)
+                        if ready:
+                            dbapi.poll()
+                            dbapi.notifies.clear()
+                        self.refresh()
+                finally:
+                    raw.close()
+            except Exception:  # keep serving the last good index; retry the connection
+                log.exception("lookup index listener failed; retrying")
+                self._stop.wait(1.0)

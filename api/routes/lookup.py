@@ -1,0 +1,118 @@
+"""Point-in-grid lookup (single, batch, file) and address matching."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel, Field
+
+from api.deps import ReaderDep
+from api.errors import InvalidInput
+from api.lookup.addresses import DEFAULT_THRESHOLD
+from api.lookup.points_io import POINT_FORMATS, UnreadablePoints, iter_points
+from api.lookup.service import DEFAULT_NEAR_M, Caller, lookup_points, match_address
+from api.lookup.store import IndexStore
+
+router = APIRouter(tags=["lookup"])
+MAX_BATCH_POINTS = 100_000
+CRS_HELP = "EPSG code (4326, 4490, 4549, 3857…), or gcj02 (AMap, Tencent, WeChat maps) or bd09 (Baidu)"
+Crs = Annotated[str, Query(description=CRS_HELP, examples=["EPSG:4326", "gcj02"])]
+At = Annotated[datetime | None, Query(description="Answer with the generation active at this time")]
+NearM = Annotated[float, Query(ge=0, le=100, description="Report the runner-up grid within this distance of an edge")]
+
+
+def _store(request: Request) -> IndexStore:
+    return request.app.state.index_store  # type: ignore[no-any-return]
+
+
+@router.get("/lookup", summary="Which grid is this point in (finest grid, its path, staff, edge distance)")
+def lookup(request: Request, principal: ReaderDep, lon: float, lat: float, crs: Crs, at: At = None,
+           near_m: NearM = DEFAULT_NEAR_M) -> dict[str, Any]:
+    _, [answer] = lookup_points(_store(request), np.array([lon]), np.array([lat]), crs, at=at, near_m=near_m,
+                                caller=Caller(principal))
+    if "error" in answer:
+        raise InvalidInput(answer["error"]["message"], code="invalid_coordinates", where="query.lon,lat")
+    return answer
+
+
+class BatchPoint(BaseModel):
+    lon: float
+    lat: float
+    id: str | int | None = None
+
+
+class BatchRequest(BaseModel):
+    crs: str = Field(description=CRS_HELP)
+    points: list[BatchPoint] = Field(max_length=MAX_BATCH_POINTS)
+    at: datetime | None = None
+    near_m: float = Field(default=DEFAULT_NEAR_M, ge=0, le=100)
+
+
+def _with_ids(answers: list[dict[str, Any]], ids: list[Any]) -> list[dict[str, Any]]:
+    for answer, point_id in zip(answers, ids, strict=True):
+        if point_id is not None:
+            answer["id"] = point_id
+    return answers
+
+
+@router.post("/lookup/batch", summary=f"Look up up to {MAX_BATCH_POINTS:,} points; results in input order",
+             response_class=ORJSONResponse)
+def lookup_batch(request: Request, principal: ReaderDep, body: BatchRequest) -> ORJSONResponse:
+    x = np.fromiter((p.lon for p in body.points), dtype=float, count=len(body.points))
+    y = np.fromiter((p.lat for p in body.points), dtype=float, count=len(body.points))
+    generation, answers = lookup_points(_store(request), x, y, body.crs, at=body.at, near_m=body.near_m,
+                                        caller=Caller(principal))
+    _with_ids(answers, [p.id for p in body.points])
+    return ORJSONResponse({"generation": generation, "count": len(answers), "results": answers})
+
+
+@router.post("/lookup/batch/file", summary="Look up the points of a CSV, Parquet or GeoJSON file",
+             response_class=ORJSONResponse)
+def lookup_file(
+    request: Request,
+    principal: ReaderDep,
+    file: Annotated[UploadFile, File(description="CSV (lon/lat columns), Parquet or GeoJSON points")],
+    crs: Annotated[str, Form(description=CRS_HELP)],
+    lon_field: Annotated[str | None, Form()] = None,
+    lat_field: Annotated[str | None, Form()] = None,
+    at: Annotated[datetime | None, Form()] = None,
+    near_m: Annotated[float, Form(ge=0, le=100)] = DEFAULT_NEAR_M,
+) -> ORJSONResponse:
+    name = Path(file.filename or "points").name
+    if Path(name).suffix.lower() not in POINT_FORMATS:
+        raise InvalidInput(f"不支持的文件类型 {name}（支持 .csv、.parquet、.geojson）", code="unsupported_format",
+                           where="body.file")
+    with tempfile.TemporaryDirectory(prefix="wangge-points-") as folder:
+        path = Path(folder) / name
+        with path.open("wb") as handle:
+            shutil.copyfileobj(file.file, handle)
+        try:
+            chunks = list(iter_points(path, lon_field, lat_field))
+        except UnreadablePoints as error:
+            raise InvalidInput(str(error), code="unreadable_file", where="body.file") from error
+    x = np.concatenate([c.x for c in chunks]) if chunks else np.zeros(0)
+    y = np.concatenate([c.y for c in chunks]) if chunks else np.zeros(0)
+    if len(x) > MAX_BATCH_POINTS:
+        raise InvalidInput(f"文件有 {len(x)} 个点，超过上限 {MAX_BATCH_POINTS}；大文件请用 wangge geocode",
+                           code="too_many_points", where="body.file")
+    generation, answers = lookup_points(_store(request), x, y, crs, at=at, near_m=near_m, caller=Caller(principal))
+    _with_ids(answers, list(range(1, len(answers) + 1)))
+    return ORJSONResponse({"generation": generation, "count": len(answers), "results": answers})
+
+
+@router.get("/geocode/address", summary="Match a Chinese address to a building and its grid")
+def address(
+    request: Request,
+    principal: ReaderDep,
+    q: Annotated[str, Query(min_length=2, max_length=300, description="地址，如 青丘街1号锦玉苑1幢")],
+    at: At = None,
+    threshold: Annotated[float, Query(ge=0, le=1)] = DEFAULT_THRESHOLD,
+) -> dict[str, Any]:
+    return match_address(_store(request), q, at=at, threshold=threshold, caller=Caller(principal))
