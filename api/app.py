@@ -11,7 +11,7 @@ from api.db.engine import make_engine
 from api.errors import register_error_handlers
 from api.limits import BodySizeLimit
 from api.lookup.store import IndexStore
-from api.routes import grids, health, layers, lookup, tokens, transfer
+from api.routes import events, grids, health, layers, lookup, tokens, transfer
 from api.settings import Settings, get_settings
 from web import pages
 
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_error_handlers(app)
-    for module in (health, lookup, grids, layers, transfer, tokens):
+    for module in (health, lookup, events, grids, layers, transfer, tokens):
         app.include_router(module.router, prefix=API_PREFIX)
     pages.mount(app)
     app.add_middleware(

@@ -28,8 +28,15 @@ class UnknownCRS(ValueError):
 
 
 # The two Chinese web-map systems PROJ does not know, by the names clients use for them.
-CHINESE_SYSTEMS = {"gcj02": "GCJ02", "gcj-02": "GCJ02", "gcj": "GCJ02", "amap": "GCJ02",
-                   "bd09": "BD09", "bd-09": "BD09", "baidu": "BD09"}
+CHINESE_SYSTEMS = {
+    "gcj02": "GCJ02",
+    "gcj-02": "GCJ02",
+    "gcj": "GCJ02",
+    "amap": "GCJ02",
+    "bd09": "BD09",
+    "bd-09": "BD09",
+    "baidu": "BD09",
+}
 _TO_WGS84 = {"GCJ02": chinacrs.gcj02_to_wgs84, "BD09": chinacrs.bd09_to_wgs84}
 _FROM_WGS84 = {"GCJ02": chinacrs.wgs84_to_gcj02, "BD09": chinacrs.wgs84_to_bd09}
 
@@ -95,7 +102,7 @@ def _transformer(source: str, target: str) -> Transformer:
     return Transformer.from_crs(parse_crs(source), parse_crs(target), always_xy=True)
 
 
-def transform(geometries: np.ndarray | shapely.Geometry, source: str, target: str):  # type: ignore[no-untyped-def]
+def transform(geometries: np.ndarray | shapely.Geometry, source: str, target: str):
     """Reproject shapely geometries (x = longitude/easting order) from source to target CRS.
 
     Either side may be GCJ02 or BD09 (converted through WGS84).
@@ -142,10 +149,14 @@ def coordinate_problems(x: np.ndarray, y: np.ndarray, spec: str) -> list[str | N
     for i in np.flatnonzero(~(np.isfinite(x) & np.isfinite(y))):
         problems[i] = "坐标不是有效数字"
     if geographic:
-        swapped = (np.abs(y) > 90) & (np.abs(x) <= 90) & (y >= 73) & (y <= 136) & (x >= 3) & (x <= 54)
+        swapped = (
+            (np.abs(y) > 90) & (np.abs(x) <= 90) & (y >= 73) & (y <= 136) & (x >= 3) & (x <= 54)
+        )
         for i in np.flatnonzero(swapped):
             problems[i] = f"经纬度疑似颠倒：lon={x[i]} 像纬度，lat={y[i]} 像经度"
-        outside = ((np.abs(x) > 180) | (np.abs(y) > 90)) & ~swapped & np.isfinite(x) & np.isfinite(y)
+        outside = (
+            ((np.abs(x) > 180) | (np.abs(y) > 90)) & ~swapped & np.isfinite(x) & np.isfinite(y)
+        )
         for i in np.flatnonzero(outside):
             problems[i] = f"坐标超出范围：经度应在 -180..180，纬度应在 -90..90（{spec}）"
     else:

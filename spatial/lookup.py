@@ -60,9 +60,13 @@ class GridIndex:
     def __post_init__(self) -> None:
         self.by_code = {r.code: i for i, r in enumerate(self.records)}
         parents = {r.parent_code for r in self.records if r.parent_code}
-        self.leaves = np.array([i for i, r in enumerate(self.records) if r.code not in parents], dtype=np.int64)
+        self.leaves = np.array(
+            [i for i, r in enumerate(self.records) if r.code not in parents], dtype=np.int64
+        )
         # Tie-break key: finer level first, then the smaller code.
-        order = sorted(range(len(self.records)), key=lambda i: (-self.records[i].rank, self.records[i].code))
+        order = sorted(
+            range(len(self.records)), key=lambda i: (-self.records[i].rank, self.records[i].code)
+        )
         self._priority = np.empty(len(self.records), dtype=np.int64)
         self._priority[order] = np.arange(len(self.records))
         shapely.prepare(self.geometries)
@@ -83,10 +87,16 @@ class GridIndex:
         result = np.full(len(lon), NO_GRID, dtype=np.int64)
         if not len(self.records):
             return result
-        col = np.floor((lon - self._x0) / self._cell).astype(np.int64)
-        row = np.floor((lat - self._y0) / self._cell).astype(np.int64)
-        inside = (col >= 0) & (col < self._raster.shape[1]) & (row >= 0) & (row < self._raster.shape[0])
-        inside &= np.isfinite(lon) & np.isfinite(lat)
+        finite = np.isfinite(lon) & np.isfinite(lat)
+        col = np.floor((np.where(finite, lon, self._x0 - 1) - self._x0) / self._cell).astype(
+            np.int64
+        )
+        row = np.floor((np.where(finite, lat, self._y0 - 1) - self._y0) / self._cell).astype(
+            np.int64
+        )
+        inside = (
+            (col >= 0) & (col < self._raster.shape[1]) & (row >= 0) & (row < self._raster.shape[0])
+        )
         result[inside] = self._raster[row[inside], col[inside]]
         exact = np.flatnonzero(~inside | (result == UNRESOLVED))
         exact = exact[np.isfinite(lon[exact]) & np.isfinite(lat[exact])]
@@ -97,14 +107,19 @@ class GridIndex:
 
     def _locate_exact(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         points = shapely.points(lon, lat)
-        found = self._pick(*self._leaf_tree.query(points, predicate="intersects"), len(points), self.leaves)
+        hit_point, hit_leaf = self._leaf_tree.query(points, predicate="intersects")
+        found = self._pick(hit_point, hit_leaf, len(points), self.leaves)
         missing = np.flatnonzero(found == NO_GRID)
         if len(missing):  # a gap in the finest level: fall back to coarser grids covering it
-            pairs = self._all_tree.query(points[missing], predicate="intersects")
-            found[missing] = self._pick(*pairs, len(missing), np.arange(len(self.records)))
+            hit_point, hit_grid = self._all_tree.query(points[missing], predicate="intersects")
+            found[missing] = self._pick(
+                hit_point, hit_grid, len(missing), np.arange(len(self.records))
+            )
         return found
 
-    def _pick(self, point_index: np.ndarray, tree_index: np.ndarray, count: int, members: np.ndarray) -> np.ndarray:
+    def _pick(
+        self, point_index: np.ndarray, tree_index: np.ndarray, count: int, members: np.ndarray
+    ) -> np.ndarray:
         """For each point, the covering grid with the best (lowest) priority."""
         found = np.full(count, NO_GRID, dtype=np.int64)
         if len(point_index) == 0:
@@ -123,8 +138,15 @@ class GridIndex:
         count = len(lon)
         grid = self.locate(lon, lat)
         nan = np.full(count, np.nan)
-        result = LookupResult(grid, np.zeros(count, dtype=bool), nan.copy(), np.full(count, NO_GRID),
-                              nan.copy(), np.full(count, NO_GRID), nan.copy())
+        result = LookupResult(
+            grid,
+            np.zeros(count, dtype=bool),
+            nan.copy(),
+            np.full(count, NO_GRID),
+            nan.copy(),
+            np.full(count, NO_GRID),
+            nan.copy(),
+        )
         if not len(self.records) or not count:
             return result
         points = transform(shapely.points(lon, lat), WGS84, self.metric_crs)
@@ -139,14 +161,19 @@ class GridIndex:
         unmatched = np.flatnonzero(grid < 0)
         if len(unmatched):
             (point_index, leaf_index), distance = self._metric_leaf_tree.query_nearest(
-                points[unmatched], return_distance=True, all_matches=False)
+                points[unmatched], return_distance=True, all_matches=False
+            )
             result.nearest[unmatched[point_index]] = self.leaves[leaf_index]
             result.nearest_distance_m[unmatched[point_index]] = distance
         return result
 
-    def _runner_up(self, points: np.ndarray, close: np.ndarray, near_m: float, result: LookupResult) -> None:
+    def _runner_up(
+        self, points: np.ndarray, close: np.ndarray, near_m: float, result: LookupResult
+    ) -> None:
         """The nearest other grid of the same level within near_m of each point."""
-        point_index, leaf_index = self._metric_leaf_tree.query(points[close], predicate="dwithin", distance=near_m)
+        point_index, leaf_index = self._metric_leaf_tree.query(
+            points[close], predicate="dwithin", distance=near_m
+        )
         candidates = self.leaves[leaf_index]
         own = result.grid[close[point_index]]
         keep = candidates != own
@@ -228,5 +255,8 @@ class GridIndex:
 
     @property
     def raster_stats(self) -> dict[str, float]:
-        return {"cell_deg": self._cell, "cells": int(self._raster.size),
-                "unresolved_share": float(np.mean(self._raster == UNRESOLVED))}
+        return {
+            "cell_deg": self._cell,
+            "cells": int(self._raster.size),
+            "unresolved_share": float(np.mean(self._raster == UNRESOLVED)),
+        }

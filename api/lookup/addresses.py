@@ -21,9 +21,24 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import Connection, text
 
 DEFAULT_THRESHOLD = 0.85
-DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _PUNCTUATION = re.compile(r"[\s,，。.、;；:：()（）\[\]【】\"'“”‘’#＃]")
-_NUMERAL_BEFORE_UNIT = re.compile(r"([零〇一二两三四五六七八九十百]+)(?=(号|幢|栋|单元|室|座|号楼|层))")
+_NUMERAL_BEFORE_UNIT = re.compile(
+    r"([零〇一二两三四五六七八九十百]+)(?=(号|幢|栋|单元|室|座|号楼|层))"
+)
 _PREFIXES = (
     re.compile(r"^[^省]{2,7}省"),
     re.compile(r"^[^市]{2,7}市(?!场)"),
@@ -79,13 +94,19 @@ def parse(normalised: str) -> AddressParts:
     matched_road = _ROAD.match(normalised)
     if matched_road:
         road, number = matched_road.group("road"), matched_road.group("number")
-        rest = normalised[matched_road.end():]
+        rest = normalised[matched_road.end() :]
     building = _BUILDING.search(rest)
     if building:
         compound = rest[: building.start()] or None
     unit, room = _UNIT.search(rest), _ROOM.search(rest)
-    return AddressParts(road, number, compound, building.group(1) if building else None,
-                        unit.group(1) if unit else None, room.group(1) if room else None)
+    return AddressParts(
+        road,
+        number,
+        compound,
+        building.group(1) if building else None,
+        unit.group(1) if unit else None,
+        room.group(1) if room else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +118,9 @@ class AddressMatch:
 class AddressIndex:
     """The building register in memory: codes, addresses, a point inside each building."""
 
-    def __init__(self, codes: list[str], addresses: list[str], lon: np.ndarray, lat: np.ndarray) -> None:
+    def __init__(
+        self, codes: list[str], addresses: list[str], lon: np.ndarray, lat: np.ndarray
+    ) -> None:
         self.codes = codes
         self.addresses = addresses
         self.lon, self.lat = lon, lat
@@ -113,13 +136,19 @@ class AddressIndex:
 
     @classmethod
     def load(cls, connection: Connection) -> AddressIndex:
-        rows = connection.execute(text(
-            "SELECT code, address, ST_X(p) AS lon, ST_Y(p) AS lat FROM ("
-            "SELECT code, address, ST_PointOnSurface(geom) AS p FROM building WHERE address IS NOT NULL) b "
-            "ORDER BY code"
-        )).all()
-        return cls([r.code for r in rows], [r.address for r in rows],
-                   np.array([r.lon for r in rows], dtype=float), np.array([r.lat for r in rows], dtype=float))
+        rows = connection.execute(
+            text(
+                "SELECT code, address, ST_X(p) AS lon, ST_Y(p) AS lat FROM ("
+                "SELECT code, address, ST_PointOnSurface(geom) AS p FROM building WHERE address IS NOT NULL) b "
+                "ORDER BY code"
+            )
+        ).all()
+        return cls(
+            [r.code for r in rows],
+            [r.address for r in rows],
+            np.array([r.lon for r in rows], dtype=float),
+            np.array([r.lat for r in rows], dtype=float),
+        )
 
     def match(self, address: str, limit: int = 3) -> list[AddressMatch]:
         """The best candidates, highest confidence first (confidence in 0..1)."""
@@ -127,29 +156,41 @@ class AddressIndex:
         if not query or not self.codes:
             return []
         wanted = parse(query)
-        by_road = set(self._by_road.get((wanted.road, wanted.number, wanted.building), ())) if wanted.road else set()
-        by_compound = {
-            i for i in (self._by_compound.get((wanted.compound, wanted.building), ()) if wanted.compound else ())
-            if (not wanted.road or self.parts[i].road == wanted.road)
-            and (not wanted.number or self.parts[i].number == wanted.number)
-        }
+        by_road: set[int] = set()
+        if wanted.road and wanted.number and wanted.building:
+            by_road = set(self._by_road.get((wanted.road, wanted.number, wanted.building), ()))
+        by_compound: set[int] = set()
+        if wanted.compound and wanted.building:
+            by_compound = {
+                i
+                for i in self._by_compound.get((wanted.compound, wanted.building), ())
+                # A compound hit must agree with any road and house number the caller gave.
+                if (not wanted.road or self.parts[i].road == wanted.road)
+                and (not wanted.number or self.parts[i].number == wanted.number)
+            }
         exact = by_road & by_compound if (by_road and by_compound) else (by_road or by_compound)
         if len(exact) == 1:
             return [AddressMatch(exact.pop(), 1.0)]
         # Unit and room refine within a building; they must not decide which building it is.
         query = _UNIT.sub("", _ROOM.sub("", query))
-        candidates = process.extract(query, self.normalised, scorer=fuzz.ratio, limit=max(limit * 5, 15))
-        scored = [AddressMatch(i, round(self._score(wanted, self.parts[i], score / 100.0), 3))
-                  for _, score, i in candidates]
+        candidates = process.extract(
+            query, self.normalised, scorer=fuzz.ratio, limit=max(limit * 5, 15)
+        )
+        scored = [
+            AddressMatch(i, round(self._score(wanted, self.parts[i], score / 100.0), 3))
+            for _, score, i in candidates
+        ]
         scored.sort(key=lambda m: (-m.confidence, self.codes[m.index]))
         return scored[:limit]
 
     @staticmethod
     def _score(wanted: AddressParts, found: AddressParts, similarity: float) -> float:
         """String similarity, penalised when a number the caller gave disagrees."""
-        for given, known, penalty in ((wanted.number, found.number, 0.6),
-                                      (wanted.building, found.building, 0.6),
-                                      (wanted.road, found.road, 0.8)):
+        for given, known, penalty in (
+            (wanted.number, found.number, 0.6),
+            (wanted.building, found.building, 0.6),
+            (wanted.road, found.road, 0.8),
+        ):
             if given and known and given != known:
                 similarity *= penalty
         return similarity

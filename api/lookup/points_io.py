@@ -32,7 +32,9 @@ class PointChunk:
     first_row: int  # 1-based number of the chunk's first data row
 
 
-def _column(names: list[str], explicit: str | None, candidates: tuple[str, ...], what: str, path: Path) -> str:
+def _column(
+    names: list[str], explicit: str | None, candidates: tuple[str, ...], what: str, path: Path
+) -> str:
     if explicit:
         if explicit not in names:
             raise UnreadablePoints(f"{path.name} 没有字段 {explicit!r}（现有：{', '.join(names)}）")
@@ -59,11 +61,17 @@ def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.where(np.isnan(values), np.nan, values).astype(float)
 
 
-def iter_points(path: Path, lon_field: str | None = None, lat_field: str | None = None,
-                chunk_rows: int = CHUNK_ROWS) -> Iterator[PointChunk]:
+def iter_points(
+    path: Path,
+    lon_field: str | None = None,
+    lat_field: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[PointChunk]:
     suffix = path.suffix.lower()
     if suffix not in POINT_FORMATS:
-        raise UnreadablePoints(f"{path.name}：不支持的类型 {suffix}（支持 .csv、.parquet、.geojson）")
+        raise UnreadablePoints(
+            f"{path.name}：不支持的类型 {suffix}（支持 .csv、.parquet、.geojson）"
+        )
     try:
         if suffix == ".csv":
             yield from _csv(path, lon_field, lat_field, chunk_rows)
@@ -72,21 +80,26 @@ def iter_points(path: Path, lon_field: str | None = None, lat_field: str | None 
         else:
             yield _geojson(path)
     except (pa.ArrowInvalid, OSError, json.JSONDecodeError) as error:
-        raise UnreadablePoints(f"{path.name}：读取失败（{str(error).splitlines()[0][:200]}）") from error
+        raise UnreadablePoints(
+            f"{path.name}：读取失败（{str(error).splitlines()[0][:200]}）"
+        ) from error
 
 
-def _csv(path: Path, lon_field, lat_field, chunk_rows) -> Iterator[PointChunk]:  # type: ignore[no-untyped-def]
+def _csv(path: Path, lon_field, lat_field, chunk_rows) -> Iterator[PointChunk]:
     # Every column as text: codes keep their leading zeros and nothing is silently altered.
     reader = pacsv.open_csv(
-        path, read_options=pacsv.ReadOptions(block_size=16 << 20),
-        convert_options=pacsv.ConvertOptions(column_types=None, strings_can_be_null=False,
-                                             auto_dict_encode=False, check_utf8=True),
+        path,
+        read_options=pacsv.ReadOptions(block_size=16 << 20),
+        convert_options=pacsv.ConvertOptions(
+            column_types=None, strings_can_be_null=False, auto_dict_encode=False, check_utf8=True
+        ),
     )
     names = reader.schema.names
     lon = _column(names, lon_field, LON_NAMES, "经度", path)
     lat = _column(names, lat_field, LAT_NAMES, "纬度", path)
     reader = pacsv.open_csv(
-        path, read_options=pacsv.ReadOptions(block_size=16 << 20),
+        path,
+        read_options=pacsv.ReadOptions(block_size=16 << 20),
         convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
     )
     row = 1
@@ -96,7 +109,7 @@ def _csv(path: Path, lon_field, lat_field, chunk_rows) -> Iterator[PointChunk]: 
         row += table.num_rows
 
 
-def _parquet(path: Path, lon_field, lat_field, chunk_rows) -> Iterator[PointChunk]:  # type: ignore[no-untyped-def]
+def _parquet(path: Path, lon_field, lat_field, chunk_rows) -> Iterator[PointChunk]:
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
     geometry = "geometry" if "geometry" in names and not (lon_field or lat_field) else None
@@ -124,9 +137,13 @@ def _geojson(path: Path) -> PointChunk:
     for feature in features:
         geometry = (feature or {}).get("geometry") or {}
         coords = geometry.get("coordinates") if geometry.get("type") == "Point" else None
-        ok = isinstance(coords, list) and len(coords) >= 2 and all(isinstance(c, int | float) for c in coords[:2])
-        x.append(float(coords[0]) if ok else np.nan)
-        y.append(float(coords[1]) if ok else np.nan)
+        ok = (
+            isinstance(coords, list)
+            and len(coords) >= 2
+            and all(isinstance(c, int | float) for c in coords[:2])
+        )
+        x.append(float(coords[0]) if ok and coords else np.nan)
+        y.append(float(coords[1]) if ok and coords else np.nan)
         ids.append(str((feature or {}).get("id", "")) or None)
     table = pa.table({"id": pa.array(ids, pa.string())})
     return PointChunk(table, np.array(x, dtype=float), np.array(y, dtype=float), 1)

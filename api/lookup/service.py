@@ -63,27 +63,48 @@ def lookup_points(
     lon = np.full(len(x), np.nan)
     lat = np.full(len(x), np.nan)
     if valid.any():
-        lon[valid], lat[valid] = to_wgs84_xy(np.asarray(x, dtype=float)[valid], np.asarray(y, dtype=float)[valid], spec)
+        lon[valid], lat[valid] = to_wgs84_xy(
+            np.asarray(x, dtype=float)[valid], np.asarray(y, dtype=float)[valid], spec
+        )
     result = index.lookup(np.where(valid, lon, np.nan), np.where(valid, lat, np.nan), near_m=near_m)
     answers = []
     for i in range(len(x)):
         if problems[i] is not None:
-            answers.append({"matched": False, "error": {"code": "invalid_coordinates", "message": problems[i]}})
+            answers.append(
+                {"matched": False, "error": {"code": "invalid_coordinates", "message": problems[i]}}
+            )
             continue
         answers.append(shape_answer(index, store, result, i, float(lon[i]), float(lat[i]), caller))
     return index.generation, answers
 
 
-def shape_answer(index: GridIndex, store: IndexStore, result: Any, i: int, lon: float, lat: float,
-                 caller: Caller) -> dict[str, Any]:
+def shape_answer(
+    index: GridIndex, store: IndexStore, result: Any, i: int, lon: float, lat: float, caller: Caller
+) -> dict[str, Any]:
     grid = int(result.grid[i])
-    answer: dict[str, Any] = {"matched": grid >= 0, "lon": round(lon, 9), "lat": round(lat, 9),
-                              "generation": index.generation}
+    answer: dict[str, Any] = {
+        "matched": grid >= 0,
+        "lon": round(lon, 9),
+        "lat": round(lat, 9),
+        "generation": index.generation,
+    }
     if grid < 0:
         nearest = int(result.nearest[i])
-        answer.update(grid=None, path=[], on_boundary=False, distance_to_edge_m=None, runner_up=None,
-                      nearest=({**_grid(index.records[nearest]), "distance_m": _metres(result.nearest_distance_m[i])}
-                               if nearest >= 0 else None))
+        answer.update(
+            grid=None,
+            path=[],
+            on_boundary=False,
+            distance_to_edge_m=None,
+            runner_up=None,
+            nearest=(
+                {
+                    **_grid(index.records[nearest]),
+                    "distance_m": _metres(result.nearest_distance_m[i]),
+                }
+                if nearest >= 0
+                else None
+            ),
+        )
         return answer
     path = index.path(grid)
     runner = int(result.runner_up[i])
@@ -92,8 +113,11 @@ def shape_answer(index: GridIndex, store: IndexStore, result: Any, i: int, lon: 
         path=[_grid(r) for r in path],
         on_boundary=bool(result.on_boundary[i]),
         distance_to_edge_m=_metres(result.edge_distance_m[i]),
-        runner_up=({**_grid(index.records[runner]), "distance_m": _metres(result.runner_up_distance_m[i])}
-                   if runner >= 0 else None),
+        runner_up=(
+            {**_grid(index.records[runner]), "distance_m": _metres(result.runner_up_distance_m[i])}
+            if runner >= 0
+            else None
+        ),
         nearest=None,
     )
     codes = [r.code for r in path]
@@ -111,34 +135,75 @@ def staff_on_duty(store: IndexStore, path_codes: list[str]) -> list[dict[str, An
     return staff
 
 
-def match_address(store: IndexStore, address: str, *, at: datetime | None = None,
-                  threshold: float = DEFAULT_THRESHOLD, caller: Caller) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Candidate:
+    building: dict[str, str]
+    grid_index: int
+    grid: dict[str, str] | None
+    confidence: float
+    lon: float
+    lat: float
+
+    def public(self) -> dict[str, Any]:
+        return {"building": self.building, "grid": self.grid, "confidence": self.confidence}
+
+
+def match_address(
+    store: IndexStore,
+    address: str,
+    *,
+    at: datetime | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    caller: Caller,
+) -> dict[str, Any]:
     """Building, grid and confidence for an address; below threshold, candidates only."""
-    addresses = store.addresses
     index = store.at(at)
-    matches = addresses.match(address) if addresses is not None else []
-    candidates = []
-    for match in matches:
-        located = int(index.locate(addresses.lon[[match.index]], addresses.lat[[match.index]])[0])  # type: ignore[union-attr]
-        candidates.append({
-            "building": {"code": addresses.codes[match.index], "address": addresses.addresses[match.index]},  # type: ignore[union-attr]
-            "grid": _grid(index.records[located]) if located >= 0 else None,
-            "confidence": match.confidence,
-            "_grid_index": located,
-            "_point": (float(addresses.lon[match.index]), float(addresses.lat[match.index])),  # type: ignore[union-attr]
-        })
-    best = candidates[0] if candidates and candidates[0]["confidence"] >= threshold else None
-    public = [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates]
-    answer: dict[str, Any] = {"matched": best is not None, "query": address, "threshold": threshold,
-                              "generation": index.generation}
+    register = store.addresses
+    candidates: list[_Candidate] = []
+    if register is not None:
+        for match in register.match(address):
+            lon, lat = float(register.lon[match.index]), float(register.lat[match.index])
+            located = int(index.locate(np.array([lon]), np.array([lat]))[0])
+            candidates.append(
+                _Candidate(
+                    {
+                        "code": register.codes[match.index],
+                        "address": register.addresses[match.index],
+                    },
+                    located,
+                    _grid(index.records[located]) if located >= 0 else None,
+                    match.confidence,
+                    lon,
+                    lat,
+                )
+            )
+    answer: dict[str, Any] = {
+        "query": address,
+        "threshold": threshold,
+        "generation": index.generation,
+    }
+    best = candidates[0] if candidates and candidates[0].confidence >= threshold else None
     if best is None:
-        answer.update(building=None, grid=None, path=[], confidence=public[0]["confidence"] if public else 0.0,
-                      candidates=public)
+        answer.update(
+            matched=False,
+            building=None,
+            grid=None,
+            path=[],
+            confidence=candidates[0].confidence if candidates else 0.0,
+            candidates=[c.public() for c in candidates],
+        )
         return answer
-    path = index.path(best["_grid_index"]) if best["_grid_index"] >= 0 else []
-    answer.update(building=public[0]["building"], grid=public[0]["grid"], path=[_grid(r) for r in path],
-                  confidence=best["confidence"], lon=best["_point"][0], lat=best["_point"][1],
-                  candidates=public[1:])
+    path = index.path(best.grid_index) if best.grid_index >= 0 else []
+    answer.update(
+        matched=True,
+        building=best.building,
+        grid=best.grid,
+        path=[_grid(r) for r in path],
+        confidence=best.confidence,
+        lon=best.lon,
+        lat=best.lat,
+        candidates=[c.public() for c in candidates[1:]],
+    )
     codes = [r.code for r in path]
     if codes and caller.sees_staff(codes):
         answer["staff"] = staff_on_duty(store, codes)

@@ -9,11 +9,12 @@ A timed re-check every few seconds covers a lost connection or a missed notifica
 from __future__ import annotations
 
 import logging
+import os
 import select
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,9 @@ def load_grid_index(connection: Connection, generation: int) -> GridIndex:
         {"g": generation},
     ).all()
     records = [GridRecord(r.code, r.name, r.level, r.rank, r.parent_code) for r in rows]
-    geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.array([], dtype=object)
+    geometries = (
+        shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.array([], dtype=object)
+    )
     return GridIndex(generation, records, np.asarray(geometries, dtype=object))
 
 
@@ -71,6 +74,7 @@ class IndexStore:
         self.staff: dict[str, list[dict[str, Any]]] = {}
         self.addresses: AddressIndex | None = None
         self._stop = threading.Event()
+        self._wake_read, self._wake_write = os.pipe()  # stop() wakes the listener's select()
         self._thread: threading.Thread | None = None
         self.refreshed_at: datetime | None = None
         self._register: tuple[Any, ...] = ()
@@ -88,7 +92,7 @@ class IndexStore:
         if when is None:
             return self.active()
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         timeline = self._timeline
         position = bisect_right([t for t, _ in timeline], when)
         if position == 0:
@@ -116,13 +120,27 @@ class IndexStore:
     def refresh(self) -> bool:
         """Reload the timeline; rebuild the index if the active generation changed."""
         with self._engine.connect() as connection:
-            timeline = [(r[0], int(r[1])) for r in connection.execute(text(
-                "SELECT activated_at, generation_id FROM generation_activation ORDER BY activated_at, id"))]
+            timeline = [
+                (r[0], int(r[1]))
+                for r in connection.execute(
+                    text(
+                        "SELECT activated_at, generation_id FROM generation_activation ORDER BY activated_at, id"
+                    )
+                )
+            ]
             active_id = timeline[-1][1] if timeline else None
-            changed = active_id is not None and (self._active is None or self._active.generation != active_id)
-            index = load_grid_index(connection, active_id) if changed and active_id is not None else None
+            changed = active_id is not None and (
+                self._active is None or self._active.generation != active_id
+            )
+            index = (
+                load_grid_index(connection, active_id)
+                if changed and active_id is not None
+                else None
+            )
             staff = load_staff(connection)
-            register = tuple(connection.execute(text("SELECT count(*), max(updated_at) FROM building")).one())
+            register = tuple(
+                connection.execute(text("SELECT count(*), max(updated_at) FROM building")).one()
+            )
             reload = changed or self.addresses is None or register != self._register
             addresses = AddressIndex.load(connection) if reload else self.addresses
         self._register = register
@@ -135,18 +153,23 @@ class IndexStore:
             log.info("lookup index now at generation %s", index.generation)
         elif active_id is None:
             self._active = None
-        self.refreshed_at = datetime.now(timezone.utc)
+        self.refreshed_at = datetime.now(UTC)
         return changed
 
     def start(self) -> None:
         self.refresh()
-        self._thread = threading.Thread(target=self._listen, name="wangge-index-listener", daemon=True)
+        self._thread = threading.Thread(
+            target=self._listen, name="wangge-index-listener", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        os.write(self._wake_write, b"x")
         if self._thread is not None:
             self._thread.join(timeout=5)
+        os.close(self._wake_read)
+        os.close(self._wake_write)
 
     def _listen(self) -> None:
         while not self._stop.is_set():
@@ -159,7 +182,9 @@ class IndexStore:
                         cursor.execute(f"LISTEN {CHANNEL}")
                     self.refresh()  # anything published while we were not listening
                     while not self._stop.is_set():
-                        ready, _, _ = select.select([dbapi], [], [], RECHECK_SECONDS)
+                        ready, _, _ = select.select([dbapi, self._wake_read], [], [], RECHECK_SECONDS)
+                        if self._stop.is_set():
+                            break
                         if ready:
                             dbapi.poll()
                             dbapi.notifies.clear()

@@ -22,23 +22,46 @@ from api.lookup.store import IndexStore
 
 router = APIRouter(tags=["lookup"])
 MAX_BATCH_POINTS = 100_000
-CRS_HELP = "EPSG code (4326, 4490, 4549, 3857…), or gcj02 (AMap, Tencent, WeChat maps) or bd09 (Baidu)"
+CRS_HELP = (
+    "EPSG code (4326, 4490, 4549, 3857…), or gcj02 (AMap, Tencent, WeChat maps) or bd09 (Baidu)"
+)
 Crs = Annotated[str, Query(description=CRS_HELP, examples=["EPSG:4326", "gcj02"])]
 At = Annotated[datetime | None, Query(description="Answer with the generation active at this time")]
-NearM = Annotated[float, Query(ge=0, le=100, description="Report the runner-up grid within this distance of an edge")]
+NearM = Annotated[
+    float,
+    Query(ge=0, le=100, description="Report the runner-up grid within this distance of an edge"),
+]
 
 
 def _store(request: Request) -> IndexStore:
-    return request.app.state.index_store  # type: ignore[no-any-return]
+    return request.app.state.index_store
 
 
-@router.get("/lookup", summary="Which grid is this point in (finest grid, its path, staff, edge distance)")
-def lookup(request: Request, principal: ReaderDep, lon: float, lat: float, crs: Crs, at: At = None,
-           near_m: NearM = DEFAULT_NEAR_M) -> dict[str, Any]:
-    _, [answer] = lookup_points(_store(request), np.array([lon]), np.array([lat]), crs, at=at, near_m=near_m,
-                                caller=Caller(principal))
+@router.get(
+    "/lookup", summary="Which grid is this point in (finest grid, its path, staff, edge distance)"
+)
+def lookup(
+    request: Request,
+    principal: ReaderDep,
+    lon: float,
+    lat: float,
+    crs: Crs,
+    at: At = None,
+    near_m: NearM = DEFAULT_NEAR_M,
+) -> dict[str, Any]:
+    _, [answer] = lookup_points(
+        _store(request),
+        np.array([lon]),
+        np.array([lat]),
+        crs,
+        at=at,
+        near_m=near_m,
+        caller=Caller(principal),
+    )
     if "error" in answer:
-        raise InvalidInput(answer["error"]["message"], code="invalid_coordinates", where="query.lon,lat")
+        raise InvalidInput(
+            answer["error"]["message"], code="invalid_coordinates", where="query.lon,lat"
+        )
     return answer
 
 
@@ -62,23 +85,32 @@ def _with_ids(answers: list[dict[str, Any]], ids: list[Any]) -> list[dict[str, A
     return answers
 
 
-@router.post("/lookup/batch", summary=f"Look up up to {MAX_BATCH_POINTS:,} points; results in input order",
-             response_class=ORJSONResponse)
+@router.post(
+    "/lookup/batch",
+    summary=f"Look up up to {MAX_BATCH_POINTS:,} points; results in input order",
+    response_class=ORJSONResponse,
+)
 def lookup_batch(request: Request, principal: ReaderDep, body: BatchRequest) -> ORJSONResponse:
     x = np.fromiter((p.lon for p in body.points), dtype=float, count=len(body.points))
     y = np.fromiter((p.lat for p in body.points), dtype=float, count=len(body.points))
-    generation, answers = lookup_points(_store(request), x, y, body.crs, at=body.at, near_m=body.near_m,
-                                        caller=Caller(principal))
+    generation, answers = lookup_points(
+        _store(request), x, y, body.crs, at=body.at, near_m=body.near_m, caller=Caller(principal)
+    )
     _with_ids(answers, [p.id for p in body.points])
     return ORJSONResponse({"generation": generation, "count": len(answers), "results": answers})
 
 
-@router.post("/lookup/batch/file", summary="Look up the points of a CSV, Parquet or GeoJSON file",
-             response_class=ORJSONResponse)
+@router.post(
+    "/lookup/batch/file",
+    summary="Look up the points of a CSV, Parquet or GeoJSON file",
+    response_class=ORJSONResponse,
+)
 def lookup_file(
     request: Request,
     principal: ReaderDep,
-    file: Annotated[UploadFile, File(description="CSV (lon/lat columns), Parquet or GeoJSON points")],
+    file: Annotated[
+        UploadFile, File(description="CSV (lon/lat columns), Parquet or GeoJSON points")
+    ],
     crs: Annotated[str, Form(description=CRS_HELP)],
     lon_field: Annotated[str | None, Form()] = None,
     lat_field: Annotated[str | None, Form()] = None,
@@ -87,8 +119,11 @@ def lookup_file(
 ) -> ORJSONResponse:
     name = Path(file.filename or "points").name
     if Path(name).suffix.lower() not in POINT_FORMATS:
-        raise InvalidInput(f"不支持的文件类型 {name}（支持 .csv、.parquet、.geojson）", code="unsupported_format",
-                           where="body.file")
+        raise InvalidInput(
+            f"不支持的文件类型 {name}（支持 .csv、.parquet、.geojson）",
+            code="unsupported_format",
+            where="body.file",
+        )
     with tempfile.TemporaryDirectory(prefix="wangge-points-") as folder:
         path = Path(folder) / name
         with path.open("wb") as handle:
@@ -100,9 +135,14 @@ def lookup_file(
     x = np.concatenate([c.x for c in chunks]) if chunks else np.zeros(0)
     y = np.concatenate([c.y for c in chunks]) if chunks else np.zeros(0)
     if len(x) > MAX_BATCH_POINTS:
-        raise InvalidInput(f"文件有 {len(x)} 个点，超过上限 {MAX_BATCH_POINTS}；大文件请用 wangge geocode",
-                           code="too_many_points", where="body.file")
-    generation, answers = lookup_points(_store(request), x, y, crs, at=at, near_m=near_m, caller=Caller(principal))
+        raise InvalidInput(
+            f"文件有 {len(x)} 个点，超过上限 {MAX_BATCH_POINTS}；大文件请用 wangge geocode",
+            code="too_many_points",
+            where="body.file",
+        )
+    generation, answers = lookup_points(
+        _store(request), x, y, crs, at=at, near_m=near_m, caller=Caller(principal)
+    )
     _with_ids(answers, list(range(1, len(answers) + 1)))
     return ORJSONResponse({"generation": generation, "count": len(answers), "results": answers})
 
@@ -111,7 +151,9 @@ def lookup_file(
 def address(
     request: Request,
     principal: ReaderDep,
-    q: Annotated[str, Query(min_length=2, max_length=300, description="地址，如 青丘街1号锦玉苑1幢")],
+    q: Annotated[
+        str, Query(min_length=2, max_length=300, description="地址，如 青丘街1号锦玉苑1幢")
+    ],
     at: At = None,
     threshold: Annotated[float, Query(ge=0, le=1)] = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:

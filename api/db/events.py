@@ -1,0 +1,80 @@
+"""Event rows: idempotent insert on (source, external_id), history, reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+_COLUMNS = (
+    "id, source, external_id, category_code, description, address, raw_x, raw_y, raw_crs, "
+    "ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, generation_id, status, reporter_name, "
+    "reporter_phone, payload_sha256, reported_at, received_at, due_at, closed_at"
+)
+
+
+def due_hours(connection: Connection) -> dict[str, int | None]:
+    return dict(connection.execute(text("SELECT code, due_hours FROM event_category")).all())
+
+
+def insert_event(connection: Connection, values: dict[str, Any], actor: str) -> int | None:
+    """Insert unless (source, external_id) exists; returns the new id, or None when it existed."""
+    new_id = connection.execute(
+        text(
+            "INSERT INTO event (source, external_id, category_code, description, address, raw_x, raw_y, "
+            "raw_crs, geom, grid_code, generation_id, status, reporter_name, reporter_phone, payload_sha256, "
+            "reported_at, due_at) VALUES (:source, :external_id, :category_code, :description, :address, "
+            ":raw_x, :raw_y, :raw_crs, CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL "
+            "ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END, :grid_code, :generation_id, 'received', "
+            ":reporter_name, :reporter_phone, :payload_sha256, :reported_at, :due_at) "
+            "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
+        ),
+        values,
+    ).scalar()
+    if new_id is not None:
+        connection.execute(
+            text(
+                "INSERT INTO event_history (event_id, status, actor, note) VALUES (:id, 'received', :actor, :note)"
+            ),
+            {
+                "id": new_id,
+                "actor": actor,
+                "note": "已受理" if values["grid_code"] else "已受理，待人工分派（未能定位到网格）",
+            },
+        )
+    return int(new_id) if new_id is not None else None
+
+
+def find_event(
+    connection: Connection,
+    *,
+    event_id: int | None = None,
+    source: str | None = None,
+    external_id: str | None = None,
+) -> dict[str, Any] | None:
+    if event_id is not None:
+        row = connection.execute(
+            text(f"SELECT {_COLUMNS} FROM event WHERE id = :id"), {"id": event_id}
+        )
+    else:
+        row = connection.execute(
+            text(f"SELECT {_COLUMNS} FROM event WHERE source = :s AND external_id = :e"),
+            {"s": source, "e": external_id},
+        )
+    found = row.mappings().first()
+    return dict(found) if found else None
+
+
+def history(connection: Connection, event_id: int) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        text(
+            "SELECT at, status, actor, note FROM event_history WHERE event_id = :id ORDER BY at, id"
+        ),
+        {"id": event_id},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def as_timestamp(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

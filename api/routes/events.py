@@ -1,0 +1,87 @@
+"""Event intake (single and batch) and reading one event."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse
+
+from api.db import events as event_rows
+from api.deps import ConnectionDep, DispatcherDep, EngineDep, ReaderDep
+from api.errors import NotFound
+from api.events import EventBatch, EventIn, intake, present
+from api.lookup.service import Caller
+from api.lookup.store import IndexStore
+
+router = APIRouter(tags=["events"])
+STATUS_CODES = {"created": 201, "existing": 200, "conflict": 409, "invalid": 422}
+
+
+def _store(request: Request) -> IndexStore:
+    return request.app.state.index_store
+
+
+@router.post(
+    "/events",
+    summary='Receive one event, or a batch as {"events": [...]}: geocode, assign grid and staff',
+    description=(
+        "Idempotent on (source, external_id): a retry with the same payload returns the stored event "
+        "(200); a different payload under an existing id is rejected (409), never merged. A single "
+        "event answers 201 / 200 / 409 / 422; a batch answers 200 with one result per event, in order. "
+        "Events are committed before the response is sent. An event that cannot be placed on a grid is "
+        "still accepted, with `assignment.needs_manual_dispatch: true`."
+    ),
+    responses={
+        201: {"description": "Created"},
+        409: {"description": "Same external_id, different payload"},
+    },
+)
+def receive(
+    request: Request,
+    engine: EngineDep,
+    principal: DispatcherDep,
+    body: Annotated[EventBatch | EventIn, Body()],
+) -> JSONResponse:
+    caller = Caller(principal)
+    if isinstance(body, EventBatch):
+        results = intake(engine, _store(request), body.events, actor=principal.actor, caller=caller)
+        counts: dict[str, int] = {}
+        for result in results:
+            counts[result["status"]] = counts.get(result["status"], 0) + 1
+        return JSONResponse({"counts": counts, "results": results})
+    [result] = intake(engine, _store(request), [body], actor=principal.actor, caller=caller)
+    if result["status"] in ("conflict", "invalid"):
+        return JSONResponse(
+            status_code=STATUS_CODES[result["status"]], content={"error": result["error"]}
+        )
+    return JSONResponse(status_code=STATUS_CODES[result["status"]], content=result["event"])
+
+
+@router.get(
+    "/events/{event_id}", summary="One event with its history (reporter only for entitled callers)"
+)
+def get_event(
+    event_id: int, request: Request, connection: ConnectionDep, principal: ReaderDep
+) -> dict[str, Any]:
+    row = event_rows.find_event(connection, event_id=event_id)
+    if row is None:
+        raise NotFound(
+            f"没有编号为 {event_id} 的事件", code="event_not_found", where="path.event_id"
+        )
+    store = _store(request)
+    placement = None
+    if row["grid_code"] and row["generation_id"]:
+        index = store.generation(row["generation_id"])
+        position = index.by_code.get(row["grid_code"])
+        if position is not None:
+            placement = {
+                "path": [
+                    {"level": r.level, "code": r.code, "name": r.name} for r in index.path(position)
+                ]
+            }
+    body = present(row, store, Caller(principal), placement)
+    body["history"] = [
+        {**h, "at": h["at"].isoformat()} for h in event_rows.history(connection, event_id)
+    ]
+    return body
