@@ -20,7 +20,9 @@ BEIJING_STATION_BD = (116.43351, 39.90851)
 
 
 def _metres(lon_a, lat_a, lon_b, lat_b):
-    return np.hypot((lon_a - lon_b) * 111_320 * np.cos(np.radians(lat_a)), (lat_a - lat_b) * 110_540)
+    return np.hypot(
+        (lon_a - lon_b) * 111_320 * np.cos(np.radians(lat_a)), (lat_a - lat_b) * 110_540
+    )
 
 
 @pytest.mark.parametrize(("wgs_lat", "wgs_lon", "gcj_lat", "gcj_lon"), EVILTRANSFORM)
@@ -42,8 +44,10 @@ def test_bd09_matches_published_pair():
 def test_inverse_is_accurate_to_a_centimetre_everywhere_in_china():
     rng = np.random.default_rng(7)
     lon, lat = rng.uniform(74, 134, 100_000), rng.uniform(19, 53, 100_000)
-    for forward, inverse in ((chinacrs.wgs84_to_gcj02, chinacrs.gcj02_to_wgs84),
-                             (chinacrs.wgs84_to_bd09, chinacrs.bd09_to_wgs84)):
+    for forward, inverse in (
+        (chinacrs.wgs84_to_gcj02, chinacrs.gcj02_to_wgs84),
+        (chinacrs.wgs84_to_bd09, chinacrs.bd09_to_wgs84),
+    ):
         back = inverse(*forward(lon, lat))
         assert _metres(back[0], back[1], lon, lat).max() < 0.01
     # The one-step inverse many libraries use is metres off: enough to cross a grid edge.
@@ -69,8 +73,11 @@ def test_every_system_lands_on_the_same_point():
 
 
 def test_coordinate_problems():
-    problems = coordinate_problems(np.array([120.7, 31.3, 200.0, np.nan, 530000.0]),
-                                   np.array([31.3, 120.7, 10.0, 1.0, 3465000.0]), "EPSG:4326")
+    problems = coordinate_problems(
+        np.array([120.7, 31.3, 200.0, np.nan, 530000.0]),
+        np.array([31.3, 120.7, 10.0, 1.0, 3465000.0]),
+        "EPSG:4326",
+    )
     assert problems[0] is None
     assert "颠倒" in problems[1] and "超出范围" in problems[2] and "有效数字" in problems[3]
     assert "超出范围" in problems[4]

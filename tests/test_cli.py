@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from api.settings import PROJECT_ROOT
@@ -125,3 +126,62 @@ def test_local_cluster_start_stop_status_are_idempotent():
     finally:
         run("db", "stop", env=env)
         shutil.rmtree(data.parent, ignore_errors=True)
+
+
+def test_geocode_file(db_env, engine, tmp_path):
+    """A CSV with good, outside and broken rows: every row comes out, each with a grid or a reason."""
+    import csv
+
+    import pyarrow.parquet as pq
+    from sqlalchemy import text
+
+    from spatial.crs import from_wgs84_xy
+
+    with engine.connect() as connection:
+        lon, lat = connection.execute(
+            text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid WHERE code = '320571005005003002') s"
+            )
+        ).one()
+    gx, gy = from_wgs84_xy(np.array([lon, 121.5]), np.array([lat, 31.2]), "GCJ02")
+    source = tmp_path / "工单.csv"
+    source.write_text(
+        f"工单号,经度,纬度\n0001,{gx[0]},{gy[0]}\n0002,{gx[1]},{gy[1]}\n0003,,31.3\n0004,31.3,120.7\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.csv"
+    result = run("geocode", str(source), "--crs", "gcj02", "-o", str(out), env=db_env)
+    assert result.returncode == 0, result.stderr
+    assert "4 行，已落格 1 行" in result.stdout and "3 行未能落格" in result.stdout
+    with out.open(encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["工单号"] for r in table] == [
+        "0001",
+        "0002",
+        "0003",
+        "0004",
+    ]  # order and leading zeros kept
+    assert (
+        table[0]["wg_micro_grid_code"] == "320571005005003002"
+        and table[0]["wg_grid_code"] == "320571005005003"
+    )
+    assert "不在任何网格内" in table[1]["wg_problem"] and "最近" in table[1]["wg_problem"]
+    assert "有效数字" in table[2]["wg_problem"] and "颠倒" in table[3]["wg_problem"]
+    parquet = tmp_path / "out.parquet"
+    assert (
+        run(
+            "geocode",
+            str(out),
+            "--crs",
+            "gcj02",
+            "--lon-field",
+            "经度",
+            "--lat-field",
+            "纬度",
+            "-o",
+            str(parquet),
+            env=db_env,
+        ).returncode
+        == 0
+    )
+    assert pq.read_table(parquet).num_rows == 4

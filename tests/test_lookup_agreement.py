@@ -12,15 +12,24 @@ from api.lookup.store import load_grid_index
 
 
 def _postgis_owner(connection, lon: np.ndarray, lat: np.ndarray, generation: int) -> np.ndarray:
-    connection.execute(text("CREATE TEMP TABLE probe (id int, geom geometry(Point, 4326)) ON COMMIT DROP"))
-    copy_rows(connection, "probe", ("id", "geom"),
-              ((i, shapely.Point(x, y)) for i, (x, y) in enumerate(zip(lon, lat, strict=True))))
+    connection.execute(
+        text("CREATE TEMP TABLE probe (id int, geom geometry(Point, 4326)) ON COMMIT DROP")
+    )
+    copy_rows(
+        connection,
+        "probe",
+        ("id", "geom"),
+        ((i, shapely.Point(x, y)) for i, (x, y) in enumerate(zip(lon, lat, strict=True))),
+    )
     connection.execute(text("CREATE INDEX ON probe USING gist (geom); ANALYZE probe"))
-    rows = connection.execute(text(
-        "SELECT DISTINCT ON (p.id) p.id, g.code FROM probe p JOIN grid g ON g.geom && p.geom "
-        "AND ST_Covers(g.geom, p.geom) JOIN grid_level l ON l.name = g.level "
-        "WHERE g.generation_low <= :g AND g.generation_high >= :g ORDER BY p.id, l.rank DESC, g.code"
-    ), {"g": generation}).all()
+    rows = connection.execute(
+        text(
+            "SELECT DISTINCT ON (p.id) p.id, g.code FROM probe p JOIN grid g ON g.geom && p.geom "
+            "AND ST_Covers(g.geom, p.geom) JOIN grid_level l ON l.name = g.level "
+            "WHERE g.generation_low <= :g AND g.generation_high >= :g ORDER BY p.id, l.rank DESC, g.code"
+        ),
+        {"g": generation},
+    ).all()
     owner = np.full(len(lon), None, dtype=object)
     for point_id, code in rows:
         owner[point_id] = code
@@ -51,12 +60,18 @@ def test_every_vertex_of_every_shared_edge_agrees(demo_engine):
     """Vertices sit on 2–4 grids at once: only the tie-break decides, and both sides must agree."""
     with demo_engine.connect() as connection:
         index = load_grid_index(connection, 1)
-        micro = index.geometries[[i for i, r in enumerate(index.records) if r.level == "micro_grid"]]
+        micro = index.geometries[
+            [i for i, r in enumerate(index.records) if r.level == "micro_grid"]
+        ]
         vertices = np.unique(shapely.get_coordinates(shapely.boundary(micro)), axis=0)
         # …and the midpoint of every edge, which lies on the edge up to floating-point rounding.
         rings = shapely.get_parts(shapely.boundary(micro))
-        midpoints = np.unique(np.concatenate([
-            (c[:-1] + c[1:]) / 2 for c in (shapely.get_coordinates(r) for r in rings)]), axis=0)
+        midpoints = np.unique(
+            np.concatenate(
+                [(c[:-1] + c[1:]) / 2 for c in (shapely.get_coordinates(r) for r in rings)]
+            ),
+            axis=0,
+        )
         probes = np.concatenate([vertices, midpoints])
         lon, lat = probes[:, 0], probes[:, 1]
         expected = _postgis_owner(connection, lon, lat, 1)  # inside the connection's transaction

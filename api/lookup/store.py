@@ -182,7 +182,9 @@ class IndexStore:
                         cursor.execute(f"LISTEN {CHANNEL}")
                     self.refresh()  # anything published while we were not listening
                     while not self._stop.is_set():
-                        ready, _, _ = select.select([dbapi, self._wake_read], [], [], RECHECK_SECONDS)
+                        ready, _, _ = select.select(
+                            [dbapi, self._wake_read], [], [], RECHECK_SECONDS
+                        )
                         if self._stop.is_set():
                             break
                         if ready:
