@@ -9,7 +9,7 @@ APT_PACKAGES := postgresql-15 postgresql-15-postgis-3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup system-packages python web db demo serve test lint clean-data
+.PHONY: setup system-packages python web db demo serve test lint bench clean-data
 
 setup: system-packages python web
 
@@ -51,6 +51,11 @@ lint: python
 
 test: db lint
 	$(BIN)/pytest
+
+# Benchmarks print ratios against a baseline measured in the same run (bench/results/latest.md).
+bench: db
+	$(WANGGE) demo load --if-empty
+	$(BIN)/python -m bench.run
 
 clean-data:
 	-$(WANGGE) db stop

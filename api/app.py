@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.auth import TokenCache
 from api.db.engine import make_engine
 from api.errors import register_error_handlers
 from api.limits import BodySizeLimit
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.token_cache = TokenCache()
     register_error_handlers(app)
     for module in (health, lookup, events, grids, layers, transfer, tokens):
         app.include_router(module.router, prefix=API_PREFIX)

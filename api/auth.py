@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -48,6 +50,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 TOKEN_PREFIX = "wg_"  # noqa: S105 (a prefix, not a secret)
+TOKEN_CACHE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -157,3 +160,33 @@ def list_tokens(connection: Connection) -> list[dict]:
         )
     ).mappings()
     return [dict(row) for row in rows]
+
+
+class TokenCache:
+    """Resolved tokens for a few seconds, so authenticated hot paths skip the database.
+
+    A revocation through this process clears the cache at once; other worker processes
+    notice within TOKEN_CACHE_SECONDS.
+    """
+
+    def __init__(self, seconds: float = TOKEN_CACHE_SECONDS) -> None:
+        self._seconds = seconds
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, secret: str) -> Principal | None:
+        with self._lock:
+            entry = self._entries.get(_digest(secret))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, secret: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[_digest(secret)] = (time.monotonic() + self._seconds, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

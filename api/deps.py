@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
+from starlette.concurrency import run_in_threadpool
 
-from api.auth import Permission, Principal, resolve_token
+from api.auth import Permission, Principal, TokenCache, resolve_token
 from api.errors import Forbidden, Unauthorized
 from api.settings import Settings
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
@@ -42,26 +43,39 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
-def get_principal(request: Request, engine: EngineDep) -> Principal | None:
+async def get_principal(request: Request, engine: EngineDep) -> Principal | None:
+    """The caller's token, checked against a short-lived in-memory cache, else the database.
+
+    Async and cached because the lookup hot path must not wait on the database per request.
+    """
     secret = _bearer(request)
     if secret is None:
         return None
-    with engine.connect() as connection:
-        principal = resolve_token(connection, secret)
+    cache: TokenCache = request.app.state.token_cache
+    cached = cache.get(secret)
+    if cached is not None:
+        return cached
+
+    def resolve() -> Principal | None:
+        with engine.connect() as connection:
+            return resolve_token(connection, secret)
+
+    principal = await run_in_threadpool(resolve)
     if principal is None:
         raise Unauthorized(
             "令牌无效、已过期或已吊销", code="invalid_token", where="header.Authorization"
         )
+    cache.put(secret, principal)
     return principal
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
 
 
-def require(permission: Permission) -> Callable[..., Principal]:
+def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency that demands a token whose role grants `permission`."""
 
-    def _check(principal: OptionalPrincipal) -> Principal:
+    async def _check(principal: OptionalPrincipal) -> Principal:
         if principal is None:
             raise Unauthorized(
                 "需要 API 令牌（Authorization: Bearer …）",
@@ -78,10 +92,10 @@ def require(permission: Permission) -> Callable[..., Principal]:
     return _check
 
 
-def read_access(settings: SettingsDep, principal: OptionalPrincipal) -> Principal | None:
+async def read_access(settings: SettingsDep, principal: OptionalPrincipal) -> Principal | None:
     """Open reads unless the deployment requires a token for them."""
     if settings.auth.require_token_for_reads:
-        return require(Permission.read)(principal)
+        return await require(Permission.read)(principal)
     return principal
 
 

@@ -8,6 +8,7 @@ in the CGCS2000 3-degree Gauss-Kruger zone whose central meridian is nearest the
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -41,6 +42,7 @@ _TO_WGS84 = {"GCJ02": chinacrs.gcj02_to_wgs84, "BD09": chinacrs.bd09_to_wgs84}
 _FROM_WGS84 = {"GCJ02": chinacrs.wgs84_to_gcj02, "BD09": chinacrs.wgs84_to_bd09}
 
 
+@lru_cache(maxsize=256)
 def normalise_crs(spec: str | int) -> str:
     """'gcj02' → 'GCJ02', 'bd09' → 'BD09', '4490' → 'EPSG:4490'; raises UnknownCRS."""
     text = str(spec).strip()
@@ -97,9 +99,18 @@ def gauss_kruger_epsg(longitude: float) -> int:
     return _GK_FIRST_EPSG + (meridian - _GK_FIRST_MERIDIAN) // 3
 
 
-@lru_cache(maxsize=256)
+_local = threading.local()
+
+
 def _transformer(source: str, target: str) -> Transformer:
-    return Transformer.from_crs(parse_crs(source), parse_crs(target), always_xy=True)
+    """A Transformer per thread: pyproj re-initialises one used from another thread on every call."""
+    cache = getattr(_local, "transformers", None)
+    if cache is None:
+        cache = _local.transformers = {}
+    key = (source, target)
+    if key not in cache:
+        cache[key] = Transformer.from_crs(parse_crs(source), parse_crs(target), always_xy=True)
+    return cache[key]
 
 
 def transform(geometries: np.ndarray | shapely.Geometry, source: str, target: str):

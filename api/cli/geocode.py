@@ -105,7 +105,9 @@ def geocode_file(
                 }
             )
             # Re-geocoding an earlier output (e.g. after a publish) replaces its wg_ columns.
-            table = chunk.table.drop_columns([n for n in chunk.table.column_names if n.startswith("wg_")])
+            table = chunk.table.drop_columns(
+                [n for n in chunk.table.column_names if n.startswith("wg_")]
+            )
             for name, values in columns.items():
                 table = table.append_column(
                     f"wg_{name}", pa.array(values, from_pandas=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Role, create_token, list_tokens, revoke_token
@@ -53,9 +53,10 @@ def index(engine: EngineDep, _: AdminDep) -> list[dict[str, Any]]:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, summary="Revoke a token")
-def revoke(token_id: int, engine: EngineDep, admin: AdminDep) -> None:
+def revoke(token_id: int, request: Request, engine: EngineDep, admin: AdminDep) -> None:
     with engine.begin() as connection:
         if not revoke_token(connection, token_id, admin.actor):
             raise NotFound(
                 f"没有编号为 {token_id} 的有效令牌", code="token_not_found", where="path.token_id"
             )
+    request.app.state.token_cache.clear()  # after the commit, so nothing re-caches it meanwhile

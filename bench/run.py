@@ -1,0 +1,28 @@
+"""`make bench`: run every benchmark against the configured database and collect the results."""
+
+from __future__ import annotations
+
+import platform
+from datetime import UTC, datetime
+
+from bench import bulk_lookup, geocode_csv, http_lookup
+from bench.common import RESULTS
+
+
+def main() -> None:
+    for module in (bulk_lookup, http_lookup, geocode_csv):
+        module.main()
+    parts = [
+        (RESULTS / f"{name}.md").read_text()
+        for name in ("bulk_lookup", "http_lookup", "geocode_csv")
+    ]
+    header = (
+        f"# wangge benchmarks — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.machine()}, {platform.python_version()}\n"
+    )
+    (RESULTS / "latest.md").write_text(header + "\n" + "\n".join(parts))
+    print(f"written to {RESULTS / 'latest.md'}")
+
+
+if __name__ == "__main__":
+    main()
