@@ -5,35 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
-from sqlalchemy import text
 
-from api.db.copy import copy_rows
+from api.db.grids import owners_by_postgis
 from api.lookup.store import load_grid_index
 
 
 def _postgis_owner(connection, lon: np.ndarray, lat: np.ndarray, generation: int) -> np.ndarray:
-    connection.execute(
-        text("CREATE TEMP TABLE probe (id int, geom geometry(Point, 4326)) ON COMMIT DROP")
-    )
-    copy_rows(
-        connection,
-        "probe",
-        ("id", "geom"),
-        ((i, shapely.Point(x, y)) for i, (x, y) in enumerate(zip(lon, lat, strict=True))),
-    )
-    connection.execute(text("CREATE INDEX ON probe USING gist (geom); ANALYZE probe"))
-    rows = connection.execute(
-        text(
-            "SELECT DISTINCT ON (p.id) p.id, g.code FROM probe p JOIN grid g ON g.geom && p.geom "
-            "AND ST_Covers(g.geom, p.geom) JOIN grid_level l ON l.name = g.level "
-            "WHERE g.generation_low <= :g AND g.generation_high >= :g ORDER BY p.id, l.rank DESC, g.code"
-        ),
-        {"g": generation},
-    ).all()
-    owner = np.full(len(lon), None, dtype=object)
-    for point_id, code in rows:
-        owner[point_id] = code
-    return owner
+    return np.array(owners_by_postgis(connection, lon, lat, generation), dtype=object)
 
 
 def _index_owner(index, lon, lat) -> np.ndarray:

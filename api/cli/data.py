@@ -14,7 +14,7 @@ from api.db.engine import make_engine
 from api.db.generations import generation_at
 from api.settings import get_settings
 from api.transfer.export import EXPORT_FORMATS, export_layer
-from api.transfer.imports import ImportOptions, import_buildings, import_grids, import_points
+from api.transfer.imports import ImportOptions, run_import
 from api.transfer.read import CsvColumns, read_layer
 from api.transfer.report import ImportRejected, ImportReport
 
@@ -115,13 +115,7 @@ def _run(
     engine = make_engine(get_settings())
     try:
         with console.status("检查并写入 …"):
-            if kind == "grids":
-                assert level is not None
-                report = import_grids(engine, source, level, options)
-            elif kind == "buildings":
-                report = import_buildings(engine, source, options)
-            else:
-                report = import_points(engine, source, options)
+            report = run_import(engine, kind, source, options, level)
     except ImportRejected as rejected:
         if as_json:
             print(json.dumps(rejected.report.as_dict(), ensure_ascii=False, indent=2, default=str))

@@ -129,3 +129,37 @@ def levels(connection: Connection) -> list[dict[str, Any]]:
         )
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def owners_by_postgis(
+    connection: Connection, lon: Any, lat: Any, generation: int
+) -> list[str | None]:
+    """The authority's answer for many points: ST_Covers with the lookup's tie-break.
+
+    Finest level first, then the smallest code; None outside every grid. Runs inside the
+    connection's transaction (a temporary table). Used to check the in-memory index.
+    """
+    import shapely
+
+    from api.db.copy import copy_rows
+
+    connection.execute(
+        text("CREATE TEMP TABLE probe (id int, geom geometry(Point, 4326)) ON COMMIT DROP")
+    )
+    wkb = shapely.to_wkb(
+        shapely.set_srid(shapely.points(lon, lat), 4326), hex=True, include_srid=True
+    )
+    copy_rows(connection, "probe", ("id", "geom"), zip(range(len(wkb)), wkb.tolist(), strict=True))
+    connection.execute(text("CREATE INDEX ON probe USING gist (geom); ANALYZE probe"))
+    rows = connection.execute(
+        text(
+            "SELECT DISTINCT ON (p.id) p.id, g.code FROM probe p JOIN grid g ON g.geom && p.geom "
+            "AND ST_Covers(g.geom, p.geom) JOIN grid_level l ON l.name = g.level "
+            f"WHERE {_IN_GENERATION} ORDER BY p.id, l.rank DESC, g.code"
+        ),
+        {"generation": generation},
+    ).all()
+    owners: list[str | None] = [None] * len(wkb)
+    for point_id, code in rows:
+        owners[point_id] = code
+    return owners

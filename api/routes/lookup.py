@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from api.lookup.addresses import DEFAULT_THRESHOLD
 from api.lookup.points_io import POINT_FORMATS, UnreadablePoints, iter_points
 from api.lookup.service import DEFAULT_NEAR_M, Caller, lookup_points, match_address
 from api.lookup.store import IndexStore
+from api.routes.uploads import save_upload
 
 router = APIRouter(tags=["lookup"])
 MAX_BATCH_POINTS = 100_000
@@ -117,17 +117,8 @@ def lookup_file(
     at: Annotated[datetime | None, Form()] = None,
     near_m: Annotated[float, Form(ge=0, le=100)] = DEFAULT_NEAR_M,
 ) -> ORJSONResponse:
-    name = Path(file.filename or "points").name
-    if Path(name).suffix.lower() not in POINT_FORMATS:
-        raise InvalidInput(
-            f"不支持的文件类型 {name}（支持 .csv、.parquet、.geojson）",
-            code="unsupported_format",
-            where="body.file",
-        )
     with tempfile.TemporaryDirectory(prefix="wangge-points-") as folder:
-        path = Path(folder) / name
-        with path.open("wb") as handle:
-            shutil.copyfileobj(file.file, handle)
+        path = save_upload(file, Path(folder), POINT_FORMATS, ".csv、.parquet 或 .geojson")
         try:
             chunks = list(iter_points(path, lon_field, lat_field))
         except UnreadablePoints as error:

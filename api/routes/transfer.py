@@ -14,6 +14,7 @@ from starlette.background import BackgroundTask
 from api.deps import EngineDep, PlannerDep, ReaderDep
 from api.errors import InvalidInput, NotFound
 from api.routes.params import GenerationDep
+from api.routes.uploads import save_upload
 from api.transfer.export import (
     EXPORT_FORMATS,
     ExportError,
@@ -21,7 +22,7 @@ from api.transfer.export import (
     export_layer,
     zip_shapefile,
 )
-from api.transfer.imports import ImportOptions, import_buildings, import_grids, import_points
+from api.transfer.imports import ImportOptions, run_import
 from api.transfer.read import FORMATS, CsvColumns, UnreadableFile, read_layer
 
 router = APIRouter(tags=["import and export"])
@@ -33,20 +34,6 @@ MEDIA_TYPES = {
     "csv": "text/csv",
 }
 Kind = Literal["grids", "buildings", "points"]
-
-
-def _save_upload(upload: UploadFile, folder: Path) -> Path:
-    name = Path(upload.filename or "upload").name
-    if Path(name).suffix.lower() not in FORMATS:
-        raise InvalidInput(
-            f"不支持的文件类型 {name}：请上传 .geojson/.json、.gpkg、.zip（Shapefile）、.kml/.kmz 或 .csv",
-            code="unsupported_format",
-            where="body.file",
-        )
-    target = folder / name
-    with target.open("wb") as handle:
-        shutil.copyfileobj(upload.file, handle)
-    return target
 
 
 @router.post(
@@ -94,7 +81,12 @@ def import_file(
         actor=principal.actor,
     )
     with tempfile.TemporaryDirectory(prefix="wangge-upload-") as folder:
-        path = _save_upload(file, Path(folder))
+        path = save_upload(
+            file,
+            Path(folder),
+            FORMATS,
+            ".geojson/.json、.gpkg、.zip（Shapefile）、.kml/.kmz 或 .csv",
+        )
         try:
             source = read_layer(
                 path,
@@ -106,13 +98,7 @@ def import_file(
             raise InvalidInput(
                 str(error).replace(folder + "/", ""), code="unreadable_file", where="body.file"
             ) from error
-        if kind == "grids":
-            assert level is not None
-            report = import_grids(engine, source, level, options)
-        elif kind == "buildings":
-            report = import_buildings(engine, source, options)
-        else:
-            report = import_points(engine, source, options)
+        report = run_import(engine, kind, source, options, level)
     return report.as_dict()
 
 

@@ -553,3 +553,16 @@ def _stage_and_upsert(
         )
     )
     return counts.get("created", 0), counts.get("updated", 0), counts.get("unchanged", 0)
+
+
+def run_import(
+    engine: Engine, kind: str, source: SourceLayer, options: ImportOptions, level: str | None = None
+) -> ImportReport:
+    """Import `source` as grids (of `level`), buildings or points."""
+    if kind == "grids":
+        if level is None:
+            raise ValueError("导入网格需要 level")
+        return import_grids(engine, source, level, options)
+    if kind == "buildings":
+        return import_buildings(engine, source, options)
+    return import_points(engine, source, options)
