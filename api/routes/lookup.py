@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.deps import ReaderDep
@@ -78,6 +79,13 @@ class BatchRequest(BaseModel):
     near_m: float = Field(default=DEFAULT_NEAR_M, ge=0, le=100)
 
 
+def _json(body: dict[str, Any]) -> Response:
+    """orjson straight to bytes: 100,000 answers serialise in a fraction of a second."""
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )
+
+
 def _with_ids(answers: list[dict[str, Any]], ids: list[Any]) -> list[dict[str, Any]]:
     for answer, point_id in zip(answers, ids, strict=True):
         if point_id is not None:
@@ -88,22 +96,22 @@ def _with_ids(answers: list[dict[str, Any]], ids: list[Any]) -> list[dict[str, A
 @router.post(
     "/lookup/batch",
     summary=f"Look up up to {MAX_BATCH_POINTS:,} points; results in input order",
-    response_class=ORJSONResponse,
+    response_class=Response,
 )
-def lookup_batch(request: Request, principal: ReaderDep, body: BatchRequest) -> ORJSONResponse:
+def lookup_batch(request: Request, principal: ReaderDep, body: BatchRequest) -> Response:
     x = np.fromiter((p.lon for p in body.points), dtype=float, count=len(body.points))
     y = np.fromiter((p.lat for p in body.points), dtype=float, count=len(body.points))
     generation, answers = lookup_points(
         _store(request), x, y, body.crs, at=body.at, near_m=body.near_m, caller=Caller(principal)
     )
     _with_ids(answers, [p.id for p in body.points])
-    return ORJSONResponse({"generation": generation, "count": len(answers), "results": answers})
+    return _json({"generation": generation, "count": len(answers), "results": answers})
 
 
 @router.post(
     "/lookup/batch/file",
     summary="Look up the points of a CSV, Parquet or GeoJSON file",
-    response_class=ORJSONResponse,
+    response_class=Response,
 )
 def lookup_file(
     request: Request,
@@ -116,7 +124,7 @@ def lookup_file(
     lat_field: Annotated[str | None, Form()] = None,
     at: Annotated[datetime | None, Form()] = None,
     near_m: Annotated[float, Form(ge=0, le=100)] = DEFAULT_NEAR_M,
-) -> ORJSONResponse:
+) -> Response:
     with tempfile.TemporaryDirectory(prefix="wangge-points-") as folder:
         path = save_upload(file, Path(folder), POINT_FORMATS, ".csv、.parquet 或 .geojson")
         try:
@@ -135,7 +143,7 @@ def lookup_file(
         _store(request), x, y, crs, at=at, near_m=near_m, caller=Caller(principal)
     )
     _with_ids(answers, list(range(1, len(answers) + 1)))
-    return ORJSONResponse({"generation": generation, "count": len(answers), "results": answers})
+    return _json({"generation": generation, "count": len(answers), "results": answers})
 
 
 @router.get("/geocode/address", summary="Match a Chinese address to a building and its grid")
