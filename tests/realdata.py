@@ -88,3 +88,41 @@ if __name__ == "__main__":
             [(c, n, g.geom_type, g.is_valid) for c, n, g in districts("苏州市")], ensure_ascii=False
         )
     )
+
+
+LIBPYSAL = "libpysal==4.14.1"
+
+
+def _wheel(requirement: str, pattern: str) -> Path:
+    found = sorted(CACHE.glob(pattern))
+    if found:
+        return found[0]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--dest",
+            str(CACHE),
+            requirement,
+        ],
+        check=True,
+    )
+    return sorted(CACHE.glob(pattern))[0]
+
+
+def tokyo_municipalities() -> Path:
+    """libpysal's Tokyo metropolitan municipalities (262 polygons, a real layer with real flaws)."""
+    folder = CACHE / "tokyo"
+    shapefile = folder / "tokyomet262.shp"
+    if not shapefile.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(_wheel(LIBPYSAL, "libpysal-4.14.1-*.whl")) as wheel:
+            for name in wheel.namelist():
+                if name.startswith("libpysal/examples/tokyo/tokyomet262."):
+                    (folder / Path(name).name).write_bytes(wheel.read(name))
+    return shapefile

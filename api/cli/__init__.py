@@ -9,6 +9,7 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
 from api.cli import admin, data
+from api.cli.check import check_command
 from api.cli.geocode import geocode_command
 from api.cluster import ClusterError
 from api.errors import WanggeError
@@ -21,6 +22,7 @@ app = typer.Typer(help="wangge 网格化管理 GIS 服务", no_args_is_help=True
 admin.register(app)
 data.register(app)
 app.command("geocode")(geocode_command)
+app.command("check")(check_command)
 err = Console(stderr=True, soft_wrap=True)  # one problem per line, greppable in logs
 
 

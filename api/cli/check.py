@@ -1,0 +1,78 @@
+"""`wangge check`: a coverage check from the command line, usable as a gate in scripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.coverage import run_check, store_check
+from api.db.engine import make_engine
+from api.db.generations import generation_at
+from api.settings import get_settings
+from spatial.coverage import ERROR_KINDS, CheckOptions
+
+console = Console(soft_wrap=True)
+LABELS = {
+    "invalid_geometries": "无效几何",
+    "overlaps": "重叠",
+    "gaps": "空隙/缺口",
+    "invalid_edges": "共用边不一致",
+    "outside_parent": "超出上级",
+    "orphan_buildings": "不在网格内的楼栋",
+    "split_buildings": "跨网格楼栋",
+    "households_out_of_band": "户数超出范围",
+    "missing_roles": "缺少人员角色",
+    "no_camera": "无监控点网格",
+    "allowed_gaps": "允许的空缺",
+}
+
+
+def check_command(
+    level: Annotated[str | None, typer.Option(help="只检查下级为该层级的上下级关系")] = None,
+    draft: Annotated[int | None, typer.Option(help="检查某个草稿（未启用的网格版本）")] = None,
+    generation: Annotated[
+        int | None, typer.Option(help="检查某个网格版本（默认当前生效版本）")
+    ] = None,
+    gap_width_m: Annotated[float, typer.Option(help="报告宽度不小于该值（米）的空隙")] = 0.2,
+    min_gap_area_m2: Annotated[
+        float, typer.Option(help="报告面积不小于该值（平方米）的空隙")
+    ] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="输出 JSON 报告")] = False,
+    store: Annotated[bool, typer.Option(help="保存检查结果（可在 API 中查看）")] = True,
+) -> None:
+    """覆盖检查：重叠、空隙、共用边、超出上级、楼栋、户数、人员、监控覆盖。发现错误时退出码为 1。"""
+    engine = make_engine(get_settings())
+    options = CheckOptions(level=level, gap_width_m=gap_width_m, min_gap_area_m2=min_gap_area_m2)
+    with engine.connect() as connection, console.status("检查中 …"):
+        target = draft if draft is not None else generation
+        report = run_check(
+            connection, target if target is not None else generation_at(connection), options
+        )
+    if store:
+        report["id"] = store_check(engine, report, "cli")
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+    else:
+        table = Table(
+            "检查项",
+            "数量",
+            "级别",
+            title=f"第 {report['generation']} 版网格覆盖检查"
+            + (f"（#{report['id']}）" if "id" in report else ""),
+        )
+        for kind, count in report["summary"]["by_kind"].items():
+            severity = "错误" if kind in ERROR_KINDS else "提示"
+            table.add_row(LABELS.get(kind, kind), str(count), severity if count else "")
+        console.print(table)
+        for kind in ERROR_KINDS:
+            for finding in report[kind][:20]:
+                console.print(f"  [red]{LABELS[kind]}[/red] {finding['message']}", highlight=False)
+        console.print(
+            f"错误 {report['summary']['errors']} 个，提示 {report['summary']['warnings']} 个"
+        )
+    if report["summary"]["errors"]:
+        raise typer.Exit(1)

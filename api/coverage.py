@@ -1,0 +1,207 @@
+"""Run coverage checks on a generation: load from PostGIS, check in shapely, store the report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import mapping
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.expression import bindparam
+
+from api.db import audit
+from spatial.coverage import Cameras, CheckOptions, GridSet, check, to_wgs84
+
+FINDING_KINDS = (
+    "invalid_geometries",
+    "overlaps",
+    "gaps",
+    "allowed_gaps",
+    "invalid_edges",
+    "outside_parent",
+    "orphan_buildings",
+    "split_buildings",
+    "households_out_of_band",
+    "missing_roles",
+    "no_camera",
+)
+
+
+def _wkb(rows: Sequence[Any]) -> np.ndarray:
+    return np.asarray(shapely.from_wkb([bytes(r.wkb) for r in rows]), dtype=object)
+
+
+def load_grids(connection: Connection, generation: int) -> GridSet:
+    rows = connection.execute(
+        text(
+            "SELECT code, name, level, parent_code, households, ST_AsBinary(geom) AS wkb FROM grid "
+            "WHERE generation_low <= :g AND generation_high >= :g ORDER BY code"
+        ),
+        {"g": generation},
+    ).all()
+    return GridSet(
+        [r.code for r in rows],
+        [r.name for r in rows],
+        [r.level for r in rows],
+        [r.parent_code for r in rows],
+        _wkb(rows),
+        [r.households for r in rows],
+    )
+
+
+def load_options(connection: Connection, options: CheckOptions) -> CheckOptions:
+    """Fill in the catalogue-driven parts: household bands, required roles, roles present."""
+    for row in connection.execute(
+        text("SELECT name, households_min, households_max FROM grid_level")
+    ):
+        if row.households_min is not None or row.households_max is not None:
+            options.households_band.setdefault(row.name, (row.households_min, row.households_max))
+    for row in connection.execute(
+        text(
+            "SELECT required_at_level, label_zh FROM staff_role_kind WHERE required_at_level IS NOT NULL"
+        )
+    ):
+        options.required_roles.setdefault(row.required_at_level, []).append(row.label_zh)
+    for row in connection.execute(
+        text(
+            "SELECT a.grid_code, k.label_zh FROM staff_assignment a JOIN staff s ON s.id = a.staff_id "
+            "JOIN staff_role_kind k ON k.name = a.role WHERE s.active"
+        )
+    ):
+        options.roles_present.setdefault(row.grid_code, set()).add(row.label_zh)
+    return options
+
+
+def load_buildings(connection: Connection) -> tuple[list[str], np.ndarray]:
+    rows = connection.execute(
+        text("SELECT code, ST_AsBinary(geom) AS wkb FROM building ORDER BY code")
+    ).all()
+    return [r.code for r in rows], _wkb(rows)
+
+
+def load_cameras(connection: Connection) -> Cameras:
+    rows = connection.execute(
+        text(
+            "SELECT code, heading_deg, fov_deg, range_m, ST_AsBinary(geom) AS wkb FROM monitoring_point "
+            "WHERE kind = 'camera' AND status = 'online' AND heading_deg IS NOT NULL AND fov_deg IS NOT NULL "
+            "AND range_m IS NOT NULL ORDER BY code"
+        )
+    ).all()
+    return Cameras(
+        [r.code for r in rows],
+        _wkb(rows),
+        np.array([r.heading_deg for r in rows], dtype=float),
+        np.array([r.fov_deg for r in rows], dtype=float),
+        np.array([r.range_m for r in rows], dtype=float),
+    )
+
+
+def _serialisable(report: dict[str, Any]) -> dict[str, Any]:
+    for kind in (*FINDING_KINDS, "camera_coverage"):
+        for finding in report.get(kind, []):
+            geometry = finding.get("geometry")
+            finding["geometry"] = (
+                mapping(shapely.set_precision(geometry, 1e-9)) if geometry is not None else None
+            )
+    return report
+
+
+def run_check(connection: Connection, generation: int, options: CheckOptions) -> dict[str, Any]:
+    """The report for one generation, geometries as GeoJSON in WGS84."""
+    grids = load_grids(connection, generation)
+    report = check(
+        grids,
+        load_options(connection, options),
+        load_buildings(connection),
+        load_cameras(connection),
+    )
+    report = _serialisable(to_wgs84(report))
+    report["generation"] = generation
+    report["level"] = options.level
+    report["parameters"] = {
+        k: v
+        for k, v in asdict(options).items()
+        if k
+        in (
+            "level",
+            "gap_width_m",
+            "min_gap_area_m2",
+            "min_overlap_area_m2",
+            "min_outside_area_m2",
+            "min_split_share",
+            "camera_level",
+        )
+    }
+    report["parameters"]["allowed_gaps"] = len(options.allowed_gaps)
+    return report
+
+
+def store_check(engine: Engine, report: dict[str, Any], actor: str) -> int:
+    with engine.begin() as connection:
+        check_id = int(
+            connection.execute(
+                text(
+                    "INSERT INTO coverage_check (generation_id, level, parameters, summary, report, created_by) "
+                    "VALUES (:g, :level, :parameters, :summary, :report, :actor) RETURNING id"
+                ).bindparams(
+                    bindparam("parameters", type_=JSONB),
+                    bindparam("summary", type_=JSONB),
+                    bindparam("report", type_=JSONB),
+                ),
+                {
+                    "g": report["generation"],
+                    "level": report["level"],
+                    "parameters": report["parameters"],
+                    "summary": report["summary"],
+                    "report": report,
+                    "actor": actor,
+                },
+            ).scalar_one()
+        )
+        audit.record(
+            connection, actor, "coverage.check", "coverage_check", str(check_id), report["summary"]
+        )
+    return check_id
+
+
+def find_check(connection: Connection, check_id: int) -> dict[str, Any] | None:
+    row = connection.execute(
+        text("SELECT id, report, created_at, created_by FROM coverage_check WHERE id = :id"),
+        {"id": check_id},
+    ).first()
+    if row is None:
+        return None
+    return {
+        "id": row.id,
+        "created_at": row.created_at.isoformat(),
+        "created_by": row.created_by,
+        **row.report,
+    }
+
+
+def problems_geojson(report: dict[str, Any]) -> dict[str, Any]:
+    """Every finding with a place, as one FeatureCollection (property `kind` says which list)."""
+    features = []
+    for kind in FINDING_KINDS:
+        for number, finding in enumerate(report.get(kind, []), start=1):
+            if finding.get("geometry") is None:
+                continue
+            properties = {k: v for k, v in finding.items() if k != "geometry"}
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": f"{kind}-{number}",
+                    "geometry": finding["geometry"],
+                    "properties": {"kind": kind, **properties},
+                }
+            )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "check": report.get("id"),
+        "generation": report.get("generation"),
+    }

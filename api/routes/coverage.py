@@ -1,0 +1,92 @@
+"""Coverage checks: run and store (planner), read as JSON or as GeoJSON problems."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import shapely
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from api.coverage import find_check, problems_geojson, run_check, store_check
+from api.db.generations import generation_at
+from api.deps import ConnectionDep, EngineDep, PlannerDep, ReaderDep
+from api.errors import InvalidInput, NotFound
+from spatial.coverage import CheckOptions
+
+router = APIRouter(tags=["coverage"])
+
+
+class CheckRequest(BaseModel):
+    generation: int | None = Field(
+        default=None, description="Generation (or draft) to check; default: active"
+    )
+    level: str | None = Field(
+        default=None, description="Only families whose children are at this level"
+    )
+    gap_width_m: float = Field(
+        default=0.2, ge=0, le=1000, description="Report gaps at least this wide"
+    )
+    min_gap_area_m2: float = Field(default=1.0, ge=0, description="…and at least this large")
+    allowed_gaps: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="GeoJSON geometries of legitimate enclaves (WGS84)",
+    )
+
+
+@router.post(
+    "/coverage/checks", status_code=201, summary="Run a coverage check, store it, return the report"
+)
+def create_check(body: CheckRequest, engine: EngineDep, principal: PlannerDep) -> dict[str, Any]:
+    allowed = []
+    for number, geometry in enumerate(body.allowed_gaps, start=1):
+        try:
+            allowed.append(shapely.from_geojson(json.dumps(geometry)))
+        except Exception as error:  # shapely raises GEOSException for bad GeoJSON
+            raise InvalidInput(
+                f"第 {number} 个 allowed_gaps 不是有效的 GeoJSON 几何：{error}",
+                code="invalid_geometry",
+                where=f"body.allowed_gaps[{number - 1}]",
+            ) from error
+    options = CheckOptions(
+        level=body.level,
+        gap_width_m=body.gap_width_m,
+        min_gap_area_m2=body.min_gap_area_m2,
+        allowed_gaps=allowed,
+    )
+    with engine.connect() as connection:
+        generation = body.generation if body.generation is not None else generation_at(connection)
+        if (
+            connection.execute(
+                text("SELECT 1 FROM generation WHERE id = :g"), {"g": generation}
+            ).first()
+            is None
+        ):
+            raise NotFound(
+                f"没有第 {generation} 版网格", code="generation_not_found", where="body.generation"
+            )
+        report = run_check(connection, generation, options)
+    report["id"] = store_check(engine, report, principal.actor)
+    return report
+
+
+@router.get("/coverage/checks/{check_id}", summary="A stored check's report (JSON)")
+def get_check(check_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
+    found = find_check(connection, check_id)
+    if found is None:
+        raise NotFound(
+            f"没有编号为 {check_id} 的检查", code="check_not_found", where="path.check_id"
+        )
+    return found
+
+
+@router.get(
+    "/coverage/checks/{check_id}/problems",
+    summary="A stored check's findings as GeoJSON",
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+def get_problems(check_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
+    return problems_geojson(get_check(check_id, connection, None))

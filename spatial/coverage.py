@@ -1,0 +1,414 @@
+"""Coverage checks: does every level partition its parent exactly ("区域全覆盖")?
+
+Family by family (a parent and its children), in metres (the CGCS2000 Gauss-Kruger zone of the
+data), it finds invalid geometries, overlapping siblings, gaps (`parent − union(children)`:
+holes inside the union and strips along the parent's edge, kept when at least `gap_width_m`
+wide — twice the radius of the largest inscribed circle — and `min_gap_area_m2` large),
+unmatched shared edges (shapely's coverage_invalid_edges, merged so one fault is one finding),
+and children reaching outside their parent. Then buildings in no grid or split between grids,
+households outside the level's band, missing staff roles, and camera field-of-view coverage.
+Every finding carries the codes involved, its size and its geometry (returned in WGS84).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import Point, Polygon
+
+from spatial.crs import WGS84, is_geographic, metric_crs_for, transform
+
+ERROR_KINDS = (
+    "invalid_geometries",
+    "overlaps",
+    "gaps",
+    "invalid_edges",
+    "outside_parent",
+    "orphan_buildings",
+    "split_buildings",
+)
+WARNING_KINDS = ("households_out_of_band", "missing_roles", "no_camera")
+
+
+@dataclass
+class GridSet:
+    codes: list[str]
+    names: list[str]
+    levels: list[str]
+    parents: list[str | None]
+    geometries: np.ndarray  # WGS84
+    households: list[int | None]
+
+
+@dataclass
+class Cameras:
+    codes: list[str]
+    points: np.ndarray  # WGS84
+    heading_deg: np.ndarray
+    fov_deg: np.ndarray
+    range_m: np.ndarray
+
+
+@dataclass
+class CheckOptions:
+    level: str | None = None  # only families whose children are at this level
+    gap_width_m: float = 0.2
+    min_gap_area_m2: float = 1.0
+    min_overlap_area_m2: float = 0.01
+    min_outside_area_m2: float = 0.01
+    min_split_share: float = 0.01
+    # Edges closer than this but not identical are unmatched (a vertex a hair off its neighbour's
+    # edge after a CRS conversion is still a T-junction).
+    edge_tolerance_m: float = 0.01
+    allowed_gaps: list[shapely.Geometry] = field(default_factory=list)  # WGS84 enclaves
+    households_band: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    required_roles: dict[str, list[str]] = field(default_factory=dict)  # level → role labels
+    roles_present: dict[str, set[str]] = field(default_factory=dict)  # code → role labels
+    camera_level: str = "grid"
+
+
+def _finding(geometry: shapely.Geometry | None, message: str, **values: Any) -> dict[str, Any]:
+    return {**values, "message": message, "geometry": geometry}
+
+
+def _rounded(value: float) -> float:
+    return round(float(value), 2)
+
+
+def check(
+    grids: GridSet,
+    options: CheckOptions,
+    buildings: tuple[list[str], np.ndarray] | None = None,
+    cameras: Cameras | None = None,
+    crs: str = WGS84,
+) -> dict[str, Any]:
+    """The whole report; geometries in findings are in metres until `to_wgs84` is applied.
+
+    Input in WGS84 is measured in its Gauss-Kruger zone; input already in a projected CRS
+    (metres) is measured as it is.
+    """
+    if is_geographic(crs):
+        metric_crs = metric_crs_for(grids.geometries) if len(grids.geometries) else WGS84
+        metric = transform(grids.geometries, crs, metric_crs)
+    else:
+        metric_crs, metric = crs, grids.geometries
+    source_crs = crs
+    report: dict[str, Any] = {kind: [] for kind in (*ERROR_KINDS, *WARNING_KINDS)}
+    report.update(allowed_gaps=[], camera_coverage=[], metric_crs=metric_crs)
+    position = {code: i for i, code in enumerate(grids.codes)}
+    allowed = (
+        transform(np.array(options.allowed_gaps, dtype=object), crs, metric_crs)
+        if options.allowed_gaps
+        else []
+    )
+
+    for bad in np.flatnonzero(~shapely.is_valid(metric)):
+        report["invalid_geometries"].append(
+            _finding(
+                shapely.get_point(shapely.boundary(metric[int(bad)]), 0),
+                f"{grids.codes[int(bad)]} 几何无效：{shapely.is_valid_reason(metric[int(bad)])}",
+                codes=[grids.codes[int(bad)]],
+            )
+        )
+    families: dict[str, list[int]] = {}
+    for i, parent in enumerate(grids.parents):
+        if (
+            parent is not None
+            and parent in position
+            and (options.level is None or grids.levels[i] == options.level)
+        ):
+            families.setdefault(parent, []).append(i)
+    for parent_code, members in sorted(families.items()):
+        _check_family(
+            parent_code,
+            metric[position[parent_code]],
+            [grids.codes[i] for i in members],
+            metric[members],
+            options,
+            allowed,
+            report,
+        )
+
+    leaves = _leaves(grids, options.level)
+    if buildings is not None and len(buildings[0]):
+        _check_buildings(
+            buildings[0],
+            transform(buildings[1], source_crs, metric_crs),
+            [grids.codes[i] for i in leaves],
+            metric[leaves],
+            options,
+            report,
+        )
+    for i, code in enumerate(grids.codes):
+        if options.level is not None and grids.levels[i] != options.level:
+            continue
+        low, high = options.households_band.get(grids.levels[i], (None, None))
+        households = grids.households[i]
+        if households is not None and (
+            (low is not None and households < low) or (high is not None and households > high)
+        ):
+            report["households_out_of_band"].append(
+                _finding(
+                    None,
+                    f"{grids.names[i]}（{code}）户数 {households}，超出 {low}–{high}",
+                    codes=[code],
+                    households=households,
+                    band=[low, high],
+                )
+            )
+        missing = sorted(
+            set(options.required_roles.get(grids.levels[i], []))
+            - options.roles_present.get(code, set())
+        )
+        if missing:
+            report["missing_roles"].append(
+                _finding(
+                    None,
+                    f"{grids.names[i]}（{code}）缺少：{'、'.join(missing)}",
+                    codes=[code],
+                    missing=missing,
+                )
+            )
+    if cameras is not None:
+        targets = [i for i, level in enumerate(grids.levels) if level == options.camera_level]
+        _check_cameras(
+            cameras,
+            source_crs,
+            metric_crs,
+            [grids.codes[i] for i in targets],
+            metric[targets],
+            report,
+        )
+
+    report["summary"] = {
+        "errors": sum(len(report[k]) for k in ERROR_KINDS),
+        "warnings": sum(len(report[k]) for k in WARNING_KINDS),
+        "by_kind": {k: len(report[k]) for k in (*ERROR_KINDS, *WARNING_KINDS, "allowed_gaps")},
+    }
+    return report
+
+
+def _leaves(grids: GridSet, level: str | None) -> list[int]:
+    parents = {p for p in grids.parents if p}
+    if level is not None:
+        return [i for i, lv in enumerate(grids.levels) if lv == level]
+    return [i for i, code in enumerate(grids.codes) if code not in parents]
+
+
+def _check_family(
+    parent_code: str,
+    parent: shapely.Geometry,
+    codes: list[str],
+    children: np.ndarray,
+    options: CheckOptions,
+    allowed: Any,
+    report: dict[str, Any],
+) -> None:
+    overlaps = []
+    tree = shapely.STRtree(children)
+    left, right = tree.query(children, predicate="intersects")
+    pairs = left < right
+    left, right = left[pairs], right[pairs]
+    if len(left):
+        shared = shapely.intersection(children[left], children[right])
+        areas = shapely.area(shared)
+        for a, b, geometry, area in zip(left, right, shared, areas, strict=True):
+            if area >= options.min_overlap_area_m2:
+                overlaps.append(geometry)
+                report["overlaps"].append(
+                    _finding(
+                        geometry,
+                        f"{codes[a]} 与 {codes[b]} 重叠 {area:.2f} 平方米",
+                        codes=[codes[a], codes[b]],
+                        parent_code=parent_code,
+                        area_m2=_rounded(area),
+                    )
+                )
+
+    uncovered = shapely.difference(parent, shapely.union_all(children))
+    for part in shapely.get_parts(uncovered):
+        if part.geom_type != "Polygon" or part.area < options.min_gap_area_m2:
+            continue
+        width = 2.0 * shapely.length(shapely.maximum_inscribed_circle(part, 0.01))
+        if width < options.gap_width_m:
+            continue
+        kind = "strip" if part.exterior.distance(parent.boundary) < 1e-6 else "hole"
+        neighbours = [codes[i] for i in tree.query(part, predicate="dwithin", distance=0.01)]
+        values = {
+            "codes": sorted(neighbours),
+            "parent_code": parent_code,
+            "area_m2": _rounded(part.area),
+            "width_m": _rounded(width),
+            "kind": kind,
+        }
+        label = "上级边界内无下级覆盖的条带" if kind == "strip" else "下级之间的空洞"
+        if any(
+            shapely.area(shapely.intersection(part, enclave)) >= 0.9 * part.area
+            for enclave in allowed
+        ):
+            report["allowed_gaps"].append(
+                _finding(part, f"{parent_code} 内允许的飞地/空缺", **values)
+            )
+        else:
+            report["gaps"].append(
+                _finding(
+                    part,
+                    f"{parent_code} {label}：{part.area:.1f} 平方米，宽 {width:.2f} 米",
+                    **values,
+                )
+            )
+
+    edges = shapely.coverage_invalid_edges(children, gap_width=options.edge_tolerance_m)
+    flagged = [i for i, line in enumerate(edges) if line is not None and not shapely.is_empty(line)]
+    if flagged:
+        merged = shapely.line_merge(shapely.union_all(edges[flagged]))
+        explained = shapely.buffer(shapely.union_all(overlaps), 0.05) if overlaps else None
+        for piece in _connected(merged):
+            if (
+                explained is not None
+                and shapely.length(shapely.intersection(piece, explained)) >= 0.5 * piece.length
+            ):
+                continue  # the edges of an overlap already reported
+            involved = sorted(
+                {codes[i] for i in flagged if shapely.distance(edges[i], piece) < 1e-6}
+            )
+            report["invalid_edges"].append(
+                _finding(
+                    piece,
+                    f"{'、'.join(involved)} 的共用边不一致（未对齐或 T 形连接），长 {piece.length:.2f} 米",
+                    codes=involved,
+                    parent_code=parent_code,
+                    length_m=_rounded(piece.length),
+                )
+            )
+
+    outside = shapely.difference(children, parent)
+    for code, part in zip(codes, outside, strict=True):
+        area = shapely.area(part)
+        if area >= options.min_outside_area_m2:
+            report["outside_parent"].append(
+                _finding(
+                    part,
+                    f"{code} 超出上级 {parent_code} 边界 {area:.2f} 平方米",
+                    codes=[code],
+                    parent_code=parent_code,
+                    area_m2=_rounded(area),
+                )
+            )
+
+
+def _connected(lines: shapely.Geometry) -> list[shapely.Geometry]:
+    """Group line parts that touch into one geometry each."""
+    parts = list(shapely.get_parts(lines))
+    groups: list[list[shapely.Geometry]] = []
+    for part in parts:
+        touching = [g for g in groups if any(shapely.distance(part, other) < 1e-6 for other in g)]
+        merged = [part] + [p for g in touching for p in g]
+        groups = [g for g in groups if g not in touching] + [merged]
+    return [shapely.line_merge(shapely.union_all(group)) for group in groups]
+
+
+def _check_buildings(
+    codes: list[str],
+    footprints: np.ndarray,
+    grid_codes: list[str],
+    grids: np.ndarray,
+    options: CheckOptions,
+    report: dict[str, Any],
+) -> None:
+    tree = shapely.STRtree(grids)
+    inside, _ = tree.query(footprints, predicate="within")
+    settled = np.zeros(len(footprints), dtype=bool)
+    settled[inside] = True
+    for b in np.flatnonzero(~settled):
+        candidates = tree.query(footprints[b], predicate="intersects")
+        area = footprints[b].area
+        shares = {
+            grid_codes[g]: shapely.area(shapely.intersection(footprints[b], grids[g])) / area
+            for g in candidates
+        }
+        shares = {code: share for code, share in shares.items() if share >= options.min_split_share}
+        if not shares:
+            report["orphan_buildings"].append(
+                _finding(
+                    footprints[b],
+                    f"楼栋 {codes[b]} 不在任何网格内",
+                    codes=[codes[b]],
+                    area_m2=_rounded(area),
+                )
+            )
+        elif len(shares) > 1 or sum(shares.values()) < 0.99:
+            text = "、".join(f"{c} {s:.0%}" for c, s in sorted(shares.items()))
+            report["split_buildings"].append(
+                _finding(
+                    footprints[b],
+                    f"楼栋 {codes[b]} 跨网格：{text}",
+                    codes=[codes[b], *sorted(shares)],
+                    shares={c: round(s, 4) for c, s in shares.items()},
+                    area_m2=_rounded(area),
+                )
+            )
+
+
+def camera_sector(point: Point, heading_deg: float, fov_deg: float, range_m: float) -> Polygon:
+    """A camera's field of view in metres: a circular sector, heading clockwise from north."""
+    if fov_deg >= 360:
+        return point.buffer(range_m, 32)
+    steps = max(math.ceil(fov_deg / 5.0), 2)
+    angles = np.radians(
+        np.linspace(heading_deg - fov_deg / 2, heading_deg + fov_deg / 2, steps + 1)
+    )
+    arc = np.column_stack([point.x + range_m * np.sin(angles), point.y + range_m * np.cos(angles)])
+    return Polygon([(point.x, point.y), *map(tuple, arc)])
+
+
+def _check_cameras(
+    cameras: Cameras,
+    source_crs: str,
+    metric_crs: str,
+    codes: list[str],
+    grids: np.ndarray,
+    report: dict[str, Any],
+) -> None:
+    points = transform(cameras.points, source_crs, metric_crs)
+    sectors = [
+        camera_sector(p, h, f, r)
+        for p, h, f, r in zip(
+            points, cameras.heading_deg, cameras.fov_deg, cameras.range_m, strict=True
+        )
+    ]
+    seen = shapely.union_all(sectors) if sectors else Polygon()
+    counts = np.zeros(len(grids), dtype=int)
+    if len(points):
+        _, hit = shapely.STRtree(grids).query(points, predicate="intersects")
+        np.add.at(counts, hit, 1)
+    shares = shapely.area(shapely.intersection(grids, seen)) / shapely.area(grids)
+    for code, grid, share, count in zip(codes, grids, shares, counts, strict=True):
+        report["camera_coverage"].append(
+            {
+                "codes": [code],
+                "share": round(float(share), 4),
+                "cameras": int(count),
+                "geometry": None,
+                "message": f"{code} 监控覆盖 {share:.1%}（{count} 个点位）",
+            }
+        )
+        if count == 0:
+            report["no_camera"].append(_finding(grid, f"{code} 内没有监控点", codes=[code]))
+
+
+def to_wgs84(report: dict[str, Any]) -> dict[str, Any]:
+    """Findings' geometries from the metric zone back to WGS84 (in place)."""
+    metric_crs = report["metric_crs"]
+    for findings in report.values():
+        if not isinstance(findings, list):
+            continue
+        for finding in findings:
+            geometry = finding.get("geometry")
+            if geometry is not None:
+                finding["geometry"] = transform(geometry, metric_crs, WGS84)
+    return report
