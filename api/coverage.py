@@ -205,3 +205,44 @@ def problems_geojson(report: dict[str, Any]) -> dict[str, Any]:
         "check": report.get("id"),
         "generation": report.get("generation"),
     }
+
+
+def propose_fix_draft(
+    engine: Engine, generation: int, level: str | None, gap_width_m: float, actor: str
+) -> dict[str, Any]:
+    """Clean the generation's coverage into a new draft (never activated here)."""
+    from api.db.versioning import grids_in_generation, lock_generations, publish
+    from spatial.coverage import propose_fix
+    from spatial.validity import as_multipolygon
+
+    with engine.connect() as connection:
+        grids = load_grids(connection, generation)
+        rows = grids_in_generation(connection, generation)
+    changed = propose_fix(grids, level, gap_width_m)
+    if not changed:
+        return {"draft": None, "changed": [], "message": "无需修复：覆盖已干净"}
+    for code, geometry in changed.items():
+        rows[code].geom = as_multipolygon(geometry)
+    with engine.begin() as connection:
+        lock_generations(connection)
+        draft = publish(
+            connection,
+            changed=[rows[c] for c in sorted(changed)],
+            removed=set(),
+            actor=actor,
+            activate_now=False,
+            description=f"第 {generation} 版的覆盖修复建议（coverage_clean，{len(changed)} 个网格）",
+        )
+        audit.record(
+            connection,
+            actor,
+            "coverage.fix",
+            "generation",
+            str(draft),
+            {"from_generation": generation, "changed": sorted(changed)},
+        )
+    return {
+        "draft": draft,
+        "changed": sorted(changed),
+        "message": f"已生成草稿第 {draft} 版（未启用），修改 {len(changed)} 个网格",
+    }

@@ -5,12 +5,12 @@ from __future__ import annotations
 import platform
 from datetime import UTC, datetime
 
-from bench import bulk_lookup, geocode_csv, http_lookup
+from bench import bulk_lookup, coverage_check, geocode_csv, http_lookup
 from bench.common import RESULTS
 
 
 def main() -> None:
-    for module in (bulk_lookup, http_lookup, geocode_csv):
+    for module in (bulk_lookup, http_lookup, geocode_csv, coverage_check):
         module.main()
     parts = [
         (RESULTS / f"{name}.md").read_text()

@@ -412,3 +412,28 @@ def to_wgs84(report: dict[str, Any]) -> dict[str, Any]:
             if geometry is not None:
                 finding["geometry"] = transform(geometry, metric_crs, WGS84)
     return report
+
+
+def propose_fix(
+    grids: GridSet, level: str | None, gap_width_m: float
+) -> dict[str, shapely.Geometry]:
+    """Cleaned geometries (WGS84) for the children that change: snap near-coincident edges,
+    give overlaps and gaps narrower than gap_width_m to the neighbour with the longest shared
+    border (shapely's coverage_clean). Strips along a parent's outer edge are not filled.
+    """
+    metric_crs = metric_crs_for(grids.geometries)
+    metric = transform(grids.geometries, WGS84, metric_crs)
+    families: dict[str, list[int]] = {}
+    for i, parent in enumerate(grids.parents):
+        if parent is not None and (level is None or grids.levels[i] == level):
+            families.setdefault(parent, []).append(i)
+    changed: dict[str, shapely.Geometry] = {}
+    for members in families.values():
+        children = metric[members]
+        if shapely.coverage_is_valid(children, gap_width=gap_width_m):
+            continue
+        cleaned = shapely.coverage_clean(children, gap_width=gap_width_m)
+        for i, before, after in zip(members, children, cleaned, strict=True):
+            if not shapely.equals_exact(before, after, tolerance=0.0):
+                changed[grids.codes[i]] = transform(shapely.make_valid(after), metric_crs, WGS84)
+    return changed

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.coverage import run_check, store_check
+from api.coverage import propose_fix_draft, run_check, store_check
 from api.db.engine import make_engine
 from api.db.generations import generation_at
 from api.settings import get_settings
@@ -43,6 +43,7 @@ def check_command(
     ] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="输出 JSON 报告")] = False,
     store: Annotated[bool, typer.Option(help="保存检查结果（可在 API 中查看）")] = True,
+    fix: Annotated[bool, typer.Option("--fix", help="发现错误时生成修复草稿（不会启用）")] = False,
 ) -> None:
     """覆盖检查：重叠、空隙、共用边、超出上级、楼栋、户数、人员、监控覆盖。发现错误时退出码为 1。"""
     engine = make_engine(get_settings())
@@ -75,4 +76,11 @@ def check_command(
             f"错误 {report['summary']['errors']} 个，提示 {report['summary']['warnings']} 个"
         )
     if report["summary"]["errors"]:
+        if fix:
+            proposal = propose_fix_draft(
+                engine, report["generation"], level, max(gap_width_m, 1.0), "cli"
+            )
+            console.print(
+                proposal["message"] + "；用 `wangge check --draft N` 复查", highlight=False
+            )
         raise typer.Exit(1)

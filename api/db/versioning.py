@@ -98,8 +98,12 @@ def publish(
     removed: set[str],
     description: str,
     actor: str,
+    activate_now: bool = True,
 ) -> int:
-    """Write a new generation = active − removed − changed + changed, activate it, return its id."""
+    """Write a new generation = active − removed − changed + changed; return its id.
+
+    With activate_now=False the generation is a draft: stored, checkable, not used by lookups.
+    """
     active = active_or_none(connection)
     new = create_generation(connection, description, actor)
     skip = sorted({row.code for row in changed} | removed)
@@ -143,5 +147,6 @@ def publish(
             for r in changed
         ),
     )
-    activate(connection, new, actor)
+    if activate_now:
+        activate(connection, new, actor)
     return new

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from api.coverage import find_check, problems_geojson, run_check, store_check
+from api.coverage import find_check, problems_geojson, propose_fix_draft, run_check, store_check
 from api.db.generations import generation_at
 from api.deps import ConnectionDep, EngineDep, PlannerDep, ReaderDep
 from api.errors import InvalidInput, NotFound
@@ -90,3 +90,28 @@ def get_check(check_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[st
 )
 def get_problems(check_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
     return problems_geojson(get_check(check_id, connection, None))
+
+
+class FixRequest(BaseModel):
+    gap_width_m: float = Field(
+        default=1.0, ge=0, le=100, description="Merge gaps narrower than this"
+    )
+
+
+@router.post(
+    "/coverage/checks/{check_id}/fix",
+    status_code=201,
+    summary="Propose a fix as a new draft (coverage_clean); the active generation is untouched",
+)
+def fix_check(
+    check_id: int, body: FixRequest, engine: EngineDep, principal: PlannerDep
+) -> dict[str, Any]:
+    with engine.connect() as connection:
+        found = find_check(connection, check_id)
+    if found is None:
+        raise NotFound(
+            f"没有编号为 {check_id} 的检查", code="check_not_found", where="path.check_id"
+        )
+    return propose_fix_draft(
+        engine, found["generation"], found.get("level"), body.gap_width_m, principal.actor
+    )

@@ -25,12 +25,19 @@ def upgrade() -> None:
         sa.Column("parameters", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("summary", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("report", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column("created_by", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["generation_id"], ["generation.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(op.f("ix_coverage_check_generation_id"), "coverage_check", ["generation_id"], unique=False)
+    op.create_index(
+        op.f("ix_coverage_check_generation_id"), "coverage_check", ["generation_id"], unique=False
+    )
 
 
 def downgrade() -> None:

@@ -1,0 +1,131 @@
+"""Coverage checks as a planner runs them: API, stored reports, GeoJSON problems, fix drafts, CLI gate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import shapely
+
+from tests.conftest import bearer
+
+GROWN = "320571005003002005"
+
+
+def _publish_overlap(client, tokens) -> None:
+    """Grow one micro-grid ~0.5 m into its siblings (inside its own grid) and publish that."""
+    layer = client.get(
+        "/api/v1/export/grids", params={"format": "geojson", "level": "micro_grid"}
+    ).json()
+    parent = shapely.from_geojson(
+        json.dumps(client.get(f"/api/v1/grids/{GROWN[:15]}").json()["geometry"])
+    )
+    for feature in layer["features"]:
+        if feature["properties"]["code"] == GROWN:
+            grown = shapely.buffer(
+                shapely.from_geojson(json.dumps(feature["geometry"])), 5e-6, join_style="mitre"
+            )
+            feature["geometry"] = json.loads(
+                shapely.to_geojson(shapely.intersection(grown, parent))
+            )
+    response = client.post(
+        "/api/v1/import/grids",
+        headers=bearer(tokens["planner"]),
+        data={"level": "micro_grid"},
+        files={"file": ("micro.geojson", json.dumps(layer).encode())},
+    )
+    assert response.status_code == 200 and response.json()["generation"] == 2, response.text
+
+
+def test_demo_check_is_clean_and_stored(client, tokens):
+    assert client.post("/api/v1/coverage/checks", json={}).status_code == 401
+    assert (
+        client.post(
+            "/api/v1/coverage/checks", json={}, headers=bearer(tokens["viewer"])
+        ).status_code
+        == 403
+    )
+    response = client.post("/api/v1/coverage/checks", json={}, headers=bearer(tokens["planner"]))
+    assert response.status_code == 201
+    report = response.json()
+    assert (
+        report["summary"]["errors"] == 0
+        and report["generation"] == 1
+        and report["metric_crs"] == "EPSG:4549"
+    )
+    assert len(report["camera_coverage"]) == 60 and all(
+        0 <= c["share"] <= 1 for c in report["camera_coverage"]
+    )
+    stored = client.get(f"/api/v1/coverage/checks/{report['id']}").json()
+    assert stored["summary"] == report["summary"] and stored["created_by"].startswith("token:")
+    problems = client.get(f"/api/v1/coverage/checks/{report['id']}/problems").json()
+    assert problems["type"] == "FeatureCollection"
+    assert {f["properties"]["kind"] for f in problems["features"]} <= {"no_camera"}
+    assert client.get("/api/v1/coverage/checks/999").status_code == 404
+    bad = client.post(
+        "/api/v1/coverage/checks", json={"generation": 99}, headers=bearer(tokens["planner"])
+    )
+    assert bad.status_code == 404
+
+
+def test_overlap_found_and_fixed_as_a_draft(client, tokens):
+    _publish_overlap(client, tokens)
+    report = client.post(
+        "/api/v1/coverage/checks", json={"level": "micro_grid"}, headers=bearer(tokens["planner"])
+    ).json()
+    assert report["summary"]["errors"] > 0
+    overlaps = [o for o in report["overlaps"] if GROWN in o["codes"]]
+    assert overlaps and all(o["area_m2"] > 1 for o in overlaps)
+    problems = client.get(f"/api/v1/coverage/checks/{report['id']}/problems").json()
+    assert any(f["properties"]["kind"] == "overlaps" for f in problems["features"])
+
+    fix = client.post(
+        f"/api/v1/coverage/checks/{report['id']}/fix", json={}, headers=bearer(tokens["planner"])
+    )
+    assert fix.status_code == 201, fix.text
+    draft = fix.json()["draft"]
+    assert draft == 3 and GROWN in fix.json()["changed"]
+    rechecked = client.post(
+        "/api/v1/coverage/checks",
+        json={"generation": draft, "level": "micro_grid"},
+        headers=bearer(tokens["planner"]),
+    ).json()
+    assert rechecked["overlaps"] == [] and rechecked["invalid_edges"] == []
+    # The proposal is never applied by itself: lookups still answer from generation 2.
+    assert client.get("/api/v1/generations").json()["active"] == 2
+
+
+def test_cli_check_gates_a_script(client, tokens, database_url):
+    env = {**os.environ, "WANGGE_DATABASE_URL": database_url}
+    wangge = str(Path(sys.executable).with_name("wangge"))
+    clean = subprocess.run([wangge, "check"], capture_output=True, text=True, env=env, check=False)
+    assert clean.returncode == 0 and "错误 0 个" in clean.stdout
+    _publish_overlap(client, tokens)
+    faulty = subprocess.run(
+        [wangge, "check", "--level", "micro_grid", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert faulty.returncode == 1
+    assert any(GROWN in o["codes"] for o in json.loads(faulty.stdout)["overlaps"])
+    fixed = subprocess.run(
+        [wangge, "check", "--level", "micro_grid", "--fix"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert fixed.returncode == 1 and "草稿" in fixed.stdout
+    draft = subprocess.run(
+        [wangge, "check", "--level", "micro_grid", "--draft", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert draft.returncode == 0, draft.stdout
