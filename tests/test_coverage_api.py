@@ -129,3 +129,55 @@ def test_cli_check_gates_a_script(client, tokens, database_url):
         check=False,
     )
     assert draft.returncode == 0, draft.stdout
+
+
+def test_allowed_enclaves(client, tokens, tmp_path, database_url):
+    """A hole that is a legitimate enclave is listed as allowed, not as an error (API and CLI)."""
+    layer = client.get(
+        "/api/v1/export/grids", params={"format": "geojson", "level": "micro_grid"}
+    ).json()
+    layer["features"] = [
+        f for f in layer["features"] if f["properties"]["code"] != "320571005004003004"
+    ]
+    response = client.post(
+        "/api/v1/import/grids",
+        headers=bearer(tokens["planner"]),
+        data={"level": "micro_grid", "replace": "true"},
+        files={"file": ("micro.geojson", json.dumps(layer).encode())},
+    )
+    assert response.status_code == 200, response.text
+    hole = client.get("/api/v1/grids/320571005004003004", params={"generation": 1}).json()[
+        "geometry"
+    ]
+    plain = client.post(
+        "/api/v1/coverage/checks", json={"level": "micro_grid"}, headers=bearer(tokens["planner"])
+    ).json()
+    assert len(plain["gaps"]) == 1 and plain["gaps"][0]["area_m2"] > 1000
+    allowed = client.post(
+        "/api/v1/coverage/checks",
+        json={"level": "micro_grid", "allowed_gaps": [hole]},
+        headers=bearer(tokens["planner"]),
+    ).json()
+    assert allowed["gaps"] == [] and len(allowed["allowed_gaps"]) == 1
+    enclave = tmp_path / "enclave.geojson"
+    enclave.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": {"name": "飞地"}, "geometry": hole}],
+            }
+        )
+    )
+    env = {**os.environ, "WANGGE_DATABASE_URL": database_url}
+    wangge = str(Path(sys.executable).with_name("wangge"))
+    cli = subprocess.run(
+        [wangge, "check", "--level", "micro_grid", "--allowed-gaps", str(enclave), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    report = json.loads(cli.stdout)
+    assert report["gaps"] == [] and len(report["allowed_gaps"]) == 1
+    # The enclave's buildings are in no grid now, and the check says so.
+    assert cli.returncode == 1 and len(report["orphan_buildings"]) > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,7 +14,9 @@ from api.coverage import propose_fix_draft, run_check, store_check
 from api.db.engine import make_engine
 from api.db.generations import generation_at
 from api.settings import get_settings
+from api.transfer.read import read_layer
 from spatial.coverage import ERROR_KINDS, CheckOptions
+from spatial.crs import WGS84, transform
 
 console = Console(soft_wrap=True)
 LABELS = {
@@ -44,10 +47,19 @@ def check_command(
     as_json: Annotated[bool, typer.Option("--json", help="输出 JSON 报告")] = False,
     store: Annotated[bool, typer.Option(help="保存检查结果（可在 API 中查看）")] = True,
     fix: Annotated[bool, typer.Option("--fix", help="发现错误时生成修复草稿（不会启用）")] = False,
+    allowed_gaps: Annotated[
+        Path | None, typer.Option(help="允许的飞地/空缺（任意矢量文件，面）")
+    ] = None,
 ) -> None:
     """覆盖检查：重叠、空隙、共用边、超出上级、楼栋、户数、人员、监控覆盖。发现错误时退出码为 1。"""
     engine = make_engine(get_settings())
-    options = CheckOptions(level=level, gap_width_m=gap_width_m, min_gap_area_m2=min_gap_area_m2)
+    enclaves = []
+    if allowed_gaps is not None:
+        source = read_layer(allowed_gaps)
+        enclaves = list(transform(source.geometries, source.crs or WGS84, WGS84))
+    options = CheckOptions(
+        level=level, gap_width_m=gap_width_m, min_gap_area_m2=min_gap_area_m2, allowed_gaps=enclaves
+    )
     with engine.connect() as connection, console.status("检查中 …"):
         target = draft if draft is not None else generation
         report = run_check(
