@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 WANGGE := $(BIN)/wangge
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := postgresql-15 postgresql-15-postgis-3
+APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 chromium fonts-noto-cjk
 HOST ?= 127.0.0.1
 PORT ?= 8000
 

@@ -16,6 +16,19 @@ from sqlalchemy.sql.expression import bindparam
 from api.db import audit
 from spatial.coverage import Cameras, CheckOptions, GridSet, check, to_wgs84
 
+KIND_LABELS = {
+    "invalid_geometries": "无效几何",
+    "overlaps": "重叠",
+    "gaps": "空隙/缺口",
+    "invalid_edges": "共用边不一致",
+    "outside_parent": "超出上级",
+    "orphan_buildings": "不在网格内的楼栋",
+    "split_buildings": "跨网格楼栋",
+    "households_out_of_band": "户数超出范围",
+    "missing_roles": "缺少人员角色",
+    "no_camera": "无监控点网格",
+    "allowed_gaps": "允许的空缺",
+}
 FINDING_KINDS = (
     "invalid_geometries",
     "overlaps",

@@ -376,3 +376,19 @@ def test_download_and_upload_round_trip(client, tokens, format_):
     body = upload.json()
     assert (body["created"], body["updated"], body["unchanged"], body["dry_run"]) == (0, 0, 8, True)
     assert body["crs"] == crs
+
+
+def test_map_pages_listed_local_and_small(client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert {"/map/street", "/map/grids/{code}", "/map/events/{event_id}", "/map/checks/{check_id}"} <= set(paths)
+    import re
+
+    for path in ("/map/street", "/map/grids/320571005001001", "/map/events/2990"):
+        page = client.get(path)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert 'name="viewport"' in page.text or "name='viewport'" in page.text
+        refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", page.text)
+        assert refs and not [r for r in refs if r.startswith(("http:", "https:", "//"))], path
+        assert "cdn" not in page.text.lower()
+    assert len(client.get("/map/street").content) <= 1_500_000  # all 1,202 micro-grids included
+    assert client.get("/map/grids/nope").status_code == 404

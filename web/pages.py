@@ -1,133 +1,373 @@
-"""Map pages. Every script and stylesheet is served from /static/vendor (installed from npm),
-never from a CDN: field staff open these pages without internet.
+"""Map pages (server-rendered folium, Chinese UI) under /map/…, plus the home page.
+
+No page references another host: scripts and styles come from /static/vendor (npm, installed at
+setup), so field staff without internet still get a working map.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import folium
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse
+import numpy as np
+import shapely
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 
+from api.auth import Role
+from api.coverage import KIND_LABELS, find_check
+from api.db import events as event_rows
+from api.db import maps as map_queries
 from api.db.generations import NoActiveGeneration, generation_at
 from api.deps import ConnectionDep, ReaderDep
+from api.errors import NotFound
+from api.lookup.service import staff_on_duty
+from web.maps import (
+    CHOROPLETH,
+    STATUS_LABELS,
+    MapFactory,
+    camera_layer,
+    choropleth_colour,
+    event_markers,
+    feature_collection,
+    finish,
+    legend,
+    panel,
+    simplified,
+)
 
 WEB_ROOT = Path(__file__).resolve().parent
 VENDOR = WEB_ROOT / "node_modules"
-LOCAL_JS = [("leaflet", "/static/vendor/leaflet/dist/leaflet.js")]
-LOCAL_CSS = [("leaflet_css", "/static/vendor/leaflet/dist/leaflet.css")]
-
 router = APIRouter(tags=["map pages"])
+HTML: dict[str, Any] = {"content": {"text/html": {}}}
 
 
-def offline_map(**options: Any) -> folium.Map:
-    """A folium map that loads only wangge's own copies of Leaflet, with no tile layer by default."""
-    fmap = folium.Map(tiles=None, control_scale=True, **options)
-    fmap.default_js = LOCAL_JS
-    fmap.default_css = LOCAL_CSS
-    return fmap
+def _factory(request: Request) -> MapFactory:
+    return MapFactory(request.app.state.settings.maps)
 
 
-def _layer(connection: ConnectionDep, generation: int, level: str) -> dict[str, Any]:
-    rows = connection.execute(
-        text(
-            "SELECT code, name, households, ST_AsGeoJSON(geom, 7) AS geometry FROM grid "
-            "WHERE level = :level AND generation_low <= :g AND generation_high >= :g ORDER BY code"
-        ),
-        {"level": level, "g": generation},
-    ).all()
-    return {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "geometry": json.loads(r.geometry),
-                "properties": {"code": r.code, "name": r.name, "households": r.households},
-            }
-            for r in rows
-        ],
-    }
+FAVICON = (
+    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 64 64'><rect width='64' height='64' rx='12' "
+    "fill='#2b6cb0'/><path d='M12 22h40M12 42h40M22 12v40M42 12v40' stroke='#fff' stroke-width='5'/></svg>"
+)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
+@router.get("/", include_in_schema=False)
+def home() -> RedirectResponse:
+    return RedirectResponse("/map/street")
 
 
 @router.get(
-    "/", response_class=HTMLResponse, summary="Home page: the street's communities and grids"
+    "/map/street",
+    response_class=HTMLResponse,
+    responses={200: HTML},
+    summary="街道总览: every level switchable, grids shaded by open events",
 )
-def home(connection: ConnectionDep, _: ReaderDep) -> HTMLResponse:
+def street_page(request: Request, connection: ConnectionDep, _: ReaderDep) -> HTMLResponse:
     try:
         generation = generation_at(connection)
     except NoActiveGeneration:
         return HTMLResponse(
-            _page(
-                "wangge", "<p>还没有网格数据：运行 <code>wangge demo load</code> 或导入网格。</p>"
-            )
+            "<!doctype html><html lang='zh-CN'><meta charset='utf-8'><title>wangge</title>"
+            "<p>还没有网格数据：运行 <code>wangge demo load</code> 或导入网格。</p></html>"
         )
-    counts = connection.execute(
-        text(
-            "SELECT l.label_zh, count(*) FROM grid g JOIN grid_level l ON l.name = g.level "
-            "WHERE g.generation_low <= :g AND g.generation_high >= :g GROUP BY l.rank, l.label_zh "
-            "ORDER BY l.rank"
-        ),
-        {"g": generation},
-    ).all()
-    street = connection.execute(
-        text(
-            "SELECT name, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ("
-            "SELECT name, ST_Extent(geom) OVER () AS e, level FROM grid "
-            "WHERE generation_low <= :g AND generation_high >= :g ORDER BY level = 'street' DESC LIMIT 1) s"
-        ),
-        {"g": generation},
-    ).first()
-    fmap = offline_map()
-    grids = folium.GeoJson(
-        _layer(connection, generation, "grid"),
-        name="网格",
-        style_function=lambda _: {"color": "#2b6cb0", "weight": 1, "fillOpacity": 0.08},
-        tooltip=folium.GeoJsonTooltip(
-            ["name", "code", "households"], aliases=["网格", "编码", "户数"]
-        ),
-    )
-    communities = folium.GeoJson(
-        _layer(connection, generation, "community"),
-        name="社区",
-        style_function=lambda _: {"color": "#c53030", "weight": 3, "fill": False},
-    )
-    grids.add_to(fmap)
-    communities.add_to(fmap)
+    factory = _factory(request)
+    fmap = factory.new_map()
+    counts = map_queries.open_event_counts(connection)
+    rows, geometries = map_queries.grid_layer(connection, generation)
+    children: dict[str, list[str]] = {}
+    for row in rows:
+        if row["parent_code"]:
+            children.setdefault(row["parent_code"], []).append(row["code"])
+
+    def open_in(code: str) -> int:
+        return counts.get(code, 0) + sum(open_in(child) for child in children.get(code, []))
+
+    levels = [("community", "社区", 3), ("grid", "网格", 2), ("micro_grid", "微网格", 0.6)]
+    breaks = [0, 1, 2, 4, 10**9]
+    for level, label, weight in levels:
+        members = [i for i, r in enumerate(rows) if r["level"] == level]
+        if not members:
+            continue
+        shapes = simplified(geometries[members])
+        props = [
+            {
+                "name": rows[i]["name"],
+                "code": rows[i]["code"],
+                "open": open_in(rows[i]["code"]),
+                "link": f"<a href='/map/grids/{rows[i]['code']}'>打开网格页</a>",
+            }
+            for i in members
+        ]
+        shaded = level == "grid"
+        folium.GeoJson(
+            feature_collection(factory, shapes, props),
+            name=f"{label}（{len(members)}）",
+            show=level != "micro_grid",
+            style_function=(
+                lambda f, w=weight, s=shaded: {
+                    "color": "#2d3748",
+                    "weight": w,
+                    "fillColor": choropleth_colour(f["properties"]["open"], breaks)
+                    if s
+                    else "#ffffff",
+                    "fillOpacity": 0.65 if s else 0.0,
+                }
+            ),
+            highlight_function=lambda _: {"weight": 3, "color": "#e53e3e"},
+            tooltip=folium.GeoJsonTooltip(
+                ["name", "code", "open"], aliases=["名称", "编码", "未结事件"]
+            ),
+            popup=folium.GeoJsonPopup(["name", "link"], labels=False),
+        ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
-    if street:
-        fmap.fit_bounds([[street[2], street[1]], [street[4], street[3]]])
-    summary = "，".join(f"{label} {count} 个" for label, count in counts)
-    panel = (
-        f"<div id='wangge-panel'><b>{html.escape(street[0] if street else 'wangge')}</b>"
-        f"（第 {generation} 版）<br>{html.escape(summary)}<br>"
-        "<a href='/api/v1/docs'>API 文档</a> · <a href='/api/v1/grids?level=community'>社区 GeoJSON</a>"
-        " · <a href='/api/v1/export/grids?format=gpkg'>导出网格</a></div>"
+    street = [i for i, r in enumerate(rows) if r["level"] == "street"] or list(range(len(rows)))
+    fmap.fit_bounds(factory.bounds(geometries[street]))
+    title = rows[street[0]]["name"] if rows else "wangge"
+    total_open = sum(counts.values())
+    body = (
+        f"第 {generation} 版网格 · 未结事件 {total_open} 件<br>"
+        "<a href='/api/v1/docs'>API 文档</a> · <a href='/api/v1/export/grids?format=gpkg'>导出网格</a>"
     )
-    root: Any = fmap.get_root()  # a branca Figure
-    root.html.add_child(folium.Element(panel + _PANEL_STYLE))
-    root.title = "wangge 网格总览"
-    return HTMLResponse(root.render())
+    shades = [
+        (CHOROPLETH[0], "0"),
+        (CHOROPLETH[1], "1"),
+        (CHOROPLETH[2], "2"),
+        (CHOROPLETH[3], "3–4"),
+        (CHOROPLETH[4], "5 及以上"),
+    ]
+    return HTMLResponse(
+        finish(fmap, f"{title} · 网格总览", panel(title, body) + legend("网格未结事件", shades))
+    )
 
 
-_PANEL_STYLE = (
-    "<style>#wangge-panel{position:absolute;top:10px;left:50px;z-index:1000;background:#fff;"
-    "padding:8px 12px;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font:14px sans-serif;"
-    "max-width:70vw}</style>"
+@router.get(
+    "/map/grids/{code}",
+    response_class=HTMLResponse,
+    responses={200: HTML},
+    summary="网格页: boundary, micro-grids, buildings (loaded by view), cameras, open events, staff",
 )
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
+def grid_page(
+    code: str, request: Request, connection: ConnectionDep, principal: ReaderDep
+) -> HTMLResponse:
+    generation = generation_at(connection)
+    factory = _factory(request)
+    rows, geometries = map_queries.grid_layer(connection, generation, code=code)
+    if not rows:
+        raise NotFound(f"没有编码为 {code} 的网格", code="grid_not_found", where="path.code")
+    grid = rows[0]
+    fmap = factory.new_map()
+    children, child_geoms = map_queries.grid_layer(connection, generation, parent=code)
+    if children:
+        folium.GeoJson(
+            feature_collection(
+                factory,
+                simplified(child_geoms),
+                [
+                    {
+                        "name": c["name"],
+                        "code": c["code"],
+                        "households": c["households"],
+                        "link": f"<a href='/map/grids/{c['code']}'>打开</a>",
+                    }
+                    for c in children
+                ],
+            ),
+            name="下级网格",
+            style_function=lambda _: {"color": "#4a5568", "weight": 1, "fillOpacity": 0.05},
+            tooltip=folium.GeoJsonTooltip(
+                ["name", "code", "households"], aliases=["名称", "编码", "户数"]
+            ),
+            popup=folium.GeoJsonPopup(["name", "link"], labels=False),
+        ).add_to(fmap)
+    folium.GeoJson(
+        feature_collection(factory, geometries, [{"name": grid["name"], "code": code}]),
+        name="网格边界",
+        style_function=lambda _: {"color": "#c53030", "weight": 3, "fill": False},
+    ).add_to(fmap)
+    camera_layer(factory, map_queries.cameras_within(connection, code, generation)).add_to(fmap)
+    events = map_queries.open_events_within(connection, code, generation)
+    event_markers(factory, events, datetime.now(UTC)).add_to(fmap)
+    folium.LayerControl(collapsed=True).add_to(fmap)
+    fmap.fit_bounds(factory.bounds(geometries))
+    store = request.app.state.index_store
+    path = (
+        store.active().path(store.active().by_code[code]) if code in store.active().by_code else []
     )
+    staff_html = ""
+    codes = [r.code for r in path]
+    if (
+        principal is not None
+        and principal.role != Role.viewer
+        and (principal.role != Role.field_staff or set(principal.grid_codes) & set(codes))
+    ):
+        staff = staff_on_duty(store, codes)[:12]
+        staff_html = "<br>".join(
+            f"{html.escape(s['role_label'])}：{html.escape(s['name'])} "
+            f"<a href='tel:{html.escape(s['phone'] or '')}'>{html.escape(s['phone'] or '')}</a>"
+            for s in staff
+        )
+    trail = " › ".join(
+        f"<a href='/map/grids/{r.code}'>{html.escape(r.name)}</a>" for r in path[:-1]
+    )
+    body = (
+        f"{trail}<br>编码 {code} · 户数 {grid['households'] or '-'} · 未结事件 {len(events)} 件"
+        + (f"<hr>{staff_html}" if staff_html else "<br><small>人员联系方式需登录后查看</small>")
+    )
+    buildings_js = _buildings_loader(fmap.get_name())
+    return HTMLResponse(
+        finish(fmap, f"{grid['name']} · 网格页", panel(grid["name"], body), buildings_js)
+    )
+
+
+def _buildings_loader(map_name: str) -> str:
+    """Buildings are loaded per view from the GeoJSON API (zoomed in only), never inlined."""
+    return f"""
+(function(){{var map={map_name};var layer=L.geoJSON(null,{{style:{{color:'#975a16',weight:1,fillOpacity:0.3}},
+onEachFeature:function(f,l){{var p=f.properties;l.bindPopup((p.address||p.code)+'<br>户数：'+(p.households==null?'-':p.households));}}}}).addTo(map);
+function load(){{if(map.getZoom()<16){{layer.clearLayers();return;}}var b=map.getBounds();
+fetch('/api/v1/buildings?limit=5000&bbox='+[b.getWest(),b.getSouth(),b.getEast(),b.getNorth()].join(','))
+.then(function(r){{return r.json();}}).then(function(fc){{layer.clearLayers();layer.addData(fc);}});}}
+map.on('moveend',load);load();}})();"""
+
+
+@router.get(
+    "/map/events/{event_id}",
+    response_class=HTMLResponse,
+    responses={200: HTML},
+    summary="事件页: the event, its grid, and the runner-up grid if it sat near an edge",
+)
+def event_page(
+    event_id: int, request: Request, connection: ConnectionDep, _: ReaderDep
+) -> HTMLResponse:
+    event = event_rows.find_event(connection, event_id=event_id)
+    if event is None:
+        raise NotFound(
+            f"没有编号为 {event_id} 的事件", code="event_not_found", where="path.event_id"
+        )
+    factory = _factory(request)
+    fmap = factory.new_map()
+    generation = event["generation_id"] or generation_at(connection)
+    shown = []
+    if event["grid_code"]:
+        rows, geometries = map_queries.grid_layer(connection, generation, code=event["grid_code"])
+        if rows:
+            folium.GeoJson(
+                feature_collection(factory, geometries, [{"name": rows[0]["name"]}]),
+                name="所在网格",
+                tooltip=rows[0]["name"],
+                style_function=lambda _: {"color": "#c53030", "weight": 3, "fillOpacity": 0.1},
+            ).add_to(fmap)
+            shown.append(geometries[0])
+    runner_html = ""
+    if event["lon"] is not None:
+        answer = request.app.state.index_store.generation(generation).lookup(
+            np.array([event["lon"]]), np.array([event["lat"]])
+        )
+        runner = int(answer.runner_up[0])
+        if runner >= 0:
+            index = request.app.state.index_store.generation(generation)
+            record = index.records[runner]
+            folium.GeoJson(
+                factory.geometry(index.geometries[runner]),
+                name="次选网格",
+                tooltip=f"次选：{record.name}",
+                style_function=lambda _: {
+                    "color": "#dd6b20",
+                    "weight": 2,
+                    "dashArray": "6",
+                    "fillOpacity": 0.05,
+                },
+            ).add_to(fmap)
+            runner_html = f"<br>靠近边界：次选网格 {html.escape(record.name)}（{answer.runner_up_distance_m[0]:.1f} 米）"
+        point = shapely.Point(event["lon"], event["lat"])
+        lon, lat = factory.geometry(point)["coordinates"]
+        folium.Marker([lat, lon], tooltip=f"事件 #{event_id}").add_to(fmap)
+        shown.append(point.buffer(0.0005))
+    if shown:
+        fmap.fit_bounds(factory.bounds(np.array(shown, dtype=object)))
+    folium.LayerControl(collapsed=True).add_to(fmap)
+    body = (
+        f"{html.escape(event['description'] or '')}<br>状态：{STATUS_LABELS.get(event['status'], event['status'])}"
+        f" · 网格 {html.escape(event['grid_code'] or '待人工分派')}{runner_html}"
+    )
+    return HTMLResponse(finish(fmap, f"事件 #{event_id}", panel(f"事件 #{event_id}", body)))
+
+
+@router.get(
+    "/map/checks/{check_id}",
+    response_class=HTMLResponse,
+    responses={200: HTML},
+    summary="覆盖检查报告: every finding drawn and listed, each zoomable",
+)
+def check_page(
+    check_id: int, request: Request, connection: ConnectionDep, _: ReaderDep
+) -> HTMLResponse:
+    report = find_check(connection, check_id)
+    if report is None:
+        raise NotFound(
+            f"没有编号为 {check_id} 的检查", code="check_not_found", where="path.check_id"
+        )
+    factory = _factory(request)
+    fmap = factory.new_map()
+    rows, geometries = map_queries.grid_layer(connection, report["generation"], level="grid")
+    if rows:
+        folium.GeoJson(
+            feature_collection(
+                factory, simplified(geometries), [{"name": r["name"]} for r in rows]
+            ),
+            name="网格",
+            style_function=lambda _: {"color": "#718096", "weight": 1, "fillOpacity": 0},
+        ).add_to(fmap)
+        fmap.fit_bounds(factory.bounds(geometries))
+    colours = {
+        "overlaps": "#e53e3e",
+        "gaps": "#d69e2e",
+        "invalid_edges": "#805ad5",
+        "outside_parent": "#dd6b20",
+        "orphan_buildings": "#2b6cb0",
+        "split_buildings": "#319795",
+        "invalid_geometries": "#000000",
+    }
+    items = []
+    for kind, colour in colours.items():
+        group = folium.FeatureGroup(name=f"{KIND_LABELS[kind]}（{len(report.get(kind, []))}）")
+        for finding in report.get(kind, []):
+            if finding.get("geometry") is None:
+                continue
+            shape = shapely.from_geojson(json.dumps(finding["geometry"]))
+            folium.GeoJson(
+                factory.geometry(
+                    shapely.buffer(shape, 0.00002)
+                    if shape.geom_type.endswith("LineString")
+                    else shape
+                ),
+                tooltip=finding["message"],
+                style_function=lambda _, c=colour: {"color": c, "weight": 3, "fillOpacity": 0.5},
+            ).add_to(group)
+            bounds = factory.bounds(np.array([shapely.buffer(shape, 0.0003)]))
+            items.append(
+                f"<li><a href='#' onclick='{fmap.get_name()}.fitBounds({bounds});return false;'>"
+                f"{html.escape(finding['message'])}</a></li>"
+            )
+        group.add_to(fmap)
+    folium.LayerControl(collapsed=True).add_to(fmap)
+    summary = report["summary"]
+    body = (
+        f"第 {report['generation']} 版 · 错误 {summary['errors']} 个 · 提示 {summary['warnings']} 个"
+        f"<ol style='padding-left:18px'>{''.join(items[:300]) or '<li>未发现问题</li>'}</ol>"
+    )
+    return HTMLResponse(finish(fmap, f"覆盖检查 #{check_id}", panel(f"覆盖检查 #{check_id}", body)))
 
 
 def mount(app: FastAPI) -> None:

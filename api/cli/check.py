@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.coverage import propose_fix_draft, run_check, store_check
+from api.coverage import KIND_LABELS, propose_fix_draft, run_check, store_check
 from api.db.engine import make_engine
 from api.db.generations import generation_at
 from api.settings import get_settings
@@ -19,19 +19,6 @@ from spatial.coverage import ERROR_KINDS, CheckOptions
 from spatial.crs import WGS84, transform
 
 console = Console(soft_wrap=True)
-LABELS = {
-    "invalid_geometries": "无效几何",
-    "overlaps": "重叠",
-    "gaps": "空隙/缺口",
-    "invalid_edges": "共用边不一致",
-    "outside_parent": "超出上级",
-    "orphan_buildings": "不在网格内的楼栋",
-    "split_buildings": "跨网格楼栋",
-    "households_out_of_band": "户数超出范围",
-    "missing_roles": "缺少人员角色",
-    "no_camera": "无监控点网格",
-    "allowed_gaps": "允许的空缺",
-}
 
 
 def check_command(
@@ -79,11 +66,13 @@ def check_command(
         )
         for kind, count in report["summary"]["by_kind"].items():
             severity = "错误" if kind in ERROR_KINDS else "提示"
-            table.add_row(LABELS.get(kind, kind), str(count), severity if count else "")
+            table.add_row(KIND_LABELS.get(kind, kind), str(count), severity if count else "")
         console.print(table)
         for kind in ERROR_KINDS:
             for finding in report[kind][:20]:
-                console.print(f"  [red]{LABELS[kind]}[/red] {finding['message']}", highlight=False)
+                console.print(
+                    f"  [red]{KIND_LABELS[kind]}[/red] {finding['message']}", highlight=False
+                )
         console.print(
             f"错误 {report['summary']['errors']} 个，提示 {report['summary']['warnings']} 个"
         )
