@@ -35,11 +35,18 @@ def get_connection(engine: EngineDep) -> Iterator[Connection]:
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
 
 
+TOKEN_COOKIE = "wangge_token"  # noqa: S105 (a cookie name, not a secret)
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() == "bearer" and secret.strip():
         return secret.strip()
+    # Map pages opened in a browser carry the token in a cookie (set by /map/login). Only safe
+    # methods honour it, so the cookie can never authorise a write (no CSRF).
+    if request.method in ("GET", "HEAD"):
+        return request.cookies.get(TOKEN_COOKIE) or None
     return None
 
 

@@ -380,7 +380,12 @@ def test_download_and_upload_round_trip(client, tokens, format_):
 
 def test_map_pages_listed_local_and_small(client):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
-    assert {"/map/street", "/map/grids/{code}", "/map/events/{event_id}", "/map/checks/{check_id}"} <= set(paths)
+    assert {
+        "/map/street",
+        "/map/grids/{code}",
+        "/map/events/{event_id}",
+        "/map/checks/{check_id}",
+    } <= set(paths)
     import re
 
     for path in ("/map/street", "/map/grids/320571005001001", "/map/events/2990"):
@@ -392,3 +397,53 @@ def test_map_pages_listed_local_and_small(client):
         assert "cdn" not in page.text.lower()
     assert len(client.get("/map/street").content) <= 1_500_000  # all 1,202 micro-grids included
     assert client.get("/map/grids/nope").status_code == 404
+
+
+def test_map_login_shows_staff_only_to_entitled_users(client, tokens):
+    assert "登录</a>后查看人员联系方式" in client.get("/map/grids/320571005001001").text
+    bad = client.post("/map/login", data={"token": "wg_wrong", "next": "/map/street"})
+    assert bad.status_code == 401 and "令牌无效" in bad.text
+    login = client.post(
+        "/map/login",
+        data={"token": tokens["field_staff"], "next": "/map/grids/320571005001001"},
+        follow_redirects=False,
+    )
+    assert login.status_code == 303 and login.headers["location"] == "/map/grids/320571005001001"
+    cookie = login.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    own = client.get("/map/grids/320571005001001")  # the client keeps the cookie
+    assert "网格长：" in own.text and "tel:" in own.text
+    assert "网格长：" not in client.get("/map/grids/320571005002001").text  # not their grid
+    # The cookie never authorises a write: no CSRF through a map page.
+    assert client.post("/api/v1/tokens", json={"name": "x", "role": "viewer"}).status_code == 401
+    offsite = client.post(
+        "/map/login",
+        data={"token": tokens["admin"], "next": "//evil.example/"},
+        follow_redirects=False,
+    )
+    assert offsite.headers["location"] == "/map/street"
+
+
+def test_grids_etag_changes_with_the_generation(client, tokens):
+    first = client.get("/api/v1/grids", params={"level": "community"})
+    etag = first.headers["etag"]
+    assert etag.startswith('W/"g1-')
+    again = client.get(
+        "/api/v1/grids", params={"level": "community"}, headers={"If-None-Match": etag}
+    )
+    assert again.status_code == 304 and again.content == b""
+    other = client.get("/api/v1/grids", params={"level": "grid"}, headers={"If-None-Match": etag})
+    assert other.status_code == 200  # another query, another answer
+    layer = client.get(
+        "/api/v1/export/grids", params={"format": "geojson", "level": "community"}
+    ).content
+    client.post(
+        "/api/v1/import/grids",
+        headers=bearer(tokens["planner"]),
+        data={"level": "community"},
+        files={"file": ("c.geojson", layer.replace("翠湖社区".encode(), "翠湖东社区".encode()))},
+    )
+    after = client.get(
+        "/api/v1/grids", params={"level": "community"}, headers={"If-None-Match": etag}
+    )
+    assert after.status_code == 200 and after.headers["etag"].startswith('W/"g2-')

@@ -10,21 +10,21 @@ import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import folium
 import numpy as np
 import shapely
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.auth import Role
+from api.auth import Role, resolve_token
 from api.coverage import KIND_LABELS, find_check
 from api.db import events as event_rows
 from api.db import maps as map_queries
 from api.db.generations import NoActiveGeneration, generation_at
-from api.deps import ConnectionDep, ReaderDep
+from api.deps import TOKEN_COOKIE, ConnectionDep, EngineDep, ReaderDep
 from api.errors import NotFound
 from api.lookup.service import staff_on_duty
 from web.maps import (
@@ -60,6 +60,62 @@ FAVICON = (
 @router.get("/favicon.ico", include_in_schema=False)
 def favicon() -> Response:
     return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
+_LOGIN_FORM = (
+    "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+    "<meta name='viewport' content='width=device-width, initial-scale=1'><title>登录 · wangge</title>"
+    "<style>body{{font:16px sans-serif;margin:2em auto;max-width:360px;padding:0 1em}}input,button{{font-size:16px;"
+    "width:100%;padding:10px;margin:6px 0;box-sizing:border-box}}</style></head><body><h1>网格员登录</h1>{message}"
+    "<form method='post' action='/map/login'><label>API 令牌<input name='token' type='password' required "
+    "autocomplete='current-password'></label><input type='hidden' name='next' value='{next}'>"
+    "<button type='submit'>登录</button></form></body></html>"
+)
+
+
+@router.get(
+    "/map/login",
+    response_class=HTMLResponse,
+    summary="登录: keep an API token in a cookie for map pages",
+)
+def login_form(next: str = "/map/street") -> HTMLResponse:
+    return HTMLResponse(_LOGIN_FORM.format(message="", next=html.escape(_local(next))))
+
+
+def _local(target: str) -> str:
+    """Only redirect within this site."""
+    return target if target.startswith("/") and not target.startswith("//") else "/map/street"
+
+
+@router.post(
+    "/map/login", response_class=HTMLResponse, summary="登录: check the token and set the cookie"
+)
+def login(
+    request: Request,
+    engine: EngineDep,
+    token: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/map/street",
+) -> Response:
+    with engine.connect() as connection:
+        principal = resolve_token(connection, token.strip())
+    if principal is None:
+        return HTMLResponse(
+            _LOGIN_FORM.format(
+                message="<p style='color:#c53030'>令牌无效、已过期或已吊销</p>",
+                next=html.escape(_local(next)),
+            ),
+            status_code=401,
+        )
+    response = RedirectResponse(_local(next), status_code=303)
+    response.set_cookie(
+        TOKEN_COOKIE,
+        token.strip(),
+        httponly=True,
+        samesite="strict",
+        max_age=12 * 3600,
+        secure=request.app.state.settings.mode == "prod",
+    )
+    return response
 
 
 @router.get("/", include_in_schema=False)
@@ -222,7 +278,11 @@ def grid_page(
     )
     body = (
         f"{trail}<br>编码 {code} · 户数 {grid['households'] or '-'} · 未结事件 {len(events)} 件"
-        + (f"<hr>{staff_html}" if staff_html else "<br><small>人员联系方式需登录后查看</small>")
+        + (
+            f"<hr>{staff_html}"
+            if staff_html
+            else f"<br><small><a href='/map/login?next=/map/grids/{code}'>登录</a>后查看人员联系方式</small>"
+        )
     )
     buildings_js = _buildings_loader(fmap.get_name())
     return HTMLResponse(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import Role
 from api.db import grids as grid_queries
@@ -44,8 +45,27 @@ def generations(connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
     }
 
 
-@router.get("/grids", summary="Grids as GeoJSON", responses={200: GEOJSON})
+def _etag(request: Request, generation: int) -> str:
+    """Grid rows change only with a new generation: generation + query identify the answer."""
+    digest = hashlib.sha256(f"{request.url.path}?{request.url.query}".encode()).hexdigest()[:16]
+    return f'W/"g{generation}-{digest}"'
+
+
+def _cached(request: Request, response: Response, generation: int) -> Response | None:
+    etag = _etag(request, generation)
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "no-cache"  # revalidate: a publish must show at once
+    return None
+
+
+@router.get(
+    "/grids", summary="Grids as GeoJSON (ETag per generation)", responses={200: GEOJSON, 304: {}}
+)
 def list_grids(
+    request: Request,
+    response: Response,
     connection: ConnectionDep,
     _: ReaderDep,
     generation: GenerationDep,
@@ -54,6 +74,8 @@ def list_grids(
     level: Annotated[str | None, Query(description="street, community, grid, micro_grid …")] = None,
     parent: Annotated[str | None, Query(description="Only children of this grid code")] = None,
 ) -> dict[str, Any]:
+    if (not_modified := _cached(request, response, generation)) is not None:
+        return not_modified  # type: ignore[return-value]
     if level is not None and level not in {lv["name"] for lv in grid_queries.levels(connection)}:
         raise NotFound(f"没有名为 {level} 的层级", code="level_not_found", where="query.level")
     return grid_queries.find_grids(
