@@ -447,3 +447,49 @@ def test_grids_etag_changes_with_the_generation(client, tokens):
         "/api/v1/grids", params={"level": "community"}, headers={"If-None-Match": etag}
     )
     assert after.status_code == 200 and after.headers["etag"].startswith('W/"g2-')
+
+
+def test_buildings_in_gcj02_for_amap_tiles(client):
+    params = {"grid": "320571005001001001", "limit": 1}
+    wgs = client.get("/api/v1/buildings", params=params).json()["features"][0]["geometry"][
+        "coordinates"
+    ][0][0][0]
+    gcj = client.get("/api/v1/buildings", params=params | {"out_crs": "gcj02"}).json()["features"][
+        0
+    ]
+    shifted = gcj["geometry"]["coordinates"][0][0][0]
+    from spatial.chinacrs import wgs84_to_gcj02
+
+    expected = wgs84_to_gcj02(*wgs)
+    assert abs(shifted[0] - expected[0]) < 1e-9 and abs(shifted[1] - expected[1]) < 1e-9
+    assert (
+        client.get("/api/v1/buildings", params=params | {"out_crs": "EPSG:3857"}).status_code == 422
+    )
+
+
+def test_amap_basemap_shifts_every_overlay_to_gcj02(settings, engine):
+    """AMap tiles are GCJ-02: the page's boundary and its building requests are shifted to match."""
+    import re
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from api.app import create_app
+    from api.settings import MapSettings
+    from spatial.chinacrs import wgs84_to_gcj02
+
+    amap = settings.model_copy(update={"maps": MapSettings(basemap="amap")})
+    with TestClient(create_app(amap)) as amap_client:
+        page = amap_client.get("/map/grids/320571005001001001").text
+    with engine.connect() as connection:
+        xmin, ymin = connection.execute(
+            text("SELECT ST_XMin(geom), ST_YMin(geom) FROM grid WHERE code = '320571005001001001'")
+        ).one()
+    coordinates = [(float(x), float(y)) for x, y in re.findall(r"\[(120\.\d+), (31\.\d+)\]", page)]
+    assert coordinates
+    gx, gy = wgs84_to_gcj02(xmin, ymin)
+    assert (
+        abs(min(x for x, _ in coordinates) - gx) < 2e-5
+        and abs(min(y for _, y in coordinates) - gy) < 2e-5
+    )
+    assert "out_crs=gcj02" in page and "autonavi.com" in page

@@ -284,19 +284,21 @@ def grid_page(
             else f"<br><small><a href='/map/login?next=/map/grids/{code}'>登录</a>后查看人员联系方式</small>"
         )
     )
-    buildings_js = _buildings_loader(fmap.get_name())
+    buildings_js = _buildings_loader(
+        fmap.get_name(), "gcj02" if factory.overlay_crs == "GCJ02" else "EPSG:4326"
+    )
     return HTMLResponse(
         finish(fmap, f"{grid['name']} · 网格页", panel(grid["name"], body), buildings_js)
     )
 
 
-def _buildings_loader(map_name: str) -> str:
+def _buildings_loader(map_name: str, out_crs: str) -> str:
     """Buildings are loaded per view from the GeoJSON API (zoomed in only), never inlined."""
     return f"""
 (function(){{var map={map_name};var layer=L.geoJSON(null,{{style:{{color:'#975a16',weight:1,fillOpacity:0.3}},
 onEachFeature:function(f,l){{var p=f.properties;l.bindPopup((p.address||p.code)+'<br>户数：'+(p.households==null?'-':p.households));}}}}).addTo(map);
 function load(){{if(map.getZoom()<16){{layer.clearLayers();return;}}var b=map.getBounds();
-fetch('/api/v1/buildings?limit=5000&bbox='+[b.getWest(),b.getSouth(),b.getEast(),b.getNorth()].join(','))
+fetch('/api/v1/buildings?limit=5000&out_crs={out_crs}&bbox='+[b.getWest(),b.getSouth(),b.getEast(),b.getNorth()].join(','))
 .then(function(r){{return r.json();}}).then(function(fc){{layer.clearLayers();layer.addData(fc);}});}}
 map.on('moveend',load);load();}})();"""
 

@@ -2,29 +2,58 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
+import shapely
 from fastapi import APIRouter, Query
 
 from api.db.generations import generation_at
 from api.db.layers import find_features
 from api.deps import ConnectionDep, ReaderDep
 from api.routes.params import BBoxDep, PageDep
+from spatial.crs import transform
 
 router = APIRouter(tags=["buildings and monitoring points"])
 GEOJSON: dict[str, Any] = {"content": {"application/geo+json": {}}}
 GridFilter = Annotated[
     str | None, Query(description="Only features in this grid (active generation)")
 ]
+OutCrs = Annotated[
+    Literal["EPSG:4326", "gcj02", "bd09"],
+    Query(
+        description="Coordinates of the answer: gcj02 lines up with AMap/Tencent tiles, bd09 with Baidu"
+    ),
+]
+
+
+def _reproject(collection: dict[str, Any], out_crs: str) -> dict[str, Any]:
+    """Shift every feature's geometry for Chinese web-map tiles (the bbox filter stays WGS84)."""
+    if out_crs == "EPSG:4326":
+        return collection
+    for feature in collection["features"]:
+        geometry = transform(
+            shapely.from_geojson(json.dumps(feature["geometry"])), "EPSG:4326", out_crs
+        )
+        feature["geometry"] = json.loads(shapely.to_geojson(geometry))
+    return collection
 
 
 @router.get("/buildings", summary="Buildings as GeoJSON", responses={200: GEOJSON})
 def buildings(
-    connection: ConnectionDep, _: ReaderDep, bbox: BBoxDep, page: PageDep, grid: GridFilter = None
+    connection: ConnectionDep,
+    _: ReaderDep,
+    bbox: BBoxDep,
+    page: PageDep,
+    grid: GridFilter = None,
+    out_crs: OutCrs = "EPSG:4326",
 ) -> dict[str, Any]:
     generation = generation_at(connection) if grid else None
-    return find_features(
-        connection, "buildings", bbox=bbox, grid_code=grid, generation=generation, page=page
+    return _reproject(
+        find_features(
+            connection, "buildings", bbox=bbox, grid_code=grid, generation=generation, page=page
+        ),
+        out_crs,
     )
 
 
