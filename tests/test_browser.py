@@ -121,9 +121,13 @@ def test_every_page_renders_offline_on_a_phone(browser, live_server, client, tok
 
 
 def test_grid_page_loads_buildings_for_the_view(browser, live_server):
-    """Buildings are not inlined: zooming in fetches them from the GeoJSON API for the view."""
+    """Buildings and events are not inlined: the page fetches them from the GeoJSON API per view."""
     page = browser.new_page(viewport=PHONE)
-    fetched = []
+    fetched, events = [], []
+    page.on(
+        "request",
+        lambda request: events.append(request.url) if "/api/v1/events" in request.url else None,
+    )
     page.on(
         "request",
         lambda request: fetched.append(request.url) if "/api/v1/buildings" in request.url else None,
@@ -131,6 +135,18 @@ def test_grid_page_loads_buildings_for_the_view(browser, live_server):
     page.goto(live_server + "/map/grids/320571005001001001", wait_until="networkidle")
     page.wait_for_timeout(500)
     assert fetched and "bbox=" in fetched[0]
+    assert events and "status=open" in events[0] and "bbox=" in events[0]
     html = page.content()
     assert "320571005001001001B01" not in html.split("<body")[0]  # not inlined in the page source
+    page.close()
+
+
+def test_tapping_a_grid_on_the_overview_opens_its_page(browser, live_server):
+    page = browser.new_page(viewport=PHONE)
+    page.goto(live_server + "/map/street", wait_until="networkidle")
+    box = page.locator(".folium-map").bounding_box()
+    with page.expect_navigation():
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert "/map/grids/320571005" in page.url
+    assert page.locator(".wg-panel h1").inner_text().endswith("网格")
     page.close()

@@ -178,3 +178,19 @@ def test_roles_and_personal_data(client, tokens):
     ).json()
     assert entitled["reporter"]["name"] == "李四"
     assert client.get("/api/v1/events/999999").status_code == 404
+
+
+def test_events_geojson_for_maps_has_no_personal_data(client, tokens):
+    client.post(
+        "/api/v1/events", json=_event(external_id="geo-1"), headers=bearer(tokens["dispatcher"])
+    )
+    body = client.get("/api/v1/events", params={"bbox": "120.70,31.28,120.78,31.33"}).json()
+    assert body["type"] == "FeatureCollection" and body["numberReturned"] >= 50
+    properties = [f["properties"] for f in body["features"]]
+    assert all(p["status"] not in ("closed", "cancelled") for p in properties)
+    assert all("reporter_name" not in p and "reporter_phone" not in p for p in properties)
+    assert any(p["overdue"] for p in properties)  # the demo's open events are long past due
+    every = client.get("/api/v1/events", params={"status": "all", "limit": 5000}).json()
+    assert every["numberReturned"] > body["numberReturned"]
+    nowhere = client.get("/api/v1/events", params={"bbox": "0,0,1,1"}).json()
+    assert nowhere["numberReturned"] == 0

@@ -190,32 +190,5 @@ def camera_layer(factory: MapFactory, cameras: list[dict[str, Any]]) -> folium.F
     return group
 
 
-def event_markers(
-    factory: MapFactory, events: list[dict[str, Any]], now: Any
-) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="未结事件")
-    for event in events:
-        if event["lon"] is None:
-            continue
-        overdue = event["due_at"] is not None and event["due_at"] < now
-        lon, lat = factory.geometry(shapely.Point(event["lon"], event["lat"]))["coordinates"]
-        text = (
-            f"#{event['id']} {html.escape(event['description'] or '')}<br>{STATUS_LABELS.get(event['status'], event['status'])}"
-            + ("，<b style='color:#c53030'>已逾期</b>" if overdue else "")
-            + f"<br><a href='/map/events/{event['id']}'>详情</a>"
-        )
-        folium.CircleMarker(
-            [lat, lon],
-            radius=7,
-            color="#c53030" if overdue else "#ffffff",
-            weight=3 if overdue else 1,
-            fill=True,
-            fill_color=STATUS_COLOURS.get(event["status"], "#718096"),
-            fill_opacity=0.9,
-            popup=folium.Popup(text, max_width=260),
-        ).add_to(group)
-    return group
-
-
 def json_script(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")

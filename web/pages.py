@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ import shapely
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from folium.utilities import JsCode
 
 from api.auth import Role, resolve_token
 from api.coverage import KIND_LABELS, find_check
@@ -29,13 +29,14 @@ from api.errors import NotFound
 from api.lookup.service import staff_on_duty
 from web.maps import (
     CHOROPLETH,
+    STATUS_COLOURS,
     STATUS_LABELS,
     MapFactory,
     camera_layer,
     choropleth_colour,
-    event_markers,
     feature_collection,
     finish,
+    json_script,
     legend,
     panel,
     simplified,
@@ -161,7 +162,6 @@ def street_page(request: Request, connection: ConnectionDep, _: ReaderDep) -> HT
                 "name": rows[i]["name"],
                 "code": rows[i]["code"],
                 "open": open_in(rows[i]["code"]),
-                "link": f"<a href='/map/grids/{rows[i]['code']}'>打开网格页</a>",
             }
             for i in members
         ]
@@ -184,7 +184,11 @@ def street_page(request: Request, connection: ConnectionDep, _: ReaderDep) -> HT
             tooltip=folium.GeoJsonTooltip(
                 ["name", "code", "open"], aliases=["名称", "编码", "未结事件"]
             ),
-            popup=folium.GeoJsonPopup(["name", "link"], labels=False),
+            # A click (a tap on a phone) opens the grid's own page.
+            on_each_feature=JsCode(
+                "function(feature, layer){layer.on('click', function(){"
+                "window.location.href='/map/grids/' + encodeURIComponent(feature.properties.code);});}"
+            ),
         ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     street = [i for i, r in enumerate(rows) if r["level"] == "street"] or list(range(len(rows)))
@@ -253,7 +257,6 @@ def grid_page(
     ).add_to(fmap)
     camera_layer(factory, map_queries.cameras_within(connection, code, generation)).add_to(fmap)
     events = map_queries.open_events_within(connection, code, generation)
-    event_markers(factory, events, datetime.now(UTC)).add_to(fmap)
     folium.LayerControl(collapsed=True).add_to(fmap)
     fmap.fit_bounds(factory.bounds(geometries))
     store = request.app.state.index_store
@@ -284,11 +287,10 @@ def grid_page(
             else f"<br><small><a href='/map/login?next=/map/grids/{code}'>登录</a>后查看人员联系方式</small>"
         )
     )
-    buildings_js = _buildings_loader(
-        fmap.get_name(), "gcj02" if factory.overlay_crs == "GCJ02" else "EPSG:4326"
-    )
+    out_crs = "gcj02" if factory.overlay_crs == "GCJ02" else "EPSG:4326"
+    loaders = _buildings_loader(fmap.get_name(), out_crs) + _events_loader(fmap.get_name(), out_crs)
     return HTMLResponse(
-        finish(fmap, f"{grid['name']} · 网格页", panel(grid["name"], body), buildings_js)
+        finish(fmap, f"{grid['name']} · 网格页", panel(grid["name"], body), loaders)
     )
 
 
@@ -300,6 +302,21 @@ onEachFeature:function(f,l){{var p=f.properties;l.bindPopup((p.address||p.code)+
 function load(){{if(map.getZoom()<16){{layer.clearLayers();return;}}var b=map.getBounds();
 fetch('/api/v1/buildings?limit=5000&out_crs={out_crs}&bbox='+[b.getWest(),b.getSouth(),b.getEast(),b.getNorth()].join(','))
 .then(function(r){{return r.json();}}).then(function(fc){{layer.clearLayers();layer.addData(fc);}});}}
+map.on('moveend',load);load();}})();"""
+
+
+def _events_loader(map_name: str, out_crs: str) -> str:
+    """Open events for the view, from the GeoJSON API: coloured by status, overdue ringed red."""
+    colours, labels = json_script(STATUS_COLOURS), json_script(STATUS_LABELS)
+    return f"""
+(function(){{var map={map_name};var colours={colours},labels={labels};
+var layer=L.geoJSON(null,{{pointToLayer:function(f,ll){{var p=f.properties;return L.circleMarker(ll,{{radius:7,
+color:p.overdue?'#c53030':'#ffffff',weight:p.overdue?3:1,fillColor:colours[p.status]||'#718096',fillOpacity:0.9}});}},
+onEachFeature:function(f,l){{var p=f.properties;l.bindPopup('#'+p.id+' '+(p.description||'')+'<br>'+(labels[p.status]||p.status)
++(p.overdue?'，<b style="color:#c53030">已逾期</b>':'')+'<br><a href="/map/events/'+p.id+'">详情</a>');}}}}).addTo(map);
+function load(){{var b=map.getBounds();fetch('/api/v1/events?status=open&limit=5000&out_crs={out_crs}&bbox='
++[b.getWest(),b.getSouth(),b.getEast(),b.getNorth()].join(',')).then(function(r){{return r.json();}})
+.then(function(fc){{layer.clearLayers();layer.addData(fc);}});}}
 map.on('moveend',load);load();}})();"""
 
 

@@ -78,3 +78,57 @@ def history(connection: Connection, event_id: int) -> list[dict[str, Any]]:
 
 def as_timestamp(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def events_geojson(
+    connection: Connection,
+    *,
+    bbox: Any = None,
+    open_only: bool = True,
+    limit: int = 1000,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Events as GeoJSON for maps: no personal data (reporters stay in the event record)."""
+    import json
+
+    from api.db.filters import Page, collection, feature, where
+
+    clauses = ["e.geom IS NOT NULL"]
+    params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
+    if open_only:
+        clauses.append("e.status NOT IN ('closed', 'cancelled')")
+    if bbox is not None:
+        clause, values = bbox.clause("e.geom")
+        clauses.append(clause)
+        params.update(values)
+    rows = (
+        connection.execute(
+            text(
+                "SELECT e.id, e.source, e.category_code, e.description, e.status, e.grid_code, e.reported_at, e.due_at, "
+                "(e.due_at IS NOT NULL AND e.due_at < now() AND e.status NOT IN ('closed', 'cancelled')) AS overdue, "
+                f"ST_AsGeoJSON(e.geom) AS geometry FROM event e{where(clauses)} ORDER BY e.id LIMIT :limit OFFSET :offset"
+            ),
+            params,
+        )
+        .mappings()
+        .all()
+    )
+    features = [
+        feature(
+            json.loads(r["geometry"]),
+            {
+                "id": r["id"],
+                "source": r["source"],
+                "category_code": r["category_code"],
+                "description": r["description"],
+                "status": r["status"],
+                "grid_code": r["grid_code"],
+                "overdue": r["overdue"],
+                "reported_at": as_timestamp(r["reported_at"]),
+                "due_at": as_timestamp(r["due_at"]),
+            },
+            str(r["id"]),
+        )
+        for r in rows[:limit]
+    ]
+    return collection(features, Page(limit, offset), len(rows) > limit)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.db import events as event_rows
@@ -13,6 +13,8 @@ from api.errors import NotFound
 from api.events import EventBatch, EventIn, intake, present
 from api.lookup.service import Caller
 from api.lookup.store import IndexStore
+from api.routes.layers import OutCrs, reproject
+from api.routes.params import BBoxDep, PageDep
 
 router = APIRouter(tags=["events"])
 STATUS_CODES = {"created": 201, "existing": 200, "conflict": 409, "invalid": 422}
@@ -56,6 +58,27 @@ def receive(
             status_code=STATUS_CODES[result["status"]], content={"error": result["error"]}
         )
     return JSONResponse(status_code=STATUS_CODES[result["status"]], content=result["event"])
+
+
+@router.get(
+    "/events",
+    summary="Events as GeoJSON for maps (no personal data)",
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+def list_events(
+    connection: ConnectionDep,
+    _: ReaderDep,
+    bbox: BBoxDep,
+    page: PageDep,
+    status: Annotated[
+        Literal["open", "all"], Query(description="open: not closed or cancelled")
+    ] = "open",
+    out_crs: OutCrs = "EPSG:4326",
+) -> dict[str, Any]:
+    found = event_rows.events_geojson(
+        connection, bbox=bbox, open_only=status == "open", limit=page.limit, offset=page.offset
+    )
+    return reproject(found, out_crs)
 
 
 @router.get(

@@ -27,7 +27,7 @@ OutCrs = Annotated[
 ]
 
 
-def _reproject(collection: dict[str, Any], out_crs: str) -> dict[str, Any]:
+def reproject(collection: dict[str, Any], out_crs: str) -> dict[str, Any]:
     """Shift every feature's geometry for Chinese web-map tiles (the bbox filter stays WGS84)."""
     if out_crs == "EPSG:4326":
         return collection
@@ -49,7 +49,7 @@ def buildings(
     out_crs: OutCrs = "EPSG:4326",
 ) -> dict[str, Any]:
     generation = generation_at(connection) if grid else None
-    return _reproject(
+    return reproject(
         find_features(
             connection, "buildings", bbox=bbox, grid_code=grid, generation=generation, page=page
         ),
