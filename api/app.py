@@ -12,7 +12,7 @@ from api.db.engine import make_engine
 from api.errors import register_error_handlers
 from api.limits import BodySizeLimit
 from api.lookup.store import IndexStore
-from api.routes import coverage, events, grids, health, layers, lookup, tokens, transfer
+from api.routes import coverage, drafts, events, grids, health, layers, lookup, tokens, transfer
 from api.settings import Settings, get_settings
 from web import pages
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_cache = TokenCache()
     register_error_handlers(app)
-    for module in (health, lookup, events, grids, layers, transfer, coverage, tokens):
+    for module in (health, lookup, events, grids, layers, transfer, coverage, drafts, tokens):
         app.include_router(module.router, prefix=API_PREFIX)
     pages.mount(app)
     app.add_middleware(

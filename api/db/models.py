@@ -303,3 +303,54 @@ class CoverageCheck(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_by: Mapped[str] = mapped_column(Text)
+
+
+class Draft(Base):
+    """A planner's working copy: an inactive generation edited copy-on-write, with a version."""
+
+    __tablename__ = "draft"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'published', 'discarded')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"), unique=True)
+    base_generation: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    name: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, server_default="0")
+    status: Mapped[str] = mapped_column(String(16), server_default="open")
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DraftEdit(Base):
+    __tablename__ = "draft_edit"
+    __table_args__ = (UniqueConstraint("draft_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("draft.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    operation: Mapped[str] = mapped_column(String(32))
+    codes: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    actor: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GridLineage(Base):
+    """Which old grids became which new ones when a generation was published."""
+
+    __tablename__ = "grid_lineage"
+    __table_args__ = (
+        CheckConstraint(
+            "relation IN ('split', 'merge', 'redraw', 'create', 'delete')", name="relation_known"
+        ),
+        Index("ix_grid_lineage_generation", "generation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    old_code: Mapped[str | None] = mapped_column(String(64))
+    new_code: Mapped[str | None] = mapped_column(String(64))
+    relation: Mapped[str] = mapped_column(String(16))
