@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, text
 
 from api.coverage import run_check
 from api.db import audit
-from api.db.generations import activate
+from api.db.generations import activate, generation_exists
 from api.db.versioning import active_or_none, lock_generations, publish
 from api.errors import Conflict, InvalidInput, NotFound
 from spatial.coverage import CheckOptions
@@ -545,12 +545,7 @@ def reassign_open_events(connection: Connection, generation: int) -> int:
 def reactivate(engine: Engine, generation: int, actor: str) -> dict[str, Any]:
     with engine.begin() as connection:
         lock_generations(connection)
-        if (
-            connection.execute(
-                text("SELECT 1 FROM generation WHERE id = :g"), {"g": generation}
-            ).first()
-            is None
-        ):
+        if not generation_exists(connection, generation):
             raise NotFound(
                 f"没有第 {generation} 版网格",
                 code="generation_not_found",

@@ -70,3 +70,12 @@ def list_generations(connection: Connection) -> list[GenerationInfo]:
 
 def max_generation(connection: Connection) -> int | None:
     return connection.execute(text("SELECT max(id) FROM generation")).scalar()
+
+
+def generation_exists(connection: Connection, generation_id: int) -> bool:
+    return (
+        connection.execute(
+            text("SELECT 1 FROM generation WHERE id = :g"), {"g": generation_id}
+        ).first()
+        is not None
+    )

@@ -8,10 +8,9 @@ from typing import Any
 import shapely
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from api.coverage import find_check, problems_geojson, propose_fix_draft, run_check, store_check
-from api.db.generations import generation_at
+from api.db.generations import generation_at, generation_exists
 from api.deps import ConnectionDep, EngineDep, PlannerDep, ReaderDep
 from api.errors import InvalidInput, NotFound
 from spatial.coverage import CheckOptions
@@ -59,12 +58,7 @@ def create_check(body: CheckRequest, engine: EngineDep, principal: PlannerDep) -
     )
     with engine.connect() as connection:
         generation = body.generation if body.generation is not None else generation_at(connection)
-        if (
-            connection.execute(
-                text("SELECT 1 FROM generation WHERE id = :g"), {"g": generation}
-            ).first()
-            is None
-        ):
+        if not generation_exists(connection, generation):
             raise NotFound(
                 f"没有第 {generation} 版网格", code="generation_not_found", where="body.generation"
             )

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from api.db.filters import BBox, Page
-from api.db.generations import generation_at
+from api.db.generations import generation_at, generation_exists
 from api.deps import ConnectionDep, SettingsDep
 from api.errors import InvalidInput, NotFound
 
@@ -69,10 +69,7 @@ def generation_param(
 
 
 def _existing_generation(connection: Connection, generation: int) -> int:
-    found = connection.execute(
-        text("SELECT 1 FROM generation WHERE id = :g"), {"g": generation}
-    ).first()
-    if found is None:
+    if not generation_exists(connection, generation):
         raise NotFound(
             f"没有第 {generation} 版网格", code="generation_not_found", where="query.generation"
         )
