@@ -497,6 +497,10 @@ def publish_draft(
                 lineage += [
                     (edit["details"]["from"], new, "split") for new in edit["details"]["into"]
                 ]
+            elif edit["operation"] == "merge":
+                lineage += [
+                    (old, edit["details"]["into"], "merge") for old in edit["details"]["from"]
+                ]
             elif edit["operation"] == "redraw":
                 lineage += [(c, c, "redraw") for c in edit["codes"]]
         for old, new, relation in lineage:
@@ -562,3 +566,95 @@ def reactivate(engine: Engine, generation: int, actor: str) -> dict[str, Any]:
             {"events_reassigned": moved},
         )
     return {"generation": generation, "events_reassigned": moved}
+
+
+def merge_grids(
+    engine: Engine,
+    draft_id: int,
+    codes: list[str],
+    version: int,
+    actor: str,
+    keep_code: str | None = None,
+) -> dict[str, Any]:
+    """Merge neighbouring grids of one parent into one (union of shared-edge polygons)."""
+    if len(set(codes)) < 2:
+        raise InvalidInput("至少需要两个不同的网格编码", code="invalid_codes", where="body.codes")
+    if keep_code is not None and keep_code not in codes:
+        raise InvalidInput(
+            "keep_code 应是被合并网格之一", code="invalid_codes", where="body.keep_code"
+        )
+    with engine.begin() as connection:
+        draft = _lock(connection, draft_id, version)
+        generation = draft["generation_id"]
+        rows = []
+        for code in codes:
+            row_id = _own(connection, generation, code)
+            rows.append(
+                connection.execute(text("SELECT * FROM grid WHERE id = :id"), {"id": row_id})
+                .mappings()
+                .one()
+            )
+        if len({(r["level"], r["parent_code"]) for r in rows}) != 1:
+            raise InvalidInput(
+                "只能合并同一上级、同一层级的网格", code="not_siblings", where="body.codes"
+            )
+        shapes = [_geometry(connection, int(r["id"])) for r in rows]
+        merged = shapely.union_all(shapes)
+        if merged.geom_type != "Polygon":
+            raise InvalidInput(
+                "被合并的网格不相邻（合并结果不连通）", code="not_contiguous", where="body.codes"
+            )
+        first = rows[0]
+        result_code = (
+            keep_code
+            or _next_codes(connection, generation, first["parent_code"], first["code"], 1)[0]
+        )
+        for row in rows:
+            connection.execute(text("DELETE FROM grid WHERE id = :id"), {"id": row["id"]})
+        connection.execute(
+            text(
+                "INSERT INTO grid (code, name, level, kind, parent_code, households, population, attributes, geom, "
+                "generation_low, generation_high) VALUES (:code, :name, :level, :kind, :parent, :households, :population, "
+                "CAST(:attributes AS jsonb), ST_GeomFromWKB(:wkb, 4326), :g, :g)"
+            ),
+            {
+                "code": result_code,
+                "name": next((r["name"] for r in rows if r["code"] == result_code), first["name"]),
+                "level": first["level"],
+                "kind": first["kind"],
+                "parent": first["parent_code"],
+                "households": sum(r["households"] or 0 for r in rows),
+                "population": sum(r["population"] or 0 for r in rows),
+                "attributes": json.dumps(first["attributes"] or {}),
+                "wkb": shapely.to_wkb(as_multipolygon(merged)),
+                "g": generation,
+            },
+        )
+        for row in rows:
+            for child in (
+                connection.execute(
+                    text(
+                        "SELECT code FROM grid WHERE parent_code = :c AND generation_low <= :g AND generation_high >= :g"
+                    ),
+                    {"c": row["code"], "g": generation},
+                )
+                .scalars()
+                .all()
+            ):
+                connection.execute(
+                    text("UPDATE grid SET parent_code = :p WHERE id = :id"),
+                    {"p": result_code, "id": _own(connection, generation, child)},
+                )
+        new_version = _bump(
+            connection,
+            draft,
+            "merge",
+            [*codes, result_code],
+            {"from": list(codes), "into": result_code},
+            actor,
+        )
+        return {
+            "version": new_version,
+            "removed": [c for c in codes if c != result_code],
+            "touched": grid_stats(connection, generation, [result_code]),
+        }

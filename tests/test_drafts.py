@@ -200,3 +200,53 @@ def test_drafts_need_a_planner(client, tokens):
         == 403
     )
     assert client.get("/api/v1/drafts/99").status_code == 404
+
+
+def test_merge_neighbours_check_publish(client, tokens):
+    planner = bearer(tokens["planner"])
+    draft = client.post("/api/v1/drafts", json={"name": "合并两个小微网格"}, headers=planner).json()
+    a = _geometry(client, MICRO)
+    siblings = client.get(
+        "/api/v1/grids", params={"parent": MICRO[:15], "level": "micro_grid"}
+    ).json()["features"]
+    b = next(
+        f["properties"]["code"]
+        for f in siblings
+        if f["properties"]["code"] != MICRO
+        and shapely.from_geojson(json.dumps(f["geometry"])).intersection(a).length > 10 * 1e-5
+    )
+    apart = next(
+        f["properties"]["code"]
+        for f in siblings
+        if not shapely.from_geojson(json.dumps(f["geometry"])).intersects(a)
+    )
+    refused = client.post(
+        f"/api/v1/drafts/{draft['id']}/merge",
+        headers=planner,
+        json={"codes": [MICRO, apart], "version": 0},
+    )
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "not_contiguous"
+    merged = client.post(
+        f"/api/v1/drafts/{draft['id']}/merge",
+        headers=planner,
+        json={"codes": [MICRO, b], "keep_code": MICRO, "version": 0},
+    )
+    assert merged.status_code == 200, merged.text
+    [stats] = merged.json()["touched"]
+    assert stats["code"] == MICRO and merged.json()["removed"] == [b]
+    check = client.post(
+        "/api/v1/coverage/checks", json={"generation": draft["generation_id"]}, headers=planner
+    ).json()
+    assert check["summary"]["errors"] == 0
+    published = client.post(
+        f"/api/v1/drafts/{draft['id']}/publish",
+        headers=planner,
+        json={"version": 1, "acknowledge_warnings": True},
+    ).json()
+    assert {(x["old_code"], x["new_code"], x["relation"]) for x in published["lineage"]} == {
+        (MICRO, MICRO, "merge"),
+        (b, MICRO, "merge"),
+    }
+    inside_b = _geometry(client, b, generation=1).representative_point()
+    answer = _wait_for_generation(client, inside_b.x, inside_b.y, published["generation"])
+    assert answer["grid"]["code"] == MICRO

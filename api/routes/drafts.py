@@ -13,6 +13,7 @@ from api.deps import ConnectionDep, EngineDep, PlannerDep, ReaderDep
 from api.drafts import (
     create_draft,
     draft_row,
+    merge_grids,
     publish_draft,
     reactivate,
     replace_geometry,
@@ -50,6 +51,13 @@ class SplitRequest(Versioned):
     code: str
     line: dict[str, Any] = Field(description="GeoJSON LineString (WGS84) crossing the grid")
     new_codes: list[str] | None = Field(default=None, min_length=2, max_length=2)
+
+
+class MergeRequest(Versioned):
+    codes: list[str] = Field(min_length=2, max_length=50)
+    keep_code: str | None = Field(
+        default=None, description="Keep this member's code (default: a new code)"
+    )
 
 
 class PublishRequest(Versioned):
@@ -100,6 +108,13 @@ def split(
         principal.actor,
         body.new_codes,
     )
+
+
+@router.post("/drafts/{draft_id}/merge", summary="Merge neighbouring grids of one parent")
+def merge(
+    draft_id: int, body: MergeRequest, engine: EngineDep, principal: PlannerDep
+) -> dict[str, Any]:
+    return merge_grids(engine, draft_id, body.codes, body.version, principal.actor, body.keep_code)
 
 
 @router.post(
