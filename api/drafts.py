@@ -65,9 +65,10 @@ def create_draft(engine: Engine, name: str, actor: str) -> dict[str, Any]:
         return draft_row(connection, int(draft_id))
 
 
-def draft_row(connection: Connection, draft_id: int) -> dict[str, Any]:
+def _fetch(connection: Connection, draft_id: int, *, for_update: bool = False) -> Any:
+    lock = " FOR UPDATE" if for_update else ""
     row = (
-        connection.execute(text("SELECT * FROM draft WHERE id = :id"), {"id": draft_id})
+        connection.execute(text(f"SELECT * FROM draft WHERE id = :id{lock}"), {"id": draft_id})
         .mappings()
         .first()
     )
@@ -75,19 +76,16 @@ def draft_row(connection: Connection, draft_id: int) -> dict[str, Any]:
         raise NotFound(
             f"没有编号为 {draft_id} 的草稿", code="draft_not_found", where="path.draft_id"
         )
+    return row
+
+
+def draft_row(connection: Connection, draft_id: int) -> dict[str, Any]:
+    row = _fetch(connection, draft_id)
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
 
 def _lock(connection: Connection, draft_id: int, version: int) -> dict[str, Any]:
-    row = (
-        connection.execute(text("SELECT * FROM draft WHERE id = :id FOR UPDATE"), {"id": draft_id})
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise NotFound(
-            f"没有编号为 {draft_id} 的草稿", code="draft_not_found", where="path.draft_id"
-        )
+    row = _fetch(connection, draft_id, for_update=True)
     if row["status"] != "open":
         raise Conflict(
             f"草稿 {draft_id} 已{'发布' if row['status'] == 'published' else '放弃'}，不能再编辑",
@@ -340,26 +338,16 @@ def split_grid(
         connection.execute(text("DELETE FROM grid WHERE id = :id"), {"id": row_id})
         households = [int(s) for s in _households_in(connection, parts)]
         for new_code, part, count in zip(codes, parts, households, strict=True):
-            connection.execute(
-                text(
-                    "INSERT INTO grid (code, name, level, kind, parent_code, households, population, attributes, geom, "
-                    "generation_low, generation_high) VALUES (:code, :name, :level, :kind, :parent, :households, "
-                    ":population, CAST(:attributes AS jsonb), ST_GeomFromWKB(:wkb, 4326), :g, :g)"
-                ),
-                {
-                    "code": new_code,
-                    "name": f"{old['name']}（{new_code[-3:]}）",
-                    "level": old["level"],
-                    "kind": old["kind"],
-                    "parent": old["parent_code"],
-                    "households": count,
-                    "population": round(
-                        count * (old["population"] or 0) / max(old["households"] or 1, 1)
-                    ),
-                    "attributes": json.dumps(old["attributes"] or {}),
-                    "wkb": shapely.to_wkb(as_multipolygon(part)),
-                    "g": generation,
-                },
+            population = round(count * (old["population"] or 0) / max(old["households"] or 1, 1))
+            _insert_grid(
+                connection,
+                generation,
+                old,
+                new_code,
+                f"{old['name']}（{new_code[-3:]}）",
+                count,
+                population,
+                part,
             )
         _reparent_children(connection, generation, code, codes, parts)
         new_version = _bump(
@@ -375,6 +363,38 @@ def split_grid(
             "removed": [code],
             "touched": grid_stats(connection, generation, codes),
         }
+
+
+def _insert_grid(
+    connection: Connection,
+    generation: int,
+    template: Any,
+    code: str,
+    name: str,
+    households: int,
+    population: int,
+    geometry: shapely.Geometry,
+) -> None:
+    """A new grid row in the draft, taking level, kind, parent and attributes from `template`."""
+    connection.execute(
+        text(
+            "INSERT INTO grid (code, name, level, kind, parent_code, households, population, attributes, geom, "
+            "generation_low, generation_high) VALUES (:code, :name, :level, :kind, :parent, :households, "
+            ":population, CAST(:attributes AS jsonb), ST_GeomFromWKB(:wkb, 4326), :g, :g)"
+        ),
+        {
+            "code": code,
+            "name": name,
+            "level": template["level"],
+            "kind": template["kind"],
+            "parent": template["parent_code"],
+            "households": households,
+            "population": population,
+            "attributes": json.dumps(template["attributes"] or {}),
+            "wkb": shapely.to_wkb(as_multipolygon(geometry)),
+            "g": generation,
+        },
+    )
 
 
 def _households_in(connection: Connection, parts: list[shapely.Geometry]) -> list[int]:
@@ -611,24 +631,16 @@ def merge_grids(
         )
         for row in rows:
             connection.execute(text("DELETE FROM grid WHERE id = :id"), {"id": row["id"]})
-        connection.execute(
-            text(
-                "INSERT INTO grid (code, name, level, kind, parent_code, households, population, attributes, geom, "
-                "generation_low, generation_high) VALUES (:code, :name, :level, :kind, :parent, :households, :population, "
-                "CAST(:attributes AS jsonb), ST_GeomFromWKB(:wkb, 4326), :g, :g)"
-            ),
-            {
-                "code": result_code,
-                "name": next((r["name"] for r in rows if r["code"] == result_code), first["name"]),
-                "level": first["level"],
-                "kind": first["kind"],
-                "parent": first["parent_code"],
-                "households": sum(r["households"] or 0 for r in rows),
-                "population": sum(r["population"] or 0 for r in rows),
-                "attributes": json.dumps(first["attributes"] or {}),
-                "wkb": shapely.to_wkb(as_multipolygon(merged)),
-                "g": generation,
-            },
+        name = next((r["name"] for r in rows if r["code"] == result_code), first["name"])
+        _insert_grid(
+            connection,
+            generation,
+            first,
+            result_code,
+            name,
+            sum(r["households"] or 0 for r in rows),
+            sum(r["population"] or 0 for r in rows),
+            merged,
         )
         for row in rows:
             for child in (

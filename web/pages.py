@@ -350,12 +350,10 @@ def event_page(
             shown.append(geometries[0])
     runner_html = ""
     if event["lon"] is not None:
-        answer = request.app.state.index_store.generation(generation).lookup(
-            np.array([event["lon"]]), np.array([event["lat"]])
-        )
+        index = request.app.state.index_store.generation(generation)
+        answer = index.lookup(np.array([event["lon"]]), np.array([event["lat"]]))
         runner = int(answer.runner_up[0])
         if runner >= 0:
-            index = request.app.state.index_store.generation(generation)
             record = index.records[runner]
             folium.GeoJson(
                 factory.geometry(index.geometries[runner]),
