@@ -224,7 +224,8 @@ def propose_fix_draft(
     engine: Engine, generation: int, level: str | None, gap_width_m: float, actor: str
 ) -> dict[str, Any]:
     """Clean the generation's coverage into a new draft (never activated here)."""
-    from api.db.versioning import grids_in_generation, lock_generations, publish
+    from api.db.versioning import active_or_none, grids_in_generation, lock_generations, publish
+    from api.drafts.store import register_draft
     from spatial.coverage import propose_fix
     from spatial.validity import as_multipolygon
 
@@ -233,7 +234,7 @@ def propose_fix_draft(
         rows = grids_in_generation(connection, generation)
     changed = propose_fix(grids, level, gap_width_m)
     if not changed:
-        return {"draft": None, "changed": [], "message": "无需修复：覆盖已干净"}
+        return {"draft": None, "draft_id": None, "changed": [], "message": "无需修复：覆盖已干净"}
     for code, geometry in changed.items():
         rows[code].geom = as_multipolygon(geometry)
     with engine.begin() as connection:
@@ -254,8 +255,13 @@ def propose_fix_draft(
             str(draft),
             {"from_generation": generation, "changed": sorted(changed)},
         )
+        base = active_or_none(connection) or generation
+        draft_id = register_draft(
+            connection, draft, base, f"第 {generation} 版的覆盖修复建议", actor, "fix"
+        )
     return {
         "draft": draft,
+        "draft_id": draft_id,
         "changed": sorted(changed),
         "message": f"已生成草稿第 {draft} 版（未启用），修改 {len(changed)} 个网格",
     }

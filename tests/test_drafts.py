@@ -84,11 +84,11 @@ def test_split_check_publish_follow_and_undo(client, tokens):
         json={"code": MICRO, "line": json.loads(shapely.to_geojson(line)), "version": 0},
     )
     assert split.status_code == 200, split.text
-    new_codes = [t["code"] for t in split.json()["touched"]]
+    new_codes = split.json()["created"]
     assert split.json()["version"] == 1 and len(new_codes) == 2 and MICRO not in new_codes
     assert all(code.startswith(MICRO[:15]) for code in new_codes)
     assert (
-        sum(t["households"] for t in split.json()["touched"])
+        sum(t["households"] for t in split.json()["touched"] if t["code"] in new_codes)
         == client.get(f"/api/v1/grids/{MICRO}").json()["properties"]["households"]
     )
 
@@ -163,7 +163,7 @@ def test_split_check_publish_follow_and_undo(client, tokens):
 
 
 def test_publish_failing_halfway_changes_nothing(client, tokens, engine, monkeypatch):
-    import api.drafts
+    import api.drafts.publish
 
     planner = bearer(tokens["planner"])
     draft = client.post("/api/v1/drafts", json={"name": "失败的发布"}, headers=planner).json()
@@ -171,9 +171,9 @@ def test_publish_failing_halfway_changes_nothing(client, tokens, engine, monkeyp
     def broken(connection, generation):
         raise RuntimeError("disk full while re-assigning events")
 
-    monkeypatch.setattr(api.drafts, "reassign_open_events", broken)
+    monkeypatch.setattr(api.drafts.publish, "reassign_open_events", broken)
     with pytest.raises(RuntimeError):
-        api.drafts.publish_draft(engine, draft["id"], 0, True, "tests")
+        api.drafts.publish.publish_draft(engine, draft["id"], 0, True, "tests")
     with engine.connect() as connection:
         active = connection.execute(
             text(

@@ -97,7 +97,12 @@ def _show(report: ImportReport, as_json: bool) -> None:
         )
     for note in report.notes:
         console.print(f"  注意：{note}", highlight=False)
-    if report.generation:
+    if report.draft_id:
+        console.print(
+            f"  已创建草稿 {report.draft_id}（第 {report.generation} 版，未启用）："
+            f"在 /map/drafts/{report.draft_id}/edit 审阅、修改并发布"
+        )
+    elif report.generation:
         console.print(f"  已创建并启用第 {report.generation} 版网格")
     if report.dry_run:
         console.print("  [cyan]试运行：未写入任何数据[/cyan]")
@@ -143,11 +148,16 @@ def import_grids_command(
         bool, typer.Option("--replace", help="文件即该层级全部网格：删除文件中没有的")
     ] = False,
     dry_run: DryRun = False,
+    draft: Annotated[
+        str | None, typer.Option("--draft", help="导入为新草稿（给出草稿名），审阅后再发布")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """导入网格：校验全部要素后在一个事务中写入新版本并启用。"""
+    """导入网格：校验全部要素后在一个事务中写入新版本并启用（或用 --draft 导入为草稿）。"""
     fields = {"code": code_field, "name": name_field, "parent": parent_field}
-    options = ImportOptions(crs=crs, fields=fields, repair=repair, dry_run=dry_run, replace=replace)
+    options = ImportOptions(
+        crs=crs, fields=fields, repair=repair, dry_run=dry_run, replace=replace, draft=draft
+    )
     _run("grids", path, options, (layer, encoding, lon_field, lat_field, wkt_field), as_json, level)
 
 

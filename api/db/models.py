@@ -319,6 +319,9 @@ class Draft(Base):
     name: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, server_default="0")
     status: Mapped[str] = mapped_column(String(16), server_default="open")
+    source: Mapped[str] = mapped_column(
+        Text, server_default="copy"
+    )  # copy | import | fix | suggest
     created_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -336,6 +339,7 @@ class DraftEdit(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     actor: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    undone: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class GridLineage(Base):
@@ -344,7 +348,8 @@ class GridLineage(Base):
     __tablename__ = "grid_lineage"
     __table_args__ = (
         CheckConstraint(
-            "relation IN ('split', 'merge', 'redraw', 'create', 'delete')", name="relation_known"
+            "relation IN ('split', 'merge', 'redraw', 'create', 'delete', 'recode')",
+            name="relation_known",
         ),
         Index("ix_grid_lineage_generation", "generation_id"),
     )

@@ -8,19 +8,14 @@ lock serialises concurrent publishers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import shapely
 from sqlalchemy import Connection, text
 
 from api.db.copy import copy_rows
 from api.db.generations import NoActiveGeneration, activate, create_generation, generation_at
+from spatial.editing import GridRow
 
 _LOCK_KEY = 7_310_512  # pg_advisory_xact_lock key for generation changes
-# Geometries closer than this (degrees, ~0.1 mm) are the same drawing: a KML or GeoJSON round
-# trip prints 15 significant digits, which must not count as a redraw.
-SAME_GEOMETRY_DEG = 1e-9
 _GRID_COLUMNS = (
     "code",
     "name",
@@ -32,25 +27,6 @@ _GRID_COLUMNS = (
     "attributes",
     "geom",
 )
-
-
-@dataclass
-class GridRow:
-    code: str
-    name: str
-    level: str
-    kind: str = "other"
-    parent_code: str | None = None
-    households: int | None = None
-    population: int | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    geom: Any = None
-
-    def same_as(self, other: GridRow) -> bool:
-        plain = ("name", "level", "kind", "parent_code", "households", "population", "attributes")
-        return all(getattr(self, f) == getattr(other, f) for f in plain) and bool(
-            shapely.equals_exact(self.geom, other.geom, tolerance=SAME_GEOMETRY_DEG)
-        )
 
 
 def lock_generations(connection: Connection) -> None:

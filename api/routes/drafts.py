@@ -1,25 +1,23 @@
-"""Drafts: create, edit (redraw, split) with optimistic locking, publish; re-activate a generation."""
+"""Drafts: start, list, edit (with optimistic locking), undo, diff, publish; re-activate a generation."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import shapely
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ConnectionDep, EngineDep, PlannerDep, ReaderDep
-from api.drafts import (
-    create_draft,
-    draft_row,
-    merge_grids,
-    publish_draft,
-    reactivate,
-    replace_geometry,
-    split_grid,
-)
+from api.drafts import edits
+from api.drafts.diff import draft_diff
+from api.drafts.publish import create_draft, discard_draft, publish_draft, reactivate
+from api.drafts.stats import grid_stats
+from api.drafts.store import draft_row, fetch, list_drafts
+from api.drafts.suggest import suggest_draft
 from api.errors import InvalidInput
+from spatial.editing import GridRow
 
 router = APIRouter(tags=["drafts"])
 
@@ -43,8 +41,12 @@ class Versioned(BaseModel):
     )
 
 
-class RedrawRequest(Versioned):
-    geometry: dict[str, Any]
+class GeometryRequest(Versioned):
+    geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon (WGS84)")
+
+
+class ReshapeRequest(GeometryRequest):
+    code: str
 
 
 class SplitRequest(Versioned):
@@ -60,8 +62,46 @@ class MergeRequest(Versioned):
     )
 
 
+class CreateRequest(GeometryRequest):
+    code: str | None = Field(
+        default=None, max_length=64, description="Default: next free code under the parent"
+    )
+    name: str = Field(min_length=1, max_length=200)
+    level: str
+    parent_code: str | None = None
+    kind: str = "other"
+    households: int | None = Field(default=None, ge=0)
+    population: int | None = Field(default=None, ge=0)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class UpdateRequest(Versioned):
+    code: str | None = Field(
+        default=None, max_length=64, description="A new code (children follow)"
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: str | None = None
+    parent_code: str | None = None
+    households: int | None = Field(default=None, ge=0)
+    population: int | None = Field(default=None, ge=0)
+    attributes: dict[str, Any] | None = None
+
+
+class ReassignRequest(Versioned):
+    buildings: list[str] = Field(min_length=1, max_length=200, description="Building codes")
+    grid_code: str = Field(description="The grid they should belong to")
+
+
 class PublishRequest(Versioned):
     acknowledge_warnings: bool = False
+
+
+class SuggestRequest(BaseModel):
+    community: str = Field(description="Code of the community to partition")
+    name: str | None = Field(default=None, max_length=200)
+    households_min: int = Field(default=300, ge=1)
+    households_max: int = Field(default=500, ge=1)
+    seed: int = Field(default=0, description="Random seed (the same seed gives the same proposal)")
 
 
 @router.post(
@@ -71,25 +111,93 @@ def new_draft(body: DraftRequest, engine: EngineDep, principal: PlannerDep) -> d
     return create_draft(engine, body.name, principal.actor)
 
 
+@router.get("/drafts", summary="List drafts (newest first)")
+def drafts(
+    connection: ConnectionDep,
+    _: ReaderDep,
+    status: Literal["open", "published", "discarded"] | None = None,
+) -> dict[str, Any]:
+    return {"drafts": list_drafts(connection, status)}
+
+
+@router.post(
+    "/drafts/suggest",
+    status_code=201,
+    summary="Auto-suggest: partition a community into contiguous grids of 300–500 households, as a new draft",
+)
+def suggest(body: SuggestRequest, engine: EngineDep, principal: PlannerDep) -> dict[str, Any]:
+    if body.households_min > body.households_max:
+        raise InvalidInput(
+            "households_min 不能大于 households_max",
+            code="invalid_range",
+            where="body.households_min",
+        )
+    return suggest_draft(
+        engine,
+        body.community,
+        body.name or f"{body.community} 网格划分建议",
+        (body.households_min, body.households_max),
+        body.seed,
+        principal.actor,
+    )
+
+
 @router.get(
-    "/drafts/{draft_id}", summary="A draft (its generation id is usable with every read endpoint)"
+    "/drafts/{draft_id}",
+    summary="A draft and its edit history (its generation id works with every read endpoint)",
 )
 def get_draft(draft_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
     return draft_row(connection, draft_id)
 
 
-@router.put("/drafts/{draft_id}/grids/{code}", summary="Replace a grid's geometry in the draft")
-def redraw(
-    draft_id: int, code: str, body: RedrawRequest, engine: EngineDep, principal: PlannerDep
+@router.get(
+    "/drafts/{draft_id}/stats", summary="Live statistics of the draft's grids (by code or by level)"
+)
+def stats(
+    draft_id: int,
+    connection: ConnectionDep,
+    _: ReaderDep,
+    codes: Annotated[list[str] | None, Query(max_length=500)] = None,
+    level: str | None = None,
 ) -> dict[str, Any]:
-    return replace_geometry(
-        engine,
-        draft_id,
-        code,
-        _shape(body.geometry, "body.geometry"),
-        body.version,
-        principal.actor,
-    )
+    if not codes and not level:
+        raise InvalidInput(
+            "需要 codes 或 level", code="codes_or_level_required", where="query.level"
+        )
+    draft = fetch(connection, draft_id)
+    return {
+        "version": draft["version"],
+        "grids": grid_stats(connection, draft["generation_id"], codes, level),
+    }
+
+
+@router.get(
+    "/drafts/{draft_id}/diff",
+    summary="What publishing would change: grid areas; buildings, cameras and open events changing grid",
+)
+def diff(draft_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
+    return draft_diff(connection, draft_id)
+
+
+@router.put(
+    "/drafts/{draft_id}/grids/{code}", summary="Replace one grid's geometry (neighbours untouched)"
+)
+def redraw(
+    draft_id: int, code: str, body: GeometryRequest, engine: EngineDep, principal: PlannerDep
+) -> dict[str, Any]:
+    geometry = _shape(body.geometry, "body.geometry")
+    return edits.redraw(engine, draft_id, code, geometry, body.version, principal.actor)
+
+
+@router.post(
+    "/drafts/{draft_id}/reshape",
+    summary="Move a grid's boundary: neighbours give and take the difference (no gap, no overlap)",
+)
+def reshape(
+    draft_id: int, body: ReshapeRequest, engine: EngineDep, principal: PlannerDep
+) -> dict[str, Any]:
+    geometry = _shape(body.geometry, "body.geometry")
+    return edits.reshape(engine, draft_id, body.code, geometry, body.version, principal.actor)
 
 
 @router.post(
@@ -99,14 +207,9 @@ def redraw(
 def split(
     draft_id: int, body: SplitRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    return split_grid(
-        engine,
-        draft_id,
-        body.code,
-        _shape(body.line, "body.line"),
-        body.version,
-        principal.actor,
-        body.new_codes,
+    line = _shape(body.line, "body.line")
+    return edits.split(
+        engine, draft_id, body.code, line, body.version, principal.actor, body.new_codes
     )
 
 
@@ -114,7 +217,78 @@ def split(
 def merge(
     draft_id: int, body: MergeRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    return merge_grids(engine, draft_id, body.codes, body.version, principal.actor, body.keep_code)
+    return edits.merge(engine, draft_id, body.codes, body.version, principal.actor, body.keep_code)
+
+
+@router.post(
+    "/drafts/{draft_id}/grids",
+    status_code=201,
+    summary="Create a grid inside its parent (overlapped grids give up the area)",
+)
+def create_grid(
+    draft_id: int, body: CreateRequest, engine: EngineDep, principal: PlannerDep
+) -> dict[str, Any]:
+    row = GridRow(
+        body.code or "",
+        body.name,
+        body.level,
+        body.kind,
+        body.parent_code,
+        body.households,
+        body.population,
+        body.attributes,
+        _shape(body.geometry, "body.geometry"),
+    )
+    return edits.create(engine, draft_id, row, body.version, principal.actor)
+
+
+@router.patch(
+    "/drafts/{draft_id}/grids/{code}", summary="Change a grid's attributes, parent or code"
+)
+def update_grid(
+    draft_id: int, code: str, body: UpdateRequest, engine: EngineDep, principal: PlannerDep
+) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True, exclude={"version"})
+    if not changes:
+        raise InvalidInput("没有要修改的字段", code="nothing_to_change", where="body")
+    return edits.update(engine, draft_id, code, changes, body.version, principal.actor)
+
+
+@router.delete(
+    "/drafts/{draft_id}/grids/{code}",
+    summary="Delete a grid (its area is left uncovered until redrawn)",
+)
+def delete_grid(
+    draft_id: int,
+    code: str,
+    engine: EngineDep,
+    principal: PlannerDep,
+    version: Annotated[int, Query(ge=0)],
+    with_children: bool = False,
+) -> dict[str, Any]:
+    return edits.delete(engine, draft_id, code, with_children, version, principal.actor)
+
+
+@router.post(
+    "/drafts/{draft_id}/buildings/reassign",
+    summary="Move boundaries so these buildings belong to a grid",
+)
+def reassign(
+    draft_id: int, body: ReassignRequest, engine: EngineDep, principal: PlannerDep
+) -> dict[str, Any]:
+    return edits.reassign_buildings(
+        engine, draft_id, body.buildings, body.grid_code, body.version, principal.actor
+    )
+
+
+@router.post(
+    "/drafts/{draft_id}/undo",
+    summary="Undo the newest edit not yet undone (repeat to go further back)",
+)
+def undo(
+    draft_id: int, body: Versioned, engine: EngineDep, principal: PlannerDep
+) -> dict[str, Any]:
+    return edits.undo(engine, draft_id, body.version, principal.actor)
 
 
 @router.post(
@@ -125,6 +299,16 @@ def publish(
     draft_id: int, body: PublishRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
     return publish_draft(engine, draft_id, body.version, body.acknowledge_warnings, principal.actor)
+
+
+@router.post(
+    "/drafts/{draft_id}/discard",
+    summary="Discard a draft (kept for the record, no longer editable)",
+)
+def discard(
+    draft_id: int, body: Versioned, engine: EngineDep, principal: PlannerDep
+) -> dict[str, Any]:
+    return discard_draft(engine, draft_id, body.version, principal.actor)
 
 
 @router.post(

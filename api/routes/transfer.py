@@ -42,7 +42,8 @@ Kind = Literal["grids", "buildings", "points"]
     description=(
         "Multipart upload. Grids need `level`; every import is validated as a whole and written in "
         "one transaction, or rejected with a 422 whose `details` name row, field and reason. A grid "
-        "import creates and activates a new generation. `dry_run=true` reports without writing."
+        "import creates and activates a new generation (or, with `draft`, a new draft to review and "
+        "publish). `dry_run=true` reports without writing."
     ),
 )
 def import_file(
@@ -65,6 +66,10 @@ def import_file(
     repair: Annotated[bool, Form()] = False,
     replace: Annotated[bool, Form()] = False,
     dry_run: Annotated[bool, Form()] = False,
+    draft: Annotated[
+        str | None,
+        Form(description="Grids only: load into a new draft of this name instead of activating"),
+    ] = None,
 ) -> dict[str, Any]:
     if kind == "grids" and not level:
         raise InvalidInput(
@@ -79,6 +84,7 @@ def import_file(
         dry_run=dry_run,
         replace=replace,
         actor=principal.actor,
+        draft=draft,
     )
     with tempfile.TemporaryDirectory(prefix="wangge-upload-") as folder:
         path = save_upload(

@@ -18,19 +18,14 @@ from sqlalchemy import Connection, Engine, text
 
 from api.db import audit
 from api.db.copy import copy_rows
-from api.db.versioning import (
-    SAME_GEOMETRY_DEG,
-    GridRow,
-    active_or_none,
-    grids_in_generation,
-    lock_generations,
-    publish,
-)
+from api.db.versioning import active_or_none, grids_in_generation, lock_generations, publish
+from api.drafts.store import register_draft
 from api.transfer.fields import TargetField, choice, float_value, int_value, map_rows
 from api.transfer.read import SourceLayer
 from api.transfer.report import ImportIssue, ImportRejected, ImportReport
 from spatial import validity
 from spatial.crs import WGS84, areas_m2, crs_label, normalise_crs, parse_crs, transform
+from spatial.editing import SAME_GEOMETRY_DEG, GridRow
 
 KINDS = {
     "residential": "residential",
@@ -115,6 +110,7 @@ class ImportOptions:
     dry_run: bool = False
     replace: bool = False
     actor: str = "cli"
+    draft: str | None = None  # grids only: load into a new draft of this name, not activated
 
 
 def _new_report(source: SourceLayer, kind: str, options: ImportOptions) -> ImportReport:
@@ -307,6 +303,7 @@ def import_grids(
             changed=changed,
             removed=removed,
             actor=options.actor,
+            activate_now=options.draft is None,
             description=f"导入 {source.path.name}（{level}，新增 {report.created}，修改 {report.updated}，删除 {report.removed}）",
         )
         audit.record(
@@ -323,6 +320,19 @@ def import_grids(
                 "removed": report.removed,
             },
         )
+        if options.draft is not None:
+            if active is None:
+                raise ImportRejected(_no_base(report))
+            report.draft_id = register_draft(
+                connection, report.generation, active, options.draft, options.actor, "import"
+            )
+    return report
+
+
+def _no_base(report: ImportReport) -> ImportReport:
+    report.errors.append(
+        ImportIssue(None, None, "还没有生效的网格版本，草稿无从比较：请直接导入（不带草稿名）")
+    )
     return report
 
 

@@ -45,6 +45,7 @@ class ImportReport:
     errors: list[ImportIssue] = field(default_factory=list)
     dry_run: bool = False
     generation: int | None = None
+    draft_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         body = asdict(self)

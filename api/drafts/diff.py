@@ -1,0 +1,168 @@
+"""What publishing a draft would change: grid areas, and which buildings, monitoring points and
+open events would land in a different grid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import Connection, text
+
+from api.db.versioning import active_or_none
+from api.drafts.store import fetch
+from api.errors import NotFound
+from spatial.crs import areas_m2
+from spatial.editing import SAME_GEOMETRY_DEG
+
+# Owner of a point in generation :g: the finest grid covering it, then the smallest code (the
+# same rule as the lookup index).
+_OWNER = (
+    "(SELECT g.code FROM grid g JOIN grid_level l ON l.name = g.level "
+    "WHERE g.generation_low <= {g} AND g.generation_high >= {g} AND g.geom && {p} "
+    "AND ST_Covers(g.geom, {p}) ORDER BY l.rank DESC, g.code LIMIT 1)"
+)
+_IN_CHANGED = "EXISTS (SELECT 1 FROM grid c WHERE c.id = ANY(:ids) AND c.geom && {geom})"
+_GRID_ATTRIBUTES = (
+    "name",
+    "level",
+    "kind",
+    "parent_code",
+    "households",
+    "population",
+    "attributes",
+)
+
+
+def _changed_rows(connection: Connection, old: int, new: int) -> list[Any]:  # RowMappings
+    """Grid rows in exactly one of the two generations (a shared row is unchanged)."""
+    return list(
+        connection.execute(
+            text(
+                "SELECT id, code, name, level, kind, parent_code, households, population, attributes, "
+                "ST_AsBinary(geom) AS wkb, generation_low <= :new AND generation_high >= :new AS in_new "
+                "FROM grid WHERE (generation_low <= :old AND generation_high >= :old) "
+                "<> (generation_low <= :new AND generation_high >= :new)"
+            ),
+            {"old": old, "new": new},
+        )
+        .mappings()
+        .all()
+    )
+
+
+def _grid_changes(rows: list[Any]) -> list[dict[str, Any]]:
+    areas: Any = (
+        areas_m2(np.array([shapely.from_wkb(bytes(r["wkb"])) for r in rows], dtype=object))
+        if rows
+        else []
+    )
+    before: dict[str, tuple[Any, float]] = {}
+    after: dict[str, tuple[Any, float]] = {}
+    for row, area in zip(rows, areas, strict=True):
+        (after if row["in_new"] else before)[row["code"]] = (row, float(area))
+    changes = []
+    for code in sorted(set(before) | set(after)):
+        old, old_area = before.get(code, (None, 0.0))
+        new, new_area = after.get(code, (None, 0.0))
+        if old is None or new is None:
+            change, attributes = ("added" if old is None else "removed"), []
+        else:
+            attributes = [a for a in _GRID_ATTRIBUTES if old[a] != new[a]]
+            same_shape = (
+                shapely.hausdorff_distance(
+                    shapely.from_wkb(bytes(old["wkb"])), shapely.from_wkb(bytes(new["wkb"]))
+                )
+                <= SAME_GEOMETRY_DEG
+            )
+            if same_shape and not attributes:
+                continue
+            change = "changed"
+        row = new if new is not None else old
+        changes.append(
+            {
+                "code": code,
+                "name": row["name"],
+                "level": row["level"],
+                "change": change,
+                "area_before_m2": round(old_area, 1),
+                "area_after_m2": round(new_area, 1),
+                "area_change_m2": round(new_area - old_area, 1),
+                "attributes_changed": attributes,
+            }
+        )
+    return changes
+
+
+def _moves(connection: Connection, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(r) for r in connection.execute(text(query), params).mappings()]
+
+
+def draft_diff(connection: Connection, draft_id: int) -> dict[str, Any]:
+    """The draft against the active generation, as JSON (geometries are in the GeoJSON variant)."""
+    draft = fetch(connection, draft_id)
+    active = active_or_none(connection)
+    if active is None:
+        raise NotFound("没有生效的网格版本", code="no_active_generation")
+    new = draft["generation_id"]
+    rows = _changed_rows(connection, active, new)
+    params = {"old": active, "new": new, "ids": [r["id"] for r in rows]}
+    point = "ST_PointOnSurface(b.geom)"
+    buildings = _moves(
+        connection,
+        f"SELECT * FROM (SELECT b.code, b.name, b.households, {_OWNER.format(g=':old', p=point)} AS from_grid, "
+        f"{_OWNER.format(g=':new', p=point)} AS to_grid, ST_X({point}) AS lon, ST_Y({point}) AS lat "
+        f"FROM building b WHERE {_IN_CHANGED.format(geom='b.geom')}) m "
+        "WHERE from_grid IS DISTINCT FROM to_grid ORDER BY code",
+        params,
+    )
+    points = _moves(
+        connection,
+        f"SELECT * FROM (SELECT m.code, m.name, m.kind, {_OWNER.format(g=':old', p='m.geom')} AS from_grid, "
+        f"{_OWNER.format(g=':new', p='m.geom')} AS to_grid, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat "
+        f"FROM monitoring_point m WHERE {_IN_CHANGED.format(geom='m.geom')}) x "
+        "WHERE from_grid IS DISTINCT FROM to_grid ORDER BY code",
+        params,
+    )
+    events = _moves(
+        connection,
+        f"SELECT * FROM (SELECT e.id, e.category_code, e.status, e.grid_code AS from_grid, "
+        f"{_OWNER.format(g=':new', p='e.geom')} AS to_grid, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat "
+        "FROM event e WHERE e.status NOT IN ('closed', 'cancelled') AND e.geom IS NOT NULL "
+        f"AND {_IN_CHANGED.format(geom='e.geom')}) x WHERE from_grid IS DISTINCT FROM to_grid ORDER BY id",
+        params,
+    )
+    grids = _grid_changes(list(rows))
+    return {
+        "draft": draft_id,
+        "generation": new,
+        "against_generation": active,
+        "summary": {
+            "grids_added": sum(g["change"] == "added" for g in grids),
+            "grids_removed": sum(g["change"] == "removed" for g in grids),
+            "grids_changed": sum(g["change"] == "changed" for g in grids),
+            "buildings_moving": len(buildings),
+            "households_moving": sum(b["households"] or 0 for b in buildings),
+            "monitoring_points_moving": len(points),
+            "open_events_moving": len(events),
+        },
+        "grids": grids,
+        "buildings": buildings,
+        "monitoring_points": points,
+        "open_events": events,
+    }
+
+
+def diff_geometries(
+    connection: Connection, draft_id: int
+) -> dict[str, list[tuple[str, shapely.Geometry]]]:
+    """Outlines of the changed grids before and after, for the diff map."""
+    draft = fetch(connection, draft_id)
+    active = active_or_none(connection)
+    rows = _changed_rows(connection, active or draft["base_generation"], draft["generation_id"])
+    outlines: dict[str, list[tuple[str, shapely.Geometry]]] = {"before": [], "after": []}
+    for row in rows:
+        outlines["after" if row["in_new"] else "before"].append(
+            (row["code"], shapely.from_wkb(bytes(row["wkb"])))
+        )
+    return outlines

@@ -1,0 +1,280 @@
+"""Edit operations on a draft: each locks the draft at the caller's version, edits the grids
+around it in memory (spatial.editing), writes back what changed and returns live statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import shapely
+from sqlalchemy import Connection, Engine, text
+
+from api.drafts.stats import grid_stats, next_codes
+from api.drafts.store import as_domain_error, load_edit, lock, save_edit, undo_last
+from api.errors import Conflict, InvalidInput
+from spatial.editing import EditError, GridRow, HierarchyEdit
+
+Apply = Callable[[Connection, dict[str, Any], HierarchyEdit], dict[str, Any] | None]
+
+
+def _extent(connection: Connection, generation: int, codes: list[str]) -> shapely.Geometry | None:
+    wkb = connection.execute(
+        text(
+            "SELECT ST_AsBinary(ST_Extent(geom)::geometry) FROM grid WHERE code = ANY(:c) "
+            "AND generation_low <= :g AND generation_high >= :g"
+        ),
+        {"c": codes, "g": generation},
+    ).scalar()
+    return shapely.from_wkb(bytes(wkb)) if wkb is not None else None
+
+
+def _run(
+    engine: Engine,
+    draft_id: int,
+    version: int,
+    actor: str,
+    operation: str,
+    apply: Apply,
+    *,
+    codes: list[str],
+    region: shapely.Geometry | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Lock, load the neighbourhood of `codes` and `region`, apply, save, report."""
+    with engine.begin() as connection:
+        draft = lock(connection, draft_id, version)
+        generation = draft["generation_id"]
+        boxes = [g for g in (region, _extent(connection, generation, codes)) if g is not None]
+        edit = load_edit(connection, generation, shapely.union_all(boxes) if boxes else None, codes)
+        try:
+            extra = apply(connection, draft, edit) or {}
+        except EditError as error:
+            raise as_domain_error(error) from error
+        new_version = save_edit(connection, draft, edit, operation, actor, details)
+        return {
+            "version": new_version,
+            "created": sorted(edit.created),
+            "removed": sorted(edit.removed),
+            "touched": grid_stats(connection, generation, edit.touched()),
+            **extra,
+        }
+
+
+def _code_free(connection: Connection, generation: int, code: str, where: str) -> None:
+    """A code given by hand must not be in the draft already (nor ever have been used)."""
+    used = connection.execute(
+        text("SELECT min(generation_low) FROM grid WHERE code = :c"), {"c": code}
+    ).scalar()
+    if used is not None:
+        raise Conflict(
+            f"编码 {code} 已被使用（第 {used} 版起），编码不可重复使用",
+            code="code_taken",
+            where=where,
+        )
+
+
+def redraw(
+    engine: Engine, draft_id: int, code: str, geometry: shapely.Geometry, version: int, actor: str
+) -> dict[str, Any]:
+    def apply(_c: Connection, _d: dict[str, Any], edit: HierarchyEdit) -> None:
+        edit.redraw(code, geometry)
+
+    return _run(engine, draft_id, version, actor, "redraw", apply, codes=[code], region=geometry)
+
+
+def reshape(
+    engine: Engine, draft_id: int, code: str, geometry: shapely.Geometry, version: int, actor: str
+) -> dict[str, Any]:
+    """New outline for a grid; neighbours take what it gives up and give what it takes."""
+
+    def apply(_c: Connection, _d: dict[str, Any], edit: HierarchyEdit) -> None:
+        edit.reshape(code, geometry)
+
+    return _run(engine, draft_id, version, actor, "reshape", apply, codes=[code], region=geometry)
+
+
+def split(
+    engine: Engine,
+    draft_id: int,
+    code: str,
+    line: shapely.Geometry,
+    version: int,
+    actor: str,
+    new_codes: list[str] | None = None,
+) -> dict[str, Any]:
+    def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> None:
+        generation = draft["generation_id"]
+        parent = edit.grid(code, "body.code").parent_code
+        if new_codes:
+            if len(set(new_codes)) != 2:
+                raise InvalidInput(
+                    "new_codes 应为两个不同的编码", code="invalid_codes", where="body.new_codes"
+                )
+            for new in new_codes:
+                _code_free(connection, generation, new, "body.new_codes")
+        edit.split(code, line, new_codes or next_codes(connection, generation, parent, code, 2))
+
+    return _run(
+        engine, draft_id, version, actor, "split", apply, codes=[code], details={"line": line.wkt}
+    )
+
+
+def merge(
+    engine: Engine,
+    draft_id: int,
+    codes: list[str],
+    version: int,
+    actor: str,
+    keep_code: str | None = None,
+) -> dict[str, Any]:
+    if len(set(codes)) < 2:
+        raise InvalidInput("至少需要两个不同的网格编码", code="invalid_codes", where="body.codes")
+    if keep_code is not None and keep_code not in codes:
+        raise InvalidInput(
+            "keep_code 应是被合并网格之一", code="invalid_codes", where="body.keep_code"
+        )
+
+    def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> None:
+        first = edit.grid(codes[0], "body.codes")
+        result = (
+            keep_code
+            or next_codes(connection, draft["generation_id"], first.parent_code, first.code, 1)[0]
+        )
+        edit.merge(codes, result)
+
+    return _run(engine, draft_id, version, actor, "merge", apply, codes=codes)
+
+
+def create(engine: Engine, draft_id: int, row: GridRow, version: int, actor: str) -> dict[str, Any]:
+    """A new grid inside its parent; the grids it overlaps give up that area."""
+
+    def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> dict[str, Any]:
+        generation = draft["generation_id"]
+        level = connection.execute(
+            text("SELECT code_pattern FROM grid_level WHERE name = :n"), {"n": row.level}
+        ).first()
+        if level is None:
+            raise InvalidInput(
+                f"没有名为 {row.level} 的层级", code="unknown_level", where="body.level"
+            )
+        if row.code:
+            _code_free(connection, generation, row.code, "body.code")
+        else:
+            parent_geometry = edit.rows.get(row.parent_code or "")
+            if parent_geometry is None:
+                raise InvalidInput(
+                    "自动编码需要 parent_code", code="codes_required", where="body.code"
+                )
+            siblings = edit.children(row.parent_code or "")
+            row.code = next_codes(
+                connection,
+                generation,
+                row.parent_code,
+                siblings[0] if siblings else row.parent_code or "",
+                1,
+            )[0]
+        edit.create(row)
+        return {"code": row.code}
+
+    return _run(
+        engine,
+        draft_id,
+        version,
+        actor,
+        "create",
+        apply,
+        codes=[c for c in (row.parent_code,) if c],
+        region=row.geom,
+    )
+
+
+def update(
+    engine: Engine, draft_id: int, code: str, changes: dict[str, Any], version: int, actor: str
+) -> dict[str, Any]:
+    """Change attributes, parent or code."""
+
+    def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> None:
+        if changes.get("code") and changes["code"] != code:
+            _code_free(connection, draft["generation_id"], changes["code"], "body.code")
+        edit.update(code, changes)
+
+    codes = [c for c in (code, changes.get("parent_code")) if c]
+    return _run(
+        engine,
+        draft_id,
+        version,
+        actor,
+        "update",
+        apply,
+        codes=codes,
+        details={"changes": sorted(changes)},
+    )
+
+
+def delete(
+    engine: Engine, draft_id: int, code: str, with_children: bool, version: int, actor: str
+) -> dict[str, Any]:
+    def apply(_c: Connection, _d: dict[str, Any], edit: HierarchyEdit) -> None:
+        edit.delete(code, with_children)
+
+    return _run(engine, draft_id, version, actor, "delete", apply, codes=[code])
+
+
+def reassign_buildings(
+    engine: Engine,
+    draft_id: int,
+    building_codes: list[str],
+    grid_code: str,
+    version: int,
+    actor: str,
+) -> dict[str, Any]:
+    """Move boundaries so these buildings lie in `grid_code` (their strip changes grid)."""
+    with engine.connect() as connection:
+        found: dict[str, bytes] = dict(
+            connection.execute(
+                text("SELECT code, ST_AsBinary(geom) FROM building WHERE code = ANY(:c)"),
+                {"c": building_codes},
+            ).tuples()
+        )
+    missing = [c for c in building_codes if c not in found]
+    if missing:
+        raise InvalidInput(
+            f"没有这些楼栋：{', '.join(missing[:20])}",
+            code="building_not_found",
+            where="body.buildings",
+        )
+    footprints = [shapely.from_wkb(bytes(found[c])) for c in building_codes]
+
+    def apply(_c: Connection, _d: dict[str, Any], edit: HierarchyEdit) -> dict[str, Any]:
+        sources = set()
+        for building, footprint in zip(building_codes, footprints, strict=True):
+            try:
+                sources.update(edit.take_building(footprint, grid_code))
+            except EditError as error:
+                error.args = (f"楼栋 {building}：{error}",)
+                raise
+        return {"from": sorted(sources)}
+
+    return _run(
+        engine,
+        draft_id,
+        version,
+        actor,
+        "reassign_buildings",
+        apply,
+        codes=[grid_code],
+        region=shapely.union_all(footprints),
+        details={"buildings": building_codes, "to": grid_code},
+    )
+
+
+def undo(engine: Engine, draft_id: int, version: int, actor: str) -> dict[str, Any]:
+    """Undo the newest edit not yet undone (repeat to go further back)."""
+    with engine.begin() as connection:
+        draft = lock(connection, draft_id, version)
+        new_version, restored = undo_last(connection, draft, actor)
+        return {
+            "version": new_version,
+            "restored": restored,
+            "touched": grid_stats(connection, draft["generation_id"], restored),
+        }

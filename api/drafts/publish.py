@@ -1,0 +1,201 @@
+"""Start a draft, publish it (coverage check, then one transaction), re-activate a generation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from api.coverage import run_check
+from api.db import audit
+from api.db.generations import activate, generation_exists
+from api.db.versioning import active_or_none, lock_generations, publish
+from api.drafts.store import draft_row, lock, register_draft
+from api.errors import Conflict, NotFound
+from spatial.coverage import CheckOptions
+from spatial.editing import SAME_GEOMETRY_DEG
+
+Lineage = list[tuple[str | None, str | None, str]]
+
+
+def create_draft(engine: Engine, name: str, actor: str) -> dict[str, Any]:
+    """A new draft: a copy of the active generation that only the draft sees."""
+    with engine.begin() as connection:
+        lock_generations(connection)
+        base = active_or_none(connection)
+        if base is None:
+            raise NotFound("没有生效的网格版本，无法创建草稿", code="no_active_generation")
+        generation = publish(
+            connection,
+            changed=[],
+            removed=set(),
+            actor=actor,
+            activate_now=False,
+            description=f"草稿：{name}",
+        )
+        draft_id = register_draft(connection, generation, base, name, actor, "copy")
+        return draft_row(connection, draft_id)
+
+
+def compose_lineage(edits: list[Lineage], redrawn: list[str], final_codes: set[str]) -> Lineage:
+    """Collapse the edits' steps into base-code → final-code pairs.
+
+    A code made and unmade inside the draft (split, then merged again) never reaches the
+    published generation, so only its base ancestors and final descendants are reported.
+    Grids whose outline changed without a structural step (a neighbour's reshape) are 'redraw'.
+    """
+    origins: dict[str, set[tuple[str | None, str]]] = {}
+    deleted: set[tuple[str, str]] = set()
+    pairs: set[tuple[str | None, str | None, str]]
+    for steps in edits:
+        for old, new, relation in steps:
+            sources = origins.pop(old, {(old, relation)}) if old is not None else {(None, relation)}
+            if old is not None and all(r == "recode" for _, r in sources):
+                sources = {(base, relation) for base, _ in sources}
+            if new is None:
+                deleted |= {(base, relation) for base, _ in sources if base is not None}
+            else:
+                origins.setdefault(new, set()).update(sources)
+    pairs = {
+        (base, new, relation)
+        for new, sources in origins.items()
+        if new in final_codes
+        for base, relation in sources
+    }
+    pairs |= {(base, None, "delete") for base, _ in deleted}
+    explained = {new for _, new, _ in pairs}
+    pairs |= {(code, code, "redraw") for code in redrawn if code not in explained}
+    return sorted(pairs, key=lambda p: (p[0] or "", p[1] or "", p[2]))
+
+
+def _lineage(connection: Connection, draft: dict[str, Any]) -> Lineage:
+    edits = connection.execute(
+        text(
+            "SELECT details->'lineage' FROM draft_edit WHERE draft_id = :d AND NOT undone "
+            "AND operation <> 'undo' ORDER BY version"
+        ),
+        {"d": draft["id"]},
+    ).scalars()
+    steps = [[tuple(step) for step in (edit or [])] for edit in edits]
+    params = {
+        "new": draft["generation_id"],
+        "old": draft["base_generation"],
+        "same": SAME_GEOMETRY_DEG,
+    }
+    redrawn = connection.execute(
+        text(
+            "SELECT n.code FROM grid n JOIN grid o ON o.code = n.code "
+            "AND o.generation_low <= :old AND o.generation_high >= :old "
+            "WHERE n.generation_low <= :new AND n.generation_high >= :new AND o.id <> n.id "
+            "AND ST_HausdorffDistance(o.geom, n.geom) > :same"
+        ),
+        params,
+    ).scalars()
+    final = connection.execute(
+        text("SELECT code FROM grid WHERE generation_low <= :new AND generation_high >= :new"),
+        params,
+    ).scalars()
+    return compose_lineage(steps, list(redrawn), set(final))
+
+
+def publish_draft(
+    engine: Engine, draft_id: int, version: int, acknowledge_warnings: bool, actor: str
+) -> dict[str, Any]:
+    """Coverage check, then one transaction: activate, lineage, re-assign open events."""
+    with engine.connect() as connection:
+        draft = draft_row(connection, draft_id)
+        report = run_check(connection, draft["generation_id"], CheckOptions())
+    summary = report["summary"]
+    if summary["errors"]:
+        raise Conflict(
+            f"覆盖检查发现 {summary['errors']} 个错误，不能发布",
+            code="coverage_errors",
+            details=[{"by_kind": summary["by_kind"]}],
+        )
+    if summary["warnings"] and not acknowledge_warnings:
+        raise Conflict(
+            f"覆盖检查有 {summary['warnings']} 个提示，确认后（acknowledge_warnings=true）再发布",
+            code="warnings_not_acknowledged",
+            details=[{"by_kind": summary["by_kind"]}],
+        )
+    with engine.begin() as connection:
+        lock_generations(connection)
+        draft = lock(connection, draft_id, version)
+        generation = draft["generation_id"]
+        activate(connection, generation, actor)
+        lineage = _lineage(connection, draft)
+        for old, new, relation in lineage:
+            connection.execute(
+                text(
+                    "INSERT INTO grid_lineage (generation_id, old_code, new_code, relation) "
+                    "VALUES (:g, :o, :n, :r)"
+                ),
+                {"g": generation, "o": old, "n": new, "r": relation},
+            )
+        moved = reassign_open_events(connection, generation)
+        connection.execute(
+            text("UPDATE draft SET status = 'published', updated_at = now() WHERE id = :id"),
+            {"id": draft_id},
+        )
+        audit.record(
+            connection,
+            actor,
+            "draft.publish",
+            "generation",
+            str(generation),
+            {"draft": draft_id, "lineage": len(lineage), "events_reassigned": moved},
+        )
+    return {
+        "generation": generation,
+        "events_reassigned": moved,
+        "lineage": [{"old_code": o, "new_code": n, "relation": r} for o, n, r in lineage],
+        "warnings": summary["warnings"],
+    }
+
+
+def discard_draft(engine: Engine, draft_id: int, version: int, actor: str) -> dict[str, Any]:
+    with engine.begin() as connection:
+        lock(connection, draft_id, version)
+        connection.execute(
+            text("UPDATE draft SET status = 'discarded', updated_at = now() WHERE id = :id"),
+            {"id": draft_id},
+        )
+        audit.record(connection, actor, "draft.discard", "draft", str(draft_id), {})
+        return draft_row(connection, draft_id)
+
+
+def reassign_open_events(connection: Connection, generation: int) -> int:
+    """Open events follow their location into the given generation (finest grid, smallest code)."""
+    return connection.execute(
+        text(
+            "UPDATE event e SET grid_code = o.code, generation_id = :g, updated_at = now() FROM ("
+            " SELECT DISTINCT ON (e2.id) e2.id, g.code FROM event e2 JOIN grid g ON g.geom && e2.geom "
+            " AND ST_Covers(g.geom, e2.geom) JOIN grid_level l ON l.name = g.level "
+            " WHERE e2.status NOT IN ('closed', 'cancelled') AND g.generation_low <= :g AND g.generation_high >= :g "
+            " ORDER BY e2.id, l.rank DESC, g.code) o "
+            "WHERE e.id = o.id AND (e.grid_code IS DISTINCT FROM o.code OR e.generation_id IS DISTINCT FROM :g)"
+        ),
+        {"g": generation},
+    ).rowcount
+
+
+def reactivate(engine: Engine, generation: int, actor: str) -> dict[str, Any]:
+    with engine.begin() as connection:
+        lock_generations(connection)
+        if not generation_exists(connection, generation):
+            raise NotFound(
+                f"没有第 {generation} 版网格",
+                code="generation_not_found",
+                where="path.generation_id",
+            )
+        activate(connection, generation, actor)
+        moved = reassign_open_events(connection, generation)
+        audit.record(
+            connection,
+            actor,
+            "generation.activate",
+            "generation",
+            str(generation),
+            {"events_reassigned": moved},
+        )
+    return {"generation": generation, "events_reassigned": moved}

@@ -1,0 +1,102 @@
+"""Live statistics of draft grids, and the next free codes under a parent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import Connection, text
+
+from api.errors import InvalidInput
+from spatial.crs import areas_m2
+
+
+def grid_stats(
+    connection: Connection,
+    generation: int,
+    codes: list[str] | None = None,
+    level: str | None = None,
+) -> list[dict[str, Any]]:
+    """Households and buildings (by location), cameras, area and deviation from the target.
+
+    For the grids named in `codes`, or for every grid of `level`.
+    """
+    rows = (
+        connection.execute(
+            text(
+                "SELECT g.code, g.name, g.level, g.parent_code, l.households_min, l.households_max, ST_AsBinary(g.geom) AS wkb, "
+                "(SELECT coalesce(sum(b.households), 0) FROM building b WHERE b.geom && g.geom "
+                " AND ST_Covers(g.geom, ST_PointOnSurface(b.geom))) AS households, "
+                "(SELECT count(*) FROM building b WHERE b.geom && g.geom AND ST_Covers(g.geom, ST_PointOnSurface(b.geom))) AS buildings, "
+                "(SELECT count(*) FROM monitoring_point m WHERE m.geom && g.geom AND ST_Covers(g.geom, m.geom)) AS cameras "
+                "FROM grid g JOIN grid_level l ON l.name = g.level "
+                "WHERE (g.code = ANY(:codes) OR g.level = :level) "
+                "AND g.generation_low <= :g AND g.generation_high >= :g ORDER BY g.code"
+            ),
+            {"codes": codes or [], "level": level, "g": generation},
+        )
+        .mappings()
+        .all()
+    )
+    areas: Any = (
+        areas_m2(np.array([shapely.from_wkb(bytes(r["wkb"])) for r in rows], dtype=object))
+        if rows
+        else []
+    )
+    stats = []
+    for row, area in zip(rows, areas, strict=True):
+        low, high = row["households_min"], row["households_max"]
+        target = (low + high) / 2 if low is not None and high is not None else None
+        stats.append(
+            {
+                "code": row["code"],
+                "name": row["name"],
+                "level": row["level"],
+                "parent_code": row["parent_code"],
+                "households_range": [low, high] if target is not None else None,
+                "households": int(row["households"]),
+                "buildings": int(row["buildings"]),
+                "cameras": int(row["cameras"]),
+                "area_m2": round(float(area), 1),
+                "household_deviation": round(row["households"] - target)
+                if target is not None
+                else None,
+            }
+        )
+    return stats
+
+
+def next_codes(
+    connection: Connection, generation: int, parent: str | None, code: str, count: int
+) -> list[str]:
+    """The next free sequence codes under the parent (default convention: digits extending the parent)."""
+    siblings = (
+        connection.execute(
+            text(
+                "SELECT code FROM grid WHERE generation_low <= :g AND generation_high >= :g AND parent_code IS NOT DISTINCT FROM :p"
+            ),
+            {"g": generation, "p": parent},
+        )
+        .scalars()
+        .all()
+    )
+    used = set(connection.execute(text("SELECT DISTINCT code FROM grid")).scalars())
+    prefix = parent or ""
+    tails = [
+        c[len(prefix) :] for c in siblings if c.startswith(prefix) and c[len(prefix) :].isdigit()
+    ]
+    if not tails or not code.startswith(prefix):
+        raise InvalidInput(
+            "无法自动编码，请在 new_codes 中给出两个新编码",
+            code="codes_required",
+            where="body.new_codes",
+        )
+    width, number = len(tails[0]), max(int(t) for t in tails)
+    codes: list[str] = []
+    while len(codes) < count:
+        number += 1
+        candidate = f"{prefix}{number:0{width}d}"
+        if candidate not in used:  # never reuse a code that existed in any generation
+            codes.append(candidate)
+    return codes

@@ -1,0 +1,135 @@
+"""Auto-suggest a community's grids (300–500 households, contiguous, along blocks) as a new draft."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import Connection, Engine, text
+
+from api.db.versioning import active_or_none, lock_generations, publish
+from api.drafts.stats import grid_stats, next_codes
+from api.drafts.store import as_domain_error, draft_row, load_edit, register_draft, save_edit
+from api.errors import InvalidInput, NotFound
+from spatial.editing import EditError, HierarchyEdit
+from spatial.partition import PartitionError, building_blocks, partition
+
+
+def _households(connection: Connection, blocks: np.ndarray) -> np.ndarray:
+    """Households of the buildings whose interior point lies in each block."""
+    rows = connection.execute(
+        text(
+            "SELECT ST_AsBinary(ST_PointOnSurface(geom)), coalesce(households, 0) FROM building "
+            "WHERE geom && ST_GeomFromWKB(:env, 4326)"
+        ),
+        {"env": shapely.to_wkb(shapely.union_all(blocks).envelope)},
+    ).all()
+    counts = np.zeros(len(blocks), dtype=np.int64)
+    if not rows:
+        return counts
+    points = shapely.from_wkb([bytes(r[0]) for r in rows])
+    block, point = shapely.STRtree(blocks).query(points, predicate="within")
+    # each building counts once, in the first block that holds it
+    _, first = np.unique(point, return_index=True)
+    np.add.at(counts, block[first], np.array([rows[i][1] for i in point[first]], dtype=np.int64))
+    return counts
+
+
+def _blocks(
+    connection: Connection, edit: HierarchyEdit, community: str
+) -> tuple[np.ndarray, list[list[str]]]:
+    """The community's micro-grids (or, without them, one Voronoi cell per building)."""
+    micro = [m for grid in edit.children(community) for m in edit.children(grid)]
+    if micro:
+        return np.array([edit.rows[m].geom for m in micro], dtype=object), [[m] for m in micro]
+    area = edit.rows[community].geom
+    footprints = connection.execute(
+        text(
+            "SELECT ST_AsBinary(geom) FROM building WHERE geom && ST_GeomFromWKB(:a, 4326) "
+            "AND ST_Covers(ST_GeomFromWKB(:a, 4326), ST_PointOnSurface(geom))"
+        ),
+        {"a": shapely.to_wkb(area)},
+    ).scalars()
+    buildings = np.array([shapely.from_wkb(bytes(b)) for b in footprints], dtype=object)
+    if len(buildings) == 0:
+        raise InvalidInput(
+            f"社区 {community} 内没有楼栋，无从划分", code="no_buildings", where="body.community"
+        )
+    return building_blocks(area, buildings), [[] for _ in buildings]
+
+
+def suggest_draft(
+    engine: Engine, community: str, name: str, bounds: tuple[int, int], seed: int, actor: str
+) -> dict[str, Any]:
+    """A new draft in which the community's grids are replaced by a proposed partition."""
+    with engine.begin() as connection:
+        lock_generations(connection)
+        base = active_or_none(connection)
+        if base is None:
+            raise NotFound("没有生效的网格版本", code="no_active_generation")
+        generation = publish(
+            connection,
+            changed=[],
+            removed=set(),
+            actor=actor,
+            activate_now=False,
+            description=f"草稿：{name}",
+        )
+        draft_id = register_draft(connection, generation, base, name, actor, "suggest")
+        draft = {"id": draft_id, "generation_id": generation, "version": 0}
+        edit = load_edit(connection, generation, None, [community])
+        if community not in edit.rows:
+            raise NotFound(
+                f"没有编码为 {community} 的社区", code="grid_not_found", where="body.community"
+            )
+        edit = load_edit(connection, generation, edit.rows[community].geom, [community])
+        blocks, members = _blocks(connection, edit, community)
+        households = _households(connection, blocks)
+        try:
+            result = partition(blocks, households, bounds, seed)
+        except PartitionError as error:
+            raise InvalidInput(
+                str(error), code="partition_failed", where="body.community"
+            ) from error
+        count = len(result.households)
+        template = edit.children(community)
+        codes = next_codes(
+            connection, generation, community, template[0] if template else community, count
+        )
+        groups = []
+        for number, code in enumerate(codes):
+            chosen = np.flatnonzero(result.labels == number)
+            outline = shapely.coverage_union_all(blocks[chosen])
+            member_codes = [m for i in chosen for m in members[i]]
+            groups.append(
+                (
+                    code,
+                    f"{edit.rows[community].name}第{number + 1}网格",
+                    result.households[number],
+                    member_codes,
+                    outline,
+                )
+            )
+        try:
+            edit.repartition(community, groups)
+        except EditError as error:
+            raise as_domain_error(error) from error
+        save_edit(
+            connection,
+            draft,
+            edit,
+            "suggest",
+            actor,
+            {"community": community, "households_range": list(bounds), "seed": seed},
+        )
+        return {
+            **draft_row(connection, draft_id),
+            "proposal": {
+                "community": community,
+                "grids": count,
+                "households": result.households,
+                "blocks": len(blocks),
+            },
+            "touched": grid_stats(connection, generation, codes),
+        }
