@@ -36,6 +36,7 @@ ConnectionDep = Annotated[Connection, Depends(get_connection)]
 
 
 TOKEN_COOKIE = "wangge_token"  # noqa: S105 (a cookie name, not a secret)
+PAGE_HEADER = "x-wangge-page"  # sent by wangge's own editor page with its same-origin writes
 
 
 def _bearer(request: Request) -> str | None:
@@ -43,9 +44,10 @@ def _bearer(request: Request) -> str | None:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() == "bearer" and secret.strip():
         return secret.strip()
-    # Map pages opened in a browser carry the token in a cookie (set by /map/login). Only safe
-    # methods honour it, so the cookie can never authorise a write (no CSRF).
-    if request.method in ("GET", "HEAD"):
+    # Map pages opened in a browser carry the token in a cookie (set by /map/login). Safe methods
+    # honour it. A write honours it only with the X-Wangge-Page header, which a page on another
+    # site cannot send without a CORS preflight that wangge never grants (so no CSRF).
+    if request.method in ("GET", "HEAD") or request.headers.get(PAGE_HEADER) == "1":
         return request.cookies.get(TOKEN_COOKIE) or None
     return None
 

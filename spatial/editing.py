@@ -19,6 +19,13 @@ from shapely import ops
 
 # Pieces smaller than this (square degrees, ~0.01 m²) are overlay noise, not area.
 MIN_PIECE_DEG2 = 1e-12
+# Pieces thinner than this (degrees, ~1 cm) are overlay or rounding slivers, not area.
+MIN_WIDTH_DEG = 1e-7
+# A drawn vertex this close to an existing vertex or edge is meant to be on it (degrees, ~5 cm):
+# a map editor or a GeoJSON round trip moves it by rounding only.
+SNAP_INPUT_DEG = 5e-7
+# Vertices closer than this (degrees, ~0.1 µm) are one point computed twice.
+_VERTEX_EPS = 1e-12
 # Crossing vertices are inserted into every edge this close (degrees, ~0.1 mm).
 SNAP_DEG = 1e-9
 # Geometries closer than this (degrees, ~0.1 mm) are the same drawing: a KML or GeoJSON round
@@ -63,13 +70,39 @@ def polygon_or_error(geometry: shapely.Geometry, where: str) -> shapely.Geometry
     return geometry
 
 
+def _despiked(ring: shapely.LinearRing) -> list[tuple[float, float]]:
+    """The ring without zero-width spikes (out and straight back), which overlays of nearly
+    collinear edges leave behind; such a spike would never match a neighbour's edge."""
+    points = [tuple(c) for c in shapely.get_coordinates(ring)[:-1]]
+    changed = True
+    while changed and len(points) > 3:
+        changed = False
+        for i in range(len(points)):
+            (ax, ay), (bx, by), (cx, cy) = points[i - 1], points[i], points[(i + 1) % len(points)]
+            out = (bx - ax, by - ay)
+            back = (cx - bx, cy - by)
+            length = max(np.hypot(*out), np.hypot(*back), 1e-300)
+            width = abs(out[0] * back[1] - out[1] * back[0]) / length
+            if width < SNAP_DEG and out[0] * back[0] + out[1] * back[1] < 0:
+                del points[i]  # the spike's tip
+                changed = True
+                break
+            if np.hypot(*back) < SNAP_DEG * 1e-3:
+                del points[(i + 1) % len(points)]  # a duplicate left where a spike was
+                changed = True
+                break
+    return [*points, points[0]]
+
+
 def _tidy(geometry: shapely.Geometry) -> shapely.Geometry:
-    """Drop overlay crumbs: parts and holes smaller than MIN_PIECE_DEG2."""
+    """Drop overlay crumbs: spikes, and parts and holes smaller than MIN_PIECE_DEG2."""
     polygons = []
     for part in shapely.get_parts(shapely.make_valid(geometry)):
         if part.geom_type == "Polygon" and part.area >= MIN_PIECE_DEG2:
-            holes = [r for r in part.interiors if shapely.Polygon(r).area >= MIN_PIECE_DEG2]
-            polygons.append(shapely.Polygon(part.exterior, holes))
+            holes = [
+                _despiked(r) for r in part.interiors if shapely.Polygon(r).area >= MIN_PIECE_DEG2
+            ]
+            polygons.append(shapely.Polygon(_despiked(part.exterior), holes))
         elif part.geom_type in ("MultiPolygon", "GeometryCollection"):
             polygons += list(shapely.get_parts(_tidy(part)))
     if not polygons:
@@ -79,6 +112,15 @@ def _tidy(geometry: shapely.Geometry) -> shapely.Geometry:
 
 def _area(geometry: shapely.Geometry) -> float:
     return float(shapely.area(geometry))
+
+
+def _significant(geometry: shapely.Geometry) -> list[shapely.Geometry]:
+    """The polygon parts that are real area: neither crumbs nor hairline slivers."""
+    return [
+        part
+        for part in shapely.get_parts(_tidy(geometry))
+        if part.area >= MIN_PIECE_DEG2 and 2 * part.area / part.length >= MIN_WIDTH_DEG
+    ]
 
 
 class HierarchyEdit:
@@ -165,7 +207,12 @@ class HierarchyEdit:
     def transfer(self, piece: shapely.Geometry, source: str, target: str) -> None:
         """Move `piece` from `source` to `target`, and its share of source's children with it."""
         self._set_geometry(source, self.rows[source].geom.difference(piece), contiguous=True)
-        self._set_geometry(target, self.rows[target].geom.union(piece), contiguous=True)
+        grown = _tidy(self.rows[target].geom.union(piece))
+        if grown.geom_type == "MultiPolygon":
+            # A piece cut along the target's edge may sit a rounding error away from it; joined
+            # on a fine grid it closes up (finish() restores the untouched vertices exactly).
+            grown = shapely.union(self.rows[target].geom, piece, grid_size=_VERTEX_EPS)
+        self._set_geometry(target, grown, contiguous=True)
         self._carry_children(source, piece, target)
 
     def _carry_children(self, source: str, piece: shapely.Geometry, target: str) -> None:
@@ -173,16 +220,16 @@ class HierarchyEdit:
         receivers = self.children(target)
         for child in self.children(source):
             child_geometry = self.rows[child].geom
-            if _area(child_geometry.difference(piece)) < MIN_PIECE_DEG2:
+            if not _significant(child_geometry.difference(piece)):
                 self._touch(child).parent_code = target  # wholly moved: it follows as it is
                 continue
-            share = _tidy(child_geometry.intersection(piece))
-            if share.is_empty:
+            share = _significant(child_geometry.intersection(piece))
+            if not share:
                 continue
             if not receivers:  # nothing below the target to receive it: left for the planner
-                self._clip(child, share)
+                self._clip(child, shapely.union_all(share))
                 continue
-            for part in shapely.get_parts(share):
+            for part in share:
                 self.transfer(part, child, self._best_receiver(part, receivers))
 
     def _best_receiver(self, piece: shapely.Geometry, candidates: list[str]) -> str:
@@ -198,7 +245,7 @@ class HierarchyEdit:
         """Remove `piece` from a grid and its descendants (the area is left for the planner)."""
         self._set_geometry(code, self.rows[code].geom.difference(piece), contiguous=False)
         for child in self.children(code):
-            if self.rows[child].geom.intersection(piece).area >= MIN_PIECE_DEG2:
+            if _significant(self.rows[child].geom.intersection(piece)):
                 self._clip(child, piece)
 
     # operations ----------------------------------------------------------------------------
@@ -207,29 +254,53 @@ class HierarchyEdit:
         self.grid(code)
         self._set_geometry(code, polygon_or_error(geometry, "body.geometry"), contiguous=False)
 
+    def _snapped(self, level: str, code: str, geometry: shapely.Geometry) -> shapely.Geometry:
+        """The drawn outline with near-misses of existing vertices and edges made exact."""
+        drawn = polygon_or_error(geometry, "body.geometry")
+        nearby = [
+            r.geom
+            for r in self.rows.values()
+            if (r.level == level or r.code == code) and r.geom.distance(drawn) <= SNAP_INPUT_DEG
+        ]
+        if not nearby:
+            return drawn
+        snapped = shapely.snap(
+            drawn, shapely.union_all([g.boundary for g in nearby]), SNAP_INPUT_DEG
+        )
+        return snapped if snapped.is_valid and not snapped.is_empty else drawn
+
     def reshape(self, code: str, geometry: shapely.Geometry) -> None:
         """Give a grid a new outline; its neighbours give and take the difference."""
         row = self.grid(code)
-        new = polygon_or_error(geometry, "body.geometry")
+        new = self._snapped(row.level, code, geometry)
         self._within_parent(row, new, "body.geometry")
         old = row.geom
-        for neighbour in self._same_level(code, new):
-            piece = _tidy(self.rows[neighbour].geom.intersection(new.difference(old)))
-            for part in shapely.get_parts(piece):
+        gained = new.difference(old)
+        for neighbour in self._same_level(code, gained):
+            for part in _significant(self.rows[neighbour].geom.intersection(gained)):
                 self.transfer(part, neighbour, code)
-        uncovered = _tidy(new.difference(self.rows[code].geom))
-        if not uncovered.is_empty:  # a gap the planner has now filled
-            self._set_geometry(code, self.rows[code].geom.union(uncovered), contiguous=True)
-        lost = _tidy(old.difference(new))
-        for part in shapely.get_parts(lost):
+        uncovered = _significant(new.difference(self.rows[code].geom))
+        if uncovered:  # a gap the planner has now filled
+            grown = shapely.union_all([self.rows[code].geom, *uncovered])
+            self._set_geometry(code, grown, contiguous=True)
+        for part in _significant(old.difference(new)):
             siblings = [
                 c
                 for c in self._same_level(code, part.buffer(SNAP_DEG))
                 if self.rows[c].parent_code == row.parent_code
             ]
-            if not siblings:
+            # Area given up along the outer edge (where no sibling borders it) would be a gap.
+            near = part.boundary.buffer(SNAP_DEG)
+            bordered = sum(self.rows[c].geom.boundary.intersection(near).length for c in siblings)
+            open_edge = part.boundary.difference(
+                shapely.union_all(
+                    [new.boundary, *(self.rows[c].geom.boundary for c in siblings)]
+                ).buffer(SNAP_DEG)
+            ).length
+            if not siblings or open_edge > bordered:
                 raise EditError(
-                    f"缩小的部分（约 {part.area * 1.1e10:.0f} 平方米）没有同一上级的相邻网格可接收，会留下空白",
+                    f"缩小的部分（约 {part.area * 1.1e10:.0f} 平方米）大多不与同一上级的相邻网格相接，"
+                    "会留下空白：请把边界移向相邻网格",
                     "would_leave_gap",
                     "body.geometry",
                 )
@@ -237,7 +308,7 @@ class HierarchyEdit:
 
     def _within_parent(self, row: GridRow, geometry: shapely.Geometry, where: str) -> None:
         parent = self.rows.get(row.parent_code or "")
-        if parent is not None and _area(geometry.difference(parent.geom)) >= MIN_PIECE_DEG2:
+        if parent is not None and _significant(geometry.difference(parent.geom)):
             raise EditError(
                 f"新的范围超出了上级网格 {parent.code}（{parent.name}）", "outside_parent", where
             )
@@ -261,13 +332,20 @@ class HierarchyEdit:
         children = self.children(code)
         if children:
             parts = self._split_between_children(row, children, parts)
-        else:
-            self._insert_crossings(row.geom, parts)
         total = row.households or 0
-        shares = [_area(p) for p in parts]
+        side = {
+            c: 0 if parts[0].covers(self.rows[c].geom.point_on_surface()) else 1 for c in children
+        }
+        if children:  # the children's own counts are better than an area share
+            shares = [
+                float(sum(self.rows[c].households or 0 for c in children if side[c] == i))
+                for i in (0, 1)
+            ]
+        else:
+            shares = [_area(p) for p in parts]
         self._remove(code)
         for new_code, part, share in zip(new_codes, parts, shares, strict=True):
-            households = round(total * share / sum(shares))
+            households = round(total * share / max(sum(shares), 1e-30))
             self._add(
                 GridRow(
                     new_code,
@@ -283,9 +361,7 @@ class HierarchyEdit:
             )
             self.lineage.append((code, new_code, "split"))
         for child in children:
-            point = self.rows[child].geom.point_on_surface()
-            owner = next((c for c, p in zip(new_codes, parts, strict=True) if p.covers(point)))
-            self._touch(child).parent_code = owner
+            self._touch(child).parent_code = new_codes[side[child]]
         return new_codes
 
     def _split_between_children(
@@ -313,21 +389,62 @@ class HierarchyEdit:
                 )
         return [first, second]
 
-    def _insert_crossings(self, polygon: shapely.Geometry, parts: list[shapely.Geometry]) -> None:
-        """Add the cut's end points to every grid whose edge passes through them (no T-junctions)."""
-        existing = {tuple(c) for c in shapely.get_coordinates(polygon)}
-        crossings = [
-            c for c in shapely.get_coordinates(shapely.union_all(parts)) if tuple(c) not in existing
-        ]
-        if not crossings:
+    def finish(self) -> None:
+        """Insert every vertex the edit created into each grid whose edge passes through it.
+
+        Without this, a cut that ends on a neighbour's edge leaves a T-junction there: the
+        neighbour's edge no longer matches, at any level, and the coverage check rightly fails.
+        """
+        self._merge_near_duplicates()
+        fresh: set[tuple[float, float]] = set()
+        for code in self.touched():
+            after = {tuple(c) for c in shapely.get_coordinates(self.rows[code].geom)}
+            previous = self.before.get(code)
+            if previous is not None:
+                after -= {tuple(c) for c in shapely.get_coordinates(previous.geom)}
+            fresh |= after
+        if not fresh:
             return
-        points = shapely.multipoints(crossings)
+        points = shapely.multipoints(sorted(fresh))
         for code, row in sorted(self.rows.items()):
-            if shapely.equals(row.geom, polygon) or row.geom.distance(points) > SNAP_DEG:
+            if row.geom.distance(points) > SNAP_DEG:
                 continue
             snapped = shapely.snap(row.geom, points, SNAP_DEG)
             if not shapely.equals_exact(snapped, row.geom, 0.0) and snapped.is_valid:
                 self._touch(code).geom = snapped
+
+    def _merge_near_duplicates(self) -> None:
+        """One coordinate for each point that overlays computed twice with different rounding.
+
+        Two grids that should share a vertex may each get their own copy a few 1e-15 degrees
+        apart; their edges then do not match. Untouched grids' vertices are kept as they are.
+        """
+        touched = set(self.touched())
+        canonical: dict[tuple[int, int], tuple[float, float]] = {}
+        ordered = [c for c in sorted(self.rows) if c not in touched] + sorted(touched)
+        for code in ordered:
+            for x, y in shapely.get_coordinates(self.rows[code].geom):
+                canonical.setdefault((round(x / _VERTEX_EPS), round(y / _VERTEX_EPS)), (x, y))
+
+        def find(x: float, y: float) -> tuple[float, float]:
+            kx, ky = round(x / _VERTEX_EPS), round(y / _VERTEX_EPS)
+            for dx in (0, -1, 1):
+                for dy in (0, -1, 1):
+                    found = canonical.get((kx + dx, ky + dy))
+                    if (
+                        found is not None
+                        and abs(found[0] - x) <= _VERTEX_EPS
+                        and abs(found[1] - y) <= _VERTEX_EPS
+                    ):
+                        return found
+            return (x, y)
+
+        for code in sorted(touched):
+            geometry = self.rows[code].geom
+            coordinates = shapely.get_coordinates(geometry)
+            merged = np.array([find(x, y) for x, y in coordinates])
+            if not np.array_equal(merged, coordinates):
+                self.rows[code].geom = _tidy(shapely.set_coordinates(geometry, merged))
 
     def merge(self, codes: list[str], result_code: str) -> None:
         """Merge neighbouring grids of one parent and level into one."""
@@ -359,7 +476,7 @@ class HierarchyEdit:
 
     def create(self, row: GridRow) -> None:
         """Add a grid inside its parent; same-level grids it overlaps give up that area."""
-        polygon_or_error(row.geom, "body.geometry")
+        row.geom = self._snapped(row.level, row.code, row.geom)
         parent_level = self._parent_level(row.level)
         if parent_level is not None:
             parent = self.rows.get(row.parent_code or "")
@@ -372,12 +489,11 @@ class HierarchyEdit:
             self._within_parent(row, row.geom, "body.geometry")
         self._add(row)
         for neighbour in self._same_level(row.code, row.geom):
-            piece = _tidy(self.rows[neighbour].geom.intersection(row.geom))
-            if piece.is_empty:
-                continue
+            piece = _significant(self.rows[neighbour].geom.intersection(row.geom))
             remaining = self.rows[neighbour].geom.difference(row.geom)
             self._set_geometry(neighbour, remaining, contiguous=True)
-            self._carry_children(neighbour, piece, row.code)
+            if piece:
+                self._carry_children(neighbour, shapely.union_all(piece), row.code)
         if _tidy(row.geom).geom_type != "Polygon":
             raise EditError("新网格应是一个连通的面", "not_contiguous", "body.geometry")
         self.lineage.append((None, row.code, "create"))
@@ -409,7 +525,7 @@ class HierarchyEdit:
                     "invalid_parent",
                     "body.parent_code",
                 )
-            if _area(row.geom.difference(parent.geom)) >= MIN_PIECE_DEG2:
+            if _significant(row.geom.difference(parent.geom)):
                 raise EditError(
                     f"网格 {code} 不在新的上级 {parent.code} 的范围内：请先调整边界",
                     "outside_parent",
@@ -434,23 +550,31 @@ class HierarchyEdit:
         sources = [
             c
             for c in self._same_level(target, footprint)
-            if _area(self.rows[c].geom.intersection(footprint)) >= MIN_PIECE_DEG2
+            if _significant(self.rows[c].geom.intersection(footprint))
         ]
         if not sources:
             raise EditError(f"该楼栋已在网格 {target} 内", "already_there", "body.buildings")
         size = float(np.sqrt(footprint.area))
-        reach = footprint.distance(row.geom) + size
-        near = row.geom.boundary.intersection(footprint.buffer(reach))
-        corridor = shapely.convex_hull(shapely.union_all([footprint, near]))
         for source in sources:
-            piece = _tidy(self.rows[source].geom.intersection(corridor))
             if self.rows[source].parent_code != row.parent_code:
                 raise EditError(
                     f"楼栋所在网格 {source} 与目标网格不属于同一上级：请先调整上级边界",
                     "not_siblings",
                     "body.grid_code",
                 )
-            for part in shapely.get_parts(piece):
+            # The strip runs from the building to the edge the two grids share.
+            shared = self.rows[source].geom.boundary.intersection(row.geom.boundary)
+            if shared.length <= MIN_WIDTH_DEG:
+                raise EditError(
+                    f"楼栋所在网格 {source} 与目标网格 {target} 不相邻",
+                    "not_adjacent",
+                    "body.grid_code",
+                )
+            reach = footprint.distance(shared) + size
+            near = shared.intersection(footprint.buffer(reach))
+            # Reach a little past the shared edge, so the strip's side there is the grid's own edge.
+            corridor = shapely.convex_hull(shapely.union_all([footprint, near.buffer(size / 10)]))
+            for part in _significant(self.rows[source].geom.intersection(corridor)):
                 self.transfer(part, source, target)
         return sources
 

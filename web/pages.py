@@ -27,6 +27,7 @@ from api.db.generations import NoActiveGeneration, generation_at
 from api.deps import TOKEN_COOKIE, ConnectionDep, EngineDep, ReaderDep
 from api.errors import NotFound
 from api.lookup.service import staff_on_duty
+from web import draft_pages
 from web.maps import (
     CHOROPLETH,
     STATUS_COLOURS,
@@ -449,5 +450,7 @@ def check_page(
 
 def mount(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(draft_pages.router)
+    app.mount("/static/wangge", StaticFiles(directory=WEB_ROOT / "assets"), name="wangge-assets")
     if VENDOR.exists():
         app.mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor")

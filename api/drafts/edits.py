@@ -48,6 +48,7 @@ def _run(
         edit = load_edit(connection, generation, shapely.union_all(boxes) if boxes else None, codes)
         try:
             extra = apply(connection, draft, edit) or {}
+            edit.finish()
         except EditError as error:
             raise as_domain_error(error) from error
         new_version = save_edit(connection, draft, edit, operation, actor, details)
@@ -234,7 +235,7 @@ def reassign_buildings(
             connection.execute(
                 text("SELECT code, ST_AsBinary(geom) FROM building WHERE code = ANY(:c)"),
                 {"c": building_codes},
-            ).tuples()
+            ).all()
         )
     missing = [c for c in building_codes if c not in found]
     if missing:

@@ -29,7 +29,7 @@ def _households(connection: Connection, blocks: np.ndarray) -> np.ndarray:
     if not rows:
         return counts
     points = shapely.from_wkb([bytes(r[0]) for r in rows])
-    block, point = shapely.STRtree(blocks).query(points, predicate="within")
+    point, block = shapely.STRtree(blocks).query(points, predicate="within")
     # each building counts once, in the first block that holds it
     _, first = np.unique(point, return_index=True)
     np.add.at(counts, block[first], np.array([rows[i][1] for i in point[first]], dtype=np.int64))
@@ -113,6 +113,7 @@ def suggest_draft(
             )
         try:
             edit.repartition(community, groups)
+            edit.finish()
         except EditError as error:
             raise as_domain_error(error) from error
         save_edit(

@@ -17,18 +17,21 @@ from api.drafts.stats import grid_stats
 from api.drafts.store import draft_row, fetch, list_drafts
 from api.drafts.suggest import suggest_draft
 from api.errors import InvalidInput
+from spatial.crs import WGS84, transform
 from spatial.editing import GridRow
 
 router = APIRouter(tags=["drafts"])
 
 
-def _shape(geojson: dict[str, Any], where: str) -> shapely.Geometry:
+def _shape(geojson: dict[str, Any], where: str, crs: str = "EPSG:4326") -> shapely.Geometry:
+    """The request's geometry in WGS84 (drawn on GCJ-02 or BD-09 tiles, it is converted back)."""
     try:
-        return shapely.from_geojson(json.dumps(geojson))
+        geometry = shapely.from_geojson(json.dumps(geojson))
     except Exception as error:  # shapely raises GEOSException for malformed GeoJSON
         raise InvalidInput(
             f"不是有效的 GeoJSON 几何：{error}", code="invalid_geometry", where=where
         ) from error
+    return geometry if crs == "EPSG:4326" else transform(geometry, crs, WGS84)
 
 
 class DraftRequest(BaseModel):
@@ -41,7 +44,13 @@ class Versioned(BaseModel):
     )
 
 
-class GeometryRequest(Versioned):
+class Drawn(Versioned):
+    crs: Literal["EPSG:4326", "gcj02", "bd09"] = Field(
+        default="EPSG:4326", description="CRS of the drawn geometry (gcj02 when drawn on AMap)"
+    )
+
+
+class GeometryRequest(Drawn):
     geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon (WGS84)")
 
 
@@ -49,7 +58,7 @@ class ReshapeRequest(GeometryRequest):
     code: str
 
 
-class SplitRequest(Versioned):
+class SplitRequest(Drawn):
     code: str
     line: dict[str, Any] = Field(description="GeoJSON LineString (WGS84) crossing the grid")
     new_codes: list[str] | None = Field(default=None, min_length=2, max_length=2)
@@ -185,7 +194,7 @@ def diff(draft_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, An
 def redraw(
     draft_id: int, code: str, body: GeometryRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    geometry = _shape(body.geometry, "body.geometry")
+    geometry = _shape(body.geometry, "body.geometry", body.crs)
     return edits.redraw(engine, draft_id, code, geometry, body.version, principal.actor)
 
 
@@ -196,7 +205,7 @@ def redraw(
 def reshape(
     draft_id: int, body: ReshapeRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    geometry = _shape(body.geometry, "body.geometry")
+    geometry = _shape(body.geometry, "body.geometry", body.crs)
     return edits.reshape(engine, draft_id, body.code, geometry, body.version, principal.actor)
 
 
@@ -207,7 +216,7 @@ def reshape(
 def split(
     draft_id: int, body: SplitRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    line = _shape(body.line, "body.line")
+    line = _shape(body.line, "body.line", body.crs)
     return edits.split(
         engine, draft_id, body.code, line, body.version, principal.actor, body.new_codes
     )
@@ -237,7 +246,7 @@ def create_grid(
         body.households,
         body.population,
         body.attributes,
-        _shape(body.geometry, "body.geometry"),
+        _shape(body.geometry, "body.geometry", body.crs),
     )
     return edits.create(engine, draft_id, row, body.version, principal.actor)
 

@@ -12,6 +12,7 @@ from api.db import grids as grid_queries
 from api.db.generations import generation_at, list_generations
 from api.deps import ConnectionDep, PersonalDataDep, ReaderDep
 from api.errors import Forbidden, NotFound
+from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, GenerationDep, PageDep
 
 router = APIRouter(tags=["grids"])
@@ -73,14 +74,16 @@ def list_grids(
     page: PageDep,
     level: Annotated[str | None, Query(description="street, community, grid, micro_grid …")] = None,
     parent: Annotated[str | None, Query(description="Only children of this grid code")] = None,
+    out_crs: OutCrs = "EPSG:4326",
 ) -> dict[str, Any]:
     if (not_modified := _cached(request, response, generation)) is not None:
         return not_modified  # type: ignore[return-value]
     if level is not None and level not in {lv["name"] for lv in grid_queries.levels(connection)}:
         raise NotFound(f"没有名为 {level} 的层级", code="level_not_found", where="query.level")
-    return grid_queries.find_grids(
+    found = grid_queries.find_grids(
         connection, generation, level=level, parent_code=parent, bbox=bbox, page=page
     )
+    return reproject(found, out_crs)
 
 
 @router.get(
