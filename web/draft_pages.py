@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from typing import Any, ClassVar
+from typing import Any
 
 import folium
 import numpy as np
@@ -36,10 +36,10 @@ class GeomanAssets(JSCSSMixin, MacroElement):
     """Leaflet-Geoman's script and style, from wangge's own /static/vendor (installed by npm)."""
 
     _template = Template("")
-    default_js: ClassVar[list[tuple[str, str]]] = [
+    default_js = [  # noqa: RUF012 (folium's own attribute)
         ("leaflet_geoman_js", f"{GEOMAN}/leaflet-geoman.js")
     ]
-    default_css: ClassVar[list[tuple[str, str]]] = [
+    default_css = [  # noqa: RUF012
         ("leaflet_geoman_css", f"{GEOMAN}/leaflet-geoman.css")
     ]
 
