@@ -21,9 +21,9 @@ from shapely import ops
 MIN_PIECE_DEG2 = 1e-12
 # Pieces thinner than this (degrees, ~1 cm) are overlay or rounding slivers, not area.
 MIN_WIDTH_DEG = 1e-7
-# A drawn vertex this close to an existing vertex or edge is meant to be on it (degrees, ~5 cm):
-# a map editor or a GeoJSON round trip moves it by rounding only.
-SNAP_INPUT_DEG = 5e-7
+# A drawn vertex this close to an existing vertex or edge is meant to be on it (degrees, ~10 cm):
+# a map editor or a GeoJSON writer rounding to 6 decimals moves it by up to 7e-7 degrees.
+SNAP_INPUT_DEG = 1e-6
 # Vertices closer than this (degrees, ~0.1 µm) are one point computed twice.
 _VERTEX_EPS = 1e-12
 # Crossing vertices are inserted into every edge this close (degrees, ~0.1 mm).
@@ -397,6 +397,7 @@ class HierarchyEdit:
         """
         self._merge_near_duplicates()
         fresh: set[tuple[float, float]] = set()
+        levels = {self.rows[code].level for code in self.touched()}
         for code in self.touched():
             after = {tuple(c) for c in shapely.get_coordinates(self.rows[code].geom)}
             previous = self.before.get(code)
@@ -407,7 +408,8 @@ class HierarchyEdit:
             return
         points = shapely.multipoints(sorted(fresh))
         for code, row in sorted(self.rows.items()):
-            if row.geom.distance(points) > SNAP_DEG:
+            # Edges must match within a level; a parent need not repeat its children's vertices.
+            if row.level not in levels or row.geom.distance(points) > SNAP_DEG:
                 continue
             snapped = shapely.snap(row.geom, points, SNAP_DEG)
             if not shapely.equals_exact(snapped, row.geom, 0.0) and snapped.is_valid:

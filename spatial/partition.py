@@ -150,19 +150,27 @@ def partition(
     count = group_count(int(households.sum()), low, high)
     rng = np.random.default_rng(seed)
     best: Partition | None = None
+    failure: PartitionError | None = None
     for _ in range(proposals):
         labels = np.full(len(blocks), -1)
         remaining = list(range(len(blocks)))
-        for group in range(count - 1):
-            chosen = _cut_once(remaining, edges, households, bounds, count - group, rng, attempts)
-            labels[list(chosen)] = group
-            remaining = [n for n in remaining if n not in chosen]
+        try:
+            for group in range(count - 1):
+                chosen = _cut_once(
+                    remaining, edges, households, bounds, count - group, rng, attempts
+                )
+                labels[list(chosen)] = group
+                remaining = [n for n in remaining if n not in chosen]
+        except PartitionError as error:  # this proposal painted itself into a corner
+            failure = error
+            continue
         labels[remaining] = count - 1
         cut_length = sum(length for i, j, length in edges if labels[i] != labels[j])
         if best is None or cut_length < best.cut_length:
             sums = [int(households[labels == g].sum()) for g in range(count)]
             best = Partition(labels, sums, cut_length)
-    assert best is not None
+    if best is None:
+        raise failure or PartitionError("没有找到可行的划分")
     return best
 
 

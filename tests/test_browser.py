@@ -150,3 +150,102 @@ def test_tapping_a_grid_on_the_overview_opens_its_page(browser, live_server):
     assert "/map/grids/320571005" in page.url
     assert page.locator(".wg-panel h1").inner_text().endswith("网格")
     page.close()
+
+
+def _junctions(client, generation):
+    """A grid and its vertices inside the street where it meets two siblings of one parent."""
+    import json
+
+    import shapely
+
+    features = client.get(
+        "/api/v1/grids", params={"generation": generation, "level": "grid", "limit": 5000}
+    ).json()["features"]
+    shapes = {
+        f["properties"]["code"]: shapely.from_geojson(json.dumps(f["geometry"])) for f in features
+    }
+    parents = {f["properties"]["code"]: f["properties"]["parent_code"] for f in features}
+    for code in sorted(shapes):
+        found = []
+        for x, y in shapely.get_coordinates(shapes[code]):
+            point = shapely.Point(x, y)
+            touching = [c for c, s in shapes.items() if s.distance(point) < 1e-9]
+            around = shapely.union_all([shapes[c] for c in touching])
+            if (
+                len(touching) == 3
+                and len({parents[c] for c in touching}) == 1
+                and around.contains(point.buffer(6e-5))  # not on the street's edge
+            ):
+                found.append((x, y))
+        if found:
+            return code, found
+    raise AssertionError("no interior junction")
+
+
+def test_editor_saves_a_dragged_boundary_and_refreshes_checks(browser, live_server, client, tokens):
+    planner = bearer(tokens["planner"])
+    draft = client.post("/api/v1/drafts", json={"name": "浏览器编辑"}, headers=planner).json()
+    code, junctions = _junctions(client, draft["generation_id"])
+    before = client.get(f"/api/v1/grids/{code}", params={"generation": draft["generation_id"]})
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{live_server}/map/login?next=/map/drafts/{draft['id']}/edit")
+    page.fill("input[name=token]", tokens["planner"])
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    assert "覆盖检查：错误" in page.inner_text("#wg-check")
+
+    page.evaluate(
+        "(code) => { wgEditor.map.fitBounds(wgEditor.layerOf(code).getBounds(),"
+        " {paddingTopLeft: [480, 40], paddingBottomRight: [240, 220], animate: false}); }",
+        code,
+    )
+    page.wait_for_timeout(300)
+
+    def on_screen(lon, lat):
+        return page.evaluate(
+            "([lat, lon]) => { const p = wgEditor.map.latLngToContainerPoint([lat, lon]);"
+            " const r = wgEditor.map.getContainer().getBoundingClientRect();"
+            " return [p.x + r.left, p.y + r.top]; }",
+            [lat, lon],
+        )
+
+    inside = page.evaluate(
+        "(code) => { const c = wgEditor.layerOf(code).getCenter(); return [c.lng, c.lat]; }", code
+    )
+    page.mouse.click(*on_screen(*inside))  # pick the grid: its vertices become draggable
+    page.wait_for_selector(".marker-icon", timeout=5000)
+    assert page.evaluate("() => wgEditor.state.selected") == code
+    x, y = next(  # a vertex not hidden under the panel or the legend
+        (x, y)
+        for x, y in (on_screen(lon, lat) for lon, lat in junctions)
+        if "marker-icon"
+        in page.evaluate("([x, y]) => document.elementFromPoint(x, y).className", [x, y])
+    )
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 3, y + 2, steps=3)
+    page.mouse.move(x + 6, y + 4, steps=3)
+    page.mouse.up()
+    page.wait_for_function("() => wgEditor.state.version === 1", timeout=15000)
+    page.wait_for_function(
+        "() => document.getElementById('wg-check').innerText.includes('错误')", timeout=15000
+    )
+    status = page.inner_text("#wg-status")
+    shown_version = page.inner_text("#wg-version")
+    check_text = page.inner_text("#wg-check")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "draft_editor.png"))
+    page.close()
+
+    assert "已保存" in status and shown_version == "1" and errors == [], (status, errors)
+    assert "错误 0" in check_text.replace("\n", ""), check_text
+    saved = client.get(f"/api/v1/drafts/{draft['id']}").json()
+    assert saved["version"] == 1 and saved["edits"][0]["operation"] == "reshape"
+    after = client.get(f"/api/v1/grids/{code}", params={"generation": draft["generation_id"]})
+    assert after.json()["geometry"] != before.json()["geometry"]
+    assert client.get("/api/v1/generations").json()["active"] == 1  # a draft is not live

@@ -131,6 +131,7 @@
   function applied(result, message) {
     if (result.ok) {
       state.version = result.body.version;
+      $("wg-version").textContent = state.version;
       (result.body.touched || []).forEach(function (s) { state.stats[s.code] = s; });
       if (result.body.created && result.body.created.length) state.selected = result.body.created[0];
       say(message + "（版本 " + state.version + "）");
@@ -150,14 +151,14 @@
     pending = setTimeout(function () {
       say("保存中…");
       api("POST", "/drafts/" + cfg.draft + "/reshape",
-          { code: code, geometry: layer.toGeoJSON().geometry, version: state.version, crs: cfg.outCrs })
+          { code: code, geometry: layer.toGeoJSON(false).geometry, version: state.version, crs: cfg.outCrs })
         .then(function (r) { return applied(r, "已保存边界调整"); });
     }, 250);
   }
 
   map.on("pm:create", function (e) {
     if (e.shape !== "Line") return;
-    var line = e.layer.toGeoJSON().geometry;
+    var line = e.layer.toGeoJSON(false).geometry;
     map.removeLayer(e.layer);
     if (!state.selected) { say("请先点选要分割的网格", true); return; }
     say("分割中…");
