@@ -263,5 +263,5 @@ def propose_fix_draft(
         "draft": draft,
         "draft_id": draft_id,
         "changed": sorted(changed),
-        "message": f"已生成草稿第 {draft} 版（未启用），修改 {len(changed)} 个网格",
+        "message": f"已生成草稿 {draft_id}（第 {draft} 版，未启用），修改 {len(changed)} 个网格",
     }

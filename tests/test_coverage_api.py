@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,8 +122,9 @@ def test_cli_check_gates_a_script(client, tokens, database_url):
         check=False,
     )
     assert fixed.returncode == 1 and "草稿" in fixed.stdout
+    draft_id = re.search(r"--draft (\d+)", fixed.stdout).group(1)
     draft = subprocess.run(
-        [wangge, "check", "--level", "micro_grid", "--draft", "3"],
+        [wangge, "check", "--level", "micro_grid", "--draft", draft_id],
         capture_output=True,
         text=True,
         env=env,

@@ -13,6 +13,7 @@ from rich.table import Table
 from api.coverage import KIND_LABELS, propose_fix_draft, run_check, store_check
 from api.db.engine import make_engine
 from api.db.generations import generation_at
+from api.drafts.store import fetch
 from api.settings import get_settings
 from api.transfer.read import read_layer
 from spatial.coverage import ERROR_KINDS, CheckOptions
@@ -23,7 +24,7 @@ console = Console(soft_wrap=True)
 
 def check_command(
     level: Annotated[str | None, typer.Option(help="只检查下级为该层级的上下级关系")] = None,
-    draft: Annotated[int | None, typer.Option(help="检查某个草稿（未启用的网格版本）")] = None,
+    draft: Annotated[int | None, typer.Option(help="检查某个草稿（按草稿编号）")] = None,
     generation: Annotated[
         int | None, typer.Option(help="检查某个网格版本（默认当前生效版本）")
     ] = None,
@@ -48,7 +49,7 @@ def check_command(
         level=level, gap_width_m=gap_width_m, min_gap_area_m2=min_gap_area_m2, allowed_gaps=enclaves
     )
     with engine.connect() as connection, console.status("检查中 …"):
-        target = draft if draft is not None else generation
+        target = fetch(connection, draft)["generation_id"] if draft is not None else generation
         report = run_check(
             connection, target if target is not None else generation_at(connection), options
         )
@@ -82,6 +83,7 @@ def check_command(
                 engine, report["generation"], level, max(gap_width_m, 1.0), "cli"
             )
             console.print(
-                proposal["message"] + "；用 `wangge check --draft N` 复查", highlight=False
+                proposal["message"] + f"；用 `wangge check --draft {proposal['draft_id']}` 复查",
+                highlight=False,
             )
         raise typer.Exit(1)

@@ -22,7 +22,9 @@ _OWNER = (
     "WHERE g.generation_low <= {g} AND g.generation_high >= {g} AND g.geom && {p} "
     "AND ST_Covers(g.geom, {p}) ORDER BY l.rank DESC, g.code LIMIT 1)"
 )
-_IN_CHANGED = "EXISTS (SELECT 1 FROM grid c WHERE c.id = ANY(:ids) AND c.geom && {geom})"
+# Only objects within the changed grids' extents can change grid: the GiST index finds them per
+# changed grid (a correlated EXISTS over all grids made the planner scan everything).
+_IN_CHANGED = "{alias}.id IN (SELECT x.id FROM grid c JOIN {table} x ON x.geom && c.geom WHERE c.id = ANY(:ids))"
 _GRID_ATTRIBUTES = (
     "name",
     "level",
@@ -51,7 +53,8 @@ def _changed_rows(connection: Connection, old: int, new: int) -> list[Any]:  # R
     )
 
 
-def _grid_changes(rows: list[Any]) -> list[dict[str, Any]]:
+def _grid_changes(rows: list[Any]) -> tuple[list[dict[str, Any]], set[str]]:
+    """Each grid that differs, and the codes whose outline moved (only there can things move)."""
     areas: Any = (
         areas_m2(np.array([shapely.from_wkb(bytes(r["wkb"])) for r in rows], dtype=object))
         if rows
@@ -62,6 +65,7 @@ def _grid_changes(rows: list[Any]) -> list[dict[str, Any]]:
     for row, area in zip(rows, areas, strict=True):
         (after if row["in_new"] else before)[row["code"]] = (row, float(area))
     changes = []
+    moved: set[str] = set()
     for code in sorted(set(before) | set(after)):
         old, old_area = before.get(code, (None, 0.0))
         new, new_area = after.get(code, (None, 0.0))
@@ -78,6 +82,8 @@ def _grid_changes(rows: list[Any]) -> list[dict[str, Any]]:
             if same_shape and not attributes:
                 continue
             change = "changed"
+        if old is None or new is None or not same_shape:
+            moved.add(code)
         row = new if new is not None else old
         changes.append(
             {
@@ -91,7 +97,7 @@ def _grid_changes(rows: list[Any]) -> list[dict[str, Any]]:
                 "attributes_changed": attributes,
             }
         )
-    return changes
+    return changes, moved
 
 
 def _moves(connection: Connection, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -106,13 +112,14 @@ def draft_diff(connection: Connection, draft_id: int) -> dict[str, Any]:
         raise NotFound("没有生效的网格版本", code="no_active_generation")
     new = draft["generation_id"]
     rows = _changed_rows(connection, active, new)
-    params = {"old": active, "new": new, "ids": [r["id"] for r in rows]}
+    grids, moved = _grid_changes(list(rows))
+    params = {"old": active, "new": new, "ids": [r["id"] for r in rows if r["code"] in moved]}
     point = "ST_PointOnSurface(b.geom)"
     buildings = _moves(
         connection,
         f"SELECT * FROM (SELECT b.code, b.name, b.households, {_OWNER.format(g=':old', p=point)} AS from_grid, "
         f"{_OWNER.format(g=':new', p=point)} AS to_grid, ST_X({point}) AS lon, ST_Y({point}) AS lat "
-        f"FROM building b WHERE {_IN_CHANGED.format(geom='b.geom')}) m "
+        f"FROM building b WHERE {_IN_CHANGED.format(alias='b', table='building')}) m "
         "WHERE from_grid IS DISTINCT FROM to_grid ORDER BY code",
         params,
     )
@@ -120,7 +127,7 @@ def draft_diff(connection: Connection, draft_id: int) -> dict[str, Any]:
         connection,
         f"SELECT * FROM (SELECT m.code, m.name, m.kind, {_OWNER.format(g=':old', p='m.geom')} AS from_grid, "
         f"{_OWNER.format(g=':new', p='m.geom')} AS to_grid, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat "
-        f"FROM monitoring_point m WHERE {_IN_CHANGED.format(geom='m.geom')}) x "
+        f"FROM monitoring_point m WHERE {_IN_CHANGED.format(alias='m', table='monitoring_point')}) x "
         "WHERE from_grid IS DISTINCT FROM to_grid ORDER BY code",
         params,
     )
@@ -129,10 +136,9 @@ def draft_diff(connection: Connection, draft_id: int) -> dict[str, Any]:
         f"SELECT * FROM (SELECT e.id, e.category_code, e.status, e.grid_code AS from_grid, "
         f"{_OWNER.format(g=':new', p='e.geom')} AS to_grid, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat "
         "FROM event e WHERE e.status NOT IN ('closed', 'cancelled') AND e.geom IS NOT NULL "
-        f"AND {_IN_CHANGED.format(geom='e.geom')}) x WHERE from_grid IS DISTINCT FROM to_grid ORDER BY id",
+        f"AND {_IN_CHANGED.format(alias='e', table='event')}) x WHERE from_grid IS DISTINCT FROM to_grid ORDER BY id",
         params,
     )
-    grids = _grid_changes(list(rows))
     return {
         "draft": draft_id,
         "generation": new,
