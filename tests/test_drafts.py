@@ -250,3 +250,24 @@ def test_merge_neighbours_check_publish(client, tokens):
     inside_b = _geometry(client, b, generation=1).representative_point()
     answer = _wait_for_generation(client, inside_b.x, inside_b.y, published["generation"])
     assert answer["grid"]["code"] == MICRO
+
+
+def test_publishing_over_a_newer_generation_needs_consent(client, tokens):
+    planner = bearer(tokens["planner"])
+    first = client.post("/api/v1/drafts", json={"name": "甲"}, headers=planner).json()
+    second = client.post("/api/v1/drafts", json={"name": "乙"}, headers=planner).json()
+    body = {"version": 0, "acknowledge_warnings": True}
+    assert (
+        client.post(f"/api/v1/drafts/{first['id']}/publish", json=body, headers=planner).status_code
+        == 200
+    )
+    refused = client.post(f"/api/v1/drafts/{second['id']}/publish", json=body, headers=planner)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "base_changed"
+    assert client.get("/api/v1/generations").json()["active"] == first["generation_id"]
+    forced = client.post(
+        f"/api/v1/drafts/{second['id']}/publish",
+        json={**body, "replace_newer": True},
+        headers=planner,
+    )
+    assert forced.status_code == 200
+    assert client.get("/api/v1/generations").json()["active"] == second["generation_id"]

@@ -99,7 +99,12 @@ def _lineage(connection: Connection, draft: dict[str, Any]) -> Lineage:
 
 
 def publish_draft(
-    engine: Engine, draft_id: int, version: int, acknowledge_warnings: bool, actor: str
+    engine: Engine,
+    draft_id: int,
+    version: int,
+    acknowledge_warnings: bool,
+    actor: str,
+    replace_newer: bool = False,
 ) -> dict[str, Any]:
     """Coverage check, then one transaction: activate, lineage, re-assign open events."""
     with engine.connect() as connection:
@@ -122,6 +127,17 @@ def publish_draft(
         lock_generations(connection)
         draft = lock(connection, draft_id, version)
         generation = draft["generation_id"]
+        active = active_or_none(connection)
+        if active != draft["base_generation"] and not replace_newer:
+            # Publishing would silently undo whatever became active since the draft was made.
+            raise Conflict(
+                f"草稿基于第 {draft['base_generation']} 版，但现行的是第 {active} 版：发布会撤销其间的改动。"
+                "请查看差异后确认（replace_newer=true），或基于现行版本重新起草",
+                code="base_changed",
+                details=[
+                    {"base_generation": draft["base_generation"], "active_generation": active}
+                ],
+            )
         activate(connection, generation, actor)
         lineage = _lineage(connection, draft)
         for old, new, relation in lineage:

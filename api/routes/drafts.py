@@ -103,6 +103,10 @@ class ReassignRequest(Versioned):
 
 class PublishRequest(Versioned):
     acknowledge_warnings: bool = False
+    replace_newer: bool = Field(
+        default=False,
+        description="Publish even though another generation became active after the draft began",
+    )
 
 
 class SuggestRequest(BaseModel):
@@ -307,7 +311,14 @@ def undo(
 def publish(
     draft_id: int, body: PublishRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    return publish_draft(engine, draft_id, body.version, body.acknowledge_warnings, principal.actor)
+    return publish_draft(
+        engine,
+        draft_id,
+        body.version,
+        body.acknowledge_warnings,
+        principal.actor,
+        body.replace_newer,
+    )
 
 
 @router.post(
