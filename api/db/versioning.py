@@ -8,6 +8,8 @@ lock serialises concurrent publishers.
 
 from __future__ import annotations
 
+from typing import Any
+
 import shapely
 from sqlalchemy import Connection, text
 
@@ -51,20 +53,22 @@ def grids_in_generation(
         ),
         {"g": generation, "level": level},
     ).all()
-    return {
-        r.code: GridRow(
-            r.code,
-            r.name,
-            r.level,
-            r.kind,
-            r.parent_code,
-            r.households,
-            r.population,
-            r.attributes or {},
-            shapely.from_wkb(bytes(r.wkb)),
-        )
-        for r in rows
-    }
+    return {r.code: grid_row(r) for r in rows}
+
+
+def grid_row(row: Any) -> GridRow:
+    """A GridRow from a result row with the grid columns and `wkb` (ST_AsBinary of geom)."""
+    return GridRow(
+        row.code,
+        row.name,
+        row.level,
+        row.kind,
+        row.parent_code,
+        row.households,
+        row.population,
+        dict(row.attributes or {}),
+        shapely.from_wkb(bytes(row.wkb)),
+    )
 
 
 def publish(

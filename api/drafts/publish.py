@@ -18,23 +18,27 @@ from spatial.editing import SAME_GEOMETRY_DEG
 Lineage = list[tuple[str | None, str | None, str]]
 
 
+def start_draft(connection: Connection, name: str, actor: str, source: str) -> dict[str, Any]:
+    """A new draft row and its generation: a copy of the active one that only the draft sees."""
+    lock_generations(connection)
+    base = active_or_none(connection)
+    if base is None:
+        raise NotFound("没有生效的网格版本，无法创建草稿", code="no_active_generation")
+    generation = publish(
+        connection,
+        changed=[],
+        removed=set(),
+        actor=actor,
+        activate_now=False,
+        description=f"草稿：{name}",
+    )
+    draft_id = register_draft(connection, generation, base, name, actor, source)
+    return {"id": draft_id, "generation_id": generation, "version": 0}
+
+
 def create_draft(engine: Engine, name: str, actor: str) -> dict[str, Any]:
-    """A new draft: a copy of the active generation that only the draft sees."""
     with engine.begin() as connection:
-        lock_generations(connection)
-        base = active_or_none(connection)
-        if base is None:
-            raise NotFound("没有生效的网格版本，无法创建草稿", code="no_active_generation")
-        generation = publish(
-            connection,
-            changed=[],
-            removed=set(),
-            actor=actor,
-            activate_now=False,
-            description=f"草稿：{name}",
-        )
-        draft_id = register_draft(connection, generation, base, name, actor, "copy")
-        return draft_row(connection, draft_id)
+        return draft_row(connection, start_draft(connection, name, actor, "copy")["id"])
 
 
 def compose_lineage(edits: list[Lineage], redrawn: list[str], final_codes: set[str]) -> Lineage:

@@ -16,6 +16,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from api.db import audit
+from api.db.versioning import grid_row
 from api.errors import Conflict, InvalidInput, NotFound
 from spatial.editing import EditError, GridRow, HierarchyEdit
 from spatial.validity import as_multipolygon
@@ -178,20 +179,7 @@ def load_edit(
     ranks: dict[str, int] = dict(
         connection.execute(text("SELECT name, rank FROM grid_level")).all()
     )
-    grids = {
-        r.code: GridRow(
-            r.code,
-            r.name,
-            r.level,
-            r.kind,
-            r.parent_code,
-            r.households,
-            r.population,
-            dict(r.attributes or {}),
-            shapely.from_wkb(bytes(r.wkb)),
-        )
-        for r in rows
-    }
+    grids = {r.code: grid_row(r) for r in rows}
     return HierarchyEdit(grids, ranks)
 
 

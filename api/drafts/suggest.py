@@ -8,9 +8,9 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine, text
 
-from api.db.versioning import active_or_none, lock_generations, publish
+from api.drafts.publish import start_draft
 from api.drafts.stats import grid_stats, next_codes
-from api.drafts.store import as_domain_error, draft_row, load_edit, register_draft, save_edit
+from api.drafts.store import as_domain_error, draft_row, load_edit, save_edit
 from api.errors import InvalidInput, NotFound
 from spatial.editing import EditError, HierarchyEdit
 from spatial.partition import PartitionError, building_blocks, partition
@@ -64,20 +64,8 @@ def suggest_draft(
 ) -> dict[str, Any]:
     """A new draft in which the community's grids are replaced by a proposed partition."""
     with engine.begin() as connection:
-        lock_generations(connection)
-        base = active_or_none(connection)
-        if base is None:
-            raise NotFound("没有生效的网格版本", code="no_active_generation")
-        generation = publish(
-            connection,
-            changed=[],
-            removed=set(),
-            actor=actor,
-            activate_now=False,
-            description=f"草稿：{name}",
-        )
-        draft_id = register_draft(connection, generation, base, name, actor, "suggest")
-        draft = {"id": draft_id, "generation_id": generation, "version": 0}
+        draft = start_draft(connection, name, actor, "suggest")
+        draft_id, generation = draft["id"], draft["generation_id"]
         edit = load_edit(connection, generation, None, [community])
         if community not in edit.rows:
             raise NotFound(
