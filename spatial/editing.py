@@ -42,6 +42,10 @@ class EditError(ValueError):
         self.where = where
 
 
+# A grid's columns besides its code and geometry.
+GRID_ATTRIBUTES = ("name", "level", "kind", "parent_code", "households", "population", "attributes")
+
+
 @dataclass
 class GridRow:
     code: str
@@ -55,8 +59,7 @@ class GridRow:
     geom: Any = None
 
     def same_as(self, other: GridRow) -> bool:
-        plain = ("name", "level", "kind", "parent_code", "households", "population", "attributes")
-        return all(getattr(self, f) == getattr(other, f) for f in plain) and bool(
+        return all(getattr(self, f) == getattr(other, f) for f in GRID_ATTRIBUTES) and bool(
             shapely.equals_exact(self.geom, other.geom, tolerance=SAME_GEOMETRY_DEG)
         )
 

@@ -15,20 +15,10 @@ from sqlalchemy import Connection, text
 
 from api.db.copy import copy_rows
 from api.db.generations import NoActiveGeneration, activate, create_generation, generation_at
-from spatial.editing import GridRow
+from spatial.editing import GRID_ATTRIBUTES, GridRow
 
 _LOCK_KEY = 7_310_512  # pg_advisory_xact_lock key for generation changes
-_GRID_COLUMNS = (
-    "code",
-    "name",
-    "level",
-    "kind",
-    "parent_code",
-    "households",
-    "population",
-    "attributes",
-    "geom",
-)
+_GRID_COLUMNS = ("code", *GRID_ATTRIBUTES, "geom")
 
 
 def lock_generations(connection: Connection) -> None:

@@ -13,7 +13,7 @@ from api.db.versioning import active_or_none
 from api.drafts.store import fetch
 from api.errors import NotFound
 from spatial.crs import areas_m2
-from spatial.editing import SAME_GEOMETRY_DEG
+from spatial.editing import GRID_ATTRIBUTES, SAME_GEOMETRY_DEG
 
 # Owner of a point in generation :g: the finest grid covering it, then the smallest code (the
 # same rule as the lookup index).
@@ -25,15 +25,6 @@ _OWNER = (
 # Only objects within the changed grids' extents can change grid: the GiST index finds them per
 # changed grid (a correlated EXISTS over all grids made the planner scan everything).
 _IN_CHANGED = "{alias}.id IN (SELECT x.id FROM grid c JOIN {table} x ON x.geom && c.geom WHERE c.id = ANY(:ids))"
-_GRID_ATTRIBUTES = (
-    "name",
-    "level",
-    "kind",
-    "parent_code",
-    "households",
-    "population",
-    "attributes",
-)
 
 
 def _changed_rows(connection: Connection, old: int, new: int) -> list[Any]:  # RowMappings
@@ -72,7 +63,7 @@ def _grid_changes(rows: list[Any]) -> tuple[list[dict[str, Any]], set[str]]:
         if old is None or new is None:
             change, attributes = ("added" if old is None else "removed"), []
         else:
-            attributes = [a for a in _GRID_ATTRIBUTES if old[a] != new[a]]
+            attributes = [a for a in GRID_ATTRIBUTES if old[a] != new[a]]
             same_shape = (
                 shapely.hausdorff_distance(
                     shapely.from_wkb(bytes(old["wkb"])), shapely.from_wkb(bytes(new["wkb"]))
