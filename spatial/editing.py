@@ -333,12 +333,13 @@ class HierarchyEdit:
                 f"分割线应恰好把网格分成两块（实际 {len(parts)} 块）", "split_failed", "body.line"
             )
         children = self.children(code)
-        if children:
-            parts = self._split_between_children(row, children, parts)
-        total = row.households or 0
+        # Each child goes whole to the side of the line its interior lies on.
         side = {
             c: 0 if parts[0].covers(self.rows[c].geom.point_on_surface()) else 1 for c in children
         }
+        if children:
+            parts = self._split_between_children(row, children, side)
+        total = row.households or 0
         if children:  # the children's own counts are better than an area share
             shares = [
                 float(sum(self.rows[c].households or 0 for c in children if side[c] == i))
@@ -368,13 +369,12 @@ class HierarchyEdit:
         return new_codes
 
     def _split_between_children(
-        self, row: GridRow, children: list[str], parts: list[shapely.Geometry]
+        self, row: GridRow, children: list[str], side: dict[str, int]
     ) -> list[shapely.Geometry]:
+        """The two parts as unions of whole children (the second side's, and the rest)."""
         sides: list[list[shapely.Geometry]] = [[], []]
         for child in children:
-            geometry = self.rows[child].geom
-            point = geometry.point_on_surface()
-            sides[0 if parts[0].covers(point) else 1].append(geometry)
+            sides[side[child]].append(self.rows[child].geom)
         if not all(sides):
             raise EditError(
                 f"网格 {row.code} 的下级网格都在分割线同一侧：分割线应从下级网格之间穿过",

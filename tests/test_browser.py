@@ -232,9 +232,8 @@ def test_editor_saves_a_dragged_boundary_and_refreshes_checks(browser, live_serv
     page.mouse.move(x + 6, y + 4, steps=3)
     page.mouse.up()
     page.wait_for_function("() => wgEditor.state.version === 1", timeout=15000)
-    page.wait_for_function(
-        "() => document.getElementById('wg-check').innerText.includes('错误')", timeout=15000
-    )
+    # The save is followed by a reload of the grids and a fresh check of version 1.
+    page.wait_for_function("() => wgEditor.state.checkedVersion === 1", timeout=15000)
     status = page.inner_text("#wg-status")
     shown_version = page.inner_text("#wg-version")
     check_text = page.inner_text("#wg-check")

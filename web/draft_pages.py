@@ -17,7 +17,7 @@ from shapely.geometry import mapping
 
 from api.db import grids as grid_queries
 from api.deps import ConnectionDep, ReaderDep
-from api.drafts.diff import diff_geometries, draft_diff
+from api.drafts.diff import diff_with_outlines
 from api.drafts.store import fetch, list_drafts
 from api.errors import InvalidInput
 from spatial.crs import WGS84, transform
@@ -150,8 +150,7 @@ def editor_page(
 def diff_page(
     draft_id: int, request: Request, connection: ConnectionDep, _: ReaderDep
 ) -> HTMLResponse:
-    diff = draft_diff(connection, draft_id)
-    outlines = diff_geometries(connection, draft_id)
+    diff, outlines = diff_with_outlines(connection, draft_id)
     draft = fetch(connection, draft_id)
     factory = _factory(request)
     fmap = factory.new_map()

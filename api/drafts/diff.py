@@ -95,8 +95,16 @@ def _moves(connection: Connection, query: str, params: dict[str, Any]) -> list[d
     return [dict(r) for r in connection.execute(text(query), params).mappings()]
 
 
+Outlines = dict[str, list[tuple[str, shapely.Geometry]]]
+
+
 def draft_diff(connection: Connection, draft_id: int) -> dict[str, Any]:
-    """The draft against the active generation, as JSON (geometries are in the GeoJSON variant)."""
+    """The draft against the active generation, as JSON."""
+    return diff_with_outlines(connection, draft_id)[0]
+
+
+def diff_with_outlines(connection: Connection, draft_id: int) -> tuple[dict[str, Any], Outlines]:
+    """The diff, and the changed grids' outlines before and after (for the diff map)."""
     draft = fetch(connection, draft_id)
     active = active_or_none(connection)
     if active is None:
@@ -130,6 +138,11 @@ def draft_diff(connection: Connection, draft_id: int) -> dict[str, Any]:
         f"AND {_IN_CHANGED.format(alias='e', table='event')}) x WHERE from_grid IS DISTINCT FROM to_grid ORDER BY id",
         params,
     )
+    outlines: Outlines = {"before": [], "after": []}
+    for row in rows:
+        outlines["after" if row["in_new"] else "before"].append(
+            (row["code"], shapely.from_wkb(bytes(row["wkb"])))
+        )
     return {
         "draft": draft_id,
         "generation": new,
@@ -147,19 +160,4 @@ def draft_diff(connection: Connection, draft_id: int) -> dict[str, Any]:
         "buildings": buildings,
         "monitoring_points": points,
         "open_events": events,
-    }
-
-
-def diff_geometries(
-    connection: Connection, draft_id: int
-) -> dict[str, list[tuple[str, shapely.Geometry]]]:
-    """Outlines of the changed grids before and after, for the diff map."""
-    draft = fetch(connection, draft_id)
-    active = active_or_none(connection)
-    rows = _changed_rows(connection, active or draft["base_generation"], draft["generation_id"])
-    outlines: dict[str, list[tuple[str, shapely.Geometry]]] = {"before": [], "after": []}
-    for row in rows:
-        outlines["after" if row["in_new"] else "before"].append(
-            (row["code"], shapely.from_wkb(bytes(row["wkb"])))
-        )
-    return outlines
+    }, outlines

@@ -17,17 +17,6 @@ from spatial.editing import EditError, GridRow, HierarchyEdit
 Apply = Callable[[Connection, dict[str, Any], HierarchyEdit], dict[str, Any] | None]
 
 
-def _extent(connection: Connection, generation: int, codes: list[str]) -> shapely.Geometry | None:
-    wkb = connection.execute(
-        text(
-            "SELECT ST_AsBinary(ST_Extent(geom)::geometry) FROM grid WHERE code = ANY(:c) "
-            "AND generation_low <= :g AND generation_high >= :g"
-        ),
-        {"c": codes, "g": generation},
-    ).scalar()
-    return shapely.from_wkb(bytes(wkb)) if wkb is not None else None
-
-
 def _run(
     engine: Engine,
     draft_id: int,
@@ -44,8 +33,7 @@ def _run(
     with engine.begin() as connection:
         draft = lock(connection, draft_id, version)
         generation = draft["generation_id"]
-        boxes = [g for g in (region, _extent(connection, generation, codes)) if g is not None]
-        edit = load_edit(connection, generation, shapely.union_all(boxes) if boxes else None, codes)
+        edit = load_edit(connection, generation, region, codes)
         try:
             extra = apply(connection, draft, edit) or {}
             edit.finish()
@@ -161,8 +149,7 @@ def create(engine: Engine, draft_id: int, row: GridRow, version: int, actor: str
         if row.code:
             _code_free(connection, generation, row.code, "body.code")
         else:
-            parent_geometry = edit.rows.get(row.parent_code or "")
-            if parent_geometry is None:
+            if row.parent_code not in edit.rows:
                 raise InvalidInput(
                     "自动编码需要 parent_code", code="codes_required", where="body.code"
                 )

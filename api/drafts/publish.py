@@ -10,7 +10,7 @@ from api.coverage import run_check
 from api.db import audit
 from api.db.generations import activate, generation_exists
 from api.db.versioning import active_or_none, lock_generations, publish
-from api.drafts.store import draft_row, lock, register_draft
+from api.drafts.store import draft_row, fetch, lock, register_draft
 from api.errors import Conflict, NotFound
 from spatial.coverage import CheckOptions
 from spatial.editing import SAME_GEOMETRY_DEG
@@ -112,7 +112,7 @@ def publish_draft(
 ) -> dict[str, Any]:
     """Coverage check, then one transaction: activate, lineage, re-assign open events."""
     with engine.connect() as connection:
-        draft = draft_row(connection, draft_id)
+        draft = fetch(connection, draft_id)
         report = run_check(connection, draft["generation_id"], CheckOptions())
     summary = report["summary"]
     if summary["errors"]:

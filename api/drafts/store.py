@@ -165,14 +165,18 @@ def load_edit(
     region: shapely.Geometry | None = None,
     codes: list[str] | None = None,
 ) -> HierarchyEdit:
-    """The draft's grids near `region` or named in `codes` (and their children), ready to edit."""
+    """The draft's grids within the extent of `region` and of the grids named in `codes`
+    (so their neighbours and children come too), ready to edit."""
     envelope = shapely.to_wkb(region.envelope if region is not None else shapely.Point())
+    in_draft = "generation_low <= :g AND generation_high >= :g"
     rows = connection.execute(
         text(
+            "WITH focus AS (SELECT ST_Expand(ST_Extent(shape)::geometry, :pad) AS box FROM ("
+            " SELECT ST_GeomFromWKB(:env, 4326) AS shape"
+            f" UNION ALL SELECT geom FROM grid WHERE code = ANY(:codes) AND {in_draft}) named) "
             "SELECT code, name, level, kind, parent_code, households, population, attributes, "
-            "ST_AsBinary(geom) AS wkb FROM grid WHERE generation_low <= :g AND generation_high >= :g "
-            "AND (geom && ST_Expand(ST_GeomFromWKB(:env, 4326), :pad) "
-            "OR code = ANY(:codes) OR parent_code = ANY(:codes))"
+            f"ST_AsBinary(geom) AS wkb FROM grid, focus WHERE {in_draft} "
+            "AND (geom && focus.box OR code = ANY(:codes) OR parent_code = ANY(:codes))"
         ),
         {"g": generation, "env": envelope, "pad": _LOAD_PAD_DEG, "codes": codes or []},
     ).all()

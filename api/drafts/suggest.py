@@ -66,12 +66,11 @@ def suggest_draft(
     with engine.begin() as connection:
         draft = start_draft(connection, name, actor, "suggest")
         draft_id, generation = draft["id"], draft["generation_id"]
-        edit = load_edit(connection, generation, None, [community])
+        edit = load_edit(connection, generation, None, [community])  # its extent, every level
         if community not in edit.rows:
             raise NotFound(
                 f"没有编码为 {community} 的社区", code="grid_not_found", where="body.community"
             )
-        edit = load_edit(connection, generation, edit.rows[community].geom, [community])
         blocks, members = _blocks(connection, edit, community)
         households = _households(connection, blocks)
         try:

@@ -122,6 +122,7 @@
     return api("POST", "/coverage/checks", { generation: cfg.generation }).then(function (r) {
       if (!r.ok) { $("wg-check").textContent = r.body.error.message; return; }
       state.check = r.body;
+      state.checkedVersion = state.version;
       var s = r.body.summary;
       $("wg-check").innerHTML = "覆盖检查：错误 <b>" + s.errors + "</b>，提示 " + s.warnings +
         " · <a href='/map/checks/" + r.body.id + "' target='_blank'>查看</a>";
@@ -131,11 +132,13 @@
   function applied(result, message) {
     if (result.ok) {
       state.version = result.body.version;
-      $("wg-version").textContent = state.version;
       (result.body.touched || []).forEach(function (s) { state.stats[s.code] = s; });
       if (result.body.created && result.body.created.length) state.selected = result.body.created[0];
       say(message + "（版本 " + state.version + "）");
-      return load().then(runCheck);
+      return load().then(runCheck).catch(function (error) {
+        console.error(error);
+        say("刷新失败：" + error, true);
+      });
     }
     var error = result.body.error || {};
     say(error.message || "保存失败", true);
