@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api.auth import TokenCache
 from api.db.engine import make_engine
 from api.errors import register_error_handlers
-from api.limits import BodySizeLimit
+from api.limits import BodySizeLimit, HeavyWork
 from api.lookup.store import IndexStore
 from api.routes import coverage, drafts, events, grids, health, layers, lookup, tokens, transfer
 from api.settings import Settings, get_settings
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.token_cache = TokenCache()
+    app.state.heavy = HeavyWork(settings.limits.heavy_requests)
     register_error_handlers(app)
     for module in (health, lookup, events, grids, layers, transfer, coverage, drafts, tokens):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -11,6 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Permission, Principal, TokenCache, resolve_token
 from api.errors import Forbidden, Unauthorized
+from api.limits import HeavyWork
+from api.privacy import Caller
 from api.settings import Settings
 
 
@@ -113,3 +115,17 @@ PlannerDep = Annotated[Principal, Depends(require(Permission.write_grids))]
 AdminDep = Annotated[Principal, Depends(require(Permission.manage_tokens))]
 PersonalDataDep = Annotated[Principal, Depends(require(Permission.read_personal))]
 DispatcherDep = Annotated[Principal, Depends(require(Permission.write_events))]
+
+
+async def reading_caller(principal: ReaderDep) -> Caller:
+    return Caller(principal)
+
+
+CallerDep = Annotated[Caller, Depends(reading_caller)]
+
+
+async def get_heavy(request: Request) -> HeavyWork:
+    return request.app.state.heavy
+
+
+HeavyDep = Annotated[HeavyWork, Depends(get_heavy)]

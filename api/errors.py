@@ -82,6 +82,11 @@ class PayloadTooLarge(WanggeError):
     code = "payload_too_large"
 
 
+class Busy(WanggeError):
+    status = 503
+    code = "busy"
+
+
 def error_response(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -92,6 +97,8 @@ def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WanggeError)
     async def _domain(_: Request, error: WanggeError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        if isinstance(error, Busy):
+            headers = {"Retry-After": "5"}
         return error_response(error.status, error.body(), headers)
 
     @app.exception_handler(UnknownCRS)

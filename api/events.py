@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Engine
 
 from api.db import events as event_rows
-from api.lookup.service import Caller, lookup_points, match_address, staff_on_duty
+from api.lookup.service import lookup_points, match_address, staff_on_duty
 from api.lookup.store import IndexStore
+from api.privacy import Caller
 
 MAX_BATCH_EVENTS = 10_000
 
@@ -170,16 +171,12 @@ def intake(
 def present(
     row: dict[str, Any], store: IndexStore, caller: Caller, placement: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """An event as callers see it; reporter details and staff only for entitled callers."""
-    path = (placement or {}).get("path") or []
-    codes = [p["code"] for p in path]
+    """An event as this caller may see it (api/privacy.py decides what is personal)."""
     body: dict[str, Any] = {
         "id": row["id"],
         "source": row["source"],
         "external_id": row["external_id"],
         "category_code": row["category_code"],
-        "description": row["description"],
-        "address": row["address"],
         "status": row["status"],
         "raw": {"x": row["raw_x"], "y": row["raw_y"], "crs": row["raw_crs"]},
         "lon": row["lon"],
@@ -193,7 +190,7 @@ def present(
     if placement is not None:
         body["assignment"] = {
             "matched": bool(row["grid_code"]),
-            "path": path,
+            "path": (placement or {}).get("path") or [],
             "on_boundary": placement.get("on_boundary"),
             "runner_up": placement.get("runner_up"),
             "confidence": placement.get("confidence"),
@@ -201,10 +198,13 @@ def present(
             "nearest": placement.get("nearest"),
             "needs_manual_dispatch": not row["grid_code"],
         }
-    # Personal data (staff contacts, the reporter) under the same rule: entitled roles, and
-    # field staff only for events in their own grids.
-    if caller.sees_staff(codes or ([row["grid_code"]] if row["grid_code"] else [])):
-        if codes:
-            body["staff"] = staff_on_duty(store, codes)
+    # The caller's scope is judged on today's grids, whatever generation placed the event.
+    scope = store.active_path(row["grid_code"])
+    if caller.sees_personal(scope):
+        body["description"] = row["description"]
+        body["address"] = row["address"]
         body["reporter"] = {"name": row["reporter_name"], "phone": row["reporter_phone"]}
+    visible = caller.personal_codes(scope)
+    if visible:
+        body["staff"] = staff_on_duty(store, visible)
     return body

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import Busy
 
 
 class BodyTooLarge(Exception):
@@ -87,3 +92,28 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class HeavyWork:
+    """A bound on concurrent expensive requests (exports, file lookups, historical indexes).
+
+    Anonymous reads may be heavy; without a bound, a handful of them in a loop would occupy
+    every worker thread and the database. A request that cannot start within `wait_seconds`
+    gets 503 `busy` with Retry-After instead of queueing without end.
+    """
+
+    def __init__(self, slots: int, wait_seconds: float = 10.0) -> None:
+        self._slots = threading.BoundedSemaphore(slots)
+        self._wait_seconds = wait_seconds
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._slots.acquire(timeout=self._wait_seconds):
+            raise Busy(
+                "服务繁忙：同时进行的大查询（导出、文件查询、历史版本）已达上限，请稍后重试",
+                code="busy",
+            )
+        try:
+            yield
+        finally:
+            self._slots.release()

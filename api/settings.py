@@ -49,6 +49,8 @@ class LimitSettings(BaseModel):
     max_request_bytes: int = 20 * 1024 * 1024
     max_page_size: int = 5000
     default_page_size: int = 1000
+    # Exports, file lookups and historical indexes running at once (more wait, then 503).
+    heavy_requests: int = 2
 
 
 class MapSettings(BaseModel):

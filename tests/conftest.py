@@ -28,7 +28,8 @@ from api.db import migrate
 from api.demo import load_demo
 from api.settings import Settings
 
-TEMPLATE = "wangge_test_template"
+# Parallel runs (two checkouts, or helpers) each set their own template name.
+TEMPLATE = os.environ.get("WANGGE_TEST_TEMPLATE", "wangge_test_template")
 DEMO_SEED = 20240920
 FIXTURES = Path(__file__).parent / "fixtures"
 

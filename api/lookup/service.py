@@ -13,28 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from api.auth import Permission, Principal, Role
 from api.lookup.addresses import DEFAULT_THRESHOLD
 from api.lookup.store import IndexStore
+from api.privacy import Caller
 from spatial.crs import coordinate_problems, normalise_crs, to_wgs84_xy
 from spatial.lookup import GridIndex, GridRecord
 
 DEFAULT_NEAR_M = 5.0
-
-
-@dataclass(frozen=True)
-class Caller:
-    """What the caller may see: staff contacts for all grids, some, or none."""
-
-    principal: Principal | None
-
-    def sees_staff(self, path_codes: list[str]) -> bool:
-        principal = self.principal
-        if principal is None or not principal.can(Permission.read_personal):
-            return False
-        if principal.role == Role.field_staff:
-            return bool(set(principal.grid_codes) & set(path_codes))
-        return True
 
 
 def _grid(record: GridRecord) -> dict[str, str]:
@@ -120,10 +105,23 @@ def shape_answer(
         ),
         nearest=None,
     )
-    codes = [r.code for r in path]
-    if caller.sees_staff(codes):
-        answer["staff"] = staff_on_duty(store, codes)
+    staff = visible_staff(store, index, [r.code for r in path], caller)
+    if staff is not None:
+        answer["staff"] = staff
     return answer
+
+
+def visible_staff(
+    store: IndexStore, index: GridIndex, path_codes: list[str], caller: Caller
+) -> list[dict[str, Any]] | None:
+    """Staff the caller may see for a path, or None when they may see none.
+
+    Staff are today's people and a token's scope is today's grids, so an answer about an
+    earlier generation (`at=`) never carries staff."""
+    if index.generation != store.active().generation:
+        return None
+    visible = caller.personal_codes(path_codes)
+    return staff_on_duty(store, visible) if visible else None
 
 
 def staff_on_duty(store: IndexStore, path_codes: list[str]) -> list[dict[str, Any]]:
@@ -204,7 +202,7 @@ def match_address(
         lat=best.lat,
         candidates=[c.public() for c in candidates[1:]],
     )
-    codes = [r.code for r in path]
-    if codes and caller.sees_staff(codes):
-        answer["staff"] = staff_on_duty(store, codes)
+    staff = visible_staff(store, index, [r.code for r in path], caller)
+    if staff is not None:
+        answer["staff"] = staff
     return answer

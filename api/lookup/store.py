@@ -88,6 +88,13 @@ class IndexStore:
             raise NoActiveGeneration("no generation is active yet")
         return index
 
+    def active_path(self, code: str | None) -> list[str]:
+        """Root→leaf codes of a grid in the active generation ([] if it is not there)."""
+        index = self._active
+        if code is None or index is None or code not in index.by_code:
+            return []
+        return [record.code for record in index.path(index.by_code[code])]
+
     def at(self, when: datetime | None) -> GridIndex:
         """The index of the generation active at `when` (now when None)."""
         if when is None:

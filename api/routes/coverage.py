@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 
 from api.coverage import find_check, problems_geojson, propose_fix_draft, run_check, store_check
 from api.db.generations import generation_at, generation_exists
-from api.deps import ConnectionDep, EngineDep, PlannerDep, ReaderDep
+from api.deps import CallerDep, ConnectionDep, EngineDep, PlannerDep
 from api.errors import InvalidInput, NotFound
+from api.privacy import public_record
 from spatial.coverage import CheckOptions
 
 router = APIRouter(tags=["coverage"])
@@ -68,13 +69,13 @@ def create_check(body: CheckRequest, engine: EngineDep, principal: PlannerDep) -
 
 
 @router.get("/coverage/checks/{check_id}", summary="A stored check's report (JSON)")
-def get_check(check_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
+def get_check(check_id: int, connection: ConnectionDep, caller: CallerDep) -> dict[str, Any]:
     found = find_check(connection, check_id)
     if found is None:
         raise NotFound(
             f"没有编号为 {check_id} 的检查", code="check_not_found", where="path.check_id"
         )
-    return found
+    return public_record(found, caller)
 
 
 @router.get(
@@ -82,8 +83,8 @@ def get_check(check_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[st
     summary="A stored check's findings as GeoJSON",
     responses={200: {"content": {"application/geo+json": {}}}},
 )
-def get_problems(check_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
-    return problems_geojson(get_check(check_id, connection, None))
+def get_problems(check_id: int, connection: ConnectionDep, caller: CallerDep) -> dict[str, Any]:
+    return problems_geojson(get_check(check_id, connection, caller))
 
 
 class FixRequest(BaseModel):

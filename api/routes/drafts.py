@@ -9,7 +9,7 @@ import shapely
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ConnectionDep, EngineDep, PlannerDep, ReaderDep
+from api.deps import CallerDep, ConnectionDep, EngineDep, PlannerDep, ReaderDep
 from api.drafts import edits
 from api.drafts.diff import draft_diff
 from api.drafts.publish import create_draft, discard_draft, publish_draft, reactivate
@@ -17,6 +17,7 @@ from api.drafts.stats import grid_stats
 from api.drafts.store import draft_row, fetch, list_drafts
 from api.drafts.suggest import suggest_draft
 from api.errors import InvalidInput
+from api.privacy import public_record
 from spatial.crs import WGS84, transform
 from spatial.editing import GridRow
 
@@ -127,10 +128,10 @@ def new_draft(body: DraftRequest, engine: EngineDep, principal: PlannerDep) -> d
 @router.get("/drafts", summary="List drafts (newest first)")
 def drafts(
     connection: ConnectionDep,
-    _: ReaderDep,
+    caller: CallerDep,
     status: Literal["open", "published", "discarded"] | None = None,
 ) -> dict[str, Any]:
-    return {"drafts": list_drafts(connection, status)}
+    return {"drafts": [public_record(d, caller) for d in list_drafts(connection, status)]}
 
 
 @router.post(
@@ -159,8 +160,8 @@ def suggest(body: SuggestRequest, engine: EngineDep, principal: PlannerDep) -> d
     "/drafts/{draft_id}",
     summary="A draft and its edit history (its generation id works with every read endpoint)",
 )
-def get_draft(draft_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
-    return draft_row(connection, draft_id)
+def get_draft(draft_id: int, connection: ConnectionDep, caller: CallerDep) -> dict[str, Any]:
+    return public_record(draft_row(connection, draft_id), caller)
 
 
 @router.get(

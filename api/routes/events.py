@@ -8,11 +8,11 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.db import events as event_rows
-from api.deps import ConnectionDep, DispatcherDep, EngineDep, ReaderDep
+from api.deps import CallerDep, ConnectionDep, DispatcherDep, EngineDep
 from api.errors import NotFound
 from api.events import EventBatch, EventIn, intake, present
-from api.lookup.service import Caller
 from api.lookup.store import IndexStore
+from api.privacy import Caller, public_actor, redact_event_features
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, PageDep
 
@@ -62,12 +62,13 @@ def receive(
 
 @router.get(
     "/events",
-    summary="Events as GeoJSON for maps (no personal data)",
+    summary="Events as GeoJSON for maps (citizens' text only for entitled callers)",
     responses={200: {"content": {"application/geo+json": {}}}},
 )
 def list_events(
+    request: Request,
     connection: ConnectionDep,
-    _: ReaderDep,
+    caller: CallerDep,
     bbox: BBoxDep,
     page: PageDep,
     status: Annotated[
@@ -78,6 +79,7 @@ def list_events(
     found = event_rows.events_geojson(
         connection, bbox=bbox, open_only=status == "open", limit=page.limit, offset=page.offset
     )
+    redact_event_features(found, caller, _store(request).active_path)
     return reproject(found, out_crs)
 
 
@@ -85,7 +87,7 @@ def list_events(
     "/events/{event_id}", summary="One event with its history (reporter only for entitled callers)"
 )
 def get_event(
-    event_id: int, request: Request, connection: ConnectionDep, principal: ReaderDep
+    event_id: int, request: Request, connection: ConnectionDep, caller: CallerDep
 ) -> dict[str, Any]:
     row = event_rows.find_event(connection, event_id=event_id)
     if row is None:
@@ -103,8 +105,15 @@ def get_event(
                     {"level": r.level, "code": r.code, "name": r.name} for r in index.path(position)
                 ]
             }
-    body = present(row, store, Caller(principal), placement)
+    body = present(row, store, caller, placement)
+    personal = "description" in body  # present() applied the rule for this event
     body["history"] = [
-        {**h, "at": h["at"].isoformat()} for h in event_rows.history(connection, event_id)
+        {
+            "at": h["at"].isoformat(),
+            "status": h["status"],
+            "actor": public_actor(h["actor"], caller) if personal else None,
+            "note": h["note"] if personal else None,
+        }
+        for h in event_rows.history(connection, event_id)
     ]
     return body

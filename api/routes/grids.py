@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.auth import Role
 from api.db import grids as grid_queries
 from api.db.generations import generation_at, list_generations
 from api.deps import ConnectionDep, PersonalDataDep, ReaderDep
 from api.errors import Forbidden, NotFound
+from api.privacy import Caller
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, GenerationDep, PageDep
 
@@ -102,18 +102,21 @@ def get_grid(
     return found
 
 
-@router.get("/grids/{code}/staff", summary="Staff on a grid and their contacts (personal data)")
+@router.get(
+    "/grids/{code}/staff",
+    summary="Today's staff on a grid of the active generation, with contacts (personal data)",
+)
 def grid_staff(
-    code: str, connection: ConnectionDep, principal: PersonalDataDep, generation: GenerationDep
+    code: str, request: Request, connection: ConnectionDep, principal: PersonalDataDep
 ) -> dict[str, Any]:
-    path = grid_queries.grid_path(connection, code, generation)
+    path = request.app.state.index_store.active_path(code)
     if not path:
-        raise NotFound(f"没有编码为 {code} 的网格", code="grid_not_found", where="path.code")
-    if principal.role == Role.field_staff and not set(principal.grid_codes) & {
-        p["code"] for p in path
-    }:
+        raise NotFound(
+            f"现行网格版本中没有编码为 {code} 的网格", code="grid_not_found", where="path.code"
+        )
+    if not Caller(principal).sees_personal(path):
         raise Forbidden(
-            "网格员令牌只能查看本人负责网格的人员信息",
+            "网格员令牌只能查看本人负责网格（及其下级）的人员信息",
             code="outside_token_scope",
             where="path.code",
         )

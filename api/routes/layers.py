@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 
 from api.db.generations import generation_at
 from api.db.layers import find_features
-from api.deps import ConnectionDep, ReaderDep
+from api.deps import CallerDep, ConnectionDep
+from api.privacy import without_attributes
 from api.routes.params import BBoxDep, PageDep
 from spatial.crs import transform
 
@@ -42,19 +43,17 @@ def reproject(collection: dict[str, Any], out_crs: str) -> dict[str, Any]:
 @router.get("/buildings", summary="Buildings as GeoJSON", responses={200: GEOJSON})
 def buildings(
     connection: ConnectionDep,
-    _: ReaderDep,
+    caller: CallerDep,
     bbox: BBoxDep,
     page: PageDep,
     grid: GridFilter = None,
     out_crs: OutCrs = "EPSG:4326",
 ) -> dict[str, Any]:
     generation = generation_at(connection) if grid else None
-    return reproject(
-        find_features(
-            connection, "buildings", bbox=bbox, grid_code=grid, generation=generation, page=page
-        ),
-        out_crs,
+    found = find_features(
+        connection, "buildings", bbox=bbox, grid_code=grid, generation=generation, page=page
     )
+    return reproject(without_attributes(found, caller), out_crs)
 
 
 @router.get(
@@ -62,7 +61,7 @@ def buildings(
 )
 def points(
     connection: ConnectionDep,
-    _: ReaderDep,
+    caller: CallerDep,
     bbox: BBoxDep,
     page: PageDep,
     grid: GridFilter = None,
@@ -73,7 +72,7 @@ def points(
         k: v for k, v in {"kind": kind, "status": status}.items() if v is not None
     }
     generation = generation_at(connection) if grid else None
-    return find_features(
+    found = find_features(
         connection,
         "points",
         bbox=bbox,
@@ -82,3 +81,4 @@ def points(
         equals=equals,
         page=page,
     )
+    return without_attributes(found, caller)

@@ -13,11 +13,11 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import ReaderDep
+from api.deps import CallerDep
 from api.errors import InvalidInput
 from api.lookup.addresses import DEFAULT_THRESHOLD
 from api.lookup.points_io import POINT_FORMATS, UnreadablePoints, iter_points
-from api.lookup.service import DEFAULT_NEAR_M, Caller, lookup_points, match_address
+from api.lookup.service import DEFAULT_NEAR_M, lookup_points, match_address
 from api.lookup.store import IndexStore
 from api.routes.uploads import save_upload
 
@@ -43,7 +43,7 @@ def _store(request: Request) -> IndexStore:
 )
 def lookup(
     request: Request,
-    principal: ReaderDep,
+    caller: CallerDep,
     lon: float,
     lat: float,
     crs: Crs,
@@ -57,7 +57,7 @@ def lookup(
         crs,
         at=at,
         near_m=near_m,
-        caller=Caller(principal),
+        caller=caller,
     )
     if "error" in answer:
         raise InvalidInput(
@@ -98,11 +98,11 @@ def _with_ids(answers: list[dict[str, Any]], ids: list[Any]) -> list[dict[str, A
     summary=f"Look up up to {MAX_BATCH_POINTS:,} points; results in input order",
     response_class=Response,
 )
-def lookup_batch(request: Request, principal: ReaderDep, body: BatchRequest) -> Response:
+def lookup_batch(request: Request, caller: CallerDep, body: BatchRequest) -> Response:
     x = np.fromiter((p.lon for p in body.points), dtype=float, count=len(body.points))
     y = np.fromiter((p.lat for p in body.points), dtype=float, count=len(body.points))
     generation, answers = lookup_points(
-        _store(request), x, y, body.crs, at=body.at, near_m=body.near_m, caller=Caller(principal)
+        _store(request), x, y, body.crs, at=body.at, near_m=body.near_m, caller=caller
     )
     _with_ids(answers, [p.id for p in body.points])
     return _json({"generation": generation, "count": len(answers), "results": answers})
@@ -115,7 +115,7 @@ def lookup_batch(request: Request, principal: ReaderDep, body: BatchRequest) -> 
 )
 def lookup_file(
     request: Request,
-    principal: ReaderDep,
+    caller: CallerDep,
     file: Annotated[
         UploadFile, File(description="CSV (lon/lat columns), Parquet or GeoJSON points")
     ],
@@ -140,7 +140,7 @@ def lookup_file(
             where="body.file",
         )
     generation, answers = lookup_points(
-        _store(request), x, y, crs, at=at, near_m=near_m, caller=Caller(principal)
+        _store(request), x, y, crs, at=at, near_m=near_m, caller=caller
     )
     _with_ids(answers, list(range(1, len(answers) + 1)))
     return _json({"generation": generation, "count": len(answers), "results": answers})
@@ -149,11 +149,11 @@ def lookup_file(
 @router.get("/geocode/address", summary="Match a Chinese address to a building and its grid")
 def address(
     request: Request,
-    principal: ReaderDep,
+    caller: CallerDep,
     q: Annotated[
         str, Query(min_length=2, max_length=300, description="地址，如 青丘街1号锦玉苑1幢")
     ],
     at: At = None,
     threshold: Annotated[float, Query(ge=0, le=1)] = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
-    return match_address(_store(request), q, at=at, threshold=threshold, caller=Caller(principal))
+    return match_address(_store(request), q, at=at, threshold=threshold, caller=caller)
