@@ -22,6 +22,7 @@ KIND_LABELS = {
     "gaps": "空隙/缺口",
     "invalid_edges": "共用边不一致",
     "outside_parent": "超出上级",
+    "orphan_grids": "上级缺失的网格",
     "orphan_buildings": "不在网格内的楼栋",
     "split_buildings": "跨网格楼栋",
     "households_out_of_band": "户数超出范围",
@@ -36,6 +37,7 @@ FINDING_KINDS = (
     "allowed_gaps",
     "invalid_edges",
     "outside_parent",
+    "orphan_grids",
     "orphan_buildings",
     "split_buildings",
     "households_out_of_band",
@@ -150,6 +152,7 @@ def run_check(connection: Connection, generation: int, options: CheckOptions) ->
         )
     }
     report["parameters"]["allowed_gaps"] = len(options.allowed_gaps)
+    report["parameters"]["outline"] = options.outline is not None
     return report
 
 

@@ -1,6 +1,7 @@
 """Coverage checks: does every level partition its parent exactly ("区域全覆盖")?
 
-Family by family (a parent and its children), in metres (the CGCS2000 Gauss-Kruger zone of the
+Family by family (a parent and its children — and the roots, siblings without a parent, checked
+against a known outer boundary when one is given), in metres (the CGCS2000 Gauss-Kruger zone of the
 data), it finds invalid geometries, overlapping siblings, gaps (`parent − union(children)`:
 holes inside the union and strips along the parent's edge, kept when at least `gap_width_m`
 wide — twice the radius of the largest inscribed circle — and `min_gap_area_m2` large),
@@ -28,6 +29,7 @@ ERROR_KINDS = (
     "gaps",
     "invalid_edges",
     "outside_parent",
+    "orphan_grids",
     "orphan_buildings",
     "split_buildings",
 )
@@ -65,6 +67,8 @@ class CheckOptions:
     # edge after a CRS conversion is still a T-junction).
     edge_tolerance_m: float = 0.01
     allowed_gaps: list[shapely.Geometry] = field(default_factory=list)  # WGS84 enclaves
+    # The known outer boundary (WGS84) the roots must partition, e.g. the district's outline.
+    outline: shapely.Geometry | None = None
     households_band: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     required_roles: dict[str, list[str]] = field(default_factory=dict)  # level → role labels
     roles_present: dict[str, set[str]] = field(default_factory=dict)  # code → role labels
@@ -114,18 +118,27 @@ def check(
                 codes=[grids.codes[int(bad)]],
             )
         )
-    families: dict[str, list[int]] = {}
-    for i, parent in enumerate(grids.parents):
-        if (
-            parent is not None
-            and parent in position
-            and (options.level is None or grids.levels[i] == options.level)
-        ):
-            families.setdefault(parent, []).append(i)
-    for parent_code, members in sorted(families.items()):
+    outline = (
+        transform(np.array([options.outline], dtype=object), crs, metric_crs)[0]
+        if options.outline is not None
+        else None
+    )
+    for parent_code, members in sibling_families(grids, options.level):
+        if parent_code is not None and parent_code not in position:
+            for i in members:
+                report["orphan_grids"].append(
+                    _finding(
+                        shapely.point_on_surface(metric[i]),
+                        f"{grids.codes[i]} 的上级 {parent_code} 不在本版本中",
+                        codes=[grids.codes[i]],
+                        parent_code=parent_code,
+                    )
+                )
+        # Roots have no parent to fill: their gaps are measured against the outline, if known.
+        parent = metric[position[parent_code]] if parent_code in position else None
         _check_family(
             parent_code,
-            metric[position[parent_code]],
+            parent if parent is not None else outline,
             [grids.codes[i] for i in members],
             metric[members],
             options,
@@ -192,6 +205,19 @@ def check(
     return report
 
 
+OUTLINE = "外边界"
+
+
+def sibling_families(grids: GridSet, level: str | None) -> list[tuple[str | None, list[int]]]:
+    """Grids grouped by parent code (None for the roots), each group a set of siblings that
+    must not overlap. Only groups whose members are at `level`, when given."""
+    families: dict[str | None, list[int]] = {}
+    for i, parent in enumerate(grids.parents):
+        if level is None or grids.levels[i] == level:
+            families.setdefault(parent, []).append(i)
+    return sorted(families.items(), key=lambda item: (item[0] is not None, item[0] or ""))
+
+
 def _leaves(grids: GridSet, level: str | None) -> list[int]:
     parents = {p for p in grids.parents if p}
     if level is not None:
@@ -200,8 +226,8 @@ def _leaves(grids: GridSet, level: str | None) -> list[int]:
 
 
 def _check_family(
-    parent_code: str,
-    parent: shapely.Geometry,
+    parent_code: str | None,
+    parent: shapely.Geometry | None,
     codes: list[str],
     children: np.ndarray,
     options: CheckOptions,
@@ -229,6 +255,9 @@ def _check_family(
                     )
                 )
 
+    _check_edges(codes, children, overlaps, parent_code, options, report)
+    if parent is None:
+        return  # roots without a known outline: overlaps and edges only
     uncovered = shapely.difference(parent, shapely.union_all(children))
     for part in shapely.get_parts(uncovered):
         if part.geom_type != "Polygon" or part.area < options.min_gap_area_m2:
@@ -251,17 +280,40 @@ def _check_family(
             for enclave in allowed
         ):
             report["allowed_gaps"].append(
-                _finding(part, f"{parent_code} 内允许的飞地/空缺", **values)
+                _finding(part, f"{parent_code or OUTLINE} 内允许的飞地/空缺", **values)
             )
         else:
             report["gaps"].append(
                 _finding(
                     part,
-                    f"{parent_code} {label}：{part.area:.1f} 平方米，宽 {width:.2f} 米",
+                    f"{parent_code or OUTLINE} {label}：{part.area:.1f} 平方米，宽 {width:.2f} 米",
                     **values,
                 )
             )
 
+    outside = shapely.difference(children, parent)
+    for code, part in zip(codes, outside, strict=True):
+        area = shapely.area(part)
+        if area >= options.min_outside_area_m2:
+            report["outside_parent"].append(
+                _finding(
+                    part,
+                    f"{code} 超出{f'上级 {parent_code} 边界' if parent_code else OUTLINE} {area:.2f} 平方米",
+                    codes=[code],
+                    parent_code=parent_code,
+                    area_m2=_rounded(area),
+                )
+            )
+
+
+def _check_edges(
+    codes: list[str],
+    children: np.ndarray,
+    overlaps: list[shapely.Geometry],
+    parent_code: str | None,
+    options: CheckOptions,
+    report: dict[str, Any],
+) -> None:
     edges = shapely.coverage_invalid_edges(children, gap_width=options.edge_tolerance_m)
     flagged = [i for i, line in enumerate(edges) if line is not None and not shapely.is_empty(line)]
     if flagged:
@@ -283,20 +335,6 @@ def _check_family(
                     codes=involved,
                     parent_code=parent_code,
                     length_m=_rounded(piece.length),
-                )
-            )
-
-    outside = shapely.difference(children, parent)
-    for code, part in zip(codes, outside, strict=True):
-        area = shapely.area(part)
-        if area >= options.min_outside_area_m2:
-            report["outside_parent"].append(
-                _finding(
-                    part,
-                    f"{code} 超出上级 {parent_code} 边界 {area:.2f} 平方米",
-                    codes=[code],
-                    parent_code=parent_code,
-                    area_m2=_rounded(area),
                 )
             )
 
@@ -423,12 +461,8 @@ def propose_fix(
     """
     metric_crs = metric_crs_for(grids.geometries)
     metric = transform(grids.geometries, WGS84, metric_crs)
-    families: dict[str, list[int]] = {}
-    for i, parent in enumerate(grids.parents):
-        if parent is not None and (level is None or grids.levels[i] == level):
-            families.setdefault(parent, []).append(i)
     changed: dict[str, shapely.Geometry] = {}
-    for members in families.values():
+    for _, members in sibling_families(grids, level):
         children = metric[members]
         if shapely.coverage_is_valid(children, gap_width=gap_width_m):
             continue

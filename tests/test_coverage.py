@@ -258,3 +258,55 @@ def test_real_layer_with_real_flaws():
     assert all(o["area_m2"] >= 0.01 and len(o["codes"]) == 2 for o in report["overlaps"])
     hole = report["gaps"][0]
     assert hole["area_m2"] > 1 and hole["width_m"] >= 0.2 and hole["codes"]
+
+
+@pytest.mark.realdata
+def test_roots_are_checked_as_siblings():
+    """A top-level layer has no parent, yet its members must not overlap: Tokyo's municipalities
+    imported as roots report their real overlaps (the check used to skip parentless grids)."""
+    from api.transfer.read import read_layer
+    from tests.realdata import tokyo_municipalities
+
+    source = read_layer(tokyo_municipalities())
+    geoms = transform(source.geometries, source.crs, "EPSG:4326")
+    codes = [str(c) for c in source.fields["GEOCODE"]]
+    roots = GridSet(
+        codes, codes, ["city"] * len(codes), [None] * len(codes), geoms, [None] * len(codes)
+    )
+    report = check(roots, CheckOptions())
+    assert len(report["overlaps"]) > 100 and report["summary"]["errors"] > 100
+    assert all(o["parent_code"] is None and len(o["codes"]) == 2 for o in report["overlaps"])
+    assert report["gaps"] == []  # no outline given: nothing to measure gaps against
+
+
+def test_roots_against_a_known_outline():
+    """With the outer boundary known, a strip the roots leave uncovered is a gap; the exact
+    outline is clean."""
+    left, right = _here(BOX_LEFT), _here(BOX_RIGHT)
+    roots = GridSet(
+        ["A", "B"], ["A", "B"], ["street"] * 2, [None, None], np.array([left, right]), [None, None]
+    )
+    exact = shapely.union_all([left, right])
+    assert check(roots, CheckOptions(outline=exact), crs=METRIC_CRS)["summary"]["errors"] == 0
+    wider = shapely.box(*ORIGIN, ORIGIN[0] + 20.0, ORIGIN[1] + 12.0)  # 2 m strip on top
+    report = check(roots, CheckOptions(outline=wider), crs=METRIC_CRS)
+    [strip] = report["gaps"]
+    assert strip["kind"] == "strip" and strip["area_m2"] == pytest.approx(40.0)
+    assert strip["width_m"] == pytest.approx(2.0, abs=0.02) and strip["codes"] == ["A", "B"]
+
+
+def test_grid_whose_parent_is_missing_is_an_orphan():
+    left, right = _here(BOX_LEFT), _here(BOX_RIGHT)
+    grids = GridSet(
+        ["P", "A", "B"],
+        ["P", "A", "B"],
+        ["community", "grid", "grid"],
+        [None, "P", "GONE"],
+        np.array([shapely.union_all([left, right]), left, right]),
+        [None] * 3,
+    )
+    report = check(grids, CheckOptions(), crs=METRIC_CRS)
+    [orphan] = report["orphan_grids"]
+    assert orphan["codes"] == ["B"] and orphan["parent_code"] == "GONE"
+    [strip] = report["gaps"]  # and P is no longer covered where B was
+    assert strip["parent_code"] == "P" and strip["area_m2"] == pytest.approx(100.0)

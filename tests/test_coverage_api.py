@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import shapely
+import shapely.geometry
 
 from tests.conftest import bearer
 
+WANGGE = str(Path(sys.executable).with_name("wangge"))
 GROWN = "320571005003002005"
 
 
@@ -183,3 +185,52 @@ def test_allowed_enclaves(client, tokens, tmp_path, database_url):
     assert report["gaps"] == [] and len(report["allowed_gaps"]) == 1
     # The enclave's buildings are in no grid now, and the check says so.
     assert cli.returncode == 1 and len(report["orphan_buildings"]) > 0
+
+
+def test_outline_checks_the_top_level(client, tokens, tmp_path, database_url):
+    """`wangge check --outline FILE` and the API's `outline`: the street must fill the known
+    district boundary; a boundary 30 m wider leaves a strip all around."""
+    street = client.get(
+        "/api/v1/export/grids", params={"format": "geojson", "level": "street"}
+    ).json()["features"][0]
+    outline = shapely.geometry.shape(street["geometry"])
+    wider = shapely.buffer(outline, 0.0003, join_style="mitre")
+    headers = bearer(tokens["planner"])
+    exact = client.post(
+        "/api/v1/coverage/checks",
+        headers=headers,
+        json={"level": "street", "outline": shapely.geometry.mapping(outline)},
+    ).json()
+    assert exact["summary"]["errors"] == 0 and exact["parameters"]["outline"] is True
+    found = client.post(
+        "/api/v1/coverage/checks",
+        headers=headers,
+        json={"level": "street", "outline": shapely.geometry.mapping(wider)},
+    ).json()
+    [strip] = found["gaps"]
+    assert strip["kind"] == "strip" and strip["parent_code"] is None
+    assert 25 <= strip["width_m"] <= 70
+    bad = client.post(
+        "/api/v1/coverage/checks",
+        headers=headers,
+        json={"outline": {"type": "Point", "coordinates": [120.7, 31.3]}},
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["where"] == "body.outline"
+
+    path = tmp_path / "边界.geojson"
+    path.write_text(
+        json.dumps(
+            {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(wider)}
+        ),
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [WANGGE, "check", "--level", "street", "--outline", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WANGGE_DATABASE_URL": database_url},
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "外边界 上级边界内无下级覆盖的条带" in result.stdout

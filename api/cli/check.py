@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
+import shapely
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +22,12 @@ from spatial.coverage import ERROR_KINDS, CheckOptions
 from spatial.crs import WGS84, transform
 
 console = Console(soft_wrap=True)
+
+
+def _polygons(path: Path) -> np.ndarray:
+    """Every geometry of a vector file, in WGS84."""
+    source = read_layer(path)
+    return transform(source.geometries, source.crs or WGS84, WGS84)
 
 
 def check_command(
@@ -38,15 +46,20 @@ def check_command(
     allowed_gaps: Annotated[
         Path | None, typer.Option(help="允许的飞地/空缺（任意矢量文件，面）")
     ] = None,
+    outline: Annotated[
+        Path | None,
+        typer.Option(help="已知外边界（任意矢量文件，面）：检查最高层级是否铺满、有无缺口"),
+    ] = None,
 ) -> None:
     """覆盖检查：重叠、空隙、共用边、超出上级、楼栋、户数、人员、监控覆盖。发现错误时退出码为 1。"""
     engine = make_engine(get_settings())
-    enclaves = []
-    if allowed_gaps is not None:
-        source = read_layer(allowed_gaps)
-        enclaves = list(transform(source.geometries, source.crs or WGS84, WGS84))
+    enclaves = list(_polygons(allowed_gaps)) if allowed_gaps is not None else []
     options = CheckOptions(
-        level=level, gap_width_m=gap_width_m, min_gap_area_m2=min_gap_area_m2, allowed_gaps=enclaves
+        level=level,
+        gap_width_m=gap_width_m,
+        min_gap_area_m2=min_gap_area_m2,
+        allowed_gaps=enclaves,
+        outline=shapely.union_all(_polygons(outline)) if outline is not None else None,
     )
     with engine.connect() as connection, console.status("检查中 …"):
         target = fetch(connection, draft)["generation_id"] if draft is not None else generation

@@ -35,27 +35,46 @@ class CheckRequest(BaseModel):
         max_length=1000,
         description="GeoJSON geometries of legitimate enclaves (WGS84)",
     )
+    outline: dict[str, Any] | None = Field(
+        default=None,
+        description="GeoJSON (Multi)Polygon, WGS84: the known outer boundary the top level must "
+        "cover — gaps and strips of the roots are measured against it",
+    )
+
+
+def _geometry(geojson: dict[str, Any], where: str) -> shapely.Geometry:
+    try:
+        geometry = shapely.from_geojson(json.dumps(geojson))
+    except Exception as error:  # shapely raises GEOSException for bad GeoJSON
+        raise InvalidInput(
+            f"{where} 不是有效的 GeoJSON 几何：{error}", code="invalid_geometry", where=where
+        ) from error
+    if geometry is None or geometry.is_empty:
+        raise InvalidInput(f"{where} 是空几何", code="invalid_geometry", where=where)
+    return geometry
 
 
 @router.post(
     "/coverage/checks", status_code=201, summary="Run a coverage check, store it, return the report"
 )
 def create_check(body: CheckRequest, engine: EngineDep, principal: PlannerDep) -> dict[str, Any]:
-    allowed = []
-    for number, geometry in enumerate(body.allowed_gaps, start=1):
-        try:
-            allowed.append(shapely.from_geojson(json.dumps(geometry)))
-        except Exception as error:  # shapely raises GEOSException for bad GeoJSON
-            raise InvalidInput(
-                f"第 {number} 个 allowed_gaps 不是有效的 GeoJSON 几何：{error}",
-                code="invalid_geometry",
-                where=f"body.allowed_gaps[{number - 1}]",
-            ) from error
+    allowed = [
+        _geometry(geometry, f"body.allowed_gaps[{number}]")
+        for number, geometry in enumerate(body.allowed_gaps)
+    ]
+    outline = _geometry(body.outline, "body.outline") if body.outline is not None else None
+    if outline is not None and outline.geom_type not in ("Polygon", "MultiPolygon"):
+        raise InvalidInput(
+            "outline 需要是面（Polygon 或 MultiPolygon）",
+            code="invalid_geometry",
+            where="body.outline",
+        )
     options = CheckOptions(
         level=body.level,
         gap_width_m=body.gap_width_m,
         min_gap_area_m2=body.min_gap_area_m2,
         allowed_gaps=allowed,
+        outline=outline,
     )
     with engine.connect() as connection:
         generation = body.generation if body.generation is not None else generation_at(connection)
