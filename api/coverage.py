@@ -158,29 +158,34 @@ def run_check(connection: Connection, generation: int, options: CheckOptions) ->
 
 def store_check(engine: Engine, report: dict[str, Any], actor: str) -> int:
     with engine.begin() as connection:
-        check_id = int(
-            connection.execute(
-                text(
-                    "INSERT INTO coverage_check (generation_id, level, parameters, summary, report, created_by) "
-                    "VALUES (:g, :level, :parameters, :summary, :report, :actor) RETURNING id"
-                ).bindparams(
-                    bindparam("parameters", type_=JSONB),
-                    bindparam("summary", type_=JSONB),
-                    bindparam("report", type_=JSONB),
-                ),
-                {
-                    "g": report["generation"],
-                    "level": report["level"],
-                    "parameters": report["parameters"],
-                    "summary": report["summary"],
-                    "report": report,
-                    "actor": actor,
-                },
-            ).scalar_one()
-        )
-        audit.record(
-            connection, actor, "coverage.check", "coverage_check", str(check_id), report["summary"]
-        )
+        return insert_check(connection, report, actor)
+
+
+def insert_check(connection: Connection, report: dict[str, Any], actor: str) -> int:
+    """Store a report (in the caller's transaction) and return its id."""
+    check_id = int(
+        connection.execute(
+            text(
+                "INSERT INTO coverage_check (generation_id, level, parameters, summary, report, created_by) "
+                "VALUES (:g, :level, :parameters, :summary, :report, :actor) RETURNING id"
+            ).bindparams(
+                bindparam("parameters", type_=JSONB),
+                bindparam("summary", type_=JSONB),
+                bindparam("report", type_=JSONB),
+            ),
+            {
+                "g": report["generation"],
+                "level": report["level"],
+                "parameters": report["parameters"],
+                "summary": report["summary"],
+                "report": report,
+                "actor": actor,
+            },
+        ).scalar_one()
+    )
+    audit.record(
+        connection, actor, "coverage.check", "coverage_check", str(check_id), report["summary"]
+    )
     return check_id
 
 

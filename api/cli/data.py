@@ -104,6 +104,18 @@ def _show(report: ImportReport, as_json: bool) -> None:
         )
     elif report.generation:
         console.print(f"  已创建并启用第 {report.generation} 版网格")
+    if report.coverage is not None:
+        console.print(
+            f"  覆盖检查 #{report.coverage['check_id']}：错误 {report.coverage['errors']} 个，"
+            f"提示 {report.coverage['warnings']} 个（/map/checks/{report.coverage['check_id']}）",
+            highlight=False,
+        )
+    if report.events is not None:
+        console.print(
+            f"  在办事件：改派 {report.events['events_reassigned']} 件，"
+            f"不在任何网格、转人工分派 {report.events['events_unplaced']} 件",
+            highlight=False,
+        )
     if report.dry_run:
         console.print("  [cyan]试运行：未写入任何数据[/cyan]")
 
@@ -151,12 +163,22 @@ def import_grids_command(
     draft: Annotated[
         str | None, typer.Option("--draft", help="导入为新草稿（给出草稿名），审阅后再发布")
     ] = None,
+    require_clean: Annotated[
+        bool,
+        typer.Option("--require-clean", help="覆盖检查有错误时拒绝启用（不写入任何数据）"),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """导入网格：校验全部要素后在一个事务中写入新版本并启用（或用 --draft 导入为草稿）。"""
+    """导入网格：校验全部要素后在一个事务中写入新版本，经覆盖检查后启用（或用 --draft 导入为草稿）。"""
     fields = {"code": code_field, "name": name_field, "parent": parent_field}
     options = ImportOptions(
-        crs=crs, fields=fields, repair=repair, dry_run=dry_run, replace=replace, draft=draft
+        crs=crs,
+        fields=fields,
+        repair=repair,
+        dry_run=dry_run,
+        replace=replace,
+        draft=draft,
+        require_clean=require_clean,
     )
     _run("grids", path, options, (layer, encoding, lon_field, lat_field, wkt_field), as_json, level)
 

@@ -142,17 +142,8 @@ def publish_draft(
                     {"base_generation": draft["base_generation"], "active_generation": active}
                 ],
             )
-        activate(connection, generation, actor)
         lineage = _lineage(connection, draft)
-        for old, new, relation in lineage:
-            connection.execute(
-                text(
-                    "INSERT INTO grid_lineage (generation_id, old_code, new_code, relation) "
-                    "VALUES (:g, :o, :n, :r)"
-                ),
-                {"g": generation, "o": old, "n": new, "r": relation},
-            )
-        moved = reassign_open_events(connection, generation)
+        events = go_live(connection, generation, lineage, actor)
         connection.execute(
             text("UPDATE draft SET status = 'published', updated_at = now() WHERE id = :id"),
             {"id": draft_id},
@@ -163,11 +154,11 @@ def publish_draft(
             "draft.publish",
             "generation",
             str(generation),
-            {"draft": draft_id, "lineage": len(lineage), "events_reassigned": moved},
+            {"draft": draft_id, "lineage": len(lineage), **events},
         )
     return {
         "generation": generation,
-        "events_reassigned": moved,
+        **events,
         "lineage": [{"old_code": o, "new_code": n, "relation": r} for o, n, r in lineage],
         "warnings": summary["warnings"],
     }
@@ -182,6 +173,47 @@ def discard_draft(engine: Engine, draft_id: int, version: int, actor: str) -> di
         )
         audit.record(connection, actor, "draft.discard", "draft", str(draft_id), {})
         return draft_row(connection, draft_id)
+
+
+def go_live(
+    connection: Connection, generation: int, lineage: Lineage, actor: str
+) -> dict[str, int]:
+    """What every activation does, in the caller's transaction: activate, record the lineage,
+    move open events onto the new grids, and flag those no grid covers any more."""
+    activate(connection, generation, actor)
+    for old, new, relation in lineage:
+        connection.execute(
+            text(
+                "INSERT INTO grid_lineage (generation_id, old_code, new_code, relation) "
+                "VALUES (:g, :o, :n, :r)"
+            ),
+            {"g": generation, "o": old, "n": new, "r": relation},
+        )
+    moved = reassign_open_events(connection, generation)
+    return {
+        "events_reassigned": moved,
+        "events_unplaced": unplace_stranded_events(connection, generation, actor),
+    }
+
+
+def unplace_stranded_events(connection: Connection, generation: int, actor: str) -> int:
+    """Open events still on a grid of an earlier generation lie in no grid of this one: they go
+    back to manual dispatch (grid cleared, a history line says why) instead of pointing at a grid
+    that no longer exists."""
+    return connection.execute(
+        text(
+            "WITH stranded AS (UPDATE event SET grid_code = NULL, generation_id = NULL, updated_at = now() "
+            "WHERE status NOT IN ('closed', 'cancelled') AND grid_code IS NOT NULL "
+            "AND generation_id IS DISTINCT FROM :g RETURNING id, status) "
+            "INSERT INTO event_history (event_id, status, actor, note) "
+            "SELECT id, status, :actor, :note FROM stranded"
+        ),
+        {
+            "g": generation,
+            "actor": actor,
+            "note": f"第 {generation} 版网格生效后不在任何网格内，待人工分派",
+        },
+    ).rowcount
 
 
 def reassign_open_events(connection: Connection, generation: int) -> int:
@@ -208,14 +240,8 @@ def reactivate(engine: Engine, generation: int, actor: str) -> dict[str, Any]:
                 code="generation_not_found",
                 where="path.generation_id",
             )
-        activate(connection, generation, actor)
-        moved = reassign_open_events(connection, generation)
+        events = go_live(connection, generation, [], actor)
         audit.record(
-            connection,
-            actor,
-            "generation.activate",
-            "generation",
-            str(generation),
-            {"events_reassigned": moved},
+            connection, actor, "generation.activate", "generation", str(generation), events
         )
-    return {"generation": generation, "events_reassigned": moved}
+    return {"generation": generation, **events}

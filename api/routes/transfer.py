@@ -70,6 +70,12 @@ def import_file(
         str | None,
         Form(description="Grids only: load into a new draft of this name instead of activating"),
     ] = None,
+    require_clean: Annotated[
+        bool,
+        Form(
+            description="Grids only: refuse to activate (write nothing) when the coverage check finds errors"
+        ),
+    ] = False,
 ) -> dict[str, Any]:
     if kind == "grids" and not level:
         raise InvalidInput(
@@ -85,6 +91,7 @@ def import_file(
         replace=replace,
         actor=principal.actor,
         draft=draft,
+        require_clean=require_clean,
     )
     with tempfile.TemporaryDirectory(prefix="wangge-upload-") as folder:
         path = save_upload(

@@ -16,14 +16,17 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine, text
 
+from api.coverage import insert_check, run_check
 from api.db import audit
 from api.db.copy import copy_rows
 from api.db.versioning import active_or_none, grids_in_generation, lock_generations, publish
+from api.drafts.publish import go_live
 from api.drafts.store import register_draft
 from api.transfer.fields import TargetField, choice, float_value, int_value, map_rows
 from api.transfer.read import SourceLayer
 from api.transfer.report import ImportIssue, ImportRejected, ImportReport
 from spatial import validity
+from spatial.coverage import ERROR_KINDS, CheckOptions
 from spatial.crs import WGS84, areas_m2, crs_label, normalise_crs, parse_crs, transform
 from spatial.editing import SAME_GEOMETRY_DEG, GridRow
 
@@ -111,6 +114,7 @@ class ImportOptions:
     replace: bool = False
     actor: str = "cli"
     draft: str | None = None  # grids only: load into a new draft of this name, not activated
+    require_clean: bool = False  # grids only: refuse to activate when the coverage check errs
 
 
 def _new_report(source: SourceLayer, kind: str, options: ImportOptions) -> ImportReport:
@@ -303,9 +307,11 @@ def import_grids(
             changed=changed,
             removed=removed,
             actor=options.actor,
-            activate_now=options.draft is None,
+            activate_now=False,
             description=f"导入 {source.path.name}（{level}，新增 {report.created}，修改 {report.updated}，删除 {report.removed}）",
         )
+        if options.draft is None:
+            _gate_and_go_live(connection, report, options, existing, changed, removed)
         audit.record(
             connection,
             options.actor,
@@ -327,6 +333,38 @@ def import_grids(
                 connection, report.generation, active, options.draft, options.actor, "import"
             )
     return report
+
+
+def _gate_and_go_live(
+    connection: Connection,
+    report: ImportReport,
+    options: ImportOptions,
+    existing: dict[str, GridRow],
+    changed: list[GridRow],
+    removed: set[str],
+) -> None:
+    """An activating import passes the gate a publish passes: the coverage check (stored, and
+    refusing on errors with --require-clean), then lineage and open events follow, in this
+    transaction."""
+    assert report.generation is not None
+    check = run_check(connection, report.generation, CheckOptions())
+    report.coverage = {
+        "check_id": insert_check(connection, check, options.actor),
+        **check["summary"],
+    }
+    if check["summary"]["errors"] and options.require_clean:
+        for kind in ERROR_KINDS:
+            for finding in check[kind][:20]:
+                report.errors.append(ImportIssue(None, "coverage", finding["message"], None))
+        raise ImportRejected(report)
+    lineage: list[tuple[str | None, str | None, str]] = [
+        (None, row.code, "create") if row.code not in existing else (row.code, row.code, "redraw")
+        for row in changed
+        if row.code not in existing
+        or not shapely.equals_exact(row.geom, existing[row.code].geom, tolerance=SAME_GEOMETRY_DEG)
+    ]
+    lineage += [(code, None, "delete") for code in sorted(removed)]
+    report.events = go_live(connection, report.generation, lineage, options.actor)
 
 
 def _no_base(report: ImportReport) -> ImportReport:

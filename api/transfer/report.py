@@ -46,6 +46,8 @@ class ImportReport:
     dry_run: bool = False
     generation: int | None = None
     draft_id: int | None = None
+    coverage: dict[str, Any] | None = None  # the activated generation's check: id and summary
+    events: dict[str, int] | None = None  # open events re-assigned / left for manual dispatch
 
     def as_dict(self) -> dict[str, Any]:
         body = asdict(self)
