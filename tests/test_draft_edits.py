@@ -327,3 +327,44 @@ def test_auto_suggest_partitions_a_community(client, planner, engine):
     )
     assert impossible.status_code == 422
     assert impossible.json()["error"]["code"] == "partition_failed"
+
+
+def test_draft_codes_follow_the_level_rule(client, planner, draft):
+    """Create and PATCH apply the same code rule as an import: the level's pattern, and a code
+    that extends its parent's."""
+    generation, draft_id = draft["generation_id"], draft["id"]
+    grids = _grids(client, generation, level="micro_grid", parent=COMMUNITY + "001")
+    a, b = _neighbours(grids)
+    parent = grids[a][0]["parent_code"]
+    across = grids[a][1].intersection(grids[b][1]).centroid.buffer(1e-4, quad_segs=2)
+    body = {
+        "name": "新建小区",
+        "level": "micro_grid",
+        "parent_code": parent,
+        "geometry": json.loads(shapely.to_geojson(across)),
+        "version": 0,
+    }
+    for bad in ("<svg onload=alert(1)>", "12345", parent[:-1] + "9" + "077"):
+        refused = client.post(
+            f"/api/v1/drafts/{draft_id}/grids", headers=planner, json={**body, "code": bad}
+        )
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["error"]["code"] == "invalid_code"
+        assert refused.json()["error"]["where"] == "body.code"
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["version"] == 0  # nothing written
+    good = client.post(
+        f"/api/v1/drafts/{draft_id}/grids", headers=planner, json={**body, "code": parent + "077"}
+    )
+    assert good.status_code == 201, good.text
+    recoded = client.patch(
+        f"/api/v1/drafts/{draft_id}/grids/{a}",
+        headers=planner,
+        json={"code": "320571005001001X", "version": 1},
+    )
+    assert recoded.status_code == 422 and recoded.json()["error"]["code"] == "invalid_code"
+    renamed = client.patch(
+        f"/api/v1/drafts/{draft_id}/grids/{a}",
+        headers=planner,
+        json={"code": parent + "078", "version": 1},
+    )
+    assert renamed.status_code == 200, renamed.text

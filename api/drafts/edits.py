@@ -9,6 +9,8 @@ from typing import Any
 import shapely
 from sqlalchemy import Connection, Engine, text
 
+from api.codes import code_problem
+from api.db import grids as grid_queries
 from api.drafts.stats import grid_stats, next_codes
 from api.drafts.store import as_domain_error, load_edit, lock, save_edit, undo_last
 from api.errors import Conflict, InvalidInput
@@ -47,6 +49,20 @@ def _run(
             "touched": grid_stats(connection, generation, edit.touched()),
             **extra,
         }
+
+
+def _level(connection: Connection, name: str) -> dict[str, Any]:
+    level = next((lv for lv in grid_queries.levels(connection) if lv["name"] == name), None)
+    if level is None:
+        raise InvalidInput(f"没有名为 {name} 的层级", code="unknown_level", where="body.level")
+    return level
+
+
+def _code_follows_rule(code: str, parent_code: str | None, level: dict[str, Any]) -> None:
+    """The same code rule as an import (api/codes.py)."""
+    problem = code_problem(code, parent_code, level)
+    if problem:
+        raise InvalidInput(f"编码 {code}：{problem}", code="invalid_code", where="body.code")
 
 
 def _code_free(connection: Connection, generation: int, code: str, where: str) -> None:
@@ -139,15 +155,10 @@ def create(engine: Engine, draft_id: int, row: GridRow, version: int, actor: str
 
     def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> dict[str, Any]:
         generation = draft["generation_id"]
-        level = connection.execute(
-            text("SELECT code_pattern FROM grid_level WHERE name = :n"), {"n": row.level}
-        ).first()
-        if level is None:
-            raise InvalidInput(
-                f"没有名为 {row.level} 的层级", code="unknown_level", where="body.level"
-            )
+        level = _level(connection, row.level)
         if row.code:
             _code_free(connection, generation, row.code, "body.code")
+            _code_follows_rule(row.code, row.parent_code, level)
         else:
             if row.parent_code not in edit.rows:
                 raise InvalidInput(
@@ -185,6 +196,9 @@ def update(
         if changes.get("code") and changes["code"] != code:
             _code_free(connection, draft["generation_id"], changes["code"], "body.code")
         edit.update(code, changes)
+        if changes.get("code") or "parent_code" in changes:
+            row = edit.grid(changes.get("code") or code)
+            _code_follows_rule(row.code, row.parent_code, _level(connection, row.level))
 
     codes = [c for c in (code, changes.get("parent_code")) if c]
     return _run(

@@ -7,7 +7,6 @@ problem rejects the whole file with a report naming file, feature, field and rea
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine, text
 
+from api.codes import code_problem
 from api.coverage import insert_check, run_check
 from api.db import audit
 from api.db.copy import copy_rows
@@ -406,7 +406,6 @@ def _concurrent(report: ImportReport) -> ImportReport:
 def _grid_rows(
     rows, geometries, level, this_level, parent_level, existing, report
 ) -> list[GridRow]:
-    pattern = re.compile(this_level.code_pattern) if this_level.code_pattern else None
     parents = {
         c: g
         for c, g in existing.items()
@@ -419,15 +418,6 @@ def _grid_rows(
         code = row["code"]
         if code is None:
             continue
-        if pattern and not pattern.fullmatch(code):
-            report.errors.append(
-                ImportIssue(
-                    index + 1,
-                    "code",
-                    f"编码不符合 {level} 层级的编码规则 {this_level.code_pattern}",
-                    code,
-                )
-            )
         parent = row["parent"]
         if parent_level is None:
             if parent:
@@ -456,10 +446,10 @@ def _grid_rows(
                         code,
                     )
                 )
-            elif this_level.code_extends_parent and pattern and not code.startswith(parent):
-                report.errors.append(
-                    ImportIssue(index + 1, "code", f"编码应以上级编码 {parent} 开头", code)
-                )
+
+        problem = code_problem(code, parent if parent in parents else None, this_level)
+        if problem:
+            report.errors.append(ImportIssue(index + 1, "code", problem, code))
         result.append(
             GridRow(
                 code,
