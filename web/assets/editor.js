@@ -1,32 +1,21 @@
 /* wangge draft editor: pick a grid, drag its vertices (snapping to neighbours and micro-grids),
    cut it along a drawn line; every change is saved to the drafts API at once, then the coverage
-   check and the grid statistics refresh. Writes carry the X-Wangge-Page header so the login
-   cookie may authorise them (see api/deps.py). */
+   check and the grid statistics refresh. Writes go through wangge.api (web/assets/wangge.js).
+   Names and codes reach the page as text only (tooltips, the statistics panel). */
 (function () {
   "use strict";
-  var cfg = window.WG_EDITOR;
+  var wg = window.wangge;
+  var cfg = wg.page();
   var map = window[cfg.map];
   var state = { version: cfg.version, selected: null, stats: {}, busy: false, check: null };
   var snap = { snappable: true, snapDistance: 20, allowSelfIntersection: false };
   var $ = function (id) { return document.getElementById(id); };
+  var api = wg.api;
 
   function say(text, bad) {
     var el = $("wg-status");
     el.textContent = text;
     el.style.color = bad ? "#c53030" : "#2f855a";
-  }
-
-  function api(method, path, body) {
-    return fetch("/api/v1" + path, {
-      method: method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-Wangge-Page": "1" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    }).then(function (response) {
-      return response.json().then(function (json) {
-        return { ok: response.ok, status: response.status, body: json };
-      });
-    });
   }
 
   function colour(stats) {
@@ -43,7 +32,9 @@
                fillColor: colour(state.stats[f.properties.code]), fillOpacity: 0.35 };
     },
     onEachFeature: function (f, layer) {
-      layer.bindTooltip(f.properties.name + "（" + f.properties.code + "）", { sticky: true });
+      layer.bindTooltip(function () {
+        return wg.el("div", f.properties.name + "（" + f.properties.code + "）");
+      }, { sticky: true });
       layer.on("click", function () { select(f.properties.code); });
       layer.on("pm:edit", function () { queueSave(f.properties.code, layer); });
     },
@@ -94,25 +85,34 @@
 
   function renderStats() {
     var s = state.stats[state.selected];
-    var html = "";
+    var panel = $("wg-stats");
+    panel.textContent = "";
     if (s) {
       var range = s.households_range ? "（目标 " + s.households_range[0] + "–" + s.households_range[1] + "）" : "";
-      html = "<b>" + s.name + "</b> " + s.code + "<br>户数 " + s.households + range +
-        (s.household_deviation === null ? "" : "，偏差 " + (s.household_deviation > 0 ? "+" : "") + s.household_deviation) +
-        "<br>楼栋 " + s.buildings + "，监控 " + s.cameras + "，面积 " + (s.area_m2 / 10000).toFixed(2) + " 公顷";
+      var deviation = s.household_deviation === null ? "" :
+        "，偏差 " + (s.household_deviation > 0 ? "+" : "") + s.household_deviation;
+      wg.append(panel, [
+        wg.el("b", s.name), " " + s.code, wg.el("br"),
+        "户数 " + s.households + range + deviation, wg.el("br"),
+        "楼栋 " + s.buildings + "，监控 " + s.cameras + "，面积 " + (s.area_m2 / 10000).toFixed(2) + " 公顷",
+      ]);
     } else {
-      html = "点选一个网格：拖动顶点调整边界（会吸附到相邻网格与微网格的顶点和边），或画线分割。";
+      panel.textContent = "点选一个网格：拖动顶点调整边界（会吸附到相邻网格与微网格的顶点和边），或画线分割。";
     }
     var over = Object.keys(state.stats).filter(function (c) {
       var x = state.stats[c];
       return x.households_range && (x.households > x.households_range[1] || x.households < x.households_range[0]);
     });
-    html += "<br>超出户数范围的网格：" + (over.length ? over.map(function (c) {
-      return "<a href='#' data-code='" + c + "'>" + c.slice(-3) + "</a>";
-    }).join(" ") : "无");
-    $("wg-stats").innerHTML = html;
-    Array.prototype.forEach.call($("wg-stats").querySelectorAll("a[data-code]"), function (a) {
-      a.onclick = function () { select(a.dataset.code); map.fitBounds(layerOf(a.dataset.code).getBounds()); return false; };
+    wg.append(panel, [wg.el("br"), "超出户数范围的网格："]);
+    if (!over.length) panel.appendChild(document.createTextNode("无"));
+    over.forEach(function (code, i) {
+      var link = wg.el("a", code.slice(-3), { href: "#" });
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        select(code);
+        map.fitBounds(layerOf(code).getBounds());
+      });
+      wg.append(panel, [i ? " " : null, link]);
     });
     $("wg-version").textContent = state.version;
   }
@@ -124,8 +124,12 @@
       state.check = r.body;
       state.checkedVersion = state.version;
       var s = r.body.summary;
-      $("wg-check").innerHTML = "覆盖检查：错误 <b>" + s.errors + "</b>，提示 " + s.warnings +
-        " · <a href='/map/checks/" + r.body.id + "' target='_blank'>查看</a>";
+      var report = $("wg-check");
+      report.textContent = "";
+      wg.append(report, [
+        "覆盖检查：错误 ", wg.el("b", s.errors), "，提示 " + s.warnings + " · ",
+        wg.el("a", "查看", { href: "/map/checks/" + encodeURIComponent(r.body.id), target: "_blank" }),
+      ]);
     });
   }
 
@@ -170,17 +174,17 @@
       .then(function (r) { return applied(r, "已分割"); });
   });
 
-  $("wg-split").onclick = function () {
+  $("wg-split").addEventListener("click", function () {
     if (!state.selected) { say("请先点选要分割的网格", true); return; }
     map.pm.enableDraw("Line", snap);
     say("画一条穿过网格的线，双击结束");
-  };
-  $("wg-undo").onclick = function () {
+  });
+  $("wg-undo").addEventListener("click", function () {
     api("POST", "/drafts/" + cfg.draft + "/undo", { version: state.version })
       .then(function (r) { return applied(r, "已撤销上一步"); });
-  };
-  $("wg-check-now").onclick = runCheck;
-  $("wg-publish").onclick = function () {
+  });
+  $("wg-check-now").addEventListener("click", runCheck);
+  $("wg-publish").addEventListener("click", function () {
     var s = state.check && state.check.summary;
     if (!s) { say("请先运行覆盖检查", true); return; }
     if (s.errors) { say("覆盖检查还有错误，不能发布", true); return; }
@@ -190,7 +194,7 @@
         if (r.ok) say("已发布为第 " + r.body.generation + " 版，" + r.body.events_reassigned + " 个事件已改派");
         else say(r.body.error.message, true);
       });
-  };
+  });
 
   window.wgEditor = { map: map, grids: grids, state: state, select: select, layerOf: layerOf };
   load().then(runCheck).then(function () { say("就绪：点选网格开始编辑"); document.body.dataset.ready = "1"; });
