@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api.auth import TokenCache
 from api.db.engine import make_engine
 from api.errors import register_error_handlers
-from api.limits import BodySizeLimit, HeavyWork
+from api.limits import BodySizeLimit, HeavyWork, TrustedHosts
 from api.lookup.store import IndexStore
 from api.routes import coverage, drafts, events, grids, health, layers, lookup, tokens, transfer
 from api.settings import Settings, get_settings
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, lookup, events, grids, layers, transfer, coverage, drafts, tokens):
         app.include_router(module.router, prefix=API_PREFIX)
     pages.mount(app)
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(
         BodySizeLimit,
         default_bytes=settings.limits.max_request_bytes,

@@ -2,8 +2,10 @@
 
 PostgreSQL refuses to run as root, so when wangge is invoked as root every server command
 runs as the `postgres` system user (runuser) and the data directory belongs to that user.
-The cluster listens on 127.0.0.1 only and uses a random password written to .data/pg-password
-(mode 0600): a dev cluster, but not an open one.
+The cluster listens on 127.0.0.1 only. Three roles, each with a random password in its own
+file under .data/ (created with mode 0600, never wider): the superuser `wangge` creates roles
+and databases; `wangge_owner` owns the schema and runs migrations; the service connects as
+`wangge_app`, which may read and write rows but not change the schema (least privilege).
 """
 
 from __future__ import annotations
@@ -104,8 +106,7 @@ def init(cluster: ClusterSettings) -> bool:
         )
     finally:
         pwfile.unlink(missing_ok=True)
-    cluster.password_file.write_text(password + "\n")
-    cluster.password_file.chmod(0o600)
+    _write_secret(cluster.password_file, password)
     with (cluster.data_dir / "postgresql.conf").open("a") as conf:
         conf.write(
             "\n# wangge development cluster\n"
@@ -118,6 +119,14 @@ def init(cluster: ClusterSettings) -> bool:
             "max_connections = 100\n"
         )
     return True
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """A password file readable by its owner only from the first byte (no chmod window)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secret + "\n")
 
 
 def status(cluster: ClusterSettings) -> ClusterStatus:
@@ -175,8 +184,38 @@ def _connect_admin(cluster: ClusterSettings):
             time.sleep(0.3)
 
 
+def ensure_roles(cluster: ClusterSettings) -> None:
+    """The owner and service roles exist and their password files match (idempotent)."""
+    connection = _connect_admin(cluster)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            for role in (cluster.owner_user, cluster.app_user):
+                secret = cluster.password_file_of(role)
+                cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+                exists = cursor.fetchone() is not None
+                if exists and secret.exists():
+                    continue
+                password = secrets.token_urlsafe(24)
+                verb = "ALTER" if exists else "CREATE"
+                try:
+                    cursor.execute(
+                        sql.SQL(
+                            verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %s"
+                        ).format(sql.Identifier(role)),
+                        (password,),
+                    )
+                except psycopg2.errors.DuplicateObject:
+                    continue  # another process made it a moment ago, and writes its file
+                _write_secret(secret, password)
+    finally:
+        connection.close()
+
+
 def ensure_database(cluster: ClusterSettings, name: str, *, recreate: bool = False) -> None:
-    """Create database `name` in the local cluster (dropping it first when recreate)."""
+    """Create database `name` in the local cluster, owned by the owner role, with PostGIS
+    (which only a superuser may install); dropping it first when recreate."""
+    ensure_roles(cluster)
     connection = _connect_admin(cluster)
     connection.autocommit = True
     try:
@@ -187,6 +226,49 @@ def ensure_database(cluster: ClusterSettings, name: str, *, recreate: bool = Fal
                 )
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cursor.fetchone() is None:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                cursor.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(name), sql.Identifier(cluster.owner_user)
+                    )
+                )
     finally:
         connection.close()
+    prepare_database(cluster, name)
+
+
+def prepare_database(cluster: ClusterSettings, name: str) -> None:
+    """PostGIS installed, and the database and its tables owned by the owner role (a cluster
+    made before the roles existed had everything owned by the superuser)."""
+    connection = psycopg2.connect(_dsn(cluster, cluster.user, name))
+    connection.autocommit = True
+    owner = sql.Identifier(cluster.owner_user)
+    try:
+        with connection.cursor() as cursor:
+            # btree_gist is trusted; PostGIS is not, so a superuser installs both up front.
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+            cursor.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), owner)
+            )
+            cursor.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') "
+                "AND pg_get_userbyid(c.relowner) <> %s AND NOT EXISTS (SELECT 1 FROM pg_depend d "
+                "WHERE d.objid = c.oid AND d.deptype = 'e')",
+                (cluster.owner_user,),
+            )
+            for (table,) in cursor.fetchall():
+                cursor.execute(
+                    sql.SQL("ALTER TABLE public.{} OWNER TO {}").format(
+                        sql.Identifier(table), owner
+                    )
+                )
+    finally:
+        connection.close()
+
+
+def _dsn(cluster: ClusterSettings, role: str, database: str) -> str:
+    password = cluster.password_file_of(role).read_text().strip()
+    return psycopg2.extensions.make_dsn(
+        host="127.0.0.1", port=cluster.port, user=role, password=password, dbname=database
+    )

@@ -1,4 +1,4 @@
-"""Request size limits, enforced before a handler reads the body (chunked uploads included)."""
+"""Request limits: body size, trusted Host headers, and a bound on concurrent heavy work."""
 
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ class BodySizeLimit:
 
     @staticmethod
     async def _reject(send: Send, limit: int) -> None:
-        body = json.dumps(
+        await _send_json(
+            send,
+            413,
             {
                 "error": {
                     "code": "payload_too_large",
@@ -79,19 +81,56 @@ class BodySizeLimit:
                     "where": "body",
                 }
             },
-            ensure_ascii=False,
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+class TrustedHosts:
+    """Answer only requests whose Host header names this service (DNS-rebinding defence).
+
+    A page on evil.example that rebinds its name to 127.0.0.1 reaches a local wangge with
+    `Host: evil.example`, and gets 400 `invalid_host` instead of the API.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.allowed = {host.lower().strip("[]") for host in allowed_hosts}
+        self.any = "*" in self.allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.any:
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+        host = header.rsplit(":", 1)[0] if not header.endswith("]") else header
+        if host.strip("[]") in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        await _send_json(
+            send,
+            400,
+            {
+                "error": {
+                    "code": "invalid_host",
+                    "message": "请求的主机名不在本服务的允许列表中（WANGGE_ALLOWED_HOSTS）",
+                    "where": "header.Host",
+                }
+            },
+        )
+
+
+async def _send_json(send: Send, status: int, content: dict) -> None:
+    body = json.dumps(content, ensure_ascii=False).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class HeavyWork:

@@ -17,12 +17,18 @@ class ClusterSettings(BaseModel):
     data_dir: Path = PROJECT_ROOT / ".data" / "pg"
     port: int = 54329
     database: str = "wangge"
-    user: str = "wangge"
+    user: str = "wangge"  # the cluster's superuser: creates roles and databases, nothing else
+    owner_user: str = "wangge_owner"  # owns the schema: migrations and the demo loader
+    app_user: str = "wangge_app"  # the service: reads and writes rows, cannot change the schema
     pg_bin: Path = Path("/usr/lib/postgresql/15/bin")
 
     @property
     def password_file(self) -> Path:
-        return self.data_dir.parent / "pg-password"
+        return self.password_file_of(self.user)
+
+    def password_file_of(self, role: str) -> Path:
+        name = "pg-password" if role == self.user else f"pg-password-{role}"
+        return self.data_dir.parent / name
 
     @property
     def socket_dir(self) -> Path:
@@ -32,9 +38,12 @@ class ClusterSettings(BaseModel):
     def log_file(self) -> Path:
         return self.data_dir.parent / "postgres.log"
 
-    def url(self, database: str | None = None) -> str:
-        password = self.password_file.read_text().strip() if self.password_file.exists() else ""
-        auth = f"{self.user}:{password}" if password else self.user
+    def url(self, database: str | None = None, role: str | None = None) -> str:
+        """A URL for `role` (default: the superuser) to `database` (default: wangge)."""
+        role = role or self.user
+        secret = self.password_file_of(role)
+        password = secret.read_text().strip() if secret.exists() else ""
+        auth = f"{role}:{password}" if password else role
         return f"postgresql+psycopg2://{auth}@127.0.0.1:{self.port}/{database or self.database}"
 
 
@@ -51,6 +60,10 @@ class LimitSettings(BaseModel):
     default_page_size: int = 1000
     # Exports, file lookups and historical indexes running at once (more wait, then 503).
     heavy_requests: int = 2
+    # What an uploaded archive (zipped Shapefile, KMZ) or Parquet file may unpack to: in total,
+    # and per compressed byte (a zip bomb packs a gigabyte of zeros into a megabyte).
+    max_unpacked_bytes: int = 1024 * 1024 * 1024
+    max_compression_ratio: int = 100
 
 
 class MapSettings(BaseModel):
@@ -64,7 +77,18 @@ class Settings(BaseSettings):
     )
 
     mode: str = Field(default="dev", pattern="^(dev|prod)$")
+    # The service's connection: a role that may read and write rows, not change the schema.
     database_url: str | None = None
+    # Migrations and the demo loader connect as the schema's owner (default: database_url).
+    owner_database_url: str | None = None
+    # `wangge migrate` grants the service's rights to this role (the local cluster: wangge_app).
+    service_role: str | None = None
+    # Host headers served (TrustedHostMiddleware): a page on another site that rebinds its DNS
+    # name to 127.0.0.1 still sends its own name, and is refused. "testserver" is Starlette's
+    # TestClient; it is not a resolvable name.
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1", "testserver"]
+    )
     cluster: ClusterSettings = ClusterSettings()
     auth: AuthSettings = AuthSettings()
     limits: LimitSettings = LimitSettings()
@@ -78,13 +102,29 @@ class Settings(BaseSettings):
         return self
 
     def resolved_database_url(self) -> str:
-        """WANGGE_DATABASE_URL if set, else the project's own cluster."""
+        """WANGGE_DATABASE_URL if set, else the project's own cluster as the service role."""
         if self.database_url:
-            url = self.database_url
-            if url.startswith("postgresql://") or url.startswith("postgres://"):
-                url = "postgresql+psycopg2://" + url.split("://", 1)[1]
-            return url
-        return self.cluster.url()
+            return _psycopg2(self.database_url)
+        return self.cluster.url(role=self.cluster.app_user)
+
+    def resolved_owner_url(self) -> str:
+        """The schema owner's URL: for migrations and the demo loader."""
+        if self.owner_database_url:
+            return _psycopg2(self.owner_database_url)
+        if self.database_url:
+            return _psycopg2(self.database_url)
+        return self.cluster.url(role=self.cluster.owner_user)
+
+    def resolved_service_role(self) -> str | None:
+        if self.service_role or self.database_url:
+            return self.service_role
+        return self.cluster.app_user
+
+
+def _psycopg2(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
 
 
 @lru_cache

@@ -43,6 +43,25 @@ def _admin_url() -> str:
     return settings.cluster.url("postgres")
 
 
+def _roles() -> tuple[str, str] | None:
+    """(owner, service) roles of the project's cluster; None on another server, where tests
+    run as the admin user."""
+    if os.environ.get("WANGGE_TEST_ADMIN_URL"):
+        return None
+    local = Settings(database_url=None).cluster
+    return local.owner_user, local.app_user
+
+
+def as_role(url: str, role: str) -> str:
+    """The same database as another role of the project's cluster."""
+    local = Settings(database_url=None).cluster
+    return (
+        make_url(url)
+        .set(username=role, password=local.password_file_of(role).read_text().strip())
+        .render_as_string(hide_password=False)
+    )
+
+
 def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -70,6 +89,9 @@ def create_database(admin_url: str, name: str, template: str | None = None) -> s
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(template)
         )
+    roles = _roles()
+    if roles is not None:  # owned by the schema owner, as `wangge db start` makes it
+        statement = sql.SQL("{} OWNER {}").format(statement, sql.Identifier(roles[0]))
     _admin(admin_url, statement)
     return _with_database(admin_url, name)
 
@@ -89,8 +111,19 @@ def admin_url() -> str:
 def template_url(admin_url: str) -> str:
     """A migrated database holding the demo street, used as the template for every test DB."""
     url = create_database(admin_url, TEMPLATE)
-    migrate.upgrade(url)
-    engine = create_engine(url)
+    roles = _roles()
+    if roles is not None:
+        # As deployed: PostGIS by the superuser, migrations and the demo by the owner, and the
+        # service role granted rows only (the `service_url` fixture connects as it).
+        _admin(url, sql.SQL("CREATE EXTENSION IF NOT EXISTS postgis"))
+        _admin(url, sql.SQL("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+        owner_url = as_role(url, roles[0])
+        migrate.upgrade(owner_url)
+        migrate.grant_service_role(owner_url, roles[1])
+    else:
+        owner_url = url
+        migrate.upgrade(url)
+    engine = create_engine(owner_url)
     load_demo(engine, DEMO_SEED, actor="tests")
     engine.dispose()
     return url
@@ -124,8 +157,15 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+def service_url(database_url: str) -> str:
+    """The test database as the service connects to it: the least-privileged role."""
+    roles = _roles()
+    return as_role(database_url, roles[1]) if roles is not None else database_url
+
+
+@pytest.fixture
+def settings(service_url: str, database_url: str) -> Settings:
+    return Settings(database_url=service_url, owner_database_url=database_url)
 
 
 @pytest.fixture

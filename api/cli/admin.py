@@ -81,14 +81,19 @@ def migrate(
     revision: Annotated[str, typer.Option(help="目标版本（默认最新）")] = "head",
     downgrade: Annotated[bool, typer.Option("--downgrade", help="降级到 --revision")] = False,
 ) -> None:
-    """把数据库结构升级（或降级）到指定版本。"""
-    url = get_settings().resolved_database_url()
+    """以结构所有者身份把数据库结构升级（或降级）到指定版本，再给服务角色授权（只读写数据）。"""
+    settings = get_settings()
+    url = settings.resolved_owner_url()
     if downgrade:
         migrations.downgrade(url, revision)
     else:
         migrations.upgrade(url, revision)
+    role = settings.resolved_service_role()
+    if role and not downgrade:
+        migrations.grant_service_role(url, role)
     console.print(
-        f"数据库结构已到版本 {migrations.current_revision(make_engine(get_settings())) or 'base'}"
+        f"数据库结构已到版本 {migrations.current_revision(make_engine(settings, as_owner=True)) or 'base'}"
+        + (f"；服务角色 {role} 可读写数据、不能改结构" if role and not downgrade else "")
     )
 
 
@@ -136,7 +141,7 @@ def demo_load(
         return
     with console.status("准备 …") as status:
         summary = load_demo(
-            make_engine(settings),
+            make_engine(settings, as_owner=True),  # it truncates tables: the owner's right
             seed or settings.demo_seed,
             reset=reset,
             progress=lambda message: status.update(message + " …"),

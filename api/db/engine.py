@@ -7,9 +7,13 @@ from sqlalchemy import Engine, create_engine
 from api.settings import Settings
 
 
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: Settings, *, as_owner: bool = False) -> Engine:
+    """The service's engine; `as_owner` for the few commands that change the schema or
+    truncate tables (migrate, demo load)."""
     return create_engine(
-        settings.resolved_database_url(),
+        settings.resolved_owner_url() if as_owner else settings.resolved_database_url(),
+        # Bound values never reach logs or error messages (they may be personal data).
+        hide_parameters=True,
         pool_pre_ping=True,
         pool_size=8,
         max_overflow=8,

@@ -6,7 +6,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
 
 from api.settings import PROJECT_ROOT
 
@@ -34,3 +34,30 @@ def head_revision(database_url: str) -> str | None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def grant_service_role(owner_url: str, role: str) -> None:
+    """Give the service role what the service needs and no more: rows, not the schema.
+
+    Run by the schema owner after every upgrade, so new tables are covered. The role is a
+    setting, never a request value; it is still quoted as an identifier.
+    """
+    engine = create_engine(owner_url, hide_parameters=True)
+    try:
+        with engine.begin() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
+            ).first()
+            if exists is None:
+                raise LookupError(f"PostgreSQL role {role} does not exist")
+            quoted = connection.dialect.identifier_preparer.quote(role)
+            for statement in (
+                f"GRANT USAGE ON SCHEMA public TO {quoted}",
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}",
+                f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
+                # The schema's version is the owner's business.
+                f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {quoted}",
+            ):
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()

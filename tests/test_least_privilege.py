@@ -1,0 +1,98 @@
+"""The service runs with least privilege: a role that reads and writes rows but cannot change
+the schema, secrets in files only its owner reads, bound values kept out of error text, and
+only its own host names answered."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+
+from api.db.engine import make_engine
+from api.settings import Settings
+
+
+def test_service_role_reads_and_writes_rows_but_not_the_schema(settings):
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as connection:
+            role = connection.execute(
+                text(
+                    "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+                )
+            ).one()
+            assert role.rolname == "wangge_app"
+            assert (role.rolsuper, role.rolcreaterole, role.rolcreatedb) == (False, False, False)
+            assert connection.execute(text("SELECT count(*) FROM grid")).scalar() > 1000
+        for statement in (
+            "DROP TABLE event_history",
+            "CREATE TABLE stolen (x int)",
+            "ALTER TABLE api_token ADD COLUMN x int",
+            "TRUNCATE grid",
+            "UPDATE alembic_version SET version_num = 'x'",
+            "CREATE EXTENSION IF NOT EXISTS file_fdw",
+        ):
+            with engine.begin() as connection, pytest.raises(DBAPIError) as refused:
+                connection.execute(text(statement))
+            assert "permission denied" in str(refused.value) or "must be" in str(refused.value), (
+                statement
+            )
+    finally:
+        engine.dispose()
+
+
+def test_bound_values_stay_out_of_error_messages(settings):
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as connection, pytest.raises(DBAPIError) as failed:
+            connection.execute(text("SELECT CAST(:phone AS text), 1 / 0"), {"phone": "13900001111"})
+        assert "division by zero" in str(failed.value)
+        assert "13900001111" not in str(failed.value)  # SQLAlchemy would append the parameters
+    finally:
+        engine.dispose()
+
+
+def test_cluster_password_files_are_private():
+    cluster = Settings(database_url=None).cluster
+    files = [
+        cluster.password_file_of(r) for r in (cluster.user, cluster.owner_user, cluster.app_user)
+    ]
+    assert len(files) == 3 and all(f.exists() for f in files)
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_owner_is_not_a_superuser_either(database_url):
+    cluster = Settings(database_url=None).cluster
+    from tests.conftest import as_role
+
+    engine = create_engine(as_role(database_url, cluster.owner_user))
+    try:
+        with engine.connect() as connection:
+            assert (
+                connection.execute(
+                    text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+                ).scalar()
+                is False
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.nip.io"])
+def test_foreign_host_headers_are_refused(client, host):
+    """DNS rebinding: a page on another site that points its name at 127.0.0.1."""
+    response = client.get("/api/v1/levels", headers={"Host": host})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "invalid_host",
+        "message": response.json()["error"]["message"],
+        "where": "header.Host",
+    }
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "[::1]:8000"])
+def test_own_host_names_are_served(client, host):
+    assert client.get("/api/v1/levels", headers={"Host": host}).status_code == 200
