@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings)
-        app.state.index_store = IndexStore(app.state.engine)
+        app.state.index_store = IndexStore(app.state.engine, app.state.heavy)
         app.state.index_store.start()
         try:
             yield

@@ -23,13 +23,14 @@ import shapely
 from sqlalchemy import Connection, Engine, text
 
 from api.db.generations import NoActiveGeneration
+from api.limits import HeavyWork
 from api.lookup.addresses import AddressIndex
 from spatial.lookup import GridIndex, GridRecord
 
 log = logging.getLogger("wangge.lookup")
 CHANNEL = "wangge_generation"
 RECHECK_SECONDS = 5.0
-CACHED_GENERATIONS = 4
+CACHED_GENERATIONS = 8
 
 
 def load_grid_index(connection: Connection, generation: int) -> GridIndex:
@@ -66,9 +67,15 @@ def load_staff(connection: Connection) -> dict[str, list[dict[str, Any]]]:
 class IndexStore:
     """Current and recently used generations' indexes, the activation timeline and staff."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, heavy: HeavyWork | None = None, cached: int = CACHED_GENERATIONS
+    ) -> None:
         self._engine = engine
+        self._heavy = heavy or HeavyWork(2)
+        self._cached = cached
         self._lock = threading.Lock()
+        self._building: dict[int, threading.Event] = {}
+        self.builds = 0  # indexes of earlier generations built so far (for tests and metrics)
         self._indexes: OrderedDict[int, GridIndex] = OrderedDict()
         self._timeline: list[tuple[datetime, int]] = []
         self._active: GridIndex | None = None
@@ -108,6 +115,12 @@ class IndexStore:
         return self.generation(timeline[position - 1][1])
 
     def generation(self, generation: int) -> GridIndex:
+        """The index of any generation; earlier ones are built on demand, once.
+
+        Single flight: concurrent requests for the same generation wait for one build instead
+        of each building their own, and builds run in a bounded slot (HeavyWork), so cycling
+        `at=` over many generations cannot pile up index builds.
+        """
         active = self._active
         if active is not None and active.generation == generation:
             return active
@@ -115,13 +128,30 @@ class IndexStore:
             if generation in self._indexes:
                 self._indexes.move_to_end(generation)
                 return self._indexes[generation]
-        with self._engine.connect() as connection:
-            index = load_grid_index(connection, generation)
-        with self._lock:
-            self._indexes[generation] = index
-            while len(self._indexes) > CACHED_GENERATIONS:
-                self._indexes.popitem(last=False)
-        return index
+            building = self._building.get(generation)
+            leader = building is None
+            if leader:
+                building = self._building[generation] = threading.Event()
+        assert building is not None
+        if not leader:
+            building.wait(timeout=120)
+            with self._lock:
+                if generation in self._indexes:
+                    return self._indexes[generation]
+            return self.generation(generation)  # the leader failed: try again
+        try:
+            with self._heavy.slot(), self._engine.connect() as connection:
+                index = load_grid_index(connection, generation)
+                self.builds += 1
+            with self._lock:
+                self._indexes[generation] = index
+                while len(self._indexes) > self._cached:
+                    self._indexes.popitem(last=False)
+            return index
+        finally:
+            with self._lock:
+                self._building.pop(generation, None)
+            building.set()
 
     # --- refreshing --------------------------------------------------------------------------
 
