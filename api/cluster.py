@@ -14,6 +14,7 @@ import os
 import pwd
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -139,6 +140,8 @@ def status(cluster: ClusterSettings) -> ClusterStatus:
 
 def start(cluster: ClusterSettings) -> ClusterStatus:
     """Initialise if needed, start if stopped, and make sure the application database exists."""
+    if not status(cluster).running:
+        _port_is_free(cluster)
     init(cluster)
     current = status(cluster)
     if not current.running:
@@ -157,6 +160,20 @@ def start(cluster: ClusterSettings) -> ClusterStatus:
         )
     ensure_database(cluster, cluster.database)
     return status(cluster)
+
+
+def _port_is_free(cluster: ClusterSettings) -> None:
+    """Say which port is taken, and how to choose another, before pg_ctl fails obscurely
+    (a second checkout on one machine, or a system PostgreSQL, already listening there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", cluster.port))
+        except OSError as error:
+            raise ClusterError(
+                f"端口 {cluster.port} 已被占用（另一个 wangge 检出或其他 PostgreSQL 正在使用）："
+                f"请为本检出换一个端口，例如 `WANGGE_CLUSTER__PORT={cluster.port + 1} make demo`"
+                "（之后每条 wangge 命令都带上同一个 WANGGE_CLUSTER__PORT）"
+            ) from error
 
 
 def stop(cluster: ClusterSettings) -> ClusterStatus:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,29 @@ def test_local_cluster_start_stop_status_are_idempotent():
     finally:
         run("db", "stop", env=env)
         shutil.rmtree(data.parent, ignore_errors=True)
+
+
+def test_busy_ports_are_named_with_the_way_out():
+    """Two checkouts on one machine: the second one's cluster or server port is taken."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data = PROJECT_ROOT / ".cache" / "cluster-busy" / "pg"
+        env = {
+            "WANGGE_CLUSTER__DATA_DIR": str(data),
+            "WANGGE_CLUSTER__PORT": str(port),
+            "WANGGE_DATABASE_URL": "",
+        }
+        try:
+            started = run("db", "start", env=env)
+        finally:
+            shutil.rmtree(data.parent, ignore_errors=True)
+        assert started.returncode == 1
+        assert f"端口 {port} 已被占用" in started.stderr
+        assert f"WANGGE_CLUSTER__PORT={port + 1} make demo" in started.stderr
+        served = run("serve", "--port", str(port))
+        assert served.returncode == 1 and f"make demo PORT={port + 1}" in served.stderr
 
 
 def test_geocode_file(db_env, engine, tmp_path):

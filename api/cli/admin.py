@@ -103,8 +103,18 @@ def serve(
     workers: Annotated[int, typer.Option(help="工作进程数")] = 1,
 ) -> None:
     """启动 HTTP 服务（API 文档在 /api/v1/docs）。"""
+    import socket
+
     import uvicorn
 
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ValueError(
+                f"{host}:{port} 已被占用（另一个 wangge 或其他服务）：换一个端口，"
+                f"例如 `wangge serve --port {port + 1}` 或 `make demo PORT={port + 1}`"
+            ) from error
     console.print(f"wangge 服务：http://{host}:{port}/  （API 文档 /api/v1/docs）")
     uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info")
 
