@@ -3,6 +3,10 @@
 Returns geometries (shapely, source CRS) and attribute columns as Python values. Shapefiles
 without a .cpg are decoded as UTF-8 when that works and as GBK otherwise (Chinese GIS
 software writes GBK), and the report says which.
+
+Files may come from anyone (uploads): GDAL sees them only through `guard.gdal_path` (one driver
+per extension, network off), and archives are unpacked by `archives.unpack` (safe names,
+capped sizes). A KMZ is read as its main KML document, unpacked the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -19,6 +23,17 @@ import pyogrio
 import shapely
 from pyogrio import raw
 from pyogrio.errors import DataLayerError, DataSourceError
+
+from api.settings import LimitSettings
+from api.transfer.archives import (
+    ArchiveTooLarge,
+    UnpackLimits,
+    UnsafeArchive,
+    checked_names,
+    unpack,
+)
+from api.transfer.cells import unquoted_cell
+from api.transfer.guard import RefusedFile, gdal_encoding, gdal_path
 
 FORMATS = {
     ".geojson": "GeoJSON",
@@ -51,6 +66,16 @@ KML_DEFAULTS = {
 class UnreadableFile(ValueError):
     """The file cannot be read as a layer; the message says why and where."""
 
+    member: str | None = None  # the archive member at fault, if any
+
+
+class UnpackedTooLarge(UnreadableFile):
+    """An archive member would unpack beyond the limits."""
+
+
+def unpack_limits(limits: LimitSettings) -> UnpackLimits:
+    return UnpackLimits(limits.max_unpacked_bytes, limits.max_compression_ratio)
+
 
 @dataclass
 class SourceLayer:
@@ -79,7 +104,9 @@ def read_layer(
     layer: str | None = None,
     encoding: str | None = None,
     csv_columns: CsvColumns = CsvColumns(),
+    limits: UnpackLimits | None = None,
 ) -> SourceLayer:
+    """Read one layer; `limits` cap what archives unpack to (default: the settings' limits)."""
     path = Path(path)
     if not path.exists():
         raise UnreadableFile(f"{path}：文件不存在")
@@ -89,20 +116,28 @@ def read_layer(
             f"{path}：不支持的文件类型 {suffix or '(无扩展名)'}；"
             "支持 GeoJSON、GeoPackage、Shapefile（.shp 或 .zip）、KML/KMZ、CSV"
         )
-    if suffix == ".zip":
-        return _read_zipped_shapefile(path, layer=layer, encoding=encoding)
-    if suffix == ".csv":
-        return _read_csv(path, csv_columns)
-    if suffix in (".kml", ".kmz"):
-        return _read_all_layers(path, "KML")
-    if suffix == ".shp":
-        return _read_shapefile(path, encoding)
-    return _read_one(path, FORMATS[suffix], layer=layer)
-
-
-def _layers(path: Path) -> list[str]:
+    limits = limits or unpack_limits(LimitSettings())
     try:
-        return [str(name) for name, _ in pyogrio.list_layers(path)]
+        encoding = gdal_encoding(encoding) if encoding else None
+    except ValueError as error:
+        raise UnreadableFile(f"{path.name}：{error}") from error
+    try:
+        if suffix in (".zip", ".kmz"):
+            return _read_archive(path, layer=layer, encoding=encoding, limits=limits)
+        if suffix == ".csv":
+            return _read_csv(path, csv_columns)
+        if suffix == ".kml":
+            return _read_all_layers(path, "KML")
+        if suffix == ".shp":
+            return _read_shapefile(path, encoding)
+        return _read_one(path, FORMATS[suffix], layer=layer)
+    except RefusedFile as error:
+        raise UnreadableFile(str(error)) from error
+
+
+def _layers(path: Path, format_name: str) -> list[str]:
+    try:
+        return [str(name) for name, _ in pyogrio.list_layers(gdal_path(path, format_name))]
     except (DataSourceError, DataLayerError, OSError) as error:
         raise UnreadableFile(f"{path}：无法打开（{_short(error)}）") from error
 
@@ -112,7 +147,7 @@ def _short(error: Exception) -> str:
 
 
 def _read_one(path: Path, format_name: str, *, layer: str | None, **options: Any) -> SourceLayer:
-    names = _layers(path)
+    names = _layers(path, format_name)
     if layer is None and len(names) > 1:
         raise UnreadableFile(f"{path} 有多个图层（{', '.join(names)}），请用 --layer 指定一个")
     if layer is not None and layer not in names:
@@ -124,7 +159,7 @@ def _from_raw(
     path: Path, format_name: str, *, layer: str | None = None, **options: Any
 ) -> SourceLayer:
     try:
-        meta, _, wkb, columns = raw.read(path, layer=layer, **options)
+        meta, _, wkb, columns = raw.read(gdal_path(path, format_name), layer=layer, **options)
     except UnicodeDecodeError:
         raise
     except (DataSourceError, DataLayerError, OSError, ValueError, RuntimeError) as error:
@@ -181,34 +216,55 @@ def _read_shapefile(path: Path, encoding: str | None) -> SourceLayer:
     return source
 
 
-def _read_zipped_shapefile(path: Path, *, layer: str | None, encoding: str | None) -> SourceLayer:
+def _read_archive(
+    path: Path, *, layer: str | None, encoding: str | None, limits: UnpackLimits
+) -> SourceLayer:
+    """A zipped Shapefile, or a KMZ (its main document: the first .kml, usually doc.kml)."""
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as error:
-        raise UnreadableFile(f"{path}：不是有效的 zip 文件") from error
+    except (zipfile.BadZipFile, OSError) as error:
+        raise UnreadableFile(f"{path.name}：不是有效的 zip 文件") from error
     with archive, tempfile.TemporaryDirectory(prefix="wangge-zip-") as folder:
-        shapefiles = [
-            n
-            for n in archive.namelist()
-            if n.lower().endswith(".shp") and not n.startswith("__MACOSX")
-        ]
-        if not shapefiles:
-            raise UnreadableFile(f"{path}：zip 中没有 .shp 文件")
-        if len(shapefiles) > 1 and layer is None:
-            raise UnreadableFile(
-                f"{path}：zip 中有多个 Shapefile（{', '.join(shapefiles)}），请用 --layer 指定"
-            )
-        chosen = next((n for n in shapefiles if layer is None or Path(n).stem == layer), None)
-        if chosen is None:
-            raise UnreadableFile(f"{path}：zip 中没有名为 {layer} 的 Shapefile")
-        stem = chosen[: -len(".shp")]
-        for name in archive.namelist():
-            if name.startswith(stem + ".") and ".." not in name and not name.startswith("/"):
-                target = Path(folder) / Path(name).name
-                target.write_bytes(archive.read(name))
-        source = _read_shapefile(Path(folder) / Path(chosen).name, encoding)
+        try:
+            names = checked_names(archive)
+            if path.suffix.lower() == ".kmz":
+                documents = [n for n in names if n.lower().endswith(".kml")]
+                if not documents:
+                    raise UnreadableFile(f"{path.name}：KMZ 中没有 .kml 文档")
+                main = "doc.kml" if "doc.kml" in documents else documents[0]
+                unpack(archive, {main: "doc.kml"}, Path(folder), limits)
+                source = _read_all_layers(Path(folder) / "doc.kml", "KML")
+            else:
+                chosen = _chosen_shapefile(path, names, layer)
+                stem = chosen[: -len(".shp")]
+                members = {n: PurePosixPath(n).name for n in names if n.startswith(stem + ".")}
+                unpack(archive, members, Path(folder), limits)
+                source = _read_shapefile(Path(folder) / PurePosixPath(chosen).name, encoding)
+        except ArchiveTooLarge as error:
+            raise _with_member(UnpackedTooLarge(f"{path.name}：{error}"), error) from error
+        except UnsafeArchive as error:
+            raise _with_member(UnreadableFile(f"{path.name}：{error}"), error) from error
         source.path = path
         return source
+
+
+def _with_member(error: UnreadableFile, cause: UnsafeArchive) -> UnreadableFile:
+    error.member = cause.member
+    return error
+
+
+def _chosen_shapefile(path: Path, names: list[str], layer: str | None) -> str:
+    shapefiles = [n for n in names if n.lower().endswith(".shp") and not n.startswith("__MACOSX")]
+    if not shapefiles:
+        raise UnreadableFile(f"{path.name}：zip 中没有 .shp 文件")
+    if len(shapefiles) > 1 and layer is None:
+        raise UnreadableFile(
+            f"{path.name}：zip 中有多个 Shapefile（{', '.join(shapefiles)}），请用 --layer 指定"
+        )
+    chosen = next((n for n in shapefiles if layer is None or PurePosixPath(n).stem == layer), None)
+    if chosen is None:
+        raise UnreadableFile(f"{path.name}：zip 中没有名为 {layer} 的 Shapefile")
+    return chosen
 
 
 def _read_csv(path: Path, columns: CsvColumns) -> SourceLayer:
@@ -225,6 +281,10 @@ def _read_csv(path: Path, columns: CsvColumns) -> SourceLayer:
         options["Y_POSSIBLE_NAMES"] = ",".join(LAT_NAMES)
         options["GEOM_POSSIBLE_NAMES"] = ",".join(WKT_NAMES)
     source = _from_raw(path, "CSV", **options)
+    source.fields = {
+        unquoted_cell(name): [unquoted_cell(v) for v in values]
+        for name, values in source.fields.items()
+    }
     if all(g is None for g in source.geometries) and len(source):
         raise UnreadableFile(
             f"{path}：CSV 中找不到坐标列；需要经纬度列（lon/lat、longitude/latitude、经度/纬度）"
@@ -235,7 +295,7 @@ def _read_csv(path: Path, columns: CsvColumns) -> SourceLayer:
 
 def _read_all_layers(path: Path, format_name: str) -> SourceLayer:
     """KML folders come out as layers; a KML import takes all of them in order."""
-    parts = [_from_raw(path, format_name, layer=name) for name in _layers(path)]
+    parts = [_from_raw(path, format_name, layer=name) for name in _layers(path, format_name)]
     parts = [p for p in parts if len(p)]
     if not parts:
         raise UnreadableFile(f"{path}：没有要素")

@@ -1,0 +1,27 @@
+"""Spreadsheet cells: text that Excel or WPS would run as a formula is quoted on CSV export.
+
+A grid named `=HYPERLINK("http://…","x")` becomes a live link when an exported CSV is opened.
+Text cells starting with = + - @ (or a tab or carriage return) get a leading `'`, which the
+spreadsheet shows as text; a CSV import takes exactly that quote off again, so our own export
+round-trips (README: 导入与导出). Numbers are never text cells and stay as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def quoted_cell(value: Any) -> Any:
+    """A text cell as it is written to CSV; other values unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def unquoted_cell(value: Any) -> Any:
+    """A text cell as read from CSV: the quote `quoted_cell` added is removed."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_START):
+        return value[1:]
+    return value
