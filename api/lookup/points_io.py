@@ -1,4 +1,11 @@
-"""Read points from CSV, Parquet or GeoJSON in bounded chunks (pyarrow streaming readers)."""
+"""Read points from CSV, Parquet or GeoJSON in bounded chunks (pyarrow streaming readers).
+
+`iter_points` reads a whole file, every column (the `wangge geocode` CLI keeps them). For a file
+from anyone, `read_coordinates` counts the points before reading them (Parquet from its footer,
+GeoJSON through GDAL's streaming parser, CSV while streaming) and reads only the coordinate
+columns, so a small file cannot unpack into a huge table: a Parquet file of 10⁹ run-length
+encoded rows is about a megabyte.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +19,36 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pyogrio
 import shapely
+from pyogrio.errors import DataLayerError, DataSourceError
 
+from api.transfer.guard import RefusedFile, gdal_path
 from api.transfer.read import LAT_NAMES, LON_NAMES
 
 CHUNK_ROWS = 200_000
 POINT_FORMATS = (".csv", ".parquet", ".geojson", ".json")
+# A coordinate as text, or a point as WKB, is well under this; a longer value read through a
+# Parquet dictionary would be repeated on every row.
+MAX_VALUE_BYTES = 1024
 
 
 class UnreadablePoints(ValueError):
     """The point file cannot be read; the message names the file and what is missing."""
+
+
+class TooManyPoints(UnreadablePoints):
+    """More points than the caller accepts (counted before reading them)."""
+
+
+class PointsTooLarge(UnreadablePoints):
+    """The file would unpack to more than the caller accepts."""
+
+
+@dataclass(frozen=True)
+class PointLimits:
+    max_points: int
+    max_unpacked_bytes: int
 
 
 @dataclass
@@ -85,7 +112,9 @@ def iter_points(
         ) from error
 
 
-def _csv(path: Path, lon_field, lat_field, chunk_rows) -> Iterator[PointChunk]:
+def _csv(
+    path: Path, lon_field, lat_field, chunk_rows, *, coordinates_only: bool = False
+) -> Iterator[PointChunk]:
     # Every column as text: codes keep their leading zeros and nothing is silently altered.
     reader = pacsv.open_csv(
         path,
@@ -100,7 +129,10 @@ def _csv(path: Path, lon_field, lat_field, chunk_rows) -> Iterator[PointChunk]:
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=16 << 20),
-        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            include_columns=[lon, lat] if coordinates_only else None,
+        ),
     )
     row = 1
     for batch in reader:
@@ -109,15 +141,33 @@ def _csv(path: Path, lon_field, lat_field, chunk_rows) -> Iterator[PointChunk]:
         row += table.num_rows
 
 
-def _parquet(path: Path, lon_field, lat_field, chunk_rows) -> Iterator[PointChunk]:
+def _parquet(
+    path: Path, lon_field, lat_field, chunk_rows, limits: PointLimits | None = None
+) -> Iterator[PointChunk]:
+    """With `limits`: only the coordinate columns, after checking the footer (see module)."""
     parquet = pq.ParquetFile(path)
-    names = parquet.schema_arrow.names
+    schema = parquet.schema_arrow
+    names = schema.names
     geometry = "geometry" if "geometry" in names and not (lon_field or lat_field) else None
     if geometry is None:
         lon = _column(names, lon_field, LON_NAMES, "经度", path)
         lat = _column(names, lat_field, LAT_NAMES, "纬度", path)
+    needed = [geometry] if geometry else [lon, lat]
+    columns = None
+    if limits is not None:
+        _parquet_footprint(parquet, needed, limits, path)
+        columns = needed
+        # Text and WKB come back dictionary-encoded, so their values are checked before they
+        # are repeated on every row (_decoded).
+        expanding = [n for n in needed if not pa.types.is_floating(schema.field(n).type)]
+        expanding = [n for n in expanding if not pa.types.is_integer(schema.field(n).type)]
+        parquet = pq.ParquetFile(path, read_dictionary=expanding)
     row = 1
-    for batch in parquet.iter_batches(batch_size=chunk_rows):
+    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+        if limits is not None:
+            batch = pa.RecordBatch.from_arrays(
+                [_decoded(c, path) for c in batch.columns], names=batch.schema.names
+            )
         table = pa.Table.from_batches([batch])
         if geometry:  # GeoParquet: WKB points
             points = shapely.from_wkb(table[geometry].to_numpy(zero_copy_only=False))
@@ -147,3 +197,80 @@ def _geojson(path: Path) -> PointChunk:
         ids.append(str((feature or {}).get("id", "")) or None)
     table = pa.table({"id": pa.array(ids, pa.string())})
     return PointChunk(table, np.array(x, dtype=float), np.array(y, dtype=float), 1)
+
+
+def read_coordinates(
+    path: Path, lon_field: str | None, lat_field: str | None, limits: PointLimits
+) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of every point, refusing a file over the limits before reading its rows."""
+    suffix = path.suffix.lower()
+    if suffix not in POINT_FORMATS:
+        raise UnreadablePoints(
+            f"{path.name}：不支持的类型 {suffix}（支持 .csv、.parquet、.geojson）"
+        )
+    try:
+        if suffix == ".parquet":
+            chunks = _parquet(path, lon_field, lat_field, CHUNK_ROWS, limits)
+        elif suffix == ".csv":
+            chunks = _csv(path, lon_field, lat_field, CHUNK_ROWS, coordinates_only=True)
+        else:
+            _count_features(path, limits.max_points)
+            chunks = iter([_geojson(path)])
+        xs, ys, count = [], [], 0
+        for chunk in chunks:  # CSV: stops at the first block past the limit
+            count += len(chunk.x)
+            if count > limits.max_points:
+                raise TooManyPoints(f"{path.name} 的点数超过上限 {limits.max_points}")
+            xs.append(chunk.x)
+            ys.append(chunk.y)
+    except (pa.ArrowInvalid, OSError, json.JSONDecodeError) as error:
+        raise UnreadablePoints(
+            f"{path.name}：读取失败（{str(error).splitlines()[0][:200]}）"
+        ) from error
+    if not xs:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _count_features(path: Path, max_points: int) -> None:
+    """GDAL counts features while streaming through the file, without building them."""
+    try:
+        count = pyogrio.read_info(gdal_path(path, "GeoJSON"), force_feature_count=True)["features"]
+    except RefusedFile as error:
+        raise UnreadablePoints(str(error)) from error
+    except (DataSourceError, DataLayerError) as error:
+        raise UnreadablePoints(f"{path.name}：不是有效的 GeoJSON（{str(error)[:200]}）") from error
+    if count > max_points:
+        raise TooManyPoints(f"{path.name} 有 {count} 个点，超过上限 {max_points}")
+
+
+def _parquet_footprint(
+    parquet: pq.ParquetFile, columns: list[str], limits: PointLimits, path: Path
+) -> None:
+    """Rows and unpacked bytes of the columns to read, from the footer alone."""
+    metadata = parquet.metadata
+    if metadata.num_rows > limits.max_points:
+        raise TooManyPoints(f"{path.name} 有 {metadata.num_rows} 行，超过上限 {limits.max_points}")
+    leaves = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
+    unpacked = sum(
+        metadata.row_group(g).column(leaves[name]).total_uncompressed_size
+        for g in range(metadata.num_row_groups)
+        for name in columns
+        if name in leaves
+    )
+    if unpacked > limits.max_unpacked_bytes:
+        raise PointsTooLarge(
+            f"{path.name} 的坐标列解压后 {unpacked} 字节，超过上限 {limits.max_unpacked_bytes}"
+        )
+
+
+def _decoded(column: pa.Array, path: Path) -> pa.Array:
+    """A dictionary-read column, expanded only when its values are coordinate-sized."""
+    if not pa.types.is_dictionary(column.type):
+        return column
+    longest = pc.max(pc.binary_length(column.dictionary)).as_py() or 0
+    if longest > MAX_VALUE_BYTES:
+        raise PointsTooLarge(
+            f"{path.name} 的坐标列中有 {longest} 字节长的值（上限 {MAX_VALUE_BYTES}）"
+        )
+    return column.dictionary_decode()

@@ -13,10 +13,17 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import CallerDep
-from api.errors import InvalidInput
+from api.deps import CallerDep, HeavyDep, SettingsDep
+from api.errors import InvalidInput, PayloadTooLarge
 from api.lookup.addresses import DEFAULT_THRESHOLD
-from api.lookup.points_io import POINT_FORMATS, UnreadablePoints, iter_points
+from api.lookup.points_io import (
+    POINT_FORMATS,
+    PointLimits,
+    PointsTooLarge,
+    TooManyPoints,
+    UnreadablePoints,
+    read_coordinates,
+)
 from api.lookup.service import DEFAULT_NEAR_M, lookup_points, match_address
 from api.lookup.store import IndexStore
 from api.routes.uploads import save_upload
@@ -116,6 +123,8 @@ def lookup_batch(request: Request, caller: CallerDep, body: BatchRequest) -> Res
 def lookup_file(
     request: Request,
     caller: CallerDep,
+    settings: SettingsDep,
+    heavy: HeavyDep,
     file: Annotated[
         UploadFile, File(description="CSV (lon/lat columns), Parquet or GeoJSON points")
     ],
@@ -125,23 +134,31 @@ def lookup_file(
     at: Annotated[datetime | None, Form()] = None,
     near_m: Annotated[float, Form(ge=0, le=100)] = DEFAULT_NEAR_M,
 ) -> Response:
-    with tempfile.TemporaryDirectory(prefix="wangge-points-") as folder:
-        path = save_upload(file, Path(folder), POINT_FORMATS, ".csv、.parquet 或 .geojson")
-        try:
-            chunks = list(iter_points(path, lon_field, lat_field))
-        except UnreadablePoints as error:
-            raise InvalidInput(str(error), code="unreadable_file", where="body.file") from error
-    x = np.concatenate([c.x for c in chunks]) if chunks else np.zeros(0)
-    y = np.concatenate([c.y for c in chunks]) if chunks else np.zeros(0)
-    if len(x) > MAX_BATCH_POINTS:
-        raise InvalidInput(
-            f"文件有 {len(x)} 个点，超过上限 {MAX_BATCH_POINTS}；大文件请用 wangge geocode",
-            code="too_many_points",
-            where="body.file",
+    limits = PointLimits(MAX_BATCH_POINTS, settings.limits.max_unpacked_bytes)
+    with heavy.slot(), tempfile.TemporaryDirectory(prefix="wangge-points-") as folder:
+        saved = save_upload(
+            file,
+            Path(folder),
+            POINT_FORMATS,
+            ".csv、.parquet 或 .geojson",
+            settings.limits.max_request_bytes,
         )
-    generation, answers = lookup_points(
-        _store(request), x, y, crs, at=at, near_m=near_m, caller=caller
-    )
+        try:
+            x, y = read_coordinates(saved.path, lon_field, lat_field, limits)
+        except UnreadablePoints as error:
+            message = str(error).replace(saved.path.name, saved.name)
+            if isinstance(error, TooManyPoints):
+                raise InvalidInput(
+                    f"{message}；大文件请用 wangge geocode",
+                    code="too_many_points",
+                    where="body.file",
+                ) from error
+            if isinstance(error, PointsTooLarge):
+                raise PayloadTooLarge(message, where="body.file") from error
+            raise InvalidInput(message, code="unreadable_file", where="body.file") from error
+        generation, answers = lookup_points(
+            _store(request), x, y, crs, at=at, near_m=near_m, caller=caller
+        )
     _with_ids(answers, list(range(1, len(answers) + 1)))
     return _json({"generation": generation, "count": len(answers), "results": answers})
 

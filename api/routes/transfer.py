@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,12 +10,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
+from sqlalchemy import Connection
 from starlette.background import BackgroundTask
 
-from api.deps import EngineDep, PlannerDep, ReaderDep
-from api.errors import InvalidInput, NotFound
+from api.db import grids as grid_queries
+from api.deps import CallerDep, ConnectionDep, EngineDep, HeavyDep, PlannerDep, SettingsDep
+from api.errors import InvalidInput, NotFound, PayloadTooLarge, WanggeError
 from api.routes.params import GenerationDep
-from api.routes.uploads import save_upload
+from api.routes.uploads import SavedUpload, save_upload
 from api.transfer.export import (
     EXPORT_FORMATS,
     ExportError,
@@ -22,8 +25,16 @@ from api.transfer.export import (
     export_layer,
     zip_shapefile,
 )
+from api.transfer.guard import gdal_encoding
 from api.transfer.imports import ImportOptions, run_import
-from api.transfer.read import FORMATS, CsvColumns, UnreadableFile, read_layer
+from api.transfer.read import (
+    FORMATS,
+    CsvColumns,
+    UnpackedTooLarge,
+    UnreadableFile,
+    read_layer,
+    unpack_limits,
+)
 
 router = APIRouter(tags=["import and export"])
 MEDIA_TYPES = {
@@ -34,6 +45,9 @@ MEDIA_TYPES = {
     "csv": "text/csv",
 }
 Kind = Literal["grids", "buildings", "points"]
+# File names on disk come from here, never from the request.
+EXPORT_FILES = {"grids": "grids", "buildings": "buildings", "points": "points"}
+SAFE_NAME = re.compile(r"[^\w-]")
 
 
 @router.post(
@@ -49,6 +63,7 @@ Kind = Literal["grids", "buildings", "points"]
 def import_file(
     kind: Kind,
     engine: EngineDep,
+    settings: SettingsDep,
     principal: PlannerDep,
     file: Annotated[
         UploadFile, File(description="GeoJSON, GeoPackage, zipped Shapefile, KML/KMZ or CSV")
@@ -93,37 +108,64 @@ def import_file(
         draft=draft,
         require_clean=require_clean,
     )
+    _check_encoding(encoding, "body.encoding")
     with tempfile.TemporaryDirectory(prefix="wangge-upload-") as folder:
-        path = save_upload(
+        saved = save_upload(
             file,
             Path(folder),
             FORMATS,
             ".geojson/.json、.gpkg、.zip（Shapefile）、.kml/.kmz 或 .csv",
+            settings.limits.max_upload_bytes,
         )
         try:
             source = read_layer(
-                path,
+                saved.path,
                 layer=layer,
                 encoding=encoding,
                 csv_columns=CsvColumns(lon_field, lat_field, wkt_field),
+                limits=unpack_limits(settings.limits),
             )
         except UnreadableFile as error:
-            raise InvalidInput(
-                str(error).replace(folder + "/", ""), code="unreadable_file", where="body.file"
-            ) from error
+            raise _unreadable(error, saved) from error
+        source.path = Path(saved.name)  # reports and generated codes name the client's file
         report = run_import(engine, kind, source, options, level)
     return report.as_dict()
+
+
+def _unreadable(error: UnreadableFile, saved: SavedUpload) -> WanggeError:
+    """422 (413 for an archive that unpacks too large), naming the client's file, not ours."""
+    message = str(error).replace(str(saved.path), saved.name).replace(saved.path.name, saved.name)
+    details = [{"member": error.member}] if error.member else None
+    if isinstance(error, UnpackedTooLarge):
+        return PayloadTooLarge(message, where="body.file", details=details)
+    return InvalidInput(message, code="unreadable_file", where="body.file", details=details)
+
+
+def _check_encoding(encoding: str | None, where: str) -> None:
+    if encoding is None:
+        return
+    try:
+        gdal_encoding(encoding)
+    except ValueError as error:
+        raise InvalidInput(str(error), code="invalid_encoding", where=where) from error
 
 
 @router.get(
     "/export/{kind}",
     summary="Download grids, buildings or monitoring points as a file",
+    description=(
+        "The free columns of imported files (owners, phones…) are included only for callers who "
+        "may see all personal data (planner, dispatcher, admin). At most a few exports run at "
+        "once; the rest wait, then get 503 `busy`."
+    ),
     responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}},
 )
 def export_file(
     kind: Kind,
     engine: EngineDep,
-    _: ReaderDep,
+    connection: ConnectionDep,
+    caller: CallerDep,
+    heavy: HeavyDep,
     generation: GenerationDep,
     format: Annotated[Literal["geojson", "gpkg", "shp", "kml", "csv"], Query()] = "geojson",
     level: Annotated[str | None, Query(description="Only this level (grids)")] = None,
@@ -132,31 +174,62 @@ def export_file(
         str | None, Query(description="Shapefile attribute encoding, e.g. GBK")
     ] = None,
 ) -> FileResponse:
-    folder = Path(tempfile.mkdtemp(prefix="wangge-export-"))
-    name = f"{kind}{'-' + level if level else ''}{EXPORT_FORMATS[format].suffix}"
-    try:
-        export_layer(
-            engine,
-            kind,
-            folder / name,
-            format_name=format,
-            level=level,
-            generation=generation,
-            crs=crs,
-            encoding=encoding,
-        )
-    except ExportError as error:
-        shutil.rmtree(folder, ignore_errors=True)
-        if isinstance(error, NothingToExport):
-            raise NotFound(str(error), code="nothing_to_export") from error
-        raise InvalidInput(str(error), code="invalid_export", where="query") from error
-    except Exception:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    path = zip_shapefile(folder / name) if format == "shp" else folder / name
+    _check_level(connection, kind, level)
+    _check_encoding(encoding, "query.encoding")
+    stem = f"{kind}-{SAFE_NAME.sub('_', level)}" if level else kind  # shown, never a path
+    with heavy.slot():
+        folder = Path(tempfile.mkdtemp(prefix="wangge-export-"))  # mode 0700, this request's
+        try:
+            target = _inside(folder, EXPORT_FILES[kind] + EXPORT_FORMATS[format].suffix)
+            export_layer(
+                engine,
+                kind,
+                target,
+                format_name=format,
+                level=level,
+                generation=generation,
+                crs=crs,
+                encoding=encoding,
+                include_attributes=caller.sees_all_personal,
+            )
+            path = zip_shapefile(target, member_stem=stem) if format == "shp" else target
+        except ExportError as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(error, NothingToExport):
+                raise NotFound(str(error), code="nothing_to_export") from error
+            raise InvalidInput(str(error), code="invalid_export", where="query") from error
+        except Exception:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
     return FileResponse(
         path,
         media_type=MEDIA_TYPES[format],
-        filename=path.name,
+        filename=stem + path.suffix,
         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
     )
+
+
+def _check_level(connection: Connection, kind: str, level: str | None) -> None:
+    if level is None:
+        return
+    if kind != "grids":
+        raise InvalidInput(
+            "只有网格按层级导出；楼栋和监控点不接受 level",
+            code="level_not_applicable",
+            where="query.level",
+        )
+    names = [lv["name"] for lv in grid_queries.levels(connection)]
+    if level not in names:
+        raise InvalidInput(
+            f"没有名为 {level} 的层级（现有：{', '.join(names)}）",
+            code="level_not_found",
+            where="query.level",
+        )
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """folder/name, asserting it stays in folder (names are constants; this keeps them so)."""
+    target = (folder / name).resolve()
+    if target.parent != folder.resolve():
+        raise RuntimeError(f"export file {name!r} would leave its folder")
+    return target

@@ -1,26 +1,50 @@
-"""Saving an uploaded file for a reader that needs a path, after checking its type."""
+"""Saving an uploaded file for a reader that needs a path, after checking its type and size."""
 
 from __future__ import annotations
 
-import shutil
+import re
 from collections.abc import Iterable
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 from fastapi import UploadFile
 
-from api.errors import InvalidInput
+from api.errors import InvalidInput, PayloadTooLarge
+
+CHUNK_BYTES = 1 << 20
 
 
-def save_upload(upload: UploadFile, folder: Path, suffixes: Iterable[str], accepted: str) -> Path:
-    """Write the upload into folder under its own (sanitised) name; 422 for an unknown type."""
-    name = Path(upload.filename or "upload").name
-    if Path(name).suffix.lower() not in set(suffixes):
+@dataclass(frozen=True)
+class SavedUpload:
+    path: Path  # `upload<suffix>` in the caller's folder: no part of it comes from the request
+    name: str  # the client's file name, cleaned, for messages and reports only
+
+
+def save_upload(
+    upload: UploadFile, folder: Path, suffixes: Iterable[str], accepted: str, max_bytes: int
+) -> SavedUpload:
+    """Write the upload into folder under a fixed name; 422 for an unknown type, 413 if too big."""
+    name = display_name(upload.filename)
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in set(suffixes):
         raise InvalidInput(
             f"不支持的文件类型 {name}：请上传 {accepted}",
             code="unsupported_format",
             where="body.file",
         )
-    target = folder / name
+    target = folder / f"upload{suffix}"
+    written = 0
     with target.open("wb") as handle:
-        shutil.copyfileobj(upload.file, handle)
-    return target
+        while chunk := upload.file.read(CHUNK_BYTES):
+            written += len(chunk)
+            if written > max_bytes:
+                raise PayloadTooLarge(f"{name} 超过上限 {max_bytes} 字节", where="body.file")
+            handle.write(chunk)
+    return SavedUpload(target, name)
+
+
+def display_name(filename: str | None) -> str:
+    """The last part of a client's file name (either slash), without control characters."""
+    last = re.split(r"[\\/]", filename or "")[-1]
+    cleaned = re.sub(r"[\x00-\x1f\x7f]", "", last).strip()[-120:]
+    return cleaned if cleaned not in ("", ".", "..") else "upload"

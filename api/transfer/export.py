@@ -1,6 +1,8 @@
 """Export grids, buildings and monitoring points to GeoJSON, GeoPackage, Shapefile, KML or CSV.
 
-Free attributes become columns again, so an exported file imports back to the same rows.
+Free attributes become columns again, so an exported file imports back to the same rows; they
+hold personal data (owners, phones…), so a caller not entitled to it gets only the fixed
+columns. CSV text cells that a spreadsheet would run as formulas are quoted (`cells`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import shapely
 from pyogrio import raw
 from sqlalchemy import Engine, text
 
+from api.transfer.cells import quoted_cell
+from api.transfer.guard import gdal_encoding
 from spatial.crs import WGS84, crs_label, parse_crs, transform
 
 
@@ -34,6 +38,7 @@ EXPORT_FORMATS = {
     "csv": ExportFormat("CSV", ".csv"),
 }
 SHAPEFILE_NAMES = {"parent_code": "parent", "heading_deg": "heading"}  # ≤ 10 characters
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 
 QUERIES = {
     "grids": (
@@ -87,13 +92,21 @@ def export_layer(
     generation: int | None = None,
     crs: str = WGS84,
     encoding: str | None = None,
+    include_attributes: bool = True,
 ) -> int:
-    """Write the layer to `out`; returns the number of features written."""
+    """Write the layer to `out`; returns the number of features written.
+
+    `include_attributes`: also the free columns of imported files (personal data).
+    """
     chosen = format_for(out, format_name)
     spec = EXPORT_FORMATS[chosen]
     target = crs_label(parse_crs(crs))
     if chosen == "kml" and parse_crs(target) != parse_crs(WGS84):
         raise ExportError("KML 只能使用 WGS84（EPSG:4326）")
+    try:
+        encoding = gdal_encoding(encoding) if encoding else None
+    except ValueError as error:
+        raise ExportError(str(error)) from error
     with engine.connect() as connection:
         rows = (
             connection.execute(text(QUERIES[kind]), {"generation": generation, "level": level})
@@ -103,7 +116,9 @@ def export_layer(
     if not rows:
         raise NothingToExport("没有可导出的要素")
     geometries = transform(shapely.from_wkb([bytes(r["wkb"]) for r in rows]), WGS84, target)
-    names, columns = _columns(rows, shapefile=chosen == "shp")
+    names, columns = _columns(
+        rows, shapefile=chosen == "shp", attributes=include_attributes, csv=chosen == "csv"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {}
     if chosen == "csv":
@@ -127,30 +142,39 @@ def export_layer(
     return len(rows)
 
 
-def _columns(rows: Sequence[Any], shapefile: bool) -> tuple[list[str], list[np.ndarray]]:
+def _columns(
+    rows: Sequence[Any], *, shapefile: bool, attributes: bool, csv: bool
+) -> tuple[list[str], list[np.ndarray]]:
     fixed = [k for k in rows[0] if k not in ("wkb", "attributes")]
-    extra = list(dict.fromkeys(k for r in rows for k in (r["attributes"] or {})))
+    extra = (
+        list(dict.fromkeys(k for r in rows for k in (r["attributes"] or {}))) if attributes else []
+    )
     extra = [k for k in extra if k not in fixed]
     names, columns = [], []
     for name in fixed:
         names.append(SHAPEFILE_NAMES.get(name, name) if shapefile else name)
-        columns.append(_array([r[name] for r in rows]))
+        columns.append(_array([r[name] for r in rows], csv))
     for name in extra:
-        names.append(name)
-        columns.append(_array([(r["attributes"] or {}).get(name) for r in rows]))
+        names.append(quoted_cell(name) if csv else name)
+        columns.append(_array([(r["attributes"] or {}).get(name) for r in rows], csv))
     return names, columns
 
 
-def _array(values: list[Any]) -> np.ndarray:
-    """A typed column when every value is an int or float; text (NULL kept) otherwise."""
+def _array(values: list[Any], csv: bool = False) -> np.ndarray:
+    """A typed column when every value is an int or float; text (NULL kept) otherwise.
+
+    For CSV, text cells a spreadsheet would run as formulas are quoted; numbers written as
+    text in a mixed column are not (they are still numbers).
+    """
     present = [v for v in values if v is not None]
     if present and len(present) == len(values):
         if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
             return np.array(values, dtype=np.int64)
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
             return np.array(values, dtype=np.float64)
+    text = [quoted_cell(v) if csv else v for v in values]
     return np.array(
-        [v if v is None or isinstance(v, str) else _text(v) for v in values], dtype=object
+        [v if v is None or isinstance(v, str) else _text(v) for v in text], dtype=object
     )
 
 
@@ -158,11 +182,12 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
 
 
-def zip_shapefile(shp: Path) -> Path:
+def zip_shapefile(shp: Path, member_stem: str | None = None) -> Path:
     """Bundle a .shp with its sidecar files into one .zip (for downloads)."""
     archive = shp.with_suffix(".zip")
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for part in sorted(shp.parent.glob(shp.stem + ".*")):
-            if part != archive:
-                bundle.write(part, part.name)
+        for suffix in SHAPEFILE_PARTS:
+            part = shp.with_suffix(suffix)
+            if part.is_file():
+                bundle.write(part, (member_stem or shp.stem) + suffix)
     return archive
