@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Permission, Principal, TokenCache, resolve_token
-from api.errors import Forbidden, Unauthorized
+from api.errors import Forbidden, InvalidInput, Unauthorized
 from api.limits import HeavyWork
 from api.privacy import Caller
 from api.settings import Settings
@@ -122,6 +123,29 @@ async def reading_caller(principal: ReaderDep) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(reading_caller)]
+
+
+# A JSON \u0000 escape that is not itself escaped (an even run of backslashes before it).
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+async def refuse_nul_characters(request: Request) -> None:
+    """PostgreSQL text cannot hold U+0000: refuse it in the path, the query or a JSON body
+    (a 422 naming where), before any handler binds it to a query. Form uploads carry files,
+    where a NUL byte is ordinary."""
+    places = [("path", request.path_params.items()), ("query", request.query_params.multi_items())]
+    for place, items in places:
+        for name, value in items:
+            if "\x00" in str(value):
+                raise InvalidInput(
+                    "参数不能包含 NUL 字符（U+0000）", code="nul_character", where=f"{place}.{name}"
+                )
+    form = request.headers.get("content-type", "").startswith(("multipart/", "application/x-www"))
+    if not form and _JSON_NUL.search(await request.body()):
+        raise InvalidInput("请求体不能包含 NUL 字符（\\u0000）", code="nul_character", where="body")
+
+
+NoNulCharacters = Depends(refuse_nul_characters)
 
 
 async def get_heavy(request: Request) -> HeavyWork:

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.db.generations import NoActiveGeneration
@@ -87,6 +88,41 @@ class Busy(WanggeError):
     code = "busy"
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable English code, e.g. invalid_bbox")
+    message: str = Field(description="What went wrong, for people (Chinese)")
+    where: str | None = Field(
+        default=None, description="The parameter, field, file or row at fault"
+    )
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error answer."""
+
+    error: ErrorDetail
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Unreadable request body",
+    401: "No token, or an invalid, expired or revoked one",
+    403: "The token's role or grid scope does not allow this",
+    404: "Not found",
+    409: "Conflicts with the current state (e.g. a stale draft version)",
+    413: "Request body too large",
+    422: "Invalid input: `where` names the parameter or field",
+    503: "Busy: retry later",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error answers a router can give, all in the one error shape."""
+    return {
+        status: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
 def error_response(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -130,8 +166,8 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        message = {404: "没有这个地址", 405: "不支持该请求方法"}.get(
+        codes = {400: "unreadable_body", 404: "not_found", 405: "method_not_allowed"}
+        message = {400: "无法解析请求体", 404: "没有这个地址", 405: "不支持该请求方法"}.get(
             error.status_code, str(error.detail)
         )
         return error_response(

@@ -21,6 +21,7 @@ from api.db import events as event_rows
 from api.lookup.service import lookup_points, match_address, staff_on_duty
 from api.lookup.store import IndexStore
 from api.privacy import Caller
+from api.routes.params import Instant
 
 MAX_BATCH_EVENTS = 10_000
 
@@ -43,7 +44,7 @@ class EventIn(BaseModel):
         default=None, description="Required with lon/lat: EPSG code, gcj02 or bd09"
     )
     address: str | None = Field(default=None, max_length=300)
-    reported_at: datetime | None = None
+    reported_at: Instant | None = None
     reporter_name: str | None = Field(default=None, max_length=100)
     reporter_phone: str | None = Field(default=None, max_length=32)
 
@@ -117,6 +118,20 @@ def intake(
             grid = placement.get("grid")
             reported = event.reported_at or now
             due = hours.get(event.category_code or "")
+            try:
+                due_at = reported + timedelta(hours=due) if due else None
+            except OverflowError:  # reported at the very end of the calendar
+                outcomes.append(
+                    {
+                        "status": "invalid",
+                        "error": {
+                            "code": "reported_at_out_of_range",
+                            "message": "reported_at 加上处置时限超出了可表示的时间范围",
+                            "where": "reported_at",
+                        },
+                    }
+                )
+                continue
             values = {
                 **event.model_dump(
                     include={
@@ -138,7 +153,7 @@ def intake(
                 "generation_id": placement.get("generation") if grid else None,
                 "payload_sha256": event.digest(),
                 "reported_at": reported,
-                "due_at": reported + timedelta(hours=due) if due else None,
+                "due_at": due_at,
             }
             new_id = event_rows.insert_event(connection, values, actor)
             stored = event_rows.find_event(

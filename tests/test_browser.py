@@ -17,6 +17,19 @@ import uvicorn
 
 from api.app import create_app
 from tests.conftest import bearer
+from tests.test_pages import (
+    ADDRESS,
+    CAMERA_NAME,
+    DESCRIPTION,
+    DRAFT_NAME,
+    GRID,
+    GRID_NAME,
+    MICRO_GRID,
+    STAFF_NAME,
+    TOKEN_NAME,
+    Hostile,
+    plant_hostile_data,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -248,3 +261,128 @@ def test_editor_saves_a_dragged_boundary_and_refreshes_checks(browser, live_serv
     after = client.get(f"/api/v1/grids/{code}", params={"generation": draft["generation_id"]})
     assert after.json()["geometry"] != before.json()["geometry"]
     assert client.get("/api/v1/generations").json()["active"] == 1  # a draft is not live
+
+
+# --- hostile text: shown as text, never run, with the page policy in force -------------------
+
+# Runs before any page script (injected by the browser, outside the page's CSP).
+WATCH_POLICY_JS = """
+window.__violations = [];
+document.addEventListener('securitypolicyviolation', (e) =>
+  window.__violations.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber));
+"""
+# Open every tooltip and popup bound on the map and return their text (popups one at a time).
+OPEN_OVERLAYS_JS = """() => {
+  const texts = [];
+  wgMap.eachLayer((layer) => {
+    const tooltip = layer.getTooltip && layer.getTooltip();
+    if (tooltip) { layer.openTooltip(); if (tooltip.getElement()) texts.push(tooltip.getElement().textContent); }
+    const popup = layer.getPopup && layer.getPopup();
+    if (popup) { layer.openPopup(); if (popup.getElement()) texts.push(popup.getElement().textContent); }
+  });
+  return texts;
+}"""
+
+
+@pytest.fixture
+def hostile(engine, settings, tokens) -> Hostile:
+    return plant_hostile_data(engine, settings, tokens)
+
+
+@pytest.fixture
+def hostile_server(hostile, live_server) -> str:
+    """The live server, started after the hostile data was planted (its index caches names)."""
+    return live_server
+
+
+class Visit:
+    """A page in a logged-in browser context, with its errors and policy violations."""
+
+    def __init__(self, context, url: str) -> None:
+        self.page = context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.goto(url, wait_until="networkidle")
+        self.page.wait_for_timeout(200)
+
+    def overlays(self) -> str:
+        return "\n".join(self.page.evaluate(OPEN_OVERLAYS_JS))
+
+    def hover_map_centre(self) -> str:
+        box = self.page.locator(".folium-map").bounding_box()
+        self.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.6)
+        return self.page.locator(".leaflet-tooltip").first.inner_text(timeout=5000)
+
+    def check(self, name: str) -> None:
+        """Nothing ran that should not have, and nothing of ours was blocked."""
+        assert self.page.evaluate("() => window.__pwned") is None, name
+        assert self.page.evaluate("() => window.__violations") == [], name
+        assert self.errors == [], (name, self.errors)
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"hostile_{name}.png"))
+        self.page.close()
+
+
+def test_hostile_text_is_shown_as_text_and_never_runs(browser, hostile, hostile_server):
+    context = browser.new_context(viewport=PHONE)
+    context.add_cookies(
+        [{"name": "wangge_token", "value": hostile.tokens["admin"], "url": hostile_server}]
+    )
+    context.add_init_script(WATCH_POLICY_JS)
+
+    street = Visit(context, f"{hostile_server}/map/street")
+    assert GRID_NAME in street.page.inner_text(".wg-panel h1")
+    assert GRID_NAME in street.hover_map_centre()  # a grid's name, hovered
+    assert GRID_NAME in street.overlays()
+    street.check("street")
+
+    grid = Visit(context, f"{hostile_server}/map/grids/{GRID}")
+    assert STAFF_NAME in grid.page.inner_text(".wg-panel")  # admin sees staff, as text
+    assert GRID_NAME in grid.hover_map_centre()  # a micro-grid's tooltip
+    texts = grid.overlays()
+    assert CAMERA_NAME in texts and GRID_NAME in texts and "打开" in texts  # popup link
+    grid.check("grid")
+
+    micro = Visit(context, f"{hostile_server}/map/grids/{MICRO_GRID}")
+    texts = micro.overlays()  # buildings and events were fetched for the view
+    assert ADDRESS in texts and DESCRIPTION in texts, texts
+    micro.check("micro_grid")
+
+    event = Visit(context, f"{hostile_server}/map/events/{hostile.event_id}")
+    assert DESCRIPTION in event.page.inner_text(".wg-panel")
+    assert GRID_NAME in event.overlays()
+    event.check("event")
+
+    report = Visit(context, f"{hostile_server}/map/checks/{hostile.check_id}")
+    before = report.page.evaluate("() => wgMap.getZoom()")
+    report.page.locator("a[data-finding]").first.click()  # zooms to the finding (no onclick)
+    report.page.wait_for_timeout(500)
+    assert report.page.evaluate("() => wgMap.getZoom()") > before
+    assert "重叠" in report.overlays()
+    report.check("coverage_report")
+
+    drafts = Visit(context, f"{hostile_server}/map/editor")
+    listed = drafts.page.inner_text("main")
+    assert DRAFT_NAME in listed and TOKEN_NAME in listed
+    drafts.page.fill("#name", DRAFT_NAME + "二")
+    with drafts.page.expect_navigation():  # drafts.js posts with the cookie and the page header
+        drafts.page.click("#new")
+    assert "/map/drafts/" in drafts.page.url and drafts.page.url.endswith("/edit")
+    drafts.page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    drafts.check("draft_list")
+
+    editor = Visit(context, f"{hostile_server}/map/drafts/{hostile.draft_id}/edit")
+    editor.page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    assert DRAFT_NAME in editor.page.inner_text(".wg-panel h1")
+    code = editor.page.evaluate("() => wgEditor.grids.getLayers()[0].feature.properties.code")
+    editor.page.evaluate("(code) => wgEditor.select(code)", code)
+    assert GRID_NAME in editor.page.inner_text("#wg-stats")  # the statistics panel, as text
+    assert "覆盖检查：错误" in editor.page.inner_text("#wg-check")
+    assert GRID_NAME in editor.hover_map_centre()
+    editor.check("editor")
+
+    diff = Visit(context, f"{hostile_server}/map/drafts/{hostile.draft_id}/diff")
+    assert DRAFT_NAME in diff.page.inner_text(".wg-panel h1")
+    diff.check("diff")
+    context.close()

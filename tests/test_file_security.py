@@ -121,6 +121,10 @@ def test_zip_members_cannot_leave_the_folder(client, tokens, tmp_path):
             read_layer(archive)
         assert caught.value.member == first
     assert sorted(Path("/tmp").glob(stem + "*")) == []
+    # A broken archive is named as the client named it, not by our temporary folder.
+    broken = _import(client, tokens, "points", "cams.zip", _zip({"cams.shp": parts[".shp"]}))
+    message = _error(broken, 422, "unreadable_file")["message"]
+    assert "cams.zip" in message and "wangge-zip" not in message and "/tmp" not in message
 
 
 # --- 2. memory bombs ------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ COMMUNITY_STAFF = "社区监督员王某"
 GRID = "320571005001001"
 MICRO_GRID = "320571005001001001"
 OTHER_GRID = "320571005002001"
+SHIFTED_MICRO_GRID = "320571005003001001"
 # Inside building 320571005001001001B01, so inside GRID and MICRO_GRID.
 EVENT_LON, EVENT_LAT = 120.72193, 31.31856
 
@@ -72,6 +73,11 @@ def plant_hostile_data(engine: Engine, settings: Settings, tokens: dict[str, str
                 "WHERE grid_code = :g AND role = 'grid_head')"
             ),
             {"n": STAFF_NAME, "g": GRID},
+        )
+        # One micro-grid moved a few metres, so the coverage report has findings to list.
+        connection.execute(
+            text("UPDATE grid SET geom = ST_Translate(geom, 0.00005, 0) WHERE code = :c"),
+            {"c": SHIFTED_MICRO_GRID},
         )
         # Someone on duty for the whole community, above the field staff token's grid.
         connection.execute(
@@ -189,6 +195,9 @@ def test_hostile_text_stays_text_on_every_page(pages, hostile):
             if headers:
                 for payload in payloads:
                     assert shows(response.text, payload), (path, payload)
+    # The report lists its findings as links that web/assets/map.js makes zoom (no onclick).
+    report = Tags(pages.get(f"/map/checks/{hostile.check_id}").text)
+    assert any("data-finding" in attrs for tag, attrs in report.tags if tag == "a")
 
 
 def test_each_response_has_its_own_nonce_and_the_whole_policy(pages):

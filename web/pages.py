@@ -189,6 +189,8 @@ def grid_page(
         factory.feature_collection(geometries, [{"code": code}]),
         name="网格边界",
         style_function=lambda _: {"color": "#c53030", "weight": 3, "fill": False},
+        # On a canvas an unfilled outline still catches the pointer: let it reach the micro-grids.
+        interactive=False,
     ).add_to(fmap)
     if cameras:
         layer = camera_layer(factory, cameras).add_to(fmap)
@@ -364,6 +366,7 @@ def check_page(
             factory.feature_collection(simplified(geometries), [{"code": r["code"]} for r in rows]),
             name="网格",
             style_function=lambda _: {"color": "#718096", "weight": 1, "fillOpacity": 0},
+            interactive=False,
         ).add_to(fmap)
         fmap.fit_bounds(factory.bounds(geometries))
     layers, findings = [], []

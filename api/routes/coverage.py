@@ -11,12 +11,16 @@ from pydantic import BaseModel, Field
 
 from api.coverage import find_check, problems_geojson, propose_fix_draft, run_check, store_check
 from api.db.generations import generation_at, generation_exists
-from api.deps import CallerDep, ConnectionDep, EngineDep, PlannerDep
-from api.errors import InvalidInput, NotFound
+from api.deps import CallerDep, ConnectionDep, EngineDep, NoNulCharacters, PlannerDep
+from api.errors import InvalidInput, NotFound, error_responses
 from api.privacy import public_record
 from spatial.coverage import CheckOptions
 
-router = APIRouter(tags=["coverage"])
+router = APIRouter(
+    tags=["coverage"],
+    responses=error_responses(400, 401, 403, 404, 413, 422),
+    dependencies=[NoNulCharacters],
+)
 
 
 class CheckRequest(BaseModel):

@@ -9,19 +9,23 @@ import shapely
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import CallerDep, ConnectionDep, EngineDep, PlannerDep, ReaderDep
+from api.deps import CallerDep, ConnectionDep, EngineDep, NoNulCharacters, PlannerDep, ReaderDep
 from api.drafts import edits
 from api.drafts.diff import draft_diff
 from api.drafts.publish import create_draft, discard_draft, publish_draft, reactivate
 from api.drafts.stats import grid_stats
 from api.drafts.store import draft_row, fetch, list_drafts
 from api.drafts.suggest import suggest_draft
-from api.errors import InvalidInput
+from api.errors import InvalidInput, error_responses
 from api.privacy import public_record
 from spatial.crs import WGS84, transform
 from spatial.editing import GridRow
 
-router = APIRouter(tags=["drafts"])
+router = APIRouter(
+    tags=["drafts"],
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
+    dependencies=[NoNulCharacters],
+)
 
 
 def _shape(geojson: dict[str, Any], where: str, crs: str = "EPSG:4326") -> shapely.Geometry:

@@ -8,15 +8,19 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.db import events as event_rows
-from api.deps import CallerDep, ConnectionDep, DispatcherDep, EngineDep
-from api.errors import NotFound
+from api.deps import CallerDep, ConnectionDep, DispatcherDep, EngineDep, NoNulCharacters
+from api.errors import NotFound, error_responses
 from api.events import EventBatch, EventIn, intake, present
 from api.lookup.store import IndexStore
 from api.privacy import Caller, public_actor, redact_event_features
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, PageDep
 
-router = APIRouter(tags=["events"])
+router = APIRouter(
+    tags=["events"],
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
+    dependencies=[NoNulCharacters],
+)
 STATUS_CODES = {"created": 201, "existing": 200, "conflict": 409, "invalid": 422}
 
 

@@ -9,13 +9,15 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.db import grids as grid_queries
 from api.db.generations import generation_at, list_generations
-from api.deps import ConnectionDep, PersonalDataDep, ReaderDep
-from api.errors import Forbidden, NotFound
+from api.deps import ConnectionDep, NoNulCharacters, PersonalDataDep, ReaderDep
+from api.errors import Forbidden, NotFound, error_responses
 from api.privacy import Caller
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, GenerationDep, PageDep
 
-router = APIRouter(tags=["grids"])
+router = APIRouter(
+    tags=["grids"], responses=error_responses(401, 403, 404, 422), dependencies=[NoNulCharacters]
+)
 GEOJSON: dict[str, Any] = {"content": {"application/geo+json": {}}}
 
 

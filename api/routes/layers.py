@@ -10,12 +10,17 @@ from fastapi import APIRouter, Query
 
 from api.db.generations import generation_at
 from api.db.layers import find_features
-from api.deps import CallerDep, ConnectionDep
+from api.deps import CallerDep, ConnectionDep, NoNulCharacters
+from api.errors import error_responses
 from api.privacy import without_attributes
 from api.routes.params import BBoxDep, PageDep
 from spatial.crs import transform
 
-router = APIRouter(tags=["buildings and monitoring points"])
+router = APIRouter(
+    tags=["buildings and monitoring points"],
+    responses=error_responses(401, 404, 422),
+    dependencies=[NoNulCharacters],
+)
 GEOJSON: dict[str, Any] = {"content": {"application/geo+json": {}}}
 GridFilter = Annotated[
     str | None, Query(description="Only features in this grid (active generation)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.deps import CallerDep, HeavyDep, SettingsDep
-from api.errors import InvalidInput, PayloadTooLarge
+from api.errors import InvalidInput, PayloadTooLarge, error_responses
 from api.lookup.addresses import DEFAULT_THRESHOLD
 from api.lookup.points_io import (
     POINT_FORMATS,
@@ -26,15 +25,16 @@ from api.lookup.points_io import (
 )
 from api.lookup.service import DEFAULT_NEAR_M, lookup_points, match_address
 from api.lookup.store import IndexStore
+from api.routes.params import Instant
 from api.routes.uploads import save_upload
 
-router = APIRouter(tags=["lookup"])
+router = APIRouter(tags=["lookup"], responses=error_responses(400, 401, 404, 413, 422, 503))
 MAX_BATCH_POINTS = 100_000
 CRS_HELP = (
     "EPSG code (4326, 4490, 4549, 3857…), or gcj02 (AMap, Tencent, WeChat maps) or bd09 (Baidu)"
 )
 Crs = Annotated[str, Query(description=CRS_HELP, examples=["EPSG:4326", "gcj02"])]
-At = Annotated[datetime | None, Query(description="Answer with the generation active at this time")]
+At = Annotated[Instant | None, Query(description="Answer with the generation active at this time")]
 NearM = Annotated[
     float,
     Query(ge=0, le=100, description="Report the runner-up grid within this distance of an edge"),
@@ -82,7 +82,7 @@ class BatchPoint(BaseModel):
 class BatchRequest(BaseModel):
     crs: str = Field(description=CRS_HELP)
     points: list[BatchPoint] = Field(max_length=MAX_BATCH_POINTS)
-    at: datetime | None = None
+    at: Instant | None = None
     near_m: float = Field(default=DEFAULT_NEAR_M, ge=0, le=100)
 
 
@@ -131,7 +131,7 @@ def lookup_file(
     crs: Annotated[str, Form(description=CRS_HELP)],
     lon_field: Annotated[str | None, Form()] = None,
     lat_field: Annotated[str | None, Form()] = None,
-    at: Annotated[datetime | None, Form()] = None,
+    at: Annotated[Instant | None, Form()] = None,
     near_m: Annotated[float, Form(ge=0, le=100)] = DEFAULT_NEAR_M,
 ) -> Response:
     limits = PointLimits(MAX_BATCH_POINTS, settings.limits.max_unpacked_bytes)

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Role, create_token, list_tokens, revoke_token
-from api.deps import AdminDep, EngineDep
-from api.errors import InvalidInput, NotFound
+from api.deps import AdminDep, EngineDep, NoNulCharacters
+from api.errors import InvalidInput, NotFound, error_responses
+from api.routes.params import Instant
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(
+    tags=["tokens"],
+    responses=error_responses(400, 401, 403, 404, 413, 422),
+    dependencies=[NoNulCharacters],
+)
 
 
 class TokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: Role
     grid_codes: list[str] = Field(default_factory=list, max_length=1000)
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
 
 
 @router.post("/tokens", status_code=201, summary="Create a token (the secret is shown once)")

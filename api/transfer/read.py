@@ -244,6 +244,8 @@ def _read_archive(
             raise _with_member(UnpackedTooLarge(f"{path.name}：{error}"), error) from error
         except UnsafeArchive as error:
             raise _with_member(UnreadableFile(f"{path.name}：{error}"), error) from error
+        except UnreadableFile as error:  # name the archive, not our temporary folder
+            raise UnreadableFile(str(error).replace(folder, path.name)) from error
         source.path = path
         return source
 
