@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import shapely
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
@@ -14,6 +12,7 @@ from api.db.generations import generation_at, generation_exists
 from api.deps import CallerDep, ConnectionDep, EngineDep, NoNulCharacters, PlannerDep
 from api.errors import InvalidInput, NotFound, error_responses
 from api.privacy import public_record
+from api.routes.params import geometry_from_geojson
 from spatial.coverage import CheckOptions
 
 router = APIRouter(
@@ -46,27 +45,17 @@ class CheckRequest(BaseModel):
     )
 
 
-def _geometry(geojson: dict[str, Any], where: str) -> shapely.Geometry:
-    try:
-        geometry = shapely.from_geojson(json.dumps(geojson))
-    except Exception as error:  # shapely raises GEOSException for bad GeoJSON
-        raise InvalidInput(
-            f"{where} 不是有效的 GeoJSON 几何：{error}", code="invalid_geometry", where=where
-        ) from error
-    if geometry is None or geometry.is_empty:
-        raise InvalidInput(f"{where} 是空几何", code="invalid_geometry", where=where)
-    return geometry
-
-
 @router.post(
     "/coverage/checks", status_code=201, summary="Run a coverage check, store it, return the report"
 )
 def create_check(body: CheckRequest, engine: EngineDep, principal: PlannerDep) -> dict[str, Any]:
     allowed = [
-        _geometry(geometry, f"body.allowed_gaps[{number}]")
+        geometry_from_geojson(geometry, f"body.allowed_gaps[{number}]")
         for number, geometry in enumerate(body.allowed_gaps)
     ]
-    outline = _geometry(body.outline, "body.outline") if body.outline is not None else None
+    outline = (
+        geometry_from_geojson(body.outline, "body.outline") if body.outline is not None else None
+    )
     if outline is not None and outline.geom_type not in ("Polygon", "MultiPolygon"):
         raise InvalidInput(
             "outline 需要是面（Polygon 或 MultiPolygon）",

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
-import shapely
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
@@ -18,7 +16,7 @@ from api.drafts.store import draft_row, fetch, list_drafts
 from api.drafts.suggest import suggest_draft
 from api.errors import InvalidInput, error_responses
 from api.privacy import public_record
-from spatial.crs import WGS84, transform
+from api.routes.params import geometry_from_geojson
 from spatial.editing import GridRow
 
 router = APIRouter(
@@ -26,17 +24,6 @@ router = APIRouter(
     responses=error_responses(400, 401, 403, 404, 409, 413, 422),
     dependencies=[NoNulCharacters],
 )
-
-
-def _shape(geojson: dict[str, Any], where: str, crs: str = "EPSG:4326") -> shapely.Geometry:
-    """The request's geometry in WGS84 (drawn on GCJ-02 or BD-09 tiles, it is converted back)."""
-    try:
-        geometry = shapely.from_geojson(json.dumps(geojson))
-    except Exception as error:  # shapely raises GEOSException for malformed GeoJSON
-        raise InvalidInput(
-            f"不是有效的 GeoJSON 几何：{error}", code="invalid_geometry", where=where
-        ) from error
-    return geometry if crs == "EPSG:4326" else transform(geometry, crs, WGS84)
 
 
 class DraftRequest(BaseModel):
@@ -203,7 +190,7 @@ def diff(draft_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, An
 def redraw(
     draft_id: int, code: str, body: GeometryRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    geometry = _shape(body.geometry, "body.geometry", body.crs)
+    geometry = geometry_from_geojson(body.geometry, "body.geometry", body.crs)
     return edits.redraw(engine, draft_id, code, geometry, body.version, principal.actor)
 
 
@@ -214,7 +201,7 @@ def redraw(
 def reshape(
     draft_id: int, body: ReshapeRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    geometry = _shape(body.geometry, "body.geometry", body.crs)
+    geometry = geometry_from_geojson(body.geometry, "body.geometry", body.crs)
     return edits.reshape(engine, draft_id, body.code, geometry, body.version, principal.actor)
 
 
@@ -225,7 +212,7 @@ def reshape(
 def split(
     draft_id: int, body: SplitRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    line = _shape(body.line, "body.line", body.crs)
+    line = geometry_from_geojson(body.line, "body.line", body.crs)
     return edits.split(
         engine, draft_id, body.code, line, body.version, principal.actor, body.new_codes
     )
@@ -255,7 +242,7 @@ def create_grid(
         body.households,
         body.population,
         body.attributes,
-        _shape(body.geometry, "body.geometry", body.crs),
+        geometry_from_geojson(body.geometry, "body.geometry", body.crs),
     )
     return edits.create(engine, draft_id, row, body.version, principal.actor)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
+import shapely
 from fastapi import Depends, Query
 from pydantic import AfterValidator
 from sqlalchemy import Connection
@@ -14,6 +16,7 @@ from api.db.filters import BBox, Page
 from api.db.generations import generation_at, generation_exists
 from api.deps import ConnectionDep, SettingsDep
 from api.errors import InvalidInput, NotFound
+from spatial.crs import WGS84, transform
 
 MAX_UTC_OFFSET = timedelta(hours=14)  # the widest offset in use (Kiribati, UTC+14)
 
@@ -111,3 +114,19 @@ def page_param(
 BBoxDep = Annotated[BBox | None, Depends(bbox_param)]
 GenerationDep = Annotated[int, Depends(generation_param)]
 PageDep = Annotated[Page, Depends(page_param)]
+
+
+def geometry_from_geojson(
+    geojson: dict[str, Any], where: str, crs: str = "EPSG:4326"
+) -> shapely.Geometry:
+    """A request's GeoJSON geometry in WGS84 (drawn on GCJ-02 or BD-09 tiles, it is converted
+    back), or 422 `invalid_geometry` naming where it came from."""
+    try:
+        geometry = shapely.from_geojson(json.dumps(geojson))
+    except Exception as error:  # shapely raises GEOSException for malformed GeoJSON
+        raise InvalidInput(
+            f"不是有效的 GeoJSON 几何：{error}", code="invalid_geometry", where=where
+        ) from error
+    if geometry is None or geometry.is_empty:
+        raise InvalidInput("几何为空", code="invalid_geometry", where=where)
+    return geometry if crs == "EPSG:4326" else transform(geometry, crs, WGS84)
