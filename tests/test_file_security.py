@@ -106,7 +106,7 @@ def test_export_level_never_reaches_a_path(client, kind):
 def test_zip_members_cannot_leave_the_folder(client, tokens, tmp_path):
     parts = _points_shapefile(tmp_path)
     stem = f"wangge-zipslip-{uuid.uuid4().hex[:10]}"
-    for prefix in ("../../../../../../tmp/", "/tmp/"):
+    for prefix in ("../../../../../../tmp/", "/tmp/", "..\\..\\..\\..\\tmp\\"):
         members = {f"{prefix}{stem}{suffix}": content for suffix, content in parts.items()}
         archive = tmp_path / "slip.zip"
         archive.write_bytes(_zip(members))
@@ -121,6 +121,10 @@ def test_zip_members_cannot_leave_the_folder(client, tokens, tmp_path):
             read_layer(archive)
         assert caught.value.member == first
     assert sorted(Path("/tmp").glob(stem + "*")) == []
+    # Folders in member names are fine, with either slash (old Windows tools write backslashes).
+    windows = _zip({f"data\\cams{suffix}": content for suffix, content in parts.items()})
+    report = _import(client, tokens, "points", "cams.zip", windows)
+    assert report.status_code == 200 and report.json()["created"] == 1, report.text
     # A broken archive is named as the client named it, not by our temporary folder.
     broken = _import(client, tokens, "points", "cams.zip", _zip({"cams.shp": parts[".shp"]}))
     message = _error(broken, 422, "unreadable_file")["message"]

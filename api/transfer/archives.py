@@ -39,14 +39,19 @@ class ArchiveTooLarge(UnsafeArchive):
 
 
 def unsafe_name(name: str) -> bool:
-    """Absolute, drive-qualified, backslashed or `..` names, which would leave the folder."""
+    """Absolute, drive-qualified or `..` names, which would leave the folder (either slash)."""
+    path = PurePosixPath(name.replace("\\", "/"))
     return (
-        name.startswith(("/", "\\"))
-        or "\\" in name
+        path.is_absolute()
         or "\x00" in name
         or re.match(r"^[A-Za-z]:", name) is not None
-        or ".." in PurePosixPath(name).parts
+        or ".." in path.parts
     )
+
+
+def plain_name(name: str) -> str:
+    """A member's file name without its folders (old Windows tools write backslashes)."""
+    return PurePosixPath(name.replace("\\", "/")).name
 
 
 def checked_names(archive: zipfile.ZipFile) -> list[str]:

@@ -15,7 +15,7 @@ import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from api.transfer.archives import (
     UnpackLimits,
     UnsafeArchive,
     checked_names,
+    plain_name,
     unpack,
 )
 from api.transfer.cells import unquoted_cell
@@ -237,9 +238,9 @@ def _read_archive(
             else:
                 chosen = _chosen_shapefile(path, names, layer)
                 stem = chosen[: -len(".shp")]
-                members = {n: PurePosixPath(n).name for n in names if n.startswith(stem + ".")}
+                members = {n: plain_name(n) for n in names if n.startswith(stem + ".")}
                 unpack(archive, members, Path(folder), limits)
-                source = _read_shapefile(Path(folder) / PurePosixPath(chosen).name, encoding)
+                source = _read_shapefile(Path(folder) / plain_name(chosen), encoding)
         except ArchiveTooLarge as error:
             raise _with_member(UnpackedTooLarge(f"{path.name}：{error}"), error) from error
         except UnsafeArchive as error:
@@ -263,7 +264,9 @@ def _chosen_shapefile(path: Path, names: list[str], layer: str | None) -> str:
         raise UnreadableFile(
             f"{path.name}：zip 中有多个 Shapefile（{', '.join(shapefiles)}），请用 --layer 指定"
         )
-    chosen = next((n for n in shapefiles if layer is None or PurePosixPath(n).stem == layer), None)
+    chosen = next(
+        (n for n in shapefiles if layer is None or Path(plain_name(n)).stem == layer), None
+    )
     if chosen is None:
         raise UnreadableFile(f"{path.name}：zip 中没有名为 {layer} 的 Shapefile")
     return chosen
