@@ -33,7 +33,7 @@ from web.security import tile_sources
 GRID_NAME = "<svg onload=window.__pwned=1>"
 DESCRIPTION = '<img src=x onerror="window.__pwned=1">'
 ADDRESS = "<img src=x onerror=window.__pwned=1>锦玉苑1幢"
-CAMERA_NAME = "<svg onload=window.__pwned=1>监控点"
+CAMERA_NAME = "<img src=x onerror=window.__pwned=1>监控点"
 STAFF_NAME = "<svg onload=window.__pwned=1>姚桂建"
 TOKEN_NAME = "<svg onload=window.__pwned=1>规划员"
 DRAFT_NAME = "<svg onload=window.__pwned=1>草稿"
