@@ -1,7 +1,8 @@
 """Files from anyone (issue 10): export paths, archive members and bombs, Parquet bombs, what
 GDAL is allowed to open, spreadsheet formulas, personal columns, and the bound on heavy work.
 
-Each test here failed before the fix it guards.
+Each test here failed before the fix it guards, except the KML and GeoPackage ones, which pin
+what GDAL already refused (a NetworkLink, an external entity, a VirtualOGR table).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import csv
 import http.server
 import io
 import json
+import sqlite3
 import threading
 import uuid
 import zipfile
@@ -296,6 +298,38 @@ def test_kml_links_and_entities_stay_inside_the_file(client, tokens, tmp_path):
     assert report.json()["features"] == 1  # the linked file's placemark is not read
     entity = linked.replace("<kml", f'<!DOCTYPE kml [<!ENTITY x SYSTEM "file://{other}">]><kml', 1)
     response = _import(client, tokens, "points", "p.kml", entity.replace("P-1", "&x;").encode())
+    assert secret not in response.text
+    _error(response, 422, "unreadable_file")
+
+
+def test_gpkg_virtual_table_cannot_read_another_file(client, tokens, tmp_path):
+    """A GeoPackage table declared as `VirtualOGR('/some/file')` is not readable by GDAL."""
+    secret = f"wangge-secret-{uuid.uuid4().hex}"
+    local = tmp_path / "secret.csv"
+    local.write_text(f"code,{secret}\nC-9,x\n")
+    path = tmp_path / "p.gpkg"
+    raw.write(
+        path,
+        shapely.to_wkb(np.array([shapely.Point(120.73, 31.30)], dtype=object)),
+        [np.array(["C-1"], dtype=object)],
+        ["code"],
+        driver="GPKG",
+        geometry_type="Point",
+        crs="EPSG:4326",
+        layer="cams",
+    )
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA writable_schema = ON")
+        connection.execute(
+            "INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) VALUES "
+            "('table', 'leak', 'leak', 0, ?)",
+            (f"CREATE VIRTUAL TABLE leak USING VirtualOGR('{local}')",),
+        )
+        connection.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id) "
+            "VALUES ('leak', 'attributes', 'leak', 0)"
+        )
+    response = _import(client, tokens, "points", "p.gpkg", path.read_bytes(), layer="leak")
     assert secret not in response.text
     _error(response, 422, "unreadable_file")
 
