@@ -60,3 +60,9 @@ bench: db
 clean-data:
 	-$(WANGGE) db stop
 	rm -rf .data
+
+# A long fuzzing run of every API operation (tests/test_fuzz.py; `make test` runs a short one).
+FUZZ_EXAMPLES ?= 300
+.PHONY: fuzz
+fuzz: db
+	WANGGE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_fuzz.py -q
