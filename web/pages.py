@@ -1,4 +1,4 @@
-"""Map pages (server-rendered folium, Chinese UI) under /map/…, plus the home page.
+"""Map pages (server-rendered folium, Chinese UI) under /map/….
 
 No page references another host: scripts and styles come from /static/vendor (npm, installed at
 setup), so field staff without internet still get a working map. Pages are Jinja2 templates in
@@ -8,30 +8,29 @@ web/templates; their data reaches the scripts in web/assets as JSON.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
 import folium
 import numpy as np
 import shapely
-from fastapi import APIRouter, FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.auth import resolve_token
 from api.coverage import KIND_LABELS, find_check
 from api.db import events as event_rows
 from api.db import maps as map_queries
 from api.db.generations import NoActiveGeneration, generation_at
-from api.deps import TOKEN_COOKIE, ConnectionDep, EngineDep, ReaderDep
+from api.deps import ConnectionDep, ReaderDep
 from api.errors import NotFound
 from api.lookup.service import staff_on_duty
 from api.lookup.store import IndexStore
 from api.privacy import Caller
 from spatial.lookup import GridRecord
-from web import draft_pages
+from web import draft_pages, login_pages
 from web.maps import STATUS_COLOURS, STATUS_LABELS, MapFactory, camera_layer, render_map, simplified
 from web.render import ASSETS, WEB_ROOT, not_modified, page, page_etag
-from web.security import PageSecurityHeaders, local_target
+from web.security import PageSecurityHeaders
 from web.street import BREAKS, SHADES, StreetMaps
 
 VENDOR = WEB_ROOT / "node_modules"
@@ -42,56 +41,6 @@ TABLE = {"fields": ["name", "code", "households"], "labels": ["名称", "编码"
 
 def _factory(request: Request) -> MapFactory:
     return MapFactory(request.app.state.settings.maps)
-
-
-FAVICON = (
-    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 64 64'><rect width='64' height='64' rx='12' "
-    "fill='#2b6cb0'/><path d='M12 22h40M12 42h40M22 12v40M42 12v40' stroke='#fff' stroke-width='5'/></svg>"
-)
-
-
-@router.get("/favicon.ico", include_in_schema=False)
-def favicon() -> Response:
-    return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
-
-
-@router.get(
-    "/map/login",
-    response_class=HTMLResponse,
-    summary="登录: keep an API token in a cookie for map pages",
-)
-def login_form(request: Request, next: str = "/map/street") -> HTMLResponse:
-    return page(request, "login.html", next=local_target(next), failed=False)
-
-
-@router.post(
-    "/map/login", response_class=HTMLResponse, summary="登录: check the token and set the cookie"
-)
-def login(
-    request: Request,
-    engine: EngineDep,
-    token: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/map/street",
-) -> Response:
-    with engine.connect() as connection:
-        principal = resolve_token(connection, token.strip())
-    if principal is None:
-        return page(request, "login.html", status_code=401, next=local_target(next), failed=True)
-    response = RedirectResponse(local_target(next), status_code=303)
-    response.set_cookie(
-        TOKEN_COOKIE,
-        token.strip(),
-        httponly=True,
-        samesite="strict",
-        max_age=12 * 3600,
-        secure=request.app.state.settings.mode == "prod",
-    )
-    return response
-
-
-@router.get("/", include_in_schema=False)
-def home() -> RedirectResponse:
-    return RedirectResponse("/map/street")
 
 
 @router.get(
@@ -253,13 +202,13 @@ def event_page(
         else ([], np.array([], dtype=object))
     )
     runner = None
-    index = store.generation(generation)
     if event["lon"] is not None:
+        index = store.generation(generation)
         answer = index.lookup(np.array([event["lon"]]), np.array([event["lat"]]))
         position = int(answer.runner_up[0])
         if position >= 0:
             runner = {
-                "position": position,
+                "geometry": index.geometries[position],
                 "name": index.records[position].name,
                 "distance_m": round(float(answer.runner_up_distance_m[0]), 1),
             }
@@ -276,7 +225,7 @@ def event_page(
         event["lon"],
         event["lat"],
         rows,
-        {k: v for k, v in (runner or {}).items() if k != "position"},
+        {k: v for k, v in (runner or {}).items() if k != "geometry"},
     )
     if (unchanged := not_modified(request, etag)) is not None:
         return unchanged
@@ -293,7 +242,7 @@ def event_page(
         shown.append(geometries[0])
     if runner is not None:
         layer = folium.GeoJson(
-            factory.geometry(index.geometries[runner["position"]]),
+            factory.geometry(runner["geometry"]),
             name="次选网格",
             style_function=lambda _: {
                 "color": "#dd6b20",
@@ -413,6 +362,7 @@ def check_page(
 
 def mount(app: FastAPI) -> None:
     """Page routes, their assets, the street-map cache and the pages' security headers."""
+    app.include_router(login_pages.router)
     app.include_router(router)
     app.include_router(draft_pages.router)
     app.mount("/static/wangge", StaticFiles(directory=ASSETS), name="wangge-assets")
