@@ -8,6 +8,7 @@ in the CGCS2000 3-degree Gauss-Kruger zone whose central meridian is nearest the
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 
@@ -74,12 +75,21 @@ def from_wgs84_xy(lon: np.ndarray, lat: np.ndarray, spec: str) -> tuple[np.ndarr
     return _transformer(WGS84, spec).transform(lon, lat)
 
 
+# PROJ keywords and WKT elements that make PROJ read a file (init files, grids, parameter files).
+_FILE_REFERENCE = re.compile(
+    r"(init|nadgrids|geoidgrids|grids|file|filename|catalog)\s*=|parameterfile", re.IGNORECASE
+)
+
+
 @lru_cache(maxsize=256)
 def parse_crs(spec: str | int) -> CRS:
     """Parse '4326', 'EPSG:4490', 'epsg:4549', a WKT or PROJ string into a pyproj CRS."""
     text = str(spec).strip()
     if text.isdigit():
         text = f"EPSG:{text}"
+    if _FILE_REFERENCE.search(text):
+        # A CRS comes from requests and files: PROJ must never open a path named in one.
+        raise UnknownCRS(f"coordinate reference system {spec!r} refers to a file; not allowed")
     try:
         return CRS.from_user_input(text)
     except CRSError as error:

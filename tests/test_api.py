@@ -86,7 +86,7 @@ def test_bad_parameters_are_422_json(client):
     assert body["where"] == "query.at"
     _error(client.get("/api/v1/grids/nope"), 404, "grid_not_found")
     _error(client.get("/api/v1/grids", params={"generation": 99}), 404, "generation_not_found")
-    _error(client.get("/api/v1/grids", params={"level": "planet"}), 404, "level_not_found")
+    _error(client.get("/api/v1/grids", params={"level": "planet"}), 422, "level_not_found")
     _error(client.get("/api/v1/nowhere"), 404, "not_found")
 
 
@@ -281,7 +281,7 @@ def test_export_downloads(client):
         "grids-community.prj",
         "grids-community.cpg",
     } <= set(names)
-    _error(client.get("/api/v1/export/grids", params={"level": "planet"}), 404, "nothing_to_export")
+    _error(client.get("/api/v1/export/grids", params={"level": "planet"}), 422, "level_not_found")
     _error(
         client.get("/api/v1/export/grids", params={"format": "kml", "crs": "EPSG:4549"}),
         422,

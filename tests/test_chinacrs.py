@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spatial import chinacrs
-from spatial.crs import coordinate_problems, normalise_crs, to_wgs84_xy
+from spatial.crs import UnknownCRS, coordinate_problems, normalise_crs, parse_crs, to_wgs84_xy
 
 # eviltransform's published test vectors (wgs lat, wgs lng, gcj lat, gcj lng).
 EVILTRANSFORM = [
@@ -82,3 +82,20 @@ def test_coordinate_problems():
     assert "颠倒" in problems[1] and "超出范围" in problems[2] and "有效数字" in problems[3]
     assert "超出范围" in problems[4]
     assert coordinate_problems(np.array([530000.0]), np.array([3465000.0]), "EPSG:4549") == [None]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "+init=/etc/passwd:root",
+        "+proj=longlat +nadgrids=/etc/hostname",
+        "+proj=vgridshift +grids=@/tmp/x.tif",
+        'PROJCRS["x",BASEGEOGCRS["y",DATUM["z",ELLIPSOID["GRS 1980",6378137,298.257222101]]],'
+        'CONVERSION["c",METHOD["NTv2"],PARAMETERFILE["Latitude and longitude difference file","/etc/passwd"]],'
+        'CS[Cartesian,2],AXIS["x",east],AXIS["y",north],LENGTHUNIT["metre",1]]',
+    ],
+)
+def test_crs_definitions_naming_files_are_refused(spec):
+    """A CRS arrives from requests and uploaded files: PROJ must never open a path from one."""
+    with pytest.raises(UnknownCRS, match="refers to a file"):
+        parse_crs(spec)

@@ -173,7 +173,8 @@ def test_geocode_file(db_env, engine, tmp_path):
     gx, gy = from_wgs84_xy(np.array([lon, 121.5]), np.array([lat, 31.2]), "GCJ02")
     source = tmp_path / "工单.csv"
     source.write_text(
-        f"工单号,经度,纬度\n0001,{gx[0]},{gy[0]}\n0002,{gx[1]},{gy[1]}\n0003,,31.3\n0004,31.3,120.7\n",
+        f'工单号,经度,纬度,诉求\n0001,{gx[0]},{gy[0]},"=HYPERLINK(""http://evil"",""x"")"\n'
+        f"0002,{gx[1]},{gy[1]},占道\n0003,,31.3,\n0004,31.3,120.7,\n",
         encoding="utf-8",
     )
     out = tmp_path / "out.csv"
@@ -193,6 +194,8 @@ def test_geocode_file(db_env, engine, tmp_path):
         and table[0]["wg_grid_code"] == "320571005005003"
     )
     assert "不在任何网格内" in table[1]["wg_problem"] and "最近" in table[1]["wg_problem"]
+    # A spreadsheet must not run a caller's text as a formula.
+    assert table[0]["诉求"] == '\'=HYPERLINK("http://evil","x")' and table[1]["诉求"] == "占道"
     assert "有效数字" in table[2]["wg_problem"] and "颠倒" in table[3]["wg_problem"]
     parquet = tmp_path / "out.parquet"
     assert (

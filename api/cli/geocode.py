@@ -21,6 +21,7 @@ from api.lookup.points_io import iter_points
 from api.lookup.service import DEFAULT_NEAR_M
 from api.lookup.store import IndexStore
 from api.settings import get_settings
+from api.transfer.cells import quoted_table
 from spatial.crs import coordinate_problems, normalise_crs, to_wgs84_xy
 from spatial.lookup import GridIndex
 
@@ -113,9 +114,10 @@ def geocode_file(
                     f"wg_{name}", pa.array(values, from_pandas=True)
                 )  # NaN → empty
             writer = writer or _writer(out, table.schema)
-            writer.write_table(table) if isinstance(writer, pq.ParquetWriter) else writer.write(
-                table
-            )
+            if isinstance(writer, pq.ParquetWriter):
+                writer.write_table(table)
+            else:  # a spreadsheet would run `=…` in a name or an input column as a formula
+                writer.write(quoted_table(table))
             summary.rows += count
             summary.placed += int((grid >= 0).sum())
             for i in np.flatnonzero(reasons != ""):

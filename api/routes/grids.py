@@ -13,7 +13,7 @@ from api.deps import ConnectionDep, NoNulCharacters, PersonalDataDep, ReaderDep
 from api.errors import Forbidden, NotFound, error_responses
 from api.privacy import Caller
 from api.routes.layers import OutCrs, reproject
-from api.routes.params import BBoxDep, GenerationDep, PageDep
+from api.routes.params import BBoxDep, GenerationDep, PageDep, known_level
 
 router = APIRouter(
     tags=["grids"], responses=error_responses(401, 403, 404, 422), dependencies=[NoNulCharacters]
@@ -80,8 +80,8 @@ def list_grids(
 ) -> dict[str, Any]:
     if (not_modified := _cached(request, response, generation)) is not None:
         return not_modified  # type: ignore[return-value]
-    if level is not None and level not in {lv["name"] for lv in grid_queries.levels(connection)}:
-        raise NotFound(f"没有名为 {level} 的层级", code="level_not_found", where="query.level")
+    if level is not None:
+        known_level(connection, level)
     found = grid_queries.find_grids(
         connection, generation, level=level, parent_code=parent, bbox=bbox, page=page
     )

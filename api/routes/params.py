@@ -12,6 +12,7 @@ from fastapi import Depends, Query
 from pydantic import AfterValidator
 from sqlalchemy import Connection
 
+from api.db import grids as grid_queries
 from api.db.filters import BBox, Page
 from api.db.generations import generation_at, generation_exists
 from api.deps import ConnectionDep, SettingsDep
@@ -130,3 +131,16 @@ def geometry_from_geojson(
     if geometry is None or geometry.is_empty:
         raise InvalidInput("几何为空", code="invalid_geometry", where=where)
     return geometry if crs == "EPSG:4326" else transform(geometry, crs, WGS84)
+
+
+def known_level(connection: Connection, level: str, where: str = "query.level") -> list[str]:
+    """The level catalogue (names, top down), after checking `level` is in it: 422
+    `level_not_found` otherwise — the one check every route and page uses."""
+    names = [lv["name"] for lv in grid_queries.levels(connection)]
+    if level not in names:
+        raise InvalidInput(
+            f"没有名为 {level} 的层级（现有：{', '.join(names)}）",
+            code="level_not_found",
+            where=where,
+        )
+    return names

@@ -13,10 +13,9 @@ from fastapi.responses import FileResponse
 from sqlalchemy import Connection
 from starlette.background import BackgroundTask
 
-from api.db import grids as grid_queries
 from api.deps import CallerDep, ConnectionDep, EngineDep, HeavyDep, PlannerDep, SettingsDep
 from api.errors import InvalidInput, NotFound, PayloadTooLarge, WanggeError
-from api.routes.params import GenerationDep
+from api.routes.params import GenerationDep, known_level
 from api.routes.uploads import SavedUpload, save_upload
 from api.transfer.export import (
     EXPORT_FORMATS,
@@ -218,13 +217,7 @@ def _check_level(connection: Connection, kind: str, level: str | None) -> None:
             code="level_not_applicable",
             where="query.level",
         )
-    names = [lv["name"] for lv in grid_queries.levels(connection)]
-    if level not in names:
-        raise InvalidInput(
-            f"没有名为 {level} 的层级（现有：{', '.join(names)}）",
-            code="level_not_found",
-            where="query.level",
-        )
+    known_level(connection, level)
 
 
 def _inside(folder: Path, name: str) -> Path:

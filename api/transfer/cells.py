@@ -25,3 +25,18 @@ def unquoted_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_START):
         return value[1:]
     return value
+
+
+def quoted_table(table: Any) -> Any:
+    """A pyarrow table with `quoted_cell` applied to every text column (for CSV writers)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for position, column in enumerate(table.columns):
+        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+            continue
+        risky = pc.fill_null(pc.match_substring_regex(column, r"^[=+\-@\t\r]"), False)
+        if pc.any(risky).as_py():
+            quoted = pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+            table = table.set_column(position, table.field(position), quoted)
+    return table

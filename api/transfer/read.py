@@ -24,7 +24,7 @@ import shapely
 from pyogrio import raw
 from pyogrio.errors import DataLayerError, DataSourceError
 
-from api.settings import LimitSettings
+from api.settings import LimitSettings, get_settings
 from api.transfer.archives import (
     ArchiveTooLarge,
     UnpackLimits,
@@ -117,7 +117,7 @@ def read_layer(
             f"{path}：不支持的文件类型 {suffix or '(无扩展名)'}；"
             "支持 GeoJSON、GeoPackage、Shapefile（.shp 或 .zip）、KML/KMZ、CSV"
         )
-    limits = limits or unpack_limits(LimitSettings())
+    limits = limits or unpack_limits(get_settings().limits)  # the CLI: WANGGE_LIMITS__*
     try:
         encoding = gdal_encoding(encoding) if encoding else None
     except ValueError as error:
