@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import folium
 import numpy as np
@@ -162,7 +163,11 @@ def grid_page(
         page_data={
             "map": rendered.name,
             "layers": layers,
-            "outCrs": factory.api_crs,
+            # The API asked for the view's buildings and open events, in the basemap's datum.
+            "buildingsUrl": "/api/v1/buildings?"
+            + urlencode({"limit": 5000, "out_crs": factory.api_crs}),
+            "eventsUrl": "/api/v1/events?"
+            + urlencode({"status": "open", "limit": 5000, "out_crs": factory.api_crs}),
             "statusColours": STATUS_COLOURS,
             "statusLabels": STATUS_LABELS,
         },

@@ -14,7 +14,7 @@
   function loader(layer, url, minZoom) {
     function load() {
       if (map.getZoom() < minZoom) { layer.clearLayers(); return; }
-      fetch(url() + "&bbox=" + bbox(), { credentials: "same-origin" })
+      fetch(url + "&bbox=" + bbox(), { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
         .then(function (collection) { layer.clearLayers(); layer.addData(collection); });
     }
@@ -31,7 +31,7 @@
       });
     },
   }).addTo(map);
-  loader(buildings, function () { return "/api/v1/buildings?limit=5000&out_crs=" + cfg.outCrs; }, 16);
+  loader(buildings, cfg.buildingsUrl, 16);
 
   var colours = cfg.statusColours, labels = cfg.statusLabels;
   var events = L.geoJSON(null, {
@@ -54,5 +54,5 @@
       });
     },
   }).addTo(map);
-  loader(events, function () { return "/api/v1/events?status=open&limit=5000&out_crs=" + cfg.outCrs; }, 0);
+  loader(events, cfg.eventsUrl, 0);
 })();
