@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 
 from api.auth import TokenCache
 from api.db.engine import make_engine
@@ -17,6 +19,7 @@ from api.settings import Settings, get_settings
 from web import pages
 
 API_PREFIX = "/api/v1"
+SWAGGER = "/static/vendor/swagger-ui-dist"  # npm, like every page asset (works offline)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below from /static/vendor: FastAPI's default loads a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -53,6 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, lookup, events, grids, layers, transfer, coverage, drafts, tokens):
         app.include_router(module.router, prefix=API_PREFIX)
     pages.mount(app)
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{API_PREFIX}/openapi.json",
+            title="wangge API 文档",
+            swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+            swagger_favicon_url="/favicon.ico",
+        )
+
     app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(
         BodySizeLimit,

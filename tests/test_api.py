@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 from datetime import UTC, datetime
 
@@ -450,3 +451,13 @@ def test_amap_basemap_shifts_every_overlay_to_gcj02(settings, engine):
         and abs(min(y for _, y in coordinates) - gy) < 2e-5
     )
     assert "out_crs=gcj02" in page and "autonavi.com" in page
+
+
+def test_api_docs_load_nothing_from_other_hosts(client):
+    """Swagger UI comes from /static/vendor like every other page asset: it works offline."""
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(sources) == 3 and all(s.startswith("/") for s in sources), sources
+    for source in sources:
+        assert client.get(source).status_code == 200, source
