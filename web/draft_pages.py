@@ -14,12 +14,11 @@ from folium.elements import JSCSSMixin
 from folium.template import Template
 from shapely.geometry import mapping
 
-from api.db import grids as grid_queries
 from api.deps import ConnectionDep, ReaderDep
 from api.drafts.diff import diff_with_outlines
 from api.drafts.store import fetch, list_drafts
-from api.errors import InvalidInput
 from api.privacy import Caller, public_actor
+from api.routes.params import known_level
 from spatial.crs import WGS84, transform
 from web.maps import MapFactory, render_map
 from web.render import page
@@ -49,13 +48,7 @@ def _factory(request: Request) -> MapFactory:
 
 def _child_level(connection: ConnectionDep, level: str) -> str | None:
     """The level below `level` (its grids are drawn as snapping targets), or None."""
-    levels = [lv["name"] for lv in grid_queries.levels(connection)]
-    if level not in levels:
-        raise InvalidInput(
-            f"没有名为 {level} 的层级（现有：{'、'.join(levels)}）",
-            code="level_not_found",
-            where="query.level",
-        )
+    levels = known_level(connection, level)
     index = levels.index(level)
     return levels[index + 1] if index + 1 < len(levels) else None
 

@@ -97,7 +97,7 @@ def grid_page(
     grid = rows[0]
     children, child_geoms = map_queries.grid_layer(connection, generation, parent=code)
     cameras = map_queries.cameras_within(connection, code, generation)
-    open_events = len(map_queries.open_events_within(connection, code, generation))
+    open_events = map_queries.open_events_within(connection, code, generation)
     store = request.app.state.index_store
     path = _active_path(store, code)
     path_codes = [record.code for record in path]

@@ -48,20 +48,18 @@ def open_event_counts(connection: Connection) -> dict[str, int]:
     return {code: int(count) for code, count in rows}
 
 
-def open_events_within(connection: Connection, code: str, generation: int) -> list[dict[str, Any]]:
-    rows = (
+def open_events_within(connection: Connection, code: str, generation: int) -> int:
+    """How many open events lie in a grid."""
+    return int(
         connection.execute(
             text(
-                "SELECT e.id, e.description, e.status, e.due_at, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat FROM event e "
+                "SELECT count(*) FROM event e "
                 f"JOIN grid g ON g.code = :code AND g.{_IN_GENERATION.replace(' AND ', ' AND g.')} "
-                "WHERE e.status NOT IN ('closed', 'cancelled') AND e.geom && g.geom AND ST_Covers(g.geom, e.geom) ORDER BY e.id"
+                "WHERE e.status NOT IN ('closed', 'cancelled') AND e.geom && g.geom AND ST_Covers(g.geom, e.geom)"
             ),
             {"code": code, "g": generation},
-        )
-        .mappings()
-        .all()
+        ).scalar_one()
     )
-    return [dict(r) for r in rows]
 
 
 def cameras_within(
