@@ -217,6 +217,13 @@ def test_parquet_long_values_not_repeated_on_every_row(client, tmp_path):
 # --- 3. GDAL opens only what the extension says, and never the network ---------------------------
 
 
+def _zipped(member: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(member, text)
+    return buffer.getvalue()
+
+
 def test_vrt_and_gdalg_in_an_upload_are_not_followed(client, tokens, tmp_path):
     secret = f"wangge-secret-{uuid.uuid4().hex}"
     local = tmp_path / "secret.csv"
@@ -236,10 +243,15 @@ def test_vrt_and_gdalg_in_an_upload_are_not_followed(client, tokens, tmp_path):
         ("points.json", pipeline, "unreadable_file"),
         ("points.geojson", pipeline, "unreadable_file"),
         ("points.kml", vrt, "unreadable_file"),
+        # Found by review: a <kml> root passes a root check, and GDAL's VRT driver still claims it.
+        ("points.kml", "<kml></kml>" + vrt, "unreadable_file"),
+        ("points.kml", "<kml>" + vrt + "</kml>", "unreadable_file"),
+        ("points.kmz", _zipped("doc.kml", "<kml></kml>" + vrt), "unreadable_file"),
         ("points.gpkg", vrt, "unreadable_file"),
         ("points.csv", vrt, "import_rejected"),  # read as what it says: CSV text, no rows
     ):
-        response = _import(client, tokens, "points", name, content.encode(), crs="EPSG:4326")
+        body = content if isinstance(content, bytes) else content.encode()
+        response = _import(client, tokens, "points", name, body, crs="EPSG:4326")
         assert secret not in response.text, name
         assert _error(response, 422, code)["message"], name
 

@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 
 import pyogrio
+from defusedxml import ElementTree
+from defusedxml.common import DefusedXmlException
 
 # GDAL has no switch that turns its HTTP client off. A proxy that refuses connections stops
 # every fetch unless the environment's NO_PROXY covers the host, so the one read we know
@@ -129,13 +131,32 @@ KML_ROOT = re.compile(
 )
 
 
+# Markup that makes another GDAL driver claim an XML file (VRT reads any file or URL it names,
+# WFS fetches, GDALG runs a pipeline, PDS4 labels name other files), wherever it stands.
+FOREIGN_XML = re.compile(
+    rb"OGR\w*DataSource|GDAL_WMS|gdal_streamed_alg|Product_|PDS4|GDALG", re.IGNORECASE
+)
+
+
 def _kml(path: Path) -> None:
+    """KML has no driver prefix, so GDAL sniffs it: only one well-formed XML document rooted at
+    <kml>, with no DOCTYPE and no markup another driver would claim, is handed over."""
     head = _head(path)
     if not KML_ROOT.match(head):
         raise RefusedFile(f"{path.name}：不是 KML（根元素应为 <kml>）")
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
         if data.find(b"<!DOCTYPE") >= 0 or data.find(b"<!ENTITY") >= 0:
             raise RefusedFile(f"{path.name}：KML 中不允许 DOCTYPE/ENTITY 声明")
+        if (foreign := FOREIGN_XML.search(data)) is not None:
+            raise RefusedFile(
+                f"{path.name}：KML 中含有 {foreign.group().decode(errors='replace')}，拒绝读取"
+            )
+    try:
+        # defusedxml refuses entities and DTDs; content after </kml> is a parse error here.
+        for _, element in ElementTree.iterparse(path, events=("end",)):
+            element.clear()
+    except (ElementTree.ParseError, DefusedXmlException) as error:
+        raise RefusedFile(f"{path.name}：不是格式正确的 KML（XML）：{error}") from error
 
 
 def _csv(path: Path) -> None:
