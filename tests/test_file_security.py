@@ -214,6 +214,30 @@ def test_parquet_long_values_not_repeated_on_every_row(client, tmp_path):
     assert body["where"] == "body.file"
 
 
+def test_parquet_long_plain_values_refused_from_the_footer(client, tmp_path, monkeypatch):
+    """Found by review: 100,000 rows of 5 KB text coordinates, plain-encoded, pack into a few
+    hundred KB and would unpack to 500 MB: refused from the footer, before any row is read."""
+    rows = 100_000
+    lon = pa.array([f"{i:07d}" + "0" * 5000 for i in range(rows)])
+    path = tmp_path / "plain.parquet"
+    pq.write_table(
+        pa.table({"lon": lon, "lat": pa.array(np.full(rows, 31.30))}),
+        path,
+        compression="zstd",
+        use_dictionary=False,
+    )
+    assert path.stat().st_size < 2 << 20
+
+    def no_rows(*args, **kwargs):
+        raise AssertionError("rows read before their size was checked")
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", no_rows)
+    body = _error(
+        _post_points(client, "plain.parquet", path.read_bytes()), 413, "payload_too_large"
+    )
+    assert body["where"] == "body.file"
+
+
 # --- 3. GDAL opens only what the extension says, and never the network ---------------------------
 
 

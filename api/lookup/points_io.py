@@ -28,9 +28,10 @@ from api.transfer.read import LAT_NAMES, LON_NAMES
 
 CHUNK_ROWS = 200_000
 POINT_FORMATS = (".csv", ".parquet", ".geojson", ".json")
-# A coordinate as text, or a point as WKB, is well under this; a longer value read through a
-# Parquet dictionary would be repeated on every row.
-MAX_VALUE_BYTES = 1024
+# A coordinate as text, or a point as (E)WKB, is well under this; a longer value read through a
+# Parquet dictionary would be repeated on every row. It also bounds the coordinate columns'
+# unpacked size: rows × columns × this (a few MB for a full batch, whatever the file claims).
+MAX_VALUE_BYTES = 64
 
 
 class UnreadablePoints(ValueError):
@@ -258,10 +259,12 @@ def _parquet_footprint(
         for name in columns
         if name in leaves
     )
-    if unpacked > limits.max_unpacked_bytes:
-        raise PointsTooLarge(
-            f"{path.name} 的坐标列解压后 {unpacked} 字节，超过上限 {limits.max_unpacked_bytes}"
-        )
+    # Page headers and levels cost a little beyond the values themselves.
+    budget = min(
+        limits.max_unpacked_bytes, 4096 + 2 * MAX_VALUE_BYTES * len(columns) * metadata.num_rows
+    )
+    if unpacked > budget:
+        raise PointsTooLarge(f"{path.name} 的坐标列解压后 {unpacked} 字节，超过上限 {budget}")
 
 
 def _decoded(column: pa.Array, path: Path) -> pa.Array:

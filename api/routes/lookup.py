@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,7 @@ from api.routes.uploads import save_upload
 
 router = APIRouter(tags=["lookup"], responses=error_responses(400, 401, 404, 413, 422, 503))
 MAX_BATCH_POINTS = 100_000
+LIGHT_BATCH_POINTS = 1_000  # batches up to this size run without a heavy-work slot
 CRS_HELP = (
     "EPSG code (4326, 4490, 4549, 3857…), or gcj02 (AMap, Tencent, WeChat maps) or bd09 (Baidu)"
 )
@@ -105,14 +107,18 @@ def _with_ids(answers: list[dict[str, Any]], ids: list[Any]) -> list[dict[str, A
     summary=f"Look up up to {MAX_BATCH_POINTS:,} points; results in input order",
     response_class=Response,
 )
-def lookup_batch(request: Request, caller: CallerDep, body: BatchRequest) -> Response:
+def lookup_batch(
+    request: Request, caller: CallerDep, heavy: HeavyDep, body: BatchRequest
+) -> Response:
     x = np.fromiter((p.lon for p in body.points), dtype=float, count=len(body.points))
     y = np.fromiter((p.lat for p in body.points), dtype=float, count=len(body.points))
-    generation, answers = lookup_points(
-        _store(request), x, y, body.crs, at=body.at, near_m=body.near_m, caller=caller
-    )
-    _with_ids(answers, [p.id for p in body.points])
-    return _json({"generation": generation, "count": len(answers), "results": answers})
+    # A big batch is seconds of CPU and tens of MB of answer: it takes a heavy-work slot.
+    with heavy.slot() if len(body.points) > LIGHT_BATCH_POINTS else nullcontext():
+        generation, answers = lookup_points(
+            _store(request), x, y, body.crs, at=body.at, near_m=body.near_m, caller=caller
+        )
+        _with_ids(answers, [p.id for p in body.points])
+        return _json({"generation": generation, "count": len(answers), "results": answers})
 
 
 @router.post(
