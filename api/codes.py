@@ -13,8 +13,15 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+# Whatever a level's pattern: a code is a short run of letters, digits, '-', '_' or '.', so it
+# is safe in a URL path, a file name and a spreadsheet cell.
+CODE_CHARACTERS = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,63}")
+
+
 def code_problem(code: str, parent_code: str | None, level: dict[str, Any] | Any) -> str | None:
     """Why `code` breaks the rule of `level` (a grid_level row) under `parent_code`, or None."""
+    if not CODE_CHARACTERS.fullmatch(code):
+        return "编码只能由字母、数字和 - _ . 组成（以字母或数字开头，最长 64 个字符）"
     name = _get(level, "name")
     pattern = _get(level, "code_pattern")
     if pattern and not _compiled(pattern).fullmatch(code):

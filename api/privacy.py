@@ -4,8 +4,8 @@ Personal data in wangge:
 - staff names, phones and departments (`staff`);
 - what citizens tell us about an event: its free text (`description`), the address they gave,
   the reporter's name and phone, and who touched it (`history[].actor`, `history[].note`);
-- the free columns of imported building and monitoring-point files (`attributes`: owners,
-  phone numbers… whatever the source file carried);
+- the free columns of imported grid, building and monitoring-point files (`attributes`:
+  owners, phone numbers… whatever the source file carried);
 - the names of tokens (they are usually a person's name): actors such as `token:7:张三` are shown
   to everyone else as `token:7`.
 

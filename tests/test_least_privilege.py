@@ -32,6 +32,12 @@ def test_service_role_reads_and_writes_rows_but_not_the_schema(settings):
             "ALTER TABLE api_token ADD COLUMN x int",
             "TRUNCATE grid",
             "UPDATE alembic_version SET version_num = 'x'",
+            # Review: the audit trail was erasable and the code rules editable by the service.
+            "DELETE FROM audit_log",
+            "UPDATE event_history SET note = 'x'",
+            "DELETE FROM generation_activation",
+            "UPDATE grid_level SET code_pattern = '.*'",
+            "INSERT INTO event_category (code, kind, name_zh) VALUES ('Z9', 'event', 'x')",
             "CREATE EXTENSION IF NOT EXISTS file_fdw",
         ):
             with engine.begin() as connection, pytest.raises(DBAPIError) as refused:

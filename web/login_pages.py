@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import resolve_token
 from api.deps import TOKEN_COOKIE, EngineDep
+from api.errors import Forbidden
 from web.render import page
 from web.security import local_target
 
@@ -44,6 +46,10 @@ def login(
     token: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/map/street",
 ) -> Response:
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        # Login CSRF: another site must not sign a browser in with the attacker's token.
+        raise Forbidden("登录请求来自其他网站", code="cross_site_login", where="header.Origin")
     with engine.connect() as connection:
         principal = resolve_token(connection, token.strip())
     if principal is None:

@@ -365,6 +365,18 @@ def check_page(
     )
 
 
+class VendorFiles(StaticFiles):
+    """npm packages' scripts, styles, images and fonts — not their HTML demo pages, which would
+    run on wangge's origin."""
+
+    SERVED = (".js", ".css", ".map", ".png", ".svg", ".gif", ".woff", ".woff2", ".ttf")
+
+    def lookup_path(self, path: str) -> tuple[str, Any]:
+        if not path.lower().endswith(self.SERVED):
+            return "", None
+        return super().lookup_path(path)
+
+
 def mount(app: FastAPI) -> None:
     """Page routes, their assets, the street-map cache and the pages' security headers."""
     app.include_router(login_pages.router)
@@ -372,7 +384,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(draft_pages.router)
     app.mount("/static/wangge", StaticFiles(directory=ASSETS), name="wangge-assets")
     if VENDOR.exists():
-        app.mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor")
+        app.mount("/static/vendor", VendorFiles(directory=VENDOR), name="vendor")
     app.state.street_maps = StreetMaps()
     tiles = MapFactory(app.state.settings.maps).tiles()
     app.add_middleware(PageSecurityHeaders, tile_urls=[tile.url for tile in tiles])

@@ -36,6 +36,10 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+CATALOGUES = ("grid_level", "grid_kind", "staff_role_kind", "event_category")
+APPEND_ONLY = ("audit_log", "event_history", "generation_activation", "grid_lineage")
+
+
 def grant_service_role(owner_url: str, role: str) -> None:
     """Give the service role what the service needs and no more: rows, not the schema.
 
@@ -55,8 +59,13 @@ def grant_service_role(owner_url: str, role: str) -> None:
                 f"GRANT USAGE ON SCHEMA public TO {quoted}",
                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}",
                 f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
-                # The schema's version is the owner's business.
-                f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {quoted}",
+                # The schema's version and the catalogues (levels and their code rules, kinds,
+                # roles, event categories) are the owner's business.
+                f"REVOKE INSERT, UPDATE, DELETE ON alembic_version, {', '.join(CATALOGUES)} "
+                f"FROM {quoted}",
+                # The audit trail and event histories are append-only for the service: a
+                # compromised service cannot erase what it did.
+                f"REVOKE UPDATE, DELETE ON {', '.join(APPEND_ONLY)} FROM {quoted}",
             ):
                 connection.execute(text(statement))
     finally:

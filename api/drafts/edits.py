@@ -58,11 +58,23 @@ def _level(connection: Connection, name: str) -> dict[str, Any]:
     return level
 
 
-def _code_follows_rule(code: str, parent_code: str | None, level: dict[str, Any]) -> None:
+def _kind_known(connection: Connection, kind: str) -> None:
+    kinds = list(connection.execute(text("SELECT name FROM grid_kind ORDER BY name")).scalars())
+    if kind not in kinds:
+        raise InvalidInput(
+            f"没有名为 {kind} 的网格类型（现有：{'、'.join(kinds)}）",
+            code="unknown_kind",
+            where="body.kind",
+        )
+
+
+def _code_follows_rule(
+    code: str, parent_code: str | None, level: dict[str, Any], where: str = "body.code"
+) -> None:
     """The same code rule as an import (api/codes.py)."""
     problem = code_problem(code, parent_code, level)
     if problem:
-        raise InvalidInput(f"编码 {code}：{problem}", code="invalid_code", where="body.code")
+        raise InvalidInput(f"编码 {code!r}：{problem}", code="invalid_code", where=where)
 
 
 def _code_free(connection: Connection, generation: int, code: str, where: str) -> None:
@@ -109,14 +121,17 @@ def split(
 ) -> dict[str, Any]:
     def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> None:
         generation = draft["generation_id"]
-        parent = edit.grid(code, "body.code").parent_code
+        grid = edit.grid(code, "body.code")
+        parent = grid.parent_code
         if new_codes:
             if len(set(new_codes)) != 2:
                 raise InvalidInput(
                     "new_codes 应为两个不同的编码", code="invalid_codes", where="body.new_codes"
                 )
+            level = _level(connection, grid.level)
             for new in new_codes:
                 _code_free(connection, generation, new, "body.new_codes")
+                _code_follows_rule(new, parent, level, "body.new_codes")
         edit.split(code, line, new_codes or next_codes(connection, generation, parent, code, 2))
 
     return _run(
@@ -156,6 +171,7 @@ def create(engine: Engine, draft_id: int, row: GridRow, version: int, actor: str
     def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> dict[str, Any]:
         generation = draft["generation_id"]
         level = _level(connection, row.level)
+        _kind_known(connection, row.kind)
         if row.code:
             _code_free(connection, generation, row.code, "body.code")
             _code_follows_rule(row.code, row.parent_code, level)
@@ -193,6 +209,8 @@ def update(
     """Change attributes, parent or code."""
 
     def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> None:
+        if changes.get("kind") is not None:
+            _kind_known(connection, changes["kind"])
         if changes.get("code") and changes["code"] != code:
             _code_free(connection, draft["generation_id"], changes["code"], "body.code")
         edit.update(code, changes)

@@ -12,7 +12,7 @@ from api.db.generations import generation_at, generation_exists
 from api.deps import CallerDep, ConnectionDep, EngineDep, NoNulCharacters, PlannerDep
 from api.errors import InvalidInput, NotFound, error_responses
 from api.privacy import public_record
-from api.routes.params import geometry_from_geojson
+from api.routes.params import geometry_from_geojson, known_level
 from spatial.coverage import CheckOptions
 
 router = APIRouter(
@@ -70,6 +70,8 @@ def create_check(body: CheckRequest, engine: EngineDep, principal: PlannerDep) -
         outline=outline,
     )
     with engine.connect() as connection:
+        if body.level is not None:
+            known_level(connection, body.level, where="body.level")
         generation = body.generation if body.generation is not None else generation_at(connection)
         if not generation_exists(connection, generation):
             raise NotFound(

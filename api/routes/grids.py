@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.db import grids as grid_queries
 from api.db.generations import generation_at, list_generations
-from api.deps import ConnectionDep, NoNulCharacters, PersonalDataDep, ReaderDep
+from api.deps import CallerDep, ConnectionDep, NoNulCharacters, PersonalDataDep, ReaderDep
 from api.errors import Forbidden, NotFound, error_responses
-from api.privacy import Caller
+from api.privacy import Caller, without_attributes
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, GenerationDep, PageDep, known_level
 
@@ -48,18 +48,22 @@ def generations(connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
     }
 
 
-def _etag(request: Request, generation: int) -> str:
-    """Grid rows change only with a new generation: generation + query identify the answer."""
-    digest = hashlib.sha256(f"{request.url.path}?{request.url.query}".encode()).hexdigest()[:16]
+def _etag(request: Request, generation: int, caller: Caller) -> str:
+    """Grid rows change only with a new generation: generation + query + what the caller may
+    see (free attributes or not) identify the answer."""
+    key = f"{request.url.path}?{request.url.query}|{caller.sees_all_personal}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return f'W/"g{generation}-{digest}"'
 
 
-def _cached(request: Request, response: Response, generation: int) -> Response | None:
-    etag = _etag(request, generation)
+def _cached(
+    request: Request, response: Response, generation: int, caller: Caller
+) -> Response | None:
+    etag = _etag(request, generation, caller)
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
     response.headers["ETag"] = etag
-    response.headers["Cache-Control"] = "no-cache"  # revalidate: a publish must show at once
+    response.headers["Cache-Control"] = "no-cache, private"  # a publish must show at once
     return None
 
 
@@ -70,7 +74,7 @@ def list_grids(
     request: Request,
     response: Response,
     connection: ConnectionDep,
-    _: ReaderDep,
+    caller: CallerDep,
     generation: GenerationDep,
     bbox: BBoxDep,
     page: PageDep,
@@ -78,21 +82,21 @@ def list_grids(
     parent: Annotated[str | None, Query(description="Only children of this grid code")] = None,
     out_crs: OutCrs = "EPSG:4326",
 ) -> dict[str, Any]:
-    if (not_modified := _cached(request, response, generation)) is not None:
+    if (not_modified := _cached(request, response, generation, caller)) is not None:
         return not_modified  # type: ignore[return-value]
     if level is not None:
         known_level(connection, level)
     found = grid_queries.find_grids(
         connection, generation, level=level, parent_code=parent, bbox=bbox, page=page
     )
-    return reproject(found, out_crs)
+    return reproject(without_attributes(found, caller), out_crs)
 
 
 @router.get(
     "/grids/{code}", summary="One grid with its path up the hierarchy", responses={200: GEOJSON}
 )
 def get_grid(
-    code: str, connection: ConnectionDep, _: ReaderDep, generation: GenerationDep
+    code: str, connection: ConnectionDep, caller: CallerDep, generation: GenerationDep
 ) -> dict[str, Any]:
     found = grid_queries.get_grid(connection, code, generation)
     if found is None:
@@ -101,7 +105,7 @@ def get_grid(
             code="grid_not_found",
             where="path.code",
         )
-    return found
+    return without_attributes({"features": [found]}, caller)["features"][0]
 
 
 @router.get(

@@ -104,7 +104,7 @@ def _existing_generation(connection: Connection, generation: int) -> int:
 def page_param(
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1, description="Page size (capped by settings)")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> Page:
     cap = settings.limits.max_page_size
     if limit is not None and limit > cap:

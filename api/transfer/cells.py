@@ -28,13 +28,24 @@ def unquoted_cell(value: Any) -> Any:
 
 
 def quoted_table(table: Any) -> Any:
-    """A pyarrow table with `quoted_cell` applied to every text column (for CSV writers)."""
+    """A pyarrow table with `quoted_cell` applied to every text column and to the header (for
+    CSV writers). Dictionary and binary columns are written as text, so they are text here."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    table = table.rename_columns([quoted_cell(name) for name in table.column_names])
     for position, column in enumerate(table.columns):
-        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            column = pc.cast(column, pa.string(), safe=False)  # CSV writes bytes as text
+        if pa.types.is_large_string(column.type):
+            column = pc.cast(column, pa.string())
+        if not pa.types.is_string(column.type):
             continue
+        table = table.set_column(
+            position, pa.field(table.field(position).name, column.type), column
+        )
         risky = pc.fill_null(pc.match_substring_regex(column, r"^[=+\-@\t\r]"), False)
         if pc.any(risky).as_py():
             quoted = pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)

@@ -61,6 +61,17 @@ def _nonnegative(value: Any) -> str | None:
     return "不能为负数" if value < 0 else None
 
 
+def _at_most(characters: int) -> Any:
+    """The column's width in the database: longer text is the file's error, not a 500."""
+
+    def check(value: str) -> str | None:
+        return (
+            f"最长 {characters} 个字符，此处有 {len(value)} 个" if len(value) > characters else None
+        )
+
+    return check
+
+
 def _in_range(low: float, high: float, high_inclusive: bool = True) -> Any:
     def check(value: float) -> str | None:
         ok = low <= value <= high if high_inclusive else low <= value < high
@@ -78,17 +89,23 @@ GRID_FIELDS = (
     TargetField("population", ("population", "人口", "人口数"), int_value, check=_nonnegative),
 )
 BUILDING_FIELDS = (
-    TargetField("code", ("code", "building_code", "编码", "楼栋编码", "编号", "id", "osm_id")),
+    TargetField(
+        "code",
+        ("code", "building_code", "编码", "楼栋编码", "编号", "id", "osm_id"),
+        check=_at_most(64),
+    ),
     TargetField("name", ("name", "名称", "楼栋名称", "Name")),
     TargetField("address", ("address", "地址", "addr")),
     TargetField(
         "floors", ("floors", "层数", "building:levels", "levels"), int_value, check=_nonnegative
     ),
     TargetField("households", ("households", "户数"), int_value, check=_nonnegative),
-    TargetField("use", ("use", "用途", "building")),
+    TargetField("use", ("use", "用途", "building"), check=_at_most(32)),
 )
 POINT_FIELDS = (
-    TargetField("code", ("code", "编码", "点位编码", "编号", "id"), required=True),
+    TargetField(
+        "code", ("code", "编码", "点位编码", "编号", "id"), required=True, check=_at_most(64)
+    ),
     TargetField("name", ("name", "名称", "点位名称", "Name")),
     TargetField("kind", ("kind", "类型"), choice(POINT_KINDS)),
     TargetField(
