@@ -15,6 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.db.generations import NoActiveGeneration
@@ -111,7 +113,7 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflicts with the current state (e.g. a stale draft version)",
     413: "Request body too large",
     422: "Invalid input: `where` names the parameter or field",
-    503: "Busy: retry later",
+    503: "Busy, or the database is unreachable for a moment: retry later (Retry-After)",
 }
 
 
@@ -174,6 +176,15 @@ def register_error_handlers(app: FastAPI) -> None:
             error.status_code,
             {"error": {"code": codes.get(error.status_code, "http_error"), "message": message}},
         )
+
+    # A restart or failover of PostgreSQL, or every pooled connection busy: the request may
+    # simply be retried (the writes are idempotent or were rolled back), so say so.
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_unavailable(_: Request, error: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", error.__class__.__name__)
+        unavailable = Busy("数据库暂时不可用，请稍后重试", code="database_unavailable")
+        return error_response(503, unavailable.body(), {"Retry-After": "2"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:

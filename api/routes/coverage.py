@@ -17,7 +17,7 @@ from spatial.coverage import CheckOptions
 
 router = APIRouter(
     tags=["coverage"],
-    responses=error_responses(400, 401, 403, 404, 413, 422),
+    responses=error_responses(400, 401, 403, 404, 413, 422, 503),
     dependencies=[NoNulCharacters],
 )
 

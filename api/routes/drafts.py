@@ -21,7 +21,7 @@ from spatial.editing import GridRow
 
 router = APIRouter(
     tags=["drafts"],
-    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503),
     dependencies=[NoNulCharacters],
 )
 

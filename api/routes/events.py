@@ -18,7 +18,7 @@ from api.routes.params import BBoxDep, PageDep
 
 router = APIRouter(
     tags=["events"],
-    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503),
     dependencies=[NoNulCharacters],
 )
 STATUS_CODES = {"created": 201, "existing": 200, "conflict": 409, "invalid": 422}

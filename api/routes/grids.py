@@ -16,7 +16,9 @@ from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, GenerationDep, PageDep, known_level
 
 router = APIRouter(
-    tags=["grids"], responses=error_responses(401, 403, 404, 422), dependencies=[NoNulCharacters]
+    tags=["grids"],
+    responses=error_responses(401, 403, 404, 422, 503),
+    dependencies=[NoNulCharacters],
 )
 GEOJSON: dict[str, Any] = {"content": {"application/geo+json": {}}}
 

@@ -18,7 +18,7 @@ from spatial.crs import transform
 
 router = APIRouter(
     tags=["buildings and monitoring points"],
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 503),
     dependencies=[NoNulCharacters],
 )
 GEOJSON: dict[str, Any] = {"content": {"application/geo+json": {}}}

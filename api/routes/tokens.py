@@ -14,7 +14,7 @@ from api.routes.params import Instant
 
 router = APIRouter(
     tags=["tokens"],
-    responses=error_responses(400, 401, 403, 404, 413, 422),
+    responses=error_responses(400, 401, 403, 404, 413, 422, 503),
     dependencies=[NoNulCharacters],
 )
 
