@@ -1,0 +1,2 @@
+"""Helpers for tests/test_faults.py: a private PostgreSQL cluster, the service as a process,
+and clients that retry."""
