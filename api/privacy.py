@@ -11,9 +11,11 @@ Personal data in wangge:
 
 Who sees it:
 - admin, planner and dispatcher: everything;
-- field_staff: only inside their own grids — a grid is theirs when one of the token's grid codes
-  is the grid itself or one of its ancestors, judged on the *active* generation (a token's scope is
-  today's grids, whatever generation a request asks about);
+- field_staff: staff and events only inside their own grids — a grid is theirs when one of the
+  token's grid codes is the grid itself or one of its ancestors, judged on the *active*
+  generation (a token's scope is today's grids, whatever generation a request asks about). Never
+  the free `attributes` of imported files nor token names: those columns are unvetted (a file
+  may carry anything) and listed without a grid, so they stay with the unscoped roles;
 - viewer and anonymous callers: nothing personal.
 """
 

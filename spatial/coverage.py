@@ -119,7 +119,7 @@ def check(
             )
         )
     outline = (
-        transform(np.array([options.outline], dtype=object), crs, metric_crs)[0]
+        shapely.make_valid(transform(np.array([options.outline], dtype=object), crs, metric_crs)[0])
         if options.outline is not None
         else None
     )
@@ -260,7 +260,7 @@ def _check_family(
         return  # roots without a known outline: overlaps and edges only
     uncovered = shapely.difference(parent, shapely.union_all(children))
     for part in shapely.get_parts(uncovered):
-        if part.geom_type != "Polygon" or part.area < options.min_gap_area_m2:
+        if part.geom_type != "Polygon" or part.is_empty or part.area < options.min_gap_area_m2:
             continue
         width = 2.0 * shapely.length(shapely.maximum_inscribed_circle(part, 0.01))
         if width < options.gap_width_m:

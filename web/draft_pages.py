@@ -17,13 +17,14 @@ from shapely.geometry import mapping
 from api.deps import ConnectionDep, ReaderDep
 from api.drafts.diff import diff_with_outlines
 from api.drafts.store import fetch, list_drafts
+from api.errors import error_responses
 from api.privacy import Caller, public_actor
 from api.routes.params import known_level
 from spatial.crs import WGS84, transform
 from web.maps import MapFactory, render_map
 from web.render import page
 
-router = APIRouter(tags=["map pages"])
+router = APIRouter(tags=["map pages"], responses=error_responses(401, 403, 404, 422, 503))
 HTML: dict[str, Any] = {"content": {"text/html": {}}}
 GEOMAN = "/static/vendor/@geoman-io/leaflet-geoman-free/dist"
 CHANGE_LABELS = {"added": "新增", "removed": "删除", "changed": "修改"}

@@ -10,11 +10,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import resolve_token
 from api.deps import TOKEN_COOKIE, EngineDep
-from api.errors import Forbidden
+from api.errors import Forbidden, error_responses
 from web.render import page
 from web.security import local_target
 
-router = APIRouter(tags=["map pages"])
+router = APIRouter(tags=["map pages"], responses=error_responses(401, 403, 404, 422, 503))
 
 
 FAVICON = (

@@ -23,7 +23,7 @@ from api.db import events as event_rows
 from api.db import maps as map_queries
 from api.db.generations import NoActiveGeneration, generation_at
 from api.deps import ConnectionDep, ReaderDep
-from api.errors import NotFound
+from api.errors import NotFound, error_responses
 from api.lookup.service import staff_on_duty
 from api.lookup.store import IndexStore
 from api.privacy import Caller
@@ -35,7 +35,7 @@ from web.security import PageSecurityHeaders
 from web.street import BREAKS, SHADES, StreetMaps
 
 VENDOR = WEB_ROOT / "node_modules"
-router = APIRouter(tags=["map pages"])
+router = APIRouter(tags=["map pages"], responses=error_responses(401, 403, 404, 422, 503))
 HTML: dict[str, Any] = {"content": {"text/html": {}}}
 TABLE = {"fields": ["name", "code", "households"], "labels": ["名称", "编码", "户数"]}
 

@@ -56,9 +56,13 @@ def create_check(body: CheckRequest, engine: EngineDep, principal: PlannerDep) -
     outline = (
         geometry_from_geojson(body.outline, "body.outline") if body.outline is not None else None
     )
-    if outline is not None and outline.geom_type not in ("Polygon", "MultiPolygon"):
+    if outline is not None and (
+        outline.geom_type not in ("Polygon", "MultiPolygon")
+        or not outline.is_valid
+        or outline.area <= 0
+    ):
         raise InvalidInput(
-            "outline 需要是面（Polygon 或 MultiPolygon）",
+            "outline 需要是有效的、面积大于零的面（Polygon 或 MultiPolygon）",
             code="invalid_geometry",
             where="body.outline",
         )

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from starlette.background import BackgroundTask
 
 from api.deps import CallerDep, ConnectionDep, EngineDep, HeavyDep, PlannerDep, SettingsDep
-from api.errors import InvalidInput, NotFound, PayloadTooLarge, WanggeError
+from api.errors import InvalidInput, NotFound, PayloadTooLarge, WanggeError, error_responses
 from api.routes.params import GenerationDep, known_level
 from api.routes.uploads import SavedUpload, save_upload
 from api.transfer.export import (
@@ -35,7 +35,9 @@ from api.transfer.read import (
     unpack_limits,
 )
 
-router = APIRouter(tags=["import and export"])
+router = APIRouter(
+    tags=["import and export"], responses=error_responses(400, 401, 403, 404, 413, 422, 503)
+)
 MEDIA_TYPES = {
     "geojson": "application/geo+json",
     "gpkg": "application/geopackage+sqlite3",
