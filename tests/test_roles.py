@@ -727,3 +727,34 @@ def _wait_for_generation(client: TestClient, point: shapely.Point, generation: i
             return
         time.sleep(0.05)
     raise AssertionError(f"lookups did not switch to generation {generation}")
+
+
+def test_login_cookie_reads_and_writes_only_with_the_page_header(world):
+    """The cookie POST /map/login sets: HttpOnly, SameSite=Strict; it authorises GET requests,
+    and a write only together with X-Wangge-Page: 1 (a cross-site form cannot send that)."""
+    client = world.client
+    login = client.post(
+        "/map/login",
+        data={"token": world.secrets["planner"], "next": "/map/street"},
+        follow_redirects=False,
+    )
+    try:
+        assert login.status_code == 303
+        cookie = login.headers["set-cookie"]
+        assert cookie.startswith(f"{TOKEN_COOKIE}=") and "HttpOnly" in cookie
+        assert "samesite=strict" in cookie.lower()
+        assert client.cookies.get(TOKEN_COOKIE) == world.secrets["planner"]
+
+        assert client.get(f"/api/v1/grids/{NEIGHBOUR}/staff").status_code == 200
+        draft = {"name": "用 cookie 起草"}
+        refused = client.post("/api/v1/drafts", json=draft)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "token_required")
+        wrong = client.post("/api/v1/drafts", json=draft, headers={PAGE_HEADER: "0"})
+        assert wrong.status_code == 401
+        made = client.post("/api/v1/drafts", json=draft, headers={PAGE_HEADER: "1"})
+        assert made.status_code == 201, made.text
+        assert made.json()["created_by"] == f"token:{world.token_ids['planner']}:test-planner"
+    finally:
+        client.cookies.clear()
+    after = client.get(f"/api/v1/grids/{NEIGHBOUR}/staff")
+    assert (after.status_code, after.json()["error"]["code"]) == (401, "token_required")
