@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Permission, Principal, TokenCache, resolve_token
 from api.errors import Forbidden, InvalidInput, Unauthorized
 from api.limits import HeavyWork
+from api.lookup.store import IndexStore
 from api.privacy import Caller
 from api.settings import Settings
 
@@ -153,3 +154,11 @@ async def get_heavy(request: Request) -> HeavyWork:
 
 
 HeavyDep = Annotated[HeavyWork, Depends(get_heavy)]
+
+
+async def get_index_store(request: Request) -> IndexStore:
+    """This worker's lookup index (built in the app's lifespan, kept current by LISTEN/NOTIFY)."""
+    return request.app.state.index_store
+
+
+IndexStoreDep = Annotated[IndexStore, Depends(get_index_store)]

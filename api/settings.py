@@ -12,7 +12,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ClusterSettings(BaseModel):
-    """The project-owned PostgreSQL cluster used when no database URL is given."""
+    """The project-owned PostgreSQL cluster used when no database URL is given (managed by
+    `wangge db start|stop|status`, api/cli/cluster.py)."""
 
     data_dir: Path = PROJECT_ROOT / ".data" / "pg"
     port: int = 54329

@@ -21,9 +21,9 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from api import cluster
 from api.app import create_app
 from api.auth import Role, create_token
+from api.cli import cluster
 from api.db import migrate
 from api.demo import load_demo
 from api.settings import Settings

@@ -22,7 +22,7 @@ from api.coverage import KIND_LABELS, find_check
 from api.db import events as event_rows
 from api.db import maps as map_queries
 from api.db.generations import NoActiveGeneration, generation_at
-from api.deps import ConnectionDep, ReaderDep
+from api.deps import ConnectionDep, IndexStoreDep, ReaderDep
 from api.errors import NotFound, error_responses
 from api.lookup.service import staff_on_duty
 from api.lookup.store import IndexStore
@@ -87,7 +87,11 @@ def street_page(request: Request, connection: ConnectionDep, _: ReaderDep) -> Re
     summary="网格页: boundary, micro-grids, buildings (loaded by view), cameras, open events, staff",
 )
 def grid_page(
-    code: str, request: Request, connection: ConnectionDep, principal: ReaderDep
+    code: str,
+    request: Request,
+    store: IndexStoreDep,
+    connection: ConnectionDep,
+    principal: ReaderDep,
 ) -> Response:
     generation = generation_at(connection)
     factory = _factory(request)
@@ -98,7 +102,6 @@ def grid_page(
     children, child_geoms = map_queries.grid_layer(connection, generation, parent=code)
     cameras = map_queries.cameras_within(connection, code, generation)
     open_events = map_queries.open_events_within(connection, code, generation)
-    store = request.app.state.index_store
     path = _active_path(store, code)
     path_codes = [record.code for record in path]
     trail = [{"code": r.code, "name": r.name} for r in path[:-1]]
@@ -191,7 +194,11 @@ def _active_path(store: IndexStore, code: str) -> list[GridRecord]:
     summary="事件页: the event, its grid, and the runner-up grid if it sat near an edge",
 )
 def event_page(
-    event_id: int, request: Request, connection: ConnectionDep, principal: ReaderDep
+    event_id: int,
+    request: Request,
+    store: IndexStoreDep,
+    connection: ConnectionDep,
+    principal: ReaderDep,
 ) -> Response:
     event = event_rows.find_event(connection, event_id=event_id)
     if event is None:
@@ -199,7 +206,6 @@ def event_page(
             f"没有编号为 {event_id} 的事件", code="event_not_found", where="path.event_id"
         )
     factory = _factory(request)
-    store = request.app.state.index_store
     generation = event["generation_id"] or generation_at(connection)
     rows, geometries = (
         map_queries.grid_layer(connection, generation, code=event["grid_code"])

@@ -10,8 +10,8 @@ from sqlalchemy.exc import OperationalError
 
 from api.cli import admin, data
 from api.cli.check import check_command
+from api.cli.cluster import ClusterError
 from api.cli.geocode import geocode_command
-from api.cluster import ClusterError
 from api.errors import WanggeError
 from api.transfer.export import ExportError
 from api.transfer.read import UnreadableFile

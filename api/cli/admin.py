@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api import cluster
 from api.auth import Role, create_token, list_tokens, revoke_token
+from api.cli import cluster
 from api.db import migrate as migrations
 from api.db.engine import make_engine
 from api.db.generations import list_generations

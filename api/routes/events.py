@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
 from api.db import events as event_rows
-from api.deps import CallerDep, ConnectionDep, DispatcherDep, EngineDep, NoNulCharacters
+from api.deps import (
+    CallerDep,
+    ConnectionDep,
+    DispatcherDep,
+    EngineDep,
+    IndexStoreDep,
+    NoNulCharacters,
+)
 from api.errors import NotFound, error_responses
 from api.events import EventBatch, EventIn, intake, present
-from api.lookup.store import IndexStore
 from api.privacy import Caller, public_actor, redact_event_features
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, PageDep
@@ -22,10 +28,6 @@ router = APIRouter(
     dependencies=[NoNulCharacters],
 )
 STATUS_CODES = {"created": 201, "existing": 200, "conflict": 409, "invalid": 422}
-
-
-def _store(request: Request) -> IndexStore:
-    return request.app.state.index_store
 
 
 @router.post(
@@ -44,19 +46,19 @@ def _store(request: Request) -> IndexStore:
     },
 )
 def receive(
-    request: Request,
+    store: IndexStoreDep,
     engine: EngineDep,
     principal: DispatcherDep,
     body: Annotated[EventBatch | EventIn, Body()],
 ) -> JSONResponse:
     caller = Caller(principal)
     if isinstance(body, EventBatch):
-        results = intake(engine, _store(request), body.events, actor=principal.actor, caller=caller)
+        results = intake(engine, store, body.events, actor=principal.actor, caller=caller)
         counts: dict[str, int] = {}
         for result in results:
             counts[result["status"]] = counts.get(result["status"], 0) + 1
         return JSONResponse({"counts": counts, "results": results})
-    [result] = intake(engine, _store(request), [body], actor=principal.actor, caller=caller)
+    [result] = intake(engine, store, [body], actor=principal.actor, caller=caller)
     if result["status"] in ("conflict", "invalid"):
         return JSONResponse(
             status_code=STATUS_CODES[result["status"]], content={"error": result["error"]}
@@ -70,7 +72,7 @@ def receive(
     responses={200: {"content": {"application/geo+json": {}}}},
 )
 def list_events(
-    request: Request,
+    store: IndexStoreDep,
     connection: ConnectionDep,
     caller: CallerDep,
     bbox: BBoxDep,
@@ -83,7 +85,7 @@ def list_events(
     found = event_rows.events_geojson(
         connection, bbox=bbox, open_only=status == "open", limit=page.limit, offset=page.offset
     )
-    redact_event_features(found, caller, _store(request).active_path)
+    redact_event_features(found, caller, store.active_path)
     return reproject(found, out_crs)
 
 
@@ -91,14 +93,13 @@ def list_events(
     "/events/{event_id}", summary="One event with its history (reporter only for entitled callers)"
 )
 def get_event(
-    event_id: int, request: Request, connection: ConnectionDep, caller: CallerDep
+    event_id: int, store: IndexStoreDep, connection: ConnectionDep, caller: CallerDep
 ) -> dict[str, Any]:
     row = event_rows.find_event(connection, event_id=event_id)
     if row is None:
         raise NotFound(
             f"没有编号为 {event_id} 的事件", code="event_not_found", where="path.event_id"
         )
-    store = _store(request)
     placement = None
     if row["grid_code"] and row["generation_id"]:
         index = store.generation(row["generation_id"])

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.db import grids as grid_queries
 from api.db.generations import generation_at, list_generations
-from api.deps import CallerDep, ConnectionDep, NoNulCharacters, PersonalDataDep, ReaderDep
+from api.deps import (
+    CallerDep,
+    ConnectionDep,
+    IndexStoreDep,
+    NoNulCharacters,
+    PersonalDataDep,
+    ReaderDep,
+)
 from api.errors import Forbidden, NotFound, error_responses
 from api.privacy import Caller, without_attributes
 from api.routes.layers import OutCrs, reproject
@@ -115,9 +122,9 @@ def get_grid(
     summary="Today's staff on a grid of the active generation, with contacts (personal data)",
 )
 def grid_staff(
-    code: str, request: Request, connection: ConnectionDep, principal: PersonalDataDep
+    code: str, store: IndexStoreDep, connection: ConnectionDep, principal: PersonalDataDep
 ) -> dict[str, Any]:
-    path = request.app.state.index_store.active_path(code)
+    path = store.active_path(code)
     if not path:
         raise NotFound(
             f"现行网格版本中没有编码为 {code} 的网格", code="grid_not_found", where="path.code"

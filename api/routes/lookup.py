@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import CallerDep, HeavyDep, SettingsDep
+from api.deps import CallerDep, HeavyDep, IndexStoreDep, SettingsDep
 from api.errors import InvalidInput, PayloadTooLarge, error_responses
 from api.lookup.addresses import DEFAULT_THRESHOLD
 from api.lookup.points_io import (
@@ -25,7 +25,6 @@ from api.lookup.points_io import (
     read_coordinates,
 )
 from api.lookup.service import DEFAULT_NEAR_M, lookup_points, match_address
-from api.lookup.store import IndexStore
 from api.routes.params import Instant
 from api.routes.uploads import save_upload
 
@@ -43,15 +42,11 @@ NearM = Annotated[
 ]
 
 
-def _store(request: Request) -> IndexStore:
-    return request.app.state.index_store
-
-
 @router.get(
     "/lookup", summary="Which grid is this point in (finest grid, its path, staff, edge distance)"
 )
 def lookup(
-    request: Request,
+    store: IndexStoreDep,
     caller: CallerDep,
     lon: float,
     lat: float,
@@ -60,7 +55,7 @@ def lookup(
     near_m: NearM = DEFAULT_NEAR_M,
 ) -> dict[str, Any]:
     _, [answer] = lookup_points(
-        _store(request),
+        store,
         np.array([lon]),
         np.array([lat]),
         crs,
@@ -108,14 +103,14 @@ def _with_ids(answers: list[dict[str, Any]], ids: list[Any]) -> list[dict[str, A
     response_class=Response,
 )
 def lookup_batch(
-    request: Request, caller: CallerDep, heavy: HeavyDep, body: BatchRequest
+    store: IndexStoreDep, caller: CallerDep, heavy: HeavyDep, body: BatchRequest
 ) -> Response:
     x = np.fromiter((p.lon for p in body.points), dtype=float, count=len(body.points))
     y = np.fromiter((p.lat for p in body.points), dtype=float, count=len(body.points))
     # A big batch is seconds of CPU and tens of MB of answer: it takes a heavy-work slot.
     with heavy.slot() if len(body.points) > LIGHT_BATCH_POINTS else nullcontext():
         generation, answers = lookup_points(
-            _store(request), x, y, body.crs, at=body.at, near_m=body.near_m, caller=caller
+            store, x, y, body.crs, at=body.at, near_m=body.near_m, caller=caller
         )
         _with_ids(answers, [p.id for p in body.points])
         return _json({"generation": generation, "count": len(answers), "results": answers})
@@ -127,7 +122,7 @@ def lookup_batch(
     response_class=Response,
 )
 def lookup_file(
-    request: Request,
+    store: IndexStoreDep,
     caller: CallerDep,
     settings: SettingsDep,
     heavy: HeavyDep,
@@ -162,16 +157,14 @@ def lookup_file(
             if isinstance(error, PointsTooLarge):
                 raise PayloadTooLarge(message, where="body.file") from error
             raise InvalidInput(message, code="unreadable_file", where="body.file") from error
-        generation, answers = lookup_points(
-            _store(request), x, y, crs, at=at, near_m=near_m, caller=caller
-        )
+        generation, answers = lookup_points(store, x, y, crs, at=at, near_m=near_m, caller=caller)
     _with_ids(answers, list(range(1, len(answers) + 1)))
     return _json({"generation": generation, "count": len(answers), "results": answers})
 
 
 @router.get("/geocode/address", summary="Match a Chinese address to a building and its grid")
 def address(
-    request: Request,
+    store: IndexStoreDep,
     caller: CallerDep,
     q: Annotated[
         str, Query(min_length=2, max_length=300, description="地址，如 青丘街1号锦玉苑1幢")
@@ -179,4 +172,4 @@ def address(
     at: At = None,
     threshold: Annotated[float, Query(ge=0, le=1)] = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
-    return match_address(_store(request), q, at=at, threshold=threshold, caller=caller)
+    return match_address(store, q, at=at, threshold=threshold, caller=caller)

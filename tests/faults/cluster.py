@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from api import cluster
+from api.cli import cluster
 from api.db import migrate
 from api.demo import load_demo
 from api.settings import ClusterSettings
@@ -56,7 +56,7 @@ class PrivateCluster:
         return self.url(self.settings.app_user)
 
     def pg_ctl(self, *args: str) -> None:
-        """pg_ctl on this cluster, as the postgres user when we are root (as api/cluster.py)."""
+        """pg_ctl on this cluster, as the postgres user when we are root (as api/cli/cluster.py)."""
         command = [str(self.settings.pg_bin / "pg_ctl"), *args, "-D", str(self.settings.data_dir)]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
