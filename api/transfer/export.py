@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import shapely
 from pyogrio import raw
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from api.db.exports import layer_rows
 from api.transfer.cells import quoted_cell
 from api.transfer.guard import gdal_encoding
 from spatial.crs import WGS84, crs_label, parse_crs, transform
@@ -39,23 +40,6 @@ EXPORT_FORMATS = {
 }
 SHAPEFILE_NAMES = {"parent_code": "parent", "heading_deg": "heading"}  # ≤ 10 characters
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
-
-QUERIES = {
-    "grids": (
-        "SELECT g.code, g.name, g.level, g.kind, g.parent_code, g.households, g.population, "
-        "g.attributes, ST_AsBinary(g.geom) AS wkb FROM grid g JOIN grid_level l ON l.name = g.level "
-        "WHERE g.generation_low <= :generation AND g.generation_high >= :generation "
-        "AND (CAST(:level AS text) IS NULL OR g.level = :level) ORDER BY l.rank, g.code"
-    ),
-    "buildings": (
-        "SELECT code, name, address, floors, households, use, attributes, ST_AsBinary(geom) AS wkb "
-        "FROM building ORDER BY code"
-    ),
-    "points": (
-        "SELECT code, name, kind, heading_deg, fov_deg, range_m, status, attributes, "
-        "ST_AsBinary(geom) AS wkb FROM monitoring_point ORDER BY code"
-    ),
-}
 
 
 class ExportError(ValueError):
@@ -108,11 +92,7 @@ def export_layer(
     except ValueError as error:
         raise ExportError(str(error)) from error
     with engine.connect() as connection:
-        rows = (
-            connection.execute(text(QUERIES[kind]), {"generation": generation, "level": level})
-            .mappings()
-            .all()
-        )
+        rows = layer_rows(connection, kind, generation=generation, level=level)
     if not rows:
         raise NothingToExport("没有可导出的要素")
     geometries = transform(shapely.from_wkb([bytes(r["wkb"]) for r in rows]), WGS84, target)

@@ -1,0 +1,35 @@
+"""Export reads: every row of a layer with its geometry as WKB, in a stable order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, RowMapping, text
+
+QUERIES = {
+    "grids": (
+        "SELECT g.code, g.name, g.level, g.kind, g.parent_code, g.households, g.population, "
+        "g.attributes, ST_AsBinary(g.geom) AS wkb FROM grid g JOIN grid_level l ON l.name = g.level "
+        "WHERE g.generation_low <= :generation AND g.generation_high >= :generation "
+        "AND (CAST(:level AS text) IS NULL OR g.level = :level) ORDER BY l.rank, g.code"
+    ),
+    "buildings": (
+        "SELECT code, name, address, floors, households, use, attributes, ST_AsBinary(geom) AS wkb "
+        "FROM building ORDER BY code"
+    ),
+    "points": (
+        "SELECT code, name, kind, heading_deg, fov_deg, range_m, status, attributes, "
+        "ST_AsBinary(geom) AS wkb FROM monitoring_point ORDER BY code"
+    ),
+}
+
+
+def layer_rows(
+    connection: Connection, kind: str, *, generation: int | None, level: str | None
+) -> Sequence[RowMapping]:
+    """Rows of `kind` (grids of `generation`, optionally one `level`; buildings; points)."""
+    return (
+        connection.execute(text(QUERIES[kind]), {"generation": generation, "level": level})
+        .mappings()
+        .all()
+    )
