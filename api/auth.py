@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from api.db import audit
+from api.db import tokens as token_rows
 
 
 class Role(StrEnum):
@@ -93,30 +94,20 @@ def create_token(
     if role == Role.field_staff and not grid_codes:
         raise ValueError("a field_staff token needs at least one grid code (--grid)")
     if grid_codes:
-        known = set(
-            connection.execute(
-                text("SELECT DISTINCT code FROM grid WHERE code = ANY(:codes)"),
-                {"codes": list(grid_codes)},
-            ).scalars()
-        )
+        known = token_rows.known_grid_codes(connection, list(grid_codes))
         missing = [code for code in grid_codes if code not in known]
         if missing:
             raise LookupError(f"unknown grid code(s): {', '.join(missing)}")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token_id = connection.execute(
-        text(
-            "INSERT INTO api_token (name, token_sha256, prefix, role, grid_codes, expires_at) "
-            "VALUES (:name, :digest, :prefix, :role, :codes, :expires) RETURNING id"
-        ),
-        {
-            "name": name,
-            "digest": _digest(secret),
-            "prefix": secret[:10],
-            "role": role.value,
-            "codes": list(grid_codes),
-            "expires": expires_at,
-        },
-    ).scalar_one()
+    token_id = token_rows.insert_token(
+        connection,
+        name=name,
+        digest=_digest(secret),
+        prefix=secret[:10],
+        role=role.value,
+        grid_codes=list(grid_codes),
+        expires_at=expires_at,
+    )
     audit.record(
         connection,
         actor,
@@ -125,41 +116,26 @@ def create_token(
         str(token_id),
         {"role": role.value, "grid_codes": list(grid_codes), "name": name},
     )
-    return CreatedToken(int(token_id), secret, role, grid_codes)
+    return CreatedToken(token_id, secret, role, grid_codes)
 
 
 def resolve_token(connection: Connection, secret: str) -> Principal | None:
     """The principal for a presented secret, or None if unknown, revoked or expired."""
-    row = connection.execute(
-        text(
-            "SELECT id, name, role, grid_codes FROM api_token WHERE token_sha256 = :digest "
-            "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
-        ),
-        {"digest": _digest(secret)},
-    ).first()
+    row = token_rows.valid_token(connection, _digest(secret))
     if row is None:
         return None
     return Principal(int(row.id), row.name, Role(row.role), tuple(row.grid_codes or ()))
 
 
 def revoke_token(connection: Connection, token_id: int, actor: str) -> bool:
-    done = connection.execute(
-        text("UPDATE api_token SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL"),
-        {"id": token_id},
-    ).rowcount
+    done = token_rows.revoke(connection, token_id)
     if done:
         audit.record(connection, actor, "token.revoke", "api_token", str(token_id))
     return bool(done)
 
 
 def list_tokens(connection: Connection) -> list[dict]:
-    rows = connection.execute(
-        text(
-            "SELECT id, name, prefix, role, grid_codes, created_at, expires_at, revoked_at "
-            "FROM api_token ORDER BY id"
-        )
-    ).mappings()
-    return [dict(row) for row in rows]
+    return token_rows.token_rows(connection)
 
 
 class TokenCache:

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import shapely
 from shapely.geometry import mapping
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.expression import bindparam
+from sqlalchemy import Connection, Engine
 
 from api.db import audit
+from api.db import checks as check_rows
+from api.db.catalogue import grid_levels
 from spatial.coverage import Cameras, CheckOptions, GridSet, check, to_wgs84
 
 KIND_LABELS = {
@@ -51,13 +51,7 @@ def _wkb(rows: Sequence[Any]) -> np.ndarray:
 
 
 def load_grids(connection: Connection, generation: int) -> GridSet:
-    rows = connection.execute(
-        text(
-            "SELECT code, name, level, parent_code, households, ST_AsBinary(geom) AS wkb FROM grid "
-            "WHERE generation_low <= :g AND generation_high >= :g ORDER BY code"
-        ),
-        {"g": generation},
-    ).all()
+    rows = check_rows.check_grids(connection, generation)
     return GridSet(
         [r.code for r in rows],
         [r.name for r in rows],
@@ -70,42 +64,25 @@ def load_grids(connection: Connection, generation: int) -> GridSet:
 
 def load_options(connection: Connection, options: CheckOptions) -> CheckOptions:
     """Fill in the catalogue-driven parts: household bands, required roles, roles present."""
-    for row in connection.execute(
-        text("SELECT name, households_min, households_max FROM grid_level")
-    ):
-        if row.households_min is not None or row.households_max is not None:
-            options.households_band.setdefault(row.name, (row.households_min, row.households_max))
-    for row in connection.execute(
-        text(
-            "SELECT required_at_level, label_zh FROM staff_role_kind WHERE required_at_level IS NOT NULL"
-        )
-    ):
-        options.required_roles.setdefault(row.required_at_level, []).append(row.label_zh)
-    for row in connection.execute(
-        text(
-            "SELECT a.grid_code, k.label_zh FROM staff_assignment a JOIN staff s ON s.id = a.staff_id "
-            "JOIN staff_role_kind k ON k.name = a.role WHERE s.active"
-        )
-    ):
-        options.roles_present.setdefault(row.grid_code, set()).add(row.label_zh)
+    for level in grid_levels(connection):
+        if level.households_min is not None or level.households_max is not None:
+            options.households_band.setdefault(
+                level.name, (level.households_min, level.households_max)
+            )
+    for level_name, label in check_rows.required_roles(connection):
+        options.required_roles.setdefault(level_name, []).append(label)
+    for grid_code, label in check_rows.roles_present(connection):
+        options.roles_present.setdefault(grid_code, set()).add(label)
     return options
 
 
 def load_buildings(connection: Connection) -> tuple[list[str], np.ndarray]:
-    rows = connection.execute(
-        text("SELECT code, ST_AsBinary(geom) AS wkb FROM building ORDER BY code")
-    ).all()
+    rows = check_rows.building_footprints(connection)
     return [r.code for r in rows], _wkb(rows)
 
 
 def load_cameras(connection: Connection) -> Cameras:
-    rows = connection.execute(
-        text(
-            "SELECT code, heading_deg, fov_deg, range_m, ST_AsBinary(geom) AS wkb FROM monitoring_point "
-            "WHERE kind = 'camera' AND status = 'online' AND heading_deg IS NOT NULL AND fov_deg IS NOT NULL "
-            "AND range_m IS NOT NULL ORDER BY code"
-        )
-    ).all()
+    rows = check_rows.online_cameras(connection)
     return Cameras(
         [r.code for r in rows],
         _wkb(rows),
@@ -163,26 +140,7 @@ def store_check(engine: Engine, report: dict[str, Any], actor: str) -> int:
 
 def insert_check(connection: Connection, report: dict[str, Any], actor: str) -> int:
     """Store a report (in the caller's transaction) and return its id."""
-    check_id = int(
-        connection.execute(
-            text(
-                "INSERT INTO coverage_check (generation_id, level, parameters, summary, report, created_by) "
-                "VALUES (:g, :level, :parameters, :summary, :report, :actor) RETURNING id"
-            ).bindparams(
-                bindparam("parameters", type_=JSONB),
-                bindparam("summary", type_=JSONB),
-                bindparam("report", type_=JSONB),
-            ),
-            {
-                "g": report["generation"],
-                "level": report["level"],
-                "parameters": report["parameters"],
-                "summary": report["summary"],
-                "report": report,
-                "actor": actor,
-            },
-        ).scalar_one()
-    )
+    check_id = check_rows.insert_report(connection, report, actor)
     audit.record(
         connection, actor, "coverage.check", "coverage_check", str(check_id), report["summary"]
     )
@@ -190,10 +148,7 @@ def insert_check(connection: Connection, report: dict[str, Any], actor: str) -> 
 
 
 def find_check(connection: Connection, check_id: int) -> dict[str, Any] | None:
-    row = connection.execute(
-        text("SELECT id, report, created_at, created_by FROM coverage_check WHERE id = :id"),
-        {"id": check_id},
-    ).first()
+    row = check_rows.stored_report(connection, check_id)
     if row is None:
         return None
     return {

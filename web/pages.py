@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.coverage import KIND_LABELS, find_check
 from api.db import events as event_rows
+from api.db import grids as grid_queries
 from api.db import maps as map_queries
 from api.db.generations import NoActiveGeneration, generation_at
 from api.deps import ConnectionDep, IndexStoreDep, ReaderDep
@@ -95,11 +96,11 @@ def grid_page(
 ) -> Response:
     generation = generation_at(connection)
     factory = _factory(request)
-    rows, geometries = map_queries.grid_layer(connection, generation, code=code)
+    rows, geometries = grid_queries.grid_shapes(connection, generation, code=code)
     if not rows:
         raise NotFound(f"没有编码为 {code} 的网格", code="grid_not_found", where="path.code")
     grid = rows[0]
-    children, child_geoms = map_queries.grid_layer(connection, generation, parent=code)
+    children, child_geoms = grid_queries.grid_shapes(connection, generation, parent_code=code)
     cameras = map_queries.cameras_within(connection, code, generation)
     open_events = map_queries.open_events_within(connection, code, generation)
     path = _active_path(store, code)
@@ -208,7 +209,7 @@ def event_page(
     factory = _factory(request)
     generation = event["generation_id"] or generation_at(connection)
     rows, geometries = (
-        map_queries.grid_layer(connection, generation, code=event["grid_code"])
+        grid_queries.grid_shapes(connection, generation, code=event["grid_code"])
         if event["grid_code"]
         else ([], np.array([], dtype=object))
     )
@@ -320,7 +321,7 @@ def check_page(
     if (unchanged := not_modified(request, etag)) is not None:
         return unchanged
     fmap = factory.new_map()
-    rows, geometries = map_queries.grid_layer(connection, report["generation"], level="grid")
+    rows, geometries = grid_queries.grid_shapes(connection, report["generation"], level="grid")
     if rows:
         folium.GeoJson(
             factory.feature_collection(simplified(geometries), [{"code": r["code"]} for r in rows]),

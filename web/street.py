@@ -16,7 +16,7 @@ from typing import Any
 import folium
 from sqlalchemy import Connection
 
-from api.db import maps as map_queries
+from api.db import grids as grid_queries
 from web.maps import CHOROPLETH, MapFactory, RenderedMap, render_map, simplified
 
 LEVELS = (("community", "社区", 3), ("grid", "网格", 2), ("micro_grid", "微网格", 0.6))
@@ -56,7 +56,7 @@ class StreetMap:
 
 
 def build_street_map(connection: Connection, factory: MapFactory, generation: int) -> StreetMap:
-    rows, geometries = map_queries.grid_layer(connection, generation)
+    rows, geometries = grid_queries.grid_shapes(connection, generation)
     children: dict[str, list[str]] = {}
     for row in rows:
         if row["parent_code"]:

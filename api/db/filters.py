@@ -60,3 +60,15 @@ def collection(
     }
     body.update(extra)
     return body
+
+
+def in_generation(alias: str = "", param: str = "g") -> str:
+    """The condition "this grid row belongs to generation :param".
+
+    A row serves the generations generation_low..generation_high. `alias` and `param` are
+    constants written in code, never values from a request.
+    """
+    if not (alias == "" or alias.isidentifier()) or not param.isidentifier():
+        raise ValueError(f"not an SQL identifier: {alias!r}, {param!r}")
+    prefix = f"{alias}." if alias else ""
+    return f"{prefix}generation_low <= :{param} AND {prefix}generation_high >= :{param}"

@@ -1,19 +1,25 @@
-"""Grid queries: by generation, level, parent and bounding box; one grid; its ancestors; staff."""
+"""Grid queries: by generation, level, parent, code and bounding box; one grid; its ancestors; staff."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
-from sqlalchemy import Connection, text
+import numpy as np
+import shapely
+from sqlalchemy import Connection, Row, text
 
-from api.db.filters import BBox, Page, collection, feature, where
+from api.db.catalogue import grid_levels
+from api.db.filters import BBox, Page, collection, feature, in_generation, where
 
-_IN_GENERATION = "g.generation_low <= :generation AND g.generation_high >= :generation"
+_IN_GENERATION = in_generation("g", "generation")
 _COLUMNS = (
     "g.code, g.name, g.level, l.label_zh AS level_label, g.kind, g.parent_code, g.households, "
     "g.population, g.attributes"
 )
+_GEOMETRY = {"geojson": "ST_AsGeoJSON(g.geom) AS geometry", "wkb": "ST_AsBinary(g.geom) AS wkb"}
+_MAP_KEYS = ("code", "name", "level", "parent_code", "households")  # no free attributes on maps
 
 
 def _properties(row: Any, generation: int) -> dict[str, Any]:
@@ -31,6 +37,43 @@ def _properties(row: Any, generation: int) -> dict[str, Any]:
     }
 
 
+def select_grids(
+    connection: Connection,
+    generation: int,
+    *,
+    level: str | None = None,
+    parent_code: str | None = None,
+    code: str | None = None,
+    bbox: BBox | None = None,
+    page: Page | None = None,
+    geometry: Literal["geojson", "wkb"] = "geojson",
+) -> Sequence[Row[Any]]:
+    """The one grid query: a generation's grids by level, parent, code and box, coarsest level
+    first, then by code; `geometry` says whether `geometry` (GeoJSON) or `wkb` comes back."""
+    clauses = [_IN_GENERATION]
+    params: dict[str, Any] = {"generation": generation}
+    for column, value in (("level", level), ("parent_code", parent_code), ("code", code)):
+        if value:
+            clauses.append(f"g.{column} = :{column}")
+            params[column] = value
+    if bbox:
+        clause, values = bbox.clause("g.geom")
+        clauses.append(clause)
+        params.update(values)
+    paging = ""
+    if page is not None:
+        paging = " LIMIT :limit OFFSET :offset"
+        params.update({"limit": page.limit, "offset": page.offset})
+    return connection.execute(
+        text(
+            f"SELECT {_COLUMNS}, {_GEOMETRY[geometry]} FROM grid g "
+            f"JOIN grid_level l ON l.name = g.level{where(clauses)} "
+            f"ORDER BY l.rank, g.code{paging}"
+        ),
+        params,
+    ).all()
+
+
 def find_grids(
     connection: Connection,
     generation: int,
@@ -40,35 +83,38 @@ def find_grids(
     bbox: BBox | None = None,
     page: Page,
 ) -> dict[str, Any]:
-    clauses = [_IN_GENERATION]
-    params: dict[str, Any] = {
-        "generation": generation,
-        "limit": page.limit + 1,
-        "offset": page.offset,
-    }
-    if level:
-        clauses.append("g.level = :level")
-        params["level"] = level
-    if parent_code:
-        clauses.append("g.parent_code = :parent_code")
-        params["parent_code"] = parent_code
-    if bbox:
-        clause, values = bbox.clause("g.geom")
-        clauses.append(clause)
-        params.update(values)
-    rows = connection.execute(
-        text(
-            f"SELECT {_COLUMNS}, ST_AsGeoJSON(g.geom) AS geometry FROM grid g "
-            f"JOIN grid_level l ON l.name = g.level{where(clauses)} "
-            "ORDER BY l.rank, g.code LIMIT :limit OFFSET :offset"
-        ),
-        params,
-    ).all()
+    """One page of grids as a GeoJSON FeatureCollection."""
+    rows = select_grids(
+        connection,
+        generation,
+        level=level,
+        parent_code=parent_code,
+        bbox=bbox,
+        page=Page(page.limit + 1, page.offset),
+    )
     features = [
         feature(json.loads(r.geometry), _properties(r, generation), r.code)
         for r in rows[: page.limit]
     ]
     return collection(features, page, len(rows) > page.limit, generation=generation)
+
+
+def grid_shapes(
+    connection: Connection,
+    generation: int,
+    *,
+    level: str | None = None,
+    parent_code: str | None = None,
+    code: str | None = None,
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Grids for a map: code, name, level, parent code and households, and their shapes."""
+    rows = select_grids(
+        connection, generation, level=level, parent_code=parent_code, code=code, geometry="wkb"
+    )
+    geometries = np.asarray(
+        shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else [], dtype=object
+    )
+    return [{key: getattr(r, key) for key in _MAP_KEYS} for r in rows], geometries
 
 
 def get_grid(connection: Connection, code: str, generation: int) -> dict[str, Any] | None:
@@ -122,13 +168,8 @@ def staff_for_grid(connection: Connection, code: str) -> list[dict[str, Any]]:
 
 
 def levels(connection: Connection) -> list[dict[str, Any]]:
-    rows = connection.execute(
-        text(
-            "SELECT name, rank, label_zh, code_pattern, code_extends_parent, households_min, "
-            "households_max FROM grid_level ORDER BY rank"
-        )
-    ).mappings()
-    return [dict(r) for r in rows]
+    """The level catalogue as JSON-ready rows, coarsest first."""
+    return [level.as_dict() for level in grid_levels(connection)]
 
 
 def owners_by_postgis(
@@ -139,8 +180,6 @@ def owners_by_postgis(
     Finest level first, then the smallest code; None outside every grid. Runs inside the
     connection's transaction (a temporary table). Used to check the in-memory index.
     """
-    import shapely
-
     from api.db.copy import copy_rows
 
     connection.execute(

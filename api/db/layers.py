@@ -7,11 +7,12 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from api.db.filters import BBox, Page, collection, feature, where
+from api.db.filters import BBox, Page, collection, feature, in_generation, where
 
 _GRID_FILTER = (
-    "EXISTS (SELECT 1 FROM grid g WHERE g.code = :grid_code AND g.generation_low <= :generation "
-    "AND g.generation_high >= :generation AND ST_Intersects(g.geom, {column}))"
+    "EXISTS (SELECT 1 FROM grid g WHERE g.code = :grid_code AND "
+    + in_generation("g", "generation")
+    + " AND ST_Intersects(g.geom, {column}))"
 )
 
 LAYERS: dict[str, dict[str, Any]] = {

@@ -1,40 +1,14 @@
-"""Queries behind the map pages."""
+"""Queries behind the map pages (the grids themselves come from api.db.grids.grid_shapes)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import shapely
 from sqlalchemy import Connection, text
 
-_IN_GENERATION = "generation_low <= :g AND generation_high >= :g"
+from api.db.filters import in_generation
 
-
-def grid_layer(
-    connection: Connection,
-    generation: int,
-    *,
-    level: str | None = None,
-    parent: str | None = None,
-    code: str | None = None,
-) -> tuple[list[dict[str, Any]], np.ndarray]:
-    rows = (
-        connection.execute(
-            text(
-                f"SELECT code, name, level, parent_code, households, ST_AsBinary(geom) AS wkb FROM grid WHERE {_IN_GENERATION} "
-                "AND (CAST(:level AS text) IS NULL OR level = :level) AND (CAST(:parent AS text) IS NULL OR parent_code = :parent) "
-                "AND (CAST(:code AS text) IS NULL OR code = :code) ORDER BY code"
-            ),
-            {"g": generation, "level": level, "parent": parent, "code": code},
-        )
-        .mappings()
-        .all()
-    )
-    geometries = np.asarray(
-        shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else [], dtype=object
-    )
-    return [{k: v for k, v in r.items() if k != "wkb"} for r in rows], geometries
+_GRID_IN_GENERATION = in_generation("g")
 
 
 def open_event_counts(connection: Connection) -> dict[str, int]:
@@ -54,7 +28,7 @@ def open_events_within(connection: Connection, code: str, generation: int) -> in
         connection.execute(
             text(
                 "SELECT count(*) FROM event e "
-                f"JOIN grid g ON g.code = :code AND g.{_IN_GENERATION.replace(' AND ', ' AND g.')} "
+                f"JOIN grid g ON g.code = :code AND {_GRID_IN_GENERATION} "
                 "WHERE e.status NOT IN ('closed', 'cancelled') AND e.geom && g.geom AND ST_Covers(g.geom, e.geom)"
             ),
             {"code": code, "g": generation},
@@ -70,7 +44,7 @@ def cameras_within(
         connection.execute(
             text(
                 "SELECT m.code, m.name, m.status, m.heading_deg, m.fov_deg, m.range_m, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat "
-                f"FROM monitoring_point m JOIN grid g ON g.code = :code AND g.{_IN_GENERATION.replace(' AND ', ' AND g.')} "
+                f"FROM monitoring_point m JOIN grid g ON g.code = :code AND {_GRID_IN_GENERATION} "
                 "WHERE ST_DWithin(g.geom::geography, m.geom::geography, :margin) ORDER BY m.code"
             ),
             {"code": code, "g": generation, "margin": margin_m},

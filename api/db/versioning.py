@@ -14,6 +14,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from api.db.copy import copy_rows
+from api.db.filters import in_generation
 from api.db.generations import NoActiveGeneration, activate, create_generation, generation_at
 from spatial.editing import GRID_ATTRIBUTES, GridRow
 
@@ -38,7 +39,7 @@ def grids_in_generation(
     rows = connection.execute(
         text(
             "SELECT code, name, level, kind, parent_code, households, population, attributes, "
-            "ST_AsBinary(geom) AS wkb FROM grid WHERE generation_low <= :g AND generation_high >= :g "
+            f"ST_AsBinary(geom) AS wkb FROM grid WHERE {in_generation()} "
             "AND (CAST(:level AS text) IS NULL OR level = :level)"
         ),
         {"g": generation, "level": level},
@@ -78,9 +79,7 @@ def publish(
     new = create_generation(connection, description, actor)
     skip = sorted({row.code for row in changed} | removed)
     if active is not None:
-        in_active = (
-            "generation_low <= :active AND generation_high >= :active AND code <> ALL(:skip)"
-        )
+        in_active = f"{in_generation(param='active')} AND code <> ALL(:skip)"
         params = {"active": active, "new": new, "skip": skip}
         connection.execute(
             text(

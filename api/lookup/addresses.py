@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
+
+from api.db.indexes import building_addresses
 
 DEFAULT_THRESHOLD = 0.85
 DIGITS = {
@@ -136,13 +138,7 @@ class AddressIndex:
 
     @classmethod
     def load(cls, connection: Connection) -> AddressIndex:
-        rows = connection.execute(
-            text(
-                "SELECT code, address, ST_X(p) AS lon, ST_Y(p) AS lat FROM ("
-                "SELECT code, address, ST_PointOnSurface(geom) AS p FROM building WHERE address IS NOT NULL) b "
-                "ORDER BY code"
-            )
-        ).all()
+        rows = building_addresses(connection)
         return cls(
             [r.code for r in rows],
             [r.address for r in rows],

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
+from api.db import indexes as index_rows
 from api.db.generations import NoActiveGeneration
 from api.limits import HeavyWork
 from api.lookup.addresses import AddressIndex
@@ -34,14 +35,7 @@ CACHED_GENERATIONS = 8
 
 
 def load_grid_index(connection: Connection, generation: int) -> GridIndex:
-    rows = connection.execute(
-        text(
-            "SELECT g.code, g.name, g.level, l.rank, g.parent_code, ST_AsBinary(g.geom) AS wkb "
-            "FROM grid g JOIN grid_level l ON l.name = g.level "
-            "WHERE g.generation_low <= :g AND g.generation_high >= :g ORDER BY g.code"
-        ),
-        {"g": generation},
-    ).all()
+    rows = index_rows.index_grids(connection, generation)
     records = [GridRecord(r.code, r.name, r.level, r.rank, r.parent_code) for r in rows]
     geometries = (
         shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.array([], dtype=object)
@@ -50,16 +44,8 @@ def load_grid_index(connection: Connection, generation: int) -> GridIndex:
 
 
 def load_staff(connection: Connection) -> dict[str, list[dict[str, Any]]]:
-    rows = connection.execute(
-        text(
-            "SELECT a.grid_code, s.name, s.phone, s.department, a.role, k.label_zh AS role_label "
-            "FROM staff_assignment a JOIN staff s ON s.id = a.staff_id JOIN staff_role_kind k "
-            "ON k.name = a.role WHERE s.active ORDER BY a.grid_code, k.name, s.id"
-        )
-    ).mappings()
     staff: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        item = dict(row)
+    for item in index_rows.staff_on_duty(connection):
         staff.setdefault(item.pop("grid_code"), []).append(item)
     return staff
 
@@ -158,14 +144,7 @@ class IndexStore:
     def refresh(self) -> bool:
         """Reload the timeline; rebuild the index if the active generation changed."""
         with self._engine.connect() as connection:
-            timeline = [
-                (r[0], int(r[1]))
-                for r in connection.execute(
-                    text(
-                        "SELECT activated_at, generation_id FROM generation_activation ORDER BY activated_at, id"
-                    )
-                )
-            ]
+            timeline = index_rows.activation_timeline(connection)
             active_id = timeline[-1][1] if timeline else None
             changed = active_id is not None and (
                 self._active is None or self._active.generation != active_id
@@ -176,9 +155,7 @@ class IndexStore:
                 else None
             )
             staff = load_staff(connection)
-            register = tuple(
-                connection.execute(text("SELECT count(*), max(updated_at) FROM building")).one()
-            )
+            register = index_rows.building_register_stamp(connection)
             reload = changed or self.addresses is None or register != self._register
             addresses = AddressIndex.load(connection) if reload else self.addresses
         self._register = register
