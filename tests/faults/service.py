@@ -12,8 +12,17 @@ from pathlib import Path
 
 import httpx
 
-from api.settings import PROJECT_ROOT
+from api.settings import PROJECT_ROOT, Settings
+from tests.conftest import _roles, as_role
 from tests.faults.cluster import free_port
+
+
+def service_settings(url: str) -> Settings:
+    """Settings for an in-process app on database `url` (a copy of the test template), connected
+    as the service role of the project's cluster, as deployed (least privilege)."""
+    roles = _roles()
+    service_url = as_role(url, roles[1]) if roles is not None else url
+    return Settings(database_url=service_url, owner_database_url=url)
 
 
 @dataclass
