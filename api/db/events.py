@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from api.db.filters import in_generation
+
 _COLUMNS = (
     "id, source, external_id, category_code, description, address, raw_x, raw_y, raw_crs, "
     "ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, generation_id, status, reporter_name, "
@@ -74,6 +76,41 @@ def history(connection: Connection, event_id: int) -> list[dict[str, Any]]:
         {"id": event_id},
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def reassign_open_events(connection: Connection, generation: int) -> int:
+    """Open events follow their location into the given generation (finest grid, smallest code)."""
+    return connection.execute(
+        text(
+            "UPDATE event e SET grid_code = o.code, generation_id = :g, updated_at = now() FROM ("
+            " SELECT DISTINCT ON (e2.id) e2.id, g.code FROM event e2 JOIN grid g ON g.geom && e2.geom "
+            " AND ST_Covers(g.geom, e2.geom) JOIN grid_level l ON l.name = g.level "
+            f" WHERE e2.status NOT IN ('closed', 'cancelled') AND {in_generation('g')} "
+            " ORDER BY e2.id, l.rank DESC, g.code) o "
+            "WHERE e.id = o.id AND (e.grid_code IS DISTINCT FROM o.code OR e.generation_id IS DISTINCT FROM :g)"
+        ),
+        {"g": generation},
+    ).rowcount
+
+
+def unplace_stranded_events(connection: Connection, generation: int, actor: str) -> int:
+    """Open events still on a grid of an earlier generation lie in no grid of this one: they go
+    back to manual dispatch (grid cleared, a history line says why) instead of pointing at a grid
+    that no longer exists."""
+    return connection.execute(
+        text(
+            "WITH stranded AS (UPDATE event SET grid_code = NULL, generation_id = NULL, updated_at = now() "
+            "WHERE status NOT IN ('closed', 'cancelled') AND grid_code IS NOT NULL "
+            "AND generation_id IS DISTINCT FROM :g RETURNING id, status) "
+            "INSERT INTO event_history (event_id, status, actor, note) "
+            "SELECT id, status, :actor, :note FROM stranded"
+        ),
+        {
+            "g": generation,
+            "actor": actor,
+            "note": f"第 {generation} 版网格生效后不在任何网格内，待人工分派",
+        },
+    ).rowcount
 
 
 def as_timestamp(value: datetime | None) -> str | None:

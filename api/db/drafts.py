@@ -1,0 +1,124 @@
+"""Draft rows and their edit log (draft, draft_edit)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, Row, text
+
+# An edit that still counts: not undone, and not itself an undo.
+LIVE_EDIT = "NOT undone AND operation <> 'undo'"
+
+
+def insert_draft(
+    connection: Connection, generation: int, base: int, name: str, actor: str, source: str
+) -> int:
+    return int(
+        connection.execute(
+            text(
+                "INSERT INTO draft (generation_id, base_generation, name, created_by, source) "
+                "VALUES (:g, :b, :n, :a, :s) RETURNING id"
+            ),
+            {"g": generation, "b": base, "n": name, "a": actor, "s": source},
+        ).scalar_one()
+    )
+
+
+def find_draft(
+    connection: Connection, draft_id: int, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    """The draft row (locked for this transaction with for_update), or None."""
+    lock = " FOR UPDATE" if for_update else ""
+    row = (
+        connection.execute(text(f"SELECT * FROM draft WHERE id = :id{lock}"), {"id": draft_id})
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+def find_drafts(connection: Connection, status: str | None) -> list[dict[str, Any]]:
+    """Drafts with this status (all when None), newest first."""
+    rows = connection.execute(
+        text("SELECT * FROM draft WHERE CAST(:s AS text) IS NULL OR status = :s ORDER BY id DESC"),
+        {"s": status},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def edit_log(connection: Connection, draft_id: int) -> list[dict[str, Any]]:
+    """version, operation, codes, actor, at and undone of every edit, newest first."""
+    rows = connection.execute(
+        text(
+            "SELECT version, operation, codes, actor, at, undone FROM draft_edit "
+            "WHERE draft_id = :d ORDER BY version DESC"
+        ),
+        {"d": draft_id},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def set_status(connection: Connection, draft_id: int, status: str) -> None:
+    connection.execute(
+        text("UPDATE draft SET status = :s, updated_at = now() WHERE id = :id"),
+        {"s": status, "id": draft_id},
+    )
+
+
+def log_edit(
+    connection: Connection,
+    draft_id: int,
+    version: int,
+    operation: str,
+    codes: list[str],
+    details: dict[str, Any],
+    actor: str,
+) -> None:
+    """Move the draft to `version` and log the edit that made it."""
+    connection.execute(
+        text("UPDATE draft SET version = :v, updated_at = now() WHERE id = :id"),
+        {"v": version, "id": draft_id},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO draft_edit (draft_id, version, operation, codes, details, actor) "
+            "VALUES (:d, :v, :o, :c, CAST(:details AS jsonb), :a)"
+        ),
+        {
+            "d": draft_id,
+            "v": version,
+            "o": operation,
+            "c": codes,
+            "details": json.dumps(details, ensure_ascii=False),
+            "a": actor,
+        },
+    )
+
+
+def last_live_edit(connection: Connection, draft_id: int) -> Row[Any] | None:
+    """id, version, operation and details of the newest edit that still counts."""
+    return connection.execute(
+        text(
+            "SELECT id, version, operation, details FROM draft_edit WHERE draft_id = :d "
+            f"AND {LIVE_EDIT} ORDER BY version DESC LIMIT 1"
+        ),
+        {"d": draft_id},
+    ).first()
+
+
+def mark_undone(connection: Connection, edit_id: int) -> None:
+    connection.execute(text("UPDATE draft_edit SET undone = true WHERE id = :id"), {"id": edit_id})
+
+
+def live_lineages(connection: Connection, draft_id: int) -> list[Any]:
+    """The lineage steps recorded by each edit that still counts, oldest first."""
+    return list(
+        connection.execute(
+            text(
+                "SELECT details->'lineage' FROM draft_edit WHERE draft_id = :d "
+                f"AND {LIVE_EDIT} ORDER BY version"
+            ),
+            {"d": draft_id},
+        ).scalars()
+    )
