@@ -4,23 +4,35 @@ Every error body has the same shape:
     {"error": {"code": "invalid_bbox", "message": "…", "where": "query.bbox", "details": [...]}}
 `code` is stable and English (other systems branch on it); `message` is for people (Chinese);
 `where` names the parameter, field, file, row or feature at fault.
+
+Deeper layers raise their own errors (`EditError`, `UnreadableFile`, `ExportError`…) and never
+know about requests; `DOMAIN_ERRORS` below is the one map from those to answers, and the only
+place a field a domain layer names (`geometry`) becomes where it came from (`body.geometry`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.db.generations import NoActiveGeneration
+from api.lookup.points_io import PointsTooLarge, TooManyPoints, UnreadablePoints
+from api.transfer.export import ExportError, NothingToExport
+from api.transfer.read import UnpackedTooLarge, UnreadableFile
 from spatial.crs import UnknownCRS
+from spatial.hierarchy import EditError
+from spatial.partition import PartitionError
 
 log = logging.getLogger("wangge")
 
@@ -139,23 +151,104 @@ def error_response(
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {parameter.alias for parameter in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_names(dependency)
+    return names
+
+
+def place_of(request: Request, field: str) -> str:
+    """Where the input a domain layer calls `field` came from in this request: the path if the
+    route has a path parameter of that name, else the query if it declares one, else the body."""
+    if field in request.path_params:
+        return f"path.{field}"
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute) and field in _query_names(route.dependant):
+        return f"query.{field}"
+    return f"body.{field}"
+
+
+UPLOAD = "body.file"  # every upload route takes its file as the multipart field `file`
+
+
+def _edit_error(request: Request, error: EditError) -> WanggeError:
+    where = place_of(request, error.field) if error.field else None
+    answer = NotFound if error.code == "grid_not_found" else InvalidInput
+    return answer(str(error), code=error.code, where=where)
+
+
+def _partition_error(request: Request, error: PartitionError) -> WanggeError:
+    # Auto-suggest is the one operation that partitions: what cannot be divided is its community.
+    return InvalidInput(str(error), code="partition_failed", where=place_of(request, "community"))
+
+
+def _unreadable_file(_: Request, error: UnreadableFile) -> WanggeError:
+    details = [{"member": error.member}] if error.member else None
+    if isinstance(error, UnpackedTooLarge):
+        return PayloadTooLarge(str(error), where=UPLOAD, details=details)
+    return InvalidInput(str(error), code="unreadable_file", where=UPLOAD, details=details)
+
+
+def _unreadable_points(_: Request, error: UnreadablePoints) -> WanggeError:
+    if isinstance(error, TooManyPoints):
+        return InvalidInput(
+            f"{error}；大文件请用 wangge geocode", code="too_many_points", where=UPLOAD
+        )
+    if isinstance(error, PointsTooLarge):
+        return PayloadTooLarge(str(error), where=UPLOAD)
+    return InvalidInput(str(error), code="unreadable_file", where=UPLOAD)
+
+
+def _export_error(_: Request, error: ExportError) -> WanggeError:
+    if isinstance(error, NothingToExport):
+        return NotFound(str(error), code="nothing_to_export")
+    return InvalidInput(str(error), code="invalid_export", where="query")
+
+
+def _unknown_crs(_: Request, error: UnknownCRS) -> WanggeError:
+    return InvalidInput(str(error), code="unknown_crs", where="crs")
+
+
+def _no_active_generation(_: Request, error: NoActiveGeneration) -> WanggeError:
+    return NotFound(f"没有生效的网格版本：{error}", code="no_active_generation")
+
+
+# The one map from the errors deeper layers raise to the answer each becomes.
+DOMAIN_ERRORS: dict[type[Exception], Callable[[Request, Any], WanggeError]] = {
+    EditError: _edit_error,  # 404 grid_not_found, else 422 with the edit's own code
+    PartitionError: _partition_error,  # 422 partition_failed
+    UnreadableFile: _unreadable_file,  # 422 unreadable_file; 413 when it unpacks too large
+    UnreadablePoints: _unreadable_points,  # 422 unreadable_file / too_many_points; 413
+    ExportError: _export_error,  # 422 invalid_export; 404 nothing_to_export
+    UnknownCRS: _unknown_crs,  # 422 unknown_crs
+    NoActiveGeneration: _no_active_generation,  # 404 no_active_generation
+}
+
+
+def _answer(error: WanggeError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+    if isinstance(error, Busy):
+        headers = {"Retry-After": "5"}
+    return error_response(error.status, error.body(), headers)
+
+
+def _answering(
+    translate: Callable[[Request, Any], WanggeError],
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handler(request: Request, error: Exception) -> JSONResponse:
+        return _answer(translate(request, error))
+
+    return handler
+
+
 def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WanggeError)
     async def _domain(_: Request, error: WanggeError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
-        if isinstance(error, Busy):
-            headers = {"Retry-After": "5"}
-        return error_response(error.status, error.body(), headers)
+        return _answer(error)
 
-    @app.exception_handler(UnknownCRS)
-    async def _crs(_: Request, error: UnknownCRS) -> JSONResponse:
-        return error_response(422, InvalidInput(str(error), code="unknown_crs", where="crs").body())
-
-    @app.exception_handler(NoActiveGeneration)
-    async def _no_generation(_: Request, error: NoActiveGeneration) -> JSONResponse:
-        return error_response(
-            404, NotFound(f"没有生效的网格版本：{error}", code="no_active_generation").body()
-        )
+    for kind, translate in DOMAIN_ERRORS.items():
+        app.add_exception_handler(kind, _answering(translate))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, text
 from api.codes import code_problem
 from api.db import grids as grid_queries
 from api.drafts.stats import grid_stats, next_codes
-from api.drafts.store import as_domain_error, load_edit, lock, save_edit, undo_last
+from api.drafts.store import load_edit, lock, save_edit, undo_last
 from api.errors import Conflict, InvalidInput
 from spatial.editing import EditError, GridRow, HierarchyEdit
 
@@ -36,11 +36,8 @@ def _run(
         draft = lock(connection, draft_id, version)
         generation = draft["generation_id"]
         edit = load_edit(connection, generation, region, codes)
-        try:
-            extra = apply(connection, draft, edit) or {}
-            edit.finish()
-        except EditError as error:
-            raise as_domain_error(error) from error
+        extra = apply(connection, draft, edit) or {}  # an EditError is answered by api/errors.py
+        edit.finish()
         new_version = save_edit(connection, draft, edit, operation, actor, details)
         return {
             "version": new_version,
@@ -121,7 +118,7 @@ def split(
 ) -> dict[str, Any]:
     def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> None:
         generation = draft["generation_id"]
-        grid = edit.grid(code, "body.code")
+        grid = edit.grid(code)
         parent = grid.parent_code
         if new_codes:
             if len(set(new_codes)) != 2:
@@ -155,7 +152,7 @@ def merge(
         )
 
     def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> None:
-        first = edit.grid(codes[0], "body.codes")
+        first = edit.grid(codes[0], "codes")
         result = (
             keep_code
             or next_codes(connection, draft["generation_id"], first.parent_code, first.code, 1)[0]

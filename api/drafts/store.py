@@ -17,8 +17,8 @@ from sqlalchemy import Connection, text
 
 from api.db import audit
 from api.db.versioning import grid_row
-from api.errors import Conflict, InvalidInput, NotFound
-from spatial.editing import EditError, GridRow, HierarchyEdit
+from api.errors import Conflict, NotFound
+from spatial.editing import GridRow, HierarchyEdit
 from spatial.validity import as_multipolygon
 
 _COLUMNS = "code, name, level, kind, parent_code, households, population, attributes, geom"
@@ -331,9 +331,3 @@ def undo_last(connection: Connection, draft: dict[str, Any], actor: str) -> tupl
         actor,
     )
     return version, [r.code for r in restored]
-
-
-def as_domain_error(error: EditError) -> InvalidInput | NotFound:
-    if error.code == "grid_not_found":
-        return NotFound(str(error), code=error.code, where=error.where)
-    return InvalidInput(str(error), code=error.code, where=error.where)

@@ -10,10 +10,10 @@ from sqlalchemy import Connection, Engine, text
 
 from api.drafts.publish import start_draft
 from api.drafts.stats import grid_stats, next_codes
-from api.drafts.store import as_domain_error, draft_row, load_edit, save_edit
+from api.drafts.store import draft_row, load_edit, save_edit
 from api.errors import InvalidInput, NotFound
-from spatial.editing import EditError, HierarchyEdit
-from spatial.partition import PartitionError, building_blocks, partition
+from spatial.editing import HierarchyEdit
+from spatial.partition import building_blocks, partition
 
 
 def _households(connection: Connection, blocks: np.ndarray) -> np.ndarray:
@@ -73,12 +73,7 @@ def suggest_draft(
             )
         blocks, members = _blocks(connection, edit, community)
         households = _households(connection, blocks)
-        try:
-            result = partition(blocks, households, bounds, seed)
-        except PartitionError as error:
-            raise InvalidInput(
-                str(error), code="partition_failed", where="body.community"
-            ) from error
+        result = partition(blocks, households, bounds, seed)  # PartitionError: api/errors.py
         count = len(result.households)
         template = edit.children(community)
         codes = next_codes(
@@ -98,11 +93,8 @@ def suggest_draft(
                     outline,
                 )
             )
-        try:
-            edit.repartition(community, groups)
-            edit.finish()
-        except EditError as error:
-            raise as_domain_error(error) from error
+        edit.repartition(community, groups)
+        edit.finish()
         save_edit(
             connection,
             draft,

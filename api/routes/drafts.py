@@ -17,7 +17,7 @@ from api.drafts.suggest import suggest_draft
 from api.errors import InvalidInput, error_responses
 from api.privacy import public_record
 from api.routes.params import geometry_from_geojson
-from spatial.editing import GridRow
+from spatial.grids import GridRow
 
 router = APIRouter(
     tags=["drafts"],

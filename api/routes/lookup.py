@@ -14,19 +14,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.deps import CallerDep, HeavyDep, IndexStoreDep, SettingsDep
-from api.errors import InvalidInput, PayloadTooLarge, error_responses
+from api.errors import InvalidInput, error_responses
 from api.lookup.addresses import DEFAULT_THRESHOLD
-from api.lookup.points_io import (
-    POINT_FORMATS,
-    PointLimits,
-    PointsTooLarge,
-    TooManyPoints,
-    UnreadablePoints,
-    read_coordinates,
-)
+from api.lookup.points_io import POINT_FORMATS, PointLimits, read_coordinates
 from api.lookup.service import DEFAULT_NEAR_M, lookup_points, match_address
 from api.routes.params import Instant
-from api.routes.uploads import save_upload
+from api.routes.uploads import client_named_errors, save_upload
 
 router = APIRouter(tags=["lookup"], responses=error_responses(400, 401, 404, 413, 422, 503))
 MAX_BATCH_POINTS = 100_000
@@ -144,19 +137,8 @@ def lookup_file(
             ".csv、.parquet 或 .geojson",
             settings.limits.max_request_bytes,
         )
-        try:
+        with client_named_errors(saved):
             x, y = read_coordinates(saved.path, lon_field, lat_field, limits)
-        except UnreadablePoints as error:
-            message = str(error).replace(saved.path.name, saved.name)
-            if isinstance(error, TooManyPoints):
-                raise InvalidInput(
-                    f"{message}；大文件请用 wangge geocode",
-                    code="too_many_points",
-                    where="body.file",
-                ) from error
-            if isinstance(error, PointsTooLarge):
-                raise PayloadTooLarge(message, where="body.file") from error
-            raise InvalidInput(message, code="unreadable_file", where="body.file") from error
         generation, answers = lookup_points(store, x, y, crs, at=at, near_m=near_m, caller=caller)
     _with_ids(answers, list(range(1, len(answers) + 1)))
     return _json({"generation": generation, "count": len(answers), "results": answers})

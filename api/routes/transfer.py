@@ -14,26 +14,13 @@ from sqlalchemy import Connection
 from starlette.background import BackgroundTask
 
 from api.deps import CallerDep, ConnectionDep, EngineDep, HeavyDep, PlannerDep, SettingsDep
-from api.errors import InvalidInput, NotFound, PayloadTooLarge, WanggeError, error_responses
+from api.errors import InvalidInput, error_responses
 from api.routes.params import GenerationDep, known_level
-from api.routes.uploads import SavedUpload, save_upload
-from api.transfer.export import (
-    EXPORT_FORMATS,
-    ExportError,
-    NothingToExport,
-    export_layer,
-    zip_shapefile,
-)
+from api.routes.uploads import client_named_errors, save_upload
+from api.transfer.export import EXPORT_FORMATS, export_layer, zip_shapefile
 from api.transfer.guard import gdal_encoding
 from api.transfer.imports import ImportOptions, run_import
-from api.transfer.read import (
-    FORMATS,
-    CsvColumns,
-    UnpackedTooLarge,
-    UnreadableFile,
-    read_layer,
-    unpack_limits,
-)
+from api.transfer.read import FORMATS, CsvColumns, read_layer, unpack_limits
 
 router = APIRouter(
     tags=["import and export"], responses=error_responses(400, 401, 403, 404, 413, 422, 503)
@@ -118,7 +105,7 @@ def import_file(
             ".geojson/.json、.gpkg、.zip（Shapefile）、.kml/.kmz 或 .csv",
             settings.limits.max_upload_bytes,
         )
-        try:
+        with client_named_errors(saved):
             source = read_layer(
                 saved.path,
                 layer=layer,
@@ -126,20 +113,9 @@ def import_file(
                 csv_columns=CsvColumns(lon_field, lat_field, wkt_field),
                 limits=unpack_limits(settings.limits),
             )
-        except UnreadableFile as error:
-            raise _unreadable(error, saved) from error
         source.path = Path(saved.name)  # reports and generated codes name the client's file
         report = run_import(engine, kind, source, options, level)
     return report.as_dict()
-
-
-def _unreadable(error: UnreadableFile, saved: SavedUpload) -> WanggeError:
-    """422 (413 for an archive that unpacks too large), naming the client's file, not ours."""
-    message = str(error).replace(str(saved.path), saved.name).replace(saved.path.name, saved.name)
-    details = [{"member": error.member}] if error.member else None
-    if isinstance(error, UnpackedTooLarge):
-        return PayloadTooLarge(message, where="body.file", details=details)
-    return InvalidInput(message, code="unreadable_file", where="body.file", details=details)
 
 
 def _check_encoding(encoding: str | None, where: str) -> None:
@@ -194,12 +170,7 @@ def export_file(
                 include_attributes=caller.sees_all_personal,
             )
             path = zip_shapefile(target, member_stem=stem) if format == "shp" else target
-        except ExportError as error:
-            shutil.rmtree(folder, ignore_errors=True)
-            if isinstance(error, NothingToExport):
-                raise NotFound(str(error), code="nothing_to_export") from error
-            raise InvalidInput(str(error), code="invalid_export", where="query") from error
-        except Exception:
+        except Exception:  # ExportError and the rest: answered by api/errors.py, folder gone
             shutil.rmtree(folder, ignore_errors=True)
             raise
     return FileResponse(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from fastapi import UploadFile
 
 from api.errors import InvalidInput, PayloadTooLarge
+from api.lookup.points_io import UnreadablePoints
+from api.transfer.read import UnreadableFile
 
 CHUNK_BYTES = 1 << 20
 
@@ -18,6 +21,21 @@ CHUNK_BYTES = 1 << 20
 class SavedUpload:
     path: Path  # `upload<suffix>` in the caller's folder: no part of it comes from the request
     name: str  # the client's file name, cleaned, for messages and reports only
+
+    def named_for_client(self, message: str) -> str:
+        """A message about our saved copy, naming the client's file instead (no folder of ours)."""
+        return message.replace(str(self.path), self.name).replace(self.path.name, self.name)
+
+
+@contextmanager
+def client_named_errors(saved: SavedUpload) -> Iterator[None]:
+    """A reader's errors about the saved upload name the client's file, never our temporary one
+    (api/errors.py turns them into answers)."""
+    try:
+        yield
+    except (UnreadableFile, UnreadablePoints) as error:
+        error.args = (saved.named_for_client(str(error)),)
+        raise
 
 
 def save_upload(
