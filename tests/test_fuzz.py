@@ -1,7 +1,8 @@
 """Fuzzing every operation of the OpenAPI document with schemathesis, as every role.
 
 Each operation gets WANGGE_FUZZ_EXAMPLES generated requests (valid and invalid ones, each sent as
-a role drawn at random or anonymously) against the app on a copy of the demo database. Every
+a role drawn at random, anonymously or with an unknown token) against the app on a copy of the
+demo database, connected as the service role. Every
 answer must be below 500 and conform to the document: its status code is documented, and so are
 its content type and body schema. `make test` runs a short, derandomised pass; `make fuzz` a long,
 random one. The number of operations and cases is printed at the end of the run.
@@ -40,7 +41,7 @@ from tests.faults.service import service_settings
 
 EXAMPLES = int(os.environ.get("WANGGE_FUZZ_EXAMPLES", "25"))
 LONG_RUN = "WANGGE_FUZZ_EXAMPLES" in os.environ  # make fuzz: random; make test: repeatable
-CALLERS = [*(role.value for role in Role), "anonymous"]
+CALLERS = [*(role.value for role in Role), "anonymous", "bogus"]  # bogus: an unknown token
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
