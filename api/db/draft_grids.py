@@ -15,7 +15,7 @@ from sqlalchemy import Connection, RowMapping, text
 
 from api.db.filters import in_generation
 from api.db.versioning import grid_row
-from spatial.editing import GridRow
+from spatial.grids import GridRow
 from spatial.validity import as_multipolygon
 
 _COLUMNS = "code, name, level, kind, parent_code, households, population, attributes, geom"

@@ -7,41 +7,14 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from api.db import diffs as diff_rows
 from api.db.versioning import active_or_none
 from api.drafts.store import fetch
 from api.errors import NotFound
 from spatial.crs import areas_m2
 from spatial.editing import GRID_ATTRIBUTES, SAME_GEOMETRY_DEG
-
-# Owner of a point in generation :g: the finest grid covering it, then the smallest code (the
-# same rule as the lookup index).
-_OWNER = (
-    "(SELECT g.code FROM grid g JOIN grid_level l ON l.name = g.level "
-    "WHERE g.generation_low <= {g} AND g.generation_high >= {g} AND g.geom && {p} "
-    "AND ST_Covers(g.geom, {p}) ORDER BY l.rank DESC, g.code LIMIT 1)"
-)
-# Only objects within the changed grids' extents can change grid: the GiST index finds them per
-# changed grid (a correlated EXISTS over all grids made the planner scan everything).
-_IN_CHANGED = "{alias}.id IN (SELECT x.id FROM grid c JOIN {table} x ON x.geom && c.geom WHERE c.id = ANY(:ids))"
-
-
-def _changed_rows(connection: Connection, old: int, new: int) -> list[Any]:  # RowMappings
-    """Grid rows in exactly one of the two generations (a shared row is unchanged)."""
-    return list(
-        connection.execute(
-            text(
-                "SELECT id, code, name, level, kind, parent_code, households, population, attributes, "
-                "ST_AsBinary(geom) AS wkb, generation_low <= :new AND generation_high >= :new AS in_new "
-                "FROM grid WHERE (generation_low <= :old AND generation_high >= :old) "
-                "<> (generation_low <= :new AND generation_high >= :new)"
-            ),
-            {"old": old, "new": new},
-        )
-        .mappings()
-        .all()
-    )
 
 
 def _grid_changes(rows: list[Any]) -> tuple[list[dict[str, Any]], set[str]]:
@@ -91,10 +64,6 @@ def _grid_changes(rows: list[Any]) -> tuple[list[dict[str, Any]], set[str]]:
     return changes, moved
 
 
-def _moves(connection: Connection, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(r) for r in connection.execute(text(query), params).mappings()]
-
-
 Outlines = dict[str, list[tuple[str, shapely.Geometry]]]
 
 
@@ -110,34 +79,12 @@ def diff_with_outlines(connection: Connection, draft_id: int) -> tuple[dict[str,
     if active is None:
         raise NotFound("没有生效的网格版本", code="no_active_generation")
     new = draft["generation_id"]
-    rows = _changed_rows(connection, active, new)
+    rows = diff_rows.changed_rows(connection, active, new)
     grids, moved = _grid_changes(list(rows))
-    params = {"old": active, "new": new, "ids": [r["id"] for r in rows if r["code"] in moved]}
-    point = "ST_PointOnSurface(b.geom)"
-    buildings = _moves(
-        connection,
-        f"SELECT * FROM (SELECT b.code, b.name, b.households, {_OWNER.format(g=':old', p=point)} AS from_grid, "
-        f"{_OWNER.format(g=':new', p=point)} AS to_grid, ST_X({point}) AS lon, ST_Y({point}) AS lat "
-        f"FROM building b WHERE {_IN_CHANGED.format(alias='b', table='building')}) m "
-        "WHERE from_grid IS DISTINCT FROM to_grid ORDER BY code",
-        params,
-    )
-    points = _moves(
-        connection,
-        f"SELECT * FROM (SELECT m.code, m.name, m.kind, {_OWNER.format(g=':old', p='m.geom')} AS from_grid, "
-        f"{_OWNER.format(g=':new', p='m.geom')} AS to_grid, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat "
-        f"FROM monitoring_point m WHERE {_IN_CHANGED.format(alias='m', table='monitoring_point')}) x "
-        "WHERE from_grid IS DISTINCT FROM to_grid ORDER BY code",
-        params,
-    )
-    events = _moves(
-        connection,
-        f"SELECT * FROM (SELECT e.id, e.category_code, e.status, e.grid_code AS from_grid, "
-        f"{_OWNER.format(g=':new', p='e.geom')} AS to_grid, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat "
-        "FROM event e WHERE e.status NOT IN ('closed', 'cancelled') AND e.geom IS NOT NULL "
-        f"AND {_IN_CHANGED.format(alias='e', table='event')}) x WHERE from_grid IS DISTINCT FROM to_grid ORDER BY id",
-        params,
-    )
+    ids = [r["id"] for r in rows if r["code"] in moved]
+    buildings = diff_rows.moving_buildings(connection, active, new, ids)
+    points = diff_rows.moving_points(connection, active, new, ids)
+    events = diff_rows.moving_events(connection, new, ids)
     outlines: Outlines = {"before": [], "after": []}
     for row in rows:
         outlines["after" if row["in_new"] else "before"].append(

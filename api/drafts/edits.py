@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import shapely
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from api.codes import code_problem
-from api.db import grids as grid_queries
+from api.db import draft_grids
+from api.db.buildings import footprints_by_code
+from api.db.catalogue import Level, grid_kinds, level_named
 from api.drafts.stats import grid_stats, next_codes
 from api.drafts.store import load_edit, lock, save_edit, undo_last
 from api.errors import Conflict, InvalidInput
@@ -48,15 +50,15 @@ def _run(
         }
 
 
-def _level(connection: Connection, name: str) -> dict[str, Any]:
-    level = next((lv for lv in grid_queries.levels(connection) if lv["name"] == name), None)
+def _level(connection: Connection, name: str) -> Level:
+    level = level_named(connection, name)
     if level is None:
         raise InvalidInput(f"没有名为 {name} 的层级", code="unknown_level", where="body.level")
     return level
 
 
 def _kind_known(connection: Connection, kind: str) -> None:
-    kinds = list(connection.execute(text("SELECT name FROM grid_kind ORDER BY name")).scalars())
+    kinds = grid_kinds(connection)
     if kind not in kinds:
         raise InvalidInput(
             f"没有名为 {kind} 的网格类型（现有：{'、'.join(kinds)}）",
@@ -66,7 +68,7 @@ def _kind_known(connection: Connection, kind: str) -> None:
 
 
 def _code_follows_rule(
-    code: str, parent_code: str | None, level: dict[str, Any], where: str = "body.code"
+    code: str, parent_code: str | None, level: Level, where: str = "body.code"
 ) -> None:
     """The same code rule as an import (api/codes.py)."""
     problem = code_problem(code, parent_code, level)
@@ -76,9 +78,7 @@ def _code_follows_rule(
 
 def _code_free(connection: Connection, generation: int, code: str, where: str) -> None:
     """A code given by hand must not be in the draft already (nor ever have been used)."""
-    used = connection.execute(
-        text("SELECT min(generation_low) FROM grid WHERE code = :c"), {"c": code}
-    ).scalar()
+    used = draft_grids.first_generation_of(connection, code)
     if used is not None:
         raise Conflict(
             f"编码 {code} 已被使用（第 {used} 版起），编码不可重复使用",
@@ -247,12 +247,7 @@ def reassign_buildings(
 ) -> dict[str, Any]:
     """Move boundaries so these buildings lie in `grid_code` (their strip changes grid)."""
     with engine.connect() as connection:
-        found: dict[str, bytes] = dict(
-            connection.execute(
-                text("SELECT code, ST_AsBinary(geom) FROM building WHERE code = ANY(:c)"),
-                {"c": building_codes},
-            ).all()
-        )
+        found = footprints_by_code(connection, building_codes)
     missing = [c for c in building_codes if c not in found]
     if missing:
         raise InvalidInput(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from api.coverage import run_check
-from api.db import audit
+from api.db import audit, draft_grids
+from api.db import drafts as draft_rows
+from api.db.events import reassign_open_events, unplace_stranded_events
 from api.db.generations import activate, generation_exists
 from api.db.versioning import active_or_none, lock_generations, publish
 from api.drafts.store import draft_row, fetch, lock, register_draft
@@ -73,33 +75,14 @@ def compose_lineage(edits: list[Lineage], redrawn: list[str], final_codes: set[s
 
 
 def _lineage(connection: Connection, draft: dict[str, Any]) -> Lineage:
-    edits = connection.execute(
-        text(
-            "SELECT details->'lineage' FROM draft_edit WHERE draft_id = :d AND NOT undone "
-            "AND operation <> 'undo' ORDER BY version"
-        ),
-        {"d": draft["id"]},
-    ).scalars()
-    steps = [[tuple(step) for step in (edit or [])] for edit in edits]
-    params = {
-        "new": draft["generation_id"],
-        "old": draft["base_generation"],
-        "same": SAME_GEOMETRY_DEG,
-    }
-    redrawn = connection.execute(
-        text(
-            "SELECT n.code FROM grid n JOIN grid o ON o.code = n.code "
-            "AND o.generation_low <= :old AND o.generation_high >= :old "
-            "WHERE n.generation_low <= :new AND n.generation_high >= :new AND o.id <> n.id "
-            "AND ST_HausdorffDistance(o.geom, n.geom) > :same"
-        ),
-        params,
-    ).scalars()
-    final = connection.execute(
-        text("SELECT code FROM grid WHERE generation_low <= :new AND generation_high >= :new"),
-        params,
-    ).scalars()
-    return compose_lineage(steps, list(redrawn), set(final))
+    steps = [
+        [tuple(step) for step in (edit or [])]
+        for edit in draft_rows.live_lineages(connection, draft["id"])
+    ]
+    new, old = draft["generation_id"], draft["base_generation"]
+    redrawn = draft_grids.redrawn_codes(connection, old, new, SAME_GEOMETRY_DEG)
+    final = draft_grids.codes_in(connection, new)
+    return compose_lineage(steps, redrawn, set(final))
 
 
 def publish_draft(
@@ -144,10 +127,7 @@ def publish_draft(
             )
         lineage = _lineage(connection, draft)
         events = go_live(connection, generation, lineage, actor)
-        connection.execute(
-            text("UPDATE draft SET status = 'published', updated_at = now() WHERE id = :id"),
-            {"id": draft_id},
-        )
+        draft_rows.set_status(connection, draft_id, "published")
         audit.record(
             connection,
             actor,
@@ -167,10 +147,7 @@ def publish_draft(
 def discard_draft(engine: Engine, draft_id: int, version: int, actor: str) -> dict[str, Any]:
     with engine.begin() as connection:
         lock(connection, draft_id, version)
-        connection.execute(
-            text("UPDATE draft SET status = 'discarded', updated_at = now() WHERE id = :id"),
-            {"id": draft_id},
-        )
+        draft_rows.set_status(connection, draft_id, "discarded")
         audit.record(connection, actor, "draft.discard", "draft", str(draft_id), {})
         return draft_row(connection, draft_id)
 
@@ -181,54 +158,12 @@ def go_live(
     """What every activation does, in the caller's transaction: activate, record the lineage,
     move open events onto the new grids, and flag those no grid covers any more."""
     activate(connection, generation, actor)
-    for old, new, relation in lineage:
-        connection.execute(
-            text(
-                "INSERT INTO grid_lineage (generation_id, old_code, new_code, relation) "
-                "VALUES (:g, :o, :n, :r)"
-            ),
-            {"g": generation, "o": old, "n": new, "r": relation},
-        )
+    draft_grids.record_lineage(connection, generation, lineage)
     moved = reassign_open_events(connection, generation)
     return {
         "events_reassigned": moved,
         "events_unplaced": unplace_stranded_events(connection, generation, actor),
     }
-
-
-def unplace_stranded_events(connection: Connection, generation: int, actor: str) -> int:
-    """Open events still on a grid of an earlier generation lie in no grid of this one: they go
-    back to manual dispatch (grid cleared, a history line says why) instead of pointing at a grid
-    that no longer exists."""
-    return connection.execute(
-        text(
-            "WITH stranded AS (UPDATE event SET grid_code = NULL, generation_id = NULL, updated_at = now() "
-            "WHERE status NOT IN ('closed', 'cancelled') AND grid_code IS NOT NULL "
-            "AND generation_id IS DISTINCT FROM :g RETURNING id, status) "
-            "INSERT INTO event_history (event_id, status, actor, note) "
-            "SELECT id, status, :actor, :note FROM stranded"
-        ),
-        {
-            "g": generation,
-            "actor": actor,
-            "note": f"第 {generation} 版网格生效后不在任何网格内，待人工分派",
-        },
-    ).rowcount
-
-
-def reassign_open_events(connection: Connection, generation: int) -> int:
-    """Open events follow their location into the given generation (finest grid, smallest code)."""
-    return connection.execute(
-        text(
-            "UPDATE event e SET grid_code = o.code, generation_id = :g, updated_at = now() FROM ("
-            " SELECT DISTINCT ON (e2.id) e2.id, g.code FROM event e2 JOIN grid g ON g.geom && e2.geom "
-            " AND ST_Covers(g.geom, e2.geom) JOIN grid_level l ON l.name = g.level "
-            " WHERE e2.status NOT IN ('closed', 'cancelled') AND g.generation_low <= :g AND g.generation_high >= :g "
-            " ORDER BY e2.id, l.rank DESC, g.code) o "
-            "WHERE e.id = o.id AND (e.grid_code IS DISTINCT FROM o.code OR e.generation_id IS DISTINCT FROM :g)"
-        ),
-        {"g": generation},
-    ).rowcount
 
 
 def reactivate(engine: Engine, generation: int, actor: str) -> dict[str, Any]:

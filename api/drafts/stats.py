@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from api.db import draft_grids
+from api.db.catalogue import grid_levels
 from api.errors import InvalidInput
 from spatial.crs import areas_m2
 
@@ -22,23 +24,8 @@ def grid_stats(
 
     For the grids named in `codes`, or for every grid of `level`.
     """
-    rows = (
-        connection.execute(
-            text(
-                "SELECT g.code, g.name, g.level, g.parent_code, l.households_min, l.households_max, ST_AsBinary(g.geom) AS wkb, "
-                "(SELECT coalesce(sum(b.households), 0) FROM building b WHERE b.geom && g.geom "
-                " AND ST_Covers(g.geom, ST_PointOnSurface(b.geom))) AS households, "
-                "(SELECT count(*) FROM building b WHERE b.geom && g.geom AND ST_Covers(g.geom, ST_PointOnSurface(b.geom))) AS buildings, "
-                "(SELECT count(*) FROM monitoring_point m WHERE m.geom && g.geom AND ST_Covers(g.geom, m.geom)) AS cameras "
-                "FROM grid g JOIN grid_level l ON l.name = g.level "
-                "WHERE (g.code = ANY(:codes) OR g.level = :level) "
-                "AND g.generation_low <= :g AND g.generation_high >= :g ORDER BY g.code"
-            ),
-            {"codes": codes or [], "level": level, "g": generation},
-        )
-        .mappings()
-        .all()
-    )
+    rows = draft_grids.grid_counts(connection, generation, codes or [], level)
+    bands = {lv.name: (lv.households_min, lv.households_max) for lv in grid_levels(connection)}
     areas: Any = (
         areas_m2(np.array([shapely.from_wkb(bytes(r["wkb"])) for r in rows], dtype=object))
         if rows
@@ -46,7 +33,7 @@ def grid_stats(
     )
     stats = []
     for row, area in zip(rows, areas, strict=True):
-        low, high = row["households_min"], row["households_max"]
+        low, high = bands.get(row["level"], (None, None))
         target = (low + high) / 2 if low is not None and high is not None else None
         stats.append(
             {
@@ -71,17 +58,8 @@ def next_codes(
     connection: Connection, generation: int, parent: str | None, code: str, count: int
 ) -> list[str]:
     """The next free sequence codes under the parent (default convention: digits extending the parent)."""
-    siblings = (
-        connection.execute(
-            text(
-                "SELECT code FROM grid WHERE generation_low <= :g AND generation_high >= :g AND parent_code IS NOT DISTINCT FROM :p"
-            ),
-            {"g": generation, "p": parent},
-        )
-        .scalars()
-        .all()
-    )
-    used = set(connection.execute(text("SELECT DISTINCT code FROM grid")).scalars())
+    siblings = draft_grids.child_codes(connection, generation, parent)
+    used = draft_grids.codes_ever_used(connection)
     prefix = parent or ""
     tails = [
         c[len(prefix) :] for c in siblings if c.startswith(prefix) and c[len(prefix) :].isdigit()

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
+from api.db.buildings import footprints_within, households_at
 from api.drafts.publish import start_draft
 from api.drafts.stats import grid_stats, next_codes
 from api.drafts.store import draft_row, load_edit, save_edit
@@ -18,17 +19,11 @@ from spatial.partition import building_blocks, partition
 
 def _households(connection: Connection, blocks: np.ndarray) -> np.ndarray:
     """Households of the buildings whose interior point lies in each block."""
-    rows = connection.execute(
-        text(
-            "SELECT ST_AsBinary(ST_PointOnSurface(geom)), coalesce(households, 0) FROM building "
-            "WHERE geom && ST_GeomFromWKB(:env, 4326)"
-        ),
-        {"env": shapely.to_wkb(shapely.union_all(blocks).envelope)},
-    ).all()
+    rows = households_at(connection, shapely.union_all(blocks).envelope)
     counts = np.zeros(len(blocks), dtype=np.int64)
     if not rows:
         return counts
-    points = shapely.from_wkb([bytes(r[0]) for r in rows])
+    points = shapely.from_wkb([point for point, _ in rows])
     point, block = shapely.STRtree(blocks).query(points, predicate="within")
     # each building counts once, in the first block that holds it
     _, first = np.unique(point, return_index=True)
@@ -44,14 +39,8 @@ def _blocks(
     if micro:
         return np.array([edit.rows[m].geom for m in micro], dtype=object), [[m] for m in micro]
     area = edit.rows[community].geom
-    footprints = connection.execute(
-        text(
-            "SELECT ST_AsBinary(geom) FROM building WHERE geom && ST_GeomFromWKB(:a, 4326) "
-            "AND ST_Covers(ST_GeomFromWKB(:a, 4326), ST_PointOnSurface(geom))"
-        ),
-        {"a": shapely.to_wkb(area)},
-    ).scalars()
-    buildings = np.array([shapely.from_wkb(bytes(b)) for b in footprints], dtype=object)
+    footprints = footprints_within(connection, area)
+    buildings = np.array([shapely.from_wkb(b) for b in footprints], dtype=object)
     if len(buildings) == 0:
         raise InvalidInput(
             f"社区 {community} 内没有楼栋，无从划分", code="no_buildings", where="body.community"
