@@ -13,7 +13,7 @@ from api.auth import Role, create_token, list_tokens, revoke_token
 from api.cli import cluster
 from api.db import migrate as migrations
 from api.db.engine import make_engine
-from api.db.generations import list_generations
+from api.db.generations import has_grids, list_generations
 from api.settings import get_settings
 
 console = Console(soft_wrap=True)
@@ -164,10 +164,8 @@ def demo_load(
 
 
 def _has_grids(settings) -> bool:
-    from sqlalchemy import text
-
     with make_engine(settings).connect() as connection:
-        return bool(connection.execute(text("SELECT EXISTS (SELECT 1 FROM grid)")).scalar())
+        return has_grids(connection)
 
 
 def token_create(

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, RowMapping, text
 
+from api.db.filters import in_generation
+
 QUERIES = {
     "grids": (
         "SELECT g.code, g.name, g.level, g.kind, g.parent_code, g.households, g.population, "
         "g.attributes, ST_AsBinary(g.geom) AS wkb FROM grid g JOIN grid_level l ON l.name = g.level "
-        "WHERE g.generation_low <= :generation AND g.generation_high >= :generation "
+        f"WHERE {in_generation('g', 'generation')} "
         "AND (CAST(:level AS text) IS NULL OR g.level = :level) ORDER BY l.rank, g.code"
     ),
     "buildings": (

@@ -79,3 +79,12 @@ def generation_exists(connection: Connection, generation_id: int) -> bool:
         ).first()
         is not None
     )
+
+
+def postgis_version(connection: Connection) -> str:
+    """The PostGIS library version; a round trip that proves the database answers."""
+    return str(connection.execute(text("SELECT postgis_lib_version()")).scalar())
+
+
+def has_grids(connection: Connection) -> bool:
+    return bool(connection.execute(text("SELECT EXISTS (SELECT 1 FROM grid)")).scalar())

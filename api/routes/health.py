@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.db.generations import postgis_version
 from api.db.migrate import current_revision, head_revision
 from api.deps import EngineDep, SettingsDep
 
@@ -29,8 +29,7 @@ def ready(engine: EngineDep, settings: SettingsDep) -> Any:
     checks: dict[str, Any] = {}
     try:
         with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-            checks["postgis"] = connection.execute(text("SELECT postgis_lib_version()")).scalar()
+            checks["postgis"] = postgis_version(connection)
         checks["database"] = "ok"
         current = current_revision(engine)
         head = head_revision(settings.resolved_database_url())
