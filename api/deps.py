@@ -43,17 +43,21 @@ TOKEN_COOKIE = "wangge_token"  # noqa: S105 (a cookie name, not a secret)
 PAGE_HEADER = "x-wangge-page"  # sent by wangge's own editor page with its same-origin writes
 
 
-def _bearer(request: Request) -> str | None:
+SAFE_METHODS = ("GET", "HEAD")
+
+
+def _bearer(request: Request) -> tuple[str | None, bool]:
+    """The presented secret, and whether it came from the map login cookie."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() == "bearer" and secret.strip():
-        return secret.strip()
+        return secret.strip(), False
     # Map pages opened in a browser carry the token in a cookie (set by /map/login). Safe methods
     # honour it. A write honours it only with the X-Wangge-Page header, which a page on another
     # site cannot send without a CORS preflight that wangge never grants (so no CSRF).
-    if request.method in ("GET", "HEAD") or request.headers.get(PAGE_HEADER) == "1":
-        return request.cookies.get(TOKEN_COOKIE) or None
-    return None
+    if request.method in SAFE_METHODS or request.headers.get(PAGE_HEADER) == "1":
+        return request.cookies.get(TOKEN_COOKIE) or None, True
+    return None, False
 
 
 async def get_principal(request: Request, engine: EngineDep) -> Principal | None:
@@ -61,7 +65,7 @@ async def get_principal(request: Request, engine: EngineDep) -> Principal | None
 
     Async and cached because the lookup hot path must not wait on the database per request.
     """
-    secret = _bearer(request)
+    secret, from_cookie = _bearer(request)
     if secret is None:
         return None
     cache: TokenCache = request.app.state.token_cache
@@ -74,6 +78,10 @@ async def get_principal(request: Request, engine: EngineDep) -> Principal | None
             return resolve_token(connection, secret)
 
     principal = await run_in_threadpool(resolve)
+    if principal is None and from_cookie and request.method in SAFE_METHODS:
+        # An expired or revoked login cookie must not lock a browser out of the open pages:
+        # it reads as anonymous (pages that need a token still answer 401 and offer the login).
+        return None
     if principal is None:
         raise Unauthorized(
             "令牌无效、已过期或已吊销", code="invalid_token", where="header.Authorization"

@@ -152,3 +152,14 @@ def test_unknown_grid_kind_and_long_codes_are_input_errors(client, planner):
     assert imported.status_code == 422, imported.text
     [detail] = imported.json()["error"]["details"]
     assert detail["field"] == "code" and "64" in detail["message"]
+
+
+def test_a_stale_login_cookie_reads_as_anonymous(client):
+    """An expired or revoked map cookie must not lock a browser out of the open pages."""
+    client.cookies.set("wangge_token", "wg_expired-or-revoked")
+    assert client.get("/map/street").status_code == 200
+    assert client.get("/api/v1/levels").status_code == 200
+    staff = client.get(f"/api/v1/grids/{GRID}/staff")
+    assert staff.status_code == 401 and staff.json()["error"]["code"] == "token_required"
+    write = client.post("/api/v1/drafts", json={"name": "x"}, headers={"X-Wangge-Page": "1"})
+    assert write.status_code == 401 and write.json()["error"]["code"] == "invalid_token"
