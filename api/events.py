@@ -177,13 +177,13 @@ def intake(
             outcomes.append(
                 {
                     "status": "created" if new_id is not None else "existing",
-                    "event": present(stored, store, caller, placement),
+                    "event": event_answer(stored, store, caller, placement),
                 }
             )
     return outcomes
 
 
-def present(
+def event_answer(
     row: dict[str, Any], store: IndexStore, caller: Caller, placement: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """An event as this caller may see it (api/privacy.py decides what is personal)."""

@@ -3,7 +3,7 @@
 Every operation (spatial/editing.py) is built on `transfer`: area a grid gains is taken from
 a neighbour, and the neighbour's children in that area go with it, so micro-grids stay inside
 their grid. `before` keeps the original of every grid the edit touched, which is what undo
-restores; `finish` makes the edges of the grids it touched match their neighbours' again.
+restores; `heal_vertices` makes the edges of the grids it touched match their neighbours' again.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class Hierarchy:
         grown = tidy(self.rows[target].geom.union(piece))
         if grown.geom_type == "MultiPolygon":
             # A piece cut along the target's edge may sit a rounding error away from it; joined
-            # on a fine grid it closes up (finish() restores the untouched vertices exactly).
+            # on a fine grid it closes up (heal_vertices() restores the untouched vertices exactly).
             grown = shapely.union(self.rows[target].geom, piece, grid_size=VERTEX_EPS)
         self._set_geometry(target, grown, contiguous=True)
         self._carry_children(source, piece, target)
@@ -159,7 +159,7 @@ class Hierarchy:
                 self._clip(child, piece)
 
     # after the operation -------------------------------------------------------------------
-    def finish(self) -> None:
+    def heal_vertices(self) -> None:
         """Insert every vertex the edit created into each grid whose edge passes through it.
 
         Without this, a cut that ends on a neighbour's edge leaves a T-junction there: the

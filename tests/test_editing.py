@@ -48,7 +48,7 @@ def test_reshape_moves_the_shared_edge_for_both_grids_and_their_children():
     edit = _street()
     grown = shapely.box(0, 0, 2.5e-3, 2e-3)  # G0 takes a 0.5e-3 strip of G1
     edit.reshape("G0", grown)
-    edit.finish()
+    edit.heal_vertices()
     assert edit.rows["G0"].geom.equals(grown)
     assert edit.rows["G1"].geom.equals(shapely.box(2.5e-3, 0, 4e-3, 2e-3))
     for level in ("grid", "micro_grid"):
@@ -94,7 +94,7 @@ def test_create_takes_area_and_delete_refuses_parents():
         geom=shapely.box(0.5e-3, 0.5e-3, 1.5e-3, 1.5e-3),
     )
     edit.create(new)
-    edit.finish()
+    edit.heal_vertices()
     _assert_partition(edit, "micro_grid", 8e-6)
     assert edit.created == {"G0M99"}
     with pytest.raises(EditError) as refused:

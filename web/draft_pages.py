@@ -16,7 +16,7 @@ from shapely.geometry import mapping
 
 from api.deps import ConnectionDep, ReaderDep
 from api.drafts.diff import diff_with_outlines
-from api.drafts.store import fetch, list_drafts
+from api.drafts.store import draft_by_id, list_drafts
 from api.errors import error_responses
 from api.privacy import Caller, public_actor
 from api.routes.params import known_level
@@ -82,7 +82,7 @@ def editor_page(
     _: ReaderDep,
     level: str = "grid",
 ) -> HTMLResponse:
-    draft = fetch(connection, draft_id)
+    draft = draft_by_id(connection, draft_id)
     child_level = _child_level(connection, level)
     factory = _factory(request)
     fmap = factory.new_map()
@@ -119,7 +119,7 @@ def diff_page(
     draft_id: int, request: Request, connection: ConnectionDep, _: ReaderDep
 ) -> HTMLResponse:
     diff, outlines = diff_with_outlines(connection, draft_id)
-    draft = fetch(connection, draft_id)
+    draft = draft_by_id(connection, draft_id)
     factory = _factory(request)
     fmap = factory.new_map()
     changes = {g["code"]: g for g in diff["grids"]}

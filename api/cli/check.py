@@ -15,7 +15,7 @@ from rich.table import Table
 from api.coverage import KIND_LABELS, propose_fix_draft, run_check, store_check
 from api.db.engine import make_engine
 from api.db.generations import generation_at
-from api.drafts.store import fetch
+from api.drafts.store import draft_by_id
 from api.settings import get_settings
 from api.transfer.read import read_layer
 from spatial.coverage import ERROR_KINDS, CheckOptions
@@ -62,7 +62,9 @@ def check_command(
         outline=shapely.union_all(_polygons(outline)) if outline is not None else None,
     )
     with engine.connect() as connection, console.status("检查中 …"):
-        target = fetch(connection, draft)["generation_id"] if draft is not None else generation
+        target = (
+            draft_by_id(connection, draft)["generation_id"] if draft is not None else generation
+        )
         report = run_check(
             connection, target if target is not None else generation_at(connection), options
         )

@@ -31,7 +31,7 @@ def _neighbour_generation(connection: Connection, generation: int, direction: st
     return connection.execute(text(query), {"g": generation}).scalar()
 
 
-def own(connection: Connection, generation: int, code: str) -> int | None:
+def private_row_id(connection: Connection, generation: int, code: str) -> int | None:
     """The id of a row of `code` that belongs to this generation only (copy-on-write)."""
     row = connection.execute(
         text(
@@ -111,7 +111,7 @@ def write(connection: Connection, generation: int, row: GridRow) -> None:
         "wkb": shapely.to_wkb(as_multipolygon(row.geom)),
         "g": generation,
     }
-    row_id = own(connection, generation, row.code)
+    row_id = private_row_id(connection, generation, row.code)
     if row_id is None:
         connection.execute(
             text(
@@ -134,7 +134,7 @@ def write(connection: Connection, generation: int, row: GridRow) -> None:
 
 def drop(connection: Connection, generation: int, code: str) -> None:
     """Remove `code` from this generation only."""
-    row_id = own(connection, generation, code)
+    row_id = private_row_id(connection, generation, code)
     if row_id is not None:
         connection.execute(text("DELETE FROM grid WHERE id = :id"), {"id": row_id})
 

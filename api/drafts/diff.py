@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from api.db import diffs as diff_rows
 from api.db.versioning import active_or_none
-from api.drafts.store import fetch
+from api.drafts.store import draft_by_id
 from api.errors import NotFound
 from spatial.crs import areas_m2
 from spatial.editing import GRID_ATTRIBUTES, SAME_GEOMETRY_DEG
@@ -74,7 +74,7 @@ def draft_diff(connection: Connection, draft_id: int) -> dict[str, Any]:
 
 def diff_with_outlines(connection: Connection, draft_id: int) -> tuple[dict[str, Any], Outlines]:
     """The diff, and the changed grids' outlines before and after (for the diff map)."""
-    draft = fetch(connection, draft_id)
+    draft = draft_by_id(connection, draft_id)
     active = active_or_none(connection)
     if active is None:
         raise NotFound("没有生效的网格版本", code="no_active_generation")

@@ -39,7 +39,7 @@ def _run(
         generation = draft["generation_id"]
         edit = load_edit(connection, generation, region, codes)
         extra = apply(connection, draft, edit) or {}  # an EditError is answered by api/errors.py
-        edit.finish()
+        edit.heal_vertices()
         new_version = save_edit(connection, draft, edit, operation, actor, details)
         return {
             "version": new_version,

@@ -12,7 +12,7 @@ from api.db import drafts as draft_rows
 from api.db.events import reassign_open_events, unplace_stranded_events
 from api.db.generations import activate, generation_exists
 from api.db.versioning import active_or_none, lock_generations, publish
-from api.drafts.store import draft_row, fetch, lock, register_draft
+from api.drafts.store import draft_by_id, draft_row, lock, register_draft
 from api.errors import Conflict, NotFound
 from spatial.coverage import CheckOptions
 from spatial.editing import SAME_GEOMETRY_DEG
@@ -95,7 +95,7 @@ def publish_draft(
 ) -> dict[str, Any]:
     """Coverage check, then one transaction: activate, lineage, re-assign open events."""
     with engine.connect() as connection:
-        draft = fetch(connection, draft_id)
+        draft = draft_by_id(connection, draft_id)
         report = run_check(connection, draft["generation_id"], CheckOptions())
     summary = report["summary"]
     if summary["errors"]:

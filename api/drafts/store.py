@@ -1,4 +1,4 @@
-"""Draft storage: fetch and lock a draft, load an edit's neighbourhood, save it, undo it.
+"""Draft storage: read and lock a draft, load an edit's neighbourhood, save it, undo it.
 
 A draft owns an inactive generation; its rows are written copy-on-write (api.db.draft_grids),
 so history and the active generation are never touched. Every edit carries the draft's version:
@@ -42,7 +42,9 @@ def register_draft(
     return draft_id
 
 
-def fetch(connection: Connection, draft_id: int, *, for_update: bool = False) -> dict[str, Any]:
+def draft_by_id(
+    connection: Connection, draft_id: int, *, for_update: bool = False
+) -> dict[str, Any]:
     row = draft_rows.find_draft(connection, draft_id, for_update=for_update)
     if row is None:
         raise NotFound(
@@ -57,7 +59,7 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 def draft_row(connection: Connection, draft_id: int) -> dict[str, Any]:
     """A draft with its edit history (newest first)."""
-    draft = _plain(fetch(connection, draft_id))
+    draft = _plain(draft_by_id(connection, draft_id))
     draft["edits"] = [_plain(e) for e in draft_rows.edit_log(connection, draft_id)]
     return draft
 
@@ -68,7 +70,7 @@ def list_drafts(connection: Connection, status: str | None) -> list[dict[str, An
 
 def lock(connection: Connection, draft_id: int, version: int) -> dict[str, Any]:
     """The draft row, locked for this transaction; 409 unless it is open and at `version`."""
-    row = fetch(connection, draft_id, for_update=True)
+    row = draft_by_id(connection, draft_id, for_update=True)
     if row["status"] != "open":
         state = "发布" if row["status"] == "published" else "放弃"
         raise Conflict(f"草稿 {draft_id} 已{state}，不能再编辑", code="draft_closed")
@@ -113,7 +115,7 @@ def save_edit(
     actor: str,
     details: dict[str, Any] | None = None,
 ) -> int:
-    """Write the edit's rows, log it with what it replaced (for undo), bump the version."""
+    """Write the edit's rows, log it with what it replaced (for undo), and move to the next version."""
     generation = draft["generation_id"]
     for code in sorted(edit.removed):
         draft_grids.drop(connection, generation, code)
@@ -124,12 +126,12 @@ def save_edit(
         "created": sorted(edit.created),
     }
     record = {**(details or {}), "lineage": edit.lineage, "undo": undo}
-    return bump(
+    return log_new_version(
         connection, draft, operation, sorted(set(edit.before) | edit.created), record, actor
     )
 
 
-def bump(
+def log_new_version(
     connection: Connection,
     draft: dict[str, Any],
     operation: str,
@@ -164,7 +166,7 @@ def undo_last(connection: Connection, draft: dict[str, Any], actor: str) -> tupl
         draft_grids.write(connection, generation, row)
     draft_rows.mark_undone(connection, last.id)
     codes = sorted({r.code for r in restored} | set(undo.get("created", [])))
-    version = bump(
+    version = log_new_version(
         connection,
         draft,
         "undo",

@@ -83,7 +83,7 @@ def suggest_draft(
                 )
             )
         edit.repartition(community, groups)
-        edit.finish()
+        edit.heal_vertices()
         save_edit(
             connection,
             draft,

@@ -12,7 +12,7 @@ from api.drafts import edits
 from api.drafts.diff import draft_diff
 from api.drafts.publish import create_draft, discard_draft, publish_draft, reactivate
 from api.drafts.stats import grid_stats
-from api.drafts.store import draft_row, fetch, list_drafts
+from api.drafts.store import draft_by_id, draft_row, list_drafts
 from api.drafts.suggest import suggest_draft
 from api.errors import InvalidInput, error_responses
 from api.privacy import public_record
@@ -169,7 +169,7 @@ def stats(
         raise InvalidInput(
             "需要 codes 或 level", code="codes_or_level_required", where="query.level"
         )
-    draft = fetch(connection, draft_id)
+    draft = draft_by_id(connection, draft_id)
     return {
         "version": draft["version"],
         "grids": grid_stats(connection, draft["generation_id"], codes, level),

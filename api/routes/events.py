@@ -17,7 +17,7 @@ from api.deps import (
     NoNulCharacters,
 )
 from api.errors import NotFound, error_responses
-from api.events import EventBatch, EventIn, intake, present
+from api.events import EventBatch, EventIn, event_answer, intake
 from api.privacy import Caller, public_actor, redact_event_features
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, PageDep
@@ -110,8 +110,8 @@ def get_event(
                     {"level": r.level, "code": r.code, "name": r.name} for r in index.path(position)
                 ]
             }
-    body = present(row, store, caller, placement)
-    personal = "description" in body  # present() applied the rule for this event
+    body = event_answer(row, store, caller, placement)
+    personal = "description" in body  # event_answer() applied the rule for this event
     body["history"] = [
         {
             "at": h["at"].isoformat(),
