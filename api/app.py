@@ -13,7 +13,7 @@ from api.auth import TokenCache
 from api.db.engine import make_engine
 from api.errors import register_error_handlers
 from api.limits import BodySizeLimit, HeavyWork, TrustedHosts
-from api.lookup.store import IndexStore
+from api.lookup.index_store import IndexStore
 from api.routes import coverage, drafts, events, grids, health, layers, lookup, tokens, transfer
 from api.settings import Settings, get_settings
 from web import pages

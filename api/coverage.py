@@ -188,7 +188,7 @@ def propose_fix_draft(
 ) -> dict[str, Any]:
     """Clean the generation's coverage into a new draft (never activated here)."""
     from api.db.versioning import active_or_none, grids_in_generation, lock_generations, publish
-    from api.drafts.store import register_draft
+    from api.drafts.versions import register_draft
     from spatial.coverage import propose_fix
     from spatial.validity import as_multipolygon
 

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Permission, Principal, TokenCache, resolve_token
 from api.errors import Forbidden, InvalidInput, Unauthorized
 from api.limits import HeavyWork
-from api.lookup.store import IndexStore
+from api.lookup.index_store import IndexStore
 from api.privacy import Caller
 from api.settings import Settings
 

@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Engine
 
 from api.db import events as event_rows
+from api.lookup.index_store import IndexStore
 from api.lookup.service import lookup_points, match_address, staff_on_duty
-from api.lookup.store import IndexStore
 from api.privacy import Caller
 from api.routes.params import Instant
 

@@ -12,7 +12,7 @@ import shapely
 from sqlalchemy import Engine
 
 from api.db.engine import make_engine
-from api.lookup.store import IndexStore
+from api.lookup.index_store import IndexStore
 from api.settings import get_settings
 from spatial.lookup import GridIndex
 

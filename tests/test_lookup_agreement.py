@@ -7,7 +7,7 @@ import numpy as np
 import shapely
 
 from api.db.grids import owners_by_postgis
-from api.lookup.store import load_grid_index
+from api.lookup.index_store import load_grid_index
 
 
 def _postgis_owner(connection, lon: np.ndarray, lat: np.ndarray, generation: int) -> np.ndarray:

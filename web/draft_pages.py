@@ -16,7 +16,7 @@ from shapely.geometry import mapping
 
 from api.deps import ConnectionDep, ReaderDep
 from api.drafts.diff import diff_with_outlines
-from api.drafts.store import draft_by_id, list_drafts
+from api.drafts.versions import draft_by_id, list_drafts
 from api.errors import error_responses
 from api.privacy import Caller, public_actor
 from api.routes.params import known_level

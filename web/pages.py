@@ -25,8 +25,8 @@ from api.db import maps as map_queries
 from api.db.generations import NoActiveGeneration, generation_at
 from api.deps import ConnectionDep, IndexStoreDep, ReaderDep
 from api.errors import NotFound, error_responses
+from api.lookup.index_store import IndexStore
 from api.lookup.service import staff_on_duty
-from api.lookup.store import IndexStore
 from api.privacy import Caller
 from spatial.lookup import GridRecord
 from web import draft_pages, login_pages

@@ -15,7 +15,7 @@ from rich.table import Table
 from api.coverage import KIND_LABELS, propose_fix_draft, run_check, store_check
 from api.db.engine import make_engine
 from api.db.generations import generation_at
-from api.drafts.store import draft_by_id
+from api.drafts.versions import draft_by_id
 from api.settings import get_settings
 from api.transfer.read import read_layer
 from spatial.coverage import ERROR_KINDS, CheckOptions

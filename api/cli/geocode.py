@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from api.db.engine import make_engine
+from api.lookup.index_store import IndexStore
 from api.lookup.points_io import iter_points
 from api.lookup.service import DEFAULT_NEAR_M
-from api.lookup.store import IndexStore
 from api.settings import get_settings
 from api.transfer.cells import quoted_table
 from spatial.crs import coordinate_problems, normalise_crs, to_wgs84_xy

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from api.db import diffs as diff_rows
 from api.db.versioning import active_or_none
-from api.drafts.store import draft_by_id
+from api.drafts.versions import draft_by_id
 from api.errors import NotFound
 from spatial.crs import areas_m2
 from spatial.editing import GRID_ATTRIBUTES, SAME_GEOMETRY_DEG

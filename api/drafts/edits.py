@@ -14,7 +14,7 @@ from api.db import draft_grids
 from api.db.buildings import footprints_by_code
 from api.db.catalogue import Level, grid_kinds, level_named
 from api.drafts.stats import grid_stats, next_codes
-from api.drafts.store import load_edit, lock, save_edit, undo_last
+from api.drafts.versions import load_edit, lock, save_edit, undo_last
 from api.errors import Conflict, InvalidInput
 from spatial.editing import EditError, GridRow, HierarchyEdit
 

@@ -12,7 +12,7 @@ from api.db import drafts as draft_rows
 from api.db.events import reassign_open_events, unplace_stranded_events
 from api.db.generations import activate, generation_exists
 from api.db.versioning import active_or_none, lock_generations, publish
-from api.drafts.store import draft_by_id, draft_row, lock, register_draft
+from api.drafts.versions import draft_by_id, draft_row, lock, register_draft
 from api.errors import Conflict, NotFound
 from spatial.coverage import CheckOptions
 from spatial.editing import SAME_GEOMETRY_DEG

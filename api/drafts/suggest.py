@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine
 from api.db.buildings import footprints_within, households_at
 from api.drafts.publish import start_draft
 from api.drafts.stats import grid_stats, next_codes
-from api.drafts.store import draft_row, load_edit, save_edit
+from api.drafts.versions import draft_row, load_edit, save_edit
 from api.errors import InvalidInput, NotFound
 from spatial.editing import HierarchyEdit
 from spatial.partition import building_blocks, partition

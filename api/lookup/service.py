@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from api.lookup.addresses import DEFAULT_THRESHOLD
-from api.lookup.store import IndexStore
+from api.lookup.index_store import IndexStore
 from api.privacy import Caller
 from spatial.crs import coordinate_problems, normalise_crs, to_wgs84_xy
 from spatial.lookup import GridIndex, GridRecord

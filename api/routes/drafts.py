@@ -12,8 +12,8 @@ from api.drafts import edits
 from api.drafts.diff import draft_diff
 from api.drafts.publish import create_draft, discard_draft, publish_draft, reactivate
 from api.drafts.stats import grid_stats
-from api.drafts.store import draft_by_id, draft_row, list_drafts
 from api.drafts.suggest import suggest_draft
+from api.drafts.versions import draft_by_id, draft_row, list_drafts
 from api.errors import InvalidInput, error_responses
 from api.privacy import public_record
 from api.routes.params import geometry_from_geojson

@@ -18,7 +18,7 @@ from api.db import audit
 from api.db.imports import grid_levels_by_name, stage_and_upsert
 from api.db.versioning import active_or_none, grids_in_generation, lock_generations, publish
 from api.drafts.publish import go_live
-from api.drafts.store import register_draft
+from api.drafts.versions import register_draft
 from api.transfer.field_tables import BUILDING_FIELDS, GRID_FIELDS, POINT_FIELDS
 from api.transfer.fields import TargetField, map_rows
 from api.transfer.geometry import prepare_geometries
