@@ -88,7 +88,7 @@ def editor_page(
     fmap = factory.new_map()
     GeomanAssets().add_to(fmap)
     rendered = render_map(fmap)
-    title = f"编辑草稿：{draft['name']}"
+    title = f"编辑草稿：{draft.name}"
     return page(
         request,
         "editor.html",
@@ -100,8 +100,8 @@ def editor_page(
         page_data={
             "map": rendered.name,
             "draft": draft_id,
-            "version": draft["version"],
-            "generation": draft["generation_id"],
+            "version": draft.version,
+            "generation": draft.generation_id,
             "level": level,
             "childLevel": child_level,
             "outCrs": factory.api_crs,
@@ -171,7 +171,7 @@ def diff_page(
         layers.append({"layer": layer.get_name(), "tooltip": {"fields": ["label"]}})
     folium.LayerControl(collapsed=True).add_to(fmap)
     rendered = render_map(fmap)
-    title = f"草稿差异：{draft['name']}"
+    title = f"草稿差异：{draft.name}"
     return page(
         request,
         "diff.html",

@@ -62,9 +62,7 @@ def check_command(
         outline=shapely.union_all(_polygons(outline)) if outline is not None else None,
     )
     with engine.connect() as connection, console.status("检查中 …"):
-        target = (
-            draft_by_id(connection, draft)["generation_id"] if draft is not None else generation
-        )
+        target = draft_by_id(connection, draft).generation_id if draft is not None else generation
         report = run_check(
             connection, target if target is not None else generation_at(connection), options
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, text
@@ -25,26 +27,54 @@ def insert_draft(
     )
 
 
-def find_draft(
-    connection: Connection, draft_id: int, *, for_update: bool = False
-) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Draft:
+    """A draft: its own generation (a working copy of `base_generation`) at `version`."""
+
+    id: int
+    generation_id: int
+    base_generation: int
+    name: str
+    version: int
+    status: str
+    source: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in asdict(self).items()
+        }
+
+
+_DRAFT_COLUMNS = ", ".join(f.name for f in fields(Draft))
+
+
+def find_draft(connection: Connection, draft_id: int, *, for_update: bool = False) -> Draft | None:
     """The draft row (locked for this transaction with for_update), or None."""
     lock = " FOR UPDATE" if for_update else ""
     row = (
-        connection.execute(text(f"SELECT * FROM draft WHERE id = :id{lock}"), {"id": draft_id})
+        connection.execute(
+            text(f"SELECT {_DRAFT_COLUMNS} FROM draft WHERE id = :id{lock}"), {"id": draft_id}
+        )
         .mappings()
         .first()
     )
-    return dict(row) if row is not None else None
+    return Draft(**row) if row is not None else None
 
 
-def find_drafts(connection: Connection, status: str | None) -> list[dict[str, Any]]:
+def find_drafts(connection: Connection, status: str | None) -> list[Draft]:
     """Drafts with this status (all when None), newest first."""
     rows = connection.execute(
-        text("SELECT * FROM draft WHERE CAST(:s AS text) IS NULL OR status = :s ORDER BY id DESC"),
+        text(
+            f"SELECT {_DRAFT_COLUMNS} FROM draft WHERE CAST(:s AS text) IS NULL OR status = :s "
+            "ORDER BY id DESC"
+        ),
         {"s": status},
     ).mappings()
-    return [dict(r) for r in rows]
+    return [Draft(**r) for r in rows]
 
 
 def edit_log(connection: Connection, draft_id: int) -> list[dict[str, Any]]:

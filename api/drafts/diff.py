@@ -52,7 +52,7 @@ def _grid_changes(rows: list[Any]) -> tuple[list[dict[str, Any]], set[str]]:
         changes.append(
             {
                 "code": code,
-                "name": row["name"],
+                "name": row.name,
                 "level": row["level"],
                 "change": change,
                 "area_before_m2": round(old_area, 1),
@@ -78,7 +78,7 @@ def diff_with_outlines(connection: Connection, draft_id: int) -> tuple[dict[str,
     active = active_or_none(connection)
     if active is None:
         raise NotFound("没有生效的网格版本", code="no_active_generation")
-    new = draft["generation_id"]
+    new = draft.generation_id
     rows = diff_rows.changed_rows(connection, active, new)
     grids, moved = _grid_changes(list(rows))
     ids = [r["id"] for r in rows if r["code"] in moved]

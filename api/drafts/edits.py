@@ -13,12 +13,13 @@ from api.codes import code_problem
 from api.db import draft_grids
 from api.db.buildings import footprints_by_code
 from api.db.catalogue import Level, grid_kinds, level_named
+from api.db.drafts import Draft
 from api.drafts.stats import grid_stats, next_codes
 from api.drafts.versions import load_edit, lock, save_edit, undo_last
 from api.errors import Conflict, InvalidInput
 from spatial.editing import EditError, GridRow, HierarchyEdit
 
-Apply = Callable[[Connection, dict[str, Any], HierarchyEdit], dict[str, Any] | None]
+Apply = Callable[[Connection, Draft, HierarchyEdit], dict[str, Any] | None]
 
 
 def _run(
@@ -36,7 +37,7 @@ def _run(
     """Lock, load the neighbourhood of `codes` and `region`, apply, save, report."""
     with engine.begin() as connection:
         draft = lock(connection, draft_id, version)
-        generation = draft["generation_id"]
+        generation = draft.generation_id
         edit = load_edit(connection, generation, region, codes)
         extra = apply(connection, draft, edit) or {}  # an EditError is answered by api/errors.py
         edit.heal_vertices()
@@ -90,7 +91,7 @@ def _code_free(connection: Connection, generation: int, code: str, where: str) -
 def redraw(
     engine: Engine, draft_id: int, code: str, geometry: shapely.Geometry, version: int, actor: str
 ) -> dict[str, Any]:
-    def apply(_c: Connection, _d: dict[str, Any], edit: HierarchyEdit) -> None:
+    def apply(_c: Connection, _d: Draft, edit: HierarchyEdit) -> None:
         edit.redraw(code, geometry)
 
     return _run(engine, draft_id, version, actor, "redraw", apply, codes=[code], region=geometry)
@@ -101,7 +102,7 @@ def reshape(
 ) -> dict[str, Any]:
     """New outline for a grid; neighbours take what it gives up and give what it takes."""
 
-    def apply(_c: Connection, _d: dict[str, Any], edit: HierarchyEdit) -> None:
+    def apply(_c: Connection, _d: Draft, edit: HierarchyEdit) -> None:
         edit.reshape(code, geometry)
 
     return _run(engine, draft_id, version, actor, "reshape", apply, codes=[code], region=geometry)
@@ -116,8 +117,8 @@ def split(
     actor: str,
     new_codes: list[str] | None = None,
 ) -> dict[str, Any]:
-    def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> None:
-        generation = draft["generation_id"]
+    def apply(connection: Connection, draft: Draft, edit: HierarchyEdit) -> None:
+        generation = draft.generation_id
         grid = edit.grid(code)
         parent = grid.parent_code
         if new_codes:
@@ -151,11 +152,11 @@ def merge(
             "keep_code 应是被合并网格之一", code="invalid_codes", where="body.keep_code"
         )
 
-    def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> None:
+    def apply(connection: Connection, draft: Draft, edit: HierarchyEdit) -> None:
         first = edit.grid(codes[0], "codes")
         result = (
             keep_code
-            or next_codes(connection, draft["generation_id"], first.parent_code, first.code, 1)[0]
+            or next_codes(connection, draft.generation_id, first.parent_code, first.code, 1)[0]
         )
         edit.merge(codes, result)
 
@@ -165,8 +166,8 @@ def merge(
 def create(engine: Engine, draft_id: int, row: GridRow, version: int, actor: str) -> dict[str, Any]:
     """A new grid inside its parent; the grids it overlaps give up that area."""
 
-    def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> dict[str, Any]:
-        generation = draft["generation_id"]
+    def apply(connection: Connection, draft: Draft, edit: HierarchyEdit) -> dict[str, Any]:
+        generation = draft.generation_id
         level = _level(connection, row.level)
         _kind_known(connection, row.kind)
         if row.code:
@@ -205,11 +206,11 @@ def update(
 ) -> dict[str, Any]:
     """Change attributes, parent or code."""
 
-    def apply(connection: Connection, draft: dict[str, Any], edit: HierarchyEdit) -> None:
+    def apply(connection: Connection, draft: Draft, edit: HierarchyEdit) -> None:
         if changes.get("kind") is not None:
             _kind_known(connection, changes["kind"])
         if changes.get("code") and changes["code"] != code:
-            _code_free(connection, draft["generation_id"], changes["code"], "body.code")
+            _code_free(connection, draft.generation_id, changes["code"], "body.code")
         edit.update(code, changes)
         if changes.get("code") or "parent_code" in changes:
             row = edit.grid(changes.get("code") or code)
@@ -231,7 +232,7 @@ def update(
 def delete(
     engine: Engine, draft_id: int, code: str, with_children: bool, version: int, actor: str
 ) -> dict[str, Any]:
-    def apply(_c: Connection, _d: dict[str, Any], edit: HierarchyEdit) -> None:
+    def apply(_c: Connection, _d: Draft, edit: HierarchyEdit) -> None:
         edit.delete(code, with_children)
 
     return _run(engine, draft_id, version, actor, "delete", apply, codes=[code])
@@ -257,7 +258,7 @@ def reassign_buildings(
         )
     footprints = [shapely.from_wkb(bytes(found[c])) for c in building_codes]
 
-    def apply(_c: Connection, _d: dict[str, Any], edit: HierarchyEdit) -> dict[str, Any]:
+    def apply(_c: Connection, _d: Draft, edit: HierarchyEdit) -> dict[str, Any]:
         sources = set()
         for building, footprint in zip(building_codes, footprints, strict=True):
             try:
@@ -288,5 +289,5 @@ def undo(engine: Engine, draft_id: int, version: int, actor: str) -> dict[str, A
         return {
             "version": new_version,
             "restored": restored,
-            "touched": grid_stats(connection, draft["generation_id"], restored),
+            "touched": grid_stats(connection, draft.generation_id, restored),
         }

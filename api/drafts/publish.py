@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine
 from api.coverage import run_check
 from api.db import audit, draft_grids
 from api.db import drafts as draft_rows
+from api.db.drafts import Draft
 from api.db.events import reassign_open_events, unplace_stranded_events
 from api.db.generations import activate, generation_exists
 from api.db.versioning import active_or_none, lock_generations, publish
@@ -20,7 +21,7 @@ from spatial.editing import SAME_GEOMETRY_DEG
 Lineage = list[tuple[str | None, str | None, str]]
 
 
-def start_draft(connection: Connection, name: str, actor: str, source: str) -> dict[str, Any]:
+def start_draft(connection: Connection, name: str, actor: str, source: str) -> Draft:
     """A new draft row and its generation: a copy of the active one that only the draft sees."""
     lock_generations(connection)
     base = active_or_none(connection)
@@ -35,12 +36,12 @@ def start_draft(connection: Connection, name: str, actor: str, source: str) -> d
         description=f"草稿：{name}",
     )
     draft_id = register_draft(connection, generation, base, name, actor, source)
-    return {"id": draft_id, "generation_id": generation, "version": 0}
+    return draft_by_id(connection, draft_id)
 
 
 def create_draft(engine: Engine, name: str, actor: str) -> dict[str, Any]:
     with engine.begin() as connection:
-        return draft_row(connection, start_draft(connection, name, actor, "copy")["id"])
+        return draft_row(connection, start_draft(connection, name, actor, "copy").id)
 
 
 def compose_lineage(edits: list[Lineage], redrawn: list[str], final_codes: set[str]) -> Lineage:
@@ -74,12 +75,12 @@ def compose_lineage(edits: list[Lineage], redrawn: list[str], final_codes: set[s
     return sorted(pairs, key=lambda p: (p[0] or "", p[1] or "", p[2]))
 
 
-def _lineage(connection: Connection, draft: dict[str, Any]) -> Lineage:
+def _lineage(connection: Connection, draft: Draft) -> Lineage:
     steps = [
         [tuple(step) for step in (edit or [])]
-        for edit in draft_rows.live_lineages(connection, draft["id"])
+        for edit in draft_rows.live_lineages(connection, draft.id)
     ]
-    new, old = draft["generation_id"], draft["base_generation"]
+    new, old = draft.generation_id, draft.base_generation
     redrawn = draft_grids.redrawn_codes(connection, old, new, SAME_GEOMETRY_DEG)
     final = draft_grids.codes_in(connection, new)
     return compose_lineage(steps, redrawn, set(final))
@@ -96,7 +97,7 @@ def publish_draft(
     """Coverage check, then one transaction: activate, lineage, re-assign open events."""
     with engine.connect() as connection:
         draft = draft_by_id(connection, draft_id)
-        report = run_check(connection, draft["generation_id"], CheckOptions())
+        report = run_check(connection, draft.generation_id, CheckOptions())
     summary = report["summary"]
     if summary["errors"]:
         raise Conflict(
@@ -113,17 +114,15 @@ def publish_draft(
     with engine.begin() as connection:
         lock_generations(connection)
         draft = lock(connection, draft_id, version)
-        generation = draft["generation_id"]
+        generation = draft.generation_id
         active = active_or_none(connection)
-        if active != draft["base_generation"] and not replace_newer:
+        if active != draft.base_generation and not replace_newer:
             # Publishing would silently undo whatever became active since the draft was made.
             raise Conflict(
-                f"草稿基于第 {draft['base_generation']} 版，但现行的是第 {active} 版：发布会撤销其间的改动。"
+                f"草稿基于第 {draft.base_generation} 版，但现行的是第 {active} 版：发布会撤销其间的改动。"
                 "请查看差异后确认（replace_newer=true），或基于现行版本重新起草",
                 code="base_changed",
-                details=[
-                    {"base_generation": draft["base_generation"], "active_generation": active}
-                ],
+                details=[{"base_generation": draft.base_generation, "active_generation": active}],
             )
         lineage = _lineage(connection, draft)
         events = go_live(connection, generation, lineage, actor)

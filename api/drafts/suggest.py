@@ -54,7 +54,7 @@ def suggest_draft(
     """A new draft in which the community's grids are replaced by a proposed partition."""
     with engine.begin() as connection:
         draft = start_draft(connection, name, actor, "suggest")
-        draft_id, generation = draft["id"], draft["generation_id"]
+        draft_id, generation = draft.id, draft.generation_id
         edit = load_edit(connection, generation, None, [community])  # its extent, every level
         if community not in edit.rows:
             raise NotFound(

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from api.db import audit, draft_grids
 from api.db import drafts as draft_rows
 from api.db.catalogue import level_ranks
+from api.db.drafts import Draft
 from api.errors import Conflict, NotFound
 from spatial.editing import GridRow, HierarchyEdit
 
@@ -42,9 +43,7 @@ def register_draft(
     return draft_id
 
 
-def draft_by_id(
-    connection: Connection, draft_id: int, *, for_update: bool = False
-) -> dict[str, Any]:
+def draft_by_id(connection: Connection, draft_id: int, *, for_update: bool = False) -> Draft:
     row = draft_rows.find_draft(connection, draft_id, for_update=for_update)
     if row is None:
         raise NotFound(
@@ -58,27 +57,27 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def draft_row(connection: Connection, draft_id: int) -> dict[str, Any]:
-    """A draft with its edit history (newest first)."""
-    draft = _plain(draft_by_id(connection, draft_id))
+    """A draft with its edit history (newest first), as the API answers it."""
+    draft = draft_by_id(connection, draft_id).as_json()
     draft["edits"] = [_plain(e) for e in draft_rows.edit_log(connection, draft_id)]
     return draft
 
 
 def list_drafts(connection: Connection, status: str | None) -> list[dict[str, Any]]:
-    return [_plain(r) for r in draft_rows.find_drafts(connection, status)]
+    return [d.as_json() for d in draft_rows.find_drafts(connection, status)]
 
 
-def lock(connection: Connection, draft_id: int, version: int) -> dict[str, Any]:
+def lock(connection: Connection, draft_id: int, version: int) -> Draft:
     """The draft row, locked for this transaction; 409 unless it is open and at `version`."""
     row = draft_by_id(connection, draft_id, for_update=True)
-    if row["status"] != "open":
-        state = "发布" if row["status"] == "published" else "放弃"
+    if row.status != "open":
+        state = "发布" if row.status == "published" else "放弃"
         raise Conflict(f"草稿 {draft_id} 已{state}，不能再编辑", code="draft_closed")
-    if row["version"] != version:
+    if row.version != version:
         raise StaleDraft(
-            f"草稿已被他人修改（当前版本 {row['version']}，你的版本 {version}）：请刷新后重做",
+            f"草稿已被他人修改（当前版本 {row.version}，你的版本 {version}）：请刷新后重做",
             where="body.version",
-            details=[{"current_version": row["version"]}],
+            details=[{"current_version": row.version}],
         )
     return row
 
@@ -109,14 +108,14 @@ def _restore(snapshot: dict[str, Any]) -> GridRow:
 
 def save_edit(
     connection: Connection,
-    draft: dict[str, Any],
+    draft: Draft,
     edit: HierarchyEdit,
     operation: str,
     actor: str,
     details: dict[str, Any] | None = None,
 ) -> int:
     """Write the edit's rows, log it with what it replaced (for undo), and move to the next version."""
-    generation = draft["generation_id"]
+    generation = draft.generation_id
     for code in sorted(edit.removed):
         draft_grids.drop(connection, generation, code)
     for code in edit.touched():
@@ -133,31 +132,31 @@ def save_edit(
 
 def log_new_version(
     connection: Connection,
-    draft: dict[str, Any],
+    draft: Draft,
     operation: str,
     codes: list[str],
     details: dict[str, Any],
     actor: str,
 ) -> int:
-    version = draft["version"] + 1
-    draft_rows.log_edit(connection, draft["id"], version, operation, codes, details, actor)
+    version = draft.version + 1
+    draft_rows.log_edit(connection, draft.id, version, operation, codes, details, actor)
     audit.record(
         connection,
         actor,
         f"draft.{operation}",
         "draft",
-        str(draft["id"]),
+        str(draft.id),
         {"version": version, "codes": codes[:100]},
     )
     return version
 
 
-def undo_last(connection: Connection, draft: dict[str, Any], actor: str) -> tuple[int, list[str]]:
+def undo_last(connection: Connection, draft: Draft, actor: str) -> tuple[int, list[str]]:
     """Put back what the newest edit not yet undone replaced; returns (version, codes restored)."""
-    last = draft_rows.last_live_edit(connection, draft["id"])
+    last = draft_rows.last_live_edit(connection, draft.id)
     if last is None:
         raise Conflict("草稿没有可撤销的修改", code="nothing_to_undo")
-    generation = draft["generation_id"]
+    generation = draft.generation_id
     undo = last.details.get("undo", {})
     for code in undo.get("created", []):
         draft_grids.drop(connection, generation, code)

@@ -171,8 +171,8 @@ def stats(
         )
     draft = draft_by_id(connection, draft_id)
     return {
-        "version": draft["version"],
-        "grids": grid_stats(connection, draft["generation_id"], codes, level),
+        "version": draft.version,
+        "grids": grid_stats(connection, draft.generation_id, codes, level),
     }
 
 
