@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from api.db.filters import in_generation
+from api.db.filters import Page, in_generation, where
+from api.db.geojson import collection, feature
 
 _COLUMNS = (
     "id, source, external_id, category_code, description, address, raw_x, raw_y, raw_crs, "
@@ -125,11 +127,8 @@ def events_geojson(
     limit: int = 1000,
     offset: int = 0,
 ) -> dict[str, Any]:
-    """Events as GeoJSON for maps: no personal data (reporters stay in the event record)."""
-    import json
-
-    from api.db.filters import Page, collection, feature, where
-
+    """Events as GeoJSON for maps. Reporters stay in the event record; the description is here
+    and the route leaves it out for callers not entitled to it (api/privacy.py)."""
     clauses = ["e.geom IS NOT NULL"]
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
     if open_only:

@@ -39,29 +39,6 @@ def where(clauses: list[str]) -> str:
     return (" WHERE " + " AND ".join(clauses)) if clauses else ""
 
 
-def feature(
-    geometry: Any, properties: dict[str, Any], feature_id: str | None = None
-) -> dict[str, Any]:
-    item: dict[str, Any] = {"type": "Feature", "geometry": geometry, "properties": properties}
-    if feature_id is not None:
-        item["id"] = feature_id
-    return item
-
-
-def collection(
-    features: list[dict[str, Any]], page: Page, has_more: bool, **extra: Any
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "type": "FeatureCollection",
-        "features": features,
-        "numberReturned": len(features),
-        "offset": page.offset,
-        "hasMore": has_more,
-    }
-    body.update(extra)
-    return body
-
-
 def in_generation(alias: str = "", param: str = "g") -> str:
     """The condition "this grid row belongs to generation :param".
 

@@ -11,7 +11,8 @@ import shapely
 from sqlalchemy import Connection, Row, text
 
 from api.db.catalogue import grid_levels
-from api.db.filters import BBox, Page, collection, feature, in_generation, where
+from api.db.filters import BBox, Page, in_generation, where
+from api.db.geojson import collection, feature
 
 _IN_GENERATION = in_generation("g", "generation")
 _COLUMNS = (

@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from api.db.filters import BBox, Page, collection, feature, in_generation, where
+from api.db.filters import BBox, Page, in_generation, where
+from api.db.geojson import collection, feature
 
 _GRID_FILTER = (
     "EXISTS (SELECT 1 FROM grid g WHERE g.code = :grid_code AND "
