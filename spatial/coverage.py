@@ -13,74 +13,34 @@ Every finding carries the codes involved, its size and its geometry (returned in
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import shapely
-from shapely.geometry import Point, Polygon
 
+from spatial.coverage_attached import camera_sector, check_buildings, check_cameras
+from spatial.coverage_report import (
+    ERROR_KINDS,
+    WARNING_KINDS,
+    Cameras,
+    CheckOptions,
+    GridSet,
+    finding,
+    rounded,
+)
 from spatial.crs import WGS84, is_geographic, metric_crs_for, transform
 
-ERROR_KINDS = (
-    "invalid_geometries",
-    "overlaps",
-    "gaps",
-    "invalid_edges",
-    "outside_parent",
-    "orphan_grids",
-    "orphan_buildings",
-    "split_buildings",
-)
-WARNING_KINDS = ("households_out_of_band", "missing_roles", "no_camera")
-
-
-@dataclass
-class GridSet:
-    codes: list[str]
-    names: list[str]
-    levels: list[str]
-    parents: list[str | None]
-    geometries: np.ndarray  # WGS84
-    households: list[int | None]
-
-
-@dataclass
-class Cameras:
-    codes: list[str]
-    points: np.ndarray  # WGS84
-    heading_deg: np.ndarray
-    fov_deg: np.ndarray
-    range_m: np.ndarray
-
-
-@dataclass
-class CheckOptions:
-    level: str | None = None  # only families whose children are at this level
-    gap_width_m: float = 0.2
-    min_gap_area_m2: float = 1.0
-    min_overlap_area_m2: float = 0.01
-    min_outside_area_m2: float = 0.01
-    min_split_share: float = 0.01
-    # Edges closer than this but not identical are unmatched (a vertex a hair off its neighbour's
-    # edge after a CRS conversion is still a T-junction).
-    edge_tolerance_m: float = 0.01
-    allowed_gaps: list[shapely.Geometry] = field(default_factory=list)  # WGS84 enclaves
-    # The known outer boundary (WGS84) the roots must partition, e.g. the district's outline.
-    outline: shapely.Geometry | None = None
-    households_band: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
-    required_roles: dict[str, list[str]] = field(default_factory=dict)  # level → role labels
-    roles_present: dict[str, set[str]] = field(default_factory=dict)  # code → role labels
-    camera_level: str = "grid"
-
-
-def _finding(geometry: shapely.Geometry | None, message: str, **values: Any) -> dict[str, Any]:
-    return {**values, "message": message, "geometry": geometry}
-
-
-def _rounded(value: float) -> float:
-    return round(float(value), 2)
+__all__ = [
+    "ERROR_KINDS",
+    "WARNING_KINDS",
+    "Cameras",
+    "CheckOptions",
+    "GridSet",
+    "camera_sector",
+    "check",
+    "propose_fix",
+    "to_wgs84",
+]
 
 
 def check(
@@ -112,7 +72,7 @@ def check(
 
     for bad in np.flatnonzero(~shapely.is_valid(metric)):
         report["invalid_geometries"].append(
-            _finding(
+            finding(
                 shapely.get_point(shapely.boundary(metric[int(bad)]), 0),
                 f"{grids.codes[int(bad)]} 几何无效：{shapely.is_valid_reason(metric[int(bad)])}",
                 codes=[grids.codes[int(bad)]],
@@ -127,7 +87,7 @@ def check(
         if parent_code is not None and parent_code not in position:
             for i in members:
                 report["orphan_grids"].append(
-                    _finding(
+                    finding(
                         shapely.point_on_surface(metric[i]),
                         f"{grids.codes[i]} 的上级 {parent_code} 不在本版本中",
                         codes=[grids.codes[i]],
@@ -148,7 +108,7 @@ def check(
 
     leaves = _leaves(grids, options.level)
     if buildings is not None and len(buildings[0]):
-        _check_buildings(
+        check_buildings(
             buildings[0],
             transform(buildings[1], source_crs, metric_crs),
             [grids.codes[i] for i in leaves],
@@ -165,7 +125,7 @@ def check(
             (low is not None and households < low) or (high is not None and households > high)
         ):
             report["households_out_of_band"].append(
-                _finding(
+                finding(
                     None,
                     f"{grids.names[i]}（{code}）户数 {households}，超出 {low}–{high}",
                     codes=[code],
@@ -179,7 +139,7 @@ def check(
         )
         if missing:
             report["missing_roles"].append(
-                _finding(
+                finding(
                     None,
                     f"{grids.names[i]}（{code}）缺少：{'、'.join(missing)}",
                     codes=[code],
@@ -188,7 +148,7 @@ def check(
             )
     if cameras is not None:
         targets = [i for i, level in enumerate(grids.levels) if level == options.camera_level]
-        _check_cameras(
+        check_cameras(
             cameras,
             source_crs,
             metric_crs,
@@ -246,12 +206,12 @@ def _check_family(
             if area >= options.min_overlap_area_m2:
                 overlaps.append(geometry)
                 report["overlaps"].append(
-                    _finding(
+                    finding(
                         geometry,
                         f"{codes[a]} 与 {codes[b]} 重叠 {area:.2f} 平方米",
                         codes=[codes[a], codes[b]],
                         parent_code=parent_code,
-                        area_m2=_rounded(area),
+                        area_m2=rounded(area),
                     )
                 )
 
@@ -270,8 +230,8 @@ def _check_family(
         values = {
             "codes": sorted(neighbours),
             "parent_code": parent_code,
-            "area_m2": _rounded(part.area),
-            "width_m": _rounded(width),
+            "area_m2": rounded(part.area),
+            "width_m": rounded(width),
             "kind": kind,
         }
         label = "上级边界内无下级覆盖的条带" if kind == "strip" else "下级之间的空洞"
@@ -280,11 +240,11 @@ def _check_family(
             for enclave in allowed
         ):
             report["allowed_gaps"].append(
-                _finding(part, f"{parent_code or OUTLINE} 内允许的飞地/空缺", **values)
+                finding(part, f"{parent_code or OUTLINE} 内允许的飞地/空缺", **values)
             )
         else:
             report["gaps"].append(
-                _finding(
+                finding(
                     part,
                     f"{parent_code or OUTLINE} {label}：{part.area:.1f} 平方米，宽 {width:.2f} 米",
                     **values,
@@ -296,12 +256,12 @@ def _check_family(
         area = shapely.area(part)
         if area >= options.min_outside_area_m2:
             report["outside_parent"].append(
-                _finding(
+                finding(
                     part,
                     f"{code} 超出{f'上级 {parent_code} 边界' if parent_code else OUTLINE} {area:.2f} 平方米",
                     codes=[code],
                     parent_code=parent_code,
-                    area_m2=_rounded(area),
+                    area_m2=rounded(area),
                 )
             )
 
@@ -329,12 +289,12 @@ def _check_edges(
                 {codes[i] for i in flagged if shapely.distance(edges[i], piece) < 1e-6}
             )
             report["invalid_edges"].append(
-                _finding(
+                finding(
                     piece,
                     f"{'、'.join(involved)} 的共用边不一致（未对齐或 T 形连接），长 {piece.length:.2f} 米",
                     codes=involved,
                     parent_code=parent_code,
-                    length_m=_rounded(piece.length),
+                    length_m=rounded(piece.length),
                 )
             )
 
@@ -350,105 +310,16 @@ def _connected(lines: shapely.Geometry) -> list[shapely.Geometry]:
     return [shapely.line_merge(shapely.union_all(group)) for group in groups]
 
 
-def _check_buildings(
-    codes: list[str],
-    footprints: np.ndarray,
-    grid_codes: list[str],
-    grids: np.ndarray,
-    options: CheckOptions,
-    report: dict[str, Any],
-) -> None:
-    tree = shapely.STRtree(grids)
-    inside, _ = tree.query(footprints, predicate="within")
-    settled = np.zeros(len(footprints), dtype=bool)
-    settled[inside] = True
-    for b in np.flatnonzero(~settled):
-        candidates = tree.query(footprints[b], predicate="intersects")
-        area = footprints[b].area
-        shares = {
-            grid_codes[g]: shapely.area(shapely.intersection(footprints[b], grids[g])) / area
-            for g in candidates
-        }
-        shares = {code: share for code, share in shares.items() if share >= options.min_split_share}
-        if not shares:
-            report["orphan_buildings"].append(
-                _finding(
-                    footprints[b],
-                    f"楼栋 {codes[b]} 不在任何网格内",
-                    codes=[codes[b]],
-                    area_m2=_rounded(area),
-                )
-            )
-        elif len(shares) > 1 or sum(shares.values()) < 0.99:
-            text = "、".join(f"{c} {s:.0%}" for c, s in sorted(shares.items()))
-            report["split_buildings"].append(
-                _finding(
-                    footprints[b],
-                    f"楼栋 {codes[b]} 跨网格：{text}",
-                    codes=[codes[b], *sorted(shares)],
-                    shares={c: round(s, 4) for c, s in shares.items()},
-                    area_m2=_rounded(area),
-                )
-            )
-
-
-def camera_sector(point: Point, heading_deg: float, fov_deg: float, range_m: float) -> Polygon:
-    """A camera's field of view in metres: a circular sector, heading clockwise from north."""
-    if fov_deg >= 360:
-        return point.buffer(range_m, 32)
-    steps = max(math.ceil(fov_deg / 5.0), 2)
-    angles = np.radians(
-        np.linspace(heading_deg - fov_deg / 2, heading_deg + fov_deg / 2, steps + 1)
-    )
-    arc = np.column_stack([point.x + range_m * np.sin(angles), point.y + range_m * np.cos(angles)])
-    return Polygon([(point.x, point.y), *map(tuple, arc)])
-
-
-def _check_cameras(
-    cameras: Cameras,
-    source_crs: str,
-    metric_crs: str,
-    codes: list[str],
-    grids: np.ndarray,
-    report: dict[str, Any],
-) -> None:
-    points = transform(cameras.points, source_crs, metric_crs)
-    sectors = [
-        camera_sector(p, h, f, r)
-        for p, h, f, r in zip(
-            points, cameras.heading_deg, cameras.fov_deg, cameras.range_m, strict=True
-        )
-    ]
-    seen = shapely.union_all(sectors) if sectors else Polygon()
-    counts = np.zeros(len(grids), dtype=int)
-    if len(points):
-        _, hit = shapely.STRtree(grids).query(points, predicate="intersects")
-        np.add.at(counts, hit, 1)
-    shares = shapely.area(shapely.intersection(grids, seen)) / shapely.area(grids)
-    for code, grid, share, count in zip(codes, grids, shares, counts, strict=True):
-        report["camera_coverage"].append(
-            {
-                "codes": [code],
-                "share": round(float(share), 4),
-                "cameras": int(count),
-                "geometry": None,
-                "message": f"{code} 监控覆盖 {share:.1%}（{count} 个点位）",
-            }
-        )
-        if count == 0:
-            report["no_camera"].append(_finding(grid, f"{code} 内没有监控点", codes=[code]))
-
-
 def to_wgs84(report: dict[str, Any]) -> dict[str, Any]:
     """Findings' geometries from the metric zone back to WGS84 (in place)."""
     metric_crs = report["metric_crs"]
     for findings in report.values():
         if not isinstance(findings, list):
             continue
-        for finding in findings:
-            geometry = finding.get("geometry")
+        for item in findings:
+            geometry = item.get("geometry")
             if geometry is not None:
-                finding["geometry"] = transform(geometry, metric_crs, WGS84)
+                item["geometry"] = transform(geometry, metric_crs, WGS84)
     return report
 
 
