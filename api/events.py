@@ -21,7 +21,7 @@ from api.db import events as event_rows
 from api.lookup.index_store import IndexStore
 from api.lookup.service import lookup_points, match_address, staff_on_duty
 from api.privacy import Caller
-from api.routes.params import Instant
+from api.times import Instant
 
 MAX_BATCH_EVENTS = 10_000
 

@@ -18,8 +18,8 @@ from api.errors import InvalidInput, error_responses
 from api.lookup.addresses import DEFAULT_THRESHOLD
 from api.lookup.points_io import POINT_FORMATS, PointLimits, read_coordinates
 from api.lookup.service import DEFAULT_NEAR_M, lookup_points, match_address
-from api.routes.params import Instant
 from api.routes.uploads import client_named_errors, save_upload
+from api.times import Instant
 
 router = APIRouter(tags=["lookup"], responses=error_responses(400, 401, 404, 413, 422, 503))
 MAX_BATCH_POINTS = 100_000

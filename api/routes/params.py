@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import shapely
 from fastapi import Depends, Query
-from pydantic import AfterValidator
 from sqlalchemy import Connection
 
 from api.db import grids as grid_queries
@@ -17,27 +15,8 @@ from api.db.filters import BBox, Page
 from api.db.generations import generation_at, generation_exists
 from api.deps import ConnectionDep, SettingsDep
 from api.errors import InvalidInput, NotFound
+from api.times import Instant
 from spatial.crs import WGS84, transform
-
-MAX_UTC_OFFSET = timedelta(hours=14)  # the widest offset in use (Kiribati, UTC+14)
-
-
-def in_utc(value: datetime) -> datetime:
-    """An aware time in UTC. PostgreSQL refuses offsets beyond ±15:59 that Python accepts, and
-    a time at the edge of Python's calendar may have no UTC equivalent: both are input errors."""
-    offset = value.utcoffset()
-    if offset is None:
-        return value
-    if abs(offset) > MAX_UTC_OFFSET:
-        raise ValueError("时区偏移应在 -14:00 到 +14:00 之间")
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as error:
-        raise ValueError("时间超出可表示的范围") from error
-
-
-# A point in time given by a client (ISO-8601); aware times arrive in UTC.
-Instant = Annotated[datetime, AfterValidator(in_utc)]
 
 
 def parse_bbox(value: str | None) -> BBox | None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from api.auth import Role, create_token, list_tokens, revoke_token
 from api.deps import AdminDep, EngineDep, NoNulCharacters
 from api.errors import InvalidInput, NotFound, error_responses
-from api.routes.params import Instant
+from api.times import Instant
 
 router = APIRouter(
     tags=["tokens"],
