@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine
 from api.db import audit
 from api.db import checks as check_rows
 from api.db.catalogue import grid_levels
+from api.db.indexes import generation_grids
 from spatial.coverage import Cameras, CheckOptions, GridSet, check, to_wgs84
 
 KIND_LABELS = {
@@ -51,7 +52,7 @@ def _wkb(rows: Sequence[Any]) -> np.ndarray:
 
 
 def load_grids(connection: Connection, generation: int) -> GridSet:
-    rows = check_rows.check_grids(connection, generation)
+    rows = generation_grids(connection, generation)
     return GridSet(
         [r.code for r in rows],
         [r.name for r in rows],

@@ -9,19 +9,6 @@ from sqlalchemy import Connection, Row, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import bindparam
 
-from api.db.filters import in_generation
-
-
-def check_grids(connection: Connection, generation: int) -> Sequence[Row[Any]]:
-    """code, name, level, parent_code, households and wkb of a generation's grids, by code."""
-    return connection.execute(
-        text(
-            "SELECT code, name, level, parent_code, households, ST_AsBinary(geom) AS wkb FROM grid "
-            f"WHERE {in_generation()} ORDER BY code"
-        ),
-        {"g": generation},
-    ).all()
-
 
 def required_roles(connection: Connection) -> list[tuple[str, str]]:
     """(level, role label) for every staff role a grid of that level must have."""

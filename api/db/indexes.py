@@ -12,12 +12,13 @@ from sqlalchemy import Connection, Row, text
 from api.db.filters import in_generation
 
 
-def index_grids(connection: Connection, generation: int) -> Sequence[Row[Any]]:
-    """code, name, level, rank, parent_code and wkb of a generation's grids, by code."""
+def generation_grids(connection: Connection, generation: int) -> Sequence[Row[Any]]:
+    """code, name, level, rank, parent_code, households and wkb of a generation's grids, by
+    code: what the lookup index and the coverage check are built from."""
     return connection.execute(
         text(
-            "SELECT g.code, g.name, g.level, l.rank, g.parent_code, ST_AsBinary(g.geom) AS wkb "
-            "FROM grid g JOIN grid_level l ON l.name = g.level "
+            "SELECT g.code, g.name, g.level, l.rank, g.parent_code, g.households, "
+            "ST_AsBinary(g.geom) AS wkb FROM grid g JOIN grid_level l ON l.name = g.level "
             f"WHERE {in_generation('g')} ORDER BY g.code"
         ),
         {"g": generation},

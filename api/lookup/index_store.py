@@ -35,7 +35,7 @@ CACHED_GENERATIONS = 8
 
 
 def load_grid_index(connection: Connection, generation: int) -> GridIndex:
-    rows = index_rows.index_grids(connection, generation)
+    rows = index_rows.generation_grids(connection, generation)
     records = [GridRecord(r.code, r.name, r.level, r.rank, r.parent_code) for r in rows]
     geometries = (
         shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.array([], dtype=object)
