@@ -166,6 +166,9 @@ def _port_is_free(cluster: ClusterSettings) -> None:
     """Say which port is taken, and how to choose another, before pg_ctl fails obscurely
     (a second checkout on one machine, or a system PostgreSQL, already listening there)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As PostgreSQL binds: connections of a stopped server lingering in TIME_WAIT don't
+        # count, a listening socket does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", cluster.port))
         except OSError as error:
