@@ -111,7 +111,7 @@ def get_event(
                 ]
             }
     body = event_answer(row, store, caller, placement)
-    personal = "description" in body  # event_answer() applied the rule for this event
+    personal = caller.sees_personal(store.active_path(row["grid_code"]))
     body["history"] = [
         {
             "at": h["at"].isoformat(),

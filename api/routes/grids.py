@@ -18,7 +18,7 @@ from api.deps import (
     ReaderDep,
 )
 from api.errors import Forbidden, NotFound, error_responses
-from api.privacy import Caller, without_attributes
+from api.privacy import Caller, feature_without_attributes, without_attributes
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, GenerationDep, PageDep, known_level
 
@@ -114,7 +114,7 @@ def get_grid(
             code="grid_not_found",
             where="path.code",
         )
-    return without_attributes({"features": [found]}, caller)["features"][0]
+    return feature_without_attributes(found, caller)
 
 
 @router.get(
