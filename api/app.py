@@ -14,7 +14,21 @@ from api.db.engine import make_engine
 from api.errors import register_error_handlers
 from api.limits import BodySizeLimit, HeavyWork, TrustedHosts
 from api.lookup.index_store import IndexStore
-from api.routes import coverage, drafts, events, grids, health, layers, lookup, tokens, transfer
+from api.outbox import Sweeper
+from api.routes import (
+    attachments,
+    coverage,
+    drafts,
+    events,
+    grids,
+    health,
+    layers,
+    lookup,
+    open311,
+    tokens,
+    transfer,
+    workflow,
+)
 from api.settings import Settings, get_settings
 from web import pages
 
@@ -30,9 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = make_engine(settings)
         app.state.index_store = IndexStore(app.state.engine, app.state.heavy)
         app.state.index_store.start()
+        app.state.sweeper = Sweeper(app.state.engine, settings)
+        app.state.sweeper.start()
         try:
             yield
         finally:
+            app.state.sweeper.stop()
             app.state.index_store.stop()
             app.state.engine.dispose()
 
@@ -53,8 +70,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_cache = TokenCache()
     app.state.heavy = HeavyWork(settings.limits.heavy_requests)
     register_error_handlers(app)
-    for module in (health, lookup, events, grids, layers, transfer, coverage, drafts, tokens):
+    for module in (
+        health,
+        lookup,
+        events,
+        attachments,
+        workflow,
+        grids,
+        layers,
+        transfer,
+        coverage,
+        drafts,
+        tokens,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(open311.router)
     pages.mount(app)
 
     @app.get(f"{API_PREFIX}/docs", include_in_schema=False)

@@ -24,6 +24,10 @@ class Role(StrEnum):
     admin = "admin"
     planner = "planner"
     dispatcher = "dispatcher"
+    supervisor = "supervisor"  # 督办, verification, the figures (指挥中心, 考核)
+    handler = (
+        "handler"  # a handling unit's staff (城管, 市场监管 …): works what is dispatched to it
+    )
     field_staff = "field_staff"
     viewer = "viewer"
 
@@ -33,6 +37,7 @@ class Permission(StrEnum):
     read_personal = "read_personal"  # staff contacts, event reporters
     write_grids = "write_grids"  # grids, buildings, monitoring points: import, edit, publish
     write_events = "write_events"  # event intake
+    work_events = "work_events"  # move events through the loop (each action names its roles)
     lookup = "lookup"
     manage_tokens = "manage_tokens"
 
@@ -43,10 +48,25 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         {Permission.read, Permission.read_personal, Permission.write_grids, Permission.lookup}
     ),
     Role.dispatcher: frozenset(
-        {Permission.read, Permission.read_personal, Permission.write_events, Permission.lookup}
+        {
+            Permission.read,
+            Permission.read_personal,
+            Permission.write_events,
+            Permission.work_events,
+            Permission.lookup,
+        }
+    ),
+    Role.supervisor: frozenset(
+        {Permission.read, Permission.read_personal, Permission.work_events, Permission.lookup}
+    ),
+    # Handlers see personal data of the events dispatched to their unit only (api/privacy.py).
+    Role.handler: frozenset(
+        {Permission.read, Permission.read_personal, Permission.work_events, Permission.lookup}
     ),
     # Field staff see personal data of their own grids only (checked against grid_codes).
-    Role.field_staff: frozenset({Permission.read, Permission.read_personal, Permission.lookup}),
+    Role.field_staff: frozenset(
+        {Permission.read, Permission.read_personal, Permission.work_events, Permission.lookup}
+    ),
     Role.viewer: frozenset({Permission.read, Permission.lookup}),
 }
 
@@ -60,6 +80,7 @@ class Principal:
     name: str
     role: Role
     grid_codes: tuple[str, ...] = field(default_factory=tuple)
+    unit_code: str | None = None  # handlers: the handling unit they work for
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]
@@ -75,6 +96,7 @@ class CreatedToken:
     secret: str
     role: Role
     grid_codes: tuple[str, ...]
+    unit_code: str | None = None
 
 
 def _digest(secret: str) -> str:
@@ -87,12 +109,19 @@ def create_token(
     name: str,
     role: Role,
     grid_codes: tuple[str, ...] = (),
+    unit_code: str | None = None,
     expires_at: datetime | None = None,
     actor: str,
 ) -> CreatedToken:
     """Create a token; the secret is returned once and never stored."""
     if role == Role.field_staff and not grid_codes:
         raise ValueError("a field_staff token needs at least one grid code (--grid)")
+    if (role == Role.handler) != bool(unit_code):
+        raise ValueError(
+            "a handler token needs its handling unit (--unit), and only a handler has one"
+        )
+    if unit_code and not token_rows.known_unit(connection, unit_code):
+        raise LookupError(f"unknown handling unit: {unit_code}")
     if grid_codes:
         known = token_rows.known_grid_codes(connection, list(grid_codes))
         missing = [code for code in grid_codes if code not in known]
@@ -106,6 +135,7 @@ def create_token(
         prefix=secret[:10],
         role=role.value,
         grid_codes=list(grid_codes),
+        unit_code=unit_code,
         expires_at=expires_at,
     )
     audit.record(
@@ -114,9 +144,9 @@ def create_token(
         "token.create",
         "api_token",
         str(token_id),
-        {"role": role.value, "grid_codes": list(grid_codes), "name": name},
+        {"role": role.value, "grid_codes": list(grid_codes), "unit": unit_code, "name": name},
     )
-    return CreatedToken(token_id, secret, role, grid_codes)
+    return CreatedToken(token_id, secret, role, grid_codes, unit_code)
 
 
 def resolve_token(connection: Connection, secret: str) -> Principal | None:
@@ -124,7 +154,9 @@ def resolve_token(connection: Connection, secret: str) -> Principal | None:
     row = token_rows.valid_token(connection, _digest(secret))
     if row is None:
         return None
-    return Principal(int(row.id), row.name, Role(row.role), tuple(row.grid_codes or ()))
+    return Principal(
+        int(row.id), row.name, Role(row.role), tuple(row.grid_codes or ()), row.unit_code
+    )
 
 
 def revoke_token(connection: Connection, token_id: int, actor: str) -> bool:

@@ -125,6 +125,7 @@ PlannerDep = Annotated[Principal, Depends(require(Permission.write_grids))]
 AdminDep = Annotated[Principal, Depends(require(Permission.manage_tokens))]
 PersonalDataDep = Annotated[Principal, Depends(require(Permission.read_personal))]
 DispatcherDep = Annotated[Principal, Depends(require(Permission.write_events))]
+WorkerDep = Annotated[Principal, Depends(require(Permission.work_events))]
 
 
 async def reading_caller(principal: ReaderDep) -> Caller:

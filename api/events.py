@@ -9,7 +9,8 @@ lost) with no grid and a note that it needs manual dispatch.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -21,7 +22,12 @@ from api.db import events as event_rows
 from api.lookup.index_store import IndexStore
 from api.lookup.service import lookup_points, match_address, staff_on_duty
 from api.privacy import Caller
+from api.settings import WorkflowSettings
 from api.times import Instant
+from api.workflow.calendar import WorkCalendar
+from api.workflow.machine import LABELS_ZH, State, allowed_actions
+from api.workflow.transitions import load_catalogue
+from api.workflow.warnings import warning
 
 MAX_BATCH_EVENTS = 10_000
 
@@ -88,120 +94,177 @@ def _placement(store: IndexStore, events: list[EventIn], caller: Caller) -> list
     return placements
 
 
+def _invalid(code: str, message: str, where: str) -> dict[str, Any]:
+    return {"status": "invalid", "error": {"code": code, "message": message, "where": where}}
+
+
 def intake(
-    engine: Engine, store: IndexStore, events: list[EventIn], *, actor: str, caller: Caller
+    engine: Engine,
+    store: IndexStore,
+    events: list[EventIn],
+    *,
+    actor: str,
+    caller: Caller,
+    settings: WorkflowSettings,
 ) -> list[dict[str, Any]]:
-    """Store each event (or find it); returns one outcome per event, in order."""
+    """Store each event (or find it); returns one outcome per event, in order.
+
+    Each new event is reported (已上报) with its proposed tier and the deadline to accept it in
+    working time; events of the same category nearby are proposed as its duplicates. The whole
+    batch is one transaction of a few statements, committed before the caller is answered."""
     placements = _placement(store, events, caller)
     now = datetime.now(UTC)
-    outcomes: list[dict[str, Any]] = []
-    with engine.begin() as connection:  # committed before the caller answers: durable
-        hours = event_rows.due_hours(connection)
-        for event, placement in zip(events, placements, strict=True):
-            if event.category_code and event.category_code not in hours:
-                outcomes.append(
-                    {
-                        "status": "invalid",
-                        "error": {
-                            "code": "unknown_category",
-                            "message": f"未知事件类别 {event.category_code}",
-                            "where": "category_code",
-                        },
-                    }
+    outcomes: list[dict[str, Any] | None] = [None] * len(events)
+    values: list[dict[str, Any]] = []
+    members: list[int] = []
+    with engine.begin() as connection:
+        catalogue = load_catalogue(connection, settings)
+        accept_due: dict[tuple[str | None, int], datetime] = {}
+        for i, (event, placement) in enumerate(zip(events, placements, strict=True)):
+            category = event.category_code
+            if category and category not in catalogue.category_tiers:
+                outcomes[i] = _invalid(
+                    "unknown_category", f"未知事件类别 {category}", "category_code"
                 )
                 continue
             if "error" in placement:
-                outcomes.append(
-                    {"status": "invalid", "error": {**placement["error"], "where": "lon,lat"}}
-                )
+                outcomes[i] = {
+                    "status": "invalid",
+                    "error": {**placement["error"], "where": "lon,lat"},
+                }
                 continue
             grid = placement.get("grid")
-            reported = event.reported_at or now
-            due = hours.get(event.category_code or "")
-            try:
-                due_at = reported + timedelta(hours=due) if due else None
-            except OverflowError:  # reported at the very end of the calendar
-                outcomes.append(
-                    {
-                        "status": "invalid",
-                        "error": {
-                            "code": "reported_at_out_of_range",
-                            "message": "reported_at 加上处置时限超出了可表示的时间范围",
-                            "where": "reported_at",
-                        },
-                    }
-                )
-                continue
-            values = {
-                **event.model_dump(
-                    include={
-                        "source",
-                        "external_id",
-                        "category_code",
-                        "description",
-                        "address",
-                        "reporter_name",
-                        "reporter_phone",
-                    }
-                ),
-                "raw_x": event.lon,
-                "raw_y": event.lat,
-                "raw_crs": event.crs,
-                "lon": placement.get("lon"),
-                "lat": placement.get("lat"),
-                "grid_code": grid["code"] if grid else None,
-                "generation_id": placement.get("generation") if grid else None,
-                "payload_sha256": event.digest(),
-                "reported_at": reported,
-                "due_at": due_at,
-            }
-            new_id = event_rows.insert_event(connection, values, actor)
-            stored = event_rows.find_event(
-                connection, source=event.source, external_id=event.external_id
-            )
-            assert stored is not None
-            if new_id is None and stored["payload_sha256"] != values["payload_sha256"]:
-                outcomes.append(
-                    {
-                        "status": "conflict",
-                        "event_id": stored["id"],
-                        "error": {
-                            "code": "external_id_conflict",
-                            "message": f"{event.source} 的事件 {event.external_id} 已以不同内容受理，不会合并；"
-                            "如需更正请使用新的 external_id 或走更正流程",
-                            "where": "external_id",
-                        },
-                    }
-                )
-                continue
-            outcomes.append(
+            tier = catalogue.tier_for(category)
+            if (category, tier) not in accept_due:
+                accept_due[category, tier] = catalogue.accept_deadline(now, category, tier)
+            values.append(
                 {
-                    "status": "created" if new_id is not None else "existing",
-                    "event": event_answer(stored, store, caller, placement),
+                    **event.model_dump(
+                        include={
+                            "source",
+                            "external_id",
+                            "category_code",
+                            "description",
+                            "address",
+                            "reporter_name",
+                            "reporter_phone",
+                        }
+                    ),
+                    "raw_x": event.lon,
+                    "raw_y": event.lat,
+                    "raw_crs": event.crs,
+                    "lon": placement.get("lon"),
+                    "lat": placement.get("lat"),
+                    "grid_code": grid["code"] if grid else None,
+                    "generation_id": placement.get("generation") if grid else None,
+                    "payload_sha256": event.digest(),
+                    "reported_at": event.reported_at or now,
+                    "tier": tier,
+                    "accept_due_at": accept_due[category, tier],
                 }
             )
-    return outcomes
+            members.append(i)
+        new_ids = set(event_rows.insert_events(connection, values, actor))
+        event_rows.propose_duplicates(
+            connection,
+            sorted(new_ids),
+            settings.duplicate_distance_m,
+            settings.duplicate_window_hours,
+        )
+        stored = event_rows.find_events(
+            connection, [(v["source"], v["external_id"]) for v in values]
+        )
+        claimed: set[int] = set()
+        for i, value in zip(members, values, strict=True):
+            row = stored[(value["source"], value["external_id"])]
+            created = row["id"] in new_ids and row["id"] not in claimed
+            claimed.add(row["id"])
+            if not created and row["payload_sha256"] != value["payload_sha256"]:
+                outcomes[i] = {
+                    "status": "conflict",
+                    "event_id": row["id"],
+                    "error": {
+                        "code": "external_id_conflict",
+                        "message": f"{value['source']} 的事件 {value['external_id']} 已以不同内容受理，不会合并；"
+                        "如需更正请使用新的 external_id 或走更正流程",
+                        "where": "external_id",
+                    },
+                }
+                continue
+            outcomes[i] = {
+                "status": "created" if created else "existing",
+                "event": event_answer(
+                    row,
+                    store,
+                    caller,
+                    placements[i],
+                    clock=Clock(catalogue.calendar, settings, now),
+                ),
+            }
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+@dataclass(frozen=True)
+class Clock:
+    """What a warning is computed against: the working calendar, the settings, the moment."""
+
+    calendar: WorkCalendar
+    settings: WorkflowSettings
+    now: datetime
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def event_answer(
-    row: dict[str, Any], store: IndexStore, caller: Caller, placement: dict[str, Any] | None = None
+    row: dict[str, Any],
+    store: IndexStore,
+    caller: Caller,
+    placement: dict[str, Any] | None = None,
+    *,
+    clock: Clock | None = None,
 ) -> dict[str, Any]:
     """An event as this caller may see it (api/privacy.py decides what is personal)."""
+    state = State(row["status"])
     body: dict[str, Any] = {
         "id": row["id"],
         "source": row["source"],
         "external_id": row["external_id"],
         "category_code": row["category_code"],
         "status": row["status"],
+        "status_label": LABELS_ZH[state],
+        "version": row["version"],
         "raw": {"x": row["raw_x"], "y": row["raw_y"], "crs": row["raw_crs"]},
         "lon": row["lon"],
         "lat": row["lat"],
         "grid_code": row["grid_code"],
         "generation": row["generation_id"],
-        "reported_at": event_rows.as_timestamp(row["reported_at"]),
-        "received_at": event_rows.as_timestamp(row["received_at"]),
-        "due_at": event_rows.as_timestamp(row["due_at"]),
+        "tier": row["tier"],
+        "unit_code": row["unit_code"],
+        "assignee_id": row["assignee_id"],
+        "reported_at": _time(row["reported_at"]),
+        "received_at": _time(row["received_at"]),
+        "accept_due_at": _time(row["accept_due_at"]),
+        "accepted_at": _time(row["accepted_at"]),
+        "dispatched_at": _time(row["dispatched_at"]),
+        "handled_at": _time(row["handled_at"]),
+        "due_at": _time(row["due_at"]),
+        "closed_at": _time(row["closed_at"]),
+        "postponement_requested_until": _time(row["postpone_requested_until"]),
+        "postpone_count": row["postpone_count"],
+        "rework_count": row["rework_count"],
+        "return_count": row["return_count"],
+        "escalation_count": row["escalation_count"],
+        "handling_hours": row["handling_hours"],
+        "satisfaction": row["satisfaction"],
+        "merged_into": row["merged_into"],
+        "duplicate_candidates": row["duplicate_candidates"] or [],
     }
+    if clock is not None:
+        body["warning"] = warning(row, clock.calendar, clock.now, clock.settings.yellow_share)
+    if caller.principal is not None:
+        body["allowed_actions"] = allowed_actions(state, caller.principal.role)
     if placement is not None:
         body["assignment"] = {
             "matched": bool(row["grid_code"]),
@@ -215,7 +278,7 @@ def event_answer(
         }
     # The caller's scope is judged on today's grids, whatever generation placed the event.
     scope = store.active_path(row["grid_code"])
-    if caller.sees_personal(scope):
+    if caller.sees_event(scope, row["unit_code"]):
         body["description"] = row["description"]
         body["address"] = row["address"]
         body["reporter"] = {"name": row["reporter_name"], "phone": row["reporter_phone"]}

@@ -10,7 +10,9 @@ Personal data in wangge:
   to everyone else as `token:7`.
 
 Who sees it:
-- admin, planner and dispatcher: everything;
+- admin, planner, dispatcher and supervisor: everything;
+- handler (a handling unit's staff): the events dispatched to their unit — what the citizen
+  said, where, and who reported it — and nothing else personal (no staff lists, no grids);
 - field_staff: staff and events only inside their own grids — a grid is theirs when one of the
   token's grid codes is the grid itself or one of its ancestors, judged on the *active*
   generation (a token's scope is today's grids, whatever generation a request asks about). Never
@@ -28,6 +30,7 @@ from typing import Any
 from api.auth import Permission, Principal, Role
 
 ACTOR_PREFIX = "token:"
+SCOPED_ROLES = frozenset({Role.field_staff, Role.handler})
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class Caller:
         return (
             principal is not None
             and principal.can(Permission.read_personal)
-            and principal.role != Role.field_staff
+            and principal.role not in SCOPED_ROLES
         )
 
     def personal_codes(self, path_codes: Sequence[str]) -> list[str]:
@@ -51,6 +54,8 @@ class Caller:
         the caller may see: all, none, or for field staff the part at and below their grid."""
         principal = self.principal
         if principal is None or not principal.can(Permission.read_personal):
+            return []
+        if principal.role == Role.handler:
             return []
         if principal.role != Role.field_staff:
             return list(path_codes)
@@ -65,6 +70,19 @@ class Caller:
         if not path_codes:
             return self.sees_all_personal
         return path_codes[-1] in self.personal_codes(path_codes)
+
+    def sees_event(self, path_codes: Sequence[str], unit_code: str | None) -> bool:
+        """May the caller see what a citizen told us about an event on this path, handled by
+        this unit? Grid scope as above, or a handler of the event's own unit."""
+        principal = self.principal
+        if (
+            principal is not None
+            and principal.role == Role.handler
+            and unit_code is not None
+            and unit_code == principal.unit_code
+        ):
+            return True
+        return self.sees_personal(path_codes)
 
 
 def public_actor(actor: str | None, caller: Caller) -> str | None:
@@ -100,7 +118,8 @@ def redact_event_features(
         return collection
     for feature in collection.get("features", []):
         properties = feature.get("properties", {})
-        if not caller.sees_personal(scope_of(properties.get("grid_code"))):
+        scope = scope_of(properties.get("grid_code"))
+        if not caller.sees_event(scope, properties.get("unit_code")):
             for name in EVENT_PERSONAL_FIELDS:
                 properties.pop(name, None)
     return collection

@@ -72,6 +72,40 @@ class MapSettings(BaseModel):
     tianditu_token: str | None = None
 
 
+class WebhookTarget(BaseModel):
+    """A receiver of the loop's notifications (the 12345 platform, a messaging bridge…)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_-]{1,64}$")
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field(min_length=16, description="HMAC-SHA256 key for X-Wangge-Signature")
+
+
+class WorkflowSettings(BaseModel):
+    # Working periods of a working day, local time (Asia/Shanghai); see api/workflow/calendar.py.
+    work_periods: str = "08:30-12:00,13:30-17:30"
+    # Yellow warning (黄色预警) once this share of an event's working time is used; red when overdue.
+    yellow_share: float = Field(default=0.8, gt=0, lt=1)
+    # A new event of the same category this close in space and time to an open one is proposed
+    # as its duplicate (同一问题多人上报).
+    duplicate_distance_m: float = Field(default=50.0, ge=0)
+    duplicate_window_hours: float = Field(default=72.0, ge=0)
+    # Seconds between sweeps that push warnings and deliver the outbox (0: never, e.g. in tests).
+    sweep_seconds: float = Field(default=30.0, ge=0)
+    webhooks: list[WebhookTarget] = Field(default_factory=list)
+
+
+class AttachmentSettings(BaseModel):
+    max_bytes: int = 15 * 1024 * 1024  # a phone photo is 2–8 MB
+    max_pixels: int = 50_000_000  # decompression bombs
+    # Photos are stored content-addressed under this directory unless an S3 bucket is set.
+    directory: Path = PROJECT_ROOT / ".data" / "attachments"
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WANGGE_", env_nested_delimiter="__", env_file=None, extra="ignore"
@@ -94,6 +128,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     limits: LimitSettings = LimitSettings()
     maps: MapSettings = MapSettings()
+    workflow: WorkflowSettings = WorkflowSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
     demo_seed: int = 20240920
 
     @model_validator(mode="after")

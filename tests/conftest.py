@@ -176,13 +176,20 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def tokens(engine: Engine) -> dict[str, str]:
-    """One token per role; the field_staff token covers the first grid of the demo street."""
+    """One token per role; the field_staff token covers the first grid of the demo street, the
+    handler token works for the community units (社区工作站, tier 3)."""
     secrets = {}
     with engine.begin() as connection:
         for role in Role:
             grids = ("320571005001001",) if role == Role.field_staff else ()
+            unit = "community" if role == Role.handler else None
             secrets[role.value] = create_token(
-                connection, name=f"test-{role.value}", role=role, grid_codes=grids, actor="tests"
+                connection,
+                name=f"test-{role.value}",
+                role=role,
+                grid_codes=grids,
+                unit_code=unit,
+                actor="tests",
             ).secret
     return secrets
 

@@ -1,11 +1,11 @@
 """Who may do what, asked of the routes the app actually serves.
 
 Two matrices, each expected from the rules and never from observed answers:
-- every write operation in the OpenAPI document × every kind of caller (five roles, anonymous, a
+- every write operation in the OpenAPI document × every kind of caller (seven roles, anonymous, a
   bogus, an expired and a revoked token, and the map login cookie with and without the page
   header), against api/auth.py's ROLE_PERMISSIONS and the permission each operation needs;
 - every read that can carry personal data × role, against api/privacy.py's rule restated here:
-  admin, planner and dispatcher see everything; field staff only at and below their token's grid,
+  admin, planner, dispatcher and supervisor see everything; handlers only the events of their unit; field staff only at and below their token's grid,
   judged on the active generation; viewers and anonymous callers nothing personal.
 """
 
@@ -35,6 +35,7 @@ FIELD_GRID = "320571005001001"  # the field_staff token's grid
 MICRO = "320571005001001001"  # one of its micro-grids
 NEIGHBOUR, NEIGHBOUR_MICRO = "320571005001002", "320571005001002001"
 MISSING = 999_999
+HANDLER_UNIT = "community"  # the handler token's unit: it sees the events dispatched to it
 GRID_ATTRIBUTES = {"楼长电话": "13600000000"}  # a free column of an imported grid file
 
 # Every write (non-GET) operation the app serves, and the permission it needs. READ: open like a
@@ -44,6 +45,7 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("post", "/api/v1/lookup/batch"): READ,
     ("post", "/api/v1/lookup/batch/file"): READ,
     ("post", "/api/v1/events"): Permission.write_events,
+    ("post", "/api/v1/events/{event_id}/transitions"): Permission.work_events,
     ("post", "/api/v1/import/{kind}"): Permission.write_grids,
     ("post", "/api/v1/coverage/checks"): Permission.write_grids,
     ("post", "/api/v1/coverage/checks/{check_id}/fix"): Permission.write_grids,
@@ -65,14 +67,15 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("delete", "/api/v1/tokens/{token_id}"): Permission.manage_tokens,
     ("post", "/map/login"): PUBLIC,
 }
-WRITE_OPERATIONS_SERVED = 23  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 24  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
 UNSCOPED = {
     role.value
     for role in Role
-    if Permission.read_personal in ROLE_PERMISSIONS[role] and role != Role.field_staff
+    if Permission.read_personal in ROLE_PERMISSIONS[role]
+    and role not in (Role.field_staff, Role.handler)
 }
 SQUARE = {
     "type": "Polygon",
@@ -132,6 +135,7 @@ def world(admin_url: str, template_url: str) -> Iterator[World]:
                 name=f"test-{kind}",
                 role=role,
                 grid_codes=(FIELD_GRID,) if role == Role.field_staff else (),
+                unit_code=HANDLER_UNIT if role == Role.handler else None,
                 expires_at=datetime.now(UTC) - timedelta(days=1) if kind == "expired" else None,
                 actor="tests",
             )
@@ -202,6 +206,11 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
             200,
         ),
         ("post", "/api/v1/events"): (path, {"json": {**events, "crs": "EPSG:4326"}}, 201),
+        ("post", "/api/v1/events/{event_id}/transitions"): (
+            path,
+            {"json": {"action": "accept", "version": 1}},
+            404,
+        ),
         ("post", "/api/v1/import/{kind}"): (
             "/api/v1/import/points",
             {"data": {"crs": "EPSG:4326", "dry_run": "true"}, "files": {"file": ("c.csv", csv)}},
@@ -271,7 +280,7 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
     }
     # The remaining operations act on one thing named in the path, which does not exist.
     url, kwargs, status = probes.get((method, path), (path, {"json": {"version": 0}}, 404))
-    for name in ("draft_id", "check_id", "generation_id", "token_id"):
+    for name in ("draft_id", "check_id", "generation_id", "token_id", "event_id"):
         url = url.replace("{" + name + "}", str(MISSING))
     return url.replace("{code}", FIELD_GRID), kwargs, status
 
@@ -321,7 +330,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 23 * 19
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 24 * 25
     assert not wrong, "\n".join(wrong)
 
 
@@ -456,7 +465,7 @@ def test_grid_staff_matrix(world, placed):
             )
             if expected[0] == 200:
                 assert len(body["staff"]) == placed.staffed[code] > 0
-    assert pairs == len(codes) * len(READ_CALLERS) == 42
+    assert pairs == len(codes) * len(READ_CALLERS) == 54
 
 
 def test_event_matrix(world, placed):
@@ -480,7 +489,7 @@ def test_event_matrix(world, placed):
             assert [(h["actor"], h["note"] is not None) for h in body["history"]] == [
                 (actor, True) if personal else (None, False)
             ], (where, caller)
-    assert pairs == 3 * len(READ_CALLERS) == 21
+    assert pairs == 3 * len(READ_CALLERS) == 27
 
 
 def test_event_map_layer_matrix(world, placed):
@@ -495,7 +504,9 @@ def test_event_map_layer_matrix(world, placed):
         totals.add(len(features))
         for feature in features:
             properties = feature["properties"]
-            expected = _personal(caller, world.path(properties["grid_code"]))
+            expected = _personal(caller, world.path(properties["grid_code"])) or (
+                caller == Role.handler.value and properties["unit_code"] == HANDLER_UNIT
+            )
             assert ("description" in properties) == expected, (caller, properties["id"])
             assert "reporter" not in properties and "address" not in properties
         shown[caller] = sum("description" in f["properties"] for f in features)
@@ -503,6 +514,7 @@ def test_event_map_layer_matrix(world, placed):
     assert total > 3000  # the demo's events and those posted here
     assert shown["admin"] == shown["planner"] == shown["dispatcher"] == total
     assert 0 < shown["field_staff"] < total and shown["viewer"] == shown["anonymous"] == 0
+    assert 0 < shown["handler"] < total
 
 
 def test_lookup_matrix(world, placed):
@@ -531,7 +543,7 @@ def test_lookup_matrix(world, placed):
             assert path == world.path(path[-1] if path else None)
             _check_staff(caller, path, single, placed)
             _check_staff(caller, path, batch["results"][number], placed)
-    assert pairs == 3 * len(READ_CALLERS) == 21
+    assert pairs == 3 * len(READ_CALLERS) == 27
 
 
 def test_address_matrix(world, placed):
@@ -548,7 +560,7 @@ def test_address_matrix(world, placed):
                 continue
             assert answer["matched"] and answer["grid"]["code"] == code, answer
             _check_staff(caller, world.path(code), answer, placed)
-    assert pairs == 2 * len(READ_CALLERS) == 14
+    assert pairs == 2 * len(READ_CALLERS) == 18
 
 
 def test_draft_actor_matrix(world, placed):
@@ -636,7 +648,7 @@ def test_free_attributes_matrix(world, placed, buildings_with_owners):
                 assert properties["attributes"] == GRID_ATTRIBUTES, caller
             else:
                 assert "attributes" not in properties, caller
-    assert pairs == 3 * len(READ_CALLERS) == 21
+    assert pairs == 3 * len(READ_CALLERS) == 27
 
 
 RECODED = "320571005001099"

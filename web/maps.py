@@ -22,26 +22,23 @@ from markupsafe import Markup
 from shapely.geometry import mapping
 
 from api.settings import MapSettings
+from api.workflow.machine import LABELS_ZH
 from spatial.coverage import camera_sector
 from spatial.crs import WGS84, metric_crs_for, transform
 
 LOCAL_JS = [("leaflet", "/static/vendor/leaflet/dist/leaflet.js")]
 LOCAL_CSS = [("leaflet_css", "/static/vendor/leaflet/dist/leaflet.css")]
 STATUS_COLOURS = {
-    "received": "#dd6b20",
+    "reported": "#dd6b20",
+    "accepted": "#d69e2e",
+    "returned": "#e53e3e",
     "dispatched": "#3182ce",
     "processing": "#805ad5",
-    "resolved": "#38a169",
+    "handled": "#38a169",
     "closed": "#718096",
+    "evaluated": "#718096",
 }
-STATUS_LABELS = {
-    "received": "已受理",
-    "dispatched": "已派遣",
-    "processing": "处理中",
-    "resolved": "已办结",
-    "closed": "已结案",
-    "cancelled": "已撤销",
-}
+STATUS_LABELS = {state.value: label for state, label in LABELS_ZH.items()}
 CHOROPLETH = ("#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b")
 AMAP_TILES = (
     "https://webrd01.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}"

@@ -174,6 +174,7 @@ def token_create(
     grid: Annotated[
         list[str] | None, typer.Option(help="网格编码（field_staff 必填，可重复）")
     ] = None,
+    unit: Annotated[str | None, typer.Option(help="处置单位编码（handler 必填）")] = None,
     name: Annotated[str, typer.Option(help="令牌名称（谁在用）")] = "cli",
     expires_days: Annotated[int | None, typer.Option(help="有效天数（默认不过期）")] = None,
 ) -> None:
@@ -185,6 +186,7 @@ def token_create(
             name=name,
             role=role,
             grid_codes=tuple(grid or ()),
+            unit_code=unit,
             expires_at=expires,
             actor="cli",
         )

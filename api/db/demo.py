@@ -3,7 +3,8 @@ staff, events and their history in (ids from 1, sequences moved past them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -11,6 +12,10 @@ from api.db.copy import copy_rows
 from spatial.demo_street import DemoGrid
 
 DATA_TABLES = (
+    "outbox_delivery",
+    "outbox",
+    "supervision",
+    "event_attachment",
     "event_history",
     "event",
     "staff_assignment",
@@ -118,60 +123,79 @@ def write_staff(connection: Connection, staff: list[dict]) -> None:
     )
 
 
-def write_events(
-    connection: Connection,
-    events: list[dict],
-    generation: int,
-    history: Iterable[tuple],
-) -> None:
-    """Events with ids 1…n in list order (WGS84 points), then `history` rows naming those ids."""
+EVENT_COLUMNS = (
+    "source",
+    "external_id",
+    "category_code",
+    "description",
+    "grid_code",
+    "status",
+    "reported_at",
+    "received_at",
+    "tier",
+    "unit_code",
+    "assignee_id",
+    "accept_due_at",
+    "accepted_at",
+    "dispatched_at",
+    "handled_at",
+    "due_at",
+    "closed_at",
+    "postpone_count",
+    "rework_count",
+    "escalation_count",
+    "handling_hours",
+    "satisfaction",
+    "merged_into",
+    "version",
+)
+COUNTERS = {"postpone_count", "rework_count", "escalation_count"}
+
+
+def write_events(connection: Connection, walks: Sequence[Any], generation: int) -> None:
+    """Events with ids 1…n in list order (WGS84 points), their history and supervision orders
+    (`walks`: api/demo/loop.py)."""
     copy_rows(
         connection,
         "event",
-        (
-            "id",
-            "source",
-            "external_id",
-            "category_code",
-            "description",
-            "raw_x",
-            "raw_y",
-            "raw_crs",
-            "geom",
-            "grid_code",
-            "generation_id",
-            "status",
-            "reported_at",
-            "received_at",
-            "due_at",
-            "closed_at",
-            "updated_at",
-        ),
+        ("id", *EVENT_COLUMNS, "raw_x", "raw_y", "raw_crs", "geom", "generation_id", "updated_at"),
         (
             (
                 i,
-                e["source"],
-                e["external_id"],
-                e["category_code"],
-                e["description"],
-                e["geom"].x,
-                e["geom"].y,
+                *(w.event.get(c, 0 if c in COUNTERS else None) for c in EVENT_COLUMNS),
+                w.event["geom"].x,
+                w.event["geom"].y,
                 "EPSG:4326",
-                e["geom"],
-                e["grid_code"],
+                w.event["geom"],
                 generation,
-                e["status"],
-                e["reported_at"],
-                e["reported_at"],
-                e["due_at"],
-                e["closed_at"],
-                e["closed_at"] or e["reported_at"],
+                w.history[-1][0],
             )
-            for i, e in enumerate(events, start=1)
+            for i, w in enumerate(walks, start=1)
         ),
     )
     connection.execute(text("SELECT setval('event_id_seq', (SELECT max(id) FROM event))"))
-    copy_rows(connection, "event_history", ("event_id", "at", "status", "actor"), history)
+    copy_rows(
+        connection,
+        "event_history",
+        (
+            "event_id",
+            "at",
+            "action",
+            "from_status",
+            "status",
+            "actor",
+            "note",
+            "version",
+            "details",
+        ),
+        ((i, *line) for i, w in enumerate(walks, start=1) for line in w.history),
+    )
+    copy_rows(
+        connection,
+        "supervision",
+        ("event_id", "reason", "due_at", "issued_by", "issued_at"),
+        ((i, *order) for i, w in enumerate(walks, start=1) for order in w.supervisions),
+    )
 
 
 def analyze_demo_tables(connection: Connection) -> None:

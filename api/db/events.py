@@ -10,44 +10,116 @@ from sqlalchemy import Connection, text
 
 from api.db.filters import Page, in_generation, where
 from api.db.geojson import collection, feature
+from api.workflow.machine import OPEN
 
 _COLUMNS = (
     "id, source, external_id, category_code, description, address, raw_x, raw_y, raw_crs, "
     "ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, generation_id, status, reporter_name, "
-    "reporter_phone, payload_sha256, reported_at, received_at, due_at, closed_at"
+    "reporter_phone, payload_sha256, reported_at, received_at, due_at, closed_at, version, tier, "
+    "unit_code, assignee_id, accept_due_at, accepted_at, dispatched_at, handled_at, "
+    "postpone_count, postpone_requested_until, rework_count, return_count, escalation_count, "
+    "handling_hours, satisfaction, merged_into, duplicate_candidates, warning_level"
+)
+# The loop's open states as an SQL list (constant text from api/workflow/machine.py).
+OPEN_STATUSES = "(" + ", ".join(f"'{state.value}'" for state in sorted(OPEN)) + ")"
+# One JSON array of rows in, one INSERT: a batch of events costs a few statements, not 3 per event.
+_RECORD = (
+    "source text, external_id text, category_code text, description text, address text, "
+    "raw_x float8, raw_y float8, raw_crs text, lon float8, lat float8, grid_code text, "
+    "generation_id int, reporter_name text, reporter_phone text, payload_sha256 text, "
+    "reported_at timestamptz, tier int, accept_due_at timestamptz, ordinal int"
 )
 
 
-def due_hours(connection: Connection) -> dict[str, int | None]:
-    return dict(connection.execute(text("SELECT code, due_hours FROM event_category")).all())
-
-
-def insert_event(connection: Connection, values: dict[str, Any], actor: str) -> int | None:
-    """Insert unless (source, external_id) exists; returns the new id, or None when it existed."""
-    new_id = connection.execute(
-        text(
-            "INSERT INTO event (source, external_id, category_code, description, address, raw_x, raw_y, "
-            "raw_crs, geom, grid_code, generation_id, status, reporter_name, reporter_phone, payload_sha256, "
-            "reported_at, due_at) VALUES (:source, :external_id, :category_code, :description, :address, "
-            ":raw_x, :raw_y, :raw_crs, CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL "
-            "ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END, :grid_code, :generation_id, 'received', "
-            ":reporter_name, :reporter_phone, :payload_sha256, :reported_at, :due_at) "
-            "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
-        ),
-        values,
-    ).scalar()
-    if new_id is not None:
+def insert_events(connection: Connection, values: list[dict[str, Any]], actor: str) -> list[int]:
+    """Insert each event unless its (source, external_id) exists; the reporting is its first
+    history line and its first notification. Returns the new ids."""
+    if not values:
+        return []
+    payload = json.dumps([{**v, "ordinal": i} for i, v in enumerate(values)], default=_json_default)
+    new_ids = list(
         connection.execute(
             text(
-                "INSERT INTO event_history (event_id, status, actor, note) VALUES (:id, 'received', :actor, :note)"
+                "INSERT INTO event (source, external_id, category_code, description, address, raw_x, "
+                "raw_y, raw_crs, geom, grid_code, generation_id, status, reporter_name, reporter_phone, "
+                "payload_sha256, reported_at, tier, accept_due_at) SELECT r.source, r.external_id, "
+                "r.category_code, r.description, r.address, r.raw_x, r.raw_y, r.raw_crs, CASE WHEN "
+                "r.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326) END, "
+                "r.grid_code, r.generation_id, 'reported', r.reporter_name, r.reporter_phone, "
+                "r.payload_sha256, r.reported_at, r.tier, r.accept_due_at "
+                f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_RECORD}) ORDER BY r.ordinal "
+                "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
             ),
-            {
-                "id": new_id,
-                "actor": actor,
-                "note": "已受理" if values["grid_code"] else "已受理，待人工分派（未能定位到网格）",
-            },
+            {"rows": payload},
+        ).scalars()
+    )
+    if new_ids:
+        connection.execute(
+            text(
+                "INSERT INTO event_history (event_id, at, action, status, actor, note, version) "
+                "SELECT id, received_at, 'report', 'reported', :actor, CASE WHEN grid_code IS NULL "
+                "THEN '已受理，待人工分派（未能定位到网格）' ELSE '已受理' END, 1 FROM event "
+                "WHERE id = ANY(:ids)"
+            ),
+            {"actor": actor, "ids": new_ids},
         )
-    return int(new_id) if new_id is not None else None
+        connection.execute(
+            text(
+                "INSERT INTO outbox (event_id, kind, payload) SELECT id, 'transition', "
+                "jsonb_build_object('event_id', id, 'source', source, 'external_id', external_id, "
+                "'action', 'report', 'from', NULL, 'status', 'reported', 'version', 1, "
+                "'grid_code', grid_code, 'at', received_at) FROM event WHERE id = ANY(:ids) ORDER BY id"
+            ),
+            {"ids": new_ids},
+        )
+    return new_ids
+
+
+def find_events(connection: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Stored events by (source, external_id)."""
+    rows = connection.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM event WHERE (source, external_id) IN "
+            "(SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[])))"
+        ),
+        {"sources": [k[0] for k in keys], "ids": [k[1] for k in keys]},
+    ).mappings()
+    return {(r["source"], r["external_id"]): dict(r) for r in rows}
+
+
+def propose_duplicates(
+    connection: Connection, new_ids: list[int], distance_m: float, window_hours: float
+) -> dict[int, list[int]]:
+    """Open earlier events of the same category within `distance_m` and `window_hours` of each
+    new one: proposed as its original (同一问题多人上报), stored on the new event."""
+    if not new_ids or distance_m <= 0:
+        return {}
+    rows = connection.execute(
+        text(
+            "WITH found AS (SELECT n.id, array_agg(o.id ORDER BY o.id) AS originals FROM event n "
+            "JOIN event o ON o.category_code = n.category_code AND o.id < n.id "
+            "AND o.geom && ST_Expand(n.geom, :degrees) "
+            "AND ST_DWithin(o.geom::geography, n.geom::geography, :metres) "
+            f"AND o.status IN {OPEN_STATUSES} AND o.merged_into IS NULL "
+            "AND o.reported_at >= n.reported_at - make_interval(secs => :window * 3600) "
+            "WHERE n.id = ANY(:ids) GROUP BY n.id) "
+            "UPDATE event e SET duplicate_candidates = found.originals FROM found "
+            "WHERE e.id = found.id RETURNING e.id, found.originals"
+        ),
+        {
+            "ids": new_ids,
+            "metres": distance_m,
+            "degrees": distance_m / 100_000.0,  # > metres per degree of latitude, a bbox prefilter
+            "window": window_hours,
+        },
+    ).all()
+    return {int(r[0]): list(r[1]) for r in rows}
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def find_event(
@@ -73,7 +145,8 @@ def find_event(
 def history(connection: Connection, event_id: int) -> list[dict[str, Any]]:
     rows = connection.execute(
         text(
-            "SELECT at, status, actor, note FROM event_history WHERE event_id = :id ORDER BY at, id"
+            "SELECT at, action, from_status, status, actor, note, version, ST_X(geom) AS lon, "
+            "ST_Y(geom) AS lat, details FROM event_history WHERE event_id = :id ORDER BY at, id"
         ),
         {"id": event_id},
     ).mappings()
@@ -87,7 +160,7 @@ def reassign_open_events(connection: Connection, generation: int) -> int:
             "UPDATE event e SET grid_code = o.code, generation_id = :g, updated_at = now() FROM ("
             " SELECT DISTINCT ON (e2.id) e2.id, g.code FROM event e2 JOIN grid g ON g.geom && e2.geom "
             " AND ST_Covers(g.geom, e2.geom) JOIN grid_level l ON l.name = g.level "
-            f" WHERE e2.status NOT IN ('closed', 'cancelled') AND {in_generation('g')} "
+            f" WHERE e2.status IN {OPEN_STATUSES} AND {in_generation('g')} "
             " ORDER BY e2.id, l.rank DESC, g.code) o "
             "WHERE e.id = o.id AND (e.grid_code IS DISTINCT FROM o.code OR e.generation_id IS DISTINCT FROM :g)"
         ),
@@ -102,10 +175,10 @@ def unplace_stranded_events(connection: Connection, generation: int, actor: str)
     return connection.execute(
         text(
             "WITH stranded AS (UPDATE event SET grid_code = NULL, generation_id = NULL, updated_at = now() "
-            "WHERE status NOT IN ('closed', 'cancelled') AND grid_code IS NOT NULL "
+            f"WHERE status IN {OPEN_STATUSES} AND grid_code IS NOT NULL "
             "AND generation_id IS DISTINCT FROM :g RETURNING id, status) "
-            "INSERT INTO event_history (event_id, status, actor, note) "
-            "SELECT id, status, :actor, :note FROM stranded"
+            "INSERT INTO event_history (event_id, action, from_status, status, actor, note) "
+            "SELECT id, 'unplace', status, status, :actor, :note FROM stranded"
         ),
         {
             "g": generation,
@@ -132,7 +205,7 @@ def events_geojson(
     clauses = ["e.geom IS NOT NULL"]
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
     if open_only:
-        clauses.append("e.status NOT IN ('closed', 'cancelled')")
+        clauses.append(f"e.status IN {OPEN_STATUSES}")
     if bbox is not None:
         clause, values = bbox.clause("e.geom")
         clauses.append(clause)
@@ -141,7 +214,8 @@ def events_geojson(
         connection.execute(
             text(
                 "SELECT e.id, e.source, e.category_code, e.description, e.status, e.grid_code, e.reported_at, e.due_at, "
-                "(e.due_at IS NOT NULL AND e.due_at < now() AND e.status NOT IN ('closed', 'cancelled')) AS overdue, "
+                "e.tier, e.unit_code, e.version, "
+                f"(e.due_at IS NOT NULL AND e.due_at < now() AND e.status IN {OPEN_STATUSES}) AS overdue, "
                 f"ST_AsGeoJSON(e.geom) AS geometry FROM event e{where(clauses)} ORDER BY e.id LIMIT :limit OFFSET :offset"
             ),
             params,
@@ -159,6 +233,9 @@ def events_geojson(
                 "description": r["description"],
                 "status": r["status"],
                 "grid_code": r["grid_code"],
+                "tier": r["tier"],
+                "unit_code": r["unit_code"],
+                "version": r["version"],
                 "overdue": r["overdue"],
                 "reported_at": as_timestamp(r["reported_at"]),
                 "due_at": as_timestamp(r["due_at"]),

@@ -26,10 +26,10 @@ def generation_grids(connection: Connection, generation: int) -> Sequence[Row[An
 
 
 def staff_on_duty(connection: Connection) -> list[dict[str, Any]]:
-    """Active staff per assignment: grid_code, name, phone, department, role, role_label."""
+    """Active staff per assignment: grid_code, id, name, phone, department, role, role_label."""
     rows = connection.execute(
         text(
-            "SELECT a.grid_code, s.name, s.phone, s.department, a.role, k.label_zh AS role_label "
+            "SELECT a.grid_code, s.id, s.name, s.phone, s.department, a.role, k.label_zh AS role_label "
             "FROM staff_assignment a JOIN staff s ON s.id = a.staff_id JOIN staff_role_kind k "
             "ON k.name = a.role WHERE s.active ORDER BY a.grid_code, k.name, s.id"
         )

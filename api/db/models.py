@@ -8,7 +8,7 @@ identity, so a parent is referenced by code, not by row id.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
@@ -16,11 +16,13 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -202,7 +204,52 @@ class EventCategory(Base):
     name_zh: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(16))  # event | component
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("event_category.code"))
-    due_hours: Mapped[int | None] = mapped_column(Integer)
+    default_tier: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class HandlingUnit(Base):
+    """A unit that handles events (社区工作站, 城管, 市场监管 …) and the areas it answers for."""
+
+    __tablename__ = "handling_unit"
+    __table_args__ = (CheckConstraint("tier IN (1, 2, 3)", name="tier_known"),)
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    tier: Mapped[int] = mapped_column(SmallInteger)
+    areas: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
+    phone: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+
+
+class DispatchRule(Base):
+    """What a category at a tier proposes: the kind of unit and the deadlines (working time)."""
+
+    __tablename__ = "dispatch_rule"
+    __table_args__ = (
+        UniqueConstraint("category_code", "tier", name="uq_dispatch_rule_category_tier"),
+        CheckConstraint("tier IN (1, 2, 3)", name="tier_known"),
+        CheckConstraint("handle_unit IN ('hours', 'days')", name="handle_unit_known"),
+        CheckConstraint("accept_hours > 0 AND handle_amount > 0", name="durations_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category_code: Mapped[str | None] = mapped_column(ForeignKey("event_category.code"))
+    tier: Mapped[int] = mapped_column(SmallInteger)
+    unit_kind: Mapped[str] = mapped_column(String(32))
+    accept_hours: Mapped[float] = mapped_column(Float)
+    handle_amount: Mapped[float] = mapped_column(Float)
+    handle_unit: Mapped[str] = mapped_column(String(8))
+
+
+class WorkCalendar(Base):
+    """Days that break the Monday–Friday rule: holidays, and weekend days worked (调休)."""
+
+    __tablename__ = "work_calendar"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    workday: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str | None] = mapped_column(Text)
 
 
 class Event(Base):
@@ -210,11 +257,19 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_event_source_external_id"),
         CheckConstraint(
-            "status IN ('received', 'dispatched', 'processing', 'resolved', 'closed', 'cancelled')",
+            "status IN ('reported', 'accepted', 'rejected', 'dispatched', 'processing', 'handled', "
+            "'returned', 'closed', 'evaluated', 'cancelled', 'merged')",
             name="status_known",
+        ),
+        CheckConstraint("tier IS NULL OR tier IN (1, 2, 3)", name="tier_known"),
+        CheckConstraint(
+            "satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5", name="satisfaction_range"
         ),
         Index("ix_event_grid_code", "grid_code"),
         Index("ix_event_status", "status"),
+        Index("ix_event_due_at", "due_at"),
+        Index("ix_event_reported_at", "reported_at"),
+        Index("ix_event_unit_code", "unit_code"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -231,7 +286,7 @@ class Event(Base):
     )
     grid_code: Mapped[str | None] = mapped_column(String(64))
     generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
-    status: Mapped[str] = mapped_column(String(16), server_default="received")
+    status: Mapped[str] = mapped_column(String(16), server_default="reported")
     reporter_name: Mapped[str | None] = mapped_column(Text)
     reporter_phone: Mapped[str | None] = mapped_column(String(32))
     payload_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -242,6 +297,25 @@ class Event(Base):
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The loop (api/workflow): optimistic version, tier, who handles it, and its clock.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    tier: Mapped[int | None] = mapped_column(SmallInteger)
+    unit_code: Mapped[str | None] = mapped_column(ForeignKey("handling_unit.code"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    accept_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    postpone_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    postpone_requested_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rework_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    return_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    escalation_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    handling_hours: Mapped[float | None] = mapped_column(Float)  # working hours, at closing
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("event.id"))
+    duplicate_candidates: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    warning_level: Mapped[int] = mapped_column(SmallInteger, server_default="0")
 
 
 class EventHistory(Base):
@@ -253,6 +327,87 @@ class EventHistory(Base):
     status: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str | None] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    version: Mapped[int | None] = mapped_column(Integer)
+    geom: Mapped[Any | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False), nullable=True
+    )
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class Supervision(Base):
+    """A supervision order (督办) on an event: why, by when, by whom."""
+
+    __tablename__ = "supervision"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    issued_by: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EventAttachment(Base):
+    """A photo of an event, stored content-addressed (re-encoded, EXIF stripped)."""
+
+    __tablename__ = "event_attachment"
+    __table_args__ = (CheckConstraint("stage IN ('before', 'after', 'other')", name="stage_known"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    thumb_sha256: Mapped[str] = mapped_column(String(64))
+    media_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(16), server_default="other")
+    lon: Mapped[float | None] = mapped_column(Float)  # from the photo's EXIF GPS, kept as data
+    lat: Mapped[float | None] = mapped_column(Float)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    storage: Mapped[str] = mapped_column(String(8), server_default="file")
+    uploaded_by: Mapped[str] = mapped_column(Text)
+    uploaded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Outbox(Base):
+    """Notifications written in the same transaction as the change they announce."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OutboxDelivery(Base):
+    """One notification to one webhook target: attempts, back-off, delivered or not."""
+
+    __tablename__ = "outbox_delivery"
+    __table_args__ = (
+        Index(
+            "ix_outbox_delivery_pending",
+            "next_attempt_at",
+            postgresql_where=text("delivered_at IS NULL"),
+        ),
+    )
+
+    outbox_id: Mapped[int] = mapped_column(
+        ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True
+    )
+    target: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiToken(Base):
@@ -261,7 +416,9 @@ class ApiToken(Base):
     __tablename__ = "api_token"
     __table_args__ = (
         CheckConstraint(
-            "role IN ('admin', 'planner', 'dispatcher', 'field_staff', 'viewer')", name="role_known"
+            "role IN ('admin', 'planner', 'dispatcher', 'supervisor', 'handler', 'field_staff', "
+            "'viewer')",
+            name="role_known",
         ),
     )
 
@@ -274,6 +431,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    unit_code: Mapped[str | None] = mapped_column(ForeignKey("handling_unit.code"))
 
 
 class AuditLog(Base):

@@ -17,6 +17,15 @@ def known_grid_codes(connection: Connection, codes: list[str]) -> set[str]:
     )
 
 
+def known_unit(connection: Connection, code: str) -> bool:
+    return (
+        connection.execute(
+            text("SELECT 1 FROM handling_unit WHERE code = :code AND active"), {"code": code}
+        ).first()
+        is not None
+    )
+
+
 def insert_token(
     connection: Connection,
     *,
@@ -25,13 +34,15 @@ def insert_token(
     prefix: str,
     role: str,
     grid_codes: list[str],
+    unit_code: str | None,
     expires_at: datetime | None,
 ) -> int:
     return int(
         connection.execute(
             text(
-                "INSERT INTO api_token (name, token_sha256, prefix, role, grid_codes, expires_at) "
-                "VALUES (:name, :digest, :prefix, :role, :codes, :expires) RETURNING id"
+                "INSERT INTO api_token (name, token_sha256, prefix, role, grid_codes, unit_code, "
+                "expires_at) VALUES (:name, :digest, :prefix, :role, :codes, :unit, :expires) "
+                "RETURNING id"
             ),
             {
                 "name": name,
@@ -39,6 +50,7 @@ def insert_token(
                 "prefix": prefix,
                 "role": role,
                 "codes": grid_codes,
+                "unit": unit_code,
                 "expires": expires_at,
             },
         ).scalar_one()
@@ -49,7 +61,7 @@ def valid_token(connection: Connection, digest: str) -> Row[Any] | None:
     """id, name, role and grid_codes of the token with this digest, unless revoked or expired."""
     return connection.execute(
         text(
-            "SELECT id, name, role, grid_codes FROM api_token WHERE token_sha256 = :digest "
+            "SELECT id, name, role, grid_codes, unit_code FROM api_token WHERE token_sha256 = :digest "
             "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
         ),
         {"digest": digest},
@@ -68,7 +80,7 @@ def revoke(connection: Connection, token_id: int) -> bool:
 def token_rows(connection: Connection) -> list[dict[str, Any]]:
     rows = connection.execute(
         text(
-            "SELECT id, name, prefix, role, grid_codes, created_at, expires_at, revoked_at "
+            "SELECT id, name, prefix, role, grid_codes, unit_code, created_at, expires_at, revoked_at "
             "FROM api_token ORDER BY id"
         )
     ).mappings()

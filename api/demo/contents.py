@@ -4,6 +4,7 @@ staff and events drawn on from the same random stream, so one seed gives one str
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -22,14 +23,15 @@ class DemoContents:
     events: list[dict]
 
 
-def demo_contents(seed: int) -> DemoContents:
-    """Build the whole demo deterministically from seed (all geometry in WGS84)."""
+def demo_contents(seed: int, period_end: datetime) -> DemoContents:
+    """Build the whole demo deterministically from seed (all geometry in WGS84); the events'
+    year ends at `period_end`."""
     rng = np.random.default_rng(seed)
     street = street_from(rng)
     # The draw order (street, cameras, staff, events) is part of what a seed means.
     placed_cameras = cameras(rng, street.roads, street.outline)
     people = staff(rng, street.grids)
-    placed_events = events(rng, street.blocks, street.block_codes)
+    placed_events = events(rng, street.blocks, street.block_codes, period_end)
     for items in (placed_cameras, placed_events):
         if items:
             geoms = transform(np.array([item["geom"] for item in items]), METRIC_CRS, WGS84)

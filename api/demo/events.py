@@ -1,9 +1,9 @@
-"""The demo street's invented history: a year of events, mostly closed, the last weeks partly open."""
+"""The demo street's invented history: a year of reported events (api/demo/loop.py takes each
+through the loop)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from shapely.geometry import Polygon
@@ -11,7 +11,6 @@ from shapely.geometry import Polygon
 from spatial.demo_street import random_point_in
 
 EVENT_COUNT = 3000
-EVENT_PERIOD_END = datetime(2026, 11, 1, tzinfo=UTC)
 EVENT_CATEGORIES = (  # (code, weight, descriptions)
     ("E01", 30, ("暴露垃圾", "乱堆物料", "道路不洁", "违规晾晒")),
     ("E02", 8, ("非法小广告", "违规户外广告", "占道宣传")),
@@ -26,7 +25,6 @@ EVENT_CATEGORIES = (  # (code, weight, descriptions)
     ("C05", 1, ("违章搭建",)),
 )
 EVENT_SOURCES = (("patrol", 40), ("hotline_12345", 30), ("app", 15), ("video", 10), ("official", 5))
-STATUS_STEPS = ("received", "dispatched", "processing", "closed")
 
 
 def _weighted(rng: np.random.Generator, options: tuple, count: int) -> np.ndarray:
@@ -35,9 +33,12 @@ def _weighted(rng: np.random.Generator, options: tuple, count: int) -> np.ndarra
 
 
 def events(
-    rng: np.random.Generator, blocks: list[Polygon], block_codes: dict[int, str]
+    rng: np.random.Generator,
+    blocks: list[Polygon],
+    block_codes: dict[int, str],
+    period_end: datetime,
 ) -> list[dict]:
-    """A year of historical events in the micro-grid blocks (metric geometry)."""
+    """A year of reported events up to `period_end` in the micro-grid blocks (metric geometry)."""
     categories = _weighted(rng, EVENT_CATEGORIES, EVENT_COUNT)
     sources = _weighted(rng, EVENT_SOURCES, EVENT_COUNT)
     chosen_blocks = rng.integers(len(blocks), size=EVENT_COUNT)
@@ -49,12 +50,7 @@ def events(
         code, _, descriptions = EVENT_CATEGORIES[int(categories[i])]
         source = EVENT_SOURCES[int(sources[i])][0]
         counters[source] = counters.get(source, 0) + 1
-        reported = EVENT_PERIOD_END - timedelta(hours=float(ages_h[i]))
-        due_hours = {"E05": 2, "E04": 12, "E01": 24}.get(code, 48)
-        age_days = ages_h[i] / 24
-        closed = age_days > 14 or rng.random() < 0.6
-        status = "closed" if closed else str(rng.choice(["received", "dispatched", "processing"]))
-        handled_h = float(rng.gamma(2.0, due_hours / 3.0))
+        reported = period_end - timedelta(hours=float(ages_h[i]))
         result.append(
             {
                 "source": source,
@@ -62,22 +58,8 @@ def events(
                 "category_code": code,
                 "description": str(rng.choice(descriptions)),
                 "grid_code": block_codes[int(chosen_blocks[i])],
-                "status": status,
                 "reported_at": reported,
-                "due_at": reported + timedelta(hours=due_hours),
-                "closed_at": reported + timedelta(hours=handled_h) if closed else None,
                 "geom": point,
             }
         )
     return result
-
-
-def history(events: list[dict]) -> Iterator[tuple[int, datetime, str, str]]:
-    """received → dispatched → processing → closed, as far as each event got (ids from 1)."""
-    for event_id, event in enumerate(events, start=1):
-        reached = STATUS_STEPS.index(event["status"])
-        start = event["reported_at"]
-        end = event["closed_at"] or start + timedelta(hours=3)
-        for index in range(reached + 1):
-            at = start + (end - start) * index / max(reached, 1)
-            yield (event_id, at, STATUS_STEPS[index], "网格员" if index else event["source"])

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
 from api.db import audit
 from api.db import demo as demo_tables
 from api.db.generations import activate, create_generation
-from api.demo.contents import demo_contents
-from api.demo.events import history
+from api.demo.contents import DemoContents, demo_contents
+from api.demo.loop import walk_events
+from api.settings import WorkflowSettings
+from api.workflow.calendar import SHANGHAI
+from api.workflow.transitions import load_catalogue
 
 
 class DatabaseNotEmpty(RuntimeError):
@@ -34,11 +38,14 @@ def load_demo(
     *,
     reset: bool = False,
     actor: str = "demo",
+    workflow: WorkflowSettings | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> DemoSummary:
     """Write the demo street of `seed` as a new, active generation (`reset`: replacing all data)."""
     progress("生成演示街道")
-    contents = demo_contents(seed)
+    # The events' year ends at the start of the load day: the open ones are of the last weeks.
+    today = datetime.now(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+    contents = demo_contents(seed, today.astimezone(UTC))
     street = contents.street
     with engine.begin() as connection:
         existing = demo_tables.grid_row_count(connection)
@@ -56,7 +63,16 @@ def load_demo(
         demo_tables.write_buildings(connection, street.buildings)
         demo_tables.write_cameras(connection, contents.cameras)
         demo_tables.write_staff(connection, contents.staff)
-        demo_tables.write_events(connection, contents.events, generation, history(contents.events))
+        progress("事件走完闭环")
+        walks = walk_events(
+            contents.events,
+            load_catalogue(connection, workflow or WorkflowSettings()),
+            _path_of(contents),
+            _worker_of(contents),
+            datetime.now(UTC),
+            seed,
+        )
+        demo_tables.write_events(connection, walks, generation)
         activate(connection, generation, actor)
         audit.record(connection, actor, "demo.load", "generation", str(generation), {"seed": seed})
     counts: dict[str, int] = {}
@@ -72,3 +88,33 @@ def load_demo(
         len(contents.events),
         generation,
     )
+
+
+def _path_of(contents: DemoContents) -> Callable[[str], list[str]]:
+    """Root → leaf grid codes of a demo grid."""
+    parents = {grid.code: grid.parent_code for grid in contents.street.grids}
+
+    def path(code: str) -> list[str]:
+        codes: list[str] = []
+        current: str | None = code
+        while current is not None:
+            codes.append(current)
+            current = parents.get(current)
+        return codes[::-1]
+
+    return path
+
+
+def _worker_of(contents: DemoContents) -> Callable[[str], int | None]:
+    """The full-time worker (专职网格员) answering for a grid or micro-grid: staff ids are 1…n."""
+    workers = {
+        person["grid_code"]: staff_id
+        for staff_id, person in enumerate(contents.staff, start=1)
+        if person["role"] == "full_time_worker"
+    }
+    path = _path_of(contents)
+
+    def worker(code: str) -> int | None:
+        return next((workers[c] for c in reversed(path(code)) if c in workers), None)
+
+    return worker

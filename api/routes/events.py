@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
 from api.db import events as event_rows
+from api.db import workflow as workflow_rows
 from api.deps import (
     CallerDep,
     ConnectionDep,
@@ -15,12 +17,15 @@ from api.deps import (
     EngineDep,
     IndexStoreDep,
     NoNulCharacters,
+    SettingsDep,
+    WorkerDep,
 )
 from api.errors import NotFound, error_responses
-from api.events import EventBatch, EventIn, event_answer, intake
+from api.events import Clock, EventBatch, EventIn, event_answer, intake
 from api.privacy import Caller, public_actor, redact_event_features
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, PageDep
+from api.workflow.transitions import TransitionIn, apply_transition, load_catalogue
 
 router = APIRouter(
     tags=["events"],
@@ -48,17 +53,21 @@ STATUS_CODES = {"created": 201, "existing": 200, "conflict": 409, "invalid": 422
 def receive(
     store: IndexStoreDep,
     engine: EngineDep,
+    settings: SettingsDep,
     principal: DispatcherDep,
     body: Annotated[EventBatch | EventIn, Body()],
 ) -> JSONResponse:
     caller = Caller(principal)
+    flow = settings.workflow
     if isinstance(body, EventBatch):
-        results = intake(engine, store, body.events, actor=principal.actor, caller=caller)
+        results = intake(
+            engine, store, body.events, actor=principal.actor, caller=caller, settings=flow
+        )
         counts: dict[str, int] = {}
         for result in results:
             counts[result["status"]] = counts.get(result["status"], 0) + 1
         return JSONResponse({"counts": counts, "results": results})
-    [result] = intake(engine, store, [body], actor=principal.actor, caller=caller)
+    [result] = intake(engine, store, [body], actor=principal.actor, caller=caller, settings=flow)
     if result["status"] in ("conflict", "invalid"):
         return JSONResponse(
             status_code=STATUS_CODES[result["status"]], content={"error": result["error"]}
@@ -90,10 +99,21 @@ def list_events(
 
 
 @router.get(
-    "/events/{event_id}", summary="One event with its history (reporter only for entitled callers)"
+    "/events/{event_id}",
+    summary="One event: its state, deadlines, warning, allowed actions and history",
+    description=(
+        "`allowed_actions` lists what the caller's role may do next (POST "
+        "/events/{id}/transitions). `warning` is computed now on the working calendar: yellow "
+        "once the configured share of the working time is used, red when overdue. Citizens' "
+        "text, history notes and actors only for entitled callers."
+    ),
 )
 def get_event(
-    event_id: int, store: IndexStoreDep, connection: ConnectionDep, caller: CallerDep
+    event_id: int,
+    store: IndexStoreDep,
+    connection: ConnectionDep,
+    settings: SettingsDep,
+    caller: CallerDep,
 ) -> dict[str, Any]:
     row = event_rows.find_event(connection, event_id=event_id)
     if row is None:
@@ -110,15 +130,58 @@ def get_event(
                     {"level": r.level, "code": r.code, "name": r.name} for r in index.path(position)
                 ]
             }
-    body = event_answer(row, store, caller, placement)
-    personal = caller.sees_personal(store.active_path(row["grid_code"]))
+    catalogue = load_catalogue(connection, settings.workflow)
+    clock = Clock(catalogue.calendar, settings.workflow, datetime.now(UTC))
+    body = event_answer(row, store, caller, placement, clock=clock)
+    personal = caller.sees_event(store.active_path(row["grid_code"]), row["unit_code"])
     body["history"] = [
         {
             "at": h["at"].isoformat(),
+            "action": h["action"],
+            "from": h["from_status"],
             "status": h["status"],
+            "version": h["version"],
             "actor": public_actor(h["actor"], caller) if personal else None,
             "note": h["note"] if personal else None,
+            "lon": h["lon"] if personal else None,
+            "lat": h["lat"] if personal else None,
+            "details": h["details"],
         }
         for h in event_rows.history(connection, event_id)
     ]
+    body["supervisions"] = [
+        {
+            "id": order["id"],
+            "reason": order["reason"] if personal else None,
+            "due_at": order["due_at"].isoformat() if order["due_at"] else None,
+            "issued_at": order["issued_at"].isoformat(),
+            "issued_by": public_actor(order["issued_by"], caller) if personal else None,
+        }
+        for order in workflow_rows.supervisions(connection, event_id)
+    ]
     return body
+
+
+@router.post(
+    "/events/{event_id}/transitions",
+    summary="Move an event through the loop: accept, dispatch, start, handle, verify, rework …",
+    description=(
+        "Body: `{action, version, note?, unit?, assignee?, deadline?, photos?, lon?, lat?, crs?, "
+        "category_code?, tier?, target?, satisfaction?}`. `version` is the event's version as "
+        "last read: a stale one answers 409 `stale_version`. An action the event's state does not "
+        "allow answers 409 `illegal_transition` with the allowed actions in `details`; a role "
+        "that may not take it, or an event outside the caller's grids or unit, 403. Each "
+        "transition is one history line and one outbox notification, in the same transaction. "
+        "Actions and roles: README, 事件闭环."
+    ),
+    responses={200: {"description": "The transition applied; the event's new state and version"}},
+)
+def transition(
+    event_id: int,
+    body: TransitionIn,
+    store: IndexStoreDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    principal: WorkerDep,
+) -> dict[str, Any]:
+    return apply_transition(engine, store, settings.workflow, event_id, body, principal)

@@ -23,6 +23,9 @@ class TokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: Role
     grid_codes: list[str] = Field(default_factory=list, max_length=1000)
+    unit_code: str | None = Field(
+        default=None, max_length=32, description="handler tokens: the handling unit"
+    )
     expires_at: Instant | None = None
 
 
@@ -35,18 +38,22 @@ def create(body: TokenRequest, engine: EngineDep, admin: AdminDep) -> dict[str, 
                 name=body.name,
                 role=body.role,
                 grid_codes=tuple(body.grid_codes),
+                unit_code=body.unit_code,
                 expires_at=body.expires_at,
                 actor=admin.actor,
             )
     except (ValueError, LookupError) as error:
         raise InvalidInput(
-            str(error), code="invalid_token_request", where="body.grid_codes"
+            str(error),
+            code="invalid_token_request",
+            where="body.unit_code" if "unit" in str(error) else "body.grid_codes",
         ) from error
     return {
         "id": created.id,
         "token": created.secret,
         "role": created.role.value,
         "grid_codes": list(created.grid_codes),
+        "unit_code": created.unit_code,
     }
 
 
