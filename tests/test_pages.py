@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 import folium
 import pytest
-from sqlalchemy import text
 from fastapi.testclient import TestClient
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import escape
