@@ -16,9 +16,11 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from api.db import events as event_rows
+from api.db.filters import Page
+from api.db.geojson import collection
 from api.lookup.index_store import IndexStore
 from api.lookup.service import lookup_points, match_address, staff_on_duty
 from api.privacy import Caller
@@ -246,6 +248,7 @@ def event_answer(
         "reported_at": _time(row["reported_at"]),
         "received_at": _time(row["received_at"]),
         "accept_due_at": _time(row["accept_due_at"]),
+        "responded_at": _time(row["responded_at"]),
         "accepted_at": _time(row["accepted_at"]),
         "dispatched_at": _time(row["dispatched_at"]),
         "handled_at": _time(row["handled_at"]),
@@ -286,3 +289,38 @@ def event_answer(
     if visible:
         body["staff"] = staff_on_duty(store, visible)
     return body
+
+
+def event_collection(
+    connection: Connection,
+    chosen: event_rows.EventFilter,
+    clock: Clock,
+    *,
+    warnings: tuple[str, ...] = (),
+    bbox: Any = None,
+    page: Page,
+) -> dict[str, Any]:
+    """Events as a GeoJSON page, each with its warning now. A warning filter is applied after the
+    working-time computation, so it reads the open events in full (they are few) and pages here."""
+    if not warnings:
+        rows = event_rows.event_rows(
+            connection, chosen, bbox=bbox, limit=page.limit, offset=page.offset
+        )
+        has_more = len(rows) > page.limit
+        rows = rows[: page.limit]
+    else:
+        rows = event_rows.event_rows(connection, chosen, bbox=bbox, limit=OPEN_READ_CAP, offset=0)
+        rows = [r for r in rows if (_warning(r, clock) or {}).get("level") in warnings]
+        has_more = len(rows) > page.offset + page.limit
+        rows = rows[page.offset : page.offset + page.limit]
+    features = [
+        event_rows.event_feature(r, LABELS_ZH[State(r["status"])], _warning(r, clock)) for r in rows
+    ]
+    return collection(features, page, has_more)
+
+
+OPEN_READ_CAP = 100_000  # open events a warning filter reads at most (a district has thousands)
+
+
+def _warning(row: dict[str, Any], clock: Clock) -> dict[str, Any] | None:
+    return warning(row, clock.calendar, clock.now, clock.settings.yellow_share)

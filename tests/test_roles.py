@@ -64,10 +64,12 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("post", "/api/v1/drafts/{draft_id}/discard"): Permission.write_grids,
     ("post", "/api/v1/generations/{generation_id}/activate"): Permission.write_grids,
     ("post", "/api/v1/tokens"): Permission.manage_tokens,
+    ("put", "/api/v1/calendar/{day}"): Permission.manage_tokens,
+    ("delete", "/api/v1/calendar/{day}"): Permission.manage_tokens,
     ("delete", "/api/v1/tokens/{token_id}"): Permission.manage_tokens,
     ("post", "/map/login"): PUBLIC,
 }
-WRITE_OPERATIONS_SERVED = 24  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 26  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
@@ -267,6 +269,7 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
             {"json": {"version": 0, "buildings": [f"{MICRO}B01"], "grid_code": FIELD_GRID}},
             404,
         ),
+        ("put", "/api/v1/calendar/{day}"): (path, {"json": {"workday": True}}, 200),
         ("post", "/api/v1/tokens"): (
             path,
             {"json": {"name": f"roles {serial}", "role": "viewer"}},
@@ -282,6 +285,7 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
     url, kwargs, status = probes.get((method, path), (path, {"json": {"version": 0}}, 404))
     for name in ("draft_id", "check_id", "generation_id", "token_id", "event_id"):
         url = url.replace("{" + name + "}", str(MISSING))
+    url = url.replace("{day}", "2031-01-06")  # no exception that day until the PUT probes
     return url.replace("{code}", FIELD_GRID), kwargs, status
 
 
@@ -330,7 +334,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 24 * 25
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 26 * 25
     assert not wrong, "\n".join(wrong)
 
 

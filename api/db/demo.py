@@ -137,6 +137,7 @@ EVENT_COLUMNS = (
     "assignee_id",
     "accept_due_at",
     "accepted_at",
+    "responded_at",
     "dispatched_at",
     "handled_at",
     "due_at",

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from api.db.filters import Page, in_generation, where
-from api.db.geojson import collection, feature
+from api.db.filters import in_generation, where
+from api.db.geojson import feature
 from api.workflow.machine import OPEN
 
 _COLUMNS = (
     "id, source, external_id, category_code, description, address, raw_x, raw_y, raw_crs, "
     "ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, generation_id, status, reporter_name, "
     "reporter_phone, payload_sha256, reported_at, received_at, due_at, closed_at, version, tier, "
-    "unit_code, assignee_id, accept_due_at, accepted_at, dispatched_at, handled_at, "
+    "unit_code, assignee_id, accept_due_at, accepted_at, responded_at, dispatched_at, handled_at, "
     "postpone_count, postpone_requested_until, rework_count, return_count, escalation_count, "
     "handling_hours, satisfaction, merged_into, duplicate_candidates, warning_level"
 )
@@ -192,56 +193,96 @@ def as_timestamp(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def events_geojson(
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a list shows: only values, whitelisted sorts; never SQL text."""
+
+    open_only: bool = True
+    states: tuple[str, ...] = ()
+    unit: str | None = None
+    category: str | None = None
+    grid_codes: tuple[str, ...] | None = None
+    with_unplaced: bool = False
+    sort: str = "id"  # id | deadline
+
+
+SORTS = {
+    "id": "e.id",
+    # The clock that runs now: to accept before 立案, to handle after; no deadline last.
+    "deadline": "CASE WHEN e.status = 'reported' THEN e.accept_due_at ELSE e.due_at END "
+    "NULLS LAST, e.id",
+}
+
+
+def event_rows(
     connection: Connection,
+    chosen: EventFilter,
     *,
     bbox: Any = None,
-    open_only: bool = True,
     limit: int = 1000,
     offset: int = 0,
-) -> dict[str, Any]:
-    """Events as GeoJSON for maps. Reporters stay in the event record; the description is here
-    and the route leaves it out for callers not entitled to it (api/privacy.py)."""
-    clauses = ["e.geom IS NOT NULL"]
+) -> list[dict[str, Any]]:
+    """Events for maps and queues (at most limit + 1, so callers know if there are more).
+    The description is here; routes leave it out for callers not entitled to it."""
+    clauses = [] if chosen.with_unplaced else ["e.geom IS NOT NULL"]
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
-    if open_only:
+    if chosen.open_only:
         clauses.append(f"e.status IN {OPEN_STATUSES}")
+    if chosen.states:
+        clauses.append("e.status = ANY(CAST(:states AS text[]))")
+        params["states"] = list(chosen.states)
+    if chosen.unit is not None:
+        clauses.append("e.unit_code = :unit")
+        params["unit"] = chosen.unit
+    if chosen.category is not None:
+        clauses.append("e.category_code = :category")
+        params["category"] = chosen.category
+    if chosen.grid_codes is not None:
+        clauses.append("e.grid_code = ANY(CAST(:codes AS text[]))")
+        params["codes"] = list(chosen.grid_codes)
     if bbox is not None:
         clause, values = bbox.clause("e.geom")
         clauses.append(clause)
         params.update(values)
-    rows = (
-        connection.execute(
-            text(
-                "SELECT e.id, e.source, e.category_code, e.description, e.status, e.grid_code, e.reported_at, e.due_at, "
-                "e.tier, e.unit_code, e.version, "
-                f"(e.due_at IS NOT NULL AND e.due_at < now() AND e.status IN {OPEN_STATUSES}) AS overdue, "
-                f"ST_AsGeoJSON(e.geom) AS geometry FROM event e{where(clauses)} ORDER BY e.id LIMIT :limit OFFSET :offset"
-            ),
-            params,
-        )
-        .mappings()
-        .all()
+    rows = connection.execute(
+        text(
+            "SELECT e.id, e.source, e.category_code, e.description, e.status, e.grid_code, "
+            "e.reported_at, e.received_at, e.accept_due_at, e.accepted_at, e.due_at, e.tier, "
+            "e.unit_code, e.version, e.duplicate_candidates, e.postpone_requested_until, "
+            "(SELECT count(*) FROM supervision s WHERE s.event_id = e.id) AS supervised, "
+            "ST_AsGeoJSON(e.geom) AS geometry "
+            f"FROM event e{where(clauses)} ORDER BY {SORTS[chosen.sort]} LIMIT :limit OFFSET :offset"
+        ),
+        params,
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def event_feature(
+    row: dict[str, Any], label: str, warning: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One event as a GeoJSON feature (null geometry when it could not be placed)."""
+    return feature(
+        json.loads(row["geometry"]) if row["geometry"] else None,
+        {
+            "id": row["id"],
+            "source": row["source"],
+            "category_code": row["category_code"],
+            "description": row["description"],
+            "status": row["status"],
+            "status_label": label,
+            "grid_code": row["grid_code"],
+            "tier": row["tier"],
+            "unit_code": row["unit_code"],
+            "version": row["version"],
+            "warning": warning["level"] if warning else None,
+            "overdue": bool(warning and warning["level"] == "red"),
+            "supervised": row["supervised"],
+            "duplicate_candidates": row["duplicate_candidates"] or [],
+            "postponement_requested": row["postpone_requested_until"] is not None,
+            "reported_at": as_timestamp(row["reported_at"]),
+            "accept_due_at": as_timestamp(row["accept_due_at"]),
+            "due_at": as_timestamp(row["due_at"]),
+        },
+        str(row["id"]),
     )
-    features = [
-        feature(
-            json.loads(r["geometry"]),
-            {
-                "id": r["id"],
-                "source": r["source"],
-                "category_code": r["category_code"],
-                "description": r["description"],
-                "status": r["status"],
-                "grid_code": r["grid_code"],
-                "tier": r["tier"],
-                "unit_code": r["unit_code"],
-                "version": r["version"],
-                "overdue": r["overdue"],
-                "reported_at": as_timestamp(r["reported_at"]),
-                "due_at": as_timestamp(r["due_at"]),
-            },
-            str(r["id"]),
-        )
-        for r in rows[:limit]
-    ]
-    return collection(features, Page(limit, offset), len(rows) > limit)

@@ -270,6 +270,14 @@ class Event(Base):
         Index("ix_event_due_at", "due_at"),
         Index("ix_event_reported_at", "reported_at"),
         Index("ix_event_unit_code", "unit_code"),
+        Index(
+            "ix_event_open_deadline",
+            "due_at",
+            postgresql_where=text(
+                "status IN ('reported', 'accepted', 'dispatched', 'processing', 'handled', "
+                "'returned')"
+            ),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -304,6 +312,8 @@ class Event(Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     accept_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The first decision on a report (accept, reject, merge, cancel): what 响应率 measures.
+    responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     postpone_count: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -19,6 +19,7 @@ CHANGEABLE = frozenset(
         "assignee_id",
         "accept_due_at",
         "accepted_at",
+        "responded_at",
         "dispatched_at",
         "handled_at",
         "closed_at",
@@ -98,7 +99,7 @@ def lock_event(connection: Connection, event_id: int) -> dict[str, Any] | None:
             text(
                 "SELECT id, source, external_id, category_code, status, version, tier, unit_code, "
                 "assignee_id, grid_code, reported_at, received_at, accept_due_at, accepted_at, "
-                "dispatched_at, handled_at, closed_at, due_at, postpone_count, "
+                "responded_at, dispatched_at, handled_at, closed_at, due_at, postpone_count, "
                 "postpone_requested_until, rework_count, return_count, escalation_count, "
                 "merged_into FROM event WHERE id = :id FOR UPDATE"
             ),
@@ -212,3 +213,13 @@ def enqueue(
             {"event_id": event_id, "kind": kind, "payload": orjson.dumps(payload).decode()},
         ).scalar_one()
     )
+
+
+def categories(connection: Connection) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        text(
+            "SELECT code, name_zh AS name, kind, parent_code, default_tier FROM event_category "
+            "ORDER BY code"
+        )
+    ).mappings()
+    return [dict(r) for r in rows]

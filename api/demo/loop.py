@@ -88,6 +88,7 @@ def walk_events(
         accept_time = calendar.add_hours(reported, _hours(rng, 1.0 if draw[0] < 0.93 else 6.0))
         if accept_time > now or (stall and draw[8] < 0.03):
             continue
+        event["responded_at"] = accept_time
         if draw[1] < 0.03:
             walk.step(accept_time, "reject", "rejected", DISPATCHER, "不属于网格化管理事项")
             continue

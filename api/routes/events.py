@@ -20,11 +20,14 @@ from api.deps import (
     SettingsDep,
     WorkerDep,
 )
-from api.errors import NotFound, error_responses
-from api.events import Clock, EventBatch, EventIn, event_answer, intake
+from api.errors import InvalidInput, NotFound, error_responses
+from api.events import Clock, EventBatch, EventIn, event_answer, event_collection, intake
+from api.lookup.index_store import IndexStore
 from api.privacy import Caller, public_actor, redact_event_features
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, PageDep
+from api.workflow.kpis import scope_codes
+from api.workflow.machine import State
 from api.workflow.transitions import TransitionIn, apply_transition, load_catalogue
 
 router = APIRouter(
@@ -83,19 +86,70 @@ def receive(
 def list_events(
     store: IndexStoreDep,
     connection: ConnectionDep,
+    settings: SettingsDep,
     caller: CallerDep,
     bbox: BBoxDep,
     page: PageDep,
     status: Annotated[
-        Literal["open", "all"], Query(description="open: not closed or cancelled")
+        Literal["open", "all"], Query(description="open: not finished (closed, rejected …)")
     ] = "open",
+    state: Annotated[
+        str | None, Query(description="Comma list of states, e.g. reported,accepted,returned")
+    ] = None,
+    warning: Annotated[
+        str | None, Query(description="Comma list of warning levels: yellow, red")
+    ] = None,
+    unit: Annotated[str | None, Query(max_length=32, description="Handling unit code")] = None,
+    category: Annotated[str | None, Query(max_length=16, description="Category code")] = None,
+    within: Annotated[
+        str | None, Query(max_length=64, description="Only events in this grid (any level)")
+    ] = None,
+    with_unplaced: Annotated[
+        bool, Query(description="Include events that could not be placed (null geometry)")
+    ] = False,
+    sort: Annotated[
+        Literal["id", "deadline"], Query(description="deadline: the running clock, soonest first")
+    ] = "id",
     out_crs: OutCrs = "EPSG:4326",
 ) -> dict[str, Any]:
-    found = event_rows.events_geojson(
-        connection, bbox=bbox, open_only=status == "open", limit=page.limit, offset=page.offset
+    chosen = event_rows.EventFilter(
+        open_only=status == "open",
+        states=_listed(state, {s.value for s in State}, "state"),
+        unit=unit,
+        category=category,
+        grid_codes=tuple(_scope(store, within)) if within else None,
+        with_unplaced=with_unplaced,
+        sort=sort,
     )
+    levels = _listed(warning, {"yellow", "red"}, "warning")
+    catalogue = load_catalogue(connection, settings.workflow)
+    clock = Clock(catalogue.calendar, settings.workflow, datetime.now(UTC))
+    found = event_collection(connection, chosen, clock, warnings=levels, bbox=bbox, page=page)
     redact_event_features(found, caller, store.active_path)
     return reproject(found, out_crs)
+
+
+def _listed(value: str | None, known: set[str], name: str) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in (value or "").split(",") if part.strip())
+    unknown = [item for item in items if item not in known]
+    if unknown:
+        raise InvalidInput(
+            f"{name} 不认识：{'、'.join(unknown)}；可选：{'、'.join(sorted(known))}",
+            code=f"unknown_{name}",
+            where=f"query.{name}",
+        )
+    return items
+
+
+def _scope(store: IndexStore, within: str) -> list[str]:
+    try:
+        codes = scope_codes(store, within)
+    except LookupError:
+        raise NotFound(
+            f"当前版本中没有网格 {within}", code="grid_not_found", where="query.within"
+        ) from None
+    assert codes is not None
+    return codes
 
 
 @router.get(

@@ -38,6 +38,8 @@ def reproject(collection: dict[str, Any], out_crs: str) -> dict[str, Any]:
     if out_crs == "EPSG:4326":
         return collection
     for feature in collection["features"]:
+        if feature["geometry"] is None:  # an event that could not be placed
+            continue
         geometry = transform(
             shapely.from_geojson(json.dumps(feature["geometry"])), "EPSG:4326", out_crs
         )

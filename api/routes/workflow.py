@@ -1,14 +1,216 @@
-"""The loop's data: handling units, dispatch rules, the working calendar, and the figures (KPIs)."""
+"""The loop's data: handling units, categories, the working calendar, and the figures (KPIs)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from api.deps import NoNulCharacters
-from api.errors import error_responses
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from api.db import audit
+from api.db import workflow as workflow_rows
+from api.deps import (
+    AdminDep,
+    CallerDep,
+    ConnectionDep,
+    EngineDep,
+    IndexStoreDep,
+    NoNulCharacters,
+    ReaderDep,
+)
+from api.errors import Forbidden, InvalidInput, NotFound, error_responses
+from api.workflow import kpis as figures
+from api.workflow.calendar import SHANGHAI
+from api.workflow.kpi_export import kpi_workbook
 
 router = APIRouter(
     tags=["workflow"],
     responses=error_responses(400, 401, 403, 404, 422, 503),
     dependencies=[NoNulCharacters],
 )
+MAX_PERIOD_DAYS = 3660
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _period(start: date | None, end: date | None) -> tuple[date, date]:
+    """[from, to] in local days; by default this month up to today."""
+    today = datetime.now(SHANGHAI).date()
+    end = end or today
+    start = start or end.replace(day=1)
+    if start > end:
+        raise InvalidInput("from 不能晚于 to", code="invalid_period", where="query.from")
+    if (end - start).days > MAX_PERIOD_DAYS:
+        raise InvalidInput(
+            f"统计区间最长 {MAX_PERIOD_DAYS} 天", code="invalid_period", where="query.to"
+        )
+    return start, end
+
+
+From = Annotated[
+    date | None, Query(alias="from", description="First local day (default: 1st of this month)")
+]
+To = Annotated[
+    date | None, Query(alias="to", description="Last local day, inclusive (default: today)")
+]
+Within = Annotated[
+    str | None, Query(max_length=64, description="Only events in this grid (any level)")
+]
+GroupBy = Annotated[
+    Literal["grid", "community", "street", "unit", "staff"],
+    Query(description="staff: callers entitled to personal data only (names)"),
+]
+
+
+def _report(
+    connection: ConnectionDep,
+    store: IndexStoreDep,
+    caller: CallerDep,
+    group_by: str,
+    start: date | None,
+    end: date | None,
+    within: str | None,
+) -> dict[str, Any]:
+    if group_by == "staff" and not caller.sees_all_personal:
+        raise Forbidden(
+            "按人员统计含姓名，仅限有权查看个人信息的角色",
+            code="insufficient_role",
+            where="query.group_by",
+        )
+    first, last = _period(start, end)
+    try:
+        return figures.kpis(
+            connection, store, group_by, first, last, datetime.now(UTC), within=within
+        )
+    except LookupError:
+        raise NotFound(
+            f"当前版本中没有网格 {within}", code="grid_not_found", where="query.within"
+        ) from None
+
+
+@router.get(
+    "/kpis",
+    summary="Figures a supervisor is judged by (考核): per grid, community, street, unit or staff",
+    description=(
+        "received (受理数), response_rate (响应率), due (应结案数), closure_rate (结案率 = closed / due), "
+        "on_time_rate (按期结案率 = closed on time / (due − postponed)), rework_rate (返工率), mean and "
+        "p90 handling time in working hours, overdue_now, supervised (督办), satisfaction. "
+        "Definitions: README, 考核指标. Rates are null when there is nothing to divide by."
+    ),
+)
+def kpis(
+    connection: ConnectionDep,
+    store: IndexStoreDep,
+    caller: CallerDep,
+    group_by: GroupBy = "community",
+    start: From = None,
+    end: To = None,
+    within: Within = None,
+) -> dict[str, Any]:
+    return _report(connection, store, caller, group_by, start, end, within)
+
+
+@router.get(
+    "/kpis.xlsx",
+    summary="The same figures as an Excel workbook (.xlsx)",
+    response_class=Response,
+    responses={200: {"content": {XLSX: {}}}},
+)
+def kpis_xlsx(
+    connection: ConnectionDep,
+    store: IndexStoreDep,
+    caller: CallerDep,
+    group_by: GroupBy = "community",
+    start: From = None,
+    end: To = None,
+    within: Within = None,
+) -> Response:
+    report = _report(connection, store, caller, group_by, start, end, within)
+    name = f"wangge-kpis-{group_by}-{report['from']}-{report['to']}.xlsx"
+    return Response(
+        kpi_workbook(report),
+        media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/kpis/trend", summary="Reported, closed, closed on time and missed deadlines per period"
+)
+def kpi_trend(
+    connection: ConnectionDep,
+    store: IndexStoreDep,
+    _: ReaderDep,
+    interval: Literal["day", "week", "month"] = "day",
+    start: From = None,
+    end: To = None,
+    within: Within = None,
+) -> dict[str, Any]:
+    first, last = _period(start, end)
+    try:
+        return figures.trend(connection, store, interval, first, last, within=within)
+    except LookupError:
+        raise NotFound(
+            f"当前版本中没有网格 {within}", code="grid_not_found", where="query.within"
+        ) from None
+
+
+@router.get("/units", summary="Handling units (处置单位) and the areas they answer for")
+def units(connection: ConnectionDep, _: ReaderDep) -> list[dict[str, Any]]:
+    return workflow_rows.handling_units(connection)
+
+
+@router.get("/categories", summary="Event categories (GB/T 30428.2 family) with their default tier")
+def categories(connection: ConnectionDep, _: ReaderDep) -> list[dict[str, Any]]:
+    return workflow_rows.categories(connection)
+
+
+@router.get("/dispatch-rules", summary="What a category at a tier proposes: unit kind, deadlines")
+def dispatch_rules(connection: ConnectionDep, _: ReaderDep) -> list[dict[str, Any]]:
+    return workflow_rows.dispatch_rules(connection)
+
+
+@router.get("/calendar", summary="The working calendar's exceptions (holidays, 调休 working days)")
+def calendar(
+    connection: ConnectionDep,
+    _: ReaderDep,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+) -> list[dict[str, Any]]:
+    return [
+        {**row, "day": row["day"].isoformat()}
+        for row in workflow_rows.calendar_rows(connection, year)
+    ]
+
+
+class CalendarDay(BaseModel):
+    workday: bool = Field(description="true: a working day (e.g. 调休上班); false: a day off")
+    name: str | None = Field(default=None, max_length=100, description="e.g. 国庆节")
+
+
+@router.put("/calendar/{day}", summary="Mark a day as a working day or a day off (admin)")
+def set_calendar_day(
+    day: date, body: CalendarDay, engine: EngineDep, admin: AdminDep
+) -> dict[str, Any]:
+    with engine.begin() as connection:
+        workflow_rows.set_calendar_day(connection, day, body.workday, body.name)
+        audit.record(
+            connection,
+            admin.actor,
+            "calendar.set",
+            "work_calendar",
+            day.isoformat(),
+            {"workday": body.workday, "name": body.name},
+        )
+    return {"day": day.isoformat(), "workday": body.workday, "name": body.name}
+
+
+@router.delete(
+    "/calendar/{day}", status_code=204, summary="Let a day follow the Monday–Friday rule (admin)"
+)
+def delete_calendar_day(day: date, engine: EngineDep, admin: AdminDep) -> None:
+    with engine.begin() as connection:
+        if not workflow_rows.delete_calendar_day(connection, day):
+            raise NotFound(
+                f"工作日历中没有 {day.isoformat()} 的例外", code="day_not_found", where="path.day"
+            )
+        audit.record(connection, admin.actor, "calendar.delete", "work_calendar", day.isoformat())

@@ -171,6 +171,8 @@ def apply_transition(
         target = action.target or state
         if action.target is not None:
             changes["status"] = target.value
+        if state == State.reported and event["responded_at"] is None:
+            changes["responded_at"] = now  # the first decision on a report: 响应
         version = rows.update_event(connection, event_id, changes)
         rows.add_history(
             connection,

@@ -30,6 +30,7 @@ OLD_ROLES = "role IN ('admin', 'planner', 'dispatcher', 'field_staff', 'viewer')
 NEW_ROLES = (
     "role IN ('admin', 'planner', 'dispatcher', 'supervisor', 'handler', 'field_staff', 'viewer')"
 )
+OPEN_SQL = "('reported', 'accepted', 'dispatched', 'processing', 'handled', 'returned')"
 RENAMED = {"received": "reported", "resolved": "handled"}
 
 # (kind, name, tier): the street's own departments; deployments add their own as data.
@@ -142,6 +143,7 @@ def upgrade() -> None:
         sa.Column("assignee_id", sa.BigInteger(), nullable=True),
         sa.Column("accept_due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("responded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("handled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("postpone_count", sa.Integer(), server_default="0", nullable=False),
@@ -165,9 +167,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_event_due_at", "event", ["due_at"], unique=False)
     op.create_index("ix_event_reported_at", "event", ["reported_at"], unique=False)
+    # Open events are few; warnings, queues and "overdue now" read only them.
+    op.create_index(
+        "ix_event_open_deadline",
+        "event",
+        ["due_at"],
+        unique=False,
+        postgresql_where=sa.text(f"status IN {OPEN_SQL}"),
+    )
     op.create_index("ix_event_unit_code", "event", ["unit_code"], unique=False)
     op.execute(
-        "UPDATE event SET accepted_at = received_at, dispatched_at = received_at "
+        "UPDATE event SET accepted_at = received_at, responded_at = received_at, "
+        "dispatched_at = received_at "
         "WHERE status NOT IN ('reported', 'cancelled')"
     )
 
@@ -335,6 +346,7 @@ def downgrade() -> None:
     for column in ("details", "geom", "version", "from_status", "action"):
         op.drop_column("event_history", column)
     op.drop_index("ix_event_unit_code", table_name="event")
+    op.drop_index("ix_event_open_deadline", table_name="event")
     op.drop_index("ix_event_reported_at", table_name="event")
     op.drop_index("ix_event_due_at", table_name="event")
     op.drop_constraint("satisfaction_range", "event", type_="check")
@@ -354,6 +366,7 @@ def downgrade() -> None:
         "postpone_count",
         "handled_at",
         "dispatched_at",
+        "responded_at",
         "accepted_at",
         "accept_due_at",
         "unit_code",
