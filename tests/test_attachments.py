@@ -189,7 +189,9 @@ def _png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims width × height pixels, with almost no data (a lying bomb)."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
@@ -202,13 +204,25 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 REFUSED = {
     "gif": (_encoded(Image.new("RGB", (8, 8)), "GIF"), "unsupported_format", "GIF"),
-    "svg": (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "unsupported_format", "SVG"),
+    "svg": (
+        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>',
+        "unsupported_format",
+        "SVG",
+    ),
     "pdf": (b"%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF", "unsupported_format", "PDF"),
     "heic": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "heic_unsupported", "HEIC"),
     "text": (b"hello, not a photo", "unsupported_format", "JPEG"),
-    "jpeg magic, html body": (b"\xff\xd8\xff\xe0<html><script>alert(1)</script>", "unreadable_image", "JPEG"),
+    "jpeg magic, html body": (
+        b"\xff\xd8\xff\xe0<html><script>alert(1)</script>",
+        "unreadable_image",
+        "JPEG",
+    ),
     "truncated jpeg": (phone_jpeg()[:1500], "unreadable_image", "JPEG"),
-    "png with a bad crc": (_encoded(_halves(), "PNG")[:-20] + b"\x00" * 20, "unreadable_image", "PNG"),
+    "png with a bad crc": (
+        _encoded(_halves(), "PNG")[:-20] + b"\x00" * 20,
+        "unreadable_image",
+        "PNG",
+    ),
     "empty": (b"", "empty_file", "空"),
     "pixel bomb (header)": (_png_header_only(100_000, 100_000), "too_many_pixels", "像素"),
 }
@@ -297,3 +311,239 @@ def test_storage_paths_come_only_from_the_hash(tmp_path):
     assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")] == [
         f"ab/{sha}.png"
     ]
+
+
+def test_who_may_add_photos(client, tokens, engine):
+    mine = _event(client, tokens, engine)
+    theirs = _event(client, tokens, engine, code=NEIGHBOUR, external_id="photo-2")
+    photo = _encoded(_halves(), "JPEG")
+    expected = {
+        ("viewer", mine): (403, "insufficient_role"),
+        ("planner", mine): (403, "insufficient_role"),
+        ("field_staff", theirs): (403, "out_of_scope"),
+        ("handler", mine): (403, "out_of_scope"),  # not dispatched to the handler's unit
+        ("supervisor", theirs): (201, None),
+        ("dispatcher", 999_999): (404, "event_not_found"),
+    }
+    for (role, event_id), (status, code) in expected.items():
+        answer = _upload(client, tokens[role], event_id, photo)
+        assert answer.status_code == status, f"{role}: {answer.text}"
+        if code:
+            assert answer.json()["error"]["code"] == code, role
+    anonymous = client.post(
+        f"/api/v1/events/{mine}/attachments", files={"file": ("a.jpg", photo, "image/jpeg")}
+    )
+    assert anonymous.status_code == 401
+    for form, where in (({"stage": "during"}, "body.stage"), ({}, "body.file")):
+        files = {} if where == "body.file" else {"file": ("a.jpg", photo, "image/jpeg")}
+        answer = client.post(
+            f"/api/v1/events/{mine}/attachments",
+            data=form or {"stage": "after"},
+            files=files or None,
+            headers=bearer(tokens["dispatcher"]),
+        )
+        assert answer.status_code == 422 and answer.json()["error"]["where"] == where
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE event SET status = 'closed' WHERE id = :id"), {"id": mine})
+    answer = _upload(client, tokens["dispatcher"], mine, photo)
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "event_finished"
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM event_attachment")).scalar() == 1
+
+
+def test_photos_are_served_only_to_callers_who_see_the_event(client, tokens, engine):
+    event_id = _event(client, tokens, engine)
+    photo = _upload(client, tokens["dispatcher"], event_id, phone_jpeg()).json()
+    urls = [f"/api/v1/events/{event_id}/attachments", *photo["urls"].values()]
+    allowed = {"admin", "planner", "dispatcher", "supervisor", "field_staff"}
+    wrong = []
+    for role in [*tokens, "anonymous", "bogus"]:
+        headers = {} if role == "anonymous" else bearer(tokens.get(role, "wg_bogus"))
+        expected = 200 if role in allowed else 401 if role in ("anonymous", "bogus") else 403
+        for url in urls:
+            answer = client.get(url, headers=headers)
+            if answer.status_code != expected:
+                wrong.append(f"{role} {url}: {answer.status_code}, not {expected}")
+    assert not wrong, "\n".join(wrong)
+    listed = client.get(urls[0], headers=bearer(tokens["field_staff"])).json()
+    assert listed["count"] == 1 and listed["attachments"][0]["lat"] == photo["lat"]
+    assert listed["attachments"][0]["uploaded_by"] == photo["uploaded_by"].rsplit(":", 1)[0]
+    image = client.get(urls[1], headers=bearer(tokens["supervisor"]))
+    assert image.headers["content-type"] == "image/jpeg"
+    assert image.headers["etag"] == f'"{photo["sha256"]}"'
+    assert hashlib.sha256(image.content).hexdigest() == photo["sha256"]
+    assert image.headers["x-content-type-options"] == "nosniff"
+    assert image.headers["cache-control"].startswith("private")
+    again = client.get(
+        urls[1], headers={**bearer(tokens["supervisor"]), "If-None-Match": image.headers["etag"]}
+    )
+    assert again.status_code == 304 and again.content == b""
+    thumbnail = client.get(urls[2], headers=bearer(tokens["admin"]))
+    assert thumbnail.headers["content-type"] == "image/webp"
+    assert thumbnail.headers["etag"] != image.headers["etag"]
+    missing = client.get("/api/v1/attachments/999999", headers=bearer(tokens["admin"]))
+    assert missing.status_code == 404
+
+
+def test_a_handler_adds_the_after_photo_it_hands_in(client, tokens, engine):
+    event_id = _event(client, tokens, engine)
+    version = 1
+    for role, action, fields in (("dispatcher", "accept", {}), ("dispatcher", "dispatch", {})):
+        answer = client.post(
+            f"/api/v1/events/{event_id}/transitions",
+            json={"action": action, "version": version, **fields},
+            headers=bearer(tokens[role]),
+        )
+        assert answer.status_code == 200, answer.text
+        version = answer.json()["version"]
+    answer = client.post(
+        f"/api/v1/events/{event_id}/transitions",
+        json={"action": "start", "version": version},
+        headers=bearer(tokens["handler"]),
+    )
+    assert answer.status_code == 200, answer.text
+    version = answer.json()["version"]
+    photo = _upload(client, tokens["handler"], event_id, phone_jpeg(), stage="after")
+    assert photo.status_code == 201, photo.text
+    served = client.get(photo.json()["urls"]["file"], headers=bearer(tokens["handler"]))
+    assert served.status_code == 200  # dispatched to its unit: its photos are the handler's
+    handle = {
+        "action": "handle",
+        "version": version,
+        "note": "已修复",
+        "photos": [photo.json()["id"]],
+    }
+    answer = client.post(
+        f"/api/v1/events/{event_id}/transitions", json=handle, headers=bearer(tokens["handler"])
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_failure_leaves_no_row(client, tokens, engine, settings, monkeypatch):
+    from api.attachments import service
+
+    event_id = _event(client, tokens, engine)
+
+    def unavailable(self, key, data, media_type):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FileBackend, "put", unavailable)
+        answer = _upload(client, tokens["dispatcher"], event_id, phone_jpeg())
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "storage_unavailable"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away after the row was written")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(service.workflow_rows, "enqueue", broken)
+        with pytest.raises(RuntimeError):
+            _upload(client, tokens["dispatcher"], event_id, phone_jpeg())
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM event_attachment")).scalar() == 0
+        assert (
+            connection.execute(
+                text("SELECT count(*) FROM outbox WHERE kind = 'attachment'")
+            ).scalar()
+            == 0
+        )
+    # The retry succeeds and reuses the bytes already written.
+    answer = _upload(client, tokens["dispatcher"], event_id, phone_jpeg())
+    assert answer.status_code == 201
+    assert len(list(settings.attachments.directory.rglob("*.*"))) == 2  # photo and thumbnail
+
+
+@pytest.fixture
+def s3_endpoint():
+    """A real S3 API on a local port (moto's server mode), with one empty bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="wangge-photos")
+    yield endpoint
+    server.stop()
+
+
+def test_photos_go_to_an_s3_bucket_when_one_is_configured(
+    s3_endpoint, service_url, database_url, tmp_path, tokens, engine
+):
+    import boto3
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    bucket = AttachmentSettings(
+        directory=tmp_path / "photos",
+        s3_endpoint=s3_endpoint,
+        s3_bucket="wangge-photos",
+        s3_access_key="testing",
+        s3_secret_key="testing",
+    )
+    settings = Settings(
+        database_url=service_url, owner_database_url=database_url, attachments=bucket
+    )
+    with TestClient(create_app(settings)) as client:
+        event_id = _event(client, tokens, engine)
+        answer = _upload(client, tokens["dispatcher"], event_id, phone_jpeg(), stage="before")
+        assert answer.status_code == 201, answer.text
+        photo = answer.json()
+        served = client.get(photo["urls"]["file"], headers=bearer(tokens["dispatcher"]))
+        thumbnail = client.get(photo["urls"]["thumbnail"], headers=bearer(tokens["dispatcher"]))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket="wangge-photos")["Contents"])
+    sha = photo["sha256"]
+    assert f"{sha[:2]}/{sha}.jpg" in keys and len(keys) == 2
+    stored = s3.get_object(Bucket="wangge-photos", Key=f"{sha[:2]}/{sha}.jpg")
+    assert stored["ContentType"] == "image/jpeg"
+    assert (
+        hashlib.sha256(stored["Body"].read()).hexdigest()
+        == sha
+        == hashlib.sha256(served.content).hexdigest()
+    )
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/webp"
+    assert not (tmp_path / "photos").exists()  # nothing written to the directory
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT storage FROM event_attachment")).scalar() == "s3"
+
+
+def test_an_unusable_bucket_answers_503_and_stores_nothing(
+    s3_endpoint, service_url, database_url, tmp_path, tokens, engine
+):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    missing = AttachmentSettings(
+        directory=tmp_path / "photos",
+        s3_endpoint=s3_endpoint,
+        s3_bucket="no-such-bucket",
+        s3_access_key="testing",
+        s3_secret_key="testing",
+    )
+    settings = Settings(
+        database_url=service_url, owner_database_url=database_url, attachments=missing
+    )
+    with TestClient(create_app(settings)) as client:
+        event_id = _event(client, tokens, engine)
+        answer = _upload(client, tokens["dispatcher"], event_id, phone_jpeg())
+    assert answer.status_code == 503 and answer.headers["retry-after"]
+    assert answer.json()["error"]["code"] == "storage_unavailable"
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM event_attachment")).scalar() == 0
