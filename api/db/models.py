@@ -270,6 +270,8 @@ class Event(Base):
         Index("ix_event_due_at", "due_at"),
         Index("ix_event_reported_at", "reported_at"),
         Index("ix_event_unit_code", "unit_code"),
+        Index("ix_event_grid_reported", "grid_code", "reported_at"),
+        Index("ix_event_grid_due", "grid_code", "due_at"),
         Index(
             "ix_event_open_deadline",
             "due_at",
@@ -356,7 +358,9 @@ class Supervision(Base):
     reason: Mapped[str] = mapped_column(Text)
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     issued_by: Mapped[str] = mapped_column(Text)
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    issued_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
 
 
 class EventAttachment(Base):

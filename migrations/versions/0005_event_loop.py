@@ -167,6 +167,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_event_due_at", "event", ["due_at"], unique=False)
     op.create_index("ix_event_reported_at", "event", ["reported_at"], unique=False)
+    # The figures (考核) read one area's reports or deadlines of one period.
+    op.create_index("ix_event_grid_reported", "event", ["grid_code", "reported_at"], unique=False)
+    op.create_index("ix_event_grid_due", "event", ["grid_code", "due_at"], unique=False)
     # Open events are few; warnings, queues and "overdue now" read only them.
     op.create_index(
         "ix_event_open_deadline",
@@ -214,6 +217,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_supervision_event_id", "supervision", ["event_id"], unique=False)
+    op.create_index("ix_supervision_issued_at", "supervision", ["issued_at"], unique=False)
     op.create_table(
         "event_attachment",
         sa.Column("id", sa.BigInteger(), nullable=False),
@@ -341,12 +345,15 @@ def downgrade() -> None:
     op.drop_table("outbox")
     op.drop_index("ix_event_attachment_event_id", table_name="event_attachment")
     op.drop_table("event_attachment")
+    op.drop_index("ix_supervision_issued_at", table_name="supervision")
     op.drop_index("ix_supervision_event_id", table_name="supervision")
     op.drop_table("supervision")
     for column in ("details", "geom", "version", "from_status", "action"):
         op.drop_column("event_history", column)
     op.drop_index("ix_event_unit_code", table_name="event")
     op.drop_index("ix_event_open_deadline", table_name="event")
+    op.drop_index("ix_event_grid_due", table_name="event")
+    op.drop_index("ix_event_grid_reported", table_name="event")
     op.drop_index("ix_event_reported_at", table_name="event")
     op.drop_index("ix_event_due_at", table_name="event")
     op.drop_constraint("satisfaction_range", "event", type_="check")
