@@ -65,11 +65,13 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("post", "/api/v1/generations/{generation_id}/activate"): Permission.write_grids,
     ("post", "/api/v1/tokens"): Permission.manage_tokens,
     ("put", "/api/v1/calendar/{day}"): Permission.manage_tokens,
+    ("put", "/api/v1/units/{code}"): Permission.manage_tokens,
+    ("put", "/api/v1/dispatch-rules"): Permission.manage_tokens,
     ("delete", "/api/v1/calendar/{day}"): Permission.manage_tokens,
     ("delete", "/api/v1/tokens/{token_id}"): Permission.manage_tokens,
     ("post", "/map/login"): PUBLIC,
 }
-WRITE_OPERATIONS_SERVED = 26  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 28  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
@@ -270,6 +272,16 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
             404,
         ),
         ("put", "/api/v1/calendar/{day}"): (path, {"json": {"workday": True}}, 200),
+        ("put", "/api/v1/units/{code}"): (
+            f"/api/v1/units/roles{serial}",
+            {"json": {"name": "测试单位", "kind": "chengguan", "tier": 1}},
+            201,
+        ),
+        ("put", "/api/v1/dispatch-rules"): (
+            path,
+            {"json": {"tier": 3, "unit_kind": "community", "accept_hours": 2, "handle_amount": 3}},
+            200,
+        ),
         ("post", "/api/v1/tokens"): (
             path,
             {"json": {"name": f"roles {serial}", "role": "viewer"}},
@@ -334,7 +346,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 26 * 25
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 28 * 25
     assert not wrong, "\n".join(wrong)
 
 

@@ -249,3 +249,47 @@ def test_state_machine_table_is_complete():
     for state in (State.rejected, State.evaluated, State.cancelled, State.merged):
         assert allowed_actions(state) == []
     assert allowed_actions(State.closed) == ["evaluate"]
+
+
+def test_units_and_rules_are_data_that_admins_change(client, tokens, inside):
+    admin = bearer(tokens["admin"])
+    community = "320571005001"
+    unit = {"name": "园区城管一中队", "kind": "chengguan", "tier": 1, "areas": [community]}
+    assert (
+        client.put(
+            "/api/v1/units/cg-1", json=unit, headers=bearer(tokens["dispatcher"])
+        ).status_code
+        == 403
+    )
+    bad = client.put("/api/v1/units/cg-1", json={**unit, "areas": ["999"]}, headers=admin)
+    assert bad.status_code == 422 and bad.json()["error"]["where"] == "body.areas"
+    assert client.put("/api/v1/units/cg-1", json=unit, headers=admin).status_code == 201
+    assert client.put("/api/v1/units/cg-1", json=unit, headers=admin).status_code == 200
+    assert "cg-1" in {u["code"] for u in client.get("/api/v1/units").json()}
+    # An event in that community escalated to the district goes to the unit answering for it,
+    # not to the district-wide one.
+    event_id = _dispatched(client, tokens, *inside, external_id="cg-event", category_code="E04")
+    assert (
+        _go(
+            client, tokens["dispatcher"], event_id, "escalate", 3, note="需执法", tier=1
+        ).status_code
+        == 200
+    )
+    answer = _go(client, tokens["dispatcher"], event_id, "dispatch", 4).json()
+    assert answer["details"]["unit"] == "cg-1" and answer["details"]["proposed_unit"] == "cg-1"
+    # A faster rule for E01 at tier 3: one working hour to accept.
+    rule = {
+        "category_code": "E01",
+        "tier": 3,
+        "unit_kind": "community",
+        "accept_hours": 1,
+        "handle_amount": 2,
+        "handle_unit": "hours",
+    }
+    assert client.put("/api/v1/dispatch-rules", json=rule, headers=admin).status_code == 200
+    rules = client.get("/api/v1/dispatch-rules").json()
+    assert sum(1 for r in rules if r["category_code"] == "E01" and r["tier"] == 3) == 1
+    unknown = client.put(
+        "/api/v1/dispatch-rules", json={**rule, "category_code": "ZZ"}, headers=admin
+    )
+    assert unknown.status_code == 422

@@ -223,3 +223,40 @@ def categories(connection: Connection) -> list[dict[str, Any]]:
         )
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def upsert_unit(connection: Connection, code: str, values: dict[str, Any]) -> bool:
+    """Create or replace a handling unit; True when it was new."""
+    return bool(
+        connection.execute(
+            text(
+                "INSERT INTO handling_unit (code, name, kind, tier, areas, phone, active) "
+                "VALUES (:code, :name, :kind, :tier, :areas, :phone, :active) "
+                "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, "
+                "tier = EXCLUDED.tier, areas = EXCLUDED.areas, phone = EXCLUDED.phone, "
+                "active = EXCLUDED.active RETURNING (xmax = 0)"
+            ),
+            {"code": code, **values},
+        ).scalar_one()
+    )
+
+
+def upsert_rule(connection: Connection, values: dict[str, Any]) -> None:
+    """Create or replace the rule of a (category, tier); a NULL category is the tier's fallback."""
+    updated = connection.execute(
+        text(
+            "UPDATE dispatch_rule SET unit_kind = :unit_kind, accept_hours = :accept_hours, "
+            "handle_amount = :handle_amount, handle_unit = :handle_unit WHERE tier = :tier "
+            "AND category_code IS NOT DISTINCT FROM :category_code"
+        ),
+        values,
+    ).rowcount
+    if not updated:
+        connection.execute(
+            text(
+                "INSERT INTO dispatch_rule (category_code, tier, unit_kind, accept_hours, "
+                "handle_amount, handle_unit) VALUES (:category_code, :tier, :unit_kind, "
+                ":accept_hours, :handle_amount, :handle_unit)"
+            ),
+            values,
+        )

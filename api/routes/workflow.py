@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from api.db import audit
@@ -214,3 +214,70 @@ def delete_calendar_day(day: date, engine: EngineDep, admin: AdminDep) -> None:
                 f"工作日历中没有 {day.isoformat()} 的例外", code="day_not_found", where="path.day"
             )
         audit.record(connection, admin.actor, "calendar.delete", "work_calendar", day.isoformat())
+
+
+class UnitIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    kind: str = Field(pattern=r"^[a-z0-9_]{1,32}$", description="Matched by dispatch rules")
+    tier: int = Field(ge=1, le=3, description="3 社区, 2 街道, 1 区级部门")
+    areas: list[str] = Field(
+        default_factory=list,
+        max_length=5000,
+        description="Grid codes (any level); none: everywhere",
+    )
+    phone: str | None = Field(default=None, max_length=32)
+    active: bool = True
+
+
+@router.put(
+    "/units/{code}",
+    summary="Create or change a handling unit (admin)",
+    responses={201: {"description": "Created"}},
+)
+def put_unit(
+    code: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$")],
+    body: UnitIn,
+    response: Response,
+    engine: EngineDep,
+    store: IndexStoreDep,
+    admin: AdminDep,
+) -> dict[str, Any]:
+    known = store.active().by_code
+    unknown = [area for area in body.areas if area not in known]
+    if unknown:
+        raise InvalidInput(
+            f"当前版本中没有这些网格：{'、'.join(unknown[:20])}",
+            code="unknown_area",
+            where="body.areas",
+        )
+    with engine.begin() as connection:
+        created = workflow_rows.upsert_unit(connection, code, body.model_dump())
+        audit.record(connection, admin.actor, "unit.put", "handling_unit", code, body.model_dump())
+    response.status_code = 201 if created else 200
+    return {"code": code, **body.model_dump()}
+
+
+class RuleIn(BaseModel):
+    category_code: str | None = Field(
+        default=None, max_length=16, description="None: the tier's fallback rule"
+    )
+    tier: int = Field(ge=1, le=3)
+    unit_kind: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
+    accept_hours: float = Field(gt=0, le=1000, description="Working hours to accept (立案)")
+    handle_amount: float = Field(gt=0, le=1000)
+    handle_unit: Literal["hours", "days"] = "days"
+
+
+@router.put("/dispatch-rules", summary="Create or change the rule of a category and tier (admin)")
+def put_rule(body: RuleIn, engine: EngineDep, admin: AdminDep) -> dict[str, Any]:
+    with engine.begin() as connection:
+        known = {c["code"] for c in workflow_rows.categories(connection)}
+        if body.category_code is not None and body.category_code not in known:
+            raise InvalidInput(
+                f"未知事件类别 {body.category_code}",
+                code="unknown_category",
+                where="body.category_code",
+            )
+        workflow_rows.upsert_rule(connection, body.model_dump())
+        audit.record(connection, admin.actor, "rule.put", "dispatch_rule", None, body.model_dump())
+    return body.model_dump()
