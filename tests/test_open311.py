@@ -86,7 +86,7 @@ def _load(name: str, path: Path, package: bool = False) -> ModuleType:
 
 
 def _python3_urlopen(url: str, data: str | bytes | None = None) -> Any:
-    return urllib.request.urlopen(url, data.encode() if isinstance(data, str) else data)  # noqa: S310
+    return urllib.request.urlopen(url, data.encode() if isinstance(data, str) else data)
 
 
 def open311_client() -> type:
@@ -98,7 +98,7 @@ def open311_client() -> type:
     ("Developers can overwrite this method to use their favorite XML parser")."""
     spec = importlib.util.find_spec("open311")
     assert spec is not None and spec.submodule_search_locations
-    root = Path(list(spec.submodule_search_locations)[0])
+    root = Path(next(iter(spec.submodule_search_locations)))
     borrowed = ("api", "api.api", "xml2dict", "xml2dict.xml2dict", "object_dict")
     saved = {name: sys.modules.get(name) for name in borrowed}
     try:
@@ -122,7 +122,7 @@ def open311_client() -> type:
 
 
 @pytest.fixture(scope="module")
-def Open311() -> type:  # noqa: N802 (the library's class)
+def Open311() -> type:
     return open311_client()
 
 
@@ -134,7 +134,7 @@ def _post(client, key: str | None, fmt: str = "json", **fields: Any) -> httpx.Re
 def _xml(response) -> ET.Element:
     assert response.headers["content-type"].startswith("text/xml")
     assert response.content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
-    return ET.fromstring(response.content)  # noqa: S314 (our own answer)
+    return ET.fromstring(response.content)
 
 
 def _error(response, status: int, fmt: str = "json") -> str:
@@ -184,3 +184,319 @@ def test_discovery_services_and_definitions(client, live_server, Open311):
     listed = Open311(endpoint=live_server, format="xml", jurisdiction="wangge").service_list()
     assert [s["service_code"] for s in listed][:3] == ["E01", "E02", "E03"]
     assert len(listed) == 12
+
+
+def test_post_and_follow_with_published_clients(live_server, tokens, inside, Open311):
+    lon, lat = inside
+    key = tokens["dispatcher"]
+    posted = {}
+    for fmt in ("xml", "json"):
+        poster = Open311(endpoint=live_server, format=fmt, api_key=key, jurisdiction="wangge")
+        answer = poster.post_service_request(
+            service_code="E01",
+            lat=lat,
+            long=lon,
+            description=f"垃圾堆放 <{fmt}> & 异味",
+            first_name="小明",
+            last_name="王",
+            phone="13800000000",
+            email="xm@example.cn",
+            media_url="https://example.cn/p/1.jpg",
+            **{"attribute[address_detail]": "3 号楼东侧"},
+        )
+        if fmt == "xml":
+            answer = answer["service_requests"]["request"]
+        else:
+            [answer] = answer
+        request_id = int(answer["service_request_id"])
+        assert answer["token"].startswith("g-")
+        assert "已受理" in answer["service_notice"] and GRID in answer["service_notice"]
+        # the library reads tokens as XML only (it indexes ['service_requests'] in any format)
+        tokens_client = Open311(endpoint=live_server, format="xml", jurisdiction="wangge")
+        found = tokens_client.request_id_from_token(answer["token"])
+        assert int(found["service_request_id"]) == request_id
+        posted[fmt] = request_id
+    assert posted["xml"] != posted["json"]  # two posts, two requests
+
+    anonymous = GeoReport(live_server, output_format="json")
+    public = anonymous.get_service_request(str(posted["json"]))
+    assert public["service_code"] == "E01" and public["service_name"] == "市容环境"
+    assert public["status"] == "open" and public["service_notice"] == "待立案（reported）"
+    assert public["lat"] == pytest.approx(lat) and public["long"] == pytest.approx(lon)
+    assert public["requested_datetime"].endswith("+08:00")
+    # citizen text, address, media and staff notes only for entitled callers (api/privacy.py)
+    hidden = ("description", "address", "media_url", "status_notes")
+    assert all(public[name] is None for name in hidden)
+
+    entitled = GeoReport(live_server, api_key=key, output_format="xml")
+    params = {"api_key": key}
+    shown = requests.get(f"{live_server}/requests/{posted['xml']}.xml", params=params, timeout=10)
+    mine = xmltodict.parse(shown.content)["service_requests"]["request"]
+    assert mine["description"] == "垃圾堆放 <xml> & 异味"
+    assert mine["media_url"] == "https://example.cn/p/1.jpg"
+    assert mine["address"] == "3 号楼东侧" and mine["status_notes"] == "已受理"
+    # georeport sends no api_key on reads: it gets the public view, in XML
+    public_xml = entitled.get_service_request(str(posted["xml"]))
+    assert public_xml["description"] is None and public_xml["status"] == "open"
+
+    listed = anonymous.get_service_requests(service_request_id=f"{posted['xml']},{posted['json']}")
+    assert sorted(r["service_request_id"] for r in listed) == sorted(posted.values())
+
+
+def test_a_posted_request_is_an_event_that_travels_the_loop(client, tokens, inside):
+    lon, lat = inside
+    answer = _post(
+        client,
+        tokens["dispatcher"],
+        service_code="E01",
+        lat=str(lat),
+        long=str(lon),
+        description="路灯不亮",
+        first_name="Ann",
+        last_name="Lee",
+        media_url="https://example.cn/a.png",
+    )
+    assert answer.status_code == 201, answer.text
+    request_id = answer.json()[0]["service_request_id"]
+
+    event = client.get(f"/api/v1/events/{request_id}", headers=bearer(tokens["admin"])).json()
+    assert event["source"] == "open311" and event["external_id"] == answer.json()[0]["token"]
+    assert event["grid_code"].startswith(GRID) and event["category_code"] == "E01"
+    assert event["reporter"] == {"name": "Ann Lee", "phone": None}
+    assert event["description"] == "路灯不亮\n\n—— Open311 ——\nmedia_url: https://example.cn/a.png"
+
+    def seen(key: str | None = None) -> dict[str, Any]:
+        params = {"api_key": key} if key else {}
+        reply = client.get(f"{BASE}/requests/{request_id}.json", params=params)
+        assert reply.status_code == 200, reply.text
+        return reply.json()[0]
+
+    steps = [
+        ("dispatcher", "accept", {}),
+        ("dispatcher", "dispatch", {}),
+        ("handler", "start", {}),
+        ("handler", "handle", {"note": "已更换灯泡"}),
+    ]
+    for version, (role, action, fields) in enumerate(steps, start=1):
+        moved = client.post(
+            f"/api/v1/events/{request_id}/transitions",
+            json={"action": action, "version": version, **fields},
+            headers=bearer(tokens[role]),
+        )
+        assert moved.status_code == 200, moved.text
+        assert seen()["status"] == "open"
+    handled = seen(tokens["dispatcher"])
+    assert (
+        handled["status_notes"] == "已更换灯泡" and handled["service_notice"] == "待核查（handled）"
+    )
+    assert handled["agency_responsible"] == "社区工作站"
+    with client.app.state.engine.connect() as connection:
+        due_at = connection.execute(
+            text("SELECT due_at FROM event WHERE id = :id"), {"id": request_id}
+        ).scalar_one()
+    assert datetime.fromisoformat(handled["expected_datetime"]) == due_at
+    # the handler of the unit it was dispatched to sees what the citizen said; the viewer does not
+    assert seen(tokens["handler"])["description"] == "路灯不亮"
+    assert seen(tokens["viewer"])["description"] is None
+
+    verified = client.post(
+        f"/api/v1/events/{request_id}/transitions",
+        json={"action": "verify", "version": 5},
+        headers=bearer(tokens["field_staff"]),
+    )
+    assert verified.status_code == 200, verified.text
+    closed = seen()
+    assert closed["status"] == "closed" and closed["service_notice"] == "已结案（closed）"
+    assert closed["updated_datetime"] >= closed["requested_datetime"]
+
+
+def test_request_lists_filter_as_the_spec_says(client, tokens, inside, engine):
+    lon, lat = inside
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    ids = {}
+    for code in ("E01", "E02", "C01"):
+        answer = _post(client, tokens["dispatcher"], service_code=code, lat=str(lat), long=str(lon))
+        assert answer.status_code == 201, answer.text
+        ids[code] = answer.json()[0]["service_request_id"]
+    cancelled = client.post(
+        f"/api/v1/events/{ids['E02']}/transitions",
+        json={"action": "cancel", "version": 1, "note": "重复"},
+        headers=bearer(tokens["dispatcher"]),
+    )
+    assert cancelled.status_code == 200, cancelled.text
+
+    def listed(**params: str) -> list[int]:
+        reply = client.get(f"{BASE}/requests.json", params=params)
+        assert reply.status_code == 200, reply.text
+        return [r["service_request_id"] for r in reply.json()]
+
+    recent = {"start_date": since.isoformat()}
+    assert listed(**recent) == [ids["C01"], ids["E02"], ids["E01"]]  # newest first
+    assert listed(**recent, status="open") == [ids["C01"], ids["E01"]]
+    assert listed(**recent, status="closed") == [ids["E02"]]
+    assert listed(**recent, status="open,closed", service_code="E01,E02") == [
+        ids["E02"],
+        ids["E01"],
+    ]
+    assert listed(**recent, end_date=since.isoformat()) == []
+    # service_request_id overrides every other filter
+    assert listed(service_request_id=f"{ids['E01']},999999999", status="closed") == [ids["E01"]]
+
+    # by default the last 90 days, newest first …
+    with client.app.state.engine.connect() as connection:
+        in_window = connection.execute(
+            text("SELECT count(*) FROM event WHERE reported_at >= now() - interval '90 days'")
+        ).scalar_one()
+    everything = listed()
+    assert len(everything) == in_window and everything[:3] == [ids["C01"], ids["E02"], ids["E01"]]
+    # … and at most 1000 of them
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO event (source, external_id, category_code, status, reported_at) "
+                "SELECT 'patrol', 'more-' || n, 'E01', 'reported', now() - interval '2 days' "
+                "FROM generate_series(1, 1000 - :shown + 5) n"
+            ),
+            {"shown": len(everything)},
+        )
+    assert len(listed()) == 1000
+
+    xml_list = _xml(client.get(f"{BASE}/requests.xml", params={**recent, "status": "closed"}))
+    assert xml_list.tag == "service_requests" and len(xml_list) == 1
+    assert xml_list.find("request/status").text == "closed"
+    assert xml_list.find("request/description").text is None  # anonymous: no citizen text
+
+
+def test_idempotent_posts_with_an_external_id(client, tokens, inside, engine):
+    lon, lat = inside
+    fields = {"service_code": "E04", "lat": str(lat), "long": str(lon), "external_id": "12345-77"}
+    first = _post(client, tokens["dispatcher"], **fields, description="占道经营")
+    again = _post(client, tokens["dispatcher"], **fields, description="占道经营")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()
+    [answer] = first.json()
+    assert answer["token"] == "c-12345-77"
+    altered = _post(client, tokens["dispatcher"], "xml", **fields, description="改过的内容")
+    assert "already used" in _error(altered, 409, "xml")
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT count(*), min(description) FROM event WHERE source = 'open311'")
+        ).one()
+    assert tuple(stored) == (1, "占道经营")  # one event, never silently altered
+    token = client.get(f"{BASE}/tokens/c-12345-77.json").json()
+    assert token == [{"service_request_id": answer["service_request_id"], "token": "c-12345-77"}]
+
+
+def test_bad_input_gets_the_spec_error_documents(client, tokens, inside, engine):
+    lon, lat = inside
+    where = {"lat": str(lat), "long": str(lon)}
+    key = tokens["dispatcher"]
+    posts = [
+        (None, {"service_code": "E01", **where}, 403, "api_key is required"),
+        ("wg_not-a-token", {"service_code": "E01", **where}, 403, "invalid api_key"),
+        (tokens["viewer"], {"service_code": "E01", **where}, 403, "may not post"),
+        (tokens["supervisor"], {"service_code": "E01", **where}, 403, "may not post"),
+        (key, {"service_code": "NOPE", **where}, 400, "service_code 'NOPE' not found"),
+        (key, where, 400, "service_code is required"),
+        (key, {"service_code": "E01"}, 400, "a location is required"),
+        (key, {"service_code": "E01", "lat": "91", "long": "120"}, 400, "lat must be between"),
+        (key, {"service_code": "E01", "lat": "abc", "long": "120"}, 400, "lat must be a number"),
+        (key, {"service_code": "E01", "lat": "nan", "long": "120"}, 400, "lat must be between"),
+        (key, {"service_code": "E01", "lat": str(lat)}, 400, "lat and long go together"),
+        (
+            key,
+            {"service_code": "E01", **where, "attribute[colour]": "red"},
+            400,
+            "unknown attribute",
+        ),
+        (key, {"service_code": "E01", **where, "media_url": "ftp://x"}, 400, "media_url is not"),
+        (key, {"service_code": "E01", **where, "phone": "1" * 40}, 400, "phone:"),
+        (key, {"service_code": "E01", **where, "description": "a\x00b"}, 400, "NUL"),
+        (key, {"service_code": "E01", **where, "external_id": "a b"}, 400, "external_id is not"),
+        (key, {"service_code": "E01", **where, "jurisdiction_id": "x"}, 404, "jurisdiction_id"),
+    ]
+    for secret, fields, status, expected in posts:
+        for fmt in ("json", "xml"):
+            answer = _post(client, secret, fmt, **fields)
+            assert expected in _error(answer, status, fmt), (fields, answer.text)
+    assert len(posts) == 17
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT count(*) FROM event WHERE source = 'open311'"))
+        assert stored.scalar_one() == 0  # nothing refused was stored
+
+    json_body = client.post(f"{BASE}/requests.json", json={"service_code": "E01", "api_key": key})
+    assert "x-www-form-urlencoded" in _error(json_body, 400)
+
+    reads = [
+        ("requests/999999999.json", {}, 404, "not found"),
+        ("requests/99999999999999999999999.xml", {}, 404, "not found"),
+        ("requests/abc.json", {}, 400, "not an integer"),
+        ("tokens/g-nothing.json", {}, 404, "not found"),
+        ("services/NOPE.xml", {}, 404, "not found"),
+        ("requests.json", {"api_key": "wg_wrong"}, 403, "invalid api_key"),
+        ("requests.json", {"status": "pending"}, 400, "status"),
+        ("requests.json", {"service_code": "E01,ZZZ"}, 400, "ZZZ"),
+        ("requests.json", {"start_date": "yesterday"}, 400, "W3C date-time"),
+        ("requests.json", {"start_date": "2026-01-01T00:00:00+20:00"}, 400, "W3C"),
+        (
+            "requests.json",
+            {"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"},
+            400,
+            "90 days",
+        ),
+        ("requests.json", {"start_date": "2026-02-01", "end_date": "2026-01-01"}, 400, "before"),
+        ("requests.json", {"service_request_id": "1,x"}, 400, "not a request id"),
+        ("services.json", {"jurisdiction_id": "elsewhere"}, 404, "not served here"),
+        ("requests.csv", {}, 404, "use .json or .xml"),
+        ("requests", {}, 404, "no such resource"),
+        ("nothing/here.xml", {}, 404, "no such resource"),
+    ]
+    for path, params, status, expected in reads:
+        fmt = "xml" if path.endswith(".xml") else "json"
+        answer = client.get(f"{BASE}/{path}", params=params)
+        assert expected in _error(answer, status, fmt), (path, answer.text)
+    assert len(reads) == 17
+    assert "not allowed" in _error(client.delete(f"{BASE}/requests.json"), 405)
+    assert "not allowed" in _error(client.post(f"{BASE}/services.xml"), 405, "xml")
+    # an empty jurisdiction_id is none at all (codeforamerica's client sends one)
+    assert client.get(f"{BASE}/services.json", params={"jurisdiction_id": ""}).status_code == 200
+
+
+def test_published_clients_see_errors_as_http_errors(live_server, tokens, Open311):
+    poster = Open311(endpoint=live_server, format="xml", api_key=tokens["viewer"])
+    with pytest.raises(HTTPError) as refused:
+        poster.post_service_request(service_code="E01", lat="31.4", long="120.6")
+    assert refused.value.code == 403
+    errors = xmltodict.parse(refused.value.read())["errors"]["error"]
+    assert errors["code"] == "403" and "may not post" in errors["description"]
+    with pytest.raises(requests.HTTPError) as missing:
+        GeoReport(live_server).get_service_request("424242")
+    assert missing.value.response.status_code == 404
+    assert missing.value.response.json()[0]["code"] == 404
+
+
+def test_xml_is_built_safely_from_any_stored_text(client, tokens, inside):
+    lon, lat = inside
+    hostile = '</description><status>closed</status>&amp; "quoted" \x01\x1f ok'
+    answer = _post(
+        client,
+        tokens["dispatcher"],
+        "xml",
+        service_code="E05",
+        lat=str(lat),
+        long=str(lon),
+        description=hostile,
+        address_string="<b>人民路</b> & 1 号",
+    )
+    assert answer.status_code == 201, answer.text
+    request_id = _xml(answer).find("request/service_request_id").text
+    read = _xml(
+        client.get(f"{BASE}/requests/{request_id}.xml", params={"api_key": tokens["admin"]})
+    )
+    [request] = read.findall("request")
+    assert request.find("status").text == "open"
+    assert request.find("description").text == hostile.replace("\x01", "\ufffd").replace(
+        "\x1f", "\ufffd"
+    )
+    assert request.find("address").text == "<b>人民路</b> & 1 号"
+    assert len(request) == 17  # the spec's fields, each once

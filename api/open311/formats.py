@@ -84,5 +84,3 @@ def render(fmt: Format, root: str, body: Any, item: str | None = None) -> bytes:
 def render_error(fmt: Format, error: Open311Error) -> bytes:
     """The spec's error document: [{"code", "description"}] or <errors><error>…</error></errors>."""
     return render(fmt, "errors", error.document(), "error")
-
-
