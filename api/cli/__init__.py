@@ -21,6 +21,7 @@ from spatial.crs import UnknownCRS
 app = typer.Typer(help="wangge 网格化管理 GIS 服务", no_args_is_help=True, add_completion=False)
 admin.register(app)
 data.register(app)
+__import__("api.cli.outbox", fromlist=["register"]).register(app)  # outbox, warnings
 app.command("geocode")(geocode_command)
 app.command("check")(check_command)
 err = Console(stderr=True, soft_wrap=True)  # one problem per line, greppable in logs
