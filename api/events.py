@@ -19,15 +19,17 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Connection, Engine
 
 from api.db import events as event_rows
+from api.db import workflow as workflow_rows
 from api.db.filters import Page
 from api.db.geojson import collection
+from api.errors import NotFound
 from api.lookup.index_store import IndexStore
 from api.lookup.service import lookup_points, match_address, staff_on_duty
-from api.privacy import Caller
+from api.privacy import Caller, public_actor
 from api.settings import WorkflowSettings
 from api.times import Instant
 from api.workflow.calendar import WorkCalendar
-from api.workflow.machine import LABELS_ZH, State, allowed_actions
+from api.workflow.machine import ACTION_LABELS, LABELS_ZH, State, allowed_actions
 from api.workflow.transitions import load_catalogue
 from api.workflow.warnings import warning
 
@@ -324,3 +326,60 @@ OPEN_READ_CAP = 100_000  # open events a warning filter reads at most (a distric
 
 def _warning(row: dict[str, Any], clock: Clock) -> dict[str, Any] | None:
     return warning(row, clock.calendar, clock.now, clock.settings.yellow_share)
+
+
+def event_record(
+    connection: Connection,
+    store: IndexStore,
+    settings: WorkflowSettings,
+    caller: Caller,
+    event_id: int,
+) -> dict[str, Any]:
+    """One event as this caller may see it, with its grid path, warning now, history and
+    supervision orders (notes, actors, positions and reasons only where entitled)."""
+    row = event_rows.find_event(connection, event_id=event_id)
+    if row is None:
+        raise NotFound(
+            f"没有编号为 {event_id} 的事件", code="event_not_found", where="path.event_id"
+        )
+    placement = None
+    if row["grid_code"] and row["generation_id"]:
+        index = store.generation(row["generation_id"])
+        position = index.by_code.get(row["grid_code"])
+        if position is not None:
+            path = [
+                {"level": r.level, "code": r.code, "name": r.name} for r in index.path(position)
+            ]
+            placement = {"path": path}
+    catalogue = load_catalogue(connection, settings)
+    body = event_answer(
+        row, store, caller, placement, clock=Clock(catalogue.calendar, settings, datetime.now(UTC))
+    )
+    personal = caller.sees_event(store.active_path(row["grid_code"]), row["unit_code"])
+    body["history"] = [
+        {
+            "at": line["at"].isoformat(),
+            "action": line["action"],
+            "action_label": ACTION_LABELS.get(line["action"] or "", line["action"]),
+            "from": line["from_status"],
+            "status": line["status"],
+            "version": line["version"],
+            "actor": public_actor(line["actor"], caller) if personal else None,
+            "note": line["note"] if personal else None,
+            "lon": line["lon"] if personal else None,
+            "lat": line["lat"] if personal else None,
+            "details": line["details"],
+        }
+        for line in event_rows.history(connection, event_id)
+    ]
+    body["supervisions"] = [
+        {
+            "id": order["id"],
+            "reason": order["reason"] if personal else None,
+            "due_at": _time(order["due_at"]),
+            "issued_at": order["issued_at"].isoformat(),
+            "issued_by": public_actor(order["issued_by"], caller) if personal else None,
+        }
+        for order in workflow_rows.supervisions(connection, event_id)
+    ]
+    return body

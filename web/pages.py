@@ -25,6 +25,7 @@ from api.db import maps as map_queries
 from api.db.generations import NoActiveGeneration, generation_at
 from api.deps import ConnectionDep, IndexStoreDep, ReaderDep
 from api.errors import NotFound, error_responses
+from api.events import event_record
 from api.lookup.index_store import IndexStore
 from api.lookup.service import staff_on_duty
 from api.privacy import Caller
@@ -224,18 +225,16 @@ def event_page(
                 "name": index.records[position].name,
                 "distance_m": round(float(answer.runner_up_distance_m[0]), 1),
             }
-    shows_description = Caller(principal).sees_personal(store.active_path(event["grid_code"]))
-    description = (event["description"] or "") if shows_description else None
+    record = event_record(
+        connection, store, request.app.state.settings.workflow, Caller(principal), event_id
+    )
+    description = (record["description"] or "") if "description" in record else None
     etag = page_etag(
         "event",
         event_id,
         generation,
         factory.settings.model_dump(),
-        description,
-        event["status"],
-        event["grid_code"],
-        event["lon"],
-        event["lat"],
+        record,  # its version, warning and history: a transition or the clock changes the page
         rows,
         {k: v for k, v in (runner or {}).items() if k != "geometry"},
     )
@@ -282,8 +281,7 @@ def event_page(
         title=f"事件 #{event_id}",
         heading=f"事件 #{event_id}",
         description=description,
-        status=STATUS_LABELS.get(event["status"], event["status"]),
-        grid_code=event["grid_code"],
+        event=record,
         runner=runner,
         page_data={"map": rendered.name, "layers": layers},
     )

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
 from api.db import events as event_rows
-from api.db import workflow as workflow_rows
 from api.deps import (
     CallerDep,
     ConnectionDep,
@@ -21,9 +20,9 @@ from api.deps import (
     WorkerDep,
 )
 from api.errors import InvalidInput, NotFound, error_responses
-from api.events import Clock, EventBatch, EventIn, event_answer, event_collection, intake
+from api.events import Clock, EventBatch, EventIn, event_collection, event_record, intake
 from api.lookup.index_store import IndexStore
-from api.privacy import Caller, public_actor, redact_event_features
+from api.privacy import Caller, redact_event_features
 from api.routes.layers import OutCrs, reproject
 from api.routes.params import BBoxDep, PageDep
 from api.workflow.kpis import scope_codes
@@ -169,51 +168,7 @@ def get_event(
     settings: SettingsDep,
     caller: CallerDep,
 ) -> dict[str, Any]:
-    row = event_rows.find_event(connection, event_id=event_id)
-    if row is None:
-        raise NotFound(
-            f"没有编号为 {event_id} 的事件", code="event_not_found", where="path.event_id"
-        )
-    placement = None
-    if row["grid_code"] and row["generation_id"]:
-        index = store.generation(row["generation_id"])
-        position = index.by_code.get(row["grid_code"])
-        if position is not None:
-            placement = {
-                "path": [
-                    {"level": r.level, "code": r.code, "name": r.name} for r in index.path(position)
-                ]
-            }
-    catalogue = load_catalogue(connection, settings.workflow)
-    clock = Clock(catalogue.calendar, settings.workflow, datetime.now(UTC))
-    body = event_answer(row, store, caller, placement, clock=clock)
-    personal = caller.sees_event(store.active_path(row["grid_code"]), row["unit_code"])
-    body["history"] = [
-        {
-            "at": h["at"].isoformat(),
-            "action": h["action"],
-            "from": h["from_status"],
-            "status": h["status"],
-            "version": h["version"],
-            "actor": public_actor(h["actor"], caller) if personal else None,
-            "note": h["note"] if personal else None,
-            "lon": h["lon"] if personal else None,
-            "lat": h["lat"] if personal else None,
-            "details": h["details"],
-        }
-        for h in event_rows.history(connection, event_id)
-    ]
-    body["supervisions"] = [
-        {
-            "id": order["id"],
-            "reason": order["reason"] if personal else None,
-            "due_at": order["due_at"].isoformat() if order["due_at"] else None,
-            "issued_at": order["issued_at"].isoformat(),
-            "issued_by": public_actor(order["issued_by"], caller) if personal else None,
-        }
-        for order in workflow_rows.supervisions(connection, event_id)
-    ]
-    return body
+    return event_record(connection, store, settings.workflow, caller, event_id)
 
 
 @router.post(

@@ -144,6 +144,16 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+# History lines also record what is not an action anyone takes: the report itself, a duplicate
+# absorbed by its original, an event left without a grid by a redraw.
+ACTION_LABELS = {
+    "report": "上报",
+    "absorb": "合并重复上报",
+    "unplace": "网格调整后待重新分派",
+    **{name: action.label_zh for name, action in ACTIONS.items()},
+}
+
+
 def allowed_actions(state: State, role: Role | None = None) -> list[str]:
     """Actions that can be taken from `state` (by `role`, when given), in the table's order."""
     return [
