@@ -500,3 +500,22 @@ def test_xml_is_built_safely_from_any_stored_text(client, tokens, inside):
     )
     assert request.find("address").text == "<b>人民路</b> & 1 号"
     assert len(request) == 17  # the spec's fields, each once
+
+
+def test_an_address_alone_is_a_location(client, tokens):
+    answer = _post(
+        client,
+        tokens["admin"],
+        service_code="C01",
+        address_string="不存在的路 1 号",
+        **{"attribute[address_detail]": "东门"},
+    )
+    assert answer.status_code == 201, answer.text
+    [posted] = answer.json()
+    assert "待人工分派" in posted["service_notice"]  # not on the register: a dispatcher places it
+    event = client.get(
+        f"/api/v1/events/{posted['service_request_id']}", headers=bearer(tokens["admin"])
+    ).json()
+    assert event["address"] == "不存在的路 1 号 东门" and event["grid_code"] is None
+    read = client.get(f"{BASE}/requests/{posted['service_request_id']}.json").json()[0]
+    assert read["lat"] is None and read["long"] is None and read["status"] == "open"
