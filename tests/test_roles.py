@@ -11,6 +11,7 @@ Two matrices, each expected from the rules and never from observed answers:
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import uuid
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 import shapely
 from fastapi.testclient import TestClient
+from PIL import Image
 from sqlalchemy import create_engine, text
 
 from api.app import create_app
@@ -46,6 +48,8 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("post", "/api/v1/lookup/batch/file"): READ,
     ("post", "/api/v1/events"): Permission.write_events,
     ("post", "/api/v1/events/{event_id}/transitions"): Permission.work_events,
+    ("post", "/api/v1/events/{event_id}/attachments"): Permission.work_events,
+    ("post", "/api/v1/points/{code}/alerts"): Permission.write_events,
     ("post", "/api/v1/import/{kind}"): Permission.write_grids,
     ("post", "/api/v1/coverage/checks"): Permission.write_grids,
     ("post", "/api/v1/coverage/checks/{check_id}/fix"): Permission.write_grids,
@@ -71,7 +75,7 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("delete", "/api/v1/tokens/{token_id}"): Permission.manage_tokens,
     ("post", "/map/login"): PUBLIC,
 }
-WRITE_OPERATIONS_SERVED = 28  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 30  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
@@ -193,6 +197,12 @@ def _expected(caller: str, need: Permission | None, method: str) -> tuple[int, s
     return None if need in ROLE_PERMISSIONS[Role(caller)] else (403, "insufficient_role")
 
 
+def _probe_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict[str, Any], int]:
     """A request that passes validation, and what the handler answers once let through."""
     events = {"source": "tests", "external_id": f"roles-{serial}", "lon": 120.735, "lat": 31.305}
@@ -210,6 +220,19 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
             200,
         ),
         ("post", "/api/v1/events"): (path, {"json": {**events, "crs": "EPSG:4326"}}, 201),
+        ("post", "/api/v1/events/{event_id}/attachments"): (
+            path,
+            {
+                "files": {"file": ("probe.png", _probe_png(), "image/png")},
+                "data": {"stage": "after"},
+            },
+            404,
+        ),
+        ("post", "/api/v1/points/{code}/alerts"): (
+            path,
+            {"json": {"alert_id": f"roles-{serial}"}},
+            404,
+        ),
         ("post", "/api/v1/events/{event_id}/transitions"): (
             path,
             {"json": {"action": "accept", "version": 1}},
@@ -346,7 +369,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 28 * 25
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 30 * 25
     assert not wrong, "\n".join(wrong)
 
 

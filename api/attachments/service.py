@@ -38,7 +38,7 @@ from api.lookup.index_store import IndexStore
 from api.privacy import Caller, public_actor
 from api.settings import AttachmentSettings
 from api.workflow.machine import FINISHED, LABELS_ZH, State
-from api.workflow.transitions import _in_scope
+from api.workflow.transitions import in_scope
 
 CHUNK_BYTES = 1 << 20
 API_PREFIX = "/api/v1"
@@ -67,7 +67,7 @@ def _may_add(
 ) -> dict[str, Any]:
     if event is None:
         raise _event_not_found(event_id)
-    if not _in_scope(event, principal, store):
+    if not in_scope(event, principal, store):
         raise Forbidden(
             "该事件不在您的网格或处置单位范围内", code="out_of_scope", where="path.event_id"
         )

@@ -83,7 +83,7 @@ def _position(body: TransitionIn) -> tuple[float | None, float | None]:
     return float(lon[0]), float(lat[0])
 
 
-def _in_scope(event: dict[str, Any], principal: Principal, store: IndexStore) -> bool:
+def in_scope(event: dict[str, Any], principal: Principal, store: IndexStore) -> bool:
     """Field staff act on events in their grids; handlers on events dispatched to their unit."""
     if principal.role == Role.field_staff:
         path = store.active_path(event["grid_code"])
@@ -152,7 +152,7 @@ def apply_transition(
                 code="insufficient_role",
                 where="body.action",
             )
-        if not _in_scope(event, principal, store):
+        if not in_scope(event, principal, store):
             raise Forbidden(
                 "该事件不在您的网格或处置单位范围内", code="out_of_scope", where="path.event_id"
             )
