@@ -157,13 +157,6 @@ def release(
     )
 
 
-def next_attempt(connection: Connection, outbox_id: int, target: str) -> datetime | None:
-    return connection.execute(
-        text("SELECT next_attempt_at FROM outbox_delivery WHERE outbox_id = :id AND target = :t"),
-        {"id": outbox_id, "t": target},
-    ).scalar()
-
-
 def delivery_status(connection: Connection, *, pending_only: bool) -> list[dict[str, Any]]:
     """Per target: pending, failing (pending after a failed attempt), oldest pending, next due;
     with `pending_only=False` also the delivered total (a full count)."""
@@ -218,7 +211,7 @@ def pending_deliveries(
 
 
 def outbox_totals(connection: Connection) -> dict[str, Any]:
-    """The newest notification (cheap: the primary key's end), and how many are unmatched yet."""
+    """The newest notification (cheap: the end of the primary key)."""
     latest = connection.execute(
         text("SELECT id, created_at FROM outbox ORDER BY id DESC LIMIT 1")
     ).first()
