@@ -30,6 +30,7 @@ from api.settings import WorkflowSettings
 from api.times import Instant
 from api.workflow.calendar import WorkCalendar
 from api.workflow.machine import ACTION_LABELS, LABELS_ZH, State, allowed_actions
+from api.workflow.rules import Catalogue
 from api.workflow.transitions import load_catalogue
 from api.workflow.warnings import warning
 
@@ -202,7 +203,7 @@ def intake(
                     store,
                     caller,
                     placements[i],
-                    clock=Clock(catalogue.calendar, settings, now),
+                    clock=Clock(catalogue, settings, now),
                 ),
             }
     return [outcome for outcome in outcomes if outcome is not None]
@@ -210,11 +211,16 @@ def intake(
 
 @dataclass(frozen=True)
 class Clock:
-    """What a warning is computed against: the working calendar, the settings, the moment."""
+    """What warnings and proposals are computed against: the rules and working calendar, the
+    settings, the moment."""
 
-    calendar: WorkCalendar
+    catalogue: Catalogue
     settings: WorkflowSettings
     now: datetime
+
+    @property
+    def calendar(self) -> WorkCalendar:
+        return self.catalogue.calendar
 
 
 def _time(value: datetime | None) -> str | None:
@@ -268,6 +274,12 @@ def event_answer(
     }
     if clock is not None:
         body["warning"] = warning(row, clock.calendar, clock.now, clock.settings.yellow_share)
+        if state == State.reported:  # what 立案 and 派遣 would propose, as the rules stand
+            tier = row["tier"] or clock.catalogue.tier_for(row["category_code"])
+            unit = clock.catalogue.unit_for(
+                row["category_code"], tier, store.active_path(row["grid_code"])
+            )
+            body["proposal"] = {"tier": tier, "unit_code": unit["code"] if unit else None}
     if caller.principal is not None:
         body["allowed_actions"] = allowed_actions(state, caller.principal.role)
     if placement is not None:
@@ -353,7 +365,7 @@ def event_record(
             placement = {"path": path}
     catalogue = load_catalogue(connection, settings)
     body = event_answer(
-        row, store, caller, placement, clock=Clock(catalogue.calendar, settings, datetime.now(UTC))
+        row, store, caller, placement, clock=Clock(catalogue, settings, datetime.now(UTC))
     )
     personal = caller.sees_event(store.active_path(row["grid_code"]), row["unit_code"])
     body["history"] = [

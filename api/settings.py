@@ -106,6 +106,16 @@ class AttachmentSettings(BaseModel):
     s3_region: str = "us-east-1"
 
 
+class Open311Settings(BaseModel):
+    # A request naming another jurisdiction_id is refused (404); one naming none is served.
+    jurisdiction_id: str = Field(default="wangge", min_length=1, max_length=100)
+    contact: str = "网格化管理指挥中心 / the grid command centre (指挥中心) of this district"
+    key_service: str = (
+        "api_key: a wangge API token of the dispatcher role, issued by the administrator "
+        "(wangge token create --role dispatcher) / 由管理员签发的调度员令牌"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WANGGE_", env_nested_delimiter="__", env_file=None, extra="ignore"
@@ -130,6 +140,7 @@ class Settings(BaseSettings):
     maps: MapSettings = MapSettings()
     workflow: WorkflowSettings = WorkflowSettings()
     attachments: AttachmentSettings = AttachmentSettings()
+    open311: Open311Settings = Open311Settings()
     demo_seed: int = 20240920
 
     @model_validator(mode="after")

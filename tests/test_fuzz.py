@@ -79,7 +79,12 @@ def target(admin_url: str, template_url: str, request) -> Iterator[Target]:
         for role in Role:
             grids = ("320571005001001",) if role == Role.field_staff else ()
             created = create_token(
-                connection, name=f"fuzz-{role.value}", role=role, grid_codes=grids, actor="tests"
+                connection,
+                name=f"fuzz-{role.value}",
+                role=role,
+                grid_codes=grids,
+                unit_code="community" if role == Role.handler else None,
+                actor="tests",
             )
             headers[role.value] = bearer(created.secret)
             token_ids.append(created.id)

@@ -5,18 +5,16 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from api.auth import Permission, Principal, resolve_token
-from api.open311.config import Open311Settings
 from api.open311.formats import Open311Error
 from api.open311.params import Params
-from api.settings import Settings
+from api.settings import Open311Settings, Settings
 
 MAX_KEY_CHARS = 200
 
 
 def open311_settings(settings: Settings) -> Open311Settings:
-    """The deployment's Open311 settings (Settings.open311 once it has one), else the defaults."""
-    configured = getattr(settings, "open311", None)
-    return configured if isinstance(configured, Open311Settings) else Open311Settings()
+    """The deployment's Open311 settings (WANGGE_OPEN311__…)."""
+    return settings.open311
 
 
 def check_jurisdiction(params: Params, settings: Settings) -> None:

@@ -122,7 +122,7 @@ def list_events(
     )
     levels = _listed(warning, {"yellow", "red"}, "warning")
     catalogue = load_catalogue(connection, settings.workflow)
-    clock = Clock(catalogue.calendar, settings.workflow, datetime.now(UTC))
+    clock = Clock(catalogue, settings.workflow, datetime.now(UTC))
     found = event_collection(connection, chosen, clock, warnings=levels, bbox=bbox, page=page)
     redact_event_features(found, caller, store.active_path)
     return reproject(found, out_crs)
