@@ -346,8 +346,26 @@
   window.addEventListener("resize", function () { trendChart.resize(); rankChart.resize(); });
   var TOOLTIP = { trigger: "axis", renderMode: "richText", confine: true };
 
+  // Every period from `from` to `to`, as the API names them (date_trunc: a week starts on Monday).
+  function periodStarts(from, to, unit) {
+    var day = new Date(from + "T00:00:00Z"), end = new Date(to + "T00:00:00Z"), starts = [];
+    if (unit === "week") day = new Date(day.getTime() - ((day.getUTCDay() + 6) % 7) * 86400000);
+    if (unit === "month") day = new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), 1));
+    while (day <= end) {
+      starts.push(ymd(day));
+      day = unit === "month" ? new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth() + 1, 1))
+                             : new Date(day.getTime() + (unit === "week" ? 7 : 1) * 86400000);
+    }
+    return starts;
+  }
+
   function drawTrend(trend) {
-    var rows = trend.rows;
+    // The API lists the periods that have figures; the chart shows the quiet ones as zeros.
+    var known = {};
+    trend.rows.forEach(function (row) { known[row.period] = row; });
+    var rows = periodStarts(trend.from, trend.to, trend.interval).map(function (start) {
+      return known[start] || { period: start, received: 0, closed: 0, closed_on_time: 0, overdue: 0 };
+    });
     var pick = function (key) { return rows.map(function (r) { return r[key]; }); };
     trendChart.setOption({
       animation: false,

@@ -143,7 +143,11 @@
       var second = wg.el("div", (deadline ? "期限 " + when(deadline) : "无期限") + (p.description ? " · " + p.description : ""),
                          { "class": "wg-line2" });
       var button = wg.append(wg.el("button", null, { type: "button", "data-event": p.id }), [first, second]);
-      button.addEventListener("click", function () { select(p.id); });
+      button.addEventListener("click", function () {
+        select(p.id);
+        // On a phone the panels stack: bring the event's panel up to where the finger is.
+        if (window.matchMedia("(max-width: 900px)").matches) $("wg-event").scrollIntoView();
+      });
       var item = wg.append(wg.el("li", null, p.id === state.selected ? { "class": "wg-selected" } : {}), [button]);
       list.appendChild(item);
     });
