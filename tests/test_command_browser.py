@@ -307,6 +307,33 @@ def test_a_refused_action_shows_the_chinese_message_and_rereads(
     session.close("dispatch_refused", refused=(409, 422))
 
 
+def test_a_supervisor_issues_a_supervision_order(browser, live_server, client, tokens):
+    supervisor = tokens["supervisor"]
+    event = open_events(client, supervisor, state="processing", sort="deadline")[0]["properties"]
+    before = read(client, supervisor, event["id"])
+    session = Session(browser, live_server, supervisor, "phone")
+    page = session.open(f"/map/dispatch?event={event['id']}")
+    buttons = page.locator("#wg-event-body [data-action]").evaluate_all(
+        "(nodes) => nodes.map((n) => n.dataset.action)"
+    )
+    # A supervisor verifies, escalates and supervises; processing allows the last two.
+    assert buttons == ["escalate", "supervise"] == before["allowed_actions"]
+    take(page, "supervise")
+    page.fill("#wg-form textarea[name=note]", "请今日内处置完毕并反馈")
+    page.click("#wg-form button[type=submit]")
+    page.wait_for_function(MESSAGE_STARTS, arg="已督办")
+    after = read(client, supervisor, event["id"])
+    assert len(after["supervisions"]) == len(before["supervisions"]) + 1
+    assert after["supervisions"][-1]["reason"] == "请今日内处置完毕并反馈"
+    assert (after["status"], after["version"]) == (before["status"], before["version"] + 1)
+    page.wait_for_function(
+        "(text) => document.querySelector('#wg-event-body h2').textContent.includes(text)",
+        arg=f"督办 {len(after['supervisions'])}",
+    )
+    assert "请今日内处置完毕并反馈" in page.inner_text("#wg-event-body .wg-facts")
+    session.close("dispatch_supervise_phone")
+
+
 @pytest.fixture
 def hostile(engine, settings, tokens) -> Hostile:
     return plant_hostile_command_data(engine, settings, tokens)
