@@ -221,7 +221,11 @@ def test_a_dispatcher_accepts_and_dispatches_by_clicking(browser, live_server, c
     buttons = page.locator("#wg-event-body [data-action]").evaluate_all(
         "(nodes) => nodes.map((n) => n.dataset.action)"
     )
-    assert buttons == read(client, dispatcher, event_id)["allowed_actions"]
+    before = read(client, dispatcher, event_id)
+    assert buttons == before["allowed_actions"]
+    # What the dispatch rules propose is shown before 立案.
+    assert before["proposal"]["unit_code"] == "community"
+    assert "建议派往社区工作站" in page.inner_text("#wg-event-body .wg-facts").replace("\n", "")
 
     # 立案: the category and tier forms, the tier proposed by the category.
     take(page, "accept")
@@ -240,8 +244,8 @@ def test_a_dispatcher_accepts_and_dispatches_by_clicking(browser, live_server, c
 
     # 派遣: the rules' proposal preselected; the dispatcher overrides it with another unit.
     take(page, "dispatch")
-    proposal = (accepted.get("proposal") or {}).get("unit")
-    assert page.input_value("#wg-form select[name=unit]") == (proposal["code"] if proposal else "")
+    proposed = (accepted.get("proposal") or {}).get("unit_code") or ""
+    assert page.input_value("#wg-form select[name=unit]") == proposed
     page.select_option("#wg-form select[name=unit]", "street_office")
     page.click("#wg-form button[type=submit]")
     page.wait_for_function(MESSAGE_STARTS, arg="已派遣")

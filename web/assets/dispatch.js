@@ -274,6 +274,7 @@
       ["地址", e.address],
       ["位置", path],
       ["处置单位", e.unit_code ? unitName(e.unit_code) : null],
+      ["建议派往", !e.unit_code && proposedUnit(e) ? unitName(proposedUnit(e)) + "（按派遣规则）" : null],
       ["上报时间", when(e.reported_at)],
       ["立案期限", e.status === "reported" ? when(e.accept_due_at) : null],
       ["处置期限", e.due_at ? when(e.due_at) : null],
@@ -356,6 +357,11 @@
     return control;
   }
 
+  // The unit the dispatch rules propose for this event, when the API says (GET /events/{id}).
+  function proposedUnit(e) {
+    return (e.proposal && e.proposal.unit_code) || null;
+  }
+
   function defaultTier(category) {
     var known = state.categories[category];
     return (known && known.default_tier) || 3;
@@ -379,12 +385,11 @@
       return field("升级到", select_("tier", options, current - 1));
     },
     unit: function (e) {
-      var proposal = e.proposal && e.proposal.unit;
+      var proposed = proposedUnit(e);
       var options = [["", "按规则推荐（由系统选择）"]].concat(state.unitList.map(function (u) {
-        var proposed = proposal && proposal.code === u.code;
-        return [u.code, u.name + " · " + (TIERS[u.tier] || "") + (proposed ? "（规则推荐）" : "")];
+        return [u.code, u.name + " · " + (TIERS[u.tier] || "") + (u.code === proposed ? "（规则推荐）" : "")];
       }));
-      return field("处置单位", select_("unit", options, proposal ? proposal.code : ""));
+      return field("处置单位", select_("unit", options, proposed || ""));
     },
     assignee: function (e) {
       var options = [["", "按规则（所在网格的专职网格员）"]].concat((e.staff || []).map(function (person) {
