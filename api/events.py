@@ -29,6 +29,7 @@ from api.privacy import Caller, public_actor
 from api.settings import WorkflowSettings
 from api.times import Instant
 from api.workflow.calendar import WorkCalendar
+from api.workflow.effects import grid_worker
 from api.workflow.machine import ACTION_LABELS, LABELS_ZH, State, allowed_actions
 from api.workflow.rules import Catalogue
 from api.workflow.transitions import load_catalogue
@@ -209,6 +210,10 @@ def intake(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
+# States from which an event is still to be dispatched (again): answers carry the rules' proposal.
+PROPOSING = frozenset({State.reported, State.accepted, State.returned, State.dispatched})
+
+
 @dataclass(frozen=True)
 class Clock:
     """What warnings and proposals are computed against: the rules and working calendar, the
@@ -274,12 +279,15 @@ def event_answer(
     }
     if clock is not None:
         body["warning"] = warning(row, clock.calendar, clock.now, clock.settings.yellow_share)
-        if state == State.reported:  # what 立案 and 派遣 would propose, as the rules stand
+        if state in PROPOSING:  # what 立案 and 派遣 would propose, as the rules stand
             tier = row["tier"] or clock.catalogue.tier_for(row["category_code"])
-            unit = clock.catalogue.unit_for(
-                row["category_code"], tier, store.active_path(row["grid_code"])
-            )
-            body["proposal"] = {"tier": tier, "unit_code": unit["code"] if unit else None}
+            path = store.active_path(row["grid_code"])
+            unit = clock.catalogue.unit_for(row["category_code"], tier, path)
+            body["proposal"] = {
+                "tier": tier,
+                "unit_code": unit["code"] if unit else None,
+                "assignee_id": grid_worker(store, path) if tier == 3 else None,
+            }
     if caller.principal is not None:
         body["allowed_actions"] = allowed_actions(state, caller.principal.role)
     if placement is not None:

@@ -252,3 +252,7 @@ def test_trend_per_day(client, march):
     assert rows["2024-03-02"]["received"] == 1 and rows["2024-03-04"]["closed"] == 1
     assert sum(row["received"] for row in body["rows"]) == 6  # the merged duplicate is not
     assert rows["2024-03-15"]["overdue"] == 1  # #4 missed its deadline that day
+    assert len(body["rows"]) == 31 and rows["2024-03-20"]["received"] == 0  # dense: every day
+    weeks = client.get("/api/v1/kpis/trend", params={**PERIOD, "interval": "week"}).json()
+    assert [row["period"] for row in weeks["rows"]][:2] == ["2024-02-26", "2024-03-04"]
+    assert sum(row["received"] for row in weeks["rows"]) == 6

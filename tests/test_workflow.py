@@ -68,7 +68,8 @@ def _counts(engine, event_id):
 def test_a_ticket_travels_the_whole_loop(client, tokens, engine, inside):
     event = _report(client, tokens, *inside)
     assert event["status"] == "reported" and event["tier"] == 3 and event["version"] == 1
-    assert event["proposal"] == {"tier": 3, "unit_code": "community"}
+    assert event["proposal"]["tier"] == 3 and event["proposal"]["unit_code"] == "community"
+    assert event["proposal"]["assignee_id"] is not None  # the grid's full-time worker
     assert event["allowed_actions"] == ["accept", "reject", "cancel", "merge"]
     event_id = event["id"]
     steps = [

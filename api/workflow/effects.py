@@ -78,7 +78,7 @@ def _dispatch(step: Step) -> Effects:
         raise InvalidInput(
             f"没有编号为 {assignee} 的在岗人员", code="unknown_staff", where="body.assignee"
         )
-    proposed_assignee = _grid_worker(step.store, path) if tier == 3 else None
+    proposed_assignee = grid_worker(step.store, path) if tier == 3 else None
     if assignee is None:
         assignee = proposed_assignee
     if unit_code is None and assignee is None:
@@ -114,7 +114,7 @@ def _dispatch(step: Step) -> Effects:
 GRID_WORKER_ROLE = "full_time_worker"  # 专职网格员: whom a community matter goes to first
 
 
-def _grid_worker(store: IndexStore, path: list[str]) -> int | None:
+def grid_worker(store: IndexStore, path: list[str]) -> int | None:
     """The full-time worker of the finest grid on the path that has one, else whoever is first."""
     on_duty = staff_on_duty(store, path)
     workers = [person for person in on_duty if person.get("role") == GRID_WORKER_ROLE]

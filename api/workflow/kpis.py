@@ -198,9 +198,34 @@ def trend(
     rows = kpi_rows.trend(
         connection, interval, begin, finish, SHANGHAI.key, scope_codes(store, within)
     )
+    found = {row["period"].date(): row for row in rows}
+    empty = {"received": 0, "closed": 0, "closed_on_time": 0, "overdue": 0}
     return {
         "interval": interval,
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "rows": [{**row, "period": row["period"].date().isoformat()} for row in rows],
+        "rows": [
+            {**empty, **found.get(first, {}), "period": first.isoformat()}
+            for first in _periods(interval, start, end)
+        ],
     }
+
+
+def _periods(interval: str, start: date, end: date) -> list[date]:
+    """The first day of every day, week (Monday) or month from start to end: a dense series."""
+    if interval == "day":
+        first = start
+    elif interval == "week":
+        first = start - timedelta(days=start.weekday())
+    else:
+        first = start.replace(day=1)
+    periods = []
+    while first <= end:
+        periods.append(first)
+        if interval == "day":
+            first += timedelta(days=1)
+        elif interval == "week":
+            first += timedelta(days=7)
+        else:
+            first = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return periods
