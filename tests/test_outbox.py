@@ -119,6 +119,13 @@ def _settings(settings: Settings, *targets: WebhookTarget, sweep_seconds: float 
 
 
 @pytest.fixture
+def settings(service_url: str, database_url: str) -> Settings:
+    """conftest's settings with the app's own sweeper off: the tests run sweeps themselves."""
+    base = Settings(database_url=service_url, owner_database_url=database_url)
+    return _settings(base)
+
+
+@pytest.fixture
 def fresh(engine):
     """The demo's notifications as a deployment's history, from before any webhook existed
     (older than the look-back): a target starts from its addition, not from the beginning."""
