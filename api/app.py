@@ -25,6 +25,7 @@ from api.routes import (
     layers,
     lookup,
     open311,
+    outbox,
     tokens,
     transfer,
     workflow,
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         transfer,
         coverage,
         drafts,
+        outbox,
         tokens,
     ):
         app.include_router(module.router, prefix=API_PREFIX)

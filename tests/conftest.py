@@ -26,7 +26,7 @@ from api.auth import Role, create_token
 from api.cli import cluster
 from api.db import migrate
 from api.demo import load_demo
-from api.settings import Settings
+from api.settings import Settings, WorkflowSettings
 
 # Parallel runs (two checkouts, or helpers) each set their own template name.
 TEMPLATE = os.environ.get("WANGGE_TEST_TEMPLATE", "wangge_test_template")
@@ -165,7 +165,12 @@ def service_url(database_url: str) -> str:
 
 @pytest.fixture
 def settings(service_url: str, database_url: str) -> Settings:
-    return Settings(database_url=service_url, owner_database_url=database_url)
+    # The app's own sweeper stays off: tests that want warnings pushed run a sweep themselves.
+    return Settings(
+        database_url=service_url,
+        owner_database_url=database_url,
+        workflow=WorkflowSettings(sweep_seconds=0),
+    )
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
-from api.cli import admin, data
+from api.cli import admin, data, outbox
 from api.cli.check import check_command
 from api.cli.cluster import ClusterError
 from api.cli.geocode import geocode_command
@@ -21,7 +21,7 @@ from spatial.crs import UnknownCRS
 app = typer.Typer(help="wangge 网格化管理 GIS 服务", no_args_is_help=True, add_completion=False)
 admin.register(app)
 data.register(app)
-__import__("api.cli.outbox", fromlist=["register"]).register(app)  # outbox, warnings
+outbox.register(app)  # outbox, warnings
 app.command("geocode")(geocode_command)
 app.command("check")(check_command)
 err = Console(stderr=True, soft_wrap=True)  # one problem per line, greppable in logs

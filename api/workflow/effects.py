@@ -58,12 +58,15 @@ def _accept(step: Step) -> Effects:
     details = {"tier": tier, "proposed_tier": proposed, "due_at": due.isoformat()}
     if step.body.deadline is not None:
         details["deadline_override"] = True
-    return {
+    # The clock changes from the time to accept to the time to handle: warnings start again.
+    changes = {
         "category_code": category,
         "tier": tier,
         "accepted_at": step.now,
         "due_at": due,
-    }, details
+        "warning_level": 0,
+    }
+    return changes, details
 
 
 def _dispatch(step: Step) -> Effects:
@@ -96,6 +99,7 @@ def _dispatch(step: Step) -> Effects:
     }
     if step.body.deadline is not None:
         changes["due_at"] = step.body.deadline
+        changes["warning_level"] = 0
     details: dict[str, Any] = {
         "unit": unit_code,
         "assignee": assignee,

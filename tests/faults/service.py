@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from api.settings import PROJECT_ROOT, Settings
+from api.settings import PROJECT_ROOT, Settings, WorkflowSettings
 from tests.conftest import _roles, as_role
 from tests.faults.cluster import free_port
 
@@ -22,7 +22,12 @@ def service_settings(url: str) -> Settings:
     as the service role of the project's cluster, as deployed (least privilege)."""
     roles = _roles()
     service_url = as_role(url, roles[1]) if roles is not None else url
-    return Settings(database_url=service_url, owner_database_url=url)
+    # The sweeper stays off: an app under test changes only what its test asks it to.
+    return Settings(
+        database_url=service_url,
+        owner_database_url=url,
+        workflow=WorkflowSettings(sweep_seconds=0),
+    )
 
 
 @dataclass
