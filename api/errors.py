@@ -30,6 +30,7 @@ from api.db.generations import NoActiveGeneration
 from api.lookup.points_io import PointsTooLarge, TooManyPoints, UnreadablePoints
 from api.transfer.export import ExportError, NothingToExport
 from api.transfer.read import UnpackedTooLarge, UnreadableFile
+from api.workflow.calendar import CalendarError
 from spatial.crs import UnknownCRS
 from spatial.hierarchy import EditError
 from spatial.partition import PartitionError
@@ -210,6 +211,13 @@ def _unknown_crs(_: Request, error: UnknownCRS) -> WanggeError:
     return InvalidInput(str(error), code="unknown_crs", where="crs")
 
 
+def _calendar_exhausted(_: Request, error: CalendarError) -> WanggeError:
+    return InvalidInput(
+        f"{error}：工作日历中找不到足够的工作日（是否把太多日子设成了休息日？）",
+        code="calendar_exhausted",
+    )
+
+
 def _no_active_generation(_: Request, error: NoActiveGeneration) -> WanggeError:
     return NotFound(f"没有生效的网格版本：{error}", code="no_active_generation")
 
@@ -223,6 +231,7 @@ DOMAIN_ERRORS: dict[type[Exception], Callable[[Request, Any], WanggeError]] = {
     ExportError: _export_error,  # 422 invalid_export; 404 nothing_to_export
     UnknownCRS: _unknown_crs,  # 422 unknown_crs
     NoActiveGeneration: _no_active_generation,  # 404 no_active_generation
+    CalendarError: _calendar_exhausted,  # 422 calendar_exhausted
 }
 
 

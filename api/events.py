@@ -8,9 +8,10 @@ lost) with no grid and a note that it needs manual dispatch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -32,10 +33,13 @@ from api.workflow.calendar import WorkCalendar
 from api.workflow.effects import grid_worker
 from api.workflow.machine import ACTION_LABELS, LABELS_ZH, State, allowed_actions
 from api.workflow.rules import Catalogue
-from api.workflow.transitions import load_catalogue
+from api.workflow.transitions import in_scope, load_catalogue
 from api.workflow.warnings import warning
+from spatial.crs import UnknownCRS, normalise_crs
 
 MAX_BATCH_EVENTS = 10_000
+EARLIEST_REPORT = datetime(2000, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(hours=1)  # a reporting system's clock may run a little fast
 
 
 class EventIn(BaseModel):
@@ -70,7 +74,13 @@ class EventIn(BaseModel):
         return self
 
     def digest(self) -> str:
-        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        """The payload's fingerprint; `epsg:4326` and `EPSG:4326` are the same payload."""
+        payload = self.model_dump(mode="json")
+        if self.crs:
+            # An unknown CRS fails placing with a clear error; its fingerprint keeps what was sent.
+            with contextlib.suppress(UnknownCRS):
+                payload["crs"] = normalise_crs(self.crs)
+        canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()
 
 
@@ -139,6 +149,14 @@ def intake(
                     "error": {**placement["error"], "where": "lon,lat"},
                 }
                 continue
+            reported = event.reported_at or now
+            if not EARLIEST_REPORT <= reported <= now + CLOCK_SKEW:
+                outcomes[i] = _invalid(
+                    "reported_at_out_of_range",
+                    "reported_at 应在 2000 年之后、且不晚于当前时间",
+                    "reported_at",
+                )
+                continue
             grid = placement.get("grid")
             tier = catalogue.tier_for(category)
             if (category, tier) not in accept_due:
@@ -164,7 +182,7 @@ def intake(
                     "grid_code": grid["code"] if grid else None,
                     "generation_id": placement.get("generation") if grid else None,
                     "payload_sha256": event.digest(),
-                    "reported_at": event.reported_at or now,
+                    "reported_at": reported,
                     "tier": tier,
                     "accept_due_at": accept_due[category, tier],
                 }
@@ -289,7 +307,9 @@ def event_answer(
                 "assignee_id": grid_worker(store, path) if tier == 3 else None,
             }
     if caller.principal is not None:
-        body["allowed_actions"] = allowed_actions(state, caller.principal.role)
+        # Only what this caller could actually do: nothing on an event outside their scope.
+        mine = in_scope(row, caller.principal, store)
+        body["allowed_actions"] = allowed_actions(state, caller.principal.role) if mine else []
     if placement is not None:
         body["assignment"] = {
             "matched": bool(row["grid_code"]),

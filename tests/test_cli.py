@@ -215,3 +215,28 @@ def test_geocode_file(db_env, engine, tmp_path):
         == 0
     )
     assert pq.read_table(parquet).num_rows == 4
+
+
+def test_calendar_seed_keeps_what_admins_set(db_env, engine):
+    from sqlalchemy import text
+
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM work_calendar WHERE extract(year FROM day) = 2026"))
+        connection.execute(
+            text("INSERT INTO work_calendar VALUES ('2026-10-01', true, '抢险值班')")
+        )
+    seeded = run("calendar", "seed", env=db_env)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "到 2026 年为止" in seeded.stdout
+    with engine.connect() as connection:
+        days = dict(
+            connection.execute(
+                text(
+                    "SELECT day::text, name FROM work_calendar WHERE extract(year FROM day) = 2026"
+                )
+            ).all()
+        )
+    assert len(days) == 25  # 2026's holidays on weekdays and 调休 weekend days
+    assert days["2026-10-01"] == "抢险值班" and days["2026-10-10"] == "国庆节调休上班"
+    listed = run("calendar", "list", "--year", "2026", env=db_env)
+    assert listed.returncode == 0 and "共 25 天" in listed.stdout

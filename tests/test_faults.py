@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from api.auth import Role, create_token
+from api.db.events import OPEN_STATUSES
 from tests.conftest import DEMO_SEED, _dsn
 from tests.faults.cluster import PrivateCluster
 from tests.faults.service import Service
@@ -322,7 +323,7 @@ ACTIVE = (
 # Open events whose grid is not the finest grid covering them in the active generation (the
 # rule publish and re-activation apply: finest level first, then the smallest code; an event
 # outside every grid has none).
-MISPLACED = """
+MISPLACED = f"""
 SELECT count(*) FROM event e
 LEFT JOIN LATERAL (
     SELECT g.code FROM grid g JOIN grid_level l ON l.name = g.level
@@ -330,7 +331,7 @@ LEFT JOIN LATERAL (
       AND g.generation_low <= :g AND g.generation_high >= :g
     ORDER BY l.rank DESC, g.code LIMIT 1
 ) finest ON true
-WHERE e.status NOT IN ('closed', 'cancelled') AND e.geom IS NOT NULL
+WHERE e.status IN {OPEN_STATUSES} AND e.geom IS NOT NULL
   AND (e.grid_code IS DISTINCT FROM finest.code
        OR (finest.code IS NOT NULL AND e.generation_id IS DISTINCT FROM :g))
 """

@@ -520,7 +520,7 @@ def _event_with_clock(engine, external_id: str, status: str, start: datetime, du
         return connection.execute(
             text(
                 "UPDATE event SET status = :status, external_id = :external_id, "
-                "reported_at = :start, accept_due_at = :accept_due, accepted_at = :accepted, "
+                "reported_at = :start, received_at = :start, accept_due_at = :accept_due, accepted_at = :accepted, "
                 "due_at = :due, warning_level = 0 "
                 "WHERE id = (SELECT min(id) FROM event WHERE external_id NOT LIKE 'clock-%' "
                 "AND status IN ('closed', 'evaluated')) RETURNING id"

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
-from api.cli import admin, data, outbox
+from api.cli import admin, calendar, data, outbox
 from api.cli.check import check_command
 from api.cli.cluster import ClusterError
 from api.cli.geocode import geocode_command
@@ -22,6 +22,7 @@ app = typer.Typer(help="wangge 网格化管理 GIS 服务", no_args_is_help=True
 admin.register(app)
 data.register(app)
 outbox.register(app)  # outbox, warnings
+calendar.register(app)
 app.command("geocode")(geocode_command)
 app.command("check")(check_command)
 err = Console(stderr=True, soft_wrap=True)  # one problem per line, greppable in logs

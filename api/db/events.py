@@ -99,7 +99,9 @@ def propose_duplicates(
         text(
             "WITH found AS (SELECT n.id, array_agg(o.id ORDER BY o.id) AS originals FROM event n "
             "JOIN event o ON o.category_code = n.category_code AND o.id < n.id "
-            "AND o.geom && ST_Expand(n.geom, :degrees) "
+            # A box of `metres` in degrees of longitude (the wider side) at the event's latitude.
+            "AND o.geom && ST_Expand(n.geom, "
+            ":metres / (111320.0 * greatest(cos(radians(ST_Y(n.geom))), 0.1))) "
             "AND ST_DWithin(o.geom::geography, n.geom::geography, :metres) "
             f"AND o.status IN {OPEN_STATUSES} AND o.merged_into IS NULL "
             "AND o.reported_at >= n.reported_at - make_interval(secs => :window * 3600) "
@@ -110,7 +112,6 @@ def propose_duplicates(
         {
             "ids": new_ids,
             "metres": distance_m,
-            "degrees": distance_m / 100_000.0,  # > metres per degree of latitude, a bbox prefilter
             "window": window_hours,
         },
     ).all()

@@ -231,6 +231,12 @@ class DispatchRule(Base):
         CheckConstraint("tier IN (1, 2, 3)", name="tier_known"),
         CheckConstraint("handle_unit IN ('hours', 'days')", name="handle_unit_known"),
         CheckConstraint("accept_hours > 0 AND handle_amount > 0", name="durations_positive"),
+        Index(
+            "uq_dispatch_rule_fallback",
+            "tier",
+            unique=True,
+            postgresql_where=text("category_code IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

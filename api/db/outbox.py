@@ -225,7 +225,7 @@ def outbox_totals(connection: Connection) -> dict[str, Any]:
 
 _CLOCK = (
     "CASE WHEN status = 'reported' THEN accept_due_at ELSE due_at END",
-    "CASE WHEN status = 'reported' THEN COALESCE(reported_at, received_at) ELSE accepted_at END",
+    "CASE WHEN status = 'reported' THEN COALESCE(received_at, reported_at) ELSE accepted_at END",
 )
 
 

@@ -101,7 +101,7 @@ def lock_event(connection: Connection, event_id: int) -> dict[str, Any] | None:
                 "assignee_id, grid_code, reported_at, received_at, accept_due_at, accepted_at, "
                 "responded_at, dispatched_at, handled_at, closed_at, due_at, postpone_count, "
                 "postpone_requested_until, rework_count, return_count, escalation_count, "
-                "merged_into FROM event WHERE id = :id FOR UPDATE"
+                "merged_into, duplicate_candidates FROM event WHERE id = :id FOR UPDATE"
             ),
             {"id": event_id},
         )
@@ -242,21 +242,31 @@ def upsert_unit(connection: Connection, code: str, values: dict[str, Any]) -> bo
 
 
 def upsert_rule(connection: Connection, values: dict[str, Any]) -> None:
-    """Create or replace the rule of a (category, tier); a NULL category is the tier's fallback."""
-    updated = connection.execute(
+    """Create or replace the rule of a (category, tier); a NULL category is the tier's fallback
+    (its own unique index, since UNIQUE lets NULLs repeat)."""
+    target = (
+        "(tier) WHERE category_code IS NULL"
+        if values["category_code"] is None
+        else "ON CONSTRAINT uq_dispatch_rule_category_tier"
+    )
+    connection.execute(
         text(
-            "UPDATE dispatch_rule SET unit_kind = :unit_kind, accept_hours = :accept_hours, "
-            "handle_amount = :handle_amount, handle_unit = :handle_unit WHERE tier = :tier "
-            "AND category_code IS NOT DISTINCT FROM :category_code"
+            "INSERT INTO dispatch_rule (category_code, tier, unit_kind, accept_hours, "
+            "handle_amount, handle_unit) VALUES (:category_code, :tier, :unit_kind, "
+            f":accept_hours, :handle_amount, :handle_unit) ON CONFLICT {target} DO UPDATE SET "
+            "unit_kind = EXCLUDED.unit_kind, accept_hours = EXCLUDED.accept_hours, "
+            "handle_amount = EXCLUDED.handle_amount, handle_unit = EXCLUDED.handle_unit"
         ),
         values,
-    ).rowcount
-    if not updated:
-        connection.execute(
-            text(
-                "INSERT INTO dispatch_rule (category_code, tier, unit_kind, accept_hours, "
-                "handle_amount, handle_unit) VALUES (:category_code, :tier, :unit_kind, "
-                ":accept_hours, :handle_amount, :handle_unit)"
-            ),
-            values,
-        )
+    )
+
+
+def last_actor(connection: Connection, event_id: int, action: str) -> str | None:
+    """Who took `action` on the event most recently (None when nobody has)."""
+    return connection.execute(
+        text(
+            "SELECT actor FROM event_history WHERE event_id = :id AND action = :action "
+            "ORDER BY at DESC, id DESC LIMIT 1"
+        ),
+        {"id": event_id, "action": action},
+    ).scalar()

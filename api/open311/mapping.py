@@ -21,6 +21,7 @@ SOURCE = "open311"  # the events this interface receives
 EXTRAS_MARK = "\n\n—— Open311 ——\n"
 EXTRAS = ("media_url", "email")
 _EXTRA_LINE = re.compile(r"^(media_url|email): (\S+)$")
+_VALID = {"media_url": re.compile(r"^https?://\S{1,1000}$"), "email": re.compile(r"^\S+@\S+$")}
 
 
 def open311_status(status: str) -> str:
@@ -57,9 +58,11 @@ def reporter_name(first_name: str | None, last_name: str | None) -> str | None:
 def compose_description(description: str | None, extras: dict[str, str | None]) -> str | None:
     """The description as stored: the citizen's text, then the Open311-only values, if any."""
     lines = [f"{name}: {extras[name]}" for name in EXTRAS if extras.get(name)]
+    # A citizen who types the mark cannot forge a block: their mark loses its line breaks.
+    text = (description or "").replace(EXTRAS_MARK, " " + EXTRAS_MARK.strip() + " ")
     if not lines:
-        return description
-    return (description or "") + EXTRAS_MARK + "\n".join(lines)
+        return text if description is not None else None
+    return text + EXTRAS_MARK + "\n".join(lines)
 
 
 def split_description(stored: str | None) -> tuple[str | None, dict[str, str]]:
@@ -71,7 +74,11 @@ def split_description(stored: str | None) -> tuple[str | None, dict[str, str]]:
     extras: dict[str, str] = {}
     for line in block.split("\n"):
         found = _EXTRA_LINE.match(line)
-        if found is None or found.group(1) in extras:
+        if (
+            found is None
+            or found.group(1) in extras
+            or not _VALID[found.group(1)].match(found.group(2))
+        ):
             return stored, {}
         extras[found.group(1)] = found.group(2)
     return text or None, extras

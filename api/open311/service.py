@@ -107,6 +107,13 @@ def service_definition(connection: Connection, service_code: str) -> Document:
 
 
 def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    try:
+        return _dates(start, end)
+    except OverflowError:
+        raise bad("start_date / end_date out of range / 日期超出可表示的范围") from None
+
+
+def _dates(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
     if start is not None and end is not None:
         if end < start:
             raise bad("end_date is before start_date / end_date 早于 start_date")

@@ -30,6 +30,7 @@ router = APIRouter(
     dependencies=[NoNulCharacters],
 )
 MAX_PERIOD_DAYS = 3660
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -40,6 +41,11 @@ def _period(start: date | None, end: date | None) -> tuple[date, date]:
     start = start or end.replace(day=1)
     if start > end:
         raise InvalidInput("from 不能晚于 to", code="invalid_period", where="query.from")
+    for day, where in ((start, "query.from"), (end, "query.to")):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidInput(
+                f"日期应在 {FIRST_DAY} 至 {LAST_DAY} 之间", code="invalid_period", where=where
+            )
     if (end - start).days > MAX_PERIOD_DAYS:
         raise InvalidInput(
             f"统计区间最长 {MAX_PERIOD_DAYS} 天", code="invalid_period", where="query.to"

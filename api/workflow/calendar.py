@@ -17,7 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_PERIODS = ((time(8, 30), time(12, 0)), (time(13, 30), time(17, 30)))
@@ -94,9 +97,43 @@ class WorkCalendar:
         return self.add_hours(start, hours)
 
     def hours_between(self, start: datetime, end: datetime) -> float:
-        """Working hours from `start` to `end` (0 when end is not after start)."""
+        """Working hours from `start` to `end` (0 when end is not after start): the partial first
+        and last days walked, the whole days between counted (any span, in constant time)."""
         if end <= start:
             return 0.0
+        first_day = start.astimezone(self.zone).date()
+        last_day = end.astimezone(self.zone).date()
+        if (last_day - first_day).days < 2:
+            return self._walk(start, end)
+        after_first = datetime.combine(first_day + timedelta(days=1), time(), self.zone)
+        last_midnight = datetime.combine(last_day, time(), self.zone)
+        whole_days = self.workdays(first_day + timedelta(days=1), last_day)
+        return (
+            self._walk(start, after_first)
+            + whole_days * self.hours_per_day
+            + self._walk(last_midnight, end)
+        )
+
+    def workdays(self, first: date, end: date) -> int:
+        """Working days in [first, end)."""
+        if end <= first:
+            return 0
+        off, worked = self._exception_days
+        weekdays = int(np.busday_count(first, end, holidays=off))
+        extra = int(
+            np.searchsorted(worked, np.datetime64(end))
+            - np.searchsorted(worked, np.datetime64(first))
+        )
+        return weekdays + extra
+
+    @cached_property
+    def _exception_days(self) -> tuple[np.ndarray, np.ndarray]:
+        """Weekdays off (holidays) and weekend days worked (调休), each sorted."""
+        off = sorted(day for day, work in self.exceptions.items() if not work and day.weekday() < 5)
+        worked = sorted(day for day, work in self.exceptions.items() if work and day.weekday() >= 5)
+        return np.array(off, dtype="datetime64[D]"), np.array(worked, dtype="datetime64[D]")
+
+    def _walk(self, start: datetime, end: datetime) -> float:
         total = timedelta()
         for begin, finish in self._windows(start):
             if begin >= end:

@@ -6,7 +6,7 @@ a postponement without a request…) and then nothing is written."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -24,9 +24,24 @@ if TYPE_CHECKING:
 TIER_NAMES = {3: "社区", 2: "街道", 1: "区级部门"}
 
 
+MAX_DEADLINE = timedelta(days=366)  # a deadline further out is a typo, not a plan
+
+
 def _future(deadline: datetime | None, now: datetime, where: str = "body.deadline") -> None:
-    if deadline is not None and deadline <= now:
+    """A deadline given by a person: after now, and within a year."""
+    if deadline is None:
+        return
+    if deadline <= now:
         raise InvalidInput("期限不能早于当前时间", code="deadline_in_past", where=where)
+    if deadline > now + MAX_DEADLINE:
+        raise InvalidInput(
+            "期限不能晚于一年之后；更长的办理请分阶段延期", code="deadline_too_far", where=where
+        )
+
+
+def _moved(old: datetime | None, new: datetime) -> dict[str, Any]:
+    """A deadline change as its history line keeps it."""
+    return {"due_from": old.isoformat() if old else None, "due_to": new.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -54,10 +69,11 @@ def _accept(step: Step) -> Effects:
     proposed = step.catalogue.tier_for(category)
     tier = step.body.tier or proposed
     _future(step.body.deadline, step.now)
-    due = step.body.deadline or step.catalogue.handle_deadline(step.now, category, tier)
-    details = {"tier": tier, "proposed_tier": proposed, "due_at": due.isoformat()}
+    by_rule = step.catalogue.handle_deadline(step.now, category, tier)
+    due = step.body.deadline or by_rule
+    details: dict[str, Any] = {"tier": tier, "proposed_tier": proposed, "due_at": due.isoformat()}
     if step.body.deadline is not None:
-        details["deadline_override"] = True
+        details.update(deadline_override=True, proposed_due_at=by_rule.isoformat())
     # The clock changes from the time to accept to the time to handle: warnings start again.
     changes = {
         "category_code": category,
@@ -97,7 +113,15 @@ def _dispatch(step: Step) -> Effects:
         "dispatched_at": step.now,
         "tier": tier,
     }
+    current_due = step.event["due_at"]
     if step.body.deadline is not None:
+        if current_due is not None and step.body.deadline > current_due:
+            # More time is a postponement (延期), counted apart in the figures: not a re-dispatch.
+            raise InvalidInput(
+                "派遣不能推迟现有期限；如需更多时间，请由处置人申请延期、调度员批准",
+                code="use_postponement",
+                where="body.deadline",
+            )
         changes["due_at"] = step.body.deadline
         changes["warning_level"] = 0
     details: dict[str, Any] = {
@@ -111,7 +135,7 @@ def _dispatch(step: Step) -> Effects:
     ):
         details["override"] = True
     if step.body.deadline is not None:
-        details["deadline_override"] = True
+        details.update(deadline_override=True, **_moved(current_due, step.body.deadline))
     return changes, details
 
 
@@ -191,6 +215,10 @@ def _approve_postpone(step: Step) -> Effects:
     requested = _pending(step.event)
     _future(step.body.deadline, step.now)
     due = step.body.deadline or requested
+    if step.event["due_at"] is not None and due <= step.event["due_at"]:
+        raise InvalidInput(
+            "批准的新期限应晚于当前期限", code="deadline_not_later", where="body.deadline"
+        )
     return (
         {
             "due_at": due,
@@ -198,10 +226,7 @@ def _approve_postpone(step: Step) -> Effects:
             "postpone_count": step.event["postpone_count"] + 1,
             "warning_level": 0,
         },
-        {
-            "from": step.event["due_at"].isoformat() if step.event["due_at"] else None,
-            "to": due.isoformat(),
-        },
+        _moved(step.event["due_at"], due),
     )
 
 
@@ -244,6 +269,13 @@ def _merge(step: Step) -> Effects:
     assert step.body.target is not None
     if step.body.target == step.event["id"]:
         raise InvalidInput("不能合并到自身", code="merge_into_self", where="body.target")
+    candidates = step.event.get("duplicate_candidates") or []
+    if step.body.target not in candidates and not step.body.note:
+        raise InvalidInput(
+            f"事件 {step.body.target} 不在系统建议的重复事件中，合并需填写理由（note）",
+            code="missing_field",
+            where="body.note",
+        )
     original = rows.lock_event(step.connection, step.body.target)
     if original is None:
         raise InvalidInput(
@@ -266,6 +298,20 @@ def _merge(step: Step) -> Effects:
         version=original["version"],
         details={"duplicate": step.event["id"]},
         at=step.now,
+    )
+    rows.enqueue(
+        step.connection,
+        "absorb",
+        original["id"],
+        {
+            "event_id": original["id"],
+            "source": original["source"],
+            "external_id": original["external_id"],
+            "action": "absorb",
+            "status": original["status"],
+            "duplicate": step.event["id"],
+            "at": step.now.isoformat(),
+        },
     )
     return {"merged_into": step.body.target}, {"target": step.body.target}
 

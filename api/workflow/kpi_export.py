@@ -7,6 +7,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 # (field, Chinese header, number format or None)
@@ -42,6 +43,8 @@ GROUP_LABELS = {
 
 
 def _cell(sheet: WriteOnlyWorksheet, value: Any, number_format: str | None) -> WriteOnlyCell:
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)  # control characters a sheet cannot hold
     cell = WriteOnlyCell(sheet, value=value)
     if isinstance(value, str):
         cell.data_type = "s"  # a name starting with "=" is text, never a formula

@@ -58,6 +58,14 @@ class TransitionIn(BaseModel):
         return self
 
 
+# 核查 is someone else's job than 处置: the token that handled an event does not verify it.
+CHECKS_WORK = frozenset({"verify", "rework"})
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
 def load_catalogue(connection: Connection, settings: WorkflowSettings) -> Catalogue:
     calendar = WorkCalendar(
         exceptions=rows.calendar_exceptions(connection),
@@ -123,6 +131,9 @@ def apply_transition(
     now = now or datetime.now(UTC)
     lon, lat = _position(body)
     with engine.begin() as connection:
+        if action.name == "merge" and body.target is not None and body.target < event_id:
+            # Two events locked in id order: merging A into B while B goes into A waits, not deadlocks.
+            rows.lock_event(connection, body.target)
         event = rows.lock_event(connection, event_id)
         if event is None:
             raise NotFound(
@@ -156,6 +167,15 @@ def apply_transition(
             raise Forbidden(
                 "该事件不在您的网格或处置单位范围内", code="out_of_scope", where="path.event_id"
             )
+        if (
+            action.name in CHECKS_WORK
+            and rows.last_actor(connection, event_id, "handle") == principal.actor
+        ):
+            raise Forbidden(
+                "核查须由处置人以外的人完成（网格员、监督员或调度员）",
+                code="same_person",
+                where="body.action",
+            )
         _need(body, action)
         catalogue = load_catalogue(connection, settings)
         step = Step(connection, store, catalogue, event, body, now, principal.actor)
@@ -163,7 +183,7 @@ def apply_transition(
         target = action.target or state
         if action.target is not None:
             changes["status"] = target.value
-        if state == State.reported and event["responded_at"] is None:
+        if state == State.reported and action.target is not None and event["responded_at"] is None:
             changes["responded_at"] = now  # the first decision on a report: 响应
         version = rows.update_event(connection, event_id, changes)
         rows.add_history(
@@ -180,6 +200,8 @@ def apply_transition(
             details=details,
             at=now,
         )
+        # What a receiver (the 12345 platform) needs to answer its caller: the result, the note,
+        # who handles it now and by when. Receivers are configured and trusted (README).
         announcement = {
             "event_id": event_id,
             "source": event["source"],
@@ -189,6 +211,10 @@ def apply_transition(
             "status": target.value,
             "version": version,
             "at": now.isoformat(),
+            "note": body.note,
+            "unit_code": changes.get("unit_code", event["unit_code"]),
+            "due_at": _iso(changes.get("due_at", event["due_at"])),
+            "details": details,
         }
         rows.enqueue(connection, "transition", event_id, announcement)
     return {

@@ -26,10 +26,10 @@ def warning(
     state = State(event["status"])
     if state in FINISHED:
         return None
-    if state == State.reported:
+    if state == State.reported:  # the time to accept runs from arrival, as intake set it
         clock, start, due = (
             "accept",
-            event.get("reported_at") or event.get("received_at"),
+            event.get("received_at") or event.get("reported_at"),
             event.get("accept_due_at"),
         )
     else:

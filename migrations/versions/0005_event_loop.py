@@ -60,6 +60,17 @@ RULES = (
 DEFAULT_TIERS = {"E05": 2, "E03": 2, "C05": 1}
 
 
+NAMES_ZH = {
+    "New Year's Day": "元旦",
+    "Spring Festival": "春节",
+    "Tomb-sweeping Day": "清明节",
+    "Labour Day": "劳动节",
+    "Dragon Boat Festival": "端午节",
+    "National Day": "国庆节",
+    "Mid-autumn Festival": "中秋节",
+}
+
+
 def _seed_calendar() -> list[dict]:
     """China's public holidays and the weekend days that become working days (调休), from the
     chinesecalendar package; other days follow the Monday–Friday rule."""
@@ -68,12 +79,12 @@ def _seed_calendar() -> list[dict]:
     except ImportError:  # the calendar stays editable data; an empty one means Mon–Fri
         return []
     rows = [
-        {"day": day, "workday": False, "name": str(name)}
+        {"day": day, "workday": False, "name": NAMES_ZH.get(str(name), str(name))}
         for day, name in chinese_calendar.holidays.items()
         if day.weekday() < 5 and day >= date(2020, 1, 1)
     ]
     rows += [
-        {"day": day, "workday": True, "name": f"{name} 调休上班"}
+        {"day": day, "workday": True, "name": f"{NAMES_ZH.get(str(name), str(name))}调休上班"}
         for day, name in chinese_calendar.workdays.items()
         if day.weekday() >= 5 and day >= date(2020, 1, 1)
     ]
@@ -110,6 +121,14 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["category_code"], ["event_category.code"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("category_code", "tier", name="uq_dispatch_rule_category_tier"),
+    )
+    # UNIQUE treats NULLs as distinct: one fallback rule per tier needs its own index.
+    op.create_index(
+        "uq_dispatch_rule_fallback",
+        "dispatch_rule",
+        ["tier"],
+        unique=True,
+        postgresql_where=sa.text("category_code IS NULL"),
     )
     op.create_table(
         "work_calendar",
@@ -407,5 +426,6 @@ def downgrade() -> None:
         "WHEN 'C05' THEN 120 WHEN 'C99' THEN 120 END"
     )
     op.drop_table("work_calendar")
+    op.drop_index("uq_dispatch_rule_fallback", table_name="dispatch_rule")
     op.drop_table("dispatch_rule")
     op.drop_table("handling_unit")
