@@ -194,3 +194,27 @@ def test_open311_extras_cannot_be_forged_by_the_citizen(client, tokens, inside):
         f"/open311/v2/requests/{request_id}.json", params={"api_key": tokens["dispatcher"]}
     ).json()[0]
     assert not read["media_url"] and "javascript:" in read["description"]
+
+
+def test_photos_are_listed_on_the_event_for_those_entitled(client, tokens, inside):
+    from PIL import Image
+
+    event_id = _dispatched(client, tokens, *inside, external_id="with-photo")
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (30, 120, 200)).save(buffer, "JPEG")
+    uploaded = client.post(
+        f"/api/v1/events/{event_id}/attachments",
+        files={"file": ("p.jpg", buffer.getvalue(), "image/jpeg")},
+        data={"stage": "before"},
+        headers=bearer(tokens["handler"]),
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    photo_id = uploaded.json()["id"]
+    seen = client.get(f"/api/v1/events/{event_id}", headers=bearer(tokens["handler"])).json()
+    assert [p["id"] for p in seen["photos"]] == [photo_id]
+    assert "photos" not in client.get(f"/api/v1/events/{event_id}").json()
+    page = client.get(
+        f"/map/events/{event_id}", headers={"Cookie": f"wangge_token={tokens['admin']}"}
+    ).text
+    assert f"/api/v1/attachments/{photo_id}/thumbnail" in page
+    assert "/thumbnail" not in client.get(f"/map/events/{event_id}").text

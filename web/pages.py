@@ -25,7 +25,7 @@ from api.db import maps as map_queries
 from api.db.generations import NoActiveGeneration, generation_at
 from api.deps import ConnectionDep, IndexStoreDep, ReaderDep
 from api.errors import NotFound, error_responses
-from api.events import event_record
+from api.event_views import event_record
 from api.lookup.index_store import IndexStore
 from api.lookup.service import staff_on_duty
 from api.privacy import Caller

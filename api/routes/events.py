@@ -20,7 +20,8 @@ from api.deps import (
     WorkerDep,
 )
 from api.errors import InvalidInput, NotFound, error_responses
-from api.events import Clock, EventBatch, EventIn, event_collection, event_record, intake
+from api.event_views import Clock, event_collection, event_record
+from api.events import EventBatch, EventIn, intake
 from api.lookup.index_store import IndexStore
 from api.privacy import Caller, redact_event_features
 from api.routes.layers import OutCrs, reproject
