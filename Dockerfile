@@ -14,7 +14,8 @@ COPY spatial ./spatial
 COPY web ./web
 COPY migrations ./migrations
 COPY --from=web-assets /app/web/node_modules ./web/node_modules
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 wangge
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 wangge \
+    && mkdir -p /var/lib/wangge/attachments && chown -R wangge /var/lib/wangge
 USER wangge
 EXPOSE 8000
 # Migrate, then serve. WANGGE_DATABASE_URL must be set (prod mode refuses to start without it).
