@@ -12,6 +12,8 @@ from api.db.copy import copy_rows
 from spatial.demo_street import DemoGrid
 
 DATA_TABLES = (
+    "patrol_point",
+    "patrol",
     "outbox_delivery",
     "outbox",
     "supervision",

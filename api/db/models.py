@@ -452,6 +452,7 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     unit_code: Mapped[str | None] = mapped_column(ForeignKey("handling_unit.code"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
 
 
 class AuditLog(Base):
@@ -537,3 +538,76 @@ class GridLineage(Base):
     old_code: Mapped[str | None] = mapped_column(String(64))
     new_code: Mapped[str | None] = mapped_column(String(64))
     relation: Mapped[str] = mapped_column(String(16))
+
+
+class LoginLink(Base):
+    """A short link (and QR code) that signs a phone in with a token; only its code's hash is kept."""
+
+    __tablename__ = "login_link"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_token.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(Text)
+
+
+class IdempotencyKey(Base):
+    """The first answer to an action a phone may replay from its offline queue."""
+
+    __tablename__ = "idempotency_key"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_token.id", ondelete="CASCADE"), primary_key=True
+    )
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(SmallInteger)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+
+
+class Patrol(Base):
+    """A patrol (巡查): one worker's walk, from the phone or an uploaded GPX/GeoJSON track."""
+
+    __tablename__ = "patrol"
+    __table_args__ = (
+        UniqueConstraint("token_id", "client_id", name="uq_patrol_token_client"),
+        CheckConstraint("source IN ('phone', 'gpx', 'geojson')", name="source_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="SET NULL"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    grid_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(16), server_default="phone")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    points: Mapped[int] = mapped_column(Integer, server_default="0")
+    dropped_points: Mapped[int] = mapped_column(Integer, server_default="0")
+    length_m: Mapped[float | None] = mapped_column(Float)
+    track: Mapped[Any | None] = mapped_column(
+        Geometry("LINESTRINGM", srid=4326, dimension=3, spatial_index=True), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PatrolPoint(Base):
+    """A fix as recorded; `kept` false when the speed filter dropped it as a GPS jump."""
+
+    __tablename__ = "patrol_point"
+
+    patrol_id: Mapped[int] = mapped_column(
+        ForeignKey("patrol.id", ondelete="CASCADE"), primary_key=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    kept: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
