@@ -81,6 +81,7 @@ class Principal:
     role: Role
     grid_codes: tuple[str, ...] = field(default_factory=tuple)
     unit_code: str | None = None  # handlers: the handling unit they work for
+    staff_id: int | None = None  # field staff: the person the token belongs to ("my tasks")
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]
@@ -110,6 +111,7 @@ def create_token(
     role: Role,
     grid_codes: tuple[str, ...] = (),
     unit_code: str | None = None,
+    staff_id: int | None = None,
     expires_at: datetime | None = None,
     actor: str,
 ) -> CreatedToken:
@@ -122,6 +124,8 @@ def create_token(
         )
     if unit_code and not token_rows.known_unit(connection, unit_code):
         raise LookupError(f"unknown handling unit: {unit_code}")
+    if staff_id is not None and not token_rows.known_staff(connection, staff_id):
+        raise LookupError(f"unknown staff member: {staff_id}")
     if grid_codes:
         known = token_rows.known_grid_codes(connection, list(grid_codes))
         missing = [code for code in grid_codes if code not in known]
@@ -136,6 +140,7 @@ def create_token(
         role=role.value,
         grid_codes=list(grid_codes),
         unit_code=unit_code,
+        staff_id=staff_id,
         expires_at=expires_at,
     )
     audit.record(
@@ -144,7 +149,13 @@ def create_token(
         "token.create",
         "api_token",
         str(token_id),
-        {"role": role.value, "grid_codes": list(grid_codes), "unit": unit_code, "name": name},
+        {
+            "role": role.value,
+            "grid_codes": list(grid_codes),
+            "unit": unit_code,
+            "staff_id": staff_id,
+            "name": name,
+        },
     )
     return CreatedToken(token_id, secret, role, grid_codes, unit_code)
 
@@ -155,7 +166,12 @@ def resolve_token(connection: Connection, secret: str) -> Principal | None:
     if row is None:
         return None
     return Principal(
-        int(row.id), row.name, Role(row.role), tuple(row.grid_codes or ()), row.unit_code
+        int(row.id),
+        row.name,
+        Role(row.role),
+        tuple(row.grid_codes or ()),
+        row.unit_code,
+        row.staff_id,
     )
 
 

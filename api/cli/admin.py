@@ -175,6 +175,7 @@ def token_create(
         list[str] | None, typer.Option(help="网格编码（field_staff 必填，可重复）")
     ] = None,
     unit: Annotated[str | None, typer.Option(help="处置单位编码（handler 必填）")] = None,
+    staff: Annotated[int | None, typer.Option(help="人员编号（网格员本人：我的任务）")] = None,
     name: Annotated[str, typer.Option(help="令牌名称（谁在用）")] = "cli",
     expires_days: Annotated[int | None, typer.Option(help="有效天数（默认不过期）")] = None,
 ) -> None:
@@ -187,6 +188,7 @@ def token_create(
             role=role,
             grid_codes=tuple(grid or ()),
             unit_code=unit,
+            staff_id=staff,
             expires_at=expires,
             actor="cli",
         )

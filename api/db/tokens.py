@@ -26,6 +26,15 @@ def known_unit(connection: Connection, code: str) -> bool:
     )
 
 
+def known_staff(connection: Connection, staff_id: int) -> bool:
+    return (
+        connection.execute(
+            text("SELECT 1 FROM staff WHERE id = :id AND active"), {"id": staff_id}
+        ).first()
+        is not None
+    )
+
+
 def insert_token(
     connection: Connection,
     *,
@@ -35,14 +44,15 @@ def insert_token(
     role: str,
     grid_codes: list[str],
     unit_code: str | None,
+    staff_id: int | None,
     expires_at: datetime | None,
 ) -> int:
     return int(
         connection.execute(
             text(
                 "INSERT INTO api_token (name, token_sha256, prefix, role, grid_codes, unit_code, "
-                "expires_at) VALUES (:name, :digest, :prefix, :role, :codes, :unit, :expires) "
-                "RETURNING id"
+                "staff_id, expires_at) VALUES (:name, :digest, :prefix, :role, :codes, :unit, "
+                ":staff, :expires) RETURNING id"
             ),
             {
                 "name": name,
@@ -51,6 +61,7 @@ def insert_token(
                 "role": role,
                 "codes": grid_codes,
                 "unit": unit_code,
+                "staff": staff_id,
                 "expires": expires_at,
             },
         ).scalar_one()
@@ -61,7 +72,7 @@ def valid_token(connection: Connection, digest: str) -> Row[Any] | None:
     """id, name, role and grid_codes of the token with this digest, unless revoked or expired."""
     return connection.execute(
         text(
-            "SELECT id, name, role, grid_codes, unit_code FROM api_token WHERE token_sha256 = :digest "
+            "SELECT id, name, role, grid_codes, unit_code, staff_id FROM api_token WHERE token_sha256 = :digest "
             "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
         ),
         {"digest": digest},
@@ -80,7 +91,7 @@ def revoke(connection: Connection, token_id: int) -> bool:
 def token_rows(connection: Connection) -> list[dict[str, Any]]:
     rows = connection.execute(
         text(
-            "SELECT id, name, prefix, role, grid_codes, unit_code, created_at, expires_at, revoked_at "
+            "SELECT id, name, prefix, role, grid_codes, unit_code, staff_id, created_at, expires_at, revoked_at "
             "FROM api_token ORDER BY id"
         )
     ).mappings()

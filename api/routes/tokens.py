@@ -26,6 +26,9 @@ class TokenRequest(BaseModel):
     unit_code: str | None = Field(
         default=None, max_length=32, description="handler tokens: the handling unit"
     )
+    staff_id: int | None = Field(
+        default=None, ge=1, description="the person the token belongs to (field staff: my tasks)"
+    )
     expires_at: Instant | None = None
 
 
@@ -39,6 +42,7 @@ def create(body: TokenRequest, engine: EngineDep, admin: AdminDep) -> dict[str, 
                 role=body.role,
                 grid_codes=tuple(body.grid_codes),
                 unit_code=body.unit_code,
+                staff_id=body.staff_id,
                 expires_at=body.expires_at,
                 actor=admin.actor,
             )
@@ -46,7 +50,11 @@ def create(body: TokenRequest, engine: EngineDep, admin: AdminDep) -> dict[str, 
         raise InvalidInput(
             str(error),
             code="invalid_token_request",
-            where="body.unit_code" if "unit" in str(error) else "body.grid_codes",
+            where="body.unit_code"
+            if "unit" in str(error)
+            else "body.staff_id"
+            if "staff" in str(error)
+            else "body.grid_codes",
         ) from error
     return {
         "id": created.id,
@@ -54,6 +62,7 @@ def create(body: TokenRequest, engine: EngineDep, admin: AdminDep) -> dict[str, 
         "role": created.role.value,
         "grid_codes": list(created.grid_codes),
         "unit_code": created.unit_code,
+        "staff_id": body.staff_id,
     }
 
 
