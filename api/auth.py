@@ -38,6 +38,7 @@ class Permission(StrEnum):
     write_grids = "write_grids"  # grids, buildings, monitoring points: import, edit, publish
     write_events = "write_events"  # event intake
     work_events = "work_events"  # move events through the loop (each action names its roles)
+    report_events = "report_events"  # report what one sees in the street (source patrol)
     lookup = "lookup"
     manage_tokens = "manage_tokens"
 
@@ -53,19 +54,38 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.read_personal,
             Permission.write_events,
             Permission.work_events,
+            Permission.report_events,
             Permission.lookup,
         }
     ),
     Role.supervisor: frozenset(
-        {Permission.read, Permission.read_personal, Permission.work_events, Permission.lookup}
+        {
+            Permission.read,
+            Permission.read_personal,
+            Permission.work_events,
+            Permission.report_events,
+            Permission.lookup,
+        }
     ),
     # Handlers see personal data of the events dispatched to their unit only (api/privacy.py).
     Role.handler: frozenset(
-        {Permission.read, Permission.read_personal, Permission.work_events, Permission.lookup}
+        {
+            Permission.read,
+            Permission.read_personal,
+            Permission.work_events,
+            Permission.report_events,
+            Permission.lookup,
+        }
     ),
     # Field staff see personal data of their own grids only (checked against grid_codes).
     Role.field_staff: frozenset(
-        {Permission.read, Permission.read_personal, Permission.work_events, Permission.lookup}
+        {
+            Permission.read,
+            Permission.read_personal,
+            Permission.work_events,
+            Permission.report_events,
+            Permission.lookup,
+        }
     ),
     Role.viewer: frozenset({Permission.read, Permission.lookup}),
 }

@@ -126,6 +126,7 @@ AdminDep = Annotated[Principal, Depends(require(Permission.manage_tokens))]
 PersonalDataDep = Annotated[Principal, Depends(require(Permission.read_personal))]
 DispatcherDep = Annotated[Principal, Depends(require(Permission.write_events))]
 WorkerDep = Annotated[Principal, Depends(require(Permission.work_events))]
+ReporterDep = Annotated[Principal, Depends(require(Permission.report_events))]
 
 
 async def reading_caller(principal: ReaderDep) -> Caller:

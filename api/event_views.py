@@ -4,12 +4,13 @@ What is personal is decided by api/privacy.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
+from api.auth import Role
 from api.db import attachments as attachment_rows
 from api.db import events as event_rows
 from api.db import workflow as workflow_rows
@@ -232,3 +233,63 @@ def event_record(
             for photo in attachment_rows.event_attachments(connection, event_id)
         ]
     return body
+
+
+# What a field worker or a handler works on: dispatched to them, being handled, waiting for
+# verification, or sent back.
+TASK_STATES = ("dispatched", "processing", "handled", "returned")
+
+
+def my_tasks(
+    connection: Connection, store: IndexStore, settings: WorkflowSettings, caller: Caller
+) -> dict[str, Any]:
+    """My tasks (我的任务), soonest deadline first: a field worker's grids (today's, and below
+    them) or events assigned to them; a handler's unit; anyone else's open queue."""
+    principal = caller.principal
+    assert principal is not None
+    chosen = event_rows.EventFilter(
+        open_only=True, states=TASK_STATES, sort="deadline", with_unplaced=True
+    )
+    if principal.role == Role.field_staff:
+        codes = [code for grid in principal.grid_codes for code in store.descendants(grid)]
+        chosen = replace(chosen, grid_codes=tuple(codes), or_assignee=principal.staff_id)
+    elif principal.role == Role.handler:
+        chosen = replace(chosen, unit=principal.unit_code or "")
+    rows = event_rows.event_rows(connection, chosen, limit=OPEN_READ_CAP)
+    catalogue = load_catalogue(connection, settings)
+    clock = Clock(catalogue, settings, datetime.now(UTC))
+    tasks = []
+    counts: dict[str, int] = {"total": 0, "yellow": 0, "red": 0, "supervised": 0}
+    for row in rows:
+        alert = _warning(row, clock)
+        level = alert["level"] if alert else None
+        scope = store.active_path(row["grid_code"])
+        task = {
+            "id": row["id"],
+            "category_code": row["category_code"],
+            "status": row["status"],
+            "status_label": LABELS_ZH[State(row["status"])],
+            "version": row["version"],
+            "grid_code": row["grid_code"],
+            "unit_code": row["unit_code"],
+            "lon": row["lon"],
+            "lat": row["lat"],
+            "due_at": _time(row["due_at"]),
+            "warning": alert,
+            "supervised": row["supervised"],
+            "assigned_to_me": row["assignee_id"] is not None
+            and row["assignee_id"] == principal.staff_id,
+            "allowed_actions": allowed_actions(State(row["status"]), principal.role)
+            if in_scope(row, principal, store)
+            else [],
+        }
+        if caller.sees_event(scope, row["unit_code"]):
+            task["description"] = row["description"]
+        tasks.append(task)
+        counts["total"] += 1
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+        if level:
+            counts[level] += 1
+        if row["supervised"]:
+            counts["supervised"] += 1
+    return {"counts": counts, "tasks": tasks}

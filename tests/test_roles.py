@@ -48,6 +48,7 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("post", "/api/v1/lookup/batch/file"): READ,
     ("post", "/api/v1/events"): Permission.write_events,
     ("post", "/api/v1/events/{event_id}/transitions"): Permission.work_events,
+    ("post", "/api/v1/reports"): Permission.report_events,
     ("post", "/api/v1/events/{event_id}/attachments"): Permission.work_events,
     ("post", "/api/v1/points/{code}/alerts"): Permission.write_events,
     ("post", "/api/v1/import/{kind}"): Permission.write_grids,
@@ -75,7 +76,7 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("delete", "/api/v1/tokens/{token_id}"): Permission.manage_tokens,
     ("post", "/map/login"): PUBLIC,
 }
-WRITE_OPERATIONS_SERVED = 30  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 31  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
@@ -233,6 +234,18 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
             {"json": {"alert_id": f"roles-{serial}"}},
             404,
         ),
+        ("post", "/api/v1/reports"): (
+            path,
+            {
+                "json": {
+                    "client_id": f"roles-{serial:06d}",
+                    "category_code": "ZZZ",
+                    "lon": 120.735,
+                    "lat": 31.305,
+                }
+            },
+            422,
+        ),
         ("post", "/api/v1/events/{event_id}/transitions"): (
             path,
             {"json": {"action": "accept", "version": 1}},
@@ -369,7 +382,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 30 * 25
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 31 * 25
     assert not wrong, "\n".join(wrong)
 
 

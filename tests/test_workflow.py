@@ -247,7 +247,7 @@ def test_state_machine_table_is_complete():
         if action.target is not None:
             reachable.add(action.target)
     assert reachable == set(State)
-    assert len(ACTIONS) == 16
+    assert len(ACTIONS) == 17
     for state in (State.rejected, State.evaluated, State.cancelled, State.merged):
         assert allowed_actions(state) == []
     assert allowed_actions(State.closed) == ["evaluate"]

@@ -203,6 +203,7 @@ class EventFilter:
     unit: str | None = None
     category: str | None = None
     grid_codes: tuple[str, ...] | None = None
+    or_assignee: int | None = None  # with grid_codes: in those grids, or assigned to this person
     with_unplaced: bool = False
     sort: str = "id"  # id | deadline
 
@@ -239,8 +240,14 @@ def event_rows(
         clauses.append("e.category_code = :category")
         params["category"] = chosen.category
     if chosen.grid_codes is not None:
-        clauses.append("e.grid_code = ANY(CAST(:codes AS text[]))")
         params["codes"] = list(chosen.grid_codes)
+        if chosen.or_assignee is not None:
+            clauses.append(
+                "(e.grid_code = ANY(CAST(:codes AS text[])) OR e.assignee_id = :assignee)"
+            )
+            params["assignee"] = chosen.or_assignee
+        else:
+            clauses.append("e.grid_code = ANY(CAST(:codes AS text[]))")
     if bbox is not None:
         clause, values = bbox.clause("e.geom")
         clauses.append(clause)
@@ -250,6 +257,7 @@ def event_rows(
             "SELECT e.id, e.source, e.category_code, e.description, e.status, e.grid_code, "
             "e.reported_at, e.received_at, e.accept_due_at, e.accepted_at, e.due_at, e.tier, "
             "e.unit_code, e.version, e.duplicate_candidates, e.postpone_requested_until, "
+            "e.assignee_id, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat, "
             "(SELECT count(*) FROM supervision s WHERE s.event_id = e.id) AS supervised, "
             "ST_AsGeoJSON(e.geom) AS geometry "
             f"FROM event e{where(clauses)} ORDER BY {SORTS[chosen.sort]} LIMIT :limit OFFSET :offset"

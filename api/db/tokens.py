@@ -96,3 +96,9 @@ def token_rows(connection: Connection) -> list[dict[str, Any]]:
         )
     ).mappings()
     return [dict(row) for row in rows]
+
+
+def staff_name(connection: Connection, staff_id: int) -> str | None:
+    return connection.execute(
+        text("SELECT name FROM staff WHERE id = :id"), {"id": staff_id}
+    ).scalar()

@@ -270,3 +270,16 @@ def last_actor(connection: Connection, event_id: int, action: str) -> str | None
         ),
         {"id": event_id, "action": action},
     ).scalar()
+
+
+def distance_to_event(
+    connection: Connection, event_id: int, lon: float, lat: float
+) -> float | None:
+    """Metres from a WGS84 position to the event's point (None when the event has none)."""
+    return connection.execute(
+        text(
+            "SELECT ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) "
+            "FROM event WHERE id = :id"
+        ),
+        {"id": event_id, "lon": lon, "lat": lat},
+    ).scalar()

@@ -88,6 +88,21 @@ class IndexStore:
             return []
         return [record.code for record in index.path(index.by_code[code])]
 
+    def descendants(self, code: str) -> list[str]:
+        """A grid of the active generation and every grid below it ([] if it is not there)."""
+        index = self._active
+        if index is None or code not in index.by_code:
+            return []
+        children: dict[str | None, list[str]] = {}
+        for record in index.records:
+            children.setdefault(record.parent_code, []).append(record.code)
+        found, stack = [], [code]
+        while stack:
+            current = stack.pop()
+            found.append(current)
+            stack.extend(children.get(current, []))
+        return found
+
     def at(self, when: datetime | None) -> GridIndex:
         """The index of the generation active at `when` (now when None)."""
         if when is None:

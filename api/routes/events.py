@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import JSONResponse
 
 from api.db import events as event_rows
@@ -193,5 +193,17 @@ def transition(
     engine: EngineDep,
     settings: SettingsDep,
     principal: WorkerDep,
-) -> dict[str, Any]:
-    return apply_transition(engine, store, settings.workflow, event_id, body, principal)
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=100,
+            pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+            description="A key the client made for this action: a replay gets the first answer",
+        ),
+    ] = None,
+) -> JSONResponse:
+    answer, replayed = apply_transition(
+        engine, store, settings.workflow, event_id, body, principal, idempotency_key=idempotency_key
+    )
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return JSONResponse(answer, headers=headers)

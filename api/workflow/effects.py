@@ -55,6 +55,8 @@ class Step:
     body: TransitionIn
     now: datetime
     actor: str
+    lon: float | None = None  # the caller's position, in WGS84, when the request gave one
+    lat: float | None = None
 
 
 Effects = tuple[dict[str, Any], dict[str, Any]]
@@ -328,6 +330,12 @@ def _supervise(step: Step) -> Effects:
     }
 
 
+def _arrive(step: Step) -> Effects:
+    assert step.lon is not None and step.lat is not None
+    metres = rows.distance_to_event(step.connection, step.event["id"], step.lon, step.lat)
+    return {}, {"distance_m": None if metres is None else round(metres, 1)}
+
+
 def _start(step: Step) -> Effects:
     return {}, {}
 
@@ -337,6 +345,7 @@ EFFECTS = {
     "reject": _cancel,
     "dispatch": _dispatch,
     "start": _start,
+    "arrive": _arrive,
     "handle": _handle,
     "verify": _verify,
     "rework": _rework,

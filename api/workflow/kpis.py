@@ -129,14 +129,10 @@ def scope_codes(store: IndexStore, within: str | None) -> list[str] | None:
     """Grid codes (active generation) at and below `within`; None for everything."""
     if within is None:
         return None
-    index = store.active()
-    if within not in index.by_code:
+    codes = store.descendants(within)
+    if not codes:
         raise LookupError(within)
-    return [
-        record.code
-        for position, record in enumerate(index.records)
-        if within in (r.code for r in index.path(position))
-    ]
+    return codes
 
 
 def kpis(

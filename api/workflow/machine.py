@@ -5,7 +5,8 @@
 综合评价 (evaluated). Around them: 退回 (returned, back to the dispatcher), 延期 (a postponement the
 handler requests and the dispatcher approves), 升级 (escalated one tier up and accepted again),
 作废 (cancelled), 合并 (merged into the original of a duplicate), and 督办 (a supervision order,
-which changes no state).
+which changes no state), and 到场 (arrive: the worker's position on the spot, and its distance from
+the event).
 """
 
 from __future__ import annotations
@@ -91,6 +92,14 @@ ACTIONS: dict[str, Action] = {
             OFFICE,
         ),
         _action("start", "接单", {State.dispatched}, State.processing, WORKERS),
+        _action(
+            "arrive",
+            "到场",
+            {State.dispatched, State.processing},
+            None,
+            WORKERS,
+            ("lon", "lat", "crs"),
+        ),
         _action("handle", "处置反馈", {State.processing}, State.handled, WORKERS, ("note",)),
         _action("verify", "核查通过，结案", {State.handled}, State.closed, VERIFIERS),
         _action(

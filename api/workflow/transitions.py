@@ -10,6 +10,7 @@ where, note, details such as an overridden proposal), and an outbox notification
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Connection, Engine
 
 from api.auth import Principal, Role
+from api.db import idempotency
 from api.db import workflow as rows
 from api.errors import Conflict, Forbidden, InvalidInput, NotFound
 from api.lookup.index_store import IndexStore
@@ -92,8 +94,11 @@ def _position(body: TransitionIn) -> tuple[float | None, float | None]:
 
 
 def in_scope(event: dict[str, Any], principal: Principal, store: IndexStore) -> bool:
-    """Field staff act on events in their grids; handlers on events dispatched to their unit."""
+    """Field staff act on events in their grids or assigned to them; handlers on events
+    dispatched to their unit."""
     if principal.role == Role.field_staff:
+        if principal.staff_id is not None and event.get("assignee_id") == principal.staff_id:
+            return True
         path = store.active_path(event["grid_code"])
         return any(code in principal.grid_codes for code in path)
     if principal.role == Role.handler:
@@ -118,8 +123,10 @@ def apply_transition(
     principal: Principal,
     *,
     now: datetime | None = None,
-) -> dict[str, Any]:
-    """Apply one transition; returns {event_id, action, from, status, version}."""
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Apply one transition; returns ({event_id, action, from, status, version, details}, whether
+    it is the stored answer of an earlier request with the same idempotency key)."""
     action = ACTIONS.get(body.action)
     if action is None:
         raise InvalidInput(
@@ -130,7 +137,18 @@ def apply_transition(
         )
     now = now or datetime.now(UTC)
     lon, lat = _position(body)
+    digest = hashlib.sha256(f"{event_id}:{body.model_dump_json()}".encode()).hexdigest()
     with engine.begin() as connection:
+        if idempotency_key is not None:
+            stored = idempotency.hold(connection, principal.token_id, idempotency_key)
+            if stored is not None:
+                if stored["request_sha256"] != digest:
+                    raise InvalidInput(
+                        "该 Idempotency-Key 已用于另一个请求",
+                        code="idempotency_key_reused",
+                        where="header.Idempotency-Key",
+                    )
+                return stored["response"], True
         if action.name == "merge" and body.target is not None and body.target < event_id:
             # Two events locked in id order: merging A into B while B goes into A waits, not deadlocks.
             rows.lock_event(connection, body.target)
@@ -178,7 +196,7 @@ def apply_transition(
             )
         _need(body, action)
         catalogue = load_catalogue(connection, settings)
-        step = Step(connection, store, catalogue, event, body, now, principal.actor)
+        step = Step(connection, store, catalogue, event, body, now, principal.actor, lon, lat)
         changes, details = EFFECTS[action.name](step)
         target = action.target or state
         if action.target is not None:
@@ -217,11 +235,16 @@ def apply_transition(
             "details": details,
         }
         rows.enqueue(connection, "transition", event_id, announcement)
-    return {
-        "event_id": event_id,
-        "action": action.name,
-        "from": state.value,
-        "status": target.value,
-        "version": version,
-        "details": details,
-    }
+        answer = {
+            "event_id": event_id,
+            "action": action.name,
+            "from": state.value,
+            "status": target.value,
+            "version": version,
+            "details": details,
+        }
+        if idempotency_key is not None:
+            idempotency.remember(
+                connection, principal.token_id, idempotency_key, digest, 200, answer
+            )
+    return answer, False
