@@ -116,6 +116,25 @@ class Open311Settings(BaseModel):
     )
 
 
+class PatrolSettings(BaseModel):
+    """Patrols (巡查): cleaning the phone's fixes, coverage (巡查覆盖率) and how long tracks are kept."""
+
+    # A building counts as passed when a track comes this close to its footprint.
+    buffer_m: float = Field(default=30.0, gt=0, le=500)
+    # A street (a micro-grid edge) counts as walked where a track runs this close to it.
+    street_buffer_m: float = Field(default=20.0, gt=0, le=200)
+    # A fix implying more than this speed from the last kept fix is a GPS jump (dropped).
+    max_speed_mps: float = Field(default=15.0, gt=0)
+    # Fixes the phone itself reports as this inaccurate are dropped.
+    max_accuracy_m: float = Field(default=100.0, gt=0)
+    # Douglas-Peucker tolerance of the stored track, in metres.
+    simplify_m: float = Field(default=5.0, ge=0, le=100)
+    # Tracks are personal data: patrols older than this are deleted (wangge patrols purge).
+    retention_days: int = Field(default=180, ge=1, le=3650)
+    # An uploaded GPX or GeoJSON track file.
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WANGGE_", env_nested_delimiter="__", env_file=None, extra="ignore"
@@ -141,6 +160,7 @@ class Settings(BaseSettings):
     workflow: WorkflowSettings = WorkflowSettings()
     attachments: AttachmentSettings = AttachmentSettings()
     open311: Open311Settings = Open311Settings()
+    patrols: PatrolSettings = PatrolSettings()
     demo_seed: int = 20240920
 
     @model_validator(mode="after")
