@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     open311: Open311Settings = Open311Settings()
     patrols: PatrolSettings = PatrolSettings()
     demo_seed: int = 20240920
+    # Where phones reach this service (WANGGE_PUBLIC_URL): sign-in links and their QR codes
+    # point here, so it must be the address a field worker's phone can open.
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+    )
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +15,8 @@ from api.cli import cluster
 from api.db import migrate as migrations
 from api.db.engine import make_engine
 from api.db.generations import has_grids, list_generations
+from api.login_links import DEFAULT_DAYS, MAX_DAYS, REUSE_MINUTES, issue_link, qr_text
+from api.login_links import qr_png as login_qr_png
 from api.settings import get_settings
 
 console = Console(soft_wrap=True)
@@ -178,10 +181,25 @@ def token_create(
     staff: Annotated[int | None, typer.Option(help="人员编号（网格员本人：我的任务）")] = None,
     name: Annotated[str, typer.Option(help="令牌名称（谁在用）")] = "cli",
     expires_days: Annotated[int | None, typer.Option(help="有效天数（默认不过期）")] = None,
+    qr: Annotated[
+        bool, typer.Option("--qr", help="同时生成扫码登录链接和二维码（终端显示并写入 PNG）")
+    ] = False,
+    link_days: Annotated[
+        int, typer.Option(min=1, max=MAX_DAYS, help="登录链接有效天数（配合 --qr）")
+    ] = DEFAULT_DAYS,
+    qr_png: Annotated[
+        Path | None,
+        typer.Option(help="二维码 PNG 写到哪里（默认 ./wangge-login-<令牌编号>.png）"),
+    ] = None,
 ) -> None:
-    """创建 API 令牌。令牌只显示这一次，数据库只保存其哈希。"""
+    """创建 API 令牌。令牌只显示这一次，数据库只保存其哈希。--qr：手机扫码即可登录。"""
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
-    with make_engine(get_settings()).begin() as connection:
+    settings = get_settings()
+    png = qr_png
+    if qr and png is not None and not png.parent.is_dir():
+        raise typer.BadParameter(f"目录不存在：{png.parent}", param_hint="--qr-png")
+    link = None
+    with make_engine(settings).begin() as connection:
         created = create_token(
             connection,
             name=name,
@@ -192,8 +210,21 @@ def token_create(
             expires_at=expires,
             actor="cli",
         )
+        if qr:
+            link = issue_link(
+                connection, created.id, public_url=settings.public_url, actor="cli", days=link_days
+            )
     console.print(f"令牌 #{created.id}（{created.role.value}）：", highlight=False)
     print(created.secret)
+    if link is not None:
+        png = png or Path(f"wangge-login-{created.id}.png")
+        png.write_bytes(login_qr_png(link.login_url))
+        expiry = link.expires_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        console.print(f"扫码登录链接（{expiry} 前有效；首次登录后 {REUSE_MINUTES} 分钟内可重扫）：")
+        print(link.login_url)
+        print(qr_text(link.login_url), end="")
+        console.print(f"二维码图片：{png}", highlight=False)
+        console.print("手机扫码登录后，上面的令牌会换新，只有这部手机持有它。", highlight=False)
 
 
 def token_list() -> None:

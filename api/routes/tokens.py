@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Role, create_token, list_tokens, revoke_token
-from api.deps import AdminDep, EngineDep, NoNulCharacters
+from api.deps import AdminDep, EngineDep, NoNulCharacters, SettingsDep
 from api.errors import InvalidInput, NotFound, error_responses
+from api.login_links import DEFAULT_DAYS, MAX_DAYS, IssuedLink, issue_link
 from api.times import Instant
 
 router = APIRouter(
@@ -30,10 +31,22 @@ class TokenRequest(BaseModel):
         default=None, ge=1, description="the person the token belongs to (field staff: my tasks)"
     )
     expires_at: Instant | None = None
+    qr: bool = Field(default=False, description="also a sign-in link and its QR code")
+    link_days: int = Field(
+        default=DEFAULT_DAYS, ge=1, le=MAX_DAYS, description="with qr: days until the link expires"
+    )
 
 
-@router.post("/tokens", status_code=201, summary="Create a token (the secret is shown once)")
-def create(body: TokenRequest, engine: EngineDep, admin: AdminDep) -> dict[str, Any]:
+@router.post(
+    "/tokens",
+    status_code=201,
+    responses=error_responses(409),  # qr with a token already expired
+    summary="Create a token (the secret is shown once; with qr, a sign-in link too)",
+)
+def create(
+    body: TokenRequest, engine: EngineDep, settings: SettingsDep, admin: AdminDep
+) -> dict[str, Any]:
+    link: IssuedLink | None = None
     try:
         with engine.begin() as connection:
             created = create_token(
@@ -46,6 +59,14 @@ def create(body: TokenRequest, engine: EngineDep, admin: AdminDep) -> dict[str, 
                 expires_at=body.expires_at,
                 actor=admin.actor,
             )
+            if body.qr:
+                link = issue_link(
+                    connection,
+                    created.id,
+                    public_url=settings.public_url,
+                    actor=admin.actor,
+                    days=body.link_days,
+                )
     except (ValueError, LookupError) as error:
         raise InvalidInput(
             str(error),
@@ -56,7 +77,7 @@ def create(body: TokenRequest, engine: EngineDep, admin: AdminDep) -> dict[str, 
             if "staff" in str(error)
             else "body.grid_codes",
         ) from error
-    return {
+    answer: dict[str, Any] = {
         "id": created.id,
         "token": created.secret,
         "role": created.role.value,
@@ -64,6 +85,13 @@ def create(body: TokenRequest, engine: EngineDep, admin: AdminDep) -> dict[str, 
         "unit_code": created.unit_code,
         "staff_id": body.staff_id,
     }
+    if link is not None:
+        answer |= {
+            "login_url": link.login_url,
+            "qr_png": link.qr_png_base64(),
+            "link_expires_at": link.expires_at,
+        }
+    return answer
 
 
 @router.get("/tokens", summary="List tokens (never their secrets)")
