@@ -28,7 +28,7 @@ GONE = {"model": ErrorBody, "description": "The link expired, was used up or rev
 
 router = APIRouter(
     tags=["mobile pages"],
-    responses=error_responses(403, 422, 503),
+    responses=error_responses(400, 403, 422, 503),
     dependencies=[NoNulCharacters],
 )
 

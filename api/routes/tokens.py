@@ -54,7 +54,7 @@ def create(
                 name=body.name,
                 role=body.role,
                 grid_codes=tuple(body.grid_codes),
-                unit_code=body.unit_code,
+                unit_code=body.unit_code or None,  # "" names no unit (not a missing one)
                 staff_id=body.staff_id,
                 expires_at=body.expires_at,
                 actor=admin.actor,
