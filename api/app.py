@@ -23,10 +23,12 @@ from api.routes import (
     grids,
     health,
     layers,
+    login_links,
     lookup,
     me,
     open311,
     outbox,
+    patrols,
     tokens,
     transfer,
     workflow,
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lookup,
         events,
         me,
+        patrols,
         attachments,
         workflow,
         grids,
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         drafts,
         outbox,
         tokens,
+        login_links,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(open311.router)

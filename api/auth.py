@@ -136,6 +136,7 @@ def create_token(
     actor: str,
 ) -> CreatedToken:
     """Create a token; the secret is returned once and never stored."""
+    unit_code = unit_code or None  # an empty unit is none (a form or a script may send "")
     if role == Role.field_staff and not grid_codes:
         raise ValueError("a field_staff token needs at least one grid code (--grid)")
     if (role == Role.handler) != bool(unit_code):

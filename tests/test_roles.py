@@ -75,8 +75,12 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("delete", "/api/v1/calendar/{day}"): Permission.manage_tokens,
     ("delete", "/api/v1/tokens/{token_id}"): Permission.manage_tokens,
     ("post", "/map/login"): PUBLIC,
+    ("post", "/m/login"): PUBLIC,
+    ("post", "/m/login/preview"): PUBLIC,
+    ("post", "/api/v1/tokens/{token_id}/links"): Permission.manage_tokens,
+    ("delete", "/api/v1/login-links/{link_id}"): Permission.manage_tokens,
 }
-WRITE_OPERATIONS_SERVED = 31  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 35  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
@@ -323,6 +327,10 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
             {"json": {"name": f"roles {serial}", "role": "viewer"}},
             201,
         ),
+        ("post", "/api/v1/tokens/{token_id}/links"): (path, {"json": {"link_days": 1}}, 404),
+        ("delete", "/api/v1/login-links/{link_id}"): ("/api/v1/login-links/999999", {}, 404),
+        ("post", "/m/login"): (path, {"data": {"code": "A" * 24}}, 404),
+        ("post", "/m/login/preview"): (path, {"json": {"code": "A" * 24}}, 404),
         ("post", "/map/login"): (
             path,
             {"data": {"token": world.secrets["viewer"], "next": "/map/street"}},
@@ -382,7 +390,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 31 * 25
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 35 * 25
     assert not wrong, "\n".join(wrong)
 
 
