@@ -28,6 +28,7 @@ from api.routes import patrols as patrol_routes
 from api.settings import Settings, get_settings
 from spatial.crs import WGS84, transform
 from tests.conftest import bearer
+from web import patrol_pages
 
 GRID = "320571005001001"  # the field_staff token's grid
 NEIGHBOUR = "320571005001002"
@@ -38,8 +39,11 @@ API = "/api/v1"
 def app_with_patrols(settings: Settings) -> Any:
     """The app, with the patrol routes mounted if api/app.py does not mount them yet."""
     app = create_app(settings)
-    if not any(getattr(route, "path", "") == f"{API}/patrols" for route in app.routes):
+    paths = {getattr(route, "path", "") for route in app.routes}
+    if f"{API}/patrols" not in paths:
         app.include_router(patrol_routes.router, prefix=API)
+    if "/map/patrols" not in paths:
+        app.include_router(patrol_pages.router)
     return app
 
 
@@ -770,3 +774,50 @@ def test_retention_is_enforced_by_the_api_and_by_purge(
             text("SELECT count(*) FROM audit_log WHERE action = 'patrols.purge'")
         ).scalar_one()
     assert (left, orphans, audited) == ([fresh], 0, 2)
+
+
+# ---- the supervisor's map -----------------------------------------------------------------------
+
+
+def page_data(html: str) -> dict[str, Any]:
+    start = html.index('id="wg-page"')
+    body = html[html.index(">", start) + 1 : html.index("</script>", start)]
+    return json.loads(body)
+
+
+def test_patrol_map_shades_micro_grids_draws_tracks_and_marks_buildings(client, people, engine):
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE staff SET name = :n WHERE id = :id"),
+            {"n": "<img src=x onerror=alert(1)>王", "id": people["wang_id"]},
+        )
+    when = this_morning()
+    wang = record(client, people["wang"], road_walk(client, GRID, 3, when, seed=11), when)
+    li = record(client, people["li"], road_walk(client, GRID, 2, when, seed=12), when)
+    params = {"grid": GRID, "from": local_day(when), "to": local_day(datetime.now(UTC))}
+    answer = client.get("/map/patrols", headers=bearer(people["supervisor"]), params=params)
+    assert answer.status_code == 200, answer.text
+    assert "script-src 'self' 'nonce-" in answer.headers["content-security-policy"]
+    html = answer.text
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;王" in html
+    data = page_data(html)
+    assert sorted(data["tracks"]) == sorted([str(wang), str(li)])
+    assert len(data["layers"]) == 3  # micro-grids, tracks, buildings not passed
+    assert html.count('data-track="') == 2 and "/static/wangge/patrols.js" in html
+    coverage = client.get(
+        f"{API}/patrols/coverage", headers=bearer(people["supervisor"]), params=params
+    ).json()
+    visited, total = coverage["micro_grids"]["visited"], coverage["micro_grids"]["total"]
+    assert f"{visited} / {total}" in html
+
+    own = client.get("/map/patrols", headers=bearer(people["wang"]), params=params)
+    assert own.status_code == 200 and sorted(page_data(own.text)["tracks"]) == [str(wang)]
+    anonymous = client.get("/map/patrols", params=params)
+    assert anonymous.status_code == 200 and 'id="wg-login"' in anonymous.text
+    assert "wg-page" not in anonymous.text
+    outside = client.get(
+        "/map/patrols", headers=bearer(people["li"]), params={**params, "grid": NEIGHBOUR}
+    )
+    assert outside.status_code == 200
+    refused = client.get("/map/patrols", headers=bearer(people["li"]), params=params)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "outside_token_scope")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+from shapely.geometry import mapping
 from sqlalchemy import Connection
 
 from api.db import patrols as patrol_rows
@@ -185,7 +186,7 @@ def coverage_report(
     not_visited = [
         {
             "type": "Feature",
-            "geometry": shapely.geometry.mapping(geometry),
+            "geometry": mapping(geometry),
             "properties": {"kind": "micro_grid", "code": record.code, "name": record.name},
         }
         for record, geometry, seen in zip(records, micro_geoms, visited_micro, strict=True)
@@ -194,7 +195,7 @@ def coverage_report(
     not_visited += [
         {
             "type": "Feature",
-            "geometry": shapely.geometry.mapping(footprint),
+            "geometry": mapping(footprint),
             "properties": {
                 "kind": "building",
                 "code": building["code"],
@@ -209,7 +210,7 @@ def coverage_report(
         not_visited.append(
             {
                 "type": "Feature",
-                "geometry": shapely.geometry.mapping(result.streets_not_walked),
+                "geometry": mapping(result.streets_not_walked),
                 "properties": {"kind": "street"},
             }
         )
