@@ -164,20 +164,32 @@ def track_wkt(lon: np.ndarray, lat: np.ndarray, times: np.ndarray) -> str | None
     return f"LINESTRING M ({vertices})"
 
 
-def clip_by_time(coords: np.ndarray, start: float, end: float) -> list[np.ndarray]:
-    """Parts of a track (rows lon, lat, m) whose segments overlap the period [start, end)."""
+def clip_by_time(
+    coords: np.ndarray,
+    start: float,
+    end: float,
+    box: tuple[float, float, float, float] | None = None,
+) -> list[np.ndarray]:
+    """Parts of a track (rows lon, lat, m) whose segments overlap the period [start, end) and,
+    if given, the box (xmin, ymin, xmax, ymax): a neighbour's long walk shrinks to the stretches
+    near the grid before any geometry is built."""
     if len(coords) == 0:
         return []
     if len(coords) == 1:
-        inside = start <= coords[0, 2] < end
+        x, y, m = coords[0]
+        inside = start <= m < end
+        if box is not None:
+            inside = inside and box[0] <= x <= box[2] and box[1] <= y <= box[3]
         return [coords[:, :2]] if inside else []
-    m = coords[:, 2]
-    overlaps = (np.minimum(m[:-1], m[1:]) < end) & (np.maximum(m[:-1], m[1:]) >= start)
+    x, y, m = coords[:, 0], coords[:, 1], coords[:, 2]
+    keep = (np.minimum(m[:-1], m[1:]) < end) & (np.maximum(m[:-1], m[1:]) >= start)
+    if box is not None:
+        keep &= (np.maximum(x[:-1], x[1:]) >= box[0]) & (np.minimum(x[:-1], x[1:]) <= box[2])
+        keep &= (np.maximum(y[:-1], y[1:]) >= box[1]) & (np.minimum(y[:-1], y[1:]) <= box[3])
     parts: list[np.ndarray] = []
-    for run in np.split(
-        np.arange(len(overlaps)), np.flatnonzero(np.diff(overlaps.astype(int))) + 1
-    ):
-        if len(run) and overlaps[run[0]]:
+    edges = np.flatnonzero(np.diff(keep.astype(np.int8))) + 1
+    for run in np.split(np.arange(len(keep)), edges):
+        if len(run) and keep[run[0]]:
             parts.append(coords[run[0] : run[-1] + 2, :2])
     return parts
 

@@ -133,6 +133,12 @@ def test_clip_by_time_keeps_segments_overlapping_the_period():
     assert [p.tolist() for p in parts] == [[[1, 0], [2, 0], [3, 0]]]
     assert clip_by_time(coords, 50, 60) == []
     assert [p.tolist() for p in clip_by_time(coords[:1], 0, 1)] == [[[0, 0]]]
+    # A box keeps the stretches near a grid: segments meeting x ≤ 1.5 and x ≥ 3.5, in two parts.
+    near = clip_by_time(coords, 0, 100, (-1, -1, 1.5, 1))
+    assert [p.tolist() for p in near] == [[[0, 0], [1, 0], [2, 0]]]
+    both = clip_by_time(np.vstack([coords, [[0, 0, 50]]]), 0, 100, (-1, -1, 0.5, 1))
+    assert [p.tolist() for p in both] == [[[0, 0], [1, 0]], [[4, 0], [0, 0]]]
+    assert clip_by_time(coords[:1], 0, 1, (5, 5, 6, 6)) == []
 
 
 # ---- coverage -----------------------------------------------------------------------------------

@@ -485,6 +485,15 @@ def test_bad_track_files_answer_what_is_wrong(client, people, settings):
         "invalid_geometry": json.dumps(polygon).encode(),
         "no_track_points": b'{"type": "FeatureCollection", "features": []}',
         "swapped_coordinates": swapped.encode(),
+        "invalid_time": json.dumps(
+            {
+                "type": "LineString",
+                "coordinates": [[120.73, 31.30, 0, 1e20], [120.74, 31.30, 0, 1e20 + 5]],
+            }
+        ).encode(),
+        "invalid_coordinates": b'{"type": "LineString", "coordinates": [[1'
+        + b"0" * 400
+        + b", 31.3, 0, 1714521600]]}",
     }
     assert swapped != gpx
     answers = {code: upload(client, people["wang"], "f", data) for code, data in cases.items()}
@@ -623,6 +632,12 @@ def test_coverage_agrees_with_postgis_per_worker_and_in_all(client, people, engi
         params={**period, "from": "2024-01-01", "to": "2024-03-01"},
     )
     assert (too_long.status_code, too_long.json()["error"]["code"]) == (422, "invalid_period")
+    far = client.get(
+        f"{API}/patrols/coverage",
+        headers=bearer(people["supervisor"]),
+        params={**period, "from": "9999-12-31", "to": "9999-12-31"},
+    )
+    assert (far.status_code, far.json()["error"]["where"]) == (422, "query.from")
     unknown = client.get(
         f"{API}/patrols/coverage",
         headers=bearer(people["supervisor"]),

@@ -31,6 +31,7 @@ from api.workflow.calendar import SHANGHAI
 from spatial.patrol import Coverage, clip_by_time, patrol_coverage
 
 MAX_PERIOD_DAYS = 31
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 DEGREES_PER_METRE = 1 / 80_000  # generous at China's latitudes (a degree of longitude ≥ 80 km)
 
 
@@ -41,6 +42,11 @@ def local_period(start: date | None, end: date | None, max_days: int) -> tuple[d
     start = start or end
     if start > end:
         raise InvalidInput("from 不能晚于 to", code="invalid_period", where="query.from")
+    for day, where in ((start, "query.from"), (end, "query.to")):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidInput(
+                f"日期应在 {FIRST_DAY} 至 {LAST_DAY} 之间", code="invalid_period", where=where
+            )
     if (end - start).days >= max_days:
         raise InvalidInput(f"时间段最长 {max_days} 天", code="invalid_period", where="query.to")
     return start, end
@@ -132,9 +138,10 @@ def coverage_report(
     )
     xmin, ymin, xmax, ymax = shapely.total_bounds(area)
     pad = (buffer + settings.street_buffer_m) * DEGREES_PER_METRE
+    reach = (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
     rows = patrol_rows.tracks_near(
         connection,
-        box=shapely.box(xmin - pad, ymin - pad, xmax + pad, ymax + pad),
+        box=shapely.box(*reach),
         begin=begin,
         end=finish,
         not_before=retention_start(settings),
@@ -147,7 +154,7 @@ def coverage_report(
     patrols_of: dict[int, set[int]] = {}
     for row in rows:
         coords = shapely.get_coordinates(shapely.from_wkb(bytes(row["wkb"])), include_m=True)
-        parts = clip_by_time(coords, begin.timestamp(), finish.timestamp())
+        parts = clip_by_time(coords, begin.timestamp(), finish.timestamp(), reach)
         if not parts:
             continue
         key = (row["staff_id"], None) if row["staff_id"] is not None else (None, row["token_id"])

@@ -28,6 +28,8 @@ from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 MAX_FILE_POINTS = 200_000  # eleven days of a fix every 5 s
+# Fixes from before GPS phones or after this century are not a patrol's (and keep times sane).
+EARLIEST, LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 (UTC)
 _CRS84 = {"urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:EPSG::4326", "EPSG:4326"}
 
 
@@ -93,7 +95,15 @@ def parse_time(value: Any, where: str) -> float:
         ) from error
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return _in_range(moment.timestamp(), where)
+
+
+def _in_range(seconds: float, where: str) -> float:
+    if not EARLIEST <= seconds < LATEST:
+        raise TrackFileError(
+            f"{where}：时间应在 2000 年至 2099 年之间", code="invalid_time", where=where
+        )
+    return seconds
 
 
 def _local(tag: str) -> str:
@@ -142,7 +152,12 @@ def _gpx_parts(data: bytes) -> list[TrackPart]:
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TrackFileError(f"{where}：坐标应为数字", code="invalid_coordinates", where=where)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError as error:  # an integer with hundreds of digits
+        raise TrackFileError(
+            f"{where}：数值过大", code="invalid_coordinates", where=where
+        ) from error
 
 
 def _features(document: Any) -> list[dict[str, Any]]:
@@ -201,7 +216,7 @@ def _line_part(coordinates: Any, times: list[Any] | None, where: str) -> TrackPa
         if times is not None:
             moment = parse_time(times[v], here)
         elif len(vertex) >= 4:
-            moment = _number(vertex[3], here)
+            moment = _in_range(_number(vertex[3], here), here)
         else:
             raise TrackFileError(
                 f"{here}没有时间（properties.times 或第四个坐标）", code="missing_time", where=here
