@@ -2,6 +2,7 @@
 
 60 grid workers, one per grid, each patrolling 8 hours a day for 7 days with a fix every 5 s
 (≈ 2.4 million fixes): walks along the streets of their grid (the micro-grid edges), 1.3 m/s,
+round 40 % of their blocks a day (drawn afresh each day) with stops for door-to-door visits,
 GPS error that drifts like a phone's (about 3 m), and now and then a jump of hundreds of metres.
 Every patrol is cleaned and simplified as the API does it (spatial.patrol), and stored with all
 its fixes in a database of its own.
@@ -40,6 +41,7 @@ from spatial.patrol import clean_fixes, simplify_track, track_wkt
 ZONE = "EPSG:4549"
 DAYS, HOURS, EVERY_S, SPEED = 7, 8, 5.0, 1.3
 JUMP_SHARE = 0.001
+DAILY_SHARE = 0.4  # of a grid's blocks walked round on one day
 BASELINE = """
 WITH area AS (
     SELECT geom FROM grid WHERE code = :grid AND generation_low <= :g AND generation_high >= :g
@@ -79,9 +81,11 @@ def _database() -> Engine:
 
 
 def _route(rings: list[shapely.LineString], rng: np.random.Generator) -> shapely.LineString:
-    """Round the grid's blocks in a random order, each from a random corner: a day's beat."""
+    """A day's beat: round some of the grid's blocks (DAILY_SHARE of them, drawn afresh each
+    day) in a random order, each from a random corner."""
+    chosen = rng.permutation(np.array(rings, dtype=object))
     parts = []
-    for ring in rng.permutation(np.array(rings, dtype=object)):
+    for ring in chosen[: max(1, round(DAILY_SHARE * len(chosen)))]:
         coords = shapely.get_coordinates(ring)[:-1]
         shift = int(rng.integers(len(coords)))
         rolled = np.roll(coords, -shift, axis=0)
@@ -93,8 +97,12 @@ def _day(
     route: shapely.LineString, start: float, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     count = int(HOURS * 3600 / EVERY_S)
-    # Round the beat and back the same way (no leap from its end to its start).
-    walked = (np.arange(count) * EVERY_S * SPEED) % (2 * route.length)
+    # Walking, with stops of 1 to 8 minutes (a door-to-door visit) every 10 minutes or so;
+    # round the beat and back the same way (no leap from its end to its start).
+    step = np.full(count, EVERY_S * SPEED)
+    for stop in np.flatnonzero(rng.random(count) < EVERY_S / 600):
+        step[stop : stop + int(rng.integers(12, 97))] = 0.0
+    walked = np.cumsum(step) % (2 * route.length)
     distances = route.length - np.abs(walked - route.length)
     points = shapely.line_interpolate_point(route, distances)
     # A phone's error drifts (AR(1) with factor 0.9, about 3 m), it is not white noise.

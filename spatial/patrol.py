@@ -20,6 +20,7 @@ from spatial.crs import WGS84, coordinate_problems, from_wgs84_xy, gauss_kruger_
 STREET_PIECE_M = 5.0
 # Micro-grid edges closer than this are one street (imported neighbours rarely share vertices).
 STREET_SNAP_M = 0.05
+SEGMENT_CHUNK = 256  # track segments asked at a time whether they reach a place
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,30 @@ def _track_segments(tracks: list[np.ndarray], crs: str) -> tuple[np.ndarray, np.
     return segments, belongs[:-1][same]
 
 
+def _reached(
+    places: np.ndarray, segments: np.ndarray, owner_of: np.ndarray, owners: int, reach_m: float
+) -> np.ndarray:
+    """owners × places: does any of the owner's segments come within `reach_m` of the place?
+
+    A week of walks passes a building hundreds of times; asking every pair would cost all of
+    them. The segments go in time order, a chunk at a time, and each chunk is asked only about
+    the places no earlier chunk reached, so a place seen once is not asked about again.
+    """
+    found = np.zeros((owners, len(places)), dtype=bool)
+    if len(places) == 0:
+        return found
+    for owner in range(owners):
+        own = np.flatnonzero(owner_of == owner)
+        for first in range(0, len(own), SEGMENT_CHUNK):
+            todo = np.flatnonzero(~found[owner])
+            if len(todo) == 0:
+                break
+            tree = shapely.STRtree(segments[own[first : first + SEGMENT_CHUNK]])
+            hit, _ = tree.query(places[todo], predicate="dwithin", distance=reach_m)
+            found[owner, todo[hit]] = True
+    return found
+
+
 def _hits(rows: int, columns: int, owner: np.ndarray, column: np.ndarray) -> np.ndarray:
     matrix = np.zeros((rows, columns), dtype=bool)
     matrix[owner, column] = True
@@ -281,16 +306,15 @@ def patrol_coverage(
     micro_hit, micro_seg = tree.query(micro, predicate="intersects")
     pairs = np.unique(micro_hit * max(len(tracks), 1) + segment_track[micro_seg])
     visits = np.bincount(pairs // max(len(tracks), 1), minlength=len(micro)).astype(np.int64)
-    building_hit, building_seg = tree.query(footprints, predicate="dwithin", distance=buffer_m)
     middles = shapely.line_interpolate_point(pieces, 0.5, normalized=True)
-    piece_hit, piece_seg = tree.query(middles, predicate="dwithin", distance=street_buffer_m)
-    walked = _hits(owners, len(pieces), owner_of[piece_seg], piece_hit)
+    passed = _reached(footprints, segments, owner_of, owners, buffer_m)
+    walked = _reached(middles, segments, owner_of, owners, street_buffer_m)
     unwalked = pieces[~walked.any(axis=0)] if len(pieces) else pieces
     lines = shapely.line_merge(shapely.multilinestrings(unwalked)) if len(unwalked) else None
     return Coverage(
         micro_visited=_hits(owners, len(micro), owner_of[micro_seg], micro_hit),
         micro_visits=visits,
-        buildings_passed=_hits(owners, len(footprints), owner_of[building_seg], building_hit),
+        buildings_passed=passed,
         street_lengths_m=lengths,
         street_walked=walked,
         streets_not_walked=(
