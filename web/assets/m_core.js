@@ -66,6 +66,7 @@
 
   // ---- Reads: through the service worker, which answers from its cache when offline. ----
   function get(path) {
+    if (wanted.indexOf("/api/v1" + path) < 0) wanted.push("/api/v1" + path);
     return fetch("/api/v1" + path, { credentials: "same-origin" }).then(function (response) {
       return response.json().then(function (body) {
         return {
@@ -186,6 +187,7 @@
     function next() {
       return db.all("queue").then(function (items) {
         if (!items.length) return state;
+        if (navigator.onLine === false) { state.stopped = "离线"; return state; }
         var item = items[0];
         return request(item).then(function (wire) {
           if (wire === null) {
@@ -291,9 +293,35 @@
   }
 
   // Keep URLs in the service worker's cache (pages and answers the worker may need offline).
+  // Until a worker controls the page (its first visit), they are remembered, with every read
+  // the page made, and handed over when it takes control. Resolves when the worker has them.
+  var wanted = [];
   function keep(urls) {
-    if (!navigator.serviceWorker || !navigator.serviceWorker.controller) return;
-    navigator.serviceWorker.controller.postMessage({ type: "keep", urls: urls });
+    urls.forEach(function (url) { if (wanted.indexOf(url) < 0) wanted.push(url); });
+    var worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+    if (!worker) return Promise.resolve(false);
+    return new Promise(function (resolve) {
+      var channel = new MessageChannel();
+      var timer = setTimeout(function () { resolve(false); }, 20000);
+      channel.port1.onmessage = function (reply) {
+        clearTimeout(timer);
+        resolve(reply.data.kept === reply.data.asked);
+      };
+      worker.postMessage({ type: "keep", urls: urls }, [channel.port2]);
+    });
+  }
+
+  // Keep URLs and check that the cache holds each of them; ask again for the missing ones.
+  function keepChecked(urls, rounds) {
+    return keep(urls).then(function () {
+      return Promise.all(urls.map(function (url) {
+        return caches.match(url).then(function (hit) { return hit ? null : url; });
+      }));
+    }).then(function (missing) {
+      missing = missing.filter(Boolean);
+      if (!missing.length) return true;
+      return rounds > 1 ? keepChecked(missing, rounds - 1) : false;
+    });
   }
 
   function start() {
@@ -301,14 +329,23 @@
     if (button) button.addEventListener("click", function () { lastStop = null; sync(); });
     window.addEventListener("online", function () { lastStop = null; sync(); });
     window.addEventListener("offline", function () { setStatus(null, false); });
-    var ready = Promise.resolve();
+    var ready = Promise.resolve(false);
     var sw = pageData.sw;
     if (sw && navigator.serviceWorker) {
-      ready = navigator.serviceWorker.register(sw, { scope: "/m/" }).then(
-        function () { return null; },
-        function () { return null; }  // pages still work without it, online
-      );
+      if (navigator.serviceWorker.controller) {
+        ready = Promise.resolve(true);  // this page and its reads came through the worker
+      } else {
+        ready = new Promise(function (resolve) {
+          navigator.serviceWorker.addEventListener("controllerchange", function () {
+            keepChecked([location.pathname + location.search].concat(wanted), 3).then(resolve);
+          });
+        });
+      }
+      navigator.serviceWorker.register(sw, { scope: "/m/" }).catch(function () {
+        return null;  // pages still work without it, online
+      });
     }
+    ready.then(function (kept) { window.wgPhone.offlineReady = kept; });
     refreshStatus().then(sync);
     return ready;
   }
@@ -326,6 +363,7 @@
     errorText: errorText,
     refreshStatus: refreshStatus,
     ready: null,
+    offlineReady: false,
   };
   window.wgPhone.ready = start();
 })();

@@ -52,9 +52,22 @@ function immutable(url) {
   return url.pathname.startsWith("/m/static/") || url.pathname.startsWith("/static/vendor/");
 }
 
+// The body is read whole before it goes into the cache: a put fed by a stream that breaks
+// (the network drops mid-answer) would lose the entry already there.
 function store(key, response) {
-  const url = new URL(key, self.location.origin);
-  return caches.open(immutable(url) ? CACHE : DATA).then((cache) => cache.put(key, response));
+  const url = new URL(typeof key === "string" ? key : key.url, self.location.origin);
+  return response.blob().then((body) =>
+    caches.open(immutable(url) ? CACHE : DATA).then((cache) =>
+      cache.put(
+        key,
+        new Response(body, {
+          status: response.status,
+          statusText: response.statusText,
+          headers: response.headers,
+        })
+      )
+    )
+  );
 }
 
 function fromCache(request) {
@@ -92,14 +105,16 @@ function offlineJson() {
   });
 }
 
+// The answer is stored before the page gets it: once a page has read something, it is there
+// for the next read offline.
 function networkFirst(request, fallback) {
   return fetch(request)
     .then((response) => {
-      if (keepable(response)) {
-        const copy = response.clone();
-        caches.open(DATA).then((cache) => cache.put(request, copy));
-      }
-      return response;
+      if (!keepable(response)) return response;
+      return store(request, response.clone()).then(
+        () => response,
+        () => response
+      );
     })
     .catch(() => fromCache(request).then((hit) => hit || fallback()));
 }
@@ -109,10 +124,7 @@ function cacheFirst(request) {
     (hit) =>
       hit ||
       fetch(request).then((response) => {
-        if (keepable(response)) {
-          const copy = response.clone();
-          caches.open(CACHE).then((cache) => cache.put(request, copy));
-        }
+        if (keepable(response)) store(request, response.clone()).catch(() => null);
         return response;
       })
   );
@@ -133,22 +145,33 @@ self.addEventListener("fetch", (event) => {
   }
 });
 
-// A page asks to keep some URLs (my tasks' event pages and answers) for later, offline.
+// Fetch and keep one URL; a failed fetch is tried again a few times (true when kept).
+function keepOne(url, tries) {
+  return fetch(url, { credentials: "same-origin" })
+    .then((response) => (keepable(response) ? store(url, response).then(() => true) : false))
+    .catch(() =>
+      tries > 1
+        ? new Promise((resolve) => setTimeout(resolve, 300)).then(() => keepOne(url, tries - 1))
+        : false
+    );
+}
+
+// A page asks to keep some URLs (my tasks' event pages and answers) for later, offline; it is
+// told how many were kept.
 self.addEventListener("message", (event) => {
   const data = event.data || {};
   if (data.type !== "keep" || !Array.isArray(data.urls)) return;
   const urls = data.urls.filter(
     (url) => typeof url === "string" && (url.startsWith("/m/") || url.startsWith("/api/v1/"))
   );
+  let kept = 0;
+  const done = urls.reduce(
+    (chain, url) => chain.then(() => keepOne(url, 4).then((ok) => { kept += ok ? 1 : 0; })),
+    Promise.resolve()
+  );
   event.waitUntil(
-    urls.reduce(
-      (chain, url) =>
-        chain.then(() =>
-          fetch(url, { credentials: "same-origin" })
-            .then((response) => (keepable(response) ? store(url, response) : null))
-            .catch(() => null)
-        ),
-      Promise.resolve()
-    )
+    done.then(() => {
+      if (event.ports && event.ports[0]) event.ports[0].postMessage({ asked: urls.length, kept });
+    })
   );
 });
