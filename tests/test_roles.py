@@ -49,6 +49,10 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("post", "/api/v1/events"): Permission.write_events,
     ("post", "/api/v1/events/{event_id}/transitions"): Permission.work_events,
     ("post", "/api/v1/reports"): Permission.report_events,
+    ("post", "/api/v1/patrols"): Permission.work_events,
+    ("post", "/api/v1/patrols/upload"): Permission.work_events,
+    ("post", "/api/v1/patrols/{patrol_id}/points"): Permission.work_events,
+    ("post", "/api/v1/patrols/{patrol_id}/stop"): Permission.work_events,
     ("post", "/api/v1/events/{event_id}/attachments"): Permission.work_events,
     ("post", "/api/v1/points/{code}/alerts"): Permission.write_events,
     ("post", "/api/v1/import/{kind}"): Permission.write_grids,
@@ -80,7 +84,7 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("post", "/api/v1/tokens/{token_id}/links"): Permission.manage_tokens,
     ("delete", "/api/v1/login-links/{link_id}"): Permission.manage_tokens,
 }
-WRITE_OPERATIONS_SERVED = 35  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 39  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
@@ -202,6 +206,10 @@ def _expected(caller: str, need: Permission | None, method: str) -> tuple[int, s
     return None if need in ROLE_PERMISSIONS[Role(caller)] else (403, "insufficient_role")
 
 
+def _hour_ago() -> str:
+    return (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+
+
 def _probe_png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "PNG")
@@ -236,6 +244,31 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
         ("post", "/api/v1/points/{code}/alerts"): (
             path,
             {"json": {"alert_id": f"roles-{serial}"}},
+            404,
+        ),
+        ("post", "/api/v1/patrols"): (
+            path,
+            {
+                "json": {
+                    "client_id": f"roles-{serial:06d}",
+                    "started_at": _hour_ago(),
+                }
+            },
+            201,
+        ),
+        ("post", "/api/v1/patrols/upload"): (
+            path,
+            {"files": {"file": ("track.gpx", b"not a track", "application/gpx+xml")}},
+            422,
+        ),
+        ("post", "/api/v1/patrols/{patrol_id}/points"): (
+            path,
+            {"json": {"points": [{"t": _hour_ago(), "lon": 120.735, "lat": 31.305}]}},
+            404,
+        ),
+        ("post", "/api/v1/patrols/{patrol_id}/stop"): (
+            path,
+            {"json": {"ended_at": _hour_ago()}},
             404,
         ),
         ("post", "/api/v1/reports"): (
@@ -339,7 +372,7 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
     }
     # The remaining operations act on one thing named in the path, which does not exist.
     url, kwargs, status = probes.get((method, path), (path, {"json": {"version": 0}}, 404))
-    for name in ("draft_id", "check_id", "generation_id", "token_id", "event_id"):
+    for name in ("draft_id", "check_id", "generation_id", "token_id", "event_id", "patrol_id"):
         url = url.replace("{" + name + "}", str(MISSING))
     url = url.replace("{day}", "2031-01-06")  # no exception that day until the PUT probes
     return url.replace("{code}", FIELD_GRID), kwargs, status
@@ -390,7 +423,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 35 * 25
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 39 * 25
     assert not wrong, "\n".join(wrong)
 
 
