@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from api.app import create_app
+from api.workflow.calendar import SHANGHAI
 from tests.conftest import bearer
 from tests.test_browser import ARTIFACTS, WATCH_POLICY_JS, browser  # noqa: F401
 from tests.test_mobile_pages import FIELD_GRID, event_in_grid, with_phone_pages
@@ -379,3 +381,50 @@ def test_my_tasks_as_the_api_has_them_even_on_a_slow_network(
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     assert FIELD_GRID  # the token's grid
     phone.close(f"tasks_{screen}")
+
+
+def test_my_grid_shows_todays_track_and_what_it_visited(
+    browser, phone_server, client, tokens, engine
+):
+    start = event_in_grid(engine)
+    worker = bearer(tokens["field_staff"])
+    begun = datetime.now(UTC) - timedelta(minutes=10)
+    patrol = client.post(
+        "/api/v1/patrols",
+        json={"client_id": "grid-page-walk-0001", "started_at": begun.isoformat()},
+        headers=worker,
+    )
+    assert patrol.status_code == 201, patrol.text
+    points = [
+        {
+            "t": (begun + timedelta(seconds=5 * i)).isoformat(),
+            "lon": start["lon"] + 0.00003 * i,
+            "lat": start["lat"],
+        }
+        for i in range(40)
+    ]
+    added = client.post(
+        f"/api/v1/patrols/{patrol.json()['id']}/points", json={"points": points}, headers=worker
+    )
+    assert added.status_code == 200, added.text
+    coverage = client.get(
+        "/api/v1/patrols/coverage",
+        # Today where the street is, as the page asks.
+        params={"grid": FIELD_GRID, "from": datetime.now(SHANGHAI).date().isoformat()},
+        headers=worker,
+    ).json()
+    micro = client.get("/api/v1/grids", params={"parent": FIELD_GRID, "limit": 5000}).json()
+
+    phone = Phone(browser, phone_server, tokens["field_staff"], (start["lon"], start["lat"]))
+    page = phone.open("/m/grid")
+    assert page.evaluate("() => wgGrid.microLayer.getLayers().length") == len(micro["features"])
+    assert page.evaluate("() => wgGrid.state.tracks.length") == 1
+    share = round(coverage["micro_grids"]["share"] * 100)
+    assert page.inner_text("[data-share=micro_grids]") == f"微网格覆盖：{share}%"
+    visited = sum(1 for row in coverage["micro_grid_visits"] if row["visits"] > 0)
+    assert visited >= 1
+    shaded = page.evaluate(
+        "() => wgGrid.microLayer.getLayers().filter(l => l.options.fillColor === '#38a169').length"
+    )
+    assert shaded == visited
+    phone.close("grid")

@@ -30,11 +30,22 @@
     return label;
   }
 
-  function visitedSet(kind) {
-    var coverage = state.coverage;
+  // Micro-grids entered today (visits > 0); buildings not passed, by code (the coverage API
+  // lists what was not visited).
+  function visitedMicro() {
     var found = {};
-    if (!coverage) return found;
-    (coverage.visited && coverage.visited[kind] || []).forEach(function (key) { found[key] = true; });
+    ((state.coverage && state.coverage.micro_grid_visits) || []).forEach(function (row) {
+      if (row.visits > 0) found[row.code] = true;
+    });
+    return found;
+  }
+
+  function buildingsNotPassed() {
+    var found = {};
+    var features = (state.coverage && state.coverage.not_visited && state.coverage.not_visited.features) || [];
+    features.forEach(function (feature) {
+      if (feature.properties.kind === "building") found[feature.properties.code] = true;
+    });
     return found;
   }
 
@@ -44,8 +55,9 @@
   }
 
   function draw() {
-    var micro = visitedSet("micro_grids");
-    var buildings = visitedSet("buildings");
+    var micro = visitedMicro();
+    var notPassed = buildingsNotPassed();
+    var known = Boolean(state.coverage);
     if (state.micro) {
       var microLayer = layer(state.micro, function (feature) {
         var seen = micro[feature.properties.code];
@@ -59,8 +71,7 @@
     }
     if (state.buildings) {
       var buildingLayer = layer(state.buildings, function (feature) {
-        var key = feature.properties.id !== undefined ? feature.properties.id : feature.id;
-        var seen = buildings[key];
+        var seen = known && !notPassed[feature.properties.code];
         return { color: seen ? VISITED : "#718096", weight: 1, fillOpacity: seen ? 0.6 : 0.2 };
       }).addTo(view.map);
       window.wgGrid.buildingLayer = buildingLayer;
@@ -76,11 +87,10 @@
     box.appendChild(wg.el("h2", "今日巡查"));
     var coverage = state.coverage;
     if (!coverage) { box.appendChild(wg.el("p", "今日巡查情况暂不可用", { class: "wg-m-muted" })); return; }
-    var shares = coverage.shares || {};
     [["micro_grids", "微网格"], ["buildings", "楼栋"], ["streets", "街巷长度"]].forEach(function (pair) {
-      var share = shares[pair[0]];
-      if (share === undefined || share === null) return;
-      box.appendChild(wg.el("p", pair[1] + "覆盖：" + Math.round(share * 100) + "%", { "data-share": pair[0] }));
+      var figures = coverage[pair[0]];
+      if (!figures || figures.share === null || figures.share === undefined) return;
+      box.appendChild(wg.el("p", pair[1] + "覆盖：" + Math.round(figures.share * 100) + "%", { "data-share": pair[0] }));
     });
   }
 
@@ -114,11 +124,8 @@
       state.micro = answers[1].ok ? answers[1].body : null;
       state.buildings = answers[2].ok ? answers[2].body : null;
       state.coverage = answers[3].ok ? answers[3].body : null;
-      var patrols = answers[4].ok ? answers[4].body.patrols || answers[4].body.features || [] : [];
-      return Promise.all(patrols.map(function (row) {
-        var id = row.id !== undefined ? row.id : row.properties && row.properties.id;
-        return phone.get("/patrols/" + id);
-      })).then(function (tracks) {
+      var patrols = answers[4].ok ? answers[4].body.patrols || [] : [];
+      return Promise.all(patrols.map(function (row) { return phone.get("/patrols/" + row.id); })).then(function (tracks) {
         state.tracks = tracks.filter(function (a) { return a.ok; }).map(function (a) { return a.body; });
         draw();
         showCoverage();
