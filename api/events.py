@@ -129,7 +129,7 @@ def intake(
         accept_due: dict[tuple[str | None, int], datetime] = {}
         for i, (event, placement) in enumerate(zip(events, placements, strict=True)):
             category = event.category_code
-            if category and category not in catalogue.category_tiers:
+            if category is not None and category not in catalogue.category_tiers:
                 outcomes[i] = _invalid(
                     "unknown_category", f"未知事件类别 {category}", "category_code"
                 )

@@ -5,16 +5,16 @@ from __future__ import annotations
 import platform
 from datetime import UTC, datetime
 
-from bench import bulk_lookup, coverage_check, event_loop, geocode_csv, http_lookup
+from bench import bulk_lookup, coverage_check, event_loop, geocode_csv, http_lookup, patrols
 from bench.common import RESULTS
 
 
 def main() -> None:
-    for module in (bulk_lookup, http_lookup, geocode_csv, coverage_check, event_loop):
+    for module in (bulk_lookup, http_lookup, geocode_csv, coverage_check, event_loop, patrols):
         module.main()
     parts = [
         (RESULTS / f"{name}.md").read_text()
-        for name in ("bulk_lookup", "http_lookup", "geocode_csv", "event_loop")
+        for name in ("bulk_lookup", "http_lookup", "geocode_csv", "event_loop", "patrols")
     ]
     header = (
         f"# wangge benchmarks — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "

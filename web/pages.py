@@ -30,7 +30,7 @@ from api.lookup.index_store import IndexStore
 from api.lookup.service import staff_on_duty
 from api.privacy import Caller
 from spatial.lookup import GridRecord
-from web import command, draft_pages, login_pages, mobile, mobile_login
+from web import command, draft_pages, login_pages, mobile, mobile_login, patrol_pages
 from web.maps import STATUS_COLOURS, STATUS_LABELS, MapFactory, camera_layer, render_map, simplified
 from web.render import ASSETS, WEB_ROOT, not_modified, page, page_etag
 from web.security import PageSecurityHeaders
@@ -390,6 +390,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(command.router)
     app.include_router(mobile_login.router)
     app.include_router(mobile.router)
+    app.include_router(patrol_pages.router)
     app.mount("/static/wangge", StaticFiles(directory=ASSETS), name="wangge-assets")
     if VENDOR.exists():
         app.mount("/static/vendor", VendorFiles(directory=VENDOR), name="vendor")

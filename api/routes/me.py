@@ -74,7 +74,7 @@ class ReportIn(BaseModel):
         pattern=r"^[A-Za-z0-9-]{8,64}$",
         description="Made on the phone when the report is made (a UUID): a replay is the same report",
     )
-    category_code: str = Field(max_length=16)
+    category_code: str = Field(min_length=1, max_length=16)
     description: str | None = Field(default=None, max_length=4000)
     lon: float | None = None
     lat: float | None = None
