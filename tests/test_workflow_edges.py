@@ -136,7 +136,12 @@ def test_allowed_actions_are_only_what_the_caller_can_do(client, tokens, engine)
     seen = client.get(f"/api/v1/events/{event_id}", headers=bearer(tokens["field_staff"])).json()
     assert seen["allowed_actions"] == []
     own = client.get(f"/api/v1/events/{event_id}", headers=bearer(tokens["handler"])).json()
-    assert own["allowed_actions"] == ["start", "arrive", "return", "request_postpone"]  # community unit
+    assert own["allowed_actions"] == [
+        "start",
+        "arrive",
+        "return",
+        "request_postpone",
+    ]  # community unit
 
 
 def test_figures_refuse_impossible_periods_and_sheets_take_any_name(client, tokens, engine):

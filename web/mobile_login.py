@@ -56,7 +56,10 @@ class LinkPreviewOut(BaseModel):
     summary="扫码登录: the confirm page a sign-in link opens (never signs in itself)",
 )
 def login_page(request: Request) -> HTMLResponse:
-    return page(request, "m_login.html", failure=None)
+    response = page(request, "m_login.html", failure=None)
+    # The phone pages' service worker keeps what it sees unless told not to: never this page.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.post(
