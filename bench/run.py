@@ -5,12 +5,28 @@ from __future__ import annotations
 import platform
 from datetime import UTC, datetime
 
-from bench import bulk_lookup, coverage_check, event_loop, geocode_csv, http_lookup, patrols
+from bench import (
+    bulk_lookup,
+    coverage_check,
+    event_loop,
+    geocode_csv,
+    http_lookup,
+    mobile_tasks,
+    patrols,
+)
 from bench.common import RESULTS
 
 
 def main() -> None:
-    for module in (bulk_lookup, http_lookup, geocode_csv, coverage_check, event_loop, patrols):
+    for module in (
+        bulk_lookup,
+        http_lookup,
+        geocode_csv,
+        coverage_check,
+        event_loop,
+        patrols,
+        mobile_tasks,
+    ):
         module.main()
     parts = [
         (RESULTS / f"{name}.md").read_text()
