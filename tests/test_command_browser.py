@@ -107,6 +107,13 @@ def test_dashboard_draws_the_map_charts_and_queue(browser, live_server, client, 
     assert expected["reported"] > 0 and expected["to_dispatch"] > 0 and expected["red"] > 0
     shown = {key: int(page.inner_text(f"[data-key={key}] b")) for key in expected}
     assert shown == expected
+    # Today's patrol coverage of the street, as the patrols API computes it.
+    coverage = client.get(
+        "/api/v1/patrols/coverage", params={"grid": "320571005"}, headers=bearer(supervisor)
+    ).json()
+    patrol_line = page.inner_text("#wg-patrol")
+    assert patrol_line.startswith("今日巡查：") and f"{coverage['workers']} 人" in patrol_line
+    assert page.get_attribute("#wg-patrol-map", "href") == "/map/patrols?grid=320571005"
     assert page.inner_text("#wg-queue-accept-count") == f"（{len(reported)} 件）"
     assert page.inner_text("#wg-queue-dispatch-count") == f"（{len(to_dispatch)} 件）"
     queued = page.locator("#wg-queue-accept a[data-event]")

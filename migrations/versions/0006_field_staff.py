@@ -80,9 +80,7 @@ def upgrade() -> None:
         sa.Column("length_m", sa.Float(), nullable=True),
         sa.Column(
             "track",
-            Geometry(
-                geometry_type="LINESTRINGM", srid=4326, dimension=3, spatial_index=False
-            ),
+            Geometry(geometry_type="LINESTRINGM", srid=4326, dimension=3, spatial_index=False),
             nullable=True,
         ),
         sa.Column(
@@ -99,9 +97,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_patrol_started_at", "patrol", ["started_at"])
     op.create_index("ix_patrol_grid_code", "patrol", ["grid_code"])
-    op.create_index(
-        "idx_patrol_track", "patrol", ["track"], postgresql_using="gist", unique=False
-    )
+    op.create_index("idx_patrol_track", "patrol", ["track"], postgresql_using="gist", unique=False)
     # The fixes as recorded (WGS84, time, accuracy); `kept` false for a GPS jump the speed filter
     # dropped. One fix per patrol and moment: a replayed batch adds nothing twice.
     op.create_table(

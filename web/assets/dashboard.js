@@ -423,6 +423,37 @@
     $("wg-export").href = "/api/v1/kpis.xlsx?" + query({ group_by: state.rankGroup, from: p.from, to: p.to });
   }
 
+  // ---- today's patrol coverage (巡查覆盖率) of the street ---------------------------------------
+  function percent(figure) {
+    return figure && figure.share !== null && figure.share !== undefined
+      ? Math.round(figure.share * 1000) / 10 + "%" : "—";
+  }
+
+  function loadPatrols() {
+    var street = state.street
+      ? Promise.resolve(state.street)
+      : get("/grids?" + query({ level: "street", limit: 1 })).then(function (collection) {
+        var first = collection.features[0];
+        state.street = first ? first.properties.code : null;
+        return state.street;
+      });
+    return street.then(function (code) {
+      if (!code) return;
+      $("wg-patrol-map").href = "/map/patrols?" + query({ grid: code });
+      return get("/patrols/coverage?" + query({ grid: code })).then(function (c) {
+        var line = $("wg-patrol");
+        line.className = "wg-patrol";
+        line.dataset.share = c.micro_grids && c.micro_grids.share !== null ? String(c.micro_grids.share) : "";
+        line.textContent = "今日巡查：" + c.workers + " 人 · 微网格 " + percent(c.micro_grids) +
+          " · 楼栋 " + percent(c.buildings) + " · 街巷 " + percent(c.streets);
+      });
+    }).catch(function (error) {
+      var line = $("wg-patrol");
+      line.className = "wg-patrol wg-muted";
+      line.textContent = "今日巡查：暂无法读取（" + error.message + "）";
+    });
+  }
+
   function refresh() {
     var p = period();
     updateExport(p);
@@ -431,6 +462,7 @@
       loadKpis(state.level, state.level, p).then(drawAreas),
       loadKpis("rank:" + state.rankGroup, state.rankGroup, p).then(drawRank),
       get("/kpis/trend?" + query({ interval: interval(p.days), from: p.from, to: p.to })).then(drawTrend),
+      loadPatrols(),
     ];
     return Promise.all(jobs).then(function () {
       state.refreshes += 1;
