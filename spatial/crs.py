@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
+from pyproj.exceptions import CRSError, ProjError
 
 from spatial import chinacrs
 
@@ -119,7 +119,10 @@ def _transformer(source: str, target: str) -> Transformer:
         cache = _local.transformers = {}
     key = (source, target)
     if key not in cache:
-        cache[key] = Transformer.from_crs(parse_crs(source), parse_crs(target), always_xy=True)
+        try:
+            cache[key] = Transformer.from_crs(parse_crs(source), parse_crs(target), always_xy=True)
+        except ProjError as error:  # another body's frame (the Moon's…): no way to the Earth's
+            raise UnknownCRS(f"cannot transform {source!r} to {target!r}: {error}") from error
     return cache[key]
 
 

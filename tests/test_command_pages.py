@@ -105,7 +105,7 @@ def test_command_roles_get_the_pages(pages, hostile):
             else:
                 assert scripts[-2:] == ["/static/wangge/wangge.js", "/static/wangge/dispatch.js"]
                 # Every action of the loop has its Chinese label for the console's buttons.
-                assert len(data["actionLabels"]) == 16
+                assert len(data["actionLabels"]) == 17  # 到场 (arrive) came with the phones
                 assert data["actionLabels"]["accept"] == "立案"
 
 

@@ -161,3 +161,84 @@ def test_an_action_replayed_from_the_offline_queue_is_applied_once(client, token
         headers={**bearer(worker["secret"]), "Idempotency-Key": "bad key!"},
     )
     assert bad.status_code == 422
+
+
+def test_the_same_person_does_not_verify_with_a_second_phone(client, tokens, engine, worker):
+    with engine.begin() as connection:
+        second = create_token(
+            connection,
+            name="网格员第二部手机",
+            role=Role.field_staff,
+            grid_codes=(FIELD_GRID,),
+            staff_id=worker["staff_id"],
+            actor="tests",
+        ).secret
+    lon, lat = _point_in(engine, FIELD_GRID + "001")
+    event_id = _dispatched(client, tokens, lon, lat, external_id="two-phones")
+    assert _go(client, worker["secret"], event_id, "start", 3).status_code == 200
+    assert _go(client, worker["secret"], event_id, "handle", 4, note="已处理").status_code == 200
+    again = _go(client, second, event_id, "verify", 5)
+    assert again.status_code == 403 and again.json()["error"]["code"] == "same_person"
+    assert _go(client, tokens["supervisor"], event_id, "verify", 5).status_code == 200
+
+
+def test_positions_outside_china_or_on_the_moon_are_refused(client, tokens, engine, worker):
+    body = {"client_id": str(uuid.uuid4()), "category_code": "E04"}
+    for position, code in (
+        ({"lon": 2.35, "lat": 48.85}, "outside_china"),  # Paris
+        ({"lon": 120.7214, "lat": 31.3188, "crs": "EPSG:3857"}, "outside_china"),  # metres near 0,0
+        ({"lon": 120.7214, "lat": 31.3188, "crs": "IAU_2015:30100"}, "unknown_crs"),  # the Moon
+    ):
+        answer = client.post(
+            "/api/v1/reports", json={**body, **position}, headers=bearer(worker["secret"])
+        )
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == code, (
+            position,
+            answer.text,
+        )
+    lon, lat = _point_in(engine, FIELD_GRID + "001")
+    event_id = _dispatched(client, tokens, lon, lat, external_id="far-arrive")
+    far = _go(client, worker["secret"], event_id, "arrive", 3, lon=2.35, lat=48.85, crs="EPSG:4326")
+    assert far.status_code == 422 and far.json()["error"]["code"] == "outside_china"
+
+
+def test_gbk_tracks_are_read_and_a_patrol_ends_after_its_last_fix(client, worker):
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime.now(UTC) - timedelta(hours=2)
+    points = "".join(
+        f'<trkpt lat="{31.3190 + i * 0.0001:.4f}" lon="120.7212"><time>{(start + timedelta(seconds=10 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")}</time></trkpt>'
+        for i in range(5)
+    )
+    gpx = f'<?xml version="1.0" encoding="GBK"?><gpx version="1.1"><trk><name>巡查</name><trkseg>{points}</trkseg></trk></gpx>'
+    uploaded = client.post(
+        "/api/v1/patrols/upload",
+        files={"file": ("巡查.gpx", gpx.encode("gbk"), "application/gpx+xml")},
+        headers=bearer(worker["secret"]),
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    patrol = client.post(
+        "/api/v1/patrols",
+        json={"client_id": "stop-early", "started_at": start.isoformat()},
+        headers=bearer(worker["secret"]),
+    ).json()
+    fixes = [
+        {
+            "t": (start + timedelta(minutes=m)).isoformat(),
+            "lon": 120.7212,
+            "lat": 31.3190 + m * 0.0001,
+        }
+        for m in (1, 2)
+    ]
+    added = client.post(
+        f"/api/v1/patrols/{patrol['id']}/points",
+        json={"points": fixes},
+        headers=bearer(worker["secret"]),
+    )
+    assert added.status_code == 200, added.text
+    early = client.post(
+        f"/api/v1/patrols/{patrol['id']}/stop",
+        json={"ended_at": (start + timedelta(seconds=90)).isoformat()},
+        headers=bearer(worker["secret"]),
+    )
+    assert early.status_code == 422 and early.json()["error"]["code"] == "ended_before_last_fix"

@@ -285,3 +285,10 @@ def purge_before(connection: Connection, before: datetime) -> tuple[int, int]:
         text("DELETE FROM patrol WHERE started_at < :before"), {"before": before}
     ).rowcount
     return int(patrols), int(fixes)
+
+
+def last_fix_at(connection: Connection, patrol_id: int) -> datetime | None:
+    """The time of the patrol's latest fix (None when it has none)."""
+    return connection.execute(
+        text("SELECT max(at) FROM patrol_point WHERE patrol_id = :id"), {"id": patrol_id}
+    ).scalar()

@@ -261,15 +261,17 @@ def upsert_rule(connection: Connection, values: dict[str, Any]) -> None:
     )
 
 
-def last_actor(connection: Connection, event_id: int, action: str) -> str | None:
-    """Who took `action` on the event most recently (None when nobody has)."""
-    return connection.execute(
+def last_handler(connection: Connection, event_id: int) -> tuple[str, int | None] | None:
+    """Who recorded the event's last 处置: the actor, and the person their token belongs to."""
+    row = connection.execute(
         text(
-            "SELECT actor FROM event_history WHERE event_id = :id AND action = :action "
-            "ORDER BY at DESC, id DESC LIMIT 1"
+            "SELECT h.actor, t.staff_id FROM event_history h LEFT JOIN api_token t "
+            "ON h.actor LIKE 'token:' || t.id || ':%' WHERE h.event_id = :id "
+            "AND h.action = 'handle' ORDER BY h.at DESC, h.id DESC LIMIT 1"
         ),
-        {"id": event_id, "action": action},
-    ).scalar()
+        {"id": event_id},
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 def distance_to_event(

@@ -19,6 +19,7 @@ Times without an offset are UTC (GPX's rule).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -110,14 +111,37 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding=["']([A-Za-z0-9._-]{1,40})["']""")
+_EXPAT_NATIVE = {"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1"}
+
+
+def _as_utf8(data: bytes) -> bytes:
+    """GPX from Chinese apps is often GBK, which the XML parser cannot read: decode it here."""
+    declared = _DECLARED.match(data)
+    if declared is None or declared.group(1).decode().lower() in _EXPAT_NATIVE:
+        return data
+    name = declared.group(1).decode()
+    try:
+        text = data.decode(name)
+    except (LookupError, UnicodeDecodeError) as error:
+        raise TrackFileError(
+            f"GPX 文件声明的编码 {name} 无法读取：{error}", code="unreadable_file"
+        ) from error
+    start, end = declared.span(1)
+    # The declaration is ASCII in any encoding we read: swap its name, keep the rest as text.
+    rest = text[len(data[:end].decode("ascii", "replace")) :]
+    return (data[:start].decode("ascii", "replace") + "utf-8" + rest).encode("utf-8")
+
+
 def _gpx_parts(data: bytes) -> list[TrackPart]:
+    data = _as_utf8(data)
     try:
         root = ElementTree.fromstring(data, forbid_dtd=True)
     except DefusedXmlException as error:
         raise TrackFileError(
             "GPX 文件含有 DTD 或实体声明，出于安全原因拒绝读取", code="unsafe_xml"
         ) from error
-    except ElementTree.ParseError as error:
+    except (ElementTree.ParseError, ValueError, LookupError) as error:
         raise TrackFileError(f"GPX 文件不是有效的 XML：{error}", code="unreadable_file") from error
     if _local(root.tag) != "gpx":
         raise TrackFileError("XML 文件的根元素不是 <gpx>", code="unsupported_format")

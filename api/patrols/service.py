@@ -282,6 +282,13 @@ def stop_patrol(
             raise InvalidInput(
                 "结束时间在将来（请检查手机时间）", code="time_in_future", where="body.ended_at"
             )
+        last = patrol_rows.last_fix_at(connection, patrol_id)
+        if last is not None and body.ended_at < last:
+            raise InvalidInput(
+                f"结束时间早于已记录的最后一个点（{last.isoformat()}）",
+                code="ended_before_last_fix",
+                where="body.ended_at",
+            )
         patrol_rows.set_ended(connection, patrol_id, body.ended_at)
         return patrol_answer(patrol_rows.find_patrol(connection, patrol_id) or row)
 

@@ -24,6 +24,7 @@ from api.events import EventIn, intake
 from api.privacy import Caller
 from api.routes.events import STATUS_CODES
 from api.times import Instant
+from api.workflow.transitions import position_in_china
 
 router = APIRouter(
     tags=["field staff"],
@@ -108,6 +109,8 @@ def report(
     settings: SettingsDep,
     principal: ReporterDep,
 ) -> JSONResponse:
+    if body.lon is not None and body.lat is not None:
+        position_in_china(body.lon, body.lat, body.crs, "body.lon,lat")
     event = EventIn(
         source="patrol",
         external_id=f"t{principal.token_id}-{body.client_id}",

@@ -29,6 +29,7 @@ from api.workflow.calendar import WorkCalendar, parse_periods
 from api.workflow.effects import EFFECTS, Step
 from api.workflow.machine import ACTIONS, LABELS_ZH, Action, State, allowed_actions
 from api.workflow.rules import Catalogue
+from spatial.chinacrs import out_of_china
 from spatial.crs import coordinate_problems, normalise_crs, to_wgs84_xy
 
 
@@ -64,6 +65,16 @@ class TransitionIn(BaseModel):
 CHECKS_WORK = frozenset({"verify", "rework"})
 
 
+def _handled_by(connection: Connection, event_id: int, principal: Principal) -> bool:
+    """Did this caller record the event's last 处置 — with this token, or as the same person
+    with another (a worker's second phone)?"""
+    handler = rows.last_handler(connection, event_id)
+    if handler is None:
+        return False
+    actor, staff_id = handler
+    return actor == principal.actor or (staff_id is not None and staff_id == principal.staff_id)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -84,12 +95,24 @@ def load_catalogue(connection: Connection, settings: WorkflowSettings) -> Catalo
 def _position(body: TransitionIn) -> tuple[float | None, float | None]:
     if body.lon is None or body.lat is None or body.crs is None:
         return None, None
-    spec = normalise_crs(body.crs)
-    x, y = np.array([body.lon]), np.array([body.lat])
-    [problem] = coordinate_problems(x, y, spec)
+    return position_in_china(body.lon, body.lat, body.crs, "body.lon,lat")
+
+
+def position_in_china(x: float, y: float, crs: str, where: str) -> tuple[float, float]:
+    """A person's position (a phone's, a handler's) in WGS84, or 422: not numbers, swapped,
+    or outside China, where nobody in wangge works."""
+    spec = normalise_crs(crs)
+    xs, ys = np.array([x]), np.array([y])
+    [problem] = coordinate_problems(xs, ys, spec)
     if problem:
-        raise InvalidInput(problem, code="invalid_coordinates", where="body.lon,lat")
-    lon, lat = to_wgs84_xy(x, y, spec)
+        raise InvalidInput(problem, code="invalid_coordinates", where=where)
+    lon, lat = to_wgs84_xy(xs, ys, spec)
+    if not np.isfinite(lon).all() or out_of_china(lon, lat).any():
+        raise InvalidInput(
+            f"位置 ({x}, {y}, {crs}) 换算到 WGS84 后不在中国境内：请检查坐标系和经纬度次序",
+            code="outside_china",
+            where=where,
+        )
     return float(lon[0]), float(lat[0])
 
 
@@ -185,10 +208,7 @@ def apply_transition(
             raise Forbidden(
                 "该事件不在您的网格或处置单位范围内", code="out_of_scope", where="path.event_id"
             )
-        if (
-            action.name in CHECKS_WORK
-            and rows.last_actor(connection, event_id, "handle") == principal.actor
-        ):
+        if action.name in CHECKS_WORK and _handled_by(connection, event_id, principal):
             raise Forbidden(
                 "核查须由处置人以外的人完成（网格员、监督员或调度员）",
                 code="same_person",
