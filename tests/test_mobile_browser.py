@@ -120,8 +120,11 @@ class Phone:
         assert self.page.evaluate("() => window.__pwned") is None, name
         assert self.page.evaluate("() => window.__violations") == [], name
         expected = [f"the server responded with a status of {status}" for status in refused]
-        assert len(self.errors) == len(expected), (name, self.errors)
-        for error, status in zip(self.errors, expected, strict=True):
+        # While offline, a read nothing was cached for gets the service worker's own 503 (the
+        # page shows it as offline); whether one happens depends on timing, not on the code.
+        errors = [e for e in self.errors if "status of 503" not in e]
+        assert len(errors) == len(expected), (name, self.errors)
+        for error, status in zip(errors, expected, strict=True):
             assert error.startswith("Failed to load resource") and status in error, (name, error)
         assert self.outside == [], (name, self.outside)
         ARTIFACTS.mkdir(exist_ok=True)

@@ -6,9 +6,9 @@ it. A patrol belongs to the token that recorded it and, when that token names a 
 
 Who sees a track (the line, its fixes, and the list of patrols):
 - the worker themself (the same token, or a token of the same staff member);
-- supervisors (督办, the figures), dispatchers (they send field staff to events and need to
-  know who was where) and admins: every track;
-- nobody else: not planners (they redraw grids, a person's movements are not their business),
+- supervisors (督办, the figures) and admins: every track, as the issue asks ("the worker, their
+  supervisors and admins");
+- nobody else: not dispatchers (they see the figures, not a person's movements), not planners,
   not handlers, not other field staff, not viewers or anonymous callers.
 
 Who sees coverage figures (巡查覆盖率) of a grid:
@@ -26,7 +26,8 @@ from typing import Any
 from api.auth import Principal, Role
 from api.privacy import Caller
 
-TRACK_ROLES = frozenset({Role.admin, Role.supervisor, Role.dispatcher})
+TRACK_ROLES = frozenset({Role.admin, Role.supervisor})
+COVERAGE_ROLES = frozenset({Role.admin, Role.supervisor, Role.dispatcher})
 
 
 def owns(principal: Principal | None, token_id: int | None, staff_id: int | None) -> bool:
@@ -53,6 +54,6 @@ def sees_coverage(caller: Caller, path_codes: Sequence[str]) -> bool:
     principal = caller.principal
     if principal is None:
         return False
-    if principal.role in TRACK_ROLES:
+    if principal.role in COVERAGE_ROLES:
         return True
     return principal.role == Role.field_staff and caller.sees_personal(path_codes)

@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 from api.db import patrols as patrol_rows
 from api.errors import Forbidden, InvalidInput, NotFound
 from api.lookup.index_store import IndexStore
-from api.patrols.access import TRACK_ROLES, owns, sees_coverage
+from api.patrols.access import COVERAGE_ROLES, owns, sees_coverage
 from api.patrols.service import retention_start
 from api.privacy import Caller
 from api.settings import PatrolSettings
@@ -120,7 +120,7 @@ def coverage_report(
         )
     principal = caller.principal
     assert principal is not None
-    mine_only = principal.role not in TRACK_ROLES
+    mine_only = principal.role not in COVERAGE_ROLES
     if mine_only and staff_id is not None and staff_id != principal.staff_id:
         raise Forbidden("只能查看自己的巡查", code="not_your_patrols", where="query.staff")
     first, last = local_period(start, end, MAX_PERIOD_DAYS)
