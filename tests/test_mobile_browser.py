@@ -28,6 +28,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from api.app import create_app
+from api.auth import Role, create_token
 from api.workflow.calendar import SHANGHAI
 from tests.conftest import bearer
 from tests.test_browser import ARTIFACTS, WATCH_POLICY_JS, browser  # noqa: F401
@@ -431,3 +432,48 @@ def test_my_grid_shows_todays_track_and_what_it_visited(
     )
     assert shaded == visited
     phone.close("grid")
+
+
+def test_a_shared_phone_keeps_each_persons_queue_and_answers_apart(
+    browser, phone_server, client, tokens, engine
+):
+    """A queues a report offline and leaves; B signs in on the same phone: A's report is not
+    sent as B's, and what the phone saved for A is gone."""
+    task = dispatched_task(client, tokens, engine)
+    with engine.begin() as connection:
+        other = create_token(
+            connection,
+            name="另一位网格员",
+            role=Role.field_staff,
+            grid_codes=("320571005001001",),
+            actor="tests",
+        ).secret
+    phone = Phone(browser, phone_server, tokens["field_staff"], (task["lon"], task["lat"]))
+    page = phone.open("/m/")
+    phone.controlled()
+    assert page.evaluate("() => caches.has('wangge-m-data')")
+    phone.context.set_offline(True)
+    page.evaluate(
+        """(where) => wgPhone.enqueue({kind: 'report', body: {client_id: 'shared-a-000001',
+             category_code: 'E01', description: 'A 离线上报', lon: where[0], lat: where[1]}})""",
+        [task["lon"], task["lat"]],
+    )
+    page.close()
+    phone.context.set_offline(False)
+    phone.context.add_cookies([{"name": "wangge_token", "value": other, "url": phone_server}])
+    page = phone.context.new_page()
+    page.goto(phone_server + "/m/")
+    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    page.wait_for_timeout(1500)  # B's page has synced whatever B's queue holds
+    with engine.connect() as connection:
+        sent = connection.execute(
+            text("SELECT count(*) FROM event WHERE external_id LIKE '%shared-a-000001'")
+        ).scalar_one()
+    assert sent == 0  # still waiting, in A's own queue, for A
+    assert page.evaluate("() => wgPhone.db.all('queue').then((items) => items.length)") == 0
+    saved_me = page.evaluate(
+        """() => caches.open('wangge-m-data').then((cache) => cache.match('/api/v1/me'))
+             .then((answer) => (answer ? answer.json().then((me) => me.name) : null))"""
+    )
+    assert saved_me != "test-field_staff"  # A's saved answers went when B signed in
+    phone.context.close()

@@ -174,6 +174,8 @@ def _common(principal: Principal) -> dict[str, Any]:
         "actionLabels": {name: action.label_zh for name, action in ACTIONS.items()},
         "phoneActions": list(PHONE_ACTIONS),
         "sw": "/m/sw.js",
+        # Whose phone data this is: the queue and the saved answers belong to one token.
+        "tokenId": principal.token_id,
     }
 
 

@@ -10,11 +10,26 @@
 (function () {
   "use strict";
   var wg = window.wangge;
-  var DB_NAME = "wangge-m";
-  var dbPromise = null;
   var listeners = [];
   var syncing = null;
   var pageData = wg.page();
+  // One queue per signed-in token: on a shared phone, what one person queued is never sent with
+  // the next person's sign-in (it waits in its own database until its owner signs in again).
+  var DB_NAME = "wangge-m-t" + pageData.tokenId;
+  var dbPromise = null;
+  var OWNER_KEY = "wangge-m-owner";
+  forgetOthersAnswers();
+
+  // Saved answers (the service worker's data cache) are one person's: when someone else signs in
+  // on this phone, they go, so nobody reads the last person's tasks or tracks offline.
+  function forgetOthersAnswers() {
+    var owner = null;
+    try { owner = window.localStorage.getItem(OWNER_KEY); } catch (error) { return; }
+    var me = String(pageData.tokenId);
+    if (owner === me) return;
+    if (owner !== null && window.caches) window.caches.delete("wangge-m-data");
+    try { window.localStorage.setItem(OWNER_KEY, me); } catch (error) { /* private mode */ }
+  }
 
   function openDb() {
     if (dbPromise) return dbPromise;
