@@ -51,3 +51,34 @@ def write_result(name: str, lines: list[str]) -> None:
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
+
+
+def demo_database(name: str) -> Engine:
+    """A database of a benchmark's own, made afresh: PostGIS, migrated, the demo street loaded.
+    (Run as the project cluster's superuser: benchmarks create and drop databases.)"""
+    from psycopg2 import sql
+    from sqlalchemy import create_engine, text
+
+    from api.db import migrate
+    from api.demo.loader import load_demo
+
+    settings = get_settings()
+    admin = create_engine(settings.cluster.url(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        cursor.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        cursor.close()
+    admin.dispose()
+    url = settings.cluster.url(database=name)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        connection.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+    migrate.upgrade(url)
+    load_demo(engine, settings.demo_seed, actor="bench")
+    return engine

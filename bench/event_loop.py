@@ -18,18 +18,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import numpy as np
-from psycopg2 import sql
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from api.auth import Role, create_token, revoke_token
-from api.db import migrate
 from api.db.copy import copy_rows
 from api.db.engine import make_engine
-from api.demo.loader import load_demo
 from api.lookup.index_store import IndexStore
 from api.settings import get_settings
 from api.workflow.kpis import kpis
-from bench.common import active_index, street_points, timed, write_result
+from bench.common import active_index, demo_database, street_points, timed, write_result
 from bench.http_lookup import _serve
 
 BATCH = 1000
@@ -120,31 +117,6 @@ def intake() -> list[str]:
 
 
 # ---- KPIs over a million events ------------------------------------------------------------------
-
-
-def _district_database() -> Engine:
-    """A database of its own: the demo street, then a million events over 16 streets."""
-    settings = get_settings()
-    admin = create_engine(settings.cluster.url(database="postgres"), isolation_level="AUTOCOMMIT")
-    name = "wangge_bench_district"
-    with admin.connect() as connection:
-        raw = connection.connection.dbapi_connection
-        assert raw is not None
-        cursor = raw.cursor()
-        cursor.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        cursor.close()
-    admin.dispose()
-    url = settings.cluster.url(database=name)
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        connection.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-    migrate.upgrade(url)
-    load_demo(engine, settings.demo_seed, actor="bench")
-    return engine
 
 
 def _million(engine: Engine) -> int:
@@ -267,7 +239,7 @@ GROUP BY c.code
 
 
 def kpi_figures() -> list[str]:
-    engine = _district_database()
+    engine = demo_database("wangge_bench_district")
     started = time.perf_counter()
     count = _million(engine)
     load_seconds = time.perf_counter() - started

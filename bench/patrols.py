@@ -22,19 +22,16 @@ from datetime import time as clock
 
 import numpy as np
 import shapely
-from psycopg2 import sql
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from api.auth import Principal, Role
-from api.db import migrate
 from api.db.copy import copy_rows
-from api.demo.loader import load_demo
 from api.lookup.index_store import IndexStore
 from api.patrols.coverage import coverage_report
 from api.privacy import Caller
-from api.settings import PatrolSettings, get_settings
+from api.settings import PatrolSettings
 from api.workflow.calendar import SHANGHAI
-from bench.common import timed, write_result
+from bench.common import demo_database, timed, write_result
 from spatial.crs import WGS84, transform
 from spatial.patrol import clean_fixes, simplify_track, track_wkt
 
@@ -55,29 +52,6 @@ WITH area AS (
 SELECT count(*) FROM buildings b
 WHERE EXISTS (SELECT 1 FROM tracks t WHERE ST_DWithin(b.geom, t.line, :buffer))
 """
-
-
-def _database() -> Engine:
-    settings = get_settings()
-    admin = create_engine(settings.cluster.url(database="postgres"), isolation_level="AUTOCOMMIT")
-    name = "wangge_bench_patrols"
-    with admin.connect() as connection:
-        raw = connection.connection.dbapi_connection
-        assert raw is not None
-        cursor = raw.cursor()
-        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        cursor.execute(drop)
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        cursor.close()
-    admin.dispose()
-    url = settings.cluster.url(database=name)
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        connection.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-    migrate.upgrade(url)
-    load_demo(engine, settings.demo_seed, actor="bench")
-    return engine
 
 
 def _route(rings: list[shapely.LineString], rng: np.random.Generator) -> shapely.LineString:
@@ -244,7 +218,7 @@ def _load_week(engine: Engine, first: date) -> dict[str, float]:
 
 
 def coverage_week() -> list[str]:
-    engine = _database()
+    engine = demo_database("wangge_bench_patrols")
     today = datetime.now(SHANGHAI).date()
     first, last = today - timedelta(days=DAYS), today - timedelta(days=1)
     loaded = _load_week(engine, first)
