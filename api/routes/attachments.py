@@ -23,13 +23,13 @@ from api.deps import (
 )
 from api.errors import error_responses
 from api.privacy import Caller
+from api.routes.events import outcome_answer
 
 router = APIRouter(
     tags=["attachments"],
     responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503),
     dependencies=[NoNulCharacters],
 )
-STATUS_CODES = {"created": 201, "existing": 200, "conflict": 409, "invalid": 422}
 MAX_ID = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 IMAGE_TYPES: dict[str, Any] = {"image/jpeg": {}, "image/png": {}, "image/webp": {}}
@@ -186,7 +186,4 @@ def post_alert(
     outcome = receive_alert(
         engine, store, code, alert, principal=principal, settings=settings.workflow
     )
-    status = STATUS_CODES[outcome["status"]]
-    if "error" in outcome:
-        return JSONResponse(status_code=status, content={"error": outcome["error"]})
-    return JSONResponse(status_code=status, content=outcome["event"])
+    return outcome_answer(outcome)

@@ -38,6 +38,15 @@ router = APIRouter(
 STATUS_CODES = {"created": 201, "existing": 200, "conflict": 409, "invalid": 422}
 
 
+def outcome_answer(outcome: dict[str, Any]) -> JSONResponse:
+    """One intake outcome as its HTTP answer: the event (201 / 200) or its error (409 / 422).
+    Every single-event intake (events, reports from phones, point alerts) answers this way."""
+    status = STATUS_CODES[outcome["status"]]
+    if "error" in outcome:
+        return JSONResponse(status_code=status, content={"error": outcome["error"]})
+    return JSONResponse(status_code=status, content=outcome["event"])
+
+
 @router.post(
     "/events",
     summary='Receive one event, or a batch as {"events": [...]}: geocode, assign grid and staff',
@@ -71,11 +80,7 @@ def receive(
             counts[result["status"]] = counts.get(result["status"], 0) + 1
         return JSONResponse({"counts": counts, "results": results})
     [result] = intake(engine, store, [body], actor=principal.actor, caller=caller, settings=flow)
-    if result["status"] in ("conflict", "invalid"):
-        return JSONResponse(
-            status_code=STATUS_CODES[result["status"]], content={"error": result["error"]}
-        )
-    return JSONResponse(status_code=STATUS_CODES[result["status"]], content=result["event"])
+    return outcome_answer(result)
 
 
 @router.get(

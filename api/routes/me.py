@@ -22,7 +22,7 @@ from api.errors import error_responses
 from api.event_views import my_tasks
 from api.events import EventIn, intake
 from api.privacy import Caller
-from api.routes.events import STATUS_CODES
+from api.routes.events import outcome_answer
 from api.times import Instant
 from api.workflow.transitions import position_in_china
 
@@ -130,8 +130,4 @@ def report(
         caller=Caller(principal),
         settings=settings.workflow,
     )
-    if result["status"] in ("conflict", "invalid"):
-        return JSONResponse(
-            status_code=STATUS_CODES[result["status"]], content={"error": result["error"]}
-        )
-    return JSONResponse(status_code=STATUS_CODES[result["status"]], content=result["event"])
+    return outcome_answer(result)
