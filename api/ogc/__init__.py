@@ -1,0 +1,1 @@
+"""OGC API Features (read): collections, CRS, CQL2 filters, GeoJSON and HTML items."""
