@@ -277,8 +277,6 @@ def revision(connection: Connection, collection: Collection) -> str:
     table = {"buildings": "building", "monitoring-points": "monitoring_point", "events": "event"}[
         collection.kind
     ]
-    row = connection.execute(
-        text(f"SELECT count(*), max(updated_at) FROM {table}")
-    ).one()
+    row = connection.execute(text(f"SELECT count(*), max(updated_at) FROM {table}")).one()
     stamp = row[1].timestamp() if row[1] is not None else 0
     return f"{collection.kind[0]}{row[0]}.{stamp:.6f}"
