@@ -64,6 +64,35 @@ ROAD_NAMES = (
     "车坊路",
     "唯亭路",
 )
+# The other streets of a demo district (`wangge demo load --streets N`), nearest first.
+DISTRICT_STREET_NAMES = (
+    "金鸡湖街道",
+    "娄葑街道",
+    "斜塘街道",
+    "唯亭街道",
+    "胜浦街道",
+    "月亮湾街道",
+    "独墅湖街道",
+    "东沙湖街道",
+    "星湖街道",
+    "青剑湖街道",
+    "阳澄湖街道",
+    "车坊街道",
+    "甪直街道",
+    "郭巷街道",
+    "横泾街道",
+    "越溪街道",
+    "浒关街道",
+    "通安街道",
+    "东渚街道",
+    "镇湖街道",
+    "光福街道",
+    "木渎街道",
+    "胥口街道",
+    "香山街道",
+)
+MAX_STREETS = 1 + len(DISTRICT_STREET_NAMES)
+STREET_SPACING_M = (3600.0, 3400.0)  # lattice pitch: a street is about 3.3 km × 3.1 km
 COMPOUND_HEADS = "翠锦华金玉湖星月桂兰枫荷新嘉瑞和馨雅景泰康宁丰盛怡润"
 COMPOUND_MIDS = "庭苑园湾城庄岸府邸居"
 
@@ -80,6 +109,35 @@ class DemoGrid:
     population: int = 0
 
 
+@dataclass(frozen=True)
+class StreetPlan:
+    """Where a street of the demo district lies and what it is called; index 0 is the demo street."""
+
+    index: int
+    code: str
+    name: str
+    offset_m: tuple[float, float]  # from the demo street's centre, on a lattice without overlap
+
+
+def street_plans(count: int) -> list[StreetPlan]:
+    """The demo street and the `count - 1` lattice cells nearest to it (a compact district)."""
+    if not 1 <= count <= MAX_STREETS:
+        raise ValueError(f"streets must be between 1 and {MAX_STREETS}")
+    cells = sorted(
+        ((i, j) for i in range(-3, 4) for j in range(-3, 4) if (i, j) != (0, 0)),
+        key=lambda cell: (math.hypot(*cell), math.atan2(cell[1], cell[0])),
+    )
+    plans = [StreetPlan(0, STREET_CODE, STREET_NAME, (0.0, 0.0))]
+    for number, (i, j) in enumerate(cells[: count - 1], start=1):
+        code = f"{COUNTY_CODE}{int(STREET_CODE[-3:]) + number:03d}"
+        dx, dy = i * STREET_SPACING_M[0], j * STREET_SPACING_M[1]
+        plans.append(StreetPlan(number, code, DISTRICT_STREET_NAMES[number - 1], (dx, dy)))
+    return plans
+
+
+DEMO_STREET_PLAN = street_plans(1)[0]
+
+
 @dataclass
 class DemoStreet:
     """Grids and buildings in WGS84; roads, outline and micro-grid blocks in METRIC_CRS."""
@@ -90,6 +148,7 @@ class DemoStreet:
     outline: Polygon
     blocks: list[Polygon]
     block_codes: dict[int, str]  # micro-grid code of each block, by index in `blocks`
+    plan: StreetPlan = DEMO_STREET_PLAN
 
 
 def _centre_metric() -> tuple[float, float]:
@@ -108,9 +167,10 @@ def generate(seed: int) -> DemoStreet:
     return street_from(np.random.default_rng(seed))
 
 
-def street_from(rng: np.random.Generator) -> DemoStreet:
+def street_from(rng: np.random.Generator, plan: StreetPlan = DEMO_STREET_PLAN) -> DemoStreet:
     """Build the street drawing from `rng`; the caller may keep drawing from it afterwards."""
     cx, cy = _centre_metric()
+    cx, cy = cx + plan.offset_m[0], cy + plan.offset_m[1]
     outline = street_outline(cx, cy)
     community_shapes, roads, micro_shapes = partition(
         outline, rng, COMMUNITY_GRID_COUNTS, MICRO_GRID_TOTAL
@@ -133,16 +193,16 @@ def street_from(rng: np.random.Generator) -> DemoStreet:
     ]
     street_union = shapely.coverage_union_all(community_union)
 
-    street = DemoGrid(STREET_CODE, STREET_NAME, "street", "other", None, _as_multi(street_union))
+    street = DemoGrid(plan.code, plan.name, "street", "other", None, _as_multi(street_union))
     grids: list[DemoGrid] = [street]
     grid_codes: dict[int, str] = {}
     kinds = _grid_kinds(rng, len(grid_shapes))
     for c_index, community_geom in enumerate(community_union):
-        c_code = f"{STREET_CODE}{c_index + 1:03d}"
+        c_code = f"{plan.code}{c_index + 1:03d}"
         c_name = f"{COMMUNITY_NAMES[c_index]}社区"
         grids.append(
             DemoGrid(
-                c_code, c_name, "community", "residential", STREET_CODE, _as_multi(community_geom)
+                c_code, c_name, "community", "residential", plan.code, _as_multi(community_geom)
             )
         )
         members = [g for g, c in enumerate(grid_community) if c == c_index]
@@ -181,7 +241,7 @@ def street_from(rng: np.random.Generator) -> DemoStreet:
                 )
             )
 
-    buildings = _buildings(rng, micro_shapes, micro_codes, roads, grids)
+    buildings = _buildings(rng, micro_shapes, micro_codes, roads, grids, plan.name)
     _roll_up_households(grids, buildings)
 
     # Convert to WGS84 in one pass per kind (shared vertices stay identical).
@@ -192,7 +252,7 @@ def street_from(rng: np.random.Generator) -> DemoStreet:
         geoms = transform(np.array([b["geom"] for b in buildings]), METRIC_CRS, WGS84)
         for building, geom in zip(buildings, geoms, strict=True):
             building["geom"] = geom
-    return DemoStreet(grids, buildings, roads, outline, micro_shapes, micro_codes)
+    return DemoStreet(grids, buildings, roads, outline, micro_shapes, micro_codes, plan)
 
 
 def _grid_kinds(rng: np.random.Generator, count: int) -> list[str]:
@@ -211,7 +271,7 @@ def _block_orientation(polygon: Polygon) -> float:
     return math.atan2(longest[1], longest[0])
 
 
-def _buildings(rng, micro_shapes, micro_codes, roads, grids) -> list[dict]:
+def _buildings(rng, micro_shapes, micro_codes, roads, grids, street_name: str) -> list[dict]:
     """Footprints laid out in rows inside each block, set back from the roads."""
     road_tree = shapely.STRtree(roads)
     kind_of = {g.code: g.kind for g in grids if g.level == "micro_grid"}
@@ -260,7 +320,7 @@ def _buildings(rng, micro_shapes, micro_codes, roads, grids) -> list[dict]:
                 {
                     "code": f"{code}B{b_index:02d}",
                     "name": f"{name}{b_index}幢",
-                    "address": f"江苏省苏州市苏州工业园区{STREET_NAME}{road}{number}号{name}{b_index}幢",
+                    "address": f"江苏省苏州市苏州工业园区{street_name}{road}{number}号{name}{b_index}幢",
                     "floors": floors,
                     "households": 0,
                     "use": use,

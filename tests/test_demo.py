@@ -111,3 +111,59 @@ def test_deterministic_from_seed():
         shapely.equals_exact(a.geom, b.geom, 0) for a, b in zip(one.grids, two.grids, strict=True)
     )
     assert [b["address"] for b in one.buildings[:50]] == [b["address"] for b in two.buildings[:50]]
+
+
+def test_a_district_of_streets_around_the_demo_street(database_url, engine):
+    """`wangge demo load --streets 2`: the demo street unchanged plus a street beside it, codes
+    unique, no overlap between streets, and the coverage check is clean."""
+    from api.coverage import run_check
+    from spatial.coverage import CheckOptions
+    from tests.test_cli import run
+
+    with engine.connect() as connection:
+        before = connection.execute(
+            text("SELECT md5(ST_AsBinary(geom)) FROM grid WHERE code = '320571005'")
+        ).scalar()
+    env = {"WANGGE_DATABASE_URL": database_url}
+    refused = run("demo", "load", "--reset", "--streets", "0", env=env)
+    assert refused.returncode != 0 and "--streets" in refused.stderr + refused.stdout
+
+    loaded = run("demo", "load", "--reset", "--streets", "2", env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "演示城区（2 个街道）已载入" in loaded.stdout
+    with engine.connect() as connection:
+        counts = dict(
+            connection.execute(text("SELECT level, count(*) FROM grid GROUP BY level")).all()
+        )
+        streets = connection.execute(
+            text(
+                "SELECT code, name, md5(ST_AsBinary(geom)) FROM grid WHERE level = 'street' ORDER BY code"
+            )
+        ).all()
+        touching = connection.execute(
+            text(
+                "SELECT ST_Intersects(a.geom, b.geom) FROM grid a, grid b "
+                "WHERE a.code = '320571005' AND b.code = '320571006'"
+            )
+        ).scalar()
+        duplicates = connection.execute(
+            text(
+                "SELECT (SELECT count(*) - count(DISTINCT code) FROM building)"
+                " + (SELECT count(*) - count(DISTINCT code) FROM monitoring_point)"
+                " + (SELECT count(*) - count(DISTINCT (source, external_id)) FROM event)"
+            )
+        ).scalar()
+        second_street_events = connection.execute(
+            text("SELECT count(*) FROM event WHERE grid_code LIKE '320571006%'")
+        ).scalar()
+    assert counts == {"street": 2, "community": 16, "grid": 120, "micro_grid": 2404}
+    assert [(code, name) for code, name, _ in streets] == [
+        ("320571005", "湖东示范街道"),
+        ("320571006", "金鸡湖街道"),
+    ]
+    assert streets[0][2] == before  # the demo street is the same street in a district
+    assert touching is False and duplicates == 0 and second_street_events > 1000
+    with engine.connect() as connection:
+        generation = connection.execute(text("SELECT max(generation_low) FROM grid")).scalar()
+        report = run_check(connection, generation, CheckOptions())
+    assert report["summary"]["errors"] == 0, report["summary"]

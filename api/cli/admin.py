@@ -18,6 +18,7 @@ from api.db.generations import has_grids, list_generations
 from api.login_links import DEFAULT_DAYS, MAX_DAYS, REUSE_MINUTES, issue_link, qr_text
 from api.login_links import qr_png as login_qr_png
 from api.settings import get_settings
+from spatial.demo_street import MAX_STREETS
 
 console = Console(soft_wrap=True)
 
@@ -145,8 +146,16 @@ def demo_load(
     if_empty: Annotated[
         bool, typer.Option("--if-empty", help="已有网格数据时跳过（make demo 用）")
     ] = False,
+    streets: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_STREETS,
+            help="街道数：1 为演示街道；N 为以它为中心的 N 个街道的演示城区（20 个约 2.5 万个微网格）",
+        ),
+    ] = 1,
 ) -> None:
-    """载入演示街道：8 个社区、60 个网格、1202 个微网格、约 2 万栋楼、137 个监控点。"""
+    """载入演示街道：8 个社区、60 个网格、1202 个微网格、约 2 万栋楼、137 个监控点（--streets N：N 倍）。"""
     from api.demo import load_demo
 
     settings = get_settings()
@@ -159,10 +168,11 @@ def demo_load(
             seed or settings.demo_seed,
             reset=reset,
             progress=lambda message: status.update(message + " …"),
+            streets=streets,
         )
     levels = "、".join(f"{k} {v}" for k, v in summary.grids_by_level.items())
     console.print(
-        f"演示街道已载入（第 {summary.generation_id} 版）：{levels}；楼栋 {summary.buildings}，"
+        f"{'演示街道' if streets == 1 else f'演示城区（{streets} 个街道）'}已载入（第 {summary.generation_id} 版）：{levels}；楼栋 {summary.buildings}，"
         f"监控点 {summary.cameras}，人员 {summary.staff}，历史事件 {summary.events}"
     )
 

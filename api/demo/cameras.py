@@ -11,7 +11,12 @@ CAMERA_COUNT = 137
 KERB_OFFSET_M = 6.0  # mounted at the kerb, not in the carriageway
 
 
-def cameras(rng: np.random.Generator, roads: list[LineString], outline: Polygon) -> list[dict]:
+def cameras(
+    rng: np.random.Generator,
+    roads: list[LineString],
+    outline: Polygon,
+    street_code: str = STREET_CODE,
+) -> list[dict]:
     """Cameras at road junctions and along roads, each looking along its road (metric geometry)."""
     sites = camera_sites(roads, outline)
     chosen = rng.choice(len(sites), size=CAMERA_COUNT, replace=False)
@@ -23,7 +28,7 @@ def cameras(rng: np.random.Generator, roads: list[LineString], outline: Polygon)
             heading = (heading + 180.0) % 360
         result.append(
             {
-                "code": f"{STREET_CODE}C{number:03d}",
+                "code": f"{street_code}C{number:03d}",
                 "name": f"千里眼监控点{number:03d}",
                 "kind": "camera",
                 "heading_deg": round(float(heading), 1),

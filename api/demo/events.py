@@ -37,6 +37,7 @@ def events(
     blocks: list[Polygon],
     block_codes: dict[int, str],
     period_end: datetime,
+    prefix: str = "",
 ) -> list[dict]:
     """A year of reported events up to `period_end` in the micro-grid blocks (metric geometry)."""
     categories = _weighted(rng, EVENT_CATEGORIES, EVENT_COUNT)
@@ -54,7 +55,7 @@ def events(
         result.append(
             {
                 "source": source,
-                "external_id": f"{source.upper()}-{reported:%Y%m%d}-{counters[source]:05d}",
+                "external_id": f"{prefix}{source.upper()}-{reported:%Y%m%d}-{counters[source]:05d}",
                 "category_code": code,
                 "description": str(rng.choice(descriptions)),
                 "grid_code": block_codes[int(chosen_blocks[i])],

@@ -40,13 +40,15 @@ def load_demo(
     actor: str = "demo",
     workflow: WorkflowSettings | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    streets: int = 1,
 ) -> DemoSummary:
-    """Write the demo street of `seed` as a new, active generation (`reset`: replacing all data)."""
-    progress("生成演示街道")
+    """Write the demo street of `seed` (or a district of `streets` streets around it) as a new,
+    active generation (`reset`: replacing all data)."""
+    progress("生成演示街道" if streets == 1 else f"生成演示城区（{streets} 个街道）")
     # The events' year ends at the start of the load day: the open ones are of the last weeks.
     today = datetime.now(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
-    contents = demo_contents(seed, today.astimezone(UTC))
-    street = contents.street
+    contents = demo_contents(seed, today.astimezone(UTC), streets)
+    grids, buildings = contents.grids, contents.buildings
     with engine.begin() as connection:
         existing = demo_tables.grid_row_count(connection)
         if existing and not reset:
@@ -57,10 +59,11 @@ def load_demo(
         if reset:
             progress("清空现有数据")
             demo_tables.empty_data_tables(connection)
-        generation = create_generation(connection, f"演示街道 (seed {seed})", actor)
+        what = "演示街道" if streets == 1 else f"演示城区 {streets} 个街道"
+        generation = create_generation(connection, f"{what} (seed {seed})", actor)
         progress("写入网格")
-        demo_tables.write_grids(connection, street.grids, generation)
-        demo_tables.write_buildings(connection, street.buildings)
+        demo_tables.write_grids(connection, grids, generation)
+        demo_tables.write_buildings(connection, buildings)
         demo_tables.write_cameras(connection, contents.cameras)
         demo_tables.write_staff(connection, contents.staff)
         progress("事件走完闭环")
@@ -74,15 +77,22 @@ def load_demo(
         )
         demo_tables.write_events(connection, walks, generation)
         activate(connection, generation, actor)
-        audit.record(connection, actor, "demo.load", "generation", str(generation), {"seed": seed})
+        audit.record(
+            connection,
+            actor,
+            "demo.load",
+            "generation",
+            str(generation),
+            {"seed": seed, "streets": streets},
+        )
     counts: dict[str, int] = {}
-    for grid in street.grids:
+    for grid in grids:
         counts[grid.level] = counts.get(grid.level, 0) + 1
     with engine.connect() as connection:
         demo_tables.analyze_demo_tables(connection)
     return DemoSummary(
         counts,
-        len(street.buildings),
+        len(buildings),
         len(contents.cameras),
         len(contents.staff),
         len(contents.events),
@@ -92,7 +102,7 @@ def load_demo(
 
 def _path_of(contents: DemoContents) -> Callable[[str], list[str]]:
     """Root → leaf grid codes of a demo grid."""
-    parents = {grid.code: grid.parent_code for grid in contents.street.grids}
+    parents = {grid.code: grid.parent_code for grid in contents.grids}
 
     def path(code: str) -> list[str]:
         codes: list[str] = []
