@@ -1,0 +1,344 @@
+"""(g) OGC API Features pages, a bbox query and vector tiles: wangge against tipg, same database,
+same run, same client.
+
+The database is a bench-only district (bench.common.district_database: the demo street and 19
+translated copies, 24,040 micro-grids). Both servers serve the active generation's micro-grids
+with the same properties (wangge `grids-micro_grid`, tipg view `tipg_bench.micro_grids`, see
+bench/tipg_env.py), one uvicorn worker each, pinned to the same core, the same database role.
+PostgreSQL's buffers are warmed before anything is timed, so "cold" means the server's own
+state: the first request for that page or tile since the server started.
+
+Measured, with httpx (default headers: both may gzip), sequentially and with 4 connections
+(each with a freshly started server, so each has a cold pass):
+- pages of 1,000 features: every page of the collection once in shuffled order (cold), then
+  the first page (offset 0) and a deep one (offset 20,000) 30 times each (repeated);
+- bbox: 20 community extents (one per street), each once, then 5 more times;
+- tiles: WebMercatorQuad z12–z16, up to 20 tiles with data per zoom, each once, then 5 more.
+Features and tiles are checked to be the same on both sides (ids of pages and bbox answers;
+every tile non-empty on both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+from fastapi import FastAPI
+from sqlalchemy import Engine, text
+
+from api.settings import get_settings
+from bench.common import district_database, write_result
+from bench.tipg_env import Server, create_views, serve, tipg_server
+
+DATABASE = "wangge_bench_ogc"
+PAGE = 1000
+DEEP_OFFSET = 20000
+REPEAT_PAGES = 30
+REPEAT = 5
+TILES_PER_ZOOM = 20
+ZOOMS = range(12, 17)
+CONCURRENCY = 4
+OURS = "grids-micro_grid"
+THEIRS = "tipg_bench.micro_grids"
+# wangge's routes (api/routes/ogc.py, api/routes/tiles.py): OGC API Tiles paths on both sides.
+OUR_ITEMS = f"/ogc/collections/{OURS}/items"
+OUR_TILE = f"/ogc/collections/{OURS}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
+THEIR_ITEMS = f"/collections/{THEIRS}/items"
+THEIR_TILE = f"/collections/{THEIRS}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
+
+
+def bench_app() -> FastAPI:
+    """wangge's app (`uvicorn --factory bench.ogc_tipg:bench_app`), with the OGC and tile
+    routers mounted here if api/app.py does not mount them yet."""
+    from api.app import create_app
+
+    app = create_app()
+    present = {getattr(route, "path", "") for route in app.routes}
+    for name in ("api.routes.ogc", "api.routes.tiles"):
+        try:
+            router = importlib.import_module(name).router
+        except ImportError:
+            continue
+        if not any(getattr(route, "path", "") in present for route in router.routes):
+            app.include_router(router)
+    return app
+
+
+def wangge_server(database_url: str):  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANGGE_")}
+    env.update({"WANGGE_DATABASE_URL": database_url, "NO_PROXY": "127.0.0.1"})
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "bench.ogc_tipg:bench_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return serve(command, env, OUR_ITEMS + "?limit=1")
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    x = int((lon + 180.0) / 360.0 * n)
+    rad = math.radians(lat)
+    y = int((1.0 - math.log(math.tan(rad) + 1 / math.cos(rad)) / math.pi) / 2.0 * n)
+    return x, y
+
+
+def tiles_with_data(engine: Engine) -> list[tuple[int, int, int]]:
+    """Up to TILES_PER_ZOOM tiles per zoom that hold at least one micro-grid (fixed seed)."""
+    rng = np.random.default_rng(7)
+    chosen: list[tuple[int, int, int]] = []
+    with engine.connect() as connection:
+        xmin, ymin, xmax, ymax = connection.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                "(SELECT ST_Extent(geom) AS e FROM tipg_bench.micro_grids) s"
+            )
+        ).one()
+        for z in ZOOMS:
+            x0, y0 = tile_of(xmin, ymax, z)
+            x1, y1 = tile_of(xmax, ymin, z)
+            candidates = [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+            order = rng.permutation(len(candidates))
+            kept = 0
+            for i in order:
+                z_, x, y = candidates[i]
+                full = connection.execute(
+                    text(
+                        "SELECT EXISTS (SELECT 1 FROM tipg_bench.micro_grids WHERE geom && "
+                        "ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326))"
+                    ),
+                    {"z": z_, "x": x, "y": y},
+                ).scalar_one()
+                if full:
+                    chosen.append((z_, x, y))
+                    kept += 1
+                    if kept == TILES_PER_ZOOM:
+                        break
+    return chosen
+
+
+def community_boxes(engine: Engine) -> list[str]:
+    """The extent of the first community of each street, as a CRS84 bbox parameter."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT DISTINCT ON (parent_code) ST_XMin(geom::box2d), ST_YMin(geom::box2d), "
+                "ST_XMax(geom::box2d), ST_YMax(geom::box2d) FROM grid "
+                "WHERE level = 'community' ORDER BY parent_code, code"
+            )
+        ).all()
+    return [",".join(f"{v:.7f}" for v in row) for row in rows]
+
+
+@dataclass
+class Series:
+    """Latencies (ms) of one measure on one server; sizes of the answers (bytes on the wire)."""
+
+    ms: list[float] = field(default_factory=list)
+    wire: list[int] = field(default_factory=list)
+
+    def p(self, q: float) -> float:
+        return float(np.percentile(self.ms, q)) if self.ms else float("nan")
+
+
+async def _run(
+    client: httpx.AsyncClient,
+    paths: list[str],
+    concurrency: int,
+    check: Callable[[str, httpx.Response], None],
+) -> Series:
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    for path in paths:
+        queue.put_nowait(path)
+    for _ in range(concurrency):
+        queue.put_nowait(None)
+    series = Series()
+
+    async def worker() -> None:
+        while (path := await queue.get()) is not None:
+            started = time.perf_counter()
+            response = await client.get(path)
+            await response.aread()
+            series.ms.append((time.perf_counter() - started) * 1000)
+            series.wire.append(int(response.headers.get("content-length", len(response.content))))
+            check(path, response)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return series
+
+
+@dataclass
+class Workload:
+    items: str
+    tile: str
+    offsets: list[int]
+    boxes: list[str]
+    tiles: list[tuple[int, int, int]]
+    seen: dict[str, object] = field(default_factory=dict)  # path → ids / tile size, to compare
+
+    def page(self, offset: int) -> str:
+        return f"{self.items}?limit={PAGE}&offset={offset}"
+
+    def bbox(self, box: str) -> str:
+        return f"{self.items}?limit={PAGE}&bbox={box}"
+
+
+def _check(side: Workload) -> Callable[[str, httpx.Response], None]:
+    def check(path: str, response: httpx.Response) -> None:
+        if response.status_code != 200:
+            raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
+        if "/tiles/" in path:
+            side.seen.setdefault(path, len(response.content))
+        else:
+            side.seen.setdefault(path, [f["id"] for f in response.json()["features"]])
+
+    return check
+
+
+async def _measure(base: str, side: Workload, concurrency: int) -> dict[str, Series]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    check = _check(side)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+        await client.get(side.page(0).replace(f"limit={PAGE}", "limit=1"))  # connect only
+        tile_paths = [side.tile.format(z=z, x=x, y=y) for z, x, y in side.tiles]
+        page_paths = [side.page(o) for o in side.offsets]
+        box_paths = [side.bbox(b) for b in side.boxes]
+        out = {
+            "pages cold (every page once)": await _run(client, page_paths, concurrency, check),
+            "bbox cold": await _run(client, box_paths, concurrency, check),
+            "tiles cold": await _run(client, tile_paths, concurrency, check),
+        }
+        out["first page repeated"] = await _run(
+            client, [side.page(0)] * REPEAT_PAGES, concurrency, check
+        )
+        out["deep page repeated"] = await _run(
+            client, [side.page(DEEP_OFFSET)] * REPEAT_PAGES, concurrency, check
+        )
+        out["bbox repeated"] = await _run(client, box_paths * REPEAT, concurrency, check)
+        out["tiles repeated"] = await _run(client, tile_paths * REPEAT, concurrency, check)
+    return out
+
+
+def _warm(engine: Engine) -> None:
+    """PostgreSQL's buffers: every grid row and both indexes read once before timing."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT sum(ST_NPoints(geom)), count(code) FROM grid"))
+        connection.execute(
+            text(
+                "SELECT count(*) FROM tipg_bench.micro_grids WHERE geom && ST_MakeEnvelope(0,0,180,90,4326)"
+            )
+        )
+        connection.execute(text("SELECT count(*) FROM grid WHERE code > '0'"))
+
+
+def compare(names: tuple[str, ...] = ("tipg", "wangge")) -> list[str]:
+    engine = district_database(DATABASE)
+    create_views(engine)
+    url = get_settings().cluster.url(database=DATABASE)
+    with engine.connect() as connection:
+        total = connection.execute(text("SELECT count(*) FROM tipg_bench.micro_grids")).scalar_one()
+    rng = np.random.default_rng(3)
+    offsets = [int(o) for o in rng.permutation(np.arange(0, total, PAGE))]
+    boxes = community_boxes(engine)
+    tiles = tiles_with_data(engine)
+    _warm(engine)
+    results: dict[tuple[str, int], dict[str, Series]] = {}
+    sides = {
+        "tipg": Workload(THEIR_ITEMS, THEIR_TILE, offsets, boxes, tiles),
+        "wangge": Workload(OUR_ITEMS, OUR_TILE, offsets, boxes, tiles),
+    }
+    starters = {"tipg": tipg_server, "wangge": wangge_server}
+    for concurrency in (1, CONCURRENCY):
+        for name in names:
+            with starters[name](url) as server:
+                assert isinstance(server, Server)
+                results[(name, concurrency)] = asyncio.run(
+                    _measure(server.base, sides[name], concurrency)
+                )
+    engine.dispose()
+    if len(names) == 1:
+        return _table_one(names[0], results, total)
+    same = _same(sides["wangge"], sides["tipg"])
+    return _table(results, total, len(boxes), tiles, same)
+
+
+def _same(ours: Workload, theirs: Workload) -> str:
+    """How many pages and bbox answers differ in their ids; how many tiles are empty."""
+    pairs = [(ours.page(o), theirs.page(o)) for o in [*ours.offsets, DEEP_OFFSET]]
+    pairs += [(ours.bbox(b), theirs.bbox(b)) for b in ours.boxes]
+    differ = sum(1 for a, b in pairs if ours.seen.get(a) != theirs.seen.get(b))
+    empty = sum(1 for side in (ours, theirs) for v in side.seen.values() if v == 0)
+    return f"{differ} of {len(pairs)} pages and bbox answers differ in ids, {empty} empty tiles"
+
+
+def _table(
+    results: dict[tuple[str, int], dict[str, Series]],
+    total: int,
+    boxes: int,
+    tiles: list[tuple[int, int, int]],
+    same: str,
+) -> list[str]:
+    lines = [
+        f"## (g) OGC API Features and vector tiles: wangge vs tipg 1.6.1 ({total:,} micro-grids)",
+        "",
+        f"Pages of {PAGE:,} features, {boxes} community bboxes, {len(tiles)} tiles z12–z16 "
+        f"({', '.join(f'z{z}: {sum(1 for t in tiles if t[0] == z)}' for z in ZOOMS)}); "
+        f"{same}. Milliseconds, p50 / p99; ratio = tipg ÷ wangge (p50, p99).",
+        "",
+        "| measure | connections | wangge p50 / p99 | tipg p50 / p99 | ratio p50 / p99 "
+        "| bytes wangge / tipg |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for concurrency in (1, CONCURRENCY):
+        ours, theirs = results[("wangge", concurrency)], results[("tipg", concurrency)]
+        for measure, series in ours.items():
+            other = theirs[measure]
+            lines.append(
+                f"| {measure} | {concurrency} | {series.p(50):.1f} / {series.p(99):.1f} "
+                f"| {other.p(50):.1f} / {other.p(99):.1f} "
+                f"| {other.p(50) / series.p(50):.1f}× / {other.p(99) / series.p(99):.1f}× "
+                f"| {np.mean(series.wire):,.0f} / {np.mean(other.wire):,.0f} |"
+            )
+    return lines
+
+
+def _table_one(
+    name: str, results: dict[tuple[str, int], dict[str, Series]], total: int
+) -> list[str]:
+    lines = [f"## {name} alone ({total:,} micro-grids), ms p50 / p99", ""]
+    for (_, concurrency), measures in results.items():
+        for measure, series in measures.items():
+            lines.append(
+                f"- {measure}, {concurrency} connection(s): {series.p(50):.1f} / "
+                f"{series.p(99):.1f} ({np.mean(series.wire):,.0f} bytes)"
+            )
+    return lines
+
+
+def main() -> None:
+    """`python -m bench.ogc_tipg [tipg|wangge]`: both (the benchmark) or one side only."""
+    if len(sys.argv) > 1:
+        print("\n".join(compare((sys.argv[1],))))
+        return
+    write_result("ogc_tipg", compare())
+
+
+if __name__ == "__main__":
+    main()
