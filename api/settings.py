@@ -70,6 +70,20 @@ class LimitSettings(BaseModel):
 class MapSettings(BaseModel):
     basemap: str = "none"
     tianditu_token: str | None = None
+    # A map layer larger than either of these is drawn from vector tiles (/tiles/…) instead of
+    # being written into the page as GeoJSON (a district's micro-grids would be megabytes).
+    inline_max_features: int = Field(default=5000, ge=0)
+    inline_max_bytes: int = Field(default=600_000, ge=0)
+
+
+class TileSettings(BaseModel):
+    """Vector tiles (/tiles/…, /ogc/collections/{id}/tiles/…)."""
+
+    # Rendered tiles kept in memory, per process, keyed by the collection's revision.
+    cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    # How long a browser may reuse a tile of a public collection before asking again (an
+    # If-None-Match then costs one cheap query and a 304).
+    max_age_seconds: int = Field(default=60, ge=0)
 
 
 class WebhookTarget(BaseModel):
@@ -157,6 +171,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     limits: LimitSettings = LimitSettings()
     maps: MapSettings = MapSettings()
+    tiles: TileSettings = TileSettings()
     workflow: WorkflowSettings = WorkflowSettings()
     attachments: AttachmentSettings = AttachmentSettings()
     open311: Open311Settings = Open311Settings()

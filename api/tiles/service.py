@@ -1,0 +1,105 @@
+"""Serving a tile: resolve the collection, key it by its revision, render or reuse it.
+
+A tile's ETag is derived from what decides its bytes (collection, revision, address, datum,
+this module's FORMAT), so a conditional request is answered 304 after one cheap revision query,
+without rendering or even looking in the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from api.errors import InvalidInput
+from api.ogc.collections import Collection, resolve, revision
+from api.privacy import Caller
+from api.tiles.cache import TileCache
+from api.tiles.matrix import MAX_ZOOM, TileAddress, min_zoom
+from api.tiles.query import collection_bbox, render_tile
+
+FORMAT = "mvt-1"  # bump when the tile query changes what a revision's tiles hold
+DATUMS = ("gcj02",)  # `crs` values besides the default (WGS84 data on Web Mercator)
+
+
+@dataclass(frozen=True)
+class Tile:
+    collection: Collection
+    address: TileAddress
+    etag: str
+    body: bytes | None  # None: not rendered (the caller's copy is current)
+
+
+def datum(crs: str | None, where: str = "query.crs") -> str | None:
+    """The extension datum asked for (`gcj02`) or None; anything else is refused."""
+    if crs is None or crs == "":
+        return None
+    if crs.lower() in DATUMS:
+        return crs.lower()
+    raise InvalidInput(
+        f"瓦片只支持 crs=gcj02（高德底图）这一扩展取值，收到 {crs}",
+        code="unknown_crs",
+        where=where,
+    )
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in tags or "*" in tags
+
+
+class TileService:
+    """Tiles and collection extents of one app (its in-process caches)."""
+
+    def __init__(self, cache_bytes: int) -> None:
+        self.cache = TileCache(cache_bytes)
+        self._extents: OrderedDict[tuple[str, str], tuple[float, ...] | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def tile(
+        self,
+        connection: Connection,
+        caller: Caller,
+        collection_id: str,
+        address: TileAddress,
+        crs: str | None,
+        if_none_match: str | None,
+    ) -> Tile:
+        collection = resolve(connection, collection_id, caller)
+        key = (collection.id, revision(connection, collection), address, crs, FORMAT)
+        etag = '"' + hashlib.sha256(repr(key).encode()).hexdigest()[:32] + '"'
+        if etag_matches(if_none_match, etag):
+            return Tile(collection, address, etag, None)
+        body = self.cache.get(key)
+        if body is None:
+            # Below a collection's coarsest zoom a tile is empty by definition (no query).
+            visible = address.z >= min_zoom(collection)
+            body = render_tile(connection, collection, address, crs == "gcj02") if visible else b""
+            self.cache.put(key, body)
+        return Tile(collection, address, etag, body)
+
+    def extent(
+        self, connection: Connection, collection: Collection
+    ) -> tuple[float, float, float, float] | None:
+        """The collection's lon/lat bounds, computed once per revision."""
+        key = (collection.id, revision(connection, collection))
+        with self._lock:
+            if key in self._extents:
+                found = self._extents[key]
+                return None if found is None else (found[0], found[1], found[2], found[3])
+        bbox = collection_bbox(connection, collection)
+        with self._lock:
+            self._extents[key] = bbox
+            while len(self._extents) > 256:
+                self._extents.popitem(last=False)
+        return bbox
+
+
+def max_zoom(collection: Collection) -> int:
+    """The deepest zoom tiles are generated at (clients over-zoom past it)."""
+    return max(MAX_ZOOM, min_zoom(collection))
