@@ -17,6 +17,7 @@ from api.db.drafts import Draft
 from api.drafts.stats import grid_stats, next_codes
 from api.drafts.versions import load_edit, lock, save_edit, undo_last
 from api.errors import Conflict, InvalidInput
+from spatial.cleanup import SNAP_INPUT_DEG
 from spatial.editing import EditError, GridRow, HierarchyEdit
 
 Apply = Callable[[Connection, Draft, HierarchyEdit], dict[str, Any] | None]
@@ -291,3 +292,46 @@ def undo(engine: Engine, draft_id: int, version: int, actor: str) -> dict[str, A
             "restored": restored,
             "touched": grid_stats(connection, draft.generation_id, restored),
         }
+
+
+def replace(
+    engine: Engine,
+    draft_id: int,
+    code: str,
+    changes: dict[str, Any],
+    geometry: shapely.Geometry | None,
+    version: int,
+    actor: str,
+    operation: str = "replace",
+) -> dict[str, Any]:
+    """One edit for OGC API PUT and PATCH: a new outline (reshaped, so neighbours give and take
+    the difference and the coverage stays whole) and new attributes, parent or code (as `update`).
+    An outline within the input snap of the current one, or an unchanged value, is left alone."""
+
+    def apply(connection: Connection, draft: Draft, edit: HierarchyEdit) -> None:
+        row = edit.grid(code)
+        wanted = {k: v for k, v in changes.items() if getattr(row, k) != v}
+        if geometry is not None and shapely.hausdorff_distance(row.geom, geometry) > SNAP_INPUT_DEG:
+            edit.reshape(code, geometry)
+        if wanted.get("kind") is not None:
+            _kind_known(connection, wanted["kind"])
+        if wanted.get("code"):
+            _code_free(connection, draft.generation_id, wanted["code"], "body.code")
+        if wanted:
+            edit.update(code, wanted)
+        if wanted.get("code") or "parent_code" in wanted:
+            moved = edit.grid(wanted.get("code") or code)
+            _code_follows_rule(moved.code, moved.parent_code, _level(connection, moved.level))
+
+    codes = [c for c in (code, changes.get("parent_code")) if c]
+    return _run(
+        engine,
+        draft_id,
+        version,
+        actor,
+        operation,
+        apply,
+        codes=codes,
+        region=geometry,
+        details={"changes": sorted(changes), "geometry": geometry is not None},
+    )
