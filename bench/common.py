@@ -84,55 +84,57 @@ def demo_database(name: str) -> Engine:
     return engine
 
 
-DEMO_STREET = "320571005"
-
-
 def district_database(name: str, streets: int = 20) -> Engine:
-    """A district for the tile and OGC benchmarks (bench-only, not the lead's generator): the
-    demo street of `demo_database(name)` plus `streets - 1` copies of its grids (every level)
-    and buildings, moved with ST_Translate onto a 5-wide lattice one street extent (+10 %)
-    apart so nothing overlaps, street codes recoded 320571006, 320571007, … (grid, parent and
-    building codes keep their tails). All in the demo's active generation; 20 streets hold
-    24,040 micro-grids and 411,140 buildings. Made afresh each time (about a minute)."""
-    from sqlalchemy import text
+    """A database of a benchmark's own, made afresh like `demo_database`, holding the lead's demo
+    district (`wangge demo load --streets N`: N streets on a lattice around the demo street;
+    20 streets ≈ 24,000 micro-grids)."""
+    from psycopg2 import sql
+    from sqlalchemy import create_engine, text
 
-    engine = demo_database(name)
+    from api.db import migrate
+    from api.demo.loader import load_demo
+
+    settings = get_settings()
+    admin = create_engine(settings.cluster.url(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        cursor.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        cursor.close()
+    admin.dispose()
+    url = settings.cluster.url(database=name)
+    engine = create_engine(url)
     with engine.begin() as connection:
-        box = connection.execute(
-            text(
-                "SELECT ST_XMax(e) - ST_XMin(e), ST_YMax(e) - ST_YMin(e) "
-                "FROM (SELECT ST_Extent(geom) AS e FROM grid WHERE level = 'street') s"
-            )
-        ).one()
-        for copy in range(1, streets):
-            params = {
-                "dx": (copy % 5) * box[0] * 1.1,
-                "dy": (copy // 5) * box[1] * 1.1,
-                "street": f"{int(DEMO_STREET) + copy:09d}",
-                "demo": DEMO_STREET,
-            }
-            connection.execute(
-                text(
-                    "INSERT INTO grid (code, name, level, kind, parent_code, households, "
-                    "population, attributes, geom, generation_low, generation_high) "
-                    "SELECT :street || substr(code, 10), name || '·' || :street, level, kind, "
-                    "CASE WHEN parent_code LIKE :demo || '%' "
-                    "THEN :street || substr(parent_code, 10) ELSE parent_code END, "
-                    "households, population, attributes, ST_Translate(geom, :dx, :dy), "
-                    "generation_low, generation_high FROM grid WHERE code LIKE :demo || '%'"
-                ),
-                params,
-            )
-            connection.execute(
-                text(
-                    "INSERT INTO building (code, name, address, floors, households, use, "
-                    "attributes, geom) SELECT :street || substr(code, 10), name, address, "
-                    "floors, households, use, attributes, ST_Translate(geom, :dx, :dy) "
-                    "FROM building WHERE code LIKE :demo || '%'"
-                ),
-                params,
-            )
-    with engine.connect() as connection:
-        connection.execute(text("ANALYZE grid"))
-        connection.execute(text("ANALYZE building"))
+        connection.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        connection.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+    migrate.upgrade(url)
+    load_demo(engine, settings.demo_seed, actor="bench", streets=streets)
     return engine
+
+
+def district_database_reused(name: str, streets: int = 20) -> Engine:
+    """`district_database(name, streets)`, or the one an earlier benchmark left under that name
+    when it holds that district (the demo is deterministic for a seed: same content)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(get_settings().cluster.url(database=name))
+    try:
+        with engine.connect() as connection:
+            loaded = connection.execute(
+                text(
+                    "SELECT count(*) FROM audit_log WHERE action = 'demo.load' "
+                    "AND actor = 'bench' AND CAST(details ->> 'streets' AS int) = :n"
+                ),
+                {"n": streets},
+            ).scalar_one()
+        if loaded == 1:
+            return engine
+    except OperationalError:
+        pass
+    engine.dispose()
+    return district_database(name, streets)

@@ -35,10 +35,10 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
 from api.settings import get_settings
-from bench.common import district_database, write_result
+from bench.common import district_database, district_database_reused, write_result
 from bench.tipg_env import Server, create_views, serve, tipg_server
 
-DATABASE = "wangge_bench_ogc"
+DATABASE = "wangge_bench_district20"  # shared with bench/tiles_pyramid.py
 PAGE = 1000
 DEEP_OFFSET = 20000
 REPEAT_PAGES = 30
@@ -249,7 +249,10 @@ def _warm(engine: Engine) -> None:
 
 
 def compare(names: tuple[str, ...] = ("tipg", "wangge")) -> list[str]:
-    engine = district_database(DATABASE)
+    if os.environ.get("BENCH_REUSE_DB") == "1":  # while developing: the last run's district
+        engine = district_database_reused(DATABASE)
+    else:
+        engine = district_database(DATABASE)
     create_views(engine)
     url = get_settings().cluster.url(database=DATABASE)
     with engine.connect() as connection:

@@ -1,0 +1,149 @@
+"""(h) A full vector-tile pyramid z10–z16 of a district: time and the server's peak memory.
+
+The database holds the lead's demo district (`wangge demo load --streets 20`, via
+bench.common.district_database: 24,040 micro-grids), the one bench/ogc_tipg.py made (reused
+when it holds that district, else made afresh). Every WebMercatorQuad tile z10–z16 that
+touches the district's extent is requested once from a freshly started server (one uvicorn
+worker, pinned to one core), with 2 connections, then the whole pyramid once more (answered
+from the tile cache). Measured: wall time of each pass, tiles per second, bytes, and the
+server's resident memory — at start, its peak (VmHWM of the process) and at the end. tipg
+renders the same pyramid from the same database in the same run, as the anchor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from api.settings import get_settings
+from bench.common import district_database_reused, write_result
+from bench.ogc_tipg import DATABASE, OUR_TILE, THEIR_TILE, tile_of, wangge_server
+from bench.tipg_env import Server, create_views, tipg_server
+
+ZOOMS = range(10, 17)
+CONNECTIONS = 2
+
+
+def _memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak resident set) of a process, in kB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values
+
+
+def pyramid(extent: tuple[float, float, float, float]) -> list[tuple[int, int, int]]:
+    xmin, ymin, xmax, ymax = extent
+    tiles = []
+    for z in ZOOMS:
+        x0, y0 = tile_of(xmin, ymax, z)
+        x1, y1 = tile_of(xmax, ymin, z)
+        tiles += [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+    return tiles
+
+
+async def _pass(base: str, paths: list[str]) -> tuple[float, int, int]:
+    """Seconds, bytes (decoded) and tiles with data for one pass over `paths`."""
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    for path in paths:
+        queue.put_nowait(path)
+    for _ in range(CONNECTIONS):
+        queue.put_nowait(None)
+    sizes: list[int] = []
+    limits = httpx.Limits(max_connections=CONNECTIONS)
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=300) as client:
+
+        async def worker() -> None:
+            while (path := await queue.get()) is not None:
+                response = await client.get(path)
+                if response.status_code not in (200, 204):
+                    raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
+                sizes.append(len(response.content))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+        seconds = time.perf_counter() - started
+    return seconds, sum(sizes), sum(1 for s in sizes if s)
+
+
+def _render(server: Server, template: str, tiles: list[tuple[int, int, int]]) -> dict[str, float]:
+    paths = [template.format(z=z, x=x, y=y) for z, x, y in tiles]
+    start = _memory_kb(server.pid)
+    cold, size, full = asyncio.run(_pass(server.base, paths))
+    after_cold = _memory_kb(server.pid)
+    warm, _, _ = asyncio.run(_pass(server.base, paths))
+    end = _memory_kb(server.pid)
+    return {
+        "cold_s": cold,
+        "warm_s": warm,
+        "bytes": size,
+        "with_data": full,
+        "rss_start_mb": start["VmRSS"] / 1024,
+        "rss_after_cold_mb": after_cold["VmRSS"] / 1024,
+        "peak_mb": end["VmHWM"] / 1024,
+        "rss_end_mb": end["VmRSS"] / 1024,
+    }
+
+
+def measure(names: tuple[str, ...] = ("wangge", "tipg")) -> list[str]:
+    url = get_settings().cluster.url(database=DATABASE)
+    engine = district_database_reused(DATABASE)  # made by bench/ogc_tipg.py in `make bench`
+    create_views(engine)
+    with engine.connect() as connection:
+        total = connection.execute(text("SELECT count(*) FROM tipg_bench.micro_grids")).scalar_one()
+        extent = connection.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                "(SELECT ST_Extent(geom) AS e FROM tipg_bench.micro_grids) s"
+            )
+        ).one()
+        connection.execute(text("SELECT sum(ST_NPoints(geom)), count(code) FROM grid"))
+    engine.dispose()
+    tiles = pyramid(tuple(extent))
+    starters = {"wangge": (wangge_server, OUR_TILE), "tipg": (tipg_server, THEIR_TILE)}
+    figures = {}
+    for name in names:
+        starter, template = starters[name]
+        with starter(url) as server:
+            figures[name] = _render(server, template, tiles)
+    per_zoom = ", ".join(f"z{z}: {sum(1 for t in tiles if t[0] == z)}" for z in ZOOMS)
+    lines = [
+        f"## (h) Tile pyramid z10–z16 of a district ({total:,} micro-grids, {len(tiles):,} tiles)",
+        "",
+        f"Tiles per zoom: {per_zoom}. One server process, {CONNECTIONS} connections; "
+        "memory is the server process's resident set (VmRSS; peak = VmHWM).",
+        "",
+        "| server | first pass (render) | second pass | tiles/s first | MB of tiles "
+        "| RSS at start | RSS peak | RSS at end |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, f in figures.items():
+        lines.append(
+            f"| {name} | {f['cold_s']:.1f} s | {f['warm_s']:.1f} s "
+            f"| {len(tiles) / f['cold_s']:.0f} | {f['bytes'] / 1e6:.1f} "
+            f"| {f['rss_start_mb']:.0f} MB | {f['peak_mb']:.0f} MB | {f['rss_end_mb']:.0f} MB |"
+        )
+    if "wangge" in figures and "tipg" in figures:
+        ratio = figures["tipg"]["cold_s"] / figures["wangge"]["cold_s"]
+        lines += ["", f"First pass: tipg takes {ratio:.1f}× wangge's time."]
+    return lines
+
+
+def main() -> None:
+    """`python -m bench.tiles_pyramid [wangge|tipg]`: both (the benchmark) or one side only."""
+    if len(sys.argv) > 1:
+        print("\n".join(measure((sys.argv[1],))))
+        return
+    write_result("tiles_pyramid", measure())
+
+
+if __name__ == "__main__":
+    main()
