@@ -309,7 +309,7 @@ class Translator:
             geometry = shapely.transform(geometry, lambda xy: xy[:, ::-1])
         if crs.chinese:
             geometry = transform(geometry, crs.chinese, "EPSG:4326")
-        wkt = self.bind(shapely.to_wkt(geometry))
+        wkt = self.bind(shapely.to_wkt(geometry, rounding_precision=-1))
         if crs.srid == 4326:
             return f"ST_GeomFromText({wkt}, 4326)"
         return f"ST_Transform(ST_GeomFromText({wkt}, {self.bind(crs.srid)}), 4326)"

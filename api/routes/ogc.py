@@ -205,9 +205,7 @@ def features(
             "events: reported_at",
         ),
     ] = None,
-    filter_: Annotated[
-        str | None, Query(alias="filter", max_length=8000, description="CQL2")
-    ] = None,
+    filter_: Annotated[str | None, Query(alias="filter", description="CQL2")] = None,
     filter_lang: Annotated[
         str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json")
     ] = None,
