@@ -48,9 +48,10 @@ ZOOMS = range(12, 17)
 CONCURRENCY = 4
 OURS = "grids-micro_grid"
 THEIRS = "tipg_bench.micro_grids"
-# wangge's routes (api/routes/ogc.py, api/routes/tiles.py): OGC API Tiles paths on both sides.
+# wangge's routes (api/routes/ogc.py, api/routes/tiles.py): OGC API Tiles paths on both sides
+# (wangge's in the standard's order, tileMatrix/tileRow/tileCol; tipg's z/x/y).
 OUR_ITEMS = f"/ogc/collections/{OURS}/items"
-OUR_TILE = f"/ogc/collections/{OURS}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
+OUR_TILE = f"/ogc/collections/{OURS}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"
 THEIR_ITEMS = f"/collections/{THEIRS}/items"
 THEIR_TILE = f"/collections/{THEIRS}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
 
@@ -153,6 +154,7 @@ class Series:
 
     ms: list[float] = field(default_factory=list)
     wire: list[int] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
 
     def p(self, q: float) -> float:
         return float(np.percentile(self.ms, q)) if self.ms else float("nan")
@@ -178,6 +180,7 @@ async def _run(
             await response.aread()
             series.ms.append((time.perf_counter() - started) * 1000)
             series.wire.append(int(response.headers.get("content-length", len(response.content))))
+            series.paths.append(path)
             check(path, response)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -202,12 +205,14 @@ class Workload:
 
 def _check(side: Workload) -> Callable[[str, httpx.Response], None]:
     def check(path: str, response: httpx.Response) -> None:
-        if response.status_code != 200:
+        if response.status_code not in (200, 204):  # wangge: 204 for an empty tile
             raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
+        if path in side.seen:
+            return
         if "/tiles/" in path:
-            side.seen.setdefault(path, len(response.content))
+            side.seen[path] = len(response.content)
         else:
-            side.seen.setdefault(path, [f["id"] for f in response.json()["features"]])
+            side.seen[path] = [f["id"] for f in response.json()["features"]]
 
     return check
 
@@ -319,7 +324,26 @@ def _table(
                 f"| {other.p(50) / series.p(50):.1f}× / {other.p(99) / series.p(99):.1f}× "
                 f"| {np.mean(series.wire):,.0f} / {np.mean(other.wire):,.0f} |"
             )
+    lines += ["", "Tiles, sequential, p50 ms by zoom (wangge / tipg), cold then repeated:", ""]
+    for measure in ("tiles cold", "tiles repeated"):
+        parts = []
+        for z in ZOOMS:
+            ours = _zoom(results[("wangge", 1)][measure], z)
+            theirs = _zoom(results[("tipg", 1)][measure], z)
+            parts.append(f"z{z} {ours:.1f} / {theirs:.1f}")
+        lines.append(f"- {measure}: " + "; ".join(parts))
     return lines
+
+
+def _zoom(series: Series, z: int) -> float:
+    """p50 of the tiles of zoom z in a series (the zoom is the path's first number after
+    WebMercatorQuad on both sides)."""
+    chosen = [
+        ms
+        for ms, path in zip(series.ms, series.paths, strict=True)
+        if path.split("/WebMercatorQuad/")[1].split("/")[0] == str(z)
+    ]
+    return float(np.median(chosen)) if chosen else float("nan")
 
 
 def _table_one(

@@ -12,7 +12,9 @@ from bench import (
     geocode_csv,
     http_lookup,
     mobile_tasks,
+    ogc_tipg,
     patrols,
+    tiles_pyramid,
 )
 from bench.common import RESULTS
 
@@ -26,11 +28,21 @@ def main() -> None:
         event_loop,
         patrols,
         mobile_tasks,
+        ogc_tipg,
+        tiles_pyramid,
     ):
         module.main()
     parts = [
         (RESULTS / f"{name}.md").read_text()
-        for name in ("bulk_lookup", "http_lookup", "geocode_csv", "event_loop", "patrols")
+        for name in (
+            "bulk_lookup",
+            "http_lookup",
+            "geocode_csv",
+            "event_loop",
+            "patrols",
+            "ogc_tipg",
+            "tiles_pyramid",
+        )
     ]
     header = (
         f"# wangge benchmarks — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
