@@ -28,6 +28,15 @@ from spatial.crs import WGS84, metric_crs_for, transform
 
 LOCAL_JS = [("leaflet", "/static/vendor/leaflet/dist/leaflet.js")]
 LOCAL_CSS = [("leaflet_css", "/static/vendor/leaflet/dist/leaflet.css")]
+# Vector tiles on maps whose layers are too large to inline (web/street.py); after Leaflet,
+# before folium's own script (web/assets/map_tiles.js notes the layer control it makes).
+VECTOR_GRID_JS = [
+    (
+        "leaflet_vectorgrid",
+        "/static/vendor/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",
+    ),
+    ("wangge_map_tiles", "/static/wangge/map_tiles.js"),
+]
 STATUS_COLOURS = {
     "reported": "#dd6b20",
     "accepted": "#d69e2e",

@@ -71,7 +71,58 @@
     });
   }
 
-  (cfg.layers || []).forEach(bind);
+  // A layer too large to inline comes as vector tiles (Leaflet.VectorGrid, web/street.py): the
+  // same tooltip (as text), click and shading, read from each tile feature's properties.
+  var tilePanes = 0;
+
+  function tiled(spec) {
+    if (!L.vectorGrid) return;
+    // Leaflet 1.8 dropped DomEvent.fakeStop, which VectorGrid 1.3 calls on a click.
+    if (!L.DomEvent.fakeStop) L.DomEvent.fakeStop = function (e) { e._stopped = true; };
+    var pane = "wgTiles" + (tilePanes++);
+    map.createPane(pane).style.zIndex = String(410 + tilePanes);  // above inline overlays, in order
+    var styles = {};
+    styles[spec.vectorLayer] = function (properties) {
+      var style = Object.assign({}, spec.style);
+      if (spec.shade) style.fillColor = colour(open ? open[properties.code] || 0 : 0);
+      return style;
+    };
+    var layer = L.vectorGrid.protobuf(spec.tiles, {
+      pane: pane,
+      interactive: true,
+      minZoom: spec.minZoom,
+      maxNativeZoom: spec.maxNativeZoom,
+      vectorTileLayerStyles: styles,
+      getFeatureId: function (feature) { return feature.properties.code; },
+    });
+    var tooltip = L.tooltip({ sticky: true, className: "wg-tile-tooltip" });
+    var highlighted = null;
+    layer.on("mouseover", function (e) {
+      var properties = Object.assign({}, e.layer.properties);
+      if (open) properties.open = open[properties.code] || 0;
+      if (spec.tooltip) tooltip.setContent(tooltipFor(spec.tooltip, properties)).setLatLng(e.latlng).addTo(map);
+      if (highlighted !== null) layer.resetFeatureStyle(highlighted);
+      highlighted = properties.code;
+      layer.setFeatureStyle(highlighted, Object.assign({}, styles[spec.vectorLayer](properties), { weight: 3, color: "#e53e3e" }));
+    });
+    layer.on("mousemove", function (e) { tooltip.setLatLng(e.latlng); });
+    layer.on("mouseout", function () {
+      tooltip.remove();
+      if (highlighted !== null) layer.resetFeatureStyle(highlighted);
+      highlighted = null;
+    });
+    if (spec.click) {
+      layer.on("click", function (e) {
+        window.location.href = spec.click + encodeURIComponent(e.layer.properties.code);
+      });
+    }
+    if (spec.show) layer.addTo(map);
+    var controls = window.wgLayerControls || [];
+    if (controls.length) controls[controls.length - 1].addOverlay(layer, spec.name);
+    spec.vectorGrid = layer;
+  }
+
+  (cfg.layers || []).forEach(function (spec) { if (spec.tiles) tiled(spec); else bind(spec); });
 
   var locate = document.getElementById("wg-locate");
   if (locate) {
