@@ -17,8 +17,9 @@ from sqlalchemy import text
 
 import tests.test_browser
 from api.app import create_app
+from api.ogc import errors as ogc_errors
 from api.ogc.transactions import CONFORMANCE
-from api.routes import ogc_edit
+from api.routes import ogc, ogc_edit
 from tests.conftest import bearer
 from tests.test_browser import live_server  # noqa: F401 (a fixture, named again by the tests)
 
@@ -28,11 +29,26 @@ GRID_LEVEL_ERRORS = ("overlaps", "gaps", "invalid_edges", "outside_parent", "inv
 GEOJSON = {"Content-Type": "application/geo+json"}
 
 
+def _routes(routes):
+    """Every route, inside included routers too (FastAPI keeps those whole)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
+
+
 def wired(settings):
-    """The app, with this router mounted unless api/app.py already does."""
+    """The app with the OGC read side, these writes and the OGC exception JSON, mounted here
+    unless api/app.py already does."""
     app = create_app(settings)
-    if ogc_edit.create_item not in [getattr(r, "endpoint", None) for r in app.routes]:
+    endpoints = {getattr(r, "endpoint", None) for r in _routes(app.routes)}
+    if ogc.features not in endpoints:
+        app.include_router(ogc.router)
+    if ogc_edit.create_item not in endpoints:
         app.include_router(ogc_edit.router)
+    ogc_errors.install(app)
     return app
 
 
@@ -127,14 +143,14 @@ def _row(engine, generation, code):
 
 
 def _refused(response, status: int, code: str, where: str | None = None) -> dict:
-    """The error answer: ours ({"error": {...}}) or, under /ogc, the OGC exception shape."""
+    """The OGC exception JSON (code, description, status), with our `error` object too."""
     assert response.status_code == status, response.text
     body = response.json()
-    error = body.get("error", body)
-    assert error["code"] == code, body
+    assert (body["code"], body["status"], body["error"]["code"]) == (code, status, code), body
+    assert body["description"] == body["error"]["message"]
     if where is not None:
-        assert error["where"] == where, body
-    return error
+        assert body["where"] == where, body
+    return body["error"]
 
 
 def _coverage_errors(client, planner, generation):
@@ -144,12 +160,14 @@ def _coverage_errors(client, planner, generation):
     return {kind: [f["message"] for f in check[kind]] for kind in GRID_LEVEL_ERRORS if check[kind]}
 
 
-def test_conformance_names_the_two_part4_classes_and_features():
+def test_conformance_declares_part4_when_the_writes_are_served(client):
     assert CONFORMANCE == [
         "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
         "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
         "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
     ]
+    declared = client.get("/ogc/conformance").json()["conformsTo"]
+    assert [c for c in declared if "ogcapi-features-4" in c] == CONFORMANCE
 
 
 def test_create_replace_update_delete_one_draft_version_each(client, planner, draft, engine):
@@ -176,6 +194,8 @@ def test_create_replace_update_delete_one_draft_version_each(client, planner, dr
     assert row.name == "新建小区" and row.parent_code == parent
     assert shapely.hausdorff_distance(shapely.from_wkb(bytes(row.wkb)), across) < 1e-6
     assert _row(engine, 1, new) is None  # never in the active generation
+    read = client.get(f"{_items(draft_id)}/{new}", headers=planner)  # the OGC read side
+    assert read.status_code == 200 and read.json()["properties"]["name"] == "新建小区"
     diff = client.get(f"/api/v1/drafts/{draft_id}/diff").json()
     assert new in json.dumps(diff, ensure_ascii=False)
 
@@ -232,6 +252,7 @@ def test_create_replace_update_delete_one_draft_version_each(client, planner, dr
     assert deleted.status_code == 200, deleted.text
     assert deleted.json()["removed"] == [new] and deleted.headers["ETag"].endswith('-v5"')
     assert _row(engine, generation, new) is None
+    _refused(client.get(f"{_items(draft_id)}/{new}", headers=planner), 404, "feature_not_found")
     stats = client.get(f"/api/v1/drafts/{draft_id}/stats", params={"codes": [a, b]}).json()
     assert stats["version"] == 5 and {g["code"] for g in stats["grids"]} == {a, b}
 
@@ -441,7 +462,13 @@ def test_bad_input_is_refused_and_nothing_is_written(client, planner, draft, eng
             "invalid_property",
             "body.properties.name",
         ),
-        ("put", f"{items}/{GRID}999", {"json": _feature(shape, name="x")}, 404, "grid_not_found"),
+        (
+            "put",
+            f"{items}/{GRID}999",
+            {"json": _feature(shape, name="x")},
+            404,
+            "feature_not_found",
+        ),
         ("patch", item, {"json": {"properties": {"name": None}}}, 422, "invalid_property"),
         ("patch", item, {"json": {"geometry": None}}, 422, "invalid_geometry"),
         ("patch", item, {"json": {}}, 422, "nothing_to_change"),
@@ -562,7 +589,7 @@ def test_closed_drafts_and_roles_write_nothing(client, planner, draft, engine, t
         client.options("/ogc/collections/grids-grid/items", headers=planner).headers["Allow"]
         == "GET, HEAD, OPTIONS"
     )
-    _refused(client.options(f"{_items(draft_id)}/nope", headers=planner), 404, "grid_not_found")
+    _refused(client.options(f"{_items(draft_id)}/nope", headers=planner), 404, "feature_not_found")
 
     discarded = client.post(
         f"/api/v1/drafts/{draft_id}/discard", json={"version": 0}, headers=planner
@@ -628,15 +655,34 @@ def test_owslib_inserts_updates_deletes_then_publish_answers_lookups(
         feature["properties"] |= {"name": "OWSLib 更名", "households": households}
         assert client.collection_item_update(collection, new, feature) is True
         assert client.response_headers["ETag"] == f'"draft-{draft_id}-v3"'
+        # OWSLib has no PATCH: the merge patch goes over HTTP with requests.
+        patched = requests.patch(
+            f"{live_server}/ogc/collections/{collection}/items/{new}",
+            data=json.dumps({"properties": {"population": 99}}),
+            headers={
+                **planner,
+                "If-Match": client.response_headers["ETag"],
+                "Content-Type": "application/merge-patch+json",
+            },
+            timeout=30,
+        )
+        assert patched.status_code == 200 and patched.headers["ETag"].endswith('-v4"')
+        # The read side (through OWSLib): the collection is listed, the feature reads back, and
+        # the Part 4 classes exercised here are declared.
+        assert collection in client.feature_collections()
+        read = client.collection_item(collection, new)
+        assert read["id"] == new and read["properties"]["name"] == "OWSLib 更名"
+        assert read["properties"]["population"] == 99
+        assert set(CONFORMANCE) <= set(client.conformance()["conformsTo"])
         assert [
             e["operation"]
             for e in reversed(
                 requests.get(f"{live_server}/api/v1/drafts/{draft_id}", timeout=30).json()["edits"]
             )
-        ] == ["delete", "create", "replace"]
+        ] == ["delete", "create", "replace", "update"]
         published = requests.post(
             f"{live_server}/api/v1/drafts/{draft_id}/publish",
-            json={"version": 3, "acknowledge_warnings": True},
+            json={"version": 4, "acknowledge_warnings": True},
             headers=planner,
             timeout=60,
         )

@@ -19,25 +19,20 @@ a write names the version it was made on by `If-Match` (that ETag, or `"{version
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, Engine
 
 from api.db import draft_grids
 from api.drafts import edits
 from api.drafts.versions import StaleDraft, draft_by_id
 from api.errors import Conflict, InvalidInput, NotFound, WanggeError
+from api.ogc import edit_input
 from api.ogc.collections import resolve
-from api.ogc.crs import parse_crs
 from api.privacy import Caller
-from api.routes.params import geometry_from_geojson
-from spatial.crs import WGS84, transform
 from spatial.editing import EditError, GridRow
 
 PART4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf"
@@ -51,17 +46,12 @@ DRAFT_COLLECTION = re.compile(r"^drafts-([0-9]{1,9})-grids$")
 ITEMS_ALLOW = ("GET", "HEAD", "POST", "OPTIONS")
 ITEM_ALLOW = ("GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS")
 READ_ALLOW = ("GET", "HEAD", "OPTIONS")
-JSON_TYPES = ("application/json", "application/geo+json", "application/merge-patch+json")
 # Our ETag "draft-{id}-v{version}", a bare "{version}", or the read side's revision of the draft
 # collection ("d{id}.{generation}.{version}", optionally followed by representation details).
 _ETAG = re.compile(
     r"^(?:draft-(?P<draft>[0-9]{1,9})-v|d(?P<read>[0-9]{1,9})\.[0-9]{1,9}\.)?"
     r"(?P<version>[0-9]{1,9})(?(read)(?:[^0-9].*)?)$"
 )
-# Read-only members of the read side's representation: accepted, never written.
-READ_ONLY = frozenset({"level_label", "generation"})
-# Members of a GeoJSON Feature the writes read or tolerate (other foreign members are ignored).
-_CRS_MEMBER = "crs"
 
 
 class PreconditionFailed(WanggeError):
@@ -72,11 +62,6 @@ class PreconditionFailed(WanggeError):
 class PreconditionRequired(WanggeError):
     status = 428
     code = "version_required"
-
-
-class UnsupportedMediaType(WanggeError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 class ReadOnlyCollection(WanggeError):
@@ -173,112 +158,6 @@ def _stale(current: int, precondition_: Precondition) -> PreconditionFailed:
     )
 
 
-# --- the body ------------------------------------------------------------------------------
-def read_json(body: bytes, content_type: str | None) -> Any:
-    """The JSON body. A JSON media type is expected, yet a body that parses is taken whatever
-    it was labelled (OWSLib labels JSON strings text/xml); one that does not → 400, or 415
-    when it was not declared as JSON."""
-    media = (content_type or "").split(";")[0].strip().lower()
-    declared_json = not media or media in JSON_TYPES or media.endswith("+json")
-    try:
-        return json.loads(body)
-    except ValueError as error:
-        if not declared_json:
-            raise UnsupportedMediaType(
-                f"不支持的请求体类型 {media}：请用 GeoJSON（application/geo+json）",
-                where="header.Content-Type",
-            ) from error
-        raise WanggeError("请求体不是有效的 JSON", code="unreadable_body", where="body") from error
-
-
-class Properties(BaseModel):
-    """The writable properties of a draft grid (the read side's, less the read-only ones)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    code: str | None = Field(default=None, min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    level: str | None = Field(default=None, min_length=1, max_length=64)
-    kind: str = Field(default="other", min_length=1, max_length=64)
-    parent_code: str | None = Field(default=None, min_length=1, max_length=64)
-    households: int | None = Field(default=None, ge=0, le=10_000_000)
-    population: int | None = Field(default=None, ge=0, le=100_000_000)
-
-
-def _properties(raw: Any, partial: bool) -> dict[str, Any]:
-    """Checked properties: all of them (defaults filled), or only those given when `partial`."""
-    if not isinstance(raw, dict):
-        raise InvalidInput("properties 应为对象", code="invalid_feature", where="body.properties")
-    given = {k: v for k, v in raw.items() if k not in READ_ONLY}
-    try:
-        model = Properties.model_validate({"name": "-", **given} if partial else given)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "properties"
-        unknown = first["type"] == "extra_forbidden"
-        raise InvalidInput(
-            f"未知的属性 {field}（可写：{'、'.join(Properties.model_fields)}）"
-            if unknown
-            else f"属性 {field} 有误：{first['msg']}",
-            code="unknown_property" if unknown else "invalid_property",
-            where=f"body.properties.{field}",
-        ) from error
-    values = model.model_dump()
-    return {k: values[k] for k in given} if partial else values
-
-
-def _feature(body: Any, what: str) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidInput(f"请求体应为 {what}", code="invalid_feature", where="body")
-    if _CRS_MEMBER in body:
-        raise InvalidInput(
-            "不支持 GeoJSON 的 crs 成员：请用请求头 Content-Crs",
-            code="unknown_crs",
-            where="body.crs",
-        )
-    return body
-
-
-def content_crs(header: str | None) -> tuple[str, bool]:
-    """(CRS of the body's coordinates, whether their first axis is northing/latitude).
-
-    The read side's CRSs (api/ogc/crs.py): CRS84 (the default, as GeoJSON), EPSG:4326 and
-    EPSG:4490 (latitude first, as their URIs say), the CGCS2000 Gauss-Kruger zones
-    EPSG:4513–4554 (northing first), and the documented extensions gcj02 and bd09."""
-    if header is None or not header.strip():
-        return WGS84, False
-    value = header.strip().removeprefix("<").removesuffix(">").strip()
-    named = parse_crs(value, "header.Content-Crs")
-    if named.chinese:
-        return named.chinese, False
-    return f"EPSG:{named.srid}", named.lat_first
-
-
-def feature_geometry(raw: Any, crs: tuple[str, bool]) -> shapely.Geometry:
-    """The body's geometry in WGS84 longitude/latitude, or 422 naming body.geometry."""
-    where = "body.geometry"
-    if not isinstance(raw, dict):
-        raise InvalidInput("需要 GeoJSON 几何（面）", code="invalid_geometry", where=where)
-    geometry = geometry_from_geojson(raw, where)
-    if geometry.geom_type not in ("Polygon", "MultiPolygon"):
-        raise InvalidInput(
-            f"几何应为面，收到 {geometry.geom_type}", code="invalid_geometry", where=where
-        )
-    source, north_first = crs
-    if north_first:
-        geometry = shapely.transform(geometry, lambda xy: xy[:, ::-1])
-    if source != WGS84:
-        geometry = transform(geometry, source, WGS84)
-    xy = shapely.get_coordinates(geometry)
-    if not np.isfinite(xy).all() or not (
-        (np.abs(xy[:, 0]) <= 180).all() and (np.abs(xy[:, 1]) <= 90).all()
-    ):
-        raise InvalidInput(
-            "坐标超出范围：请检查坐标轴顺序和 Content-Crs", code="invalid_geometry", where=where
-        )
-    return geometry
-
-
 # --- the operations ------------------------------------------------------------------------
 def _placed(error: EditError) -> WanggeError:
     """An edit's error, naming where the field sits in a GeoJSON Feature."""
@@ -294,7 +173,7 @@ def _properly_placed(error: WanggeError) -> WanggeError:
     if (
         error.where
         and error.where.startswith("body.")
-        and error.where[5:] in Properties.model_fields
+        and error.where[5:] in edit_input.Properties.model_fields
     ):
         error.where = f"body.properties.{error.where[5:]}"
     return error
@@ -322,20 +201,20 @@ class Write:
 
 
 def create(write: Write, body: Any) -> dict[str, Any]:
-    feature = _feature(body, "GeoJSON Feature")
+    feature = edit_input.feature(body, "GeoJSON Feature")
     if feature.get("type") != "Feature":
         raise InvalidInput(
             "请求体应为一个 GeoJSON Feature（每次创建一个）",
             code="invalid_feature",
             where="body.type",
         )
-    props = _properties(feature.get("properties"), partial=False)
+    props = edit_input.properties(feature.get("properties"), partial=False)
     code = _code_from_id(feature.get("id"), props["code"])
     if props["level"] is None:
         raise InvalidInput(
             "需要 level（层级）", code="level_required", where="body.properties.level"
         )
-    geometry = feature_geometry(feature.get("geometry"), write.crs)
+    geometry = edit_input.feature_geometry(feature.get("geometry"), write.crs)
     wanted = precondition(
         write.draft_id, write.if_match, feature.get("draft_version"), "body.draft_version"
     )
@@ -378,23 +257,23 @@ def grid_in_draft(connection: Connection, draft_id: int, code: str) -> GridRow:
     draft = draft_by_id(connection, draft_id)
     rows = draft_grids.grids_around(connection, draft.generation_id, None, [code], 0.0)
     if code not in rows:
-        raise NotFound(f"草稿中没有网格 {code}", code="grid_not_found", where="path.featureId")
+        raise NotFound(f"草稿中没有网格 {code}", code="feature_not_found", where="path.featureId")
     return rows[code]
 
 
 def replace(write: Write, code: str, body: Any) -> dict[str, Any]:
     """PUT: the body is the grid's new representation (its level and code stay)."""
-    feature = _feature(body, "GeoJSON Feature")
+    feature = edit_input.feature(body, "GeoJSON Feature")
     if feature.get("type") != "Feature":
         raise InvalidInput("请求体应为 GeoJSON Feature", code="invalid_feature", where="body.type")
-    props = _properties(feature.get("properties"), partial=False)
+    props = edit_input.properties(feature.get("properties"), partial=False)
     if _code_from_id(feature.get("id"), props.pop("code")) not in (None, code):
         raise InvalidInput(
             "PUT 不能修改编码：请用 PATCH 的 properties.code",
             code="invalid_feature",
             where="body.id",
         )
-    geometry = feature_geometry(feature.get("geometry"), write.crs)
+    geometry = edit_input.feature_geometry(feature.get("geometry"), write.crs)
     wanted = precondition(
         write.draft_id, write.if_match, feature.get("draft_version"), "body.draft_version"
     )
@@ -403,7 +282,7 @@ def replace(write: Write, code: str, body: Any) -> dict[str, Any]:
 
 def update(write: Write, code: str, body: Any) -> dict[str, Any]:
     """PATCH: a JSON merge patch of the representation; a geometry given is reshaped."""
-    patch = _feature(body, "JSON merge patch（application/merge-patch+json）")
+    patch = edit_input.feature(body, "JSON merge patch（application/merge-patch+json）")
     unknown = sorted(
         set(patch) - {"type", "id", "geometry", "properties", "draft_version", "links", "bbox"}
     )
@@ -413,7 +292,7 @@ def update(write: Write, code: str, body: Any) -> dict[str, Any]:
         )
     if "geometry" in patch and patch["geometry"] is None:
         raise InvalidInput("网格不能没有几何", code="invalid_geometry", where="body.geometry")
-    props = _properties(patch.get("properties", {}) or {}, partial=True)
+    props = edit_input.properties(patch.get("properties", {}) or {}, partial=True)
     if "id" in patch and patch["id"] != code:
         props.setdefault("code", _code_from_id(patch["id"], props.get("code")))
     for required in ("name", "code", "kind"):
@@ -421,7 +300,9 @@ def update(write: Write, code: str, body: Any) -> dict[str, Any]:
             raise InvalidInput(
                 f"{required} 不能清空", code="invalid_property", where=f"body.properties.{required}"
             )
-    geometry = feature_geometry(patch["geometry"], write.crs) if "geometry" in patch else None
+    geometry = (
+        edit_input.feature_geometry(patch["geometry"], write.crs) if "geometry" in patch else None
+    )
     if not props and geometry is None:
         raise InvalidInput("没有要修改的内容", code="nothing_to_change", where="body")
     wanted = precondition(

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from api.auth import Permission, Principal
 from api.deps import ConnectionDep, EngineDep, NoNulCharacters, PlannerDep, ReaderDep
 from api.errors import ErrorBody, error_responses
-from api.ogc import transactions
+from api.ogc import edit_input, transactions
 from api.ogc.transactions import ITEM_ALLOW, ITEMS_ALLOW, READ_ALLOW, Write
 from api.privacy import Caller
 
@@ -118,7 +118,7 @@ def _write(
     content_crs: ContentCrs = None,
 ) -> Write:
     draft_id = transactions.draft_id_of(connection, collection_id, Caller(principal))
-    return Write(engine, draft_id, principal.actor, if_match, transactions.content_crs(content_crs))
+    return Write(engine, draft_id, principal.actor, if_match, edit_input.content_crs(content_crs))
 
 
 WriteDep = Annotated[Write, Depends(_write)]
@@ -143,7 +143,7 @@ def create_item(
     body: BodyDep,
     collection_id: CollectionId,
 ) -> dict[str, Any]:
-    feature = transactions.read_json(body, request.headers.get("content-type"))
+    feature = edit_input.read_json(body, request.headers.get("content-type"))
     result = transactions.create(write, feature)
     code = quote(result["code"], safe="")
     response.headers["Location"] = (
@@ -161,7 +161,7 @@ def create_item(
 def replace_item(
     request: Request, response: Response, write: WriteDep, body: BodyDep, feature_id: FeatureId
 ) -> dict[str, Any]:
-    feature = transactions.read_json(body, request.headers.get("content-type"))
+    feature = edit_input.read_json(body, request.headers.get("content-type"))
     return _answer(response, write, transactions.replace(write, feature_id, feature))
 
 
@@ -174,7 +174,7 @@ def replace_item(
 def update_item(
     request: Request, response: Response, write: WriteDep, body: BodyDep, feature_id: FeatureId
 ) -> dict[str, Any]:
-    patch = transactions.read_json(body, request.headers.get("content-type"))
+    patch = edit_input.read_json(body, request.headers.get("content-type"))
     return _answer(response, write, transactions.update(write, feature_id, patch))
 
 
