@@ -12,14 +12,14 @@ import os
 from pathlib import Path
 
 from qgis.core import QgsProject
-from qgis.gui import QgsBrowserTreeView
-from qgis.PyQt.QtCore import QModelIndex, QTimer
-from qgis.PyQt.QtWidgets import QApplication
+from qgis.PyQt.QtCore import QModelIndex, QPersistentModelIndex, QTimer
+from qgis.PyQt.QtWidgets import QAbstractItemView, QApplication, QDockWidget, QTreeView
 from qgis.utils import iface
 
 READY = Path(os.environ["WANGGE_QGIS_READY"])
 GRAB = Path(os.environ["WANGGE_QGIS_GRAB"])
-SETTLE_MS = 3000  # labels and the last OAPIF pages arrive after the first "refreshed"
+SETTLE_MS = 3000
+EXPANDED: list = []  # [browser view, index of the last expanded item]  # labels and the last OAPIF pages arrive after the first "refreshed"
 
 
 def finish() -> None:
@@ -29,6 +29,9 @@ def finish() -> None:
 
 def on_refreshed() -> None:
     iface.mapCanvas().mapCanvasRefreshed.disconnect(on_refreshed)
+    if EXPANDED:  # the connection's collections at the top of the Browser panel
+        view, index = EXPANDED
+        view.scrollTo(QModelIndex(index), QAbstractItemView.PositionAtTop)
     QTimer.singleShot(SETTLE_MS, finish)
 
 
@@ -46,7 +49,8 @@ def start() -> None:
 
 def expand_connection() -> None:
     """Open Browser → WFS / OGC API – Features → wangge, so the collection list shows."""
-    view = iface.mainWindow().findChild(QgsBrowserTreeView)
+    dock = iface.mainWindow().findChild(QDockWidget, "Browser")
+    view = dock.findChild(QTreeView) if dock is not None else None
     if view is None:
         return
     model = view.model()
@@ -58,6 +62,7 @@ def expand_connection() -> None:
             index = model.index(row, 0, parent)
             if model.data(index) == names[0]:
                 view.expand(index)
+                EXPANDED[:] = [view, QPersistentModelIndex(index)]
                 # children of a connection arrive asynchronously (GET /ogc/collections)
                 QTimer.singleShot(800, lambda: expand(index, names[1:]))
                 return

@@ -48,6 +48,6 @@ SHOT=$WORK/screen.png
 [ -f "$SHOT" ] || SHOT=$WORK/window.png
 [ -f "$SHOT" ] || SHOT=$WORK/map.png
 mkdir -p "$(dirname "$OUT")"
-# 256 colours keep the PNG small (a screenshot has few colours anyway).
-convert "$SHOT" -colors 256 -define png:compression-level=9 "PNG8:$OUT"
+# 160 colours keep the PNG small (a screenshot has few colours anyway).
+convert "$SHOT" -colors 160 -define png:compression-level=9 "PNG8:$OUT"
 echo "wrote $OUT from $(basename "$SHOT") ($(du -k "$OUT" | cut -f1) KB)"
