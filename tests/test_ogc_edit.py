@@ -714,3 +714,86 @@ def test_owslib_inserts_updates_deletes_then_publish_answers_lookups(
         ]
         == households
     )
+
+
+# --- fuzzed: never a 500, every answer as documented -----------------------------------------
+FUZZ_OPERATIONS = [
+    "POST /ogc/collections/{collectionId}/items",
+    "OPTIONS /ogc/collections/{collectionId}/items",
+    "PUT /ogc/collections/{collectionId}/items/{featureId}",
+    "PATCH /ogc/collections/{collectionId}/items/{featureId}",
+    "DELETE /ogc/collections/{collectionId}/items/{featureId}",
+    "OPTIONS /ogc/collections/{collectionId}/items/{featureId}",
+]
+
+
+def test_fuzzed_writes_answer_as_documented(settings, tokens, draft, client):
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given
+    from hypothesis import settings as hypothesis_settings
+    from hypothesis import strategies as st
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+    ]
+    document = client.get("/api/v1/openapi.json").json()
+    served = [
+        f"{method.upper()} {path}"
+        for path, methods in document["paths"].items()
+        for method in methods
+        if method != "get" and path.startswith("/ogc/collections/")
+    ]
+    assert len(served) == 6 and sorted(served) == sorted(FUZZ_OPERATIONS)
+    schema = schemathesis.openapi.from_dict(document)
+    code = sorted(_grids(client, draft["generation_id"], level="micro_grid", parent=GRID))[0]
+    callers = {"planner": bearer(tokens["planner"]), "viewer": bearer(tokens["viewer"]), "none": {}}
+    seen = 0
+    with TestClient(wired(settings), raise_server_exceptions=False) as fuzzed:
+        for label in FUZZ_OPERATIONS:
+            operation = schema.find_operation_by_label(label)
+            cases = st.one_of(
+                operation.as_strategy(GenerationMode.POSITIVE),
+                operation.as_strategy(GenerationMode.NEGATIVE),
+            )
+
+            @hypothesis_settings(
+                max_examples=40,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=cases, caller=st.sampled_from(sorted(callers)), real=st.booleans())
+            def fuzz(case, caller, real):
+                nonlocal seen
+                seen += 1
+                if real and case.path_parameters is not None:  # reach the draft's own grids
+                    case.path_parameters["collectionId"] = f"drafts-{draft['id']}-grids"
+                    if "featureId" in case.path_parameters:
+                        case.path_parameters["featureId"] = code
+                kwargs = case.as_transport_kwargs(
+                    base_url="http://testserver", headers=callers[caller]
+                )
+                kwargs.pop("base_url", None)
+                if not kwargs.get("cookies"):
+                    kwargs.pop("cookies", None)
+                if isinstance(kwargs.get("data"), str | bytes):
+                    kwargs["content"] = kwargs.pop("data")
+                response = fuzzed.request(follow_redirects=False, **kwargs)
+                case.validate_response(response, checks=checks)
+
+            fuzz()
+    assert seen >= 6 * 40

@@ -33,6 +33,7 @@ from api.errors import Conflict, InvalidInput, NotFound, WanggeError
 from api.ogc import edit_input
 from api.ogc.collections import resolve
 from api.privacy import Caller
+from spatial.crs import WGS84
 from spatial.editing import EditError, GridRow
 
 PART4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf"
@@ -197,7 +198,7 @@ class Write:
     draft_id: int
     actor: str
     if_match: str | None
-    crs: tuple[str, bool]
+    crs: tuple[str, bool] = (WGS84, False)  # of the body's coordinates (edit_input.content_crs)
 
 
 def create(write: Write, body: Any) -> dict[str, Any]:

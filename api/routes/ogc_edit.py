@@ -7,6 +7,7 @@ the draft version (If-Match or `draft_version`), and answers with the new versio
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -115,13 +116,18 @@ def _write(
     collection_id: CollectionId,
     connection: ConnectionDep,
     if_match: IfMatch = None,
-    content_crs: ContentCrs = None,
 ) -> Write:
     draft_id = transactions.draft_id_of(connection, collection_id, Caller(principal))
-    return Write(engine, draft_id, principal.actor, if_match, edit_input.content_crs(content_crs))
+    return Write(engine, draft_id, principal.actor, if_match)
+
+
+def _drawn(write: Annotated[Write, Depends(_write)], content_crs: ContentCrs = None) -> Write:
+    """A write with a body: its coordinates' CRS too."""
+    return replace(write, crs=edit_input.content_crs(content_crs))
 
 
 WriteDep = Annotated[Write, Depends(_write)]
+DrawnDep = Annotated[Write, Depends(_drawn)]
 
 
 def _answer(response: Response, write: Write, result: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +145,7 @@ def _answer(response: Response, write: Write, result: dict[str, Any]) -> dict[st
 def create_item(
     request: Request,
     response: Response,
-    write: WriteDep,
+    write: DrawnDep,
     body: BodyDep,
     collection_id: CollectionId,
 ) -> dict[str, Any]:
@@ -159,7 +165,7 @@ def create_item(
     responses={200: {"headers": _ETAG_HEADER}},
 )
 def replace_item(
-    request: Request, response: Response, write: WriteDep, body: BodyDep, feature_id: FeatureId
+    request: Request, response: Response, write: DrawnDep, body: BodyDep, feature_id: FeatureId
 ) -> dict[str, Any]:
     feature = edit_input.read_json(body, request.headers.get("content-type"))
     return _answer(response, write, transactions.replace(write, feature_id, feature))
@@ -172,7 +178,7 @@ def replace_item(
     responses={200: {"headers": _ETAG_HEADER}},
 )
 def update_item(
-    request: Request, response: Response, write: WriteDep, body: BodyDep, feature_id: FeatureId
+    request: Request, response: Response, write: DrawnDep, body: BodyDep, feature_id: FeatureId
 ) -> dict[str, Any]:
     patch = edit_input.read_json(body, request.headers.get("content-type"))
     return _answer(response, write, transactions.update(write, feature_id, patch))
