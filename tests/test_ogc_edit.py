@@ -600,6 +600,66 @@ def test_closed_drafts_and_roles_write_nothing(client, planner, draft, engine, t
     assert _state(engine, draft_id)[1] == before[1]
 
 
+# The probes for tests/test_roles.py (PROBES, one per write): a draft that does not exist, so a
+# caller let through gets 404 draft_not_found and nothing is written.
+MISSING_DRAFT_ITEMS = "/ogc/collections/drafts-999999-grids/items"
+SQUARE = {
+    "type": "Polygon",
+    "coordinates": [[[120.73, 31.30], [120.7301, 31.30], [120.7301, 31.3001], [120.73, 31.30]]],
+}
+ROLE_PROBES = {
+    ("post", "/ogc/collections/{collectionId}/items"): (
+        MISSING_DRAFT_ITEMS,
+        {
+            "json": {
+                "type": "Feature",
+                "geometry": SQUARE,
+                "properties": {"name": "新网格", "level": "grid", "parent_code": COMMUNITY},
+                "draft_version": 0,
+            }
+        },
+        404,
+    ),
+    ("put", "/ogc/collections/{collectionId}/items/{featureId}"): (
+        f"{MISSING_DRAFT_ITEMS}/{GRID}",
+        {
+            "json": {
+                "type": "Feature",
+                "geometry": SQUARE,
+                "properties": {"name": "改名"},
+                "draft_version": 0,
+            }
+        },
+        404,
+    ),
+    ("patch", "/ogc/collections/{collectionId}/items/{featureId}"): (
+        f"{MISSING_DRAFT_ITEMS}/{GRID}",
+        {"json": {"properties": {"name": "改名"}, "draft_version": 0}},
+        404,
+    ),
+    ("delete", "/ogc/collections/{collectionId}/items/{featureId}"): (
+        f"{MISSING_DRAFT_ITEMS}/{GRID}",
+        {"params": {"draft_version": 0}},
+        404,
+    ),
+}
+
+
+def test_role_probes_reach_the_handler_only_for_planners(client, tokens):
+    assert len(ROLE_PROBES) == 4
+    for (method, _), (url, kwargs, reached) in ROLE_PROBES.items():
+        for caller, expected in (
+            ("planner", (reached, "draft_not_found")),
+            ("admin", (reached, "draft_not_found")),
+            ("viewer", (403, "insufficient_role")),
+            ("dispatcher", (403, "insufficient_role")),
+            ("anonymous", (401, "token_required")),
+        ):
+            headers = bearer(tokens[caller]) if caller != "anonymous" else {}
+            response = client.request(method, url, headers=headers, **kwargs)
+            assert (response.status_code, response.json()["error"]["code"]) == expected
+
+
 # --- a published client ---------------------------------------------------------------------
 @pytest.fixture
 def wired_server(monkeypatch, settings):
