@@ -14,6 +14,7 @@ from api.db.engine import make_engine
 from api.errors import register_error_handlers
 from api.limits import BodySizeLimit, HeavyWork, TrustedHosts
 from api.lookup.index_store import IndexStore
+from api.ogc import errors as ogc_errors
 from api.outbox import Sweeper
 from api.routes import (
     attachments,
@@ -26,9 +27,12 @@ from api.routes import (
     login_links,
     lookup,
     me,
+    ogc,
+    ogc_edit,
     open311,
     outbox,
     patrols,
+    tiles,
     tokens,
     transfer,
     workflow,
@@ -93,6 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(open311.router)
+    # Open GIS standards at the root, as GIS clients expect: OGC API Features and Tiles under
+    # /ogc (reads, and writes into drafts), Mapbox vector tiles and TileJSON under /tiles.
+    for module in (ogc, ogc_edit, tiles):
+        app.include_router(module.router)
+    ogc_errors.install(app)
     pages.mount(app)
 
     @app.get(f"{API_PREFIX}/docs", include_in_schema=False)

@@ -111,7 +111,7 @@ def landing(request: Request, f: Text = None) -> Response:
 
 @router.get("/conformance", summary="Conformance classes", responses=_JSON_RESPONSE)
 def conformance_classes(request: Request, f: Text = None) -> Response:
-    classes = conformance.declared(request.app)
+    classes = conformance.declared()
     if wants_html(request):
         etag = _etag("conformance-html", classes)
         return _not_modified(request, etag) or html.conformance(request, classes, etag)
