@@ -15,11 +15,8 @@ import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-import tests.test_browser
 from api.app import create_app
-from api.ogc import errors as ogc_errors
 from api.ogc.transactions import CONFORMANCE
-from api.routes import ogc, ogc_edit
 from tests.conftest import bearer
 from tests.test_browser import live_server  # noqa: F401 (a fixture, named again by the tests)
 
@@ -29,32 +26,9 @@ GRID_LEVEL_ERRORS = ("overlaps", "gaps", "invalid_edges", "outside_parent", "inv
 GEOJSON = {"Content-Type": "application/geo+json"}
 
 
-def _routes(routes):
-    """Every route, inside included routers too (FastAPI keeps those whole)."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            yield from _routes(inner.routes)
-        else:
-            yield route
-
-
-def wired(settings):
-    """The app with the OGC read side, these writes and the OGC exception JSON, mounted here
-    unless api/app.py already does."""
-    app = create_app(settings)
-    endpoints = {getattr(r, "endpoint", None) for r in _routes(app.routes)}
-    if ogc.features not in endpoints:
-        app.include_router(ogc.router)
-    if ogc_edit.create_item not in endpoints:
-        app.include_router(ogc_edit.router)
-    ogc_errors.install(app)
-    return app
-
-
 @pytest.fixture
 def client(settings):
-    with TestClient(wired(settings)) as test_client:
+    with TestClient(create_app(settings)) as test_client:
         yield test_client
 
 
@@ -662,15 +636,13 @@ def test_role_probes_reach_the_handler_only_for_planners(client, tokens):
 
 # --- a published client ---------------------------------------------------------------------
 @pytest.fixture
-def wired_server(monkeypatch, settings):
-    """The live server fixture of tests/test_browser.py, serving this router too."""
-    monkeypatch.setattr(tests.test_browser, "create_app", lambda s: wired(s))
+def no_proxy(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
 
 
 def test_owslib_inserts_updates_deletes_then_publish_answers_lookups(
-    wired_server,
+    no_proxy,
     live_server,  # noqa: F811
     tokens,
     engine,
@@ -697,12 +669,10 @@ def test_owslib_inserts_updates_deletes_then_publish_answers_lookups(
     parent, households = props_b["parent_code"], props_b["households"]
     shared = dict(ogcapi.REQUEST_HEADERS)  # OWSLib shares one header dict between clients
     try:
-        landing = requests.get(f"{live_server}/ogc/", timeout=30)
-        client = Features(
-            f"{live_server}/ogc/",
-            json_=None if landing.status_code == 200 else "{}",
-            headers={**planner, "If-Match": f'"draft-{draft_id}-v0"'},
+        client = Features(  # reads the landing page
+            f"{live_server}/ogc", headers={**planner, "If-Match": f'"draft-{draft_id}-v0"'}
         )
+        assert any(link["rel"] == "conformance" for link in client.links)
         # Delete b: its area is left uncovered (the coverage check would say so)…
         assert client.collection_item_delete(collection, b) is True
         client.headers["If-Match"] = client.response_headers["ETag"]
@@ -820,7 +790,7 @@ def test_fuzzed_writes_answer_as_documented(settings, tokens, draft, client):
     code = sorted(_grids(client, draft["generation_id"], level="micro_grid", parent=GRID))[0]
     callers = {"planner": bearer(tokens["planner"]), "viewer": bearer(tokens["viewer"]), "none": {}}
     seen = 0
-    with TestClient(wired(settings), raise_server_exceptions=False) as fuzzed:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as fuzzed:
         for label in FUZZ_OPERATIONS:
             operation = schema.find_operation_by_label(label)
             cases = st.one_of(

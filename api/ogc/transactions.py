@@ -12,9 +12,10 @@ geometry operations. Mapping:
                            given change (null clears), a geometry is reshaped as for PUT
 - DELETE items/{code}    → delete (`?with_children=true` deletes its descendants too)
 
-Optimistic locking: the draft version. Every answer carries `ETag: "draft-{id}-v{version}"`;
-a write names the version it was made on by `If-Match` (that ETag, or `"{version}"`), or by a
-`draft_version` member of the body (the query for DELETE). None → 428; another → 412.
+Optimistic locking: the draft version. A write names the version it was made on by `If-Match`
+(`"draft-{id}-v{version}"`, `"{version}"`, or the read side's draft revision `"d{id}.{g}.{v}…"`)
+or by a `draft_version` member of the body (the query for DELETE): none → 428, another → 412,
+and a successful write answers with the new version's ETag `"draft-{id}-v{version}"`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import shapely
 from sqlalchemy import Connection, Engine
 
-from api.db import draft_grids
+from api.db.grids import get_grid
 from api.drafts import edits
 from api.drafts.versions import StaleDraft, draft_by_id
 from api.errors import Conflict, InvalidInput, NotFound, WanggeError
@@ -151,9 +152,11 @@ def _current_version(precondition_: Precondition, engine: Engine, draft_id: int)
 
 
 def _stale(current: int, precondition_: Precondition) -> PreconditionFailed:
-    named = "、".join(str(v) for v in precondition_.versions) or "无有效版本"
+    named = "、".join(str(v) for v in precondition_.versions)
     return PreconditionFailed(
-        f"草稿已被修改（当前版本 {current}，你的版本 {named}）：请重新读取后再改",
+        f"草稿已被修改（当前版本 {current}，你的版本 {named}）：请重新读取后再改"
+        if named
+        else f"If-Match 中没有本草稿的有效版本（当前版本 {current}）：请重新读取后再改",
         where=precondition_.where,
         details=[{"current_version": current}],
     )
@@ -248,18 +251,18 @@ def _code_from_id(feature_id: Any, code: str | None) -> str | None:
     return feature_id
 
 
-def _grid(write: Write, code: str) -> GridRow:
+def _level(write: Write, code: str) -> str:
     with write.engine.connect() as connection:
         return grid_in_draft(connection, write.draft_id, code)
 
 
-def grid_in_draft(connection: Connection, draft_id: int, code: str) -> GridRow:
-    """The draft's grid `code`, or 404 (the draft first: 404 draft_not_found)."""
+def grid_in_draft(connection: Connection, draft_id: int, code: str) -> str:
+    """The level of the draft's grid `code`, or 404 (the draft first: 404 draft_not_found)."""
     draft = draft_by_id(connection, draft_id)
-    rows = draft_grids.grids_around(connection, draft.generation_id, None, [code], 0.0)
-    if code not in rows:
+    found = get_grid(connection, code, draft.generation_id)
+    if found is None:
         raise NotFound(f"草稿中没有网格 {code}", code="feature_not_found", where="path.featureId")
-    return rows[code]
+    return str(found["properties"]["level"])
 
 
 def replace(write: Write, code: str, body: Any) -> dict[str, Any]:
@@ -320,11 +323,11 @@ def _changed(
     wanted: Precondition,
     operation: str,
 ) -> dict[str, Any]:
-    current = _grid(write, code)
+    current = _level(write, code)
     level = props.pop("level", None)
-    if level is not None and level != current.level:
+    if level is not None and level != current:
         raise InvalidInput(
-            f"不能修改层级（{current.level}）：请删除后在 {level} 层级新建",
+            f"不能修改层级（{current}）：请删除后在 {level} 层级新建",
             code="level_immutable",
             where="body.properties.level",
         )
@@ -342,7 +345,7 @@ def delete(
     write: Write, code: str, with_children: bool, draft_version: int | None
 ) -> dict[str, Any]:
     wanted = precondition(write.draft_id, write.if_match, draft_version, "query.draft_version")
-    _grid(write, code)
+    _level(write, code)
     return _edit(
         write.engine,
         write.draft_id,
