@@ -8,17 +8,13 @@ the bytes moved are counted from playwright's network events (numbers printed, n
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
 from api.settings import MapSettings, Settings
 from tests.test_browser import ARTIFACTS, browser  # noqa: F401
-from tests.test_tiles import tiles_app
+from tests.test_tiles import serve_tiles
 
 PHONE = {"width": 390, "height": 844}
 DESK = {"width": 1920, "height": 1080}
@@ -26,32 +22,15 @@ PAINTED_PATHS_JS = """() => Array.from(document.querySelectorAll('.leaflet-tile-
   .filter(p => (p.getAttribute('d') || '').length > 10).length"""
 
 
-def _serve(settings: Settings) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(tiles_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 @pytest.fixture
 def tiled_server(settings: Settings) -> Iterator[str]:
     lowered = settings.model_copy(update={"maps": MapSettings(inline_max_features=100)})
-    yield from _serve(lowered)
+    yield from serve_tiles(lowered)
 
 
 @pytest.fixture
 def inline_server(settings: Settings) -> Iterator[str]:
-    yield from _serve(settings)
+    yield from serve_tiles(settings)
 
 
 class Visit:
