@@ -1,10 +1,11 @@
 """(g) OGC API Features pages, a bbox query and vector tiles: wangge against tipg, same database,
 same run, same client.
 
-The database is a bench-only district (bench.common.district_database: the demo street and 19
-translated copies, 24,040 micro-grids). Both servers serve the active generation's micro-grids
-with the same properties (wangge `grids-micro_grid`, tipg view `tipg_bench.micro_grids`, see
-bench/tipg_env.py), one uvicorn worker each, pinned to the same core, the same database role.
+The database holds the lead's demo district (`wangge demo load --streets 20`, via
+bench.common.district_database: 24,040 micro-grids, 1,200 grids). Both servers serve the
+active generation's grids with the same properties (wangge `grids-{level}`, tipg views
+`tipg_bench.grids_{level}`, see bench/tipg_env.py), one uvicorn worker each, pinned to the same
+core, the same database role.
 PostgreSQL's buffers are warmed before anything is timed, so "cold" means the server's own
 state: the first request for that page or tile since the server started.
 
@@ -13,9 +14,10 @@ Measured, with httpx (default headers: both may gzip), sequentially and with 4 c
 - pages of 1,000 features: every page of the collection once in shuffled order (cold), then
   the first page (offset 0) and a deep one (offset 20,000) 30 times each (repeated);
 - bbox: 20 community extents (one per street), each once, then 5 more times;
-- tiles: WebMercatorQuad z12–z16, up to 20 tiles with data per zoom, each once, then 5 more.
-Features and tiles are checked to be the same on both sides (ids of pages and bbox answers;
-every tile non-empty on both).
+- tiles: WebMercatorQuad z12–z16, up to 20 tiles with data per zoom, each once, then 5 more:
+  micro-grids at z13–z16 and, at z12, the grids (网格) — wangge's maps draw micro-grids from
+  z13 on (api/tiles/matrix.py LEVEL_MIN_ZOOM), so its z12 micro-grid tiles are empty by design.
+Pages and bbox answers are checked to hold the same ids on both sides; every tile has data.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sqlalchemy import Engine, text
 
 from api.settings import get_settings
 from bench.common import district_database, district_database_reused, write_result
-from bench.tipg_env import Server, create_views, serve, tipg_server
+from bench.tipg_env import Server, create_views, serve, tipg_id, tipg_server
 
 DATABASE = "wangge_bench_district20"  # shared with bench/tiles_pyramid.py
 PAGE = 1000
@@ -47,13 +49,14 @@ TILES_PER_ZOOM = 20
 ZOOMS = range(12, 17)
 CONCURRENCY = 4
 OURS = "grids-micro_grid"
-THEIRS = "tipg_bench.micro_grids"
+TILE_LAYER = {12: "grids-grid"}  # other zooms: micro-grids
 # wangge's routes (api/routes/ogc.py, api/routes/tiles.py): OGC API Tiles paths on both sides
 # (wangge's in the standard's order, tileMatrix/tileRow/tileCol; tipg's z/x/y).
 OUR_ITEMS = f"/ogc/collections/{OURS}/items"
-OUR_TILE = f"/ogc/collections/{OURS}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"
-THEIR_ITEMS = f"/collections/{THEIRS}/items"
-THEIR_TILE = f"/collections/{THEIRS}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
+OUR_TILE = "/ogc/collections/{c}/tiles/WebMercatorQuad/{z}/{y}/{x}"
+THEIR_ITEMS = f"/collections/{tipg_id(OURS)}/items"
+THEIR_TILE = "/collections/{c}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+TileKey = tuple[str, int, int, int]  # wangge's collection id, z, x, y
 
 
 def bench_app() -> FastAPI:
@@ -101,18 +104,19 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     return x, y
 
 
-def tiles_with_data(engine: Engine) -> list[tuple[int, int, int]]:
-    """Up to TILES_PER_ZOOM tiles per zoom that hold at least one micro-grid (fixed seed)."""
+def tiles_with_data(engine: Engine) -> list[TileKey]:
+    """Up to TILES_PER_ZOOM tiles per zoom that hold at least one feature (fixed seed)."""
     rng = np.random.default_rng(7)
-    chosen: list[tuple[int, int, int]] = []
+    chosen: list[TileKey] = []
     with engine.connect() as connection:
         xmin, ymin, xmax, ymax = connection.execute(
             text(
                 "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                "(SELECT ST_Extent(geom) AS e FROM tipg_bench.micro_grids) s"
+                "(SELECT ST_Extent(geom) AS e FROM tipg_bench.grids_micro_grid) s"
             )
         ).one()
         for z in ZOOMS:
+            layer = TILE_LAYER.get(z, OURS)
             x0, y0 = tile_of(xmin, ymax, z)
             x1, y1 = tile_of(xmax, ymin, z)
             candidates = [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
@@ -122,13 +126,13 @@ def tiles_with_data(engine: Engine) -> list[tuple[int, int, int]]:
                 z_, x, y = candidates[i]
                 full = connection.execute(
                     text(
-                        "SELECT EXISTS (SELECT 1 FROM tipg_bench.micro_grids WHERE geom && "
+                        "SELECT EXISTS (SELECT 1 FROM grid WHERE level = :level AND geom && "
                         "ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326))"
                     ),
-                    {"z": z_, "x": x, "y": y},
+                    {"z": z_, "x": x, "y": y, "level": layer.removeprefix("grids-")},
                 ).scalar_one()
                 if full:
-                    chosen.append((z_, x, y))
+                    chosen.append((layer, z_, x, y))
                     kept += 1
                     if kept == TILES_PER_ZOOM:
                         break
@@ -193,7 +197,8 @@ class Workload:
     tile: str
     offsets: list[int]
     boxes: list[str]
-    tiles: list[tuple[int, int, int]]
+    tiles: list[TileKey]
+    theirs: bool  # tipg's collection ids
     seen: dict[str, object] = field(default_factory=dict)  # path → ids / tile size, to compare
 
     def page(self, offset: int) -> str:
@@ -201,6 +206,10 @@ class Workload:
 
     def bbox(self, box: str) -> str:
         return f"{self.items}?limit={PAGE}&bbox={box}"
+
+    def tile_path(self, key: TileKey) -> str:
+        collection, z, x, y = key
+        return self.tile.format(c=tipg_id(collection) if self.theirs else collection, z=z, x=x, y=y)
 
 
 def _check(side: Workload) -> Callable[[str, httpx.Response], None]:
@@ -222,7 +231,7 @@ async def _measure(base: str, side: Workload, concurrency: int) -> dict[str, Ser
     check = _check(side)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
         await client.get(side.page(0).replace(f"limit={PAGE}", "limit=1"))  # connect only
-        tile_paths = [side.tile.format(z=z, x=x, y=y) for z, x, y in side.tiles]
+        tile_paths = [side.tile_path(key) for key in side.tiles]
         page_paths = [side.page(o) for o in side.offsets]
         box_paths = [side.bbox(b) for b in side.boxes]
         out = {
@@ -246,9 +255,7 @@ def _warm(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT sum(ST_NPoints(geom)), count(code) FROM grid"))
         connection.execute(
-            text(
-                "SELECT count(*) FROM tipg_bench.micro_grids WHERE geom && ST_MakeEnvelope(0,0,180,90,4326)"
-            )
+            text("SELECT count(*) FROM grid WHERE geom && ST_MakeEnvelope(0, 0, 180, 90, 4326)")
         )
         connection.execute(text("SELECT count(*) FROM grid WHERE code > '0'"))
 
@@ -258,10 +265,12 @@ def compare(names: tuple[str, ...] = ("tipg", "wangge")) -> list[str]:
         engine = district_database_reused(DATABASE)
     else:
         engine = district_database(DATABASE)
-    create_views(engine)
+    levels = create_views(engine)
     url = get_settings().cluster.url(database=DATABASE)
     with engine.connect() as connection:
-        total = connection.execute(text("SELECT count(*) FROM tipg_bench.micro_grids")).scalar_one()
+        total = connection.execute(
+            text("SELECT count(*) FROM tipg_bench.grids_micro_grid")
+        ).scalar_one()
     rng = np.random.default_rng(3)
     offsets = [int(o) for o in rng.permutation(np.arange(0, total, PAGE))]
     boxes = community_boxes(engine)
@@ -269,13 +278,13 @@ def compare(names: tuple[str, ...] = ("tipg", "wangge")) -> list[str]:
     _warm(engine)
     results: dict[tuple[str, int], dict[str, Series]] = {}
     sides = {
-        "tipg": Workload(THEIR_ITEMS, THEIR_TILE, offsets, boxes, tiles),
-        "wangge": Workload(OUR_ITEMS, OUR_TILE, offsets, boxes, tiles),
+        "tipg": Workload(THEIR_ITEMS, THEIR_TILE, offsets, boxes, tiles, theirs=True),
+        "wangge": Workload(OUR_ITEMS, OUR_TILE, offsets, boxes, tiles, theirs=False),
     }
-    starters = {"tipg": tipg_server, "wangge": wangge_server}
     for concurrency in (1, CONCURRENCY):
         for name in names:
-            with starters[name](url) as server:
+            starter = tipg_server(url, levels) if name == "tipg" else wangge_server(url)
+            with starter as server:
                 assert isinstance(server, Server)
                 results[(name, concurrency)] = asyncio.run(
                     _measure(server.base, sides[name], concurrency)
@@ -300,14 +309,15 @@ def _table(
     results: dict[tuple[str, int], dict[str, Series]],
     total: int,
     boxes: int,
-    tiles: list[tuple[int, int, int]],
+    tiles: list[TileKey],
     same: str,
 ) -> list[str]:
     lines = [
         f"## (g) OGC API Features and vector tiles: wangge vs tipg 1.6.1 ({total:,} micro-grids)",
         "",
         f"Pages of {PAGE:,} features, {boxes} community bboxes, {len(tiles)} tiles z12–z16 "
-        f"({', '.join(f'z{z}: {sum(1 for t in tiles if t[0] == z)}' for z in ZOOMS)}); "
+        "(z12: the 网格 layer, z13–z16: micro-grids) "
+        f"({', '.join(f'z{z}: {sum(1 for t in tiles if t[1] == z)}' for z in ZOOMS)}); "
         f"{same}. Milliseconds, p50 / p99; ratio = tipg ÷ wangge (p50, p99).",
         "",
         "| measure | connections | wangge p50 / p99 | tipg p50 / p99 | ratio p50 / p99 "

@@ -3,9 +3,10 @@
 The database holds the lead's demo district (`wangge demo load --streets 20`, via
 bench.common.district_database: 24,040 micro-grids), the one bench/ogc_tipg.py made (reused
 when it holds that district, else made afresh). Every WebMercatorQuad tile z10–z16 that
-touches the district's extent is requested once from a freshly started server (one uvicorn
-worker, pinned to one core), with 2 connections, then the whole pyramid once more (answered
-from the tile cache). Measured: wall time of each pass, tiles per second, bytes, and the
+touches the district's extent is requested once for each grid layer at the zooms wangge's maps
+draw it (api/tiles/matrix.py LEVEL_MIN_ZOOM: 街道 and 社区 z10–z16, 网格 z11–z16, 微网格
+z13–z16) from a freshly started server (one uvicorn worker, pinned to one core), with 2
+connections, then the whole pyramid once more (answered from the tile cache). Measured: wall time of each pass, tiles per second, bytes, and the
 server's resident memory — at start, its peak (VmHWM of the process) and at the end. tipg
 renders the same pyramid from the same database in the same run, as the anchor.
 """
@@ -21,9 +22,10 @@ import httpx
 from sqlalchemy import text
 
 from api.settings import get_settings
+from api.tiles.matrix import LEVEL_MIN_ZOOM
 from bench.common import district_database_reused, write_result
 from bench.ogc_tipg import DATABASE, OUR_TILE, THEIR_TILE, tile_of, wangge_server
-from bench.tipg_env import Server, create_views, tipg_server
+from bench.tipg_env import Server, create_views, tipg_id, tipg_server
 
 ZOOMS = range(10, 17)
 CONNECTIONS = 2
@@ -39,13 +41,19 @@ def _memory_kb(pid: int) -> dict[str, int]:
     return values
 
 
-def pyramid(extent: tuple[float, float, float, float]) -> list[tuple[int, int, int]]:
+def pyramid(
+    extent: tuple[float, float, float, float], levels: list[str]
+) -> list[tuple[str, int, int, int]]:
+    """(level, z, x, y) of every tile over the extent, each level from its first zoom."""
     xmin, ymin, xmax, ymax = extent
     tiles = []
-    for z in ZOOMS:
-        x0, y0 = tile_of(xmin, ymax, z)
-        x1, y1 = tile_of(xmax, ymin, z)
-        tiles += [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+    for level in levels:
+        for z in ZOOMS:
+            if z < LEVEL_MIN_ZOOM.get(level, 12):
+                continue
+            x0, y0 = tile_of(xmin, ymax, z)
+            x1, y1 = tile_of(xmax, ymin, z)
+            tiles += [(level, z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
     return tiles
 
 
@@ -74,8 +82,13 @@ async def _pass(base: str, paths: list[str]) -> tuple[float, int, int]:
     return seconds, sum(sizes), sum(1 for s in sizes if s)
 
 
-def _render(server: Server, template: str, tiles: list[tuple[int, int, int]]) -> dict[str, float]:
-    paths = [template.format(z=z, x=x, y=y) for z, x, y in tiles]
+def _render(
+    server: Server, template: str, tiles: list[tuple[str, int, int, int]], theirs: bool
+) -> dict[str, float]:
+    paths = [
+        template.format(c=tipg_id(f"grids-{lv}") if theirs else f"grids-{lv}", z=z, x=x, y=y)
+        for lv, z, x, y in tiles
+    ]
     start = _memory_kb(server.pid)
     cold, size, full = asyncio.run(_pass(server.base, paths))
     after_cold = _memory_kb(server.pid)
@@ -96,39 +109,43 @@ def _render(server: Server, template: str, tiles: list[tuple[int, int, int]]) ->
 def measure(names: tuple[str, ...] = ("wangge", "tipg")) -> list[str]:
     url = get_settings().cluster.url(database=DATABASE)
     engine = district_database_reused(DATABASE)  # made by bench/ogc_tipg.py in `make bench`
-    create_views(engine)
+    levels = create_views(engine)
     with engine.connect() as connection:
-        total = connection.execute(text("SELECT count(*) FROM tipg_bench.micro_grids")).scalar_one()
+        total = connection.execute(
+            text("SELECT count(*) FROM tipg_bench.grids_micro_grid")
+        ).scalar_one()
         extent = connection.execute(
             text(
                 "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                "(SELECT ST_Extent(geom) AS e FROM tipg_bench.micro_grids) s"
+                "(SELECT ST_Extent(geom) AS e FROM tipg_bench.grids_micro_grid) s"
             )
         ).one()
         connection.execute(text("SELECT sum(ST_NPoints(geom)), count(code) FROM grid"))
     engine.dispose()
-    tiles = pyramid(tuple(extent))
-    starters = {"wangge": (wangge_server, OUR_TILE), "tipg": (tipg_server, THEIR_TILE)}
+    tiles = pyramid(tuple(extent), levels)
     figures = {}
     for name in names:
-        starter, template = starters[name]
-        with starter(url) as server:
-            figures[name] = _render(server, template, tiles)
-    per_zoom = ", ".join(f"z{z}: {sum(1 for t in tiles if t[0] == z)}" for z in ZOOMS)
+        starter = tipg_server(url, levels) if name == "tipg" else wangge_server(url)
+        with starter as server:
+            template = THEIR_TILE if name == "tipg" else OUR_TILE
+            figures[name] = _render(server, template, tiles, name == "tipg")
+    per_layer = ", ".join(f"{lv}: {sum(1 for t in tiles if t[0] == lv):,}" for lv in levels)
+    per_zoom = ", ".join(f"z{z}: {sum(1 for t in tiles if t[1] == z)}" for z in ZOOMS)
     lines = [
         f"## (h) Tile pyramid z10–z16 of a district ({total:,} micro-grids, {len(tiles):,} tiles)",
         "",
-        f"Tiles per zoom: {per_zoom}. One server process, {CONNECTIONS} connections; "
+        f"Tiles per layer: {per_layer}; per zoom: {per_zoom}. One server process, {CONNECTIONS} connections; "
         "memory is the server process's resident set (VmRSS; peak = VmHWM).",
         "",
-        "| server | first pass (render) | second pass | tiles/s first | MB of tiles "
+        "| server | first pass (render) | second pass | tiles/s first | tiles with data "
+        "| MB of tiles "
         "| RSS at start | RSS peak | RSS at end |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, f in figures.items():
         lines.append(
             f"| {name} | {f['cold_s']:.1f} s | {f['warm_s']:.1f} s "
-            f"| {len(tiles) / f['cold_s']:.0f} | {f['bytes'] / 1e6:.1f} "
+            f"| {len(tiles) / f['cold_s']:.0f} | {f['with_data']:,.0f} | {f['bytes'] / 1e6:.1f} "
             f"| {f['rss_start_mb']:.0f} MB | {f['peak_mb']:.0f} MB | {f['rss_end_mb']:.0f} MB |"
         )
     if "wangge" in figures and "tipg" in figures:

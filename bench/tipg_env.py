@@ -2,16 +2,13 @@
 PostGIS) in a virtualenv of its own under `.cache/tipg-venv` (its pins differ from ours: never
 install it into .venv), started as a uvicorn subprocess against the benchmark's database.
 
-tipg serves the tables and views of a schema. `create_views` makes schema `tipg_bench` holding
-the same features wangge serves, with the same properties and the same geometry column:
-
-- `tipg_bench.micro_grids` ≙ wangge's `grids-micro_grid`: every micro-grid of the active
-  generation (its id written into the view as a constant, so tipg's queries use the
-  (generation_low, generation_high) index as ours do); properties code (the feature id),
-  name, level, level_label, kind, parent_code, households, population, generation; geometry
-  `geom` (MultiPolygon, EPSG:4326). Never `attributes`.
-- `tipg_bench.grids` ≙ one collection per level on wangge's side: every grid of the active
-  generation with the same properties (not measured by default; there for looking).
+tipg serves the tables and views of a schema. `create_views` makes schema `tipg_bench` with one
+view per grid level, `tipg_bench.grids_{level}` ≙ wangge's `grids-{level}` (street, community,
+grid, micro_grid): every grid of that level in the active generation (its id written into the
+view as a constant, so tipg's queries use the (generation_low, generation_high) index as ours
+do), with the same properties — code (the feature id), name, level, level_label, kind,
+parent_code, households, population, generation — and the same geometry column `geom`
+(MultiPolygon, EPSG:4326). Never `attributes`.
 
 Both servers run one uvicorn worker without access logs, pinned to the same core with taskset
 (the client and PostgreSQL share the machine's other core), with the same database role.
@@ -20,6 +17,7 @@ Both servers run one uvicorn worker without access logs, pinned to the same core
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -62,8 +60,8 @@ def ensure_venv() -> Path:
     return python
 
 
-def create_views(engine: Engine) -> int:
-    """Schema tipg_bench with the views described above; the active generation's id."""
+def create_views(engine: Engine) -> list[str]:
+    """Schema tipg_bench with a view per grid level (see above); the levels."""
     with engine.begin() as connection:
         generation = int(
             connection.execute(
@@ -73,25 +71,28 @@ def create_views(engine: Engine) -> int:
                 )
             ).scalar_one()
         )
-        # DDL cannot take bound parameters: the generation is an int we just read.
+        levels = list(connection.execute(text("SELECT name FROM grid_level")).scalars())
+        # DDL takes no bound parameters: the generation is an int we just read, the levels are
+        # checked to be plain identifiers and also bound where they are values.
         columns = _COLUMNS.format(generation=generation)
-        in_generation = f"{generation} BETWEEN g.generation_low AND g.generation_high"
         connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-        connection.execute(
-            text(
-                f"CREATE VIEW {SCHEMA}.micro_grids AS SELECT {columns} FROM grid g "
-                "JOIN grid_level l ON l.name = g.level "
-                f"WHERE g.level = 'micro_grid' AND {in_generation}"
+        for level in levels:
+            if not re.fullmatch(r"[a-z_]{1,40}", level):
+                raise ValueError(f"grid level {level!r} is not a plain identifier")
+            connection.execute(
+                text(
+                    f"CREATE VIEW {SCHEMA}.grids_{level} AS SELECT {columns} FROM grid g "
+                    f"JOIN grid_level l ON l.name = g.level WHERE g.level = '{level}' "
+                    f"AND {generation} BETWEEN g.generation_low AND g.generation_high"
+                )
             )
-        )
-        connection.execute(
-            text(
-                f"CREATE VIEW {SCHEMA}.grids AS SELECT {columns} FROM grid g "
-                f"JOIN grid_level l ON l.name = g.level WHERE {in_generation}"
-            )
-        )
-    return generation
+    return levels
+
+
+def tipg_id(collection: str) -> str:
+    """tipg's collection id of one of wangge's `grids-{level}` collections."""
+    return f"{SCHEMA}.{collection.replace('-', '_')}"
 
 
 def free_port() -> int:
@@ -146,19 +147,19 @@ def serve(command: list[str], env: dict[str, str], probe: str) -> Iterator[Serve
             process.wait()
 
 
-def tipg_env(database_url: str) -> dict[str, str]:
-    """tipg's settings (tipg.settings): the schema, `code` as the views' key, pages up to
+def tipg_env(database_url: str, levels: list[str]) -> dict[str, str]:
+    """tipg's settings (tipg.settings): the schema's views, `code` as their key, pages up to
     5,000 features like ours, the catalogue kept for the whole run."""
     url = database_url.replace("postgresql+psycopg2://", "postgresql://")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIPG_", "WANGGE_"))}
+    views = [f"grids_{level}" for level in levels]
     env.update(
         {
             "DATABASE_URL": url,
             "TIPG_DB_SCHEMAS": f'["{SCHEMA}"]',
-            "TIPG_DB_TABLES": f'["{SCHEMA}.micro_grids", "{SCHEMA}.grids"]',
+            "TIPG_DB_TABLES": "[" + ", ".join(f'"{SCHEMA}.{v}"' for v in views) + "]",
             "TIPG_DB_FUNCTIONS": "[]",
-            f"TIPG_TABLE_CONFIG__{SCHEMA}_micro_grids__PK": "code",
-            f"TIPG_TABLE_CONFIG__{SCHEMA}_grids__PK": "code",
+            **{f"TIPG_TABLE_CONFIG__{SCHEMA}_{v}__PK": "code" for v in views},
             "TIPG_DEFAULT_FEATURES_LIMIT": "1000",
             "TIPG_MAX_FEATURES_PER_QUERY": "5000",
             "TIPG_CATALOG_TTL": "86400",
@@ -171,7 +172,7 @@ def tipg_env(database_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def tipg_server(database_url: str) -> Iterator[Server]:
+def tipg_server(database_url: str, levels: list[str]) -> Iterator[Server]:
     """tipg on a free port, one worker, pinned like our server; yields its base URL and pid."""
     python = ensure_venv()
     command = [
@@ -187,5 +188,5 @@ def tipg_server(database_url: str) -> Iterator[Server]:
         "warning",
         "--no-access-log",
     ]
-    with serve(command, tipg_env(database_url), "/collections") as server:
+    with serve(command, tipg_env(database_url, levels), "/collections") as server:
         yield server
