@@ -64,7 +64,7 @@ def expand_connection() -> None:
                 view.expand(index)
                 EXPANDED[:] = [view, QPersistentModelIndex(index)]
                 # children of a connection arrive asynchronously (GET /ogc/collections)
-                QTimer.singleShot(800, lambda: expand(index, names[1:]))
+                QTimer.singleShot(800, lambda found=index: expand(found, names[1:]))
                 return
 
     expand(QModelIndex(), ["WFS / OGC API - Features", "wangge"])

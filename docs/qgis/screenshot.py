@@ -73,8 +73,10 @@ MAP_CRS = "EPSG:3857"
 
 
 def fetch_json(url: str) -> dict:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as answer:
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit(f"not an http(s) URL: {url}")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310 (checked above)
         return json.load(answer)
 
 
@@ -185,7 +187,9 @@ def render(layers: list[QgsVectorLayer], extent: QgsRectangle, size: QSize) -> Q
 LEGEND_WIDTH_PX = 470
 
 
-def with_legend(map_image: QImage, loaded: list[tuple[Style, QgsVectorLayer, int, float]]) -> QImage:
+def with_legend(
+    map_image: QImage, loaded: list[tuple[Style, QgsVectorLayer, int, float]]
+) -> QImage:
     """The map on the right, a legend (layer, collection id, feature count) on the left."""
     image = QImage(
         map_image.width() + LEGEND_WIDTH_PX, map_image.height(), QImage.Format_ARGB32_Premultiplied
@@ -222,7 +226,9 @@ def with_legend(map_image: QImage, loaded: list[tuple[Style, QgsVectorLayer, int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base_url", help="wangge's OGC API landing page, e.g. http://127.0.0.1:8093/ogc")
+    parser.add_argument(
+        "base_url", help="wangge's OGC API landing page, e.g. http://127.0.0.1:8093/ogc"
+    )
     parser.add_argument("--out", default=str(REPO / "docs/images/qgis-wangge-layers-map.png"))
     parser.add_argument("--project", default=str(REPO / "build/qgis/wangge.qgs"))
     parser.add_argument("--size", default="1600x1000")

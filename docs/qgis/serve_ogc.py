@@ -1,10 +1,10 @@
-"""Serve wangge with the /ogc router mounted, with an access log, for the QGIS screenshot.
+"""Serve wangge with a timed request log, to see what QGIS (or GDAL) asks of /ogc.
 
     cd /work/main && .venv/bin/python docs/qgis/serve_ogc.py --port 8093
 
-`wangge serve` is the normal way; this launcher exists because the access log (what QGIS asked
-for, and how long each answer took) is the point of the exercise, and because it mounts
-`api.routes.ogc` itself when `create_app()` does not (yet) include it.
+`wangge serve` is the normal way to run the service; this launcher is the same `create_app()`
+plus one log line per request: method, path and query, status, milliseconds, bytes, the Accept
+header and the User-Agent (QGIS says `Mozilla/5.0 QGIS/32216`; GDAL sends none).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from api.app import create_app
-from api.routes import ogc
 
 LOG_FORMAT = "%(asctime)s %(message)s"
 
@@ -27,8 +26,6 @@ log = logging.getLogger("qgis.requests")
 
 def build_app() -> FastAPI:
     app = create_app()
-    if not any(getattr(route, "path", "").startswith("/ogc") for route in app.routes):
-        app.include_router(ogc.router)
 
     @app.middleware("http")
     async def timed(request: Request, call_next):  # type: ignore[no-untyped-def]
