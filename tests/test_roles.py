@@ -83,8 +83,13 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("post", "/m/login/preview"): PUBLIC,
     ("post", "/api/v1/tokens/{token_id}/links"): Permission.manage_tokens,
     ("delete", "/api/v1/login-links/{link_id}"): Permission.manage_tokens,
+    # OGC API Features Part 4: writes into a draft's grids collection (api/routes/ogc_edit.py).
+    ("post", "/ogc/collections/{collectionId}/items"): Permission.write_grids,
+    ("put", "/ogc/collections/{collectionId}/items/{featureId}"): Permission.write_grids,
+    ("patch", "/ogc/collections/{collectionId}/items/{featureId}"): Permission.write_grids,
+    ("delete", "/ogc/collections/{collectionId}/items/{featureId}"): Permission.write_grids,
 }
-WRITE_OPERATIONS_SERVED = 39  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 43  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
@@ -94,6 +99,7 @@ UNSCOPED = {
     if Permission.read_personal in ROLE_PERMISSIONS[role]
     and role not in (Role.field_staff, Role.handler)
 }
+MISSING_DRAFT_ITEMS = "/ogc/collections/drafts-999999-grids/items"
 SQUARE = {
     "type": "Polygon",
     "coordinates": [[[120.73, 31.30], [120.7301, 31.30], [120.7301, 31.3001], [120.73, 31.30]]],
@@ -221,6 +227,7 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
     events = {"source": "tests", "external_id": f"roles-{serial}", "lon": 120.735, "lat": 31.305}
     csv = b"code,name,lon,lat\nCAM-R1,roles,120.73,31.30\n"
     draft = {"version": 0, "code": FIELD_GRID}
+    ogc_feature = {"type": "Feature", "geometry": SQUARE, "properties": {}, "draft_version": 0}
     probes: dict[tuple[str, str], tuple[str, dict[str, Any], int]] = {
         ("post", "/api/v1/lookup/batch"): (
             path,
@@ -369,6 +376,26 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
             {"data": {"token": world.secrets["viewer"], "next": "/map/street"}},
             303,
         ),
+        ("post", "/ogc/collections/{collectionId}/items"): (
+            MISSING_DRAFT_ITEMS,
+            {"json": {**ogc_feature, "properties": {"name": "新网格", "level": "grid"}}},
+            404,
+        ),
+        ("put", "/ogc/collections/{collectionId}/items/{featureId}"): (
+            f"{MISSING_DRAFT_ITEMS}/{FIELD_GRID}",
+            {"json": {**ogc_feature, "properties": {"name": "改名"}}},
+            404,
+        ),
+        ("patch", "/ogc/collections/{collectionId}/items/{featureId}"): (
+            f"{MISSING_DRAFT_ITEMS}/{FIELD_GRID}",
+            {"json": {"properties": {"name": "改名"}, "draft_version": 0}},
+            404,
+        ),
+        ("delete", "/ogc/collections/{collectionId}/items/{featureId}"): (
+            f"{MISSING_DRAFT_ITEMS}/{FIELD_GRID}",
+            {"params": {"draft_version": 0}},
+            404,
+        ),
     }
     # The remaining operations act on one thing named in the path, which does not exist.
     url, kwargs, status = probes.get((method, path), (path, {"json": {"version": 0}}, 404))
@@ -423,7 +450,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 39 * 25
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 43 * 25
     assert not wrong, "\n".join(wrong)
 
 
