@@ -6,8 +6,9 @@ bench.common.district_database: 24,040 micro-grids, 1,200 grids). Both servers s
 active generation's grids with the same properties (wangge `grids-{level}`, tipg views
 `tipg_bench.grids_{level}`, see bench/tipg_env.py), one uvicorn worker each, pinned to the same
 core, the same database role.
-PostgreSQL's buffers are warmed before anything is timed, so "cold" means the server's own
-state: the first request for that page or tile since the server started.
+PostgreSQL's buffers are warmed before anything is timed, and each route is called once (one
+feature; a z10 street tile outside the set), so "cold" means the server's own state: the first
+request for that page or tile since the server started.
 
 Measured, with httpx (default headers: both may gzip), sequentially and with 4 connections
 (each with a freshly started server, so each has a cold pass):
@@ -230,7 +231,10 @@ async def _measure(base: str, side: Workload, concurrency: int) -> dict[str, Ser
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     check = _check(side)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-        await client.get(side.page(0).replace(f"limit={PAGE}", "limit=1"))  # connect only
+        # Each route once before timing (its first use pays one-off start-up costs in both
+        # servers): an items request of one feature and a tile outside the measured set.
+        await client.get(side.page(0).replace(f"limit={PAGE}", "limit=1"))
+        await client.get(side.tile_path(("grids-street", 10, *tile_of(120.7, 31.3, 10))))
         tile_paths = [side.tile_path(key) for key in side.tiles]
         page_paths = [side.page(o) for o in side.offsets]
         box_paths = [side.bbox(b) for b in side.boxes]
