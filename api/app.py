@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+import orjson
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from api.auth import TokenCache
 from api.db.engine import make_engine
@@ -41,6 +43,7 @@ from api.settings import Settings, get_settings
 from web import pages
 
 API_PREFIX = "/api/v1"
+OPENAPI = f"{API_PREFIX}/openapi.json"
 SWAGGER = "/static/vendor/swagger-ui-dist"  # npm, like every page asset (works offline)
 
 
@@ -70,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             '`{"error": {"code", "message", "where", "details"}}`.'
         ),
         lifespan=lifespan,
-        openapi_url=f"{API_PREFIX}/openapi.json",
+        openapi_url=None,  # served below with an ETag: GIS clients fetch it on every layer load
         docs_url=None,  # served below from /static/vendor: FastAPI's default loads a CDN
         redoc_url=None,
     )
@@ -104,10 +107,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ogc_errors.install(app)
     pages.mount(app)
 
+    @app.get(OPENAPI, include_in_schema=False)
+    def openapi(request: Request) -> Response:
+        body = _openapi_body(app)
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
     @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=f"{API_PREFIX}/openapi.json",
+            openapi_url=OPENAPI,
             title="wangge API 文档",
             swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER}/swagger-ui.css",
@@ -122,3 +134,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_prefixes=(f"{API_PREFIX}/import",),
     )
     return app
+
+
+def _openapi_body(app: FastAPI) -> bytes:
+    """The OpenAPI document as bytes, built once per application (FastAPI caches the dict)."""
+    body: bytes | None = getattr(app.state, "openapi_body", None)
+    if body is None:
+        body = app.state.openapi_body = orjson.dumps(app.openapi())
+    return body

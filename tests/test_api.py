@@ -37,6 +37,17 @@ def test_ready_reports_pending_migrations(client, engine):
     assert response.status_code == 503 and response.json()["status"] == "not_ready"
 
 
+def test_openapi_is_revalidated_by_etag(client):
+    """GIS clients (QGIS) fetch the document the OGC landing page links on every layer load."""
+    first = client.get("/api/v1/openapi.json")
+    etag = first.headers["etag"]
+    again = client.get("/api/v1/openapi.json", headers={"If-None-Match": etag})
+    assert first.status_code == 200 and len(first.content) > 100_000
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    stale = client.get("/api/v1/openapi.json", headers={"If-None-Match": '"older"'})
+    assert stale.status_code == 200 and stale.json() == first.json()
+
+
 def test_openapi_lists_the_endpoints(client):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     for path in (
