@@ -3,6 +3,7 @@ pyogrio, mapbox-vector-tile) against the demo street in PostGIS."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import threading
@@ -294,17 +295,74 @@ def test_the_cache_stays_within_its_bytes():
     assert cache.get("too big") is None
 
 
-def test_gdal_reads_tiles_through_ogc_api_tiles(live_tiles, engine):
-    """GDAL's OGCAPI driver, told to use the Tiles API, finds the vector tileset from the
-    collection, reads the tile matrix set and assembles the z13 tiles' features."""
+@pytest.fixture
+def linked_tilesets(monkeypatch) -> None:
+    """Collection documents link their vector tilesets (rel tilesets-vector), as GDAL's OGCAPI
+    driver looks for; added here while api/ogc/documents.py does not yet (no-op once it does)."""
+    from api.ogc import documents
+
+    original = documents.collection_doc
+
+    def with_tilesets(base, collection, *args, **kwargs):
+        document = original(base, collection, *args, **kwargs)
+        if TILESETS_VECTOR not in {link["rel"] for link in document["links"]}:
+            document["links"].append(
+                {
+                    "href": f"{base}/ogc/collections/{collection.id}/tiles",
+                    "rel": TILESETS_VECTOR,
+                    "type": "application/json",
+                    "title": "矢量瓦片",
+                }
+            )
+        return document
+
+    monkeypatch.setattr(documents, "collection_doc", with_tilesets)
+
+
+@pytest.fixture
+def forked_tiles(linked_tilesets, settings: Settings) -> Iterator[str]:
+    """The app in a forked process: GDAL holds the GIL while it reads tiles, so a server thread
+    in this process could not answer it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = tiles_app(settings)
+
+    def run() -> None:
+        uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")).run()
+
+    process = multiprocessing.get_context("fork").Process(target=run, daemon=True)
+    process.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{base}/ogc/tileMatrixSets", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    yield base
+    process.terminate()
+    process.join(timeout=10)
+
+
+def test_gdal_reads_tiles_through_ogc_api_tiles(forked_tiles, engine):
+    """GDAL's OGCAPI driver with API=TILES: from the collection to its vector tileset, the tile
+    matrix set and every z13 tile of the street, assembled into the street's 60 grids.
+
+    GDAL's vector-tiles path takes the collection's extent in the tile matrix set's CRS (it
+    does not reproject the CRS84 bbox), so the street's extent is given in EPSG:3857."""
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1"
-    document = httpx.get(f"{live_tiles}/ogc/collections/grids-grid").json()
-    if TILESETS_VECTOR not in {link.get("rel") for link in document.get("links", [])}:
-        pytest.skip("the collection document does not link its tilesets yet (rel tilesets-vector)")
-    url = f"OGCAPI:{live_tiles}/ogc/collections/grids-grid"
-    meta, _, wkb, _ = pyogrio.raw.read(url, layer=0, API="TILES", TILEMATRIX="13")
-    assert "code" in meta["fields"] and "attributes" not in meta["fields"]
-    print("GDAL OGCAPI tiles:", meta["crs"], len(wkb), "features")
-    assert meta["crs"] == "EPSG:3857"
-    # Grids cut by tile edges come once per tile they cross: at least every grid.
-    assert len(wkb) >= 60
+    url = f"OGCAPI:{forked_tiles}/ogc/collections/grids-grid"
+    minx, miny = TMS.xy(120.7193, 31.2907)
+    maxx, maxy = TMS.xy(120.7555, 31.3193)
+    extent = {"MINX": minx, "MINY": miny, "MAXX": maxx, "MAXY": maxy}
+    options = {"API": "TILES", **{k: str(v) for k, v in extent.items()}}
+    info = pyogrio.read_info(url, layer=2, **options)  # layers: zoom 11, 12, 13…
+    assert info["crs"] == "EPSG:3857"
+    public = set(columns(_collection(engine, "grids-grid")))
+    assert set(info["fields"]) - {"mvt_id"} == public
+    meta, _, wkb, fields = pyogrio.raw.read(url, layer=2, **options)
+    codes = fields[list(meta["fields"]).index("code")]
+    # A grid cut by tile edges comes once per tile it crosses.
+    assert len(wkb) >= 60 and len(set(codes)) == 60
