@@ -281,7 +281,7 @@ def test_tilejson_and_ogc_tiles_metadata(tiles):
     assert (
         layer["id"] == "grids-grid" and "attributes" not in layer["propertiesSchema"]["properties"]
     )
-    assert len(CONFORMANCE) == 7
+    assert len(CONFORMANCE) == 6
 
 
 def test_the_cache_stays_within_its_bytes():
