@@ -366,3 +366,30 @@ def test_gdal_reads_tiles_through_ogc_api_tiles(forked_tiles, engine):
     codes = fields[list(meta["fields"]).index("code")]
     # A grid cut by tile edges comes once per tile it crosses.
     assert len(wkb) >= 60 and len(set(codes)) == 60
+
+
+def test_the_street_map_switches_to_tiles_past_the_threshold(engine):
+    from api.settings import MapSettings
+    from web.maps import MapFactory
+    from web.street import build_street_map
+
+    with engine.connect() as connection:
+        inline = build_street_map(connection, MapFactory(MapSettings()), 1)
+        tiled = build_street_map(
+            connection, MapFactory(MapSettings(basemap="amap", inline_max_features=1000)), 1
+        )
+        by_bytes = build_street_map(
+            connection, MapFactory(MapSettings(inline_max_bytes=100_000)), 1
+        )
+    assert [spec.get("tiles") for spec in inline.layers] == [None, None, None]
+    assert "Leaflet.VectorGrid" not in " ".join(inline.map.scripts)
+    # 1,202 micro-grids pass 1,000: every level goes on tiles, in GCJ-02 for AMap.
+    assert [spec["tiles"] for spec in tiled.layers] == [
+        f"/tiles/grids-{level}/{{z}}/{{x}}/{{y}}.mvt?crs=gcj02"
+        for level in ("community", "grid", "micro_grid")
+    ]
+    assert [spec["show"] for spec in tiled.layers] == [True, True, False]
+    assert any("Leaflet.VectorGrid" in url for url in tiled.map.scripts)
+    assert "320571005001001" not in tiled.map.script  # no grid inlined
+    # The micro-grids' ~8,400 vertices are estimated at ~220 KB: past 100 KB.
+    assert all(spec["tiles"].endswith(".mvt") for spec in by_bytes.layers)
