@@ -15,6 +15,7 @@ Measured, with httpx (default headers: both may gzip), sequentially and with 4 c
 - pages of 1,000 features: every page of the collection once in shuffled order (cold), then
   the first page (offset 0) and a deep one (offset 20,000) 30 times each (repeated);
 - bbox: 20 community extents (one per street), each once, then 5 more times;
+- building tiles: 20 tiles each at z15 and z16 (buildings are drawn from z15), the same way;
 - tiles: WebMercatorQuad z12–z16, up to 20 tiles with data per zoom, each once, then 5 more:
   micro-grids at z13–z16 and, at z12, the grids (网格) — wangge's maps draw micro-grids from
   z13 on (api/tiles/matrix.py LEVEL_MIN_ZOOM), so its z12 micro-grid tiles are empty by design.
@@ -30,6 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import httpx
@@ -50,7 +52,8 @@ TILES_PER_ZOOM = 20
 ZOOMS = range(12, 17)
 CONCURRENCY = 4
 OURS = "grids-micro_grid"
-TILE_LAYER = {12: "grids-grid"}  # other zooms: micro-grids
+TILE_LAYER = {12: "grids-grid", 13: OURS, 14: OURS, 15: OURS, 16: OURS}
+BUILDING_LAYER = {15: "buildings", 16: "buildings"}  # buildings are drawn from z15
 # wangge's routes (api/routes/ogc.py, api/routes/tiles.py): OGC API Tiles paths on both sides
 # (wangge's in the standard's order, tileMatrix/tileRow/tileCol; tipg's z/x/y).
 OUR_ITEMS = f"/ogc/collections/{OURS}/items"
@@ -77,7 +80,7 @@ def bench_app() -> FastAPI:
     return app
 
 
-def wangge_server(database_url: str):  # type: ignore[no-untyped-def]
+def wangge_server(database_url: str) -> AbstractContextManager[Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANGGE_")}
     env.update({"WANGGE_DATABASE_URL": database_url, "NO_PROXY": "127.0.0.1"})
     command = [
@@ -105,8 +108,8 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     return x, y
 
 
-def tiles_with_data(engine: Engine) -> list[TileKey]:
-    """Up to TILES_PER_ZOOM tiles per zoom that hold at least one feature (fixed seed)."""
+def tiles_with_data(engine: Engine, layers: dict[int, str]) -> list[TileKey]:
+    """Up to TILES_PER_ZOOM tiles per zoom (layer per zoom) holding a feature (fixed seed)."""
     rng = np.random.default_rng(7)
     chosen: list[TileKey] = []
     with engine.connect() as connection:
@@ -116,8 +119,7 @@ def tiles_with_data(engine: Engine) -> list[TileKey]:
                 "(SELECT ST_Extent(geom) AS e FROM tipg_bench.grids_micro_grid) s"
             )
         ).one()
-        for z in ZOOMS:
-            layer = TILE_LAYER.get(z, OURS)
+        for z, layer in layers.items():
             x0, y0 = tile_of(xmin, ymax, z)
             x1, y1 = tile_of(xmax, ymin, z)
             candidates = [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
@@ -125,12 +127,13 @@ def tiles_with_data(engine: Engine) -> list[TileKey]:
             kept = 0
             for i in order:
                 z_, x, y = candidates[i]
+                table = "buildings" if layer == "buildings" else layer.replace("-", "_")
                 full = connection.execute(
                     text(
-                        "SELECT EXISTS (SELECT 1 FROM grid WHERE level = :level AND geom && "
+                        f"SELECT EXISTS (SELECT 1 FROM tipg_bench.{table} WHERE geom && "
                         "ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326))"
                     ),
-                    {"z": z_, "x": x, "y": y, "level": layer.removeprefix("grids-")},
+                    {"z": z_, "x": x, "y": y},
                 ).scalar_one()
                 if full:
                     chosen.append((layer, z_, x, y))
@@ -199,6 +202,7 @@ class Workload:
     offsets: list[int]
     boxes: list[str]
     tiles: list[TileKey]
+    building_tiles: list[TileKey]
     theirs: bool  # tipg's collection ids
     seen: dict[str, object] = field(default_factory=dict)  # path → ids / tile size, to compare
 
@@ -251,6 +255,11 @@ async def _measure(base: str, side: Workload, concurrency: int) -> dict[str, Ser
         )
         out["bbox repeated"] = await _run(client, box_paths * REPEAT, concurrency, check)
         out["tiles repeated"] = await _run(client, tile_paths * REPEAT, concurrency, check)
+        building_paths = [side.tile_path(key) for key in side.building_tiles]
+        out["building tiles cold"] = await _run(client, building_paths, concurrency, check)
+        out["building tiles repeated"] = await _run(
+            client, building_paths * REPEAT, concurrency, check
+        )
     return out
 
 
@@ -275,15 +284,17 @@ def compare(names: tuple[str, ...] = ("tipg", "wangge")) -> list[str]:
         total = connection.execute(
             text("SELECT count(*) FROM tipg_bench.grids_micro_grid")
         ).scalar_one()
+        buildings = connection.execute(text("SELECT count(*) FROM building")).scalar_one()
     rng = np.random.default_rng(3)
     offsets = [int(o) for o in rng.permutation(np.arange(0, total, PAGE))]
     boxes = community_boxes(engine)
-    tiles = tiles_with_data(engine)
+    tiles = tiles_with_data(engine, TILE_LAYER)
+    building_tiles = tiles_with_data(engine, BUILDING_LAYER)
     _warm(engine)
     results: dict[tuple[str, int], dict[str, Series]] = {}
     sides = {
-        "tipg": Workload(THEIR_ITEMS, THEIR_TILE, offsets, boxes, tiles, theirs=True),
-        "wangge": Workload(OUR_ITEMS, OUR_TILE, offsets, boxes, tiles, theirs=False),
+        "tipg": Workload(THEIR_ITEMS, THEIR_TILE, offsets, boxes, tiles, building_tiles, True),
+        "wangge": Workload(OUR_ITEMS, OUR_TILE, offsets, boxes, tiles, building_tiles, False),
     }
     for concurrency in (1, CONCURRENCY):
         for name in names:
@@ -297,7 +308,7 @@ def compare(names: tuple[str, ...] = ("tipg", "wangge")) -> list[str]:
     if len(names) == 1:
         return _table_one(names[0], results, total)
     same = _same(sides["wangge"], sides["tipg"])
-    return _table(results, total, len(boxes), tiles, same)
+    return _table(results, (total, buildings), len(boxes), tiles, same)
 
 
 def _same(ours: Workload, theirs: Workload) -> str:
@@ -311,16 +322,19 @@ def _same(ours: Workload, theirs: Workload) -> str:
 
 def _table(
     results: dict[tuple[str, int], dict[str, Series]],
-    total: int,
+    counts: tuple[int, int],
     boxes: int,
     tiles: list[TileKey],
     same: str,
 ) -> list[str]:
+    total, buildings = counts
     lines = [
         f"## (g) OGC API Features and vector tiles: wangge vs tipg 1.6.1 ({total:,} micro-grids)",
         "",
         f"Pages of {PAGE:,} features, {boxes} community bboxes, {len(tiles)} tiles z12–z16 "
         "(z12: the 网格 layer, z13–z16: micro-grids) "
+        f"and {TILES_PER_ZOOM * len(BUILDING_LAYER)} building tiles z15–z16 "
+        f"({buildings:,} buildings) "
         f"({', '.join(f'z{z}: {sum(1 for t in tiles if t[1] == z)}' for z in ZOOMS)}); "
         f"{same}. Milliseconds, p50 / p99; ratio = tipg ÷ wangge (p50, p99).",
         "",
@@ -342,9 +356,9 @@ def _table(
     for measure in ("tiles cold", "tiles repeated"):
         parts = []
         for z in ZOOMS:
-            ours = _zoom(results[("wangge", 1)][measure], z)
-            theirs = _zoom(results[("tipg", 1)][measure], z)
-            parts.append(f"z{z} {ours:.1f} / {theirs:.1f}")
+            our_ms = _zoom(results[("wangge", 1)][measure], z)
+            their_ms = _zoom(results[("tipg", 1)][measure], z)
+            parts.append(f"z{z} {our_ms:.1f} / {their_ms:.1f}")
         lines.append(f"- {measure}: " + "; ".join(parts))
     return lines
 

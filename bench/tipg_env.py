@@ -8,7 +8,8 @@ grid, micro_grid): every grid of that level in the active generation (its id wri
 view as a constant, so tipg's queries use the (generation_low, generation_high) index as ours
 do), with the same properties — code (the feature id), name, level, level_label, kind,
 parent_code, households, population, generation — and the same geometry column `geom`
-(MultiPolygon, EPSG:4326). Never `attributes`.
+(MultiPolygon, EPSG:4326). Never `attributes`. And `tipg_bench.buildings` ≙ `buildings`:
+every building with its public properties code, name, address, floors, households, use.
 
 Both servers run one uvicorn worker without access logs, pinned to the same core with taskset
 (the client and PostgreSQL share the machine's other core), with the same database role.
@@ -87,6 +88,12 @@ def create_views(engine: Engine) -> list[str]:
                     f"AND {generation} BETWEEN g.generation_low AND g.generation_high"
                 )
             )
+        connection.execute(
+            text(
+                f"CREATE VIEW {SCHEMA}.buildings AS SELECT code, name, address, floors, "
+                "households, use, geom FROM building"
+            )
+        )
     return levels
 
 
@@ -111,7 +118,7 @@ def pinned(command: list[str]) -> list[str]:
 @dataclass
 class Server:
     base: str
-    process: subprocess.Popen  # type: ignore[type-arg]
+    process: subprocess.Popen[bytes]
 
     @property
     def pid(self) -> int:
@@ -152,7 +159,7 @@ def tipg_env(database_url: str, levels: list[str]) -> dict[str, str]:
     5,000 features like ours, the catalogue kept for the whole run."""
     url = database_url.replace("postgresql+psycopg2://", "postgresql://")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIPG_", "WANGGE_"))}
-    views = [f"grids_{level}" for level in levels]
+    views = [f"grids_{level}" for level in levels] + ["buildings"]
     env.update(
         {
             "DATABASE_URL": url,
