@@ -8,16 +8,12 @@ are shared with tests/test_ogc_gdal.py (a live server for GDAL's OAPIF driver).
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pyproj import Transformer
@@ -28,7 +24,6 @@ from api.auth import Role, create_token
 from api.ogc import conformance
 from api.ogc.collections import BUILDINGS, EVENTS, MONITORING_POINTS
 from api.ogc.errors import install
-from api.routes import ogc as ogc_routes
 from api.settings import Settings, WorkflowSettings
 from tests.conftest import TEMPLATE, _roles, as_role, bearer, create_database, drop_database
 
@@ -90,14 +85,7 @@ EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
 
 
 def mounted(app: FastAPI) -> FastAPI:
-    """The app with the /ogc read router (unless api/app.py already mounts it) and OGC errors."""
-    present = any(
-        getattr(route, "path", "") == "/ogc/collections/{collectionId}/items"
-        and "GET" in (getattr(route, "methods", None) or ())
-        for route in app.routes
-    )
-    if not present:
-        app.include_router(ogc_routes.router)
+    """The app as api/app.py builds it: /ogc mounted, OGC errors installed (idempotent)."""
     install(app)
     return app
 
@@ -118,15 +106,19 @@ def ogc_engine(ogc_database: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def ogc_app(ogc_database: str) -> FastAPI:
+def ogc_settings(ogc_database: str) -> Settings:
     roles = _roles()
     service = as_role(ogc_database, roles[1]) if roles is not None else ogc_database
-    settings = Settings(
+    return Settings(
         database_url=service,
         owner_database_url=ogc_database,
         workflow=WorkflowSettings(sweep_seconds=0),
     )
-    return mounted(create_app(settings))
+
+
+@pytest.fixture(scope="module")
+def ogc_app(ogc_settings: Settings) -> FastAPI:
+    return mounted(create_app(ogc_settings))
 
 
 @pytest.fixture(scope="module")
@@ -150,25 +142,6 @@ def ogc(ogc_app: FastAPI, ogc_tokens: dict[str, str]) -> Iterator[TestClient]:
         assert made.status_code == 201, made.text
         client.draft = made.json()  # type: ignore[attr-defined]
         yield client
-
-
-@pytest.fixture(scope="module")
-def ogc_server(ogc_app: FastAPI, ogc: TestClient) -> Iterator[str]:
-    """The same app behind a real HTTP server (for GDAL), after the draft exists."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(ogc_app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def scalar(engine: Engine, sql: str, **params: Any) -> Any:
@@ -229,7 +202,13 @@ def test_landing_page_and_conformance(ogc: TestClient) -> None:
     rels = {entry["rel"] for entry in landing.json()["links"]}
     assert {"self", "alternate", "service-desc", "service-doc", "conformance", "data"} <= rels
     service = next(e for e in landing.json()["links"] if e["rel"] == "service-desc")
-    assert ogc.get(service["href"].removeprefix("http://testserver")).json()["paths"]
+    api = ogc.get(service["href"].removeprefix("http://testserver")).json()
+    assert api["servers"] == [{"url": "http://testserver/ogc"}]
+    parameters = api["paths"]["/collections/{collectionId}/items"]["get"]["parameters"]
+    names = {p["name"] for p in parameters}
+    assert {"bbox", "bbox-crs", "crs", "datetime", "filter", "filter-lang", "limit"} <= names
+    language = next(p for p in parameters if p["name"] == "filter-lang")["schema"]["enum"]
+    assert language == ["cql2-text", "cql2-json", "cql-text"]  # GDAL asks for cql-text
 
     classes = ogc.get("/ogc/conformance").json()["conformsTo"]
     assert len(conformance.CLASSES) == 17
@@ -861,6 +840,7 @@ def test_openapi_document_validates(ogc: TestClient) -> None:
     document = ogc.get("/api/v1/openapi.json").json()
     assert "/ogc/collections/{collectionId}/items" in document["paths"]
     validate(document)
+    validate(ogc.get("/ogc/api").json())
 
 
 # Each declared conformance class and the tests that prove it: a class declared without a test

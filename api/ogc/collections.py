@@ -111,6 +111,12 @@ _COLUMNS: dict[str, dict[str, str]] = {
     "events": {
         **{p.name: f"t.{p.name}" for p in _EVENT_PROPERTIES},
         "category_name": "c.name_zh",
+        # Whole seconds: GDAL keeps seconds as a 32-bit float, and a time like 17.9999996 s
+        # broke its readers (pyogrio: "microsecond must be in 0..999999").
+        **{
+            name: f"date_trunc('second', t.{name})"
+            for name in ("reported_at", "due_at", "closed_at")
+        },
     },
 }
 _ID_COLUMN = {

@@ -122,6 +122,8 @@ def parse(filter_text: str, lang: str | None) -> Any:
     if len(filter_text) > MAX_FILTER_CHARS:
         raise invalid(f"过滤条件过长（上限 {MAX_FILTER_CHARS} 个字符）")
     chosen = (lang or "cql2-text").lower()
+    if chosen == "cql-text":  # GDAL (3.12 too) still sends the draft's name for CQL2 text
+        chosen = "cql2-text"
     try:
         if chosen == "cql2-json":
             document = json.loads(filter_text)

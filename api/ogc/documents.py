@@ -17,8 +17,9 @@ JSON = "application/json"
 HTML = "text/html"
 SCHEMA = "application/schema+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.1"
-OPENAPI_PATH = "/api/v1/openapi.json"
+OPENAPI_PATH = "/ogc/api"  # the /ogc part of the service's OpenAPI document, paths from /ogc
 DOCS_PATH = "/api/v1/docs"
+TILESETS = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 
 
 def link(href: str, rel: str, media_type: str, title: str) -> dict[str, str]:
@@ -39,6 +40,62 @@ def pair(url: str, params: list[tuple[str, str]], json_type: str, html: bool) ->
         return [as_html, as_json]
     as_html["rel"] = "alternate"
     return [as_json, as_html]
+
+
+_SCHEMAS = {
+    "string": {"type": "string"},
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "date-time": {"type": "string", "format": "date-time"},
+}
+
+
+def _items_of(collection: Collection, generic: dict[str, Any]) -> dict[str, Any]:
+    """The items operation of one collection: the generic one, with each queryable as a query
+    parameter (Part 3), so clients (GDAL) learn which properties the server filters on."""
+    operation = dict(generic)
+    operation["operationId"] = f"{generic.get('operationId', 'items')}_{collection.id}"
+    operation["parameters"] = [
+        parameter
+        for parameter in generic.get("parameters", [])
+        if parameter.get("name") != "collectionId"
+    ] + [
+        {
+            "name": prop.name,
+            "in": "query",
+            "required": False,
+            "description": f"{prop.description}（等于）",
+            "schema": _SCHEMAS[prop.type],
+        }
+        for prop in collection.properties
+    ]
+    return {"get": operation}
+
+
+def api_document(base: str, full: dict[str, Any], collections: list[Collection]) -> dict[str, Any]:
+    """The service's OpenAPI document cut to /ogc, with /ogc as its server, and one items path
+    per collection: clients such as GDAL look up `/collections/{id}/items` in it to learn the
+    filter parameters and queryables."""
+    paths = {
+        path.removeprefix("/ogc") or "/": operations
+        for path, operations in full.get("paths", {}).items()
+        if path == "/ogc" or path.startswith("/ogc/")
+    }
+    generic = paths.get("/collections/{collectionId}/items", {}).get("get")
+    if generic is not None:
+        for collection in collections:
+            paths[f"/collections/{collection.id}/items"] = _items_of(collection, generic)
+    return {
+        "openapi": full.get("openapi", "3.1.0"),
+        "info": {
+            "title": "wangge OGC API – Features",
+            "version": full.get("info", {}).get("version", "0"),
+            "description": "网格、建筑、监控点位与事件（公开字段）",
+        },
+        "servers": [{"url": f"{base}/ogc"}],
+        "paths": paths,
+        "components": full.get("components", {}),
+    }
 
 
 def landing(base: str, html: bool) -> dict[str, Any]:
@@ -73,7 +130,12 @@ def queryables_url(base: str, collection: Collection) -> str:
 
 
 def collection_doc(
-    base: str, collection: Collection, extent: dict[str, Any], html: bool, own: bool
+    base: str,
+    collection: Collection,
+    extent: dict[str, Any],
+    count: int,
+    html: bool,
+    own: bool,
 ) -> dict[str, Any]:
     """A collection's description; `own` when it is the answer (its links are self/alternate)."""
     url = f"{base}/ogc/collections/{collection.id}"
@@ -87,7 +149,11 @@ def collection_doc(
             SCHEMA,
             "可查询属性",
         ),
+        # GDAL's OAPIF driver looks for the short relation name only.
+        link(queryables_url(base, collection), "queryables", SCHEMA, "可查询属性"),
     ]
+    # OGC API – Tiles (api/routes/tiles.py, always mounted with this router)
+    links.append(link(f"{url}/tiles", TILESETS, JSON, f"{collection.title}（矢量瓦片）"))
     return {
         "id": collection.id,
         "title": collection.title,
@@ -96,6 +162,7 @@ def collection_doc(
         "extent": extent,
         "crs": crs.supported_uris(),
         "storageCrs": crs.CRS84,
+        "itemCount": count,
         "links": links,
     }
 

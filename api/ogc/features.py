@@ -262,6 +262,18 @@ def extent(connection: Connection, collection: Collection, revision: str) -> dic
     return answer
 
 
+def item_count(connection: Connection, collection: Collection, revision: str) -> int:
+    """How many features a collection holds (GDAL reads it as `itemCount`), cached by revision."""
+    key = ("count", collection.id, revision)
+    cached = CACHE.get(key)
+    if cached is not None:
+        return int(cached)
+    source, params = source_sql(collection)
+    count = int(connection.execute(text(f"SELECT count(*) FROM {source}"), params).scalar_one())
+    CACHE.put(key, count, 100)
+    return count
+
+
 def _temporal(
     connection: Connection, collection: Collection, source: str, params: dict[str, Any]
 ) -> list[str | None] | None:

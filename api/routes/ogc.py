@@ -21,7 +21,7 @@ from api.ogc import conformance, documents, html
 from api.ogc.collections import listing, resolve, revision
 from api.ogc.cql import compile_filter, equals_filter
 from api.ogc.crs import parse_crs
-from api.ogc.features import ItemsQuery, extent, item, items
+from api.ogc.features import ItemsQuery, extent, item, item_count, items
 from api.ogc.params import (
     parse_bbox,
     parse_datetime,
@@ -109,6 +109,16 @@ def landing(request: Request, f: Text = None) -> Response:
     return _document(request, doc)
 
 
+@router.get("/api", summary="OpenAPI document of /ogc (paths relative to /ogc)")
+def api_document(request: Request, connection: ConnectionDep, caller: CallerDep) -> Response:
+    doc = documents.api_document(_base(request), request.app.openapi(), listing(connection, caller))
+    # Our document is OpenAPI 3.1: its own media type only for a client that asks for 3.1 (GDAL
+    # asks for 3.0 or JSON, and refuses a 3.1 media type).
+    accept = request.headers.get("accept", "").replace(" ", "")
+    wanted = documents.OPENAPI in accept
+    return _document(request, doc, documents.OPENAPI if wanted else documents.JSON)
+
+
 @router.get("/conformance", summary="Conformance classes", responses=_JSON_RESPONSE)
 def conformance_classes(request: Request, f: Text = None) -> Response:
     classes = conformance.declared()
@@ -124,12 +134,19 @@ def collections(
 ) -> Response:
     as_html = wants_html(request)
     base = _base(request)
-    described = [
-        documents.collection_doc(
-            base, found, extent(connection, found, revision(connection, found)), as_html, False
+    described = []
+    for found in listing(connection, caller):
+        current = revision(connection, found)
+        described.append(
+            documents.collection_doc(
+                base,
+                found,
+                extent(connection, found, current),
+                item_count(connection, found, current),
+                as_html,
+                False,
+            )
         )
-        for found in listing(connection, caller)
-    ]
     doc = documents.collections_doc(base, described, as_html)
     if as_html:
         etag = _etag("collections-html", doc)
@@ -147,8 +164,15 @@ def collection(
 ) -> Response:
     as_html = wants_html(request)
     found = resolve(connection, collection_id, caller)
-    described = extent(connection, found, revision(connection, found))
-    doc = documents.collection_doc(_base(request), found, described, as_html, True)
+    current = revision(connection, found)
+    doc = documents.collection_doc(
+        _base(request),
+        found,
+        extent(connection, found, current),
+        item_count(connection, found, current),
+        as_html,
+        True,
+    )
     if as_html:
         etag = _etag("collection-html", doc)
         return _not_modified(request, etag) or html.collection(request, doc, found, etag)
@@ -173,7 +197,11 @@ def queryables(
     if as_html:
         etag = _etag("queryables-html", doc)
         return _not_modified(request, etag) or html.queryables(request, found, doc, etag)
-    return _document(request, doc, documents.SCHEMA)
+    # JSON Schema's own media type unless the client asks for JSON only (GDAL refuses the
+    # queryables, and so filters nothing on the server, when the answer is not JSON it named).
+    accept = request.headers.get("accept", "")
+    json_only = "json" in accept and documents.SCHEMA not in accept and "*/*" not in accept
+    return _document(request, doc, documents.JSON if json_only else documents.SCHEMA)
 
 
 @router.get(
@@ -207,7 +235,12 @@ def features(
     ] = None,
     filter_: Annotated[str | None, Query(alias="filter", description="CQL2")] = None,
     filter_lang: Annotated[
-        str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json")
+        str | None,
+        Query(
+            alias="filter-lang",
+            description="cql2-text (default) or cql2-json; cql-text is read as cql2-text",
+            json_schema_extra={"enum": ["cql2-text", "cql2-json", "cql-text"]},
+        ),
     ] = None,
     filter_crs: Annotated[str | None, Query(alias="filter-crs", max_length=300)] = None,
     f: Text = None,
