@@ -24,7 +24,8 @@ from api.tiles.service import Tile, TileService, datum
 
 router = APIRouter(
     tags=["vector tiles"],
-    responses=error_responses(401, 404, 422, 503),
+    # Bad requests on /ogc and /tiles are 400 (the OGC exception shape, api/ogc/errors.py).
+    responses=error_responses(400, 401, 404, 422, 503),
     dependencies=[NoNulCharacters],
 )
 MVT: dict[str, Any] = {"content": {MVT_MEDIA_TYPE: {}}}
