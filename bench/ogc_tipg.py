@@ -11,7 +11,8 @@ feature; a z10 street tile outside the set), so "cold" means the server's own st
 request for that page or tile since the server started.
 
 Measured, with httpx (default headers: both may gzip), sequentially and with 4 connections
-(each with a freshly started server, so each has a cold pass):
+(each with freshly started servers, so each has a cold pass). Both servers run at the same time
+and take turns (see `_measure`), so load from elsewhere on the machine falls on both alike:
 - pages of 1,000 features: every page of the collection once in shuffled order (cold), then
   the first page (offset 0) and a deep one (offset 20,000) 30 times each (repeated);
 - bbox: 20 community extents (one per street), each once, then 5 more times;
@@ -25,6 +26,7 @@ Pages and bbox answers are checked to hold the same ids on both sides; every til
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import math
 import os
@@ -183,16 +185,22 @@ async def _run(
 
     async def worker() -> None:
         while (path := await queue.get()) is not None:
-            started = time.perf_counter()
-            response = await client.get(path)
-            await response.aread()
-            series.ms.append((time.perf_counter() - started) * 1000)
-            series.wire.append(int(response.headers.get("content-length", len(response.content))))
-            series.paths.append(path)
+            response = await _one(client, path, series)
             check(path, response)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return series
+
+
+async def _one(client: httpx.AsyncClient, path: str, series: Series) -> httpx.Response:
+    """One timed GET (the whole body read), recorded in `series`."""
+    started = time.perf_counter()
+    response = await client.get(path)
+    await response.aread()
+    series.ms.append((time.perf_counter() - started) * 1000)
+    series.wire.append(int(response.headers.get("content-length", len(response.content))))
+    series.paths.append(path)
+    return response
 
 
 @dataclass
@@ -231,35 +239,64 @@ def _check(side: Workload) -> Callable[[str, httpx.Response], None]:
     return check
 
 
-async def _measure(base: str, side: Workload, concurrency: int) -> dict[str, Series]:
+def _phases(side: Workload) -> dict[str, list[str]]:
+    """The measures in the order they run (cold ones first), each a list of paths."""
+    tiles = [side.tile_path(key) for key in side.tiles]
+    buildings = [side.tile_path(key) for key in side.building_tiles]
+    boxes = [side.bbox(b) for b in side.boxes]
+    return {
+        "pages cold (every page once)": [side.page(o) for o in side.offsets],
+        "bbox cold": boxes,
+        "tiles cold": tiles,
+        "building tiles cold": buildings,
+        "first page repeated": [side.page(0)] * REPEAT_PAGES,
+        "deep page repeated": [side.page(DEEP_OFFSET)] * REPEAT_PAGES,
+        "bbox repeated": boxes * REPEAT,
+        "tiles repeated": tiles * REPEAT,
+        "building tiles repeated": buildings * REPEAT,
+    }
+
+
+async def _measure(
+    bases: dict[str, str], sides: dict[str, Workload], concurrency: int
+) -> dict[str, dict[str, Series]]:
+    """Every measure on every server. Both servers run at once and take turns, so load from
+    elsewhere on the machine falls on both alike: sequentially, request i goes to one server
+    and then the other (who goes first alternates); with several connections, each measure
+    runs on one server and then on the other (who goes first alternates by measure)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    check = _check(side)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-        # Each route once before timing (its first use pays one-off start-up costs in both
-        # servers): an items request of one feature and a tile outside the measured set.
-        await client.get(side.page(0).replace(f"limit={PAGE}", "limit=1"))
-        await client.get(side.tile_path(("grids-street", 10, *tile_of(120.7, 31.3, 10))))
-        tile_paths = [side.tile_path(key) for key in side.tiles]
-        page_paths = [side.page(o) for o in side.offsets]
-        box_paths = [side.bbox(b) for b in side.boxes]
-        out = {
-            "pages cold (every page once)": await _run(client, page_paths, concurrency, check),
-            "bbox cold": await _run(client, box_paths, concurrency, check),
-            "tiles cold": await _run(client, tile_paths, concurrency, check),
+    names = list(bases)
+    out: dict[str, dict[str, Series]] = {name: {} for name in names}
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {
+            name: await stack.enter_async_context(
+                httpx.AsyncClient(base_url=bases[name], limits=limits, timeout=120)
+            )
+            for name in names
         }
-        out["first page repeated"] = await _run(
-            client, [side.page(0)] * REPEAT_PAGES, concurrency, check
-        )
-        out["deep page repeated"] = await _run(
-            client, [side.page(DEEP_OFFSET)] * REPEAT_PAGES, concurrency, check
-        )
-        out["bbox repeated"] = await _run(client, box_paths * REPEAT, concurrency, check)
-        out["tiles repeated"] = await _run(client, tile_paths * REPEAT, concurrency, check)
-        building_paths = [side.tile_path(key) for key in side.building_tiles]
-        out["building tiles cold"] = await _run(client, building_paths, concurrency, check)
-        out["building tiles repeated"] = await _run(
-            client, building_paths * REPEAT, concurrency, check
-        )
+        checks = {name: _check(sides[name]) for name in names}
+        for name in names:
+            # Each route once before timing (its first use pays one-off start-up costs in
+            # both servers): an items request of one feature and a tile outside the set.
+            side = sides[name]
+            await clients[name].get(side.page(0).replace(f"limit={PAGE}", "limit=1"))
+            await clients[name].get(side.tile_path(("grids-street", 10, *tile_of(120.7, 31.3, 10))))
+        phases = {name: _phases(sides[name]) for name in names}
+        for turn, measure in enumerate(phases[names[0]]):
+            if concurrency == 1:
+                series = {name: Series() for name in names}
+                for i in range(len(phases[names[0]][measure])):
+                    order = names if (i + turn) % 2 == 0 else names[::-1]
+                    for name in order:
+                        path = phases[name][measure][i]
+                        checks[name](path, await _one(clients[name], path, series[name]))
+                for name in names:
+                    out[name][measure] = series[name]
+            else:
+                for name in names if turn % 2 == 0 else names[::-1]:
+                    out[name][measure] = await _run(
+                        clients[name], phases[name][measure], concurrency, checks[name]
+                    )
     return out
 
 
@@ -292,22 +329,26 @@ def compare(names: tuple[str, ...] = ("tipg", "wangge")) -> list[str]:
     building_tiles = tiles_with_data(engine, BUILDING_LAYER)
     _warm(engine)
     results: dict[tuple[str, int], dict[str, Series]] = {}
+    load = os.getloadavg()[0]
     sides = {
         "tipg": Workload(THEIR_ITEMS, THEIR_TILE, offsets, boxes, tiles, building_tiles, True),
         "wangge": Workload(OUR_ITEMS, OUR_TILE, offsets, boxes, tiles, building_tiles, False),
     }
     for concurrency in (1, CONCURRENCY):
+        # Fresh servers for each mode: each has its cold pass.
+        with contextlib.ExitStack() as stack:
+            bases = {}
+            for name in names:
+                starter = tipg_server(url, levels) if name == "tipg" else wangge_server(url)
+                bases[name] = stack.enter_context(starter).base
+            measured = asyncio.run(_measure(bases, {n: sides[n] for n in names}, concurrency))
         for name in names:
-            starter = tipg_server(url, levels) if name == "tipg" else wangge_server(url)
-            with starter as server:
-                assert isinstance(server, Server)
-                results[(name, concurrency)] = asyncio.run(
-                    _measure(server.base, sides[name], concurrency)
-                )
+            results[(name, concurrency)] = measured[name]
     engine.dispose()
     if len(names) == 1:
         return _table_one(names[0], results, total)
     same = _same(sides["wangge"], sides["tipg"])
+    same += f"; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     return _table(results, (total, buildings), len(boxes), tiles, same)
 
 

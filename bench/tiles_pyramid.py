@@ -14,6 +14,7 @@ renders the same pyramid from the same database in the same run, as the anchor.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from bench.tipg_env import Server, create_views, tipg_id, tipg_server
 
 ZOOMS = range(10, 17)
 CONNECTIONS = 2
+ROUNDS = 2
 
 
 def _memory_kb(pid: int) -> dict[str, int]:
@@ -123,19 +125,33 @@ def measure(names: tuple[str, ...] = ("wangge", "tipg")) -> list[str]:
         connection.execute(text("SELECT sum(ST_NPoints(geom)), count(code) FROM grid"))
     engine.dispose()
     tiles = pyramid(tuple(extent), levels)
-    figures = {}
-    for name in names:
-        starter = tipg_server(url, levels) if name == "tipg" else wangge_server(url)
-        with starter as server:
-            template = THEIR_TILE if name == "tipg" else OUR_TILE
-            figures[name] = _render(server, template, tiles, name == "tipg")
+    figures: dict[str, dict[str, float]] = {}
+    load = os.getloadavg()[0]
+    for round_ in range(ROUNDS):
+        # Rounds alternate who goes first; each server's faster round counts (the machine is
+        # shared), its memory is the larger of the rounds'.
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            starter = tipg_server(url, levels) if name == "tipg" else wangge_server(url)
+            with starter as server:
+                template = THEIR_TILE if name == "tipg" else OUR_TILE
+                got = _render(server, template, tiles, name == "tipg")
+            best = figures.get(name)
+            if best is None or got["cold_s"] < best["cold_s"]:
+                if best is not None:
+                    got["peak_mb"] = max(got["peak_mb"], best["peak_mb"])
+                figures[name] = got
+            else:
+                best["peak_mb"] = max(got["peak_mb"], best["peak_mb"])
+                best["warm_s"] = min(got["warm_s"], best["warm_s"])
     per_layer = ", ".join(f"{lv}: {sum(1 for t in tiles if t[0] == lv):,}" for lv in levels)
     per_zoom = ", ".join(f"z{z}: {sum(1 for t in tiles if t[1] == z)}" for z in ZOOMS)
     lines = [
         f"## (h) Tile pyramid z10–z16 of a district ({total:,} micro-grids, {len(tiles):,} tiles)",
         "",
-        f"Tiles per layer: {per_layer}; per zoom: {per_zoom}. One server process, {CONNECTIONS} connections; "
-        "memory is the server process's resident set (VmRSS; peak = VmHWM).",
+        f"Tiles per layer: {per_layer}; per zoom: {per_zoom}. One server process, "
+        f"{CONNECTIONS} connections, the faster of {ROUNDS} rounds (fresh servers); memory is "
+        "the server process's resident set (VmRSS; peak = VmHWM, the larger of the rounds). "
+        f"Load average when it began: {load:.1f}.",
         "",
         "| server | first pass (render) | second pass | tiles/s first | tiles with data "
         "| MB of tiles "
