@@ -380,7 +380,7 @@ def _table(
         f"{same}. Milliseconds, p50 / p99; ratio = tipg ÷ wangge (p50, p99).",
         "",
         "| measure | connections | wangge p50 / p99 | tipg p50 / p99 | ratio p50 / p99 "
-        "| bytes wangge / tipg |",
+        "| bytes on the wire wangge / tipg |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for concurrency in (1, CONCURRENCY):
