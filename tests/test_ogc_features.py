@@ -792,6 +792,22 @@ def test_queryables_as_query_parameters(ogc: TestClient, ogc_engine: Engine) -> 
             "unknown_crs",
             "query.filter-crs",
         ),
+        ({"bbox": "0,0,1e12,1e12", "bbox-crs": "EPSG:4549"}, "invalid_bbox", "query.bbox"),
+        (
+            {"filter": "S_INTERSECTS(geometry, POLYGON((0 0, 1 1, 0 0)))"},
+            "invalid_geometry",
+            "query.filter",
+        ),
+        (
+            {"filter": "S_INTERSECTS(geometry, POLYGON((120 31, 121 32, 121 31, 120 32, 120 31)))"},
+            "invalid_geometry",
+            "query.filter",
+        ),
+        (
+            {"filter": "S_INTERSECTS(geometry, POINT(1e12 1e12))", "filter-crs": "EPSG:4549"},
+            "invalid_geometry",
+            "query.filter",
+        ),
         ({"limit": "0"}, "invalid_limit", "query.limit"),
         ({"limit": "10001"}, "invalid_limit", "query.limit"),
         ({"limit": "ten"}, "invalid_limit", "query.limit"),

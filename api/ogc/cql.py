@@ -21,7 +21,7 @@ from pygeofilter.parsers.cql2_text import parse as parse_text
 
 from api.errors import InvalidInput
 from api.ogc.collections import GEOMETRY_COLUMN, Collection, columns
-from api.ogc.crs import OgcCrs
+from api.ogc.crs import OgcCrs, within_zone
 from spatial.crs import transform
 
 MAX_FILTER_CHARS = 8_000
@@ -306,9 +306,17 @@ class Translator:
             raise
         except Exception:
             raise invalid("无法读取过滤条件中的几何") from None
+        # PostGIS refuses (or fails on) what GEOS calls invalid: say so here, as a 400.
+        if geometry.is_empty or not shapely.is_valid(geometry):
+            reason = shapely.is_valid_reason(geometry) if not geometry.is_empty else "空几何"
+            raise invalid(f"过滤条件中的几何无效：{reason}", "invalid_geometry")
         crs = self.filter_crs
         if crs.lat_first:
             geometry = shapely.transform(geometry, lambda xy: xy[:, ::-1])
+        if crs.projected and not within_zone(crs.srid, geometry.bounds):
+            raise invalid(
+                "过滤条件中的几何超出该投影带的适用范围（北坐标在前）", "invalid_geometry"
+            )
         if crs.chinese:
             geometry = transform(geometry, crs.chinese, "EPSG:4326")
         wkt = self.bind(shapely.to_wkt(geometry, rounding_precision=-1))

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+import shapely
+from pyproj import CRS, Transformer
 
 from api.errors import InvalidInput
 
@@ -88,3 +92,28 @@ def parse_crs(value: str | None, where: str) -> OgcCrs:
         code="unknown_crs",
         where=where,
     )
+
+
+_MARGIN_DEG = 3.0  # Gauss-Kruger stays well-behaved a few degrees beyond a zone's area of use
+
+
+@lru_cache(maxsize=64)
+def zone_bounds(srid: int) -> tuple[float, float, float, float]:
+    """(min easting, min northing, max easting, max northing) where a projected CRS offered here
+    can be reprojected: its area of use widened by a few degrees. PostGIS fails (a 500) on
+    coordinates far outside it, so requests are checked against these bounds first."""
+    area = CRS.from_epsg(srid).area_of_use
+    if area is None:  # every zone offered has one; be safe for others
+        raise ValueError(f"EPSG:{srid} has no area of use")
+    west, south = max(area.west - _MARGIN_DEG, -180.0), max(area.south - _MARGIN_DEG, -85.0)
+    east, north = min(area.east + _MARGIN_DEG, 180.0), min(area.north + _MARGIN_DEG, 85.0)
+    outline = shapely.segmentize(shapely.box(west, south, east, north), 0.25)
+    to_zone = Transformer.from_crs("EPSG:4326", f"EPSG:{srid}", always_xy=True)
+    xs, ys = to_zone.transform(*shapely.get_coordinates(outline).T)
+    return float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))
+
+
+def within_zone(srid: int, bounds: tuple[float, float, float, float]) -> bool:
+    """Whether x/y bounds (easting first) lie where EPSG:`srid` can be reprojected."""
+    minx, miny, maxx, maxy = zone_bounds(srid)
+    return minx <= bounds[0] and miny <= bounds[1] and bounds[2] <= maxx and bounds[3] <= maxy

@@ -13,7 +13,7 @@ from typing import Any
 import shapely
 
 from api.errors import InvalidInput
-from api.ogc.crs import OgcCrs
+from api.ogc.crs import OgcCrs, within_zone
 from spatial.crs import transform
 
 DEFAULT_LIMIT = 10
@@ -111,6 +111,12 @@ def parse_bbox(value: str | None, crs: OgcCrs) -> Box | None:
             first_high,
         )
     box = Box(first_low, second_low, first_high, second_high, crs.srid)
+    if crs.projected and not within_zone(crs.srid, (box.minx, box.miny, box.maxx, box.maxy)):
+        raise InvalidInput(
+            "bbox 超出该高斯-克吕格投影带的适用范围（注意坐标轴顺序：北坐标在前）",
+            code="invalid_bbox",
+            where="query.bbox",
+        )
     if not crs.projected and (box.miny < -90 or box.maxy > 90 or box.minx < -180 or box.maxx > 180):
         raise InvalidInput(
             "bbox 超出经纬度范围（注意坐标轴顺序：EPSG:4326 为纬度在前）",
