@@ -113,7 +113,7 @@ def test_deterministic_from_seed():
     assert [b["address"] for b in one.buildings[:50]] == [b["address"] for b in two.buildings[:50]]
 
 
-def test_a_district_of_streets_around_the_demo_street(database_url, engine):
+def test_a_district_of_streets_around_the_demo_street(database_url, engine, client):
     """`wangge demo load --streets 2`: the demo street unchanged plus a street beside it, codes
     unique, no overlap between streets, and the coverage check is clean."""
     from api.coverage import run_check
@@ -167,3 +167,5 @@ def test_a_district_of_streets_around_the_demo_street(database_url, engine):
         generation = connection.execute(text("SELECT max(generation_low) FROM grid")).scalar()
         report = run_check(connection, generation, CheckOptions())
     assert report["summary"]["errors"] == 0, report["summary"]
+    overview = client.get("/map/street")
+    assert overview.status_code == 200 and "全区总览（2 个街道）" in overview.text

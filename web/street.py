@@ -152,8 +152,15 @@ def build_street_map(connection: Connection, factory: MapFactory, generation: in
     street = [i for i, r in enumerate(rows) if r["level"] == "street"] or list(range(len(rows)))
     if street:
         fmap.fit_bounds(factory.bounds(geometries[street]))
-    title = rows[street[0]]["name"] if rows else "wangge"
+    title = _title([r["name"] for r in rows if not r["parent_code"]]) if rows else "wangge"
     return StreetMap(title=title, map=render_map(fmap), layers=layers, children=children)
+
+
+def _title(top_names: list[str]) -> str:
+    """One street by its name; a district (several top-level grids) by how many it holds."""
+    if len(top_names) <= 1:
+        return top_names[0] if top_names else "wangge"
+    return f"全区总览（{len(top_names)} 个街道）"
 
 
 class StreetMaps:
