@@ -808,6 +808,14 @@ def test_queryables_as_query_parameters(ogc: TestClient, ogc_engine: Engine) -> 
             "invalid_geometry",
             "query.filter",
         ),
+        (
+            {
+                "filter": '{"op": "=", "args": [{"property": "status"}, "\\u0000"]}',
+                "filter-lang": "cql2-json",
+            },
+            "nul_character",
+            "query.filter",
+        ),
         ({"limit": "0"}, "invalid_limit", "query.limit"),
         ({"limit": "10001"}, "invalid_limit", "query.limit"),
         ({"limit": "ten"}, "invalid_limit", "query.limit"),

@@ -165,6 +165,8 @@ class Translator:
         self.params: dict[str, Any] = {}
 
     def bind(self, value: Any) -> str:
+        if isinstance(value, str) and "\x00" in value:  # PostgreSQL text cannot hold U+0000
+            raise invalid("过滤条件不能包含 NUL 字符（U+0000）", "nul_character")
         name = f"{self.prefix}{len(self.params)}"
         self.params[name] = value
         return f":{name}"
