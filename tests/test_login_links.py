@@ -27,9 +27,7 @@ from api.app import create_app
 from api.auth import Role, create_token, resolve_token
 from api.deps import TOKEN_COOKIE
 from api.login_links import REUSE_MINUTES
-from api.routes import login_links as link_routes
 from tests.conftest import bearer
-from web import mobile_login
 
 WANGGE = str(Path(sys.executable).with_name("wangge"))
 UVICORN = str(Path(sys.executable).with_name("uvicorn"))
@@ -43,12 +41,7 @@ HOSTILE = '<img src=x onerror="document.title=1">张三&amp;'
 
 
 def mounted(app: FastAPI) -> FastAPI:
-    """The app with the sign-in routes, until api/app.py and web/pages.py include them."""
-    paths = {getattr(route, "path", None) for route in app.routes}
-    if "/api/v1/tokens/{token_id}/links" not in paths:
-        app.include_router(link_routes.router, prefix="/api/v1")
-    if "/m/login" not in paths:
-        app.include_router(mobile_login.router)
+    """The app as api/app.py builds it (it mounts the sign-in routes itself)."""
     return app
 
 

@@ -27,9 +27,7 @@ PAGE_DATA = re.compile(
 
 
 def with_phone_pages(app: FastAPI) -> FastAPI:
-    """The app with the /m/ router (until web/pages.py::mount includes it itself)."""
-    if not any(getattr(route, "path", None) == "/m/" for route in app.routes):
-        app.include_router(mobile.router)
+    """The app as api/app.py builds it (web/pages.py::mount includes the /m/ router)."""
     return app
 
 

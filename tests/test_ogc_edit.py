@@ -139,6 +139,7 @@ def test_conformance_declares_part4_when_the_writes_are_served(client):
         "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
         "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
         "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+        "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/optimistic-locking-etags",
     ]
     declared = client.get("/ogc/conformance").json()["conformsTo"]
     assert [c for c in declared if "ogcapi-features-4" in c] == CONFORMANCE
@@ -317,6 +318,15 @@ def test_the_draft_version_is_required_and_checked(client, planner, draft, engin
         item, headers={**bearer(tokens["admin"]), **_tag(draft_id, 3)}, json=rename
     )
     assert first.status_code == 200 and second.status_code == 412
+
+    # Read, then write with the ETag the read gave: the write lands on the version read, once.
+    read = client.get(item, headers=planner)
+    etag = read.headers["ETag"]
+    assert read.status_code == 200 and etag.startswith(f'"d{draft_id}.{generation}.4-')
+    assert client.patch(item, headers={**planner, "If-Match": etag}, json=rename).status_code == 200
+    again = client.patch(item, headers={**planner, "If-Match": etag}, json=rename)
+    assert again.status_code == 412 and _state(engine, draft_id)[0] == 5
+    assert client.get(item, headers=planner).headers["ETag"] != etag
 
 
 def test_bad_input_is_refused_and_nothing_is_written(client, planner, draft, engine):

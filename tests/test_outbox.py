@@ -440,13 +440,9 @@ def test_a_target_added_later_starts_from_its_addition(client, tokens, engine, r
 def outbox_client(settings):
     from fastapi.testclient import TestClient
 
-    from api.app import API_PREFIX, create_app
-    from api.routes import outbox as outbox_routes
+    from api.app import create_app
 
-    app = create_app(settings)
-    if not any(getattr(route, "path", "") == f"{API_PREFIX}/outbox" for route in app.routes):
-        app.include_router(outbox_routes.router, prefix=API_PREFIX)  # until api/app.py does
-    with TestClient(app) as test_client:
+    with TestClient(create_app(settings)) as test_client:
         yield test_client
 
 

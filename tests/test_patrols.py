@@ -24,11 +24,9 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.auth import Role, create_token
 from api.cli import patrols as patrol_cli
-from api.routes import patrols as patrol_routes
 from api.settings import Settings, get_settings
 from spatial.crs import WGS84, transform
 from tests.conftest import bearer
-from web import patrol_pages
 
 GRID = "320571005001001"  # the field_staff token's grid
 NEIGHBOUR = "320571005001002"
@@ -37,14 +35,8 @@ API = "/api/v1"
 
 
 def app_with_patrols(settings: Settings) -> Any:
-    """The app, with the patrol routes mounted if api/app.py does not mount them yet."""
-    app = create_app(settings)
-    paths = {getattr(route, "path", "") for route in app.routes}
-    if f"{API}/patrols" not in paths:
-        app.include_router(patrol_routes.router, prefix=API)
-    if "/map/patrols" not in paths:
-        app.include_router(patrol_pages.router)
-    return app
+    """The app as api/app.py builds it (patrol routes and pages mounted)."""
+    return create_app(settings)
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from api.app import create_app
 from api.ogc.collections import columns, source_sql
 from api.ogc.collections import resolve as resolve_collection
 from api.privacy import Caller
-from api.routes.tiles import router
 from api.settings import Settings
 from api.tiles import CONFORMANCE
 from api.tiles.cache import TileCache
@@ -35,11 +34,8 @@ from tests.conftest import bearer
 
 
 def tiles_app(settings: Settings) -> FastAPI:
-    """The app with the tiles router (until api/app.py includes it)."""
-    app = create_app(settings)
-    if not any(getattr(route, "path", "").startswith("/tiles/") for route in app.routes):
-        app.include_router(router)
-    return app
+    """The app as api/app.py builds it (/tiles and /ogc tiles mounted)."""
+    return create_app(settings)
 
 
 def serve_tiles(settings: Settings) -> Iterator[str]:
@@ -281,7 +277,14 @@ def test_tilejson_and_ogc_tiles_metadata(tiles):
     assert (
         layer["id"] == "grids-grid" and "attributes" not in layer["propertiesSchema"]["properties"]
     )
-    assert len(CONFORMANCE) == 6
+    assert len(CONFORMANCE) == 7
+    # geodata-tilesets: a client finds the tiles from the collection, the tiling scheme from /ogc.
+    collection = tiles.get("/ogc/collections/grids-grid").json()
+    found = [link for link in collection["links"] if link["rel"] == TILESETS_VECTOR]
+    assert len(found) == 1 and found[0]["href"].endswith("/ogc/collections/grids-grid/tiles")
+    landing = tiles.get("/ogc").json()
+    schemes = [link for link in landing["links"] if link["rel"].endswith("/tiling-schemes")]
+    assert len(schemes) == 1 and schemes[0]["href"].endswith("/ogc/tileMatrixSets")
 
 
 def test_the_cache_stays_within_its_bytes():
@@ -296,31 +299,7 @@ def test_the_cache_stays_within_its_bytes():
 
 
 @pytest.fixture
-def linked_tilesets(monkeypatch) -> None:
-    """Collection documents link their vector tilesets (rel tilesets-vector), as GDAL's OGCAPI
-    driver looks for; added here while api/ogc/documents.py does not yet (no-op once it does)."""
-    from api.ogc import documents
-
-    original = documents.collection_doc
-
-    def with_tilesets(base, collection, *args, **kwargs):
-        document = original(base, collection, *args, **kwargs)
-        if TILESETS_VECTOR not in {link["rel"] for link in document["links"]}:
-            document["links"].append(
-                {
-                    "href": f"{base}/ogc/collections/{collection.id}/tiles",
-                    "rel": TILESETS_VECTOR,
-                    "type": "application/json",
-                    "title": "矢量瓦片",
-                }
-            )
-        return document
-
-    monkeypatch.setattr(documents, "collection_doc", with_tilesets)
-
-
-@pytest.fixture
-def forked_tiles(linked_tilesets, settings: Settings) -> Iterator[str]:
+def forked_tiles(settings: Settings) -> Iterator[str]:
     """The app in a forked process: GDAL holds the GIL while it reads tiles, so a server thread
     in this process could not answer it."""
     with socket.socket() as sock:

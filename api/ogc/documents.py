@@ -121,6 +121,12 @@ def landing(base: str, html: bool) -> dict[str, Any]:
                 JSON,
                 "要素集合",
             ),
+            link(
+                f"{root}/tileMatrixSets",
+                "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+                JSON,
+                "瓦片矩阵集",
+            ),
         ],
     }
 

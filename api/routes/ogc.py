@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from api.deps import CallerDep, ConnectionDep, NoNulCharacters
 from api.errors import InvalidInput, NotFound, error_responses
 from api.ogc import conformance, documents, html
-from api.ogc.collections import listing, resolve, revision
+from api.ogc.collections import Collection, listing, resolve, revision
 from api.ogc.cql import compile_filter, equals_filter
 from api.ogc.crs import parse_crs
 from api.ogc.features import ItemsQuery, extent, item, item_count, items
@@ -70,11 +70,17 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _etag(*parts: Any) -> str:
+def _etag(*parts: Any, prefix: str = "") -> str:
     digest = hashlib.sha256(BUILD.encode())
     for part in parts:
         digest.update(repr(part).encode() + b"\0")
-    return f'"{digest.hexdigest()[:32]}"'
+    return f'"{prefix}{digest.hexdigest()[:32]}"'
+
+
+def _draft_prefix(collection: Collection, current: str) -> str:
+    """A draft's ETags start with its revision (d{id}.{generation}.{version}), so a client that
+    sends one back as If-Match writes on the version it read (api/ogc/transactions.py)."""
+    return f"{current}-" if collection.kind == "draft-grids" else ""
 
 
 def _not_modified(request: Request, etag: str) -> Response | None:
@@ -270,7 +276,14 @@ def features(
     )
     current = revision(connection, found)
     params_list = list(request.query_params.multi_items())
-    etag = _etag("items", found.id, current, as_html, sorted(params_list))
+    etag = _etag(
+        "items",
+        found.id,
+        current,
+        as_html,
+        sorted(params_list),
+        prefix=_draft_prefix(found, current),
+    )
     unchanged = _not_modified(request, etag)
     if unchanged is not None:
         return unchanged
@@ -318,7 +331,15 @@ def feature(
     answer_crs = parse_crs(crs, "query.crs")
     current = revision(connection, found)
     params_list = list(request.query_params.multi_items())
-    etag = _etag("item", found.id, feature_id, current, as_html, sorted(params_list))
+    etag = _etag(
+        "item",
+        found.id,
+        feature_id,
+        current,
+        as_html,
+        sorted(params_list),
+        prefix=_draft_prefix(found, current),
+    )
     unchanged = _not_modified(request, etag)
     if unchanged is not None:
         return unchanged

@@ -2,9 +2,8 @@
 
 `CONFORMANCE` lists the OGC API – Tiles and TileMatrixSet classes wangge honours; the test suite
 (tests/test_tiles.py) opens the endpoints with GDAL's MVT and OGCAPI drivers for each of them.
-`geodata-tilesets` waits for the collection documents (api/ogc/documents.py) to link their
-tilesets (rel `…/ogc/1.0/tilesets-vector`): until they do, a client cannot find the tiles from
-a collection, and the class would not hold.
+`geodata-tilesets`: every collection document (api/ogc/documents.py) links its tilesets (rel
+`…/ogc/1.0/tilesets-vector`), so a client finds the tiles from the collection.
 """
 
 TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf"
@@ -14,6 +13,7 @@ CONFORMANCE: list[str] = [
     f"{TILES}/core",
     f"{TILES}/tileset",
     f"{TILES}/tilesets-list",
+    f"{TILES}/geodata-tilesets",
     f"{TILES}/mvt",
     f"{TMS}/tilematrixset",
     f"{TMS}/json-tilematrixset",
