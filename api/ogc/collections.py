@@ -168,7 +168,7 @@ def _grids(level: str, label: str, generation: int) -> Collection:
     return Collection(
         id=f"{GRIDS_PREFIX}{level}",
         title=f"{label}（{level}）",
-        description=f"当前生效版本（第 {generation} 版）的{label}一级网格边界",
+        description=f"当前生效版本（第 {generation} 版）的{label}层级边界",
         geometry_type="MultiPolygon",
         properties=_GRID_PROPERTIES,
         kind="grids",
