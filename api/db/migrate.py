@@ -37,6 +37,8 @@ def current_revision(engine: Engine) -> str | None:
 
 
 CATALOGUES = ("grid_level", "grid_kind", "staff_role_kind", "event_category")
+# Bumped only by the schema's own trigger (migrations 0007), never written by the service.
+COUNTERS = ("layer_revision",)
 APPEND_ONLY = ("audit_log", "event_history", "generation_activation", "grid_lineage")
 
 
@@ -61,7 +63,8 @@ def grant_service_role(owner_url: str, role: str) -> None:
                 f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
                 # The schema's version and the catalogues (levels and their code rules, kinds,
                 # roles, event categories) are the owner's business.
-                f"REVOKE INSERT, UPDATE, DELETE ON alembic_version, {', '.join(CATALOGUES)} "
+                f"REVOKE INSERT, UPDATE, DELETE ON alembic_version, "
+                f"{', '.join((*CATALOGUES, *COUNTERS))} "
                 f"FROM {quoted}",
                 # The audit trail and event histories are append-only for the service: a
                 # compromised service cannot erase what it did.

@@ -455,6 +455,17 @@ class ApiToken(Base):
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
 
 
+class LayerRevision(Base):
+    """How many committed transactions have written a layer (building, monitoring_point, event):
+    bumped by a deferred trigger (migration 0007), read as the layer's cache and ETag revision."""
+
+    __tablename__ = "layer_revision"
+
+    layer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class AuditLog(Base):
     __tablename__ = "audit_log"
 

@@ -280,9 +280,13 @@ def revision(connection: Connection, collection: Collection) -> str:
             text("SELECT version FROM draft WHERE id = :id"), {"id": collection.draft_id}
         ).scalar()
         return f"d{collection.draft_id}.{collection.generation}.{version}"
-    table = {"buildings": "building", "monitoring-points": "monitoring_point", "events": "event"}[
+    # One primary-key read (the counter is bumped at every commit that wrote the layer, in commit
+    # order: migrations 0007). Read before the data, so a cache never files new data under an
+    # old revision's key nor old data under a new one.
+    layer = {"buildings": "building", "monitoring-points": "monitoring_point", "events": "event"}[
         collection.kind
     ]
-    row = connection.execute(text(f"SELECT count(*), max(updated_at) FROM {table}")).one()
-    stamp = row[1].timestamp() if row[1] is not None else 0
-    return f"{collection.kind[0]}{row[0]}.{stamp:.6f}"
+    counter = connection.execute(
+        text("SELECT revision FROM layer_revision WHERE layer = :layer"), {"layer": layer}
+    ).scalar()
+    return f"{collection.kind[0]}{counter}"
