@@ -17,6 +17,7 @@ from api.errors import register_error_handlers
 from api.limits import BodySizeLimit, HeavyWork, TrustedHosts
 from api.lookup.index_store import IndexStore
 from api.ogc import errors as ogc_errors
+from api.ogc.http import HeadAndVary
 from api.outbox import Sweeper
 from api.routes import (
     attachments,
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_favicon_url="/favicon.ico",
         )
 
+    app.add_middleware(HeadAndVary)
     app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(
         BodySizeLimit,

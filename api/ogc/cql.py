@@ -242,7 +242,13 @@ class Translator:
         if kind == "date-time":
             if isinstance(value, datetime):
                 stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
-                return f"CAST({self.bind(stamp.astimezone(UTC))} AS timestamptz)"
+                try:
+                    utc = stamp.astimezone(UTC)
+                except OverflowError:  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+                    raise invalid(
+                        "时间超出可表示的范围（公元 1–9999 年）", "type_mismatch"
+                    ) from None
+                return f"CAST({self.bind(utc)} AS timestamptz)"
             if isinstance(value, date):
                 return f"CAST({self.bind(value)} AS date)"
             if isinstance(value, str):
@@ -270,6 +276,10 @@ class Translator:
         if kind != "string":
             raise invalid("LIKE 只能用于文本属性", "type_mismatch")
         pattern = node.pattern
+        function = isinstance(pattern, ast.Function) and pattern.arguments
+        text = pattern.arguments[0] if function else pattern
+        if isinstance(text, str) and (len(text) - len(text.rstrip("\\"))) % 2:
+            raise invalid("LIKE 模式不能以转义符 \\ 结尾", "invalid_filter")
         if isinstance(pattern, ast.Function) or not isinstance(pattern, str):
             pattern_sql = self.literal(pattern, "string")
         else:

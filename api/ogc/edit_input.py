@@ -33,7 +33,7 @@ def read_json(body: bytes, content_type: str | None) -> Any:
     declared_json = not media or media in JSON_TYPES or media.endswith("+json")
     try:
         return json.loads(body)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
         if not declared_json:
             raise UnsupportedMediaType(
                 f"不支持的请求体类型 {media}：请用 GeoJSON（application/geo+json）",

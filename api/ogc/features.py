@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -91,7 +91,8 @@ def _geometry_sql(crs: OgcCrs) -> str:
         expression = f"ST_Transform({expression}, {int(crs.srid)})"
     if crs.lat_first:
         expression = f"ST_FlipCoordinates({expression})"
-    return f"ST_AsGeoJSON({expression}, {int(crs.digits)})"
+    # Options 0: no legacy "crs" member in the geometry (RFC 7946; Content-Crs says the CRS).
+    return f"ST_AsGeoJSON({expression}, {int(crs.digits)}, 0)"
 
 
 def _head_sql(collection: Collection) -> str:
@@ -124,15 +125,23 @@ def _box_sql(box: Box) -> tuple[str, dict[str, Any]]:
 def _period_sql(collection: Collection, period: Period) -> tuple[str, dict[str, Any]]:
     if collection.kind != "events":
         return "", {}
-    if period.start is not None and period.start == period.end:
-        return "t.reported_at = :dt_at", {"dt_at": period.start}
+    # Events show reported_at in whole seconds: an instant or interval selects what is shown
+    # (shown ≥ start ⇔ reported_at ≥ start rounded up; shown ≤ end ⇔ reported_at < end's second
+    # + 1 s), so `datetime=<a feature's reported_at>` finds that feature. Range bounds keep the
+    # reported_at index usable.
     clauses, params = [], {}
     if period.start is not None:
+        start = period.start.replace(microsecond=0)
+        if start < period.start:
+            start += timedelta(seconds=1)
         clauses.append("t.reported_at >= :dt_start")
-        params["dt_start"] = period.start
+        params["dt_start"] = start
     if period.end is not None:
-        clauses.append("t.reported_at <= :dt_end")
-        params["dt_end"] = period.end
+        try:
+            params["dt_end"] = period.end.replace(microsecond=0) + timedelta(seconds=1)
+            clauses.append("t.reported_at < :dt_end")
+        except OverflowError:  # the last second of year 9999: no upper bound
+            pass
     return " AND ".join(clauses), params
 
 
@@ -222,7 +231,7 @@ def item(
     """One feature's GeoJSON text, or None when there is no such feature."""
     key_value: Any = feature_id
     if collection.kind == "events":
-        if not feature_id.isdigit() or len(feature_id) > 18:
+        if not (feature_id.isascii() and feature_id.isdigit()) or len(feature_id) > 18:
             return None
         key_value = int(feature_id)
     source, params = source_sql(collection)

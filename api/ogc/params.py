@@ -6,6 +6,7 @@ Every error names its parameter (`where: query.bbox` …) and becomes an OGC 400
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -31,10 +32,11 @@ RESERVED = frozenset(
         "filter",
         "filter-lang",
         "filter-crs",
-        "properties",
-        "sortby",
     }
 )
+# Numbers as a URL writes them: ASCII digits only (int() and float() also read "١٠", "²", "1_0").
+_INTEGER = re.compile(r"[0-9]{1,12}")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,7 @@ class Period:
 def parse_limit(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_LIMIT
-    try:
-        limit = int(value)
-    except ValueError:
-        limit = -1
+    limit = int(value) if _INTEGER.fullmatch(value) else -1
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(
             f"limit 须为 1 到 {MAX_LIMIT} 之间的整数", code="invalid_limit", where="query.limit"
@@ -73,10 +72,7 @@ def parse_limit(value: str | None) -> int:
 def parse_offset(value: str | None) -> int:
     if value is None or value == "":
         return 0
-    try:
-        offset = int(value)
-    except ValueError:
-        offset = -1
+    offset = int(value) if _INTEGER.fullmatch(value) else -1
     if not 0 <= offset <= 100_000_000:
         raise InvalidInput("offset 须为非负整数", code="invalid_offset", where="query.offset")
     return offset
@@ -86,10 +82,8 @@ def parse_bbox(value: str | None, crs: OgcCrs) -> Box | None:
     """`bbox` in the axis order of `bbox-crs` → a Box (x = longitude/easting)."""
     if value is None or value == "":
         return None
-    try:
-        numbers = [float(part) for part in value.split(",")]
-    except ValueError:
-        numbers = []
+    parts = value.split(",")
+    numbers = [float(p) for p in parts] if all(_NUMBER.fullmatch(p) for p in parts) else []
     if len(numbers) not in (4, 6) or not all(math.isfinite(n) for n in numbers):
         raise InvalidInput(
             "bbox 须为 4 个（或 6 个）逗号分隔的数", code="invalid_bbox", where="query.bbox"
@@ -157,7 +151,7 @@ def parse_datetime(value: str | None) -> Period | None:
             return Period(_moment(value, False), _moment(value, True))
         moment = _moment(value, False)
         return Period(moment, moment)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
         raise InvalidInput(
             "datetime 须为 RFC 3339 时间、日期或区间（如 2026-01-01T00:00:00Z/..）",
             code="invalid_datetime",
@@ -166,8 +160,17 @@ def parse_datetime(value: str | None) -> Period | None:
 
 
 def queryable_params(items: list[tuple[str, str]], known: set[str]) -> list[tuple[str, str]]:
-    """Query parameters that name a queryable (`?status=closed`); others are ignored."""
-    return [(name, value) for name, value in items if name not in RESERVED and name in known]
+    """Query parameters that name a queryable (`?status=closed`). Any other unknown parameter is
+    a 400 (OGC API Features /req/core/query-param-unknown): a client that believes it filtered
+    on a field we do not offer (`?description=…`) must not get every feature back."""
+    for name, _ in items:
+        if name not in RESERVED and name not in known:
+            raise InvalidInput(
+                f"不支持的查询参数 {name[:64]!r}（可用：{'、'.join(sorted(RESERVED | known))}）",
+                code="unknown_parameter",
+                where=f"query.{name[:64]}",
+            )
+    return [(name, value) for name, value in items if name not in RESERVED]
 
 
 def plain(value: Any) -> Any:

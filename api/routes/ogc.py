@@ -60,10 +60,29 @@ def wants_html(request: Request) -> bool:
         if chosen.lower() in _JSON_FORMATS:
             return False
         raise InvalidInput("f 只能是 json 或 html", code="invalid_format", where="query.f")
-    accept = request.headers.get("accept", "").lower()
-    position = accept.find("text/html")
-    json_position = accept.find("json")
-    return position >= 0 and (json_position < 0 or position < json_position)
+    return _prefers_html(request.headers.get("accept", ""))
+
+
+def _prefers_html(accept: str) -> bool:
+    """HTML only when the Accept header ranks text/html above every JSON type (q-values, then
+    order); no header, */* or a tie answers JSON, the machine clients' format."""
+    best = {"html": (-1.0, 0), "json": (-1.0, 0)}
+    for position, part in enumerate(accept.lower().split(",")[:50]):
+        media, *parameters = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        kind = "html" if media == "text/html" else "json" if media.endswith("json") else None
+        if kind and quality > 0 and (quality, -position) > (best[kind][0], -best[kind][1]):
+            best[kind] = (quality, position)
+    return best["html"][0] > best["json"][0] or (
+        best["html"][0] == best["json"][0] >= 0 and best["html"][1] < best["json"][1]
+    )
 
 
 def _base(request: Request) -> str:

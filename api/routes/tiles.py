@@ -156,7 +156,7 @@ def collection_tileset(
 
 
 def _tile_matrix(value: str) -> int:
-    if not value.isdigit() or int(value) > TOP_ZOOM:
+    if not (value.isascii() and value.isdigit()) or int(value) > TOP_ZOOM:
         raise NotFound(
             f"{TMS_ID} 没有标识为 {value[:20]} 的瓦片矩阵（0–{TOP_ZOOM}）",
             code="tile_out_of_range",
