@@ -12,6 +12,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
 from api.auth import TokenCache
+from api.compression import SelectiveGZip
 from api.db.engine import make_engine
 from api.errors import register_error_handlers
 from api.limits import BodySizeLimit, HeavyWork, TrustedHosts
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_favicon_url="/favicon.ico",
         )
 
+    app.add_middleware(SelectiveGZip)
     app.add_middleware(HeadAndVary)
     app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(

@@ -472,3 +472,24 @@ def test_api_docs_load_nothing_from_other_hosts(client):
     assert len(sources) == 3 and all(s.startswith("/") for s in sources), sources
     for source in sources:
         assert client.get(source).status_code == 200, source
+
+
+def test_pages_layers_and_tiles_are_gzipped_bulk_lookups_are_not(client):
+    """What browsers and GIS clients fetch travels gzipped when they accept it; a bulk lookup
+    answers uncompressed (its callers pay in CPU, not network)."""
+    gzip = {"Accept-Encoding": "gzip"}
+    page = client.get("/ogc/collections/buildings/items?limit=1000", headers=gzip)
+    plain = client.get(
+        "/ogc/collections/buildings/items?limit=1000", headers={"Accept-Encoding": "identity"}
+    )
+    assert page.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    assert page.json() == plain.json() and page.num_bytes_downloaded * 4 < len(plain.content)
+    assert "Accept-Encoding" in page.headers["vary"] and "Accept" in page.headers["vary"]
+    script = client.get("/static/vendor/leaflet/dist/leaflet.js", headers=gzip)
+    assert script.status_code == 200 and script.headers["content-encoding"] == "gzip"
+    points = [{"id": str(i), "lon": 120.73 + i * 1e-5, "lat": 31.30} for i in range(500)]
+    lookups = client.post(
+        "/api/v1/lookup/batch", json={"crs": "EPSG:4326", "points": points}, headers=gzip
+    )
+    assert lookups.status_code == 200 and "content-encoding" not in lookups.headers
+    assert len(lookups.json()["results"]) == 500

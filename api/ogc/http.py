@@ -24,7 +24,9 @@ class HeadAndVary:
         async def respond(message: Message) -> None:
             if message["type"] == "http.response.start" and path.startswith("/ogc"):
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"vary"]
-                message = {**message, "headers": [*headers, (b"vary", b"Accept, Authorization")]}
+                varies = [v for k, v in message.get("headers", []) if k.lower() == b"vary"]
+                vary = b", ".join([*varies, b"Accept, Authorization"])
+                message = {**message, "headers": [*headers, (b"vary", vary)]}
             elif message["type"] == "http.response.body" and head:
                 message = {**message, "body": b"", "more_body": message.get("more_body", False)}
             await send(message)
