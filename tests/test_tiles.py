@@ -372,3 +372,18 @@ def test_the_street_map_switches_to_tiles_past_the_threshold(engine):
     assert "320571005001001" not in tiled.map.script  # no grid inlined
     # The micro-grids' ~8,400 vertices are estimated at ~220 KB: past 100 KB.
     assert all(spec["tiles"].endswith(".mvt") for spec in by_bytes.layers)
+
+
+def test_tiles_travel_gzipped_to_clients_that_accept_it(tiles):
+    """A tile is compressed once (cached gzipped) and sent as is; a client that does not
+    accept gzip gets the same MVT bytes uncompressed."""
+    url = _url("buildings", _tile(16))
+    packed = tiles.get(url, headers={"Accept-Encoding": "gzip"})
+    plain = tiles.get(url, headers={"Accept-Encoding": "identity"})
+    assert packed.status_code == plain.status_code == 200
+    assert packed.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    assert packed.content == plain.content and packed.num_bytes_downloaded < len(plain.content) / 2
+    assert packed.headers["etag"] == plain.headers["etag"]
+    assert "Accept-Encoding" in plain.headers["vary"]
+    layer = mapbox_vector_tile.decode(plain.content)["buildings"]
+    assert len(layer["features"]) > 10

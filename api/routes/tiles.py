@@ -8,6 +8,7 @@ an empty tile). `?crs=gcj02` draws a tile in GCJ-02 for the AMap basemap (api/ti
 
 from __future__ import annotations
 
+import gzip
 import threading
 from typing import Annotated, Any
 
@@ -66,7 +67,11 @@ def _tile_response(request: Request, tile: Tile) -> Response:
         return Response(status_code=304, headers=headers)
     if not tile.body:
         return Response(status_code=204, headers=headers)
-    return Response(tile.body, media_type=MVT_MEDIA_TYPE, headers=headers)
+    headers["Vary"] = "Accept-Encoding"
+    if "gzip" in request.headers.get("accept-encoding", "").lower():
+        headers["Content-Encoding"] = "gzip"
+        return Response(tile.body, media_type=MVT_MEDIA_TYPE, headers=headers)
+    return Response(gzip.decompress(tile.body), media_type=MVT_MEDIA_TYPE, headers=headers)
 
 
 @router.get(
