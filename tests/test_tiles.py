@@ -19,7 +19,7 @@ import shapely
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from api.app import create_app
 from api.ogc.collections import columns, source_sql
@@ -167,6 +167,9 @@ def test_etag_304_and_a_publish_makes_new_tiles(tiles, tokens, engine):
     assert draft_tile.headers["cache-control"] == "private, no-cache"
     assert mapbox_vector_tile.decode(draft_tile.content)[f"drafts-{draft['id']}-grids"]
     publish_draft(engine, draft["id"], draft["version"], True, "tests")
+    # Cached grid tiles follow the service's lookup index, which its listener swaps on the
+    # publish's NOTIFY once the new index is built (as lookups do); do here what it does.
+    assert tiles.app.state.index_store.refresh() is True
 
     after = tiles.get(url, headers={"If-None-Match": etag})
     assert after.status_code == 200 and after.headers["etag"] != etag
@@ -387,3 +390,23 @@ def test_tiles_travel_gzipped_to_clients_that_accept_it(tiles):
     assert "Accept-Encoding" in plain.headers["vary"]
     layer = mapbox_vector_tile.decode(plain.content)["buildings"]
     assert len(layer["features"]) > 10
+
+
+def test_a_cached_grid_tile_needs_no_database(tiles):
+    """Served from memory on the event loop: with the database gone, a cached grid tile (and
+    its 304) still answers; a tile never rendered needs the database (503, not a 500)."""
+    cached, fresh = _url("grids-grid", _tile(14)), _url("grids-grid", _tile(15))
+    first = tiles.get(cached)
+    assert first.status_code == 200
+    state = tiles.app.state
+    working = state.engine
+    state.engine = create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    try:
+        assert tiles.get(cached).content == first.content
+        again = tiles.get(cached, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304
+        assert tiles.get(fresh).status_code == 503
+    finally:
+        state.engine.dispose()
+        state.engine = working
+    assert tiles.get(fresh).status_code == 200

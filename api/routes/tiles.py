@@ -14,13 +14,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
+from api.db.generations import NoActiveGeneration
 from api.deps import CallerDep, ConnectionDep, NoNulCharacters
 from api.errors import NotFound, error_responses
 from api.ogc.collections import resolve
+from api.privacy import Caller
 from api.settings import Settings
 from api.tiles import metadata
-from api.tiles.matrix import MVT_MEDIA_TYPE, OGC_NAMES, TMS_ID, TOP_ZOOM, tile_address
+from api.tiles.matrix import (
+    MVT_MEDIA_TYPE,
+    OGC_NAMES,
+    TMS_ID,
+    TOP_ZOOM,
+    TileAddress,
+    tile_address,
+)
 from api.tiles.service import Tile, TileService, datum
 
 router = APIRouter(
@@ -79,22 +89,47 @@ def _tile_response(request: Request, tile: Tile) -> Response:
     summary="矢量瓦片 (Mapbox Vector Tile, WebMercatorQuad); 204 when empty",
     responses={200: MVT, 204: {"description": "No feature in this tile"}, 304: {}},
 )
-def xyz_tile(
+async def xyz_tile(
     collection_id: str,
     z: int,
     x: int,
     y: int,
     request: Request,
-    connection: ConnectionDep,
     caller: CallerDep,
     crs: Crs = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     address = tile_address(z, x, y)
-    tile = _service(request).tile(
-        connection, caller, collection_id, address, datum(crs), if_none_match
-    )
-    return _tile_response(request, tile)
+    return await _serve(request, caller, collection_id, address, datum(crs), if_none_match)
+
+
+async def _serve(
+    request: Request,
+    caller: Caller,
+    collection_id: str,
+    address: TileAddress,
+    crs: str | None,
+    if_none_match: str | None,
+) -> Response:
+    """A cached grid tile of the active generation straight from memory, on the event loop (no
+    thread, no connection: the index store knows the generation, kept current by NOTIFY on
+    publish); anything else resolved and rendered in a worker thread."""
+    service = _service(request)
+    store = getattr(request.app.state, "index_store", None)
+    try:
+        generation = store.active().generation if store is not None else None
+    except NoActiveGeneration:
+        generation = None
+    if generation is not None:
+        tile = service.cached(collection_id, address, crs, generation, if_none_match)
+        if tile is not None:
+            return _tile_response(request, tile)
+
+    def render() -> Tile:
+        with request.app.state.engine.connect() as connection:
+            return service.tile(connection, caller, collection_id, address, crs, if_none_match)
+
+    return _tile_response(request, await run_in_threadpool(render))
 
 
 @router.get("/tiles/{collection_id}/tilejson.json", summary="TileJSON 3.0 of a collection")
@@ -175,21 +210,17 @@ def _tile_matrix(value: str) -> int:
     summary="OGC API – Tiles: a vector tile (row, then column); 204 when empty",
     responses={200: MVT, 204: {"description": "No feature in this tile"}, 304: {}},
 )
-def ogc_tile(
+async def ogc_tile(
     collectionId: str,
     tileMatrixSetId: str,
     tileMatrix: str,
     tileRow: int,
     tileCol: int,
     request: Request,
-    connection: ConnectionDep,
     caller: CallerDep,
     crs: Crs = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     _known_matrix_set(tileMatrixSetId)
     address = tile_address(_tile_matrix(tileMatrix), tileCol, tileRow, OGC_NAMES)
-    tile = _service(request).tile(
-        connection, caller, collectionId, address, datum(crs), if_none_match
-    )
-    return _tile_response(request, tile)
+    return await _serve(request, caller, collectionId, address, datum(crs), if_none_match)

@@ -12,6 +12,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -61,6 +62,29 @@ class TileService:
         self.cache = TileCache(cache_bytes)
         self._extents: OrderedDict[tuple[str, str], tuple[float, ...] | None] = OrderedDict()
         self._lock = threading.Lock()
+        # Grid collections resolved under a generation: a cached tile of the active generation
+        # is answered from memory alone (no connection, no query: `cached`).
+        self._grids: dict[tuple[str, int], Collection] = {}
+
+    def cached(
+        self,
+        collection_id: str,
+        address: TileAddress,
+        crs: str | None,
+        generation: int,
+        if_none_match: str | None,
+    ) -> Tile | None:
+        """A grid tile of the active `generation` answered without the database, when this
+        collection was resolved under it before and the tile (or the client's copy) is current;
+        None sends the request the long way (`tile`)."""
+        collection = self._grids.get((collection_id, generation))
+        if collection is None:
+            return None
+        key, etag = _key(collection, f"g{generation}", address, crs)
+        if etag_matches(if_none_match, etag):
+            return Tile(collection, address, etag, None)
+        body = self.cache.get(key)
+        return None if body is None else Tile(collection, address, etag, body)
 
     def tile(
         self,
@@ -72,8 +96,12 @@ class TileService:
         if_none_match: str | None,
     ) -> Tile:
         collection = resolve(connection, collection_id, caller)
-        key = (collection.id, revision(connection, collection), address, crs, FORMAT)
-        etag = '"' + hashlib.sha256(repr(key).encode()).hexdigest()[:32] + '"'
+        if collection.kind == "grids" and collection.generation is not None:
+            with self._lock:
+                if len(self._grids) > 256:
+                    self._grids.clear()
+                self._grids[(collection.id, collection.generation)] = collection
+        key, etag = _key(collection, revision(connection, collection), address, crs)
         if etag_matches(if_none_match, etag):
             return Tile(collection, address, etag, None)
         body = self.cache.get(key)
@@ -102,6 +130,14 @@ class TileService:
             while len(self._extents) > 256:
                 self._extents.popitem(last=False)
         return bbox
+
+
+def _key(
+    collection: Collection, current: str, address: TileAddress, crs: str | None
+) -> tuple[tuple[Any, ...], str]:
+    """The cache key of a tile and its strong ETag: what decides its bytes."""
+    key = (collection.id, current, address, crs, FORMAT)
+    return key, '"' + hashlib.sha256(repr(key).encode()).hexdigest()[:32] + '"'
 
 
 def max_zoom(collection: Collection) -> int:
