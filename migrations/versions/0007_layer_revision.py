@@ -31,9 +31,7 @@ def upgrade() -> None:
         " revision bigint NOT NULL DEFAULT 0,"
         " changed_at timestamptz NOT NULL DEFAULT now())"
     )
-    op.execute(
-        "INSERT INTO layer_revision (layer) VALUES " + ", ".join(f"('{t}')" for t in LAYERS)
-    )
+    op.execute("INSERT INTO layer_revision (layer) VALUES " + ", ".join(f"('{t}')" for t in LAYERS))
     # SECURITY DEFINER: the service role may not write the counter itself (api/db/migrate.py).
     op.execute(
         """
