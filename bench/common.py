@@ -53,41 +53,10 @@ def write_result(name: str, lines: list[str]) -> None:
     print(text)
 
 
-def demo_database(name: str) -> Engine:
-    """A database of a benchmark's own, made afresh: PostGIS, migrated, the demo street loaded.
-    (Run as the project cluster's superuser: benchmarks create and drop databases.)"""
-    from psycopg2 import sql
-    from sqlalchemy import create_engine, text
-
-    from api.db import migrate
-    from api.demo.loader import load_demo
-
-    settings = get_settings()
-    admin = create_engine(settings.cluster.url(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        raw = connection.connection.dbapi_connection
-        assert raw is not None
-        cursor = raw.cursor()
-        cursor.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        cursor.close()
-    admin.dispose()
-    url = settings.cluster.url(database=name)
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        connection.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-    migrate.upgrade(url)
-    load_demo(engine, settings.demo_seed, actor="bench")
-    return engine
-
-
-def district_database(name: str, streets: int = 20) -> Engine:
-    """A database of a benchmark's own, made afresh like `demo_database`, holding the lead's demo
-    district (`wangge demo load --streets N`: N streets on a lattice around the demo street;
-    20 streets ≈ 24,000 micro-grids)."""
+def demo_database(name: str, streets: int = 1) -> Engine:
+    """A database of a benchmark's own, made afresh: PostGIS, migrated, the demo street (or a
+    district of `streets` streets) loaded. (Run as the project cluster's superuser: benchmarks
+    create and drop databases.)"""
     from psycopg2 import sql
     from sqlalchemy import create_engine, text
 
@@ -114,6 +83,13 @@ def district_database(name: str, streets: int = 20) -> Engine:
     migrate.upgrade(url)
     load_demo(engine, settings.demo_seed, actor="bench", streets=streets)
     return engine
+
+
+def district_database(name: str, streets: int = 20) -> Engine:
+    """A database of a benchmark's own, made afresh like `demo_database`, holding the demo
+    district (`wangge demo load --streets N`: N streets on a lattice around the demo street;
+    20 streets ≈ 24,000 micro-grids)."""
+    return demo_database(name, streets)
 
 
 def district_database_reused(name: str, streets: int = 20) -> Engine:
