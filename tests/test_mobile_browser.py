@@ -453,11 +453,16 @@ def test_a_shared_phone_keeps_each_persons_queue_and_answers_apart(
     phone.controlled()
     assert page.evaluate("() => caches.has('wangge-m-data')")
     phone.context.set_offline(True)
-    page.evaluate(
-        """(where) => wgPhone.enqueue({kind: 'report', body: {client_id: 'shared-a-000001',
-             category_code: 'E01', description: 'A 离线上报', lon: where[0], lat: where[1]}})""",
+    # Straight into A's queue, as a report left over from a dead zone would be: enqueue() would
+    # also start a sync, whose request may race the offline switch (it did under CI load).
+    queued = page.evaluate(
+        """(where) => wgPhone.db.add('queue', {kind: 'report', queuedAt: new Date().toISOString(),
+             body: {client_id: 'shared-a-000001', category_code: 'E01',
+                    description: 'A 离线上报', lon: where[0], lat: where[1]}})
+           .then(() => wgPhone.db.all('queue')).then((items) => items.length)""",
         [task["lon"], task["lat"]],
     )
+    assert queued == 1
     page.close()
     phone.context.set_offline(False)
     phone.context.add_cookies([{"name": "wangge_token", "value": other, "url": phone_server}])
