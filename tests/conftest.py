@@ -9,12 +9,17 @@ suite at another server instead (its user must be allowed to create databases).
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from psycopg2 import sql
 from sqlalchemy import Engine, create_engine
@@ -201,3 +206,25 @@ def tokens(engine: Engine) -> dict[str, str]:
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[str]:
+    """The app under a real uvicorn on a free port of 127.0.0.1, in a thread; its base URL
+    (for Chromium, GDAL, OWSLib and the other real clients)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

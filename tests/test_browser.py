@@ -6,17 +6,12 @@ that leaves 127.0.0.1, at a phone's 390×844. Screenshots are kept in tests/arti
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from api.app import create_app
-from tests.conftest import bearer
+from tests.conftest import bearer, served
 from tests.test_pages import (
     ADDRESS,
     CAMERA_NAME,
@@ -47,20 +42,8 @@ PAINTED_PIXELS_JS = """() => {
 
 @pytest.fixture
 def live_server(settings) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

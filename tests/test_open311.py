@@ -12,10 +12,7 @@ checked with plain HTTP calls too.
 from __future__ import annotations
 
 import importlib.util
-import socket
 import sys
-import threading
-import time
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -28,13 +25,11 @@ from urllib.error import HTTPError
 import httpx
 import pytest
 import requests
-import uvicorn
 import xmltodict
 from georeport import GeoReport
 from sqlalchemy import text
 
-from api.app import create_app
-from tests.conftest import bearer
+from tests.conftest import bearer, served
 
 GRID = "320571005001001"  # the field_staff token's grid in the demo street
 BASE = "/open311/v2"
@@ -58,20 +53,8 @@ def inside(engine) -> tuple[float, float]:
 @pytest.fixture
 def live_server(settings) -> Iterator[str]:
     """The app under a real uvicorn on a free port, in a thread; its Open311 root URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}{BASE}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(settings) as url:
+        yield url + BASE
 
 
 def _load(name: str, path: Path, package: bool = False) -> ModuleType:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -17,7 +16,6 @@ import pyogrio
 import pytest
 import shapely
 import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
@@ -30,35 +28,13 @@ from api.tiles import CONFORMANCE
 from api.tiles.cache import TileCache
 from api.tiles.gcj import affine_error_m
 from api.tiles.matrix import BUFFER, EXTENT, TileAddress
-from tests.conftest import bearer
-
-
-def tiles_app(settings: Settings) -> FastAPI:
-    """The app as api/app.py builds it (/tiles and /ogc tiles mounted)."""
-    return create_app(settings)
-
-
-def serve_tiles(settings: Settings) -> Iterator[str]:
-    """The app served by uvicorn on a free port of 127.0.0.1 (for GDAL and Chromium)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(tiles_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+from tests.conftest import bearer, served
 
 
 @pytest.fixture
 def live_tiles(settings: Settings) -> Iterator[str]:
-    yield from serve_tiles(settings)
+    with served(settings) as url:
+        yield url
 
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -72,7 +48,7 @@ PERSONAL = {"description", "reporter_name", "reporter_phone", "attributes", "raw
 
 @pytest.fixture
 def tiles(settings) -> TestClient:
-    with TestClient(tiles_app(settings)) as test_client:
+    with TestClient(create_app(settings)) as test_client:
         yield test_client
 
 
@@ -308,7 +284,7 @@ def forked_tiles(settings: Settings) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app = tiles_app(settings)
+    app = create_app(settings)
 
     def run() -> None:
         uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")).run()

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from api.settings import MapSettings, Settings
+from tests.conftest import served
 from tests.test_browser import ARTIFACTS, browser  # noqa: F401
-from tests.test_tiles import serve_tiles
 
 PHONE = {"width": 390, "height": 844}
 DESK = {"width": 1920, "height": 1080}
@@ -25,12 +25,14 @@ PAINTED_PATHS_JS = """() => Array.from(document.querySelectorAll('.leaflet-tile-
 @pytest.fixture
 def tiled_server(settings: Settings) -> Iterator[str]:
     lowered = settings.model_copy(update={"maps": MapSettings(inline_max_features=100)})
-    yield from serve_tiles(lowered)
+    with served(lowered) as url:
+        yield url
 
 
 @pytest.fixture
 def inline_server(settings: Settings) -> Iterator[str]:
-    yield from serve_tiles(settings)
+    with served(settings) as url:
+        yield url
 
 
 class Visit:

@@ -102,6 +102,22 @@ def _draft_prefix(collection: Collection, current: str) -> str:
     return f"{current}-" if collection.kind == "draft-grids" else ""
 
 
+def _features_etag(
+    request: Request, collection: Collection, current: str, as_html: bool, *what: str
+) -> tuple[str, Response | None]:
+    """The ETag of a features answer (the collection's revision, the representation and the
+    query) and the 304 when the client holds it already."""
+    etag = _etag(
+        *what,
+        collection.id,
+        current,
+        as_html,
+        sorted(request.query_params.multi_items()),
+        prefix=_draft_prefix(collection, current),
+    )
+    return etag, _not_modified(request, etag)
+
+
 def _not_modified(request: Request, etag: str) -> Response | None:
     sent = request.headers.get("if-none-match", "")
     tags = {tag.strip().removeprefix("W/") for tag in sent.split(",")}
@@ -295,15 +311,7 @@ def features(
     )
     current = revision(connection, found)
     params_list = list(request.query_params.multi_items())
-    etag = _etag(
-        "items",
-        found.id,
-        current,
-        as_html,
-        sorted(params_list),
-        prefix=_draft_prefix(found, current),
-    )
-    unchanged = _not_modified(request, etag)
+    etag, unchanged = _features_etag(request, found, current, as_html, "items")
     if unchanged is not None:
         return unchanged
     page = items(connection, found, query, current)
@@ -349,17 +357,7 @@ def feature(
     found = resolve(connection, collection_id, caller)
     answer_crs = parse_crs(crs, "query.crs")
     current = revision(connection, found)
-    params_list = list(request.query_params.multi_items())
-    etag = _etag(
-        "item",
-        found.id,
-        feature_id,
-        current,
-        as_html,
-        sorted(params_list),
-        prefix=_draft_prefix(found, current),
-    )
-    unchanged = _not_modified(request, etag)
+    etag, unchanged = _features_etag(request, found, current, as_html, "item", feature_id)
     if unchanged is not None:
         return unchanged
     text = item(connection, found, feature_id, answer_crs)
@@ -371,6 +369,8 @@ def feature(
         )
     if as_html:
         return html.feature(request, found, orjson.loads(text), etag)
-    links = documents.item_links(_base(request), found, feature_id, params_list, as_html)
+    links = documents.item_links(
+        _base(request), found, feature_id, list(request.query_params.multi_items()), as_html
+    )
     body = text[:-1].encode() + b',"links":' + orjson.dumps(links) + b"}"
     return _json(body, etag, documents.GEOJSON, **{"Content-Crs": answer_crs.header})
