@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from bench import (
     bulk_lookup,
     coverage_check,
+    district,
     event_loop,
     geocode_csv,
     http_lookup,
@@ -30,6 +31,7 @@ def main() -> None:
         mobile_tasks,
         ogc_tipg,
         tiles_pyramid,
+        district,
     ):
         module.main()
     parts = [
@@ -42,6 +44,7 @@ def main() -> None:
             "patrols",
             "ogc_tipg",
             "tiles_pyramid",
+            "district",
         )
     ]
     header = (
