@@ -9,20 +9,30 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, HeavyDep, IndexStoreDep, SettingsDep
 from api.errors import InvalidInput, error_responses
+from api.limits import HeavyWork
+from api.lookup import columnar
 from api.lookup.addresses import DEFAULT_THRESHOLD
+from api.lookup.columnar import MAX_BATCH_POINTS
+from api.lookup.columnar_answer import encode, lookup_columns
+from api.lookup.columnar_docs import DESCRIPTION, RESPONSES, request_body
+from api.lookup.index_store import IndexStore
 from api.lookup.points_io import POINT_FORMATS, PointLimits, read_coordinates
 from api.lookup.service import DEFAULT_NEAR_M, lookup_points, match_address
+from api.privacy import Caller
 from api.routes.uploads import client_named_errors, save_upload
+from api.settings import Settings
 from api.times import Instant
+from spatial.crs import normalise_crs
 
 router = APIRouter(tags=["lookup"], responses=error_responses(400, 401, 404, 413, 422, 503))
-MAX_BATCH_POINTS = 100_000
 LIGHT_BATCH_POINTS = 1_000  # batches up to this size run without a heavy-work slot
 CRS_HELP = (
     "EPSG code (4326, 4490, 4549, 3857…), or gcj02 (AMap, Tencent, WeChat maps) or bd09 (Baidu)"
@@ -90,13 +100,112 @@ def _with_ids(answers: list[dict[str, Any]], ids: list[Any]) -> list[dict[str, A
     return answers
 
 
+Fields = Annotated[
+    str | None,
+    Query(
+        description=(
+            "Answer columns, comma-separated (a columnar answer): "
+            + "; ".join(f"`{name}` {text}" for name, text in columnar.FIELDS.items())
+            + f". Default: {','.join(columnar.DEFAULT_FIELDS)}. `code` alone is the fast path."
+        ),
+        examples=["code", "code,path,distance_to_edge_m,runner_up"],
+    ),
+]
+QueryCrs = Annotated[
+    str | None, Query(description=f"For Arrow and Parquet bodies (JSON carries crs): {CRS_HELP}")
+]
+QueryNearM = Annotated[float | None, Query(ge=0, le=100, description="As near_m of the body")]
+
+
 @router.post(
     "/lookup/batch",
     summary=f"Look up up to {MAX_BATCH_POINTS:,} points; results in input order",
+    description=DESCRIPTION,
     response_class=Response,
+    openapi_extra=request_body(BatchRequest.model_json_schema()),
+    responses=RESPONSES,
 )
-def lookup_batch(
-    store: IndexStoreDep, caller: CallerDep, heavy: HeavyDep, body: BatchRequest
+async def lookup_batch(
+    request: Request,
+    store: IndexStoreDep,
+    caller: CallerDep,
+    heavy: HeavyDep,
+    settings: SettingsDep,
+    fields: Fields = None,
+    crs: QueryCrs = None,
+    at: At = None,
+    near_m: QueryNearM = None,
+) -> Response:
+    # Everything that can be refused without the body is refused before reading it.
+    form = columnar.request_form(request.headers.get("content-type"))
+    wanted = columnar.parse_fields(fields)
+    preference = columnar.accepted(request.headers.get("accept"))
+    chunks = [chunk async for chunk in request.stream()]  # read once, not kept on the request
+    body = [b"".join(chunks)]
+    chunks.clear()
+    options = columnar.QueryOptions(crs, at, near_m)
+    return await run_in_threadpool(
+        _lookup_batch, store, caller, heavy, settings, form, body, options, wanted, preference
+    )
+
+
+def _lookup_batch(
+    store: IndexStore,
+    caller: Caller,
+    heavy: HeavyWork,
+    settings: Settings,
+    form: str,
+    body: list[bytes],
+    options: columnar.QueryOptions,
+    wanted: tuple[str, ...] | None,
+    preference: str | None,
+) -> Response:
+    content = body.pop()  # the only reference: dropped once parsed
+    if form == "json":
+        data = columnar.parse_json(content)
+        del content
+        if columnar.is_row_request(data):
+            rows = _row_request(data)
+            del data
+            shape = "rows"
+            if columnar.answer_form(shape, preference, wanted is not None) == "rows":
+                return _row_answer(store, caller, heavy, rows)
+            batch = columnar.Batch(
+                np.fromiter((p.lon for p in rows.points), float, len(rows.points)),
+                np.fromiter((p.lat for p in rows.points), float, len(rows.points)),
+                [p.id for p in rows.points] if any(p.id is not None for p in rows.points) else None,
+                normalise_crs(rows.crs),
+                rows.at,
+                rows.near_m,
+            )
+        else:
+            shape, batch = "columns", columnar.read_columns(data, options)
+    elif form == "arrow":
+        shape, batch = form, columnar.read_arrow(content, options)
+    else:
+        shape = form
+        batch = columnar.read_parquet(content, options, settings.limits.max_unpacked_bytes)
+    answer_form = columnar.answer_form(shape, preference, wanted is not None)
+    with heavy.slot() if len(batch) > LIGHT_BATCH_POINTS else nullcontext():
+        answer = lookup_columns(store, batch, wanted or columnar.DEFAULT_FIELDS, caller)
+        payload, media_type = encode(answer, answer_form)
+    return Response(
+        payload, media_type=media_type, headers={"X-Wangge-Generation": str(answer.generation)}
+    )
+
+
+def _row_request(data: Any) -> BatchRequest:
+    """Today's row form, validated as FastAPI validated it (same errors, under `body`)."""
+    try:
+        return BatchRequest.model_validate(data)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**item, "loc": ("body", *item["loc"])} for item in error.errors()]
+        ) from None
+
+
+def _row_answer(
+    store: IndexStore, caller: Caller, heavy: HeavyWork, body: BatchRequest
 ) -> Response:
     x = np.fromiter((p.lon for p in body.points), dtype=float, count=len(body.points))
     y = np.fromiter((p.lat for p in body.points), dtype=float, count=len(body.points))

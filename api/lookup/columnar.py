@@ -1,0 +1,388 @@
+"""Columnar batch lookups: JSON arrays, Arrow IPC streams and Parquet in and out.
+
+A bulk caller sends coordinates as columns and names the answer columns it wants (`fields=`);
+the points go from the body straight into numpy arrays (no per-point Python objects), the index
+runs only the work those columns need (`locate` for codes, `lookup` for edge distances and the
+runner-up), and per-grid values (code, name, path, staff) are picked from per-grid tables by the
+grid index. Every check on the input runs before any lookup, and answers the first problem found
+as a 4xx naming where it is (`body.lat[17]`, `query.fields`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
+
+from api.errors import InvalidInput, PayloadTooLarge, WanggeError
+from api.lookup.service import DEFAULT_NEAR_M
+from api.times import Instant
+from spatial.crs import UnknownCRS, normalise_crs
+
+MAX_BATCH_POINTS = 100_000
+JSON = "application/json"
+ARROW = "application/vnd.apache.arrow.stream"
+PARQUET = "application/vnd.apache.parquet"
+PARQUET_ALIASES = (PARQUET, "application/x-parquet")
+
+# Answer fields: what each column holds. Unmatched points have nulls (matched: false).
+FIELDS = {
+    "code": "code of the finest grid covering the point",
+    "level": "level of that grid (micro_grid, grid…)",
+    "name": "name of that grid",
+    "path": "codes from the street down to that grid",
+    "matched": "whether a grid covers the point",
+    "distance_to_edge_m": "metres to the grid's edge",
+    "on_boundary": "within 1 cm of an edge (the tie-break chose the grid)",
+    "runner_up": "the nearest other grid within near_m, and runner_up_distance_m",
+    "nearest": "for unmatched points, the nearest grid, and nearest_distance_m",
+    "lon": "WGS84 longitude used",
+    "lat": "WGS84 latitude used",
+    "staff": "staff on duty, finest grid first, for callers entitled to personal data (else null)",
+}
+DEFAULT_FIELDS = ("code", "level", "name", "matched")
+FULL_LOOKUP = {"distance_to_edge_m", "on_boundary", "runner_up", "nearest"}  # need GridIndex.lookup
+_AT = TypeAdapter(Instant | None)
+
+
+class UnsupportedMediaType(WanggeError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class NotAcceptable(WanggeError):
+    status = 406
+    code = "not_acceptable"
+
+
+@dataclass
+class Batch:
+    """Points to look up, in the request's coordinates, and how to look them up."""
+
+    x: np.ndarray
+    y: np.ndarray
+    ids: list[Any] | pa.Array | None
+    crs: str  # normalised
+    at: datetime | None = None
+    near_m: float = DEFAULT_NEAR_M
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """crs, at and near_m from the query: a binary body has nowhere else to carry them."""
+
+    crs: str | None = None
+    at: datetime | None = None
+    near_m: float | None = None
+
+
+# --- media types and fields: checked before the body is read ------------------------------------
+
+
+def request_form(content_type: str | None) -> str:
+    """'json', 'arrow' or 'parquet' from the Content-Type (none: JSON, as FastAPI reads it)."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media in ("", JSON) or media.endswith("+json"):
+        return "json"
+    if media == ARROW:
+        return "arrow"
+    if media in PARQUET_ALIASES:
+        return "parquet"
+    raise UnsupportedMediaType(
+        f"不支持的请求体类型 {media[:80]}：请用 {JSON}、{ARROW} 或 {PARQUET}",
+        where="header.Content-Type",
+    )
+
+
+def accepted(accept: str | None) -> str | None:
+    """The answer form the Accept header prefers: 'json', 'arrow', 'parquet', or None for the
+    request's own form (no header, */*)."""
+    if not accept or not accept.strip():
+        return None
+    best: tuple[float, str | None] | None = None
+    for part in accept.split(","):
+        media, *parameters = (piece.strip().lower() for piece in part.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        choice: str | None
+        if media in ("*/*", "application/*"):
+            choice = None
+        elif media == JSON or media.endswith("+json"):
+            choice = "json"
+        elif media == ARROW:
+            choice = "arrow"
+        elif media in PARQUET_ALIASES:
+            choice = "parquet"
+        else:
+            continue
+        if quality > 0 and (best is None or quality > best[0]):
+            best = (quality, choice)
+    if best is None:
+        raise NotAcceptable(
+            f"无法以 Accept 要求的类型作答：可用 {JSON}、{ARROW} 或 {PARQUET}",
+            where="header.Accept",
+        )
+    return best[1]
+
+
+def answer_form(request: str, preference: str | None, fields_given: bool) -> str:
+    """'rows' (today's per-point objects), 'json' (columns), 'arrow' or 'parquet'.
+
+    Row requests keep their row answer unless they name fields or ask for a binary answer."""
+    if request == "rows" and preference in (None, "json"):
+        return "json" if fields_given else "rows"
+    if request == "columns":
+        return preference or "json"
+    return preference or request
+
+
+def parse_fields(text: str | None) -> tuple[str, ...] | None:
+    """The requested answer columns, in the order asked (None: the defaults)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FIELDS]
+    if unknown or not names:
+        raise InvalidInput(
+            f"未知的字段 {', '.join(unknown)[:200]}；可用：{', '.join(FIELDS)}"
+            if unknown
+            else f"fields 不能为空；可用：{', '.join(FIELDS)}",
+            code="unknown_field",
+            where="query.fields",
+        )
+    return tuple(dict.fromkeys(names))
+
+
+# --- reading the body ----------------------------------------------------------------------------
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON body. orjson first; what it refuses but Python's json reads (NaN, Infinity,
+    1e400) is read too, so the row form answers as before and the columnar form can say where."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body", error.pos),
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": error.msg},
+                    }
+                ]
+            ) from None
+
+
+def is_row_request(data: Any) -> bool:
+    return not (
+        isinstance(data, dict) and "points" not in data and ("lon" in data or "lat" in data)
+    )
+
+
+def read_columns(data: dict[str, Any], query: QueryOptions) -> Batch:
+    """`{"crs", "lon": [...], "lat": [...], "ids"?: [...], "at"?, "near_m"?}`."""
+    for name in ("lon", "lat"):
+        values = data.get(name)
+        if not isinstance(values, list):
+            raise InvalidInput(f"{name} 须为数字数组", code="invalid_column", where=f"body.{name}")
+        _check_count(len(values), f"body.{name}")
+    if len(data["lon"]) != len(data["lat"]):
+        raise InvalidInput(
+            f"lon 有 {len(data['lon'])} 个值，lat 有 {len(data['lat'])} 个：长度须相同",
+            code="length_mismatch",
+            where="body.lat",
+        )
+    ids = data.get("ids")
+    if ids is not None:
+        _check_ids(ids, len(data["lon"]))
+    x, y = _numbers(data["lon"], "body.lon"), _numbers(data["lat"], "body.lat")
+    crs = data.get("crs", query.crs)
+    if not isinstance(crs, str):
+        raise InvalidInput(
+            "缺少坐标系 crs（字符串，如 EPSG:4326）", code="missing_crs", where="body.crs"
+        )
+    try:
+        at = _AT.validate_python(data.get("at", query.at))
+    except ValidationError:
+        raise InvalidInput("at 须为 ISO-8601 时间", code="invalid_time", where="body.at") from None
+    near_m = data.get("near_m", query.near_m if query.near_m is not None else DEFAULT_NEAR_M)
+    if isinstance(near_m, bool) or not isinstance(near_m, int | float) or not 0 <= near_m <= 100:
+        raise InvalidInput(
+            "near_m 须为 0 到 100 之间的数", code="invalid_near_m", where="body.near_m"
+        )
+    return Batch(
+        x, y, ids, _crs(crs, "body.crs" if "crs" in data else "query.crs"), at, float(near_m)
+    )
+
+
+def _crs(text: str, where: str) -> str:
+    try:
+        return normalise_crs(text)
+    except UnknownCRS as error:
+        raise InvalidInput(
+            f"未知或不支持的坐标系 {text[:60]}（{error}）", code="unknown_crs", where=where
+        ) from None
+
+
+def _check_count(count: int, where: str) -> None:
+    if count > MAX_BATCH_POINTS:
+        raise InvalidInput(
+            f"一次最多查询 {MAX_BATCH_POINTS:,} 个点（收到 {count:,} 个）；更多请分批或用 wangge geocode",
+            code="too_many_points",
+            where=where,
+        )
+
+
+def _numbers(values: list[Any], where: str) -> np.ndarray:
+    if not {type(value) for value in values} <= {int, float}:
+        bad = next(i for i, v in enumerate(values) if type(v) not in (int, float))
+        raise InvalidInput("坐标须为数字", code="not_a_number", where=f"{where}[{bad}]")
+    try:
+        array = np.array(values, dtype=np.float64)
+    except OverflowError:  # an integer beyond any double (Python's json reads 10**400 exactly)
+        array = np.array([float(v) if abs(v) < 1e308 else np.inf for v in values])
+    _check_finite(array, where)
+    return array
+
+
+def _check_finite(array: np.ndarray, where: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(array))
+    if len(bad):
+        raise InvalidInput(
+            f"坐标须为有限数（第 {bad[0]} 个是 {array[bad[0]]}；共 {len(bad)} 个 NaN 或 Infinity）",
+            code="non_finite",
+            where=f"{where}[{bad[0]}]",
+            details=[{"index": int(i)} for i in bad[:10]],
+        )
+
+
+def _check_ids(ids: Any, count: int) -> None:
+    if not isinstance(ids, list) or len(ids) != count:
+        raise InvalidInput(
+            f"ids 须为与 lon、lat 等长（{count}）的数组", code="length_mismatch", where="body.ids"
+        )
+    if not {type(v) for v in ids} <= {str, int, type(None)}:
+        bad = next(i for i, v in enumerate(ids) if type(v) not in (str, int, type(None)))
+        raise InvalidInput(
+            "id 须为字符串、整数或 null", code="invalid_id", where=f"body.ids[{bad}]"
+        )
+
+
+def read_arrow(body: bytes, query: QueryOptions) -> Batch:
+    """An Arrow IPC stream with columns lon, lat (numbers) and optionally id."""
+    try:
+        reader = pa.ipc.open_stream(pa.py_buffer(body))
+        _check_schema(reader.schema)
+        batches, rows = [], 0
+        for batch in reader:
+            rows += batch.num_rows
+            _check_count(rows, "body")
+            batches.append(batch)
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise InvalidInput(
+            f"无法读取 Arrow IPC 流（{ARROW}）：{str(error)[:200]}",
+            code="unreadable_arrow",
+            where="body",
+        ) from None
+    return _batch_from_table(table, query)
+
+
+def read_parquet(body: bytes, query: QueryOptions, max_unpacked_bytes: int) -> Batch:
+    """A Parquet file with columns lon, lat and optionally id; sizes checked from its footer."""
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(body))
+        schema = parquet.schema_arrow
+        _check_schema(schema)
+        _check_count(parquet.metadata.num_rows, "body")
+        columns = [name for name in ("lon", "lat", "id") if name in schema.names]
+        wanted = [schema.get_field_index(name) for name in columns]
+        unpacked = sum(
+            parquet.metadata.row_group(group).column(column).total_uncompressed_size
+            for group in range(parquet.metadata.num_row_groups)
+            for column in wanted
+        )
+        if unpacked > max_unpacked_bytes:
+            raise PayloadTooLarge(f"Parquet 解压后超过 {max_unpacked_bytes} 字节", where="body")
+        table = parquet.read(columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise InvalidInput(
+            f"无法读取 Parquet 文件：{str(error)[:200]}", code="unreadable_parquet", where="body"
+        ) from None
+    return _batch_from_table(table, query)
+
+
+def _check_schema(schema: pa.Schema) -> None:
+    for name in ("lon", "lat"):
+        if schema.get_all_field_indices(name) == []:
+            raise InvalidInput(f"缺少 {name} 列", code="invalid_schema", where=f"body.{name}")
+    for name in ("lon", "lat", "id"):
+        found = schema.get_all_field_indices(name)
+        if len(found) > 1:
+            raise InvalidInput(f"{name} 列出现了多次", code="invalid_schema", where=f"body.{name}")
+        if not found:
+            continue
+        kind = schema.field(name).type
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        text = (
+            pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_string_view(kind)
+        )
+        if not (numeric if name != "id" else pa.types.is_integer(kind) or text):
+            expected = "数字" if name != "id" else "整数或字符串"
+            raise InvalidInput(
+                f"{name} 列须为{expected}（收到 {kind}）",
+                code="invalid_schema",
+                where=f"body.{name}",
+            )
+
+
+def _batch_from_table(table: pa.Table, query: QueryOptions) -> Batch:
+    if query.crs is None:
+        raise InvalidInput(
+            "Arrow 与 Parquet 请求须在查询参数中给出坐标系 crs",
+            code="missing_crs",
+            where="query.crs",
+        )
+    coordinates = []
+    for name in ("lon", "lat"):
+        column = table.column(name)
+        if column.null_count:
+            first = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+            raise InvalidInput(
+                "坐标不能为空（null）", code="null_coordinate", where=f"body.{name}[{first}]"
+            )
+        array = np.asarray(column.cast(pa.float64(), safe=False).to_numpy())
+        _check_finite(array, f"body.{name}")
+        coordinates.append(array)
+    ids = None
+    if "id" in table.column_names:  # text ids as plain strings (polars writes string views)
+        ids = table.column("id").combine_chunks()
+        ids = ids if pa.types.is_integer(ids.type) else ids.cast(pa.string())
+    near_m = DEFAULT_NEAR_M if query.near_m is None else query.near_m
+    return Batch(
+        coordinates[0], coordinates[1], ids, _crs(query.crs, "query.crs"), query.at, near_m
+    )

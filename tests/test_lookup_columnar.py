@@ -1,0 +1,542 @@
+"""POST /api/v1/lookup/batch in columns: JSON arrays, Arrow IPC streams and Parquet.
+
+Every form must give the codes PostGIS gives (ST_Covers with the tie-break) and the row form
+gives; the answers are read back with pyarrow and with polars (an Arrow and Parquet
+implementation of its own, in Rust). Bad input is refused before the index is touched.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import shapely
+from sqlalchemy import text
+
+from api.db.grids import owners_by_postgis
+from api.lookup.index_store import load_grid_index
+from tests.conftest import bearer
+
+URL = "/api/v1/lookup/batch"
+ARROW = "application/vnd.apache.arrow.stream"
+PARQUET = "application/vnd.apache.parquet"
+OWN_GRID = "320571005001001"  # the field_staff token's grid (tests/conftest.py)
+
+
+def _active_generation(engine) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT generation_id FROM generation_activation ORDER BY activated_at DESC, id DESC LIMIT 1"
+                )
+            ).scalar_one()
+        )
+
+
+@pytest.fixture
+def probes(engine):
+    """Shared vertices (only the tie-break decides), points near edges, random points (some
+    outside the street), and what PostGIS says of each."""
+    generation = _active_generation(engine)
+    with engine.begin() as connection:
+        index = load_grid_index(connection, generation)
+        micro = index.geometries[
+            [i for i, r in enumerate(index.records) if r.level == "micro_grid"]
+        ]
+        rng = np.random.default_rng(15)
+        vertices = np.unique(shapely.get_coordinates(shapely.boundary(micro)), axis=0)
+        vertices = vertices[rng.choice(len(vertices), 400, replace=False)]
+        edges = shapely.boundary(micro[rng.choice(len(micro), 800)])
+        near = shapely.get_coordinates(
+            shapely.line_interpolate_point(edges, rng.uniform(0, 1, 800), normalized=True)
+        ) + rng.uniform(-8e-5, 8e-5, (800, 2))
+        xmin, ymin, xmax, ymax = shapely.total_bounds(index.geometries)
+        spread = rng.uniform((xmin - 0.01, ymin - 0.01), (xmax + 0.01, ymax + 0.01), (800, 2))
+        points = np.concatenate([vertices, near, spread])
+        expected = owners_by_postgis(connection, points[:, 0], points[:, 1], generation)
+    assert len(points) == 2000 and 0 < expected.count(None) < 800
+    return points[:, 0], points[:, 1], expected, generation
+
+
+def _arrow(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _post(client, content: bytes, media: str, params=None, headers=None):
+    return client.post(
+        URL, content=content, params=params, headers={"Content-Type": media, **(headers or {})}
+    )
+
+
+def test_every_form_gives_the_codes_postgis_gives(client, probes):
+    lon, lat, expected, generation = probes
+    ids = [f"p{i}" for i in range(len(lon))]
+    rows = client.post(
+        URL,
+        json={
+            "crs": "EPSG:4326",
+            "points": [
+                {"lon": x, "lat": y, "id": i} for x, y, i in zip(lon, lat, ids, strict=True)
+            ],
+        },
+    ).json()
+    assert [r["id"] for r in rows["results"]] == ids
+    assert [r["grid"]["code"] if r["grid"] else None for r in rows["results"]] == expected
+
+    columns = client.post(
+        URL, json={"crs": "EPSG:4326", "lon": lon.tolist(), "lat": lat.tolist(), "ids": ids}
+    )
+    assert columns.headers["content-type"] == "application/json"
+    answer = columns.json()
+    assert (answer["generation"], answer["count"], answer["ids"]) == (generation, 2000, ids)
+    assert answer["code"] == expected
+    assert answer["matched"] == [code is not None for code in expected]
+
+    # Arrow written by pyarrow, answer read by pyarrow's stream reader and by polars.
+    table = pa.table({"lon": lon, "lat": lat, "id": pa.array(range(len(lon)), pa.int32())})
+    arrow = _post(client, _arrow(table), ARROW, {"crs": "4326"})
+    assert arrow.headers["content-type"] == ARROW
+    assert arrow.headers["x-wangge-generation"] == str(generation)
+    read = pa.ipc.open_stream(arrow.content).read_all()
+    assert read.column("code").to_pylist() == expected
+    assert read.column("id").to_pylist() == list(range(len(lon)))
+    assert read.schema.metadata[b"generation"] == str(generation).encode()
+    assert pl.read_ipc_stream(io.BytesIO(arrow.content))["code"].to_list() == expected
+
+    # Parquet written by polars, answer read by polars and by pyarrow.parquet.
+    frame = pl.DataFrame({"lon": lon, "lat": lat, "id": ids})
+    written = io.BytesIO()
+    frame.write_parquet(written)
+    parquet = _post(client, written.getvalue(), PARQUET, {"crs": "EPSG:4326"})
+    assert parquet.headers["content-type"] == PARQUET
+    assert pl.read_parquet(io.BytesIO(parquet.content))["code"].to_list() == expected
+    assert pq.read_table(pa.BufferReader(parquet.content)).column("id").to_pylist() == ids
+
+    # An Arrow stream written by polars; the answer in the form Accept asks for.
+    stream = io.BytesIO()
+    frame.write_ipc_stream(stream)
+    for accept, read_back in (
+        ("application/json", lambda r: r.json()["code"]),
+        (PARQUET, lambda r: pl.read_parquet(io.BytesIO(r.content))["code"].to_list()),
+        (
+            f"text/html;q=0.9, {ARROW}",
+            lambda r: pl.read_ipc_stream(io.BytesIO(r.content))["code"].to_list(),
+        ),
+    ):
+        response = _post(client, stream.getvalue(), ARROW, {"crs": "4326"}, {"Accept": accept})
+        assert response.status_code == 200, response.text
+        assert read_back(response) == expected, accept
+    # The row form answers in columns when it names fields or asks for Arrow.
+    small = {
+        "crs": "4326",
+        "points": [{"lon": lon[0], "lat": lat[0]}, {"lon": lon[1], "lat": lat[1]}],
+    }
+    assert client.post(URL, json=small, params={"fields": "code"}).json()["code"] == expected[:2]
+    as_arrow = client.post(URL, json=small, headers={"Accept": ARROW})
+    assert (
+        pa.ipc.open_stream(as_arrow.content).read_all().column("code").to_pylist() == expected[:2]
+    )
+
+
+FULL = "code,level,name,path,matched,distance_to_edge_m,on_boundary,runner_up,nearest,lon,lat"
+
+
+def test_fields_choose_the_columns_and_agree_with_the_row_answer(client, probes):
+    lon, lat, expected, _ = probes
+    body = {"crs": "4326", "lon": lon.tolist(), "lat": lat.tolist()}
+    default = client.post(URL, json=body).json()
+    assert list(default) == [
+        "generation",
+        "count",
+        "code",
+        "level",
+        "name",
+        "matched",
+        "error",
+        "error_message",
+    ]
+    only_codes = client.post(URL, json=body, params={"fields": "code"}).json()
+    assert list(only_codes) == ["generation", "count", "code", "error", "error_message"]
+    full = client.post(URL, json=body, params={"fields": FULL}).json()
+    assert len(full) == 2 + 13 + 2  # runner_up and nearest bring their distances
+    rows = client.post(
+        URL,
+        json={
+            "crs": "4326",
+            "points": [{"lon": x, "lat": y} for x, y in zip(lon, lat, strict=True)],
+        },
+    ).json()["results"]
+    for i, row in enumerate(rows):
+        assert full["code"][i] == (row["grid"] and row["grid"]["code"]) == expected[i]
+        assert full["path"][i] == ([p["code"] for p in row["path"]] if row["matched"] else None)
+        assert full["level"][i] == (row["grid"] and row["grid"]["level"])
+        assert full["distance_to_edge_m"][i] == row["distance_to_edge_m"]
+        assert full["on_boundary"][i] == (row["on_boundary"] if row["matched"] else None)
+        assert full["runner_up"][i] == (row["runner_up"] and row["runner_up"]["code"])
+        assert full["runner_up_distance_m"][i] == (
+            row["runner_up"] and row["runner_up"]["distance_m"]
+        )
+        assert full["nearest"][i] == (row["nearest"] and row["nearest"]["code"])
+        assert (full["lon"][i], full["lat"][i]) == (row["lon"], row["lat"])
+    assert sum(c is not None for c in full["runner_up"]) > 100  # edges and vertices have one
+    assert sum(c is not None for c in full["nearest"]) == expected.count(None)
+    # Arrow and Parquet carry the same columns, with types a reader can use.
+    table = pa.ipc.open_stream(
+        _post(
+            client,
+            _arrow(pa.table({"lon": lon, "lat": lat})),
+            ARROW,
+            {"crs": "4326", "fields": FULL},
+        ).content
+    ).read_all()
+    assert table.num_columns == 15
+    assert table.schema.field("path").type == pa.list_(pa.string())
+    assert table.schema.field("distance_to_edge_m").type == pa.float64()
+    assert table.column("runner_up").to_pylist() == full["runner_up"]
+    assert table.column("on_boundary").to_pylist() == full["on_boundary"]
+
+
+def test_invalid_points_and_other_crs(client, engine, probes):
+    lon, lat, expected, _ = probes
+    from spatial.crs import from_wgs84_xy
+
+    inside = slice(1200, 1250)  # random points: none within centimetres of an edge
+    x, y = from_wgs84_xy(lon[inside], lat[inside], "GCJ02")
+    x, y = np.append(x, [31.3, 500.0]), np.append(y, [120.7, 1.0])  # swapped; out of range
+    answer = client.post(
+        URL,
+        json={"crs": "gcj02", "lon": x.tolist(), "lat": y.tolist()},
+        params={"fields": "code,matched"},
+    ).json()
+    assert answer["count"] == 52
+    assert answer["code"] == [*expected[inside], None, None]
+    assert answer["matched"][-2:] == [False, False]
+    assert answer["error"] == [None] * 50 + ["invalid_coordinates"] * 2
+    assert "颠倒" in answer["error_message"][50] and "超出范围" in answer["error_message"][51]
+    parquet = pq.read_table(
+        pa.BufferReader(
+            _post(
+                client, _parquet(pa.table({"lon": x, "lat": y})), PARQUET, {"crs": "gcj02"}
+            ).content
+        )
+    )
+    assert parquet.column("error").to_pylist() == answer["error"]
+    assert parquet.column("code").to_pylist() == answer["code"]
+
+
+def _inside(engine, code: str) -> tuple[float, float]:
+    with engine.connect() as connection:
+        return tuple(
+            connection.execute(
+                text(
+                    "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid "
+                    "WHERE code = :c ORDER BY generation_high DESC LIMIT 1) s"
+                ),
+                {"c": code},
+            ).one()
+        )
+
+
+def test_staff_only_for_callers_entitled(client, engine, tokens):
+    own, other = _inside(engine, OWN_GRID + "001"), _inside(engine, "320571005008001001")
+    body = {"crs": "4326", "lon": [own[0], other[0]], "lat": [own[1], other[1]]}
+    seen = {}
+    for caller in ("anonymous", "viewer", "handler", "field_staff", "dispatcher", "admin"):
+        headers = bearer(tokens[caller]) if caller != "anonymous" else {}
+        staff = client.post(
+            URL, json=body, params={"fields": "code,staff"}, headers=headers
+        ).json()["staff"]
+        single = [
+            client.get(
+                "/api/v1/lookup", params={"lon": x, "lat": y, "crs": "4326"}, headers=headers
+            )
+            .json()
+            .get("staff")
+            for x, y in zip(body["lon"], body["lat"], strict=True)
+        ]
+        assert staff == single, caller  # exactly what the single lookup shows this caller
+        seen[caller] = [s is not None for s in staff]
+    assert seen == {
+        "anonymous": [False, False],
+        "viewer": [False, False],
+        "handler": [False, False],
+        "field_staff": [True, False],
+        "dispatcher": [True, True],
+        "admin": [True, True],
+    }
+    # In Arrow: a list of structs, and still nothing for anonymous callers.
+    table = _arrow(pa.table({"lon": body["lon"], "lat": body["lat"]}))
+    admin = pa.ipc.open_stream(
+        _post(
+            client, table, ARROW, {"crs": "4326", "fields": "staff"}, bearer(tokens["admin"])
+        ).content
+    ).read_all()
+    assert admin.column("staff").to_pylist()[0][0]["grid_code"].startswith(OWN_GRID)
+    anonymous = pa.ipc.open_stream(
+        _post(client, table, ARROW, {"crs": "4326", "fields": "staff"}).content
+    )
+    assert anonymous.read_all().column("staff").to_pylist() == [None, None]
+
+
+def _too_big(settings) -> bytes:
+    return b"[" + b"0," * (settings.limits.max_request_bytes // 2) + b"0]"
+
+
+def _bad_inputs(settings) -> list[tuple[str, dict, int, str, str | None]]:
+    one = {"crs": "4326", "lon": [120.6], "lat": [31.3]}
+    many = np.full(100_001, 120.6)
+    raw = lambda text_: {"content": text_.encode(), "headers": {"Content-Type": "application/json"}}  # noqa: E731
+    arrow = lambda table, **params: {  # noqa: E731
+        "content": _arrow(table),
+        "headers": {"Content-Type": ARROW},
+        "params": {"crs": "4326", **params},
+    }
+    return [
+        (
+            "lengths differ",
+            {"json": one | {"lat": [31.3, 31.4]}},
+            422,
+            "length_mismatch",
+            "body.lat",
+        ),
+        ("ids length", {"json": one | {"ids": [1, 2]}}, 422, "length_mismatch", "body.ids"),
+        (
+            "NaN in JSON",
+            raw('{"crs":"4326","lon":[120.6,NaN],"lat":[31.3,31.3]}'),
+            422,
+            "non_finite",
+            "body.lon[1]",
+        ),
+        (
+            "Infinity in JSON",
+            raw('{"crs":"4326","lon":[120.6],"lat":[-Infinity]}'),
+            422,
+            "non_finite",
+            "body.lat[0]",
+        ),
+        (
+            "1e400 in JSON",
+            raw('{"crs":"4326","lon":[1e400],"lat":[31.3]}'),
+            422,
+            "non_finite",
+            "body.lon[0]",
+        ),
+        (
+            "text in lon",
+            {"json": one | {"lon": [120.6, "120.7"], "lat": [1, 2]}},
+            422,
+            "not_a_number",
+            "body.lon[1]",
+        ),
+        (
+            "NaN in Arrow",
+            arrow(pa.table({"lon": [120.6, 120.6], "lat": [31.3, float("nan")]})),
+            422,
+            "non_finite",
+            "body.lat[1]",
+        ),
+        (
+            "null in Arrow",
+            arrow(pa.table({"lon": [None, 120.6], "lat": [31.3, 31.3]})),
+            422,
+            "null_coordinate",
+            "body.lon[0]",
+        ),
+        (
+            "Arrow without lon",
+            arrow(pa.table({"x": [120.6], "lat": [31.3]})),
+            422,
+            "invalid_schema",
+            "body.lon",
+        ),
+        (
+            "Arrow string lat",
+            arrow(pa.table({"lon": [120.6], "lat": ["31.3"]})),
+            422,
+            "invalid_schema",
+            "body.lat",
+        ),
+        (
+            "Arrow float id",
+            arrow(pa.table({"lon": [120.6], "lat": [31.3], "id": [1.5]})),
+            422,
+            "invalid_schema",
+            "body.id",
+        ),
+        (
+            "Arrow without crs",
+            {**arrow(pa.table({"lon": [120.6], "lat": [31.3]})), "params": {}},
+            422,
+            "missing_crs",
+            "query.crs",
+        ),
+        (
+            "100,001 in JSON",
+            {"json": {"crs": "4326", "lon": many.tolist(), "lat": many.tolist()}},
+            422,
+            "too_many_points",
+            "body.lon",
+        ),
+        (
+            "100,001 in Arrow",
+            arrow(pa.table({"lon": many, "lat": many})),
+            422,
+            "too_many_points",
+            "body",
+        ),
+        (
+            "100,001 in Parquet",
+            {
+                "content": _parquet(pa.table({"lon": many, "lat": many})),
+                "headers": {"Content-Type": PARQUET},
+                "params": {"crs": "4326"},
+            },
+            422,
+            "too_many_points",
+            "body",
+        ),
+        (
+            "100,001 rows",
+            {"json": {"crs": "4326", "points": [{"lon": 1, "lat": 1}] * 100_001}},
+            422,
+            "validation_error",
+            "body.points",
+        ),
+        (
+            "unknown field",
+            {"json": one, "params": {"fields": "code,colour"}},
+            422,
+            "unknown_field",
+            "query.fields",
+        ),
+        ("unknown crs", {"json": one | {"crs": "EPSG:999999"}}, 422, "unknown_crs", "body.crs"),
+        (
+            "unknown Content-Type",
+            {"content": b"lon,lat\n1,2\n", "headers": {"Content-Type": "text/csv"}},
+            415,
+            "unsupported_media_type",
+            "header.Content-Type",
+        ),
+        (
+            "unknown Accept",
+            {"json": one, "headers": {"Accept": "text/csv"}},
+            406,
+            "not_acceptable",
+            "header.Accept",
+        ),
+        (
+            "over the size limit",
+            {"content": _too_big(settings), "headers": {"Content-Type": "application/json"}},
+            413,
+            "payload_too_large",
+            "body",
+        ),
+        (
+            "corrupt Arrow",
+            {
+                "content": b"\xff\xff\xff\xffnot arrow at all",
+                "headers": {"Content-Type": ARROW},
+                "params": {"crs": "4326"},
+            },
+            422,
+            "unreadable_arrow",
+            "body",
+        ),
+        (
+            "corrupt Parquet",
+            {
+                "content": b"PAR1" + b"\x00" * 64 + b"PAR1",
+                "headers": {"Content-Type": PARQUET},
+                "params": {"crs": "4326"},
+            },
+            422,
+            "unreadable_parquet",
+            "body",
+        ),
+        (
+            "Parquet string lat",
+            {
+                "content": _parquet(pa.table({"lon": [120.6], "lat": ["31.3"]})),
+                "headers": {"Content-Type": PARQUET},
+                "params": {"crs": "4326"},
+            },
+            422,
+            "invalid_schema",
+            "body.lat",
+        ),
+        ("not JSON", raw('{"crs": "4326", "lon": [1,'), 422, "validation_error", None),
+    ]
+
+
+def test_bad_input_is_refused_before_any_lookup(client, settings):
+    store = client.app.state.index_store
+    lookups = []
+    original = store.at
+    store.at = lambda when: lookups.append(when) or original(when)
+    cases = _bad_inputs(settings)
+    for label, request, status, code, where in cases:
+        response = client.post(URL, **request)
+        assert response.status_code == status, (label, response.text)
+        error = response.json()["error"]
+        assert error["code"] == code, (label, error)
+        assert error["message"] and not error["message"].isascii(), label  # Chinese, for people
+        if where is not None:
+            assert error["where"] == where, (label, error)
+    assert len(cases) == 25
+    assert lookups == []  # not one of them reached the index
+    assert client.post(URL, json={"crs": "4326", "lon": [120.6], "lat": [31.3]}).status_code == 200
+    assert len(lookups) == 1
+
+
+def test_row_form_answers_as_before(client, probes):
+    lon, lat, expected, _ = probes
+    nan = client.post(
+        URL,
+        content=b'{"crs":"4326","points":[{"lon":NaN,"lat":31.3},{"lon":%r,"lat":%r,"id":7}]}'
+        % (float(lon[0]), float(lat[0])),
+        headers={"Content-Type": "application/json"},
+    ).json()["results"]
+    assert nan[0]["error"]["code"] == "invalid_coordinates" and nan[0]["matched"] is False
+    assert nan[1]["id"] == 7 and (nan[1]["grid"] and nan[1]["grid"]["code"]) == expected[0]
+    assert set(nan[1]) >= {
+        "matched",
+        "lon",
+        "lat",
+        "generation",
+        "grid",
+        "path",
+        "on_boundary",
+        "distance_to_edge_m",
+        "runner_up",
+        "nearest",
+    }
+    missing = client.post(URL, json={"crs": "4326"})
+    assert missing.status_code == 422 and missing.json()["error"]["where"] == "body.points"
+
+
+def test_openapi_documents_every_form(client):
+    operation = client.get("/api/v1/openapi.json").json()["paths"][URL]["post"]
+    assert sorted(operation["requestBody"]["content"]) == sorted(
+        ["application/json", ARROW, PARQUET]
+    )
+    assert sorted(operation["responses"]["200"]["content"]) == sorted(
+        ["application/json", ARROW, PARQUET]
+    )
+    assert {"406", "413", "415", "422"} <= set(operation["responses"])
+    assert [p["name"] for p in operation["parameters"]] == ["fields", "crs", "at", "near_m"]
+    assert len(orjson.dumps(operation)) < 20_000
