@@ -6,6 +6,7 @@ import platform
 from datetime import UTC, datetime
 
 from bench import (
+    batch_http,
     bulk_lookup,
     coverage_check,
     district,
@@ -23,6 +24,7 @@ from bench.common import RESULTS
 def main() -> None:
     for module in (
         bulk_lookup,
+        batch_http,
         http_lookup,
         geocode_csv,
         coverage_check,
@@ -38,6 +40,7 @@ def main() -> None:
         (RESULTS / f"{name}.md").read_text()
         for name in (
             "bulk_lookup",
+            "batch_http",
             "http_lookup",
             "geocode_csv",
             "event_loop",
