@@ -1,14 +1,17 @@
 """Writing the demo street: emptying the data tables and copying grids, buildings, cameras,
-staff, events and their history in (ids from 1, sequences moved past them)."""
+staff, events and their history in (ids from 1, sequences moved past them). Events go in by
+COPY street by street, into their monthly partitions (migrations/0008), with their keys."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from api.db.copy import copy_rows
+from api.workflow.calendar import SHANGHAI
 from spatial.demo_street import DemoGrid
 
 DATA_TABLES = (
@@ -20,6 +23,7 @@ DATA_TABLES = (
     "event_attachment",
     "event_history",
     "event",
+    "event_key",
     "staff_assignment",
     "staff",
     "building",
@@ -155,9 +159,29 @@ EVENT_COLUMNS = (
 COUNTERS = {"postpone_count", "rework_count", "escalation_count"}
 
 
-def write_events(connection: Connection, walks: Sequence[Any], generation: int) -> None:
-    """Events with ids 1…n in list order (WGS84 points), their history and supervision orders
-    (`walks`: api/demo/loop.py)."""
+def write_events(
+    connection: Connection, walks: Sequence[Any], generation: int, first_id: int = 1
+) -> None:
+    """Events with ids first_id… in list order (WGS84 points), their keys, history and
+    supervision orders (`walks`: api/demo/loop.py; a merge names a list position from 1)."""
+    ids = range(first_id, first_id + len(walks))
+    shift = first_id - 1
+    # Every month of the batch gets its partition first (the owner's function, in this
+    # transaction: the loader is alone on the tables).
+    local = {w.event["reported_at"].astimezone(SHANGHAI) for w in walks}
+    for year, month in sorted({(at.year, at.month) for at in local}):
+        connection.execute(
+            text("SELECT event_partition_ensure(:at)"),
+            {"at": datetime(year, month, 15, tzinfo=SHANGHAI)},
+        )
+    copy_rows(
+        connection,
+        "event_key",
+        ("id", "source", "external_id"),
+        ((i, w.event["source"], w.event["external_id"]) for i, w in zip(ids, walks, strict=True)),
+    )
+    # The keys are written: the event trigger need not write them row by row.
+    connection.execute(text("SELECT set_config('wangge.event_keys_written', 'on', true)"))
     copy_rows(
         connection,
         "event",
@@ -165,7 +189,7 @@ def write_events(connection: Connection, walks: Sequence[Any], generation: int) 
         (
             (
                 i,
-                *(w.event.get(c, 0 if c in COUNTERS else None) for c in EVENT_COLUMNS),
+                *(_event_value(w.event, c, shift) for c in EVENT_COLUMNS),
                 w.event["geom"].x,
                 w.event["geom"].y,
                 "EPSG:4326",
@@ -173,10 +197,10 @@ def write_events(connection: Connection, walks: Sequence[Any], generation: int) 
                 generation,
                 w.history[-1][0],
             )
-            for i, w in enumerate(walks, start=1)
+            for i, w in zip(ids, walks, strict=True)
         ),
     )
-    connection.execute(text("SELECT setval('event_id_seq', (SELECT max(id) FROM event))"))
+    connection.execute(text("SELECT set_config('wangge.event_keys_written', '', true)"))
     copy_rows(
         connection,
         "event_history",
@@ -191,16 +215,43 @@ def write_events(connection: Connection, walks: Sequence[Any], generation: int) 
             "version",
             "details",
         ),
-        ((i, *line) for i, w in enumerate(walks, start=1) for line in w.history),
+        (
+            (i, *_shifted(line, shift))
+            for i, w in zip(ids, walks, strict=True)
+            for line in w.history
+        ),
     )
     copy_rows(
         connection,
         "supervision",
         ("event_id", "reason", "due_at", "issued_by", "issued_at"),
-        ((i, *order) for i, w in enumerate(walks, start=1) for order in w.supervisions),
+        ((i, *order) for i, w in zip(ids, walks, strict=True) for order in w.supervisions),
     )
+
+
+def _event_value(event: dict, column: str, shift: int) -> Any:
+    value = event.get(column, 0 if column in COUNTERS else None)
+    if column == "merged_into" and value is not None:
+        return value + shift
+    return value
+
+
+def _shifted(line: tuple, shift: int) -> tuple:
+    """A history line; a merge's target moved from list position to id."""
+    if shift and line[1] == "merge" and "target" in line[-1]:
+        return (*line[:-1], {**line[-1], "target": line[-1]["target"] + shift})
+    return line
+
+
+def finish_events(connection: Connection) -> None:
+    """New events are numbered after the demo's."""
+    connection.execute(text("SELECT setval('event_id_seq', (SELECT max(id) FROM event_key))"))
 
 
 def analyze_demo_tables(connection: Connection) -> None:
     """Fresh planner statistics after a bulk load."""
-    connection.execute(text("ANALYZE grid; ANALYZE building; ANALYZE event"))
+    connection.execute(
+        text(
+            "ANALYZE grid; ANALYZE building; ANALYZE event; ANALYZE event_key; ANALYZE event_history"
+        )
+    )

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from api.db import partitions
 from api.db.filters import in_generation, where
 from api.db.geojson import feature
 from api.workflow.machine import OPEN
@@ -34,26 +35,39 @@ _RECORD = (
 
 def insert_events(connection: Connection, values: list[dict[str, Any]], actor: str) -> list[int]:
     """Insert each event unless its (source, external_id) exists; the reporting is its first
-    history line and its first notification. Returns the new ids."""
+    history line and its first notification. Returns the new ids.
+
+    The keys are claimed first in event_key (ON CONFLICT there: `event` is partitioned by month
+    and cannot hold a unique (source, external_id)); the first of a batch's repeats wins, ids
+    follow the batch order. A month without a partition is created first (partitions.ensure)."""
     if not values:
         return []
+    partitions.ensure(connection, [v["reported_at"] for v in values])
     payload = json.dumps([{**v, "ordinal": i} for i, v in enumerate(values)], default=_json_default)
+    connection.execute(text("SELECT set_config('wangge.event_keys_written', 'on', true)"))
     new_ids = list(
         connection.execute(
             text(
-                "INSERT INTO event (source, external_id, category_code, description, address, raw_x, "
-                "raw_y, raw_crs, geom, grid_code, generation_id, status, reporter_name, reporter_phone, "
-                "payload_sha256, reported_at, tier, accept_due_at) SELECT r.source, r.external_id, "
-                "r.category_code, r.description, r.address, r.raw_x, r.raw_y, r.raw_crs, CASE WHEN "
-                "r.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326) END, "
-                "r.grid_code, r.generation_id, 'reported', r.reporter_name, r.reporter_phone, "
-                "r.payload_sha256, r.reported_at, r.tier, r.accept_due_at "
-                f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_RECORD}) ORDER BY r.ordinal "
-                "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
+                f"WITH r AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_RECORD})), "
+                "keys AS (INSERT INTO event_key (id, source, external_id) SELECT "
+                "nextval('event_id_seq'), r.source, r.external_id FROM r ORDER BY r.ordinal "
+                "ON CONFLICT DO NOTHING RETURNING id, source, external_id), "
+                "firsts AS (SELECT DISTINCT ON (source, external_id) * FROM r "
+                "ORDER BY source, external_id, ordinal) "
+                "INSERT INTO event (id, source, external_id, category_code, description, address, "
+                "raw_x, raw_y, raw_crs, geom, grid_code, generation_id, status, reporter_name, "
+                "reporter_phone, payload_sha256, reported_at, tier, accept_due_at) SELECT k.id, "
+                "r.source, r.external_id, r.category_code, r.description, r.address, r.raw_x, "
+                "r.raw_y, r.raw_crs, CASE WHEN r.lon IS NULL THEN NULL ELSE "
+                "ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326) END, r.grid_code, r.generation_id, "
+                "'reported', r.reporter_name, r.reporter_phone, r.payload_sha256, r.reported_at, "
+                "r.tier, r.accept_due_at FROM firsts r JOIN keys k USING (source, external_id) "
+                "ORDER BY k.id RETURNING id"
             ),
             {"rows": payload},
         ).scalars()
     )
+    connection.execute(text("SELECT set_config('wangge.event_keys_written', '', true)"))
     if new_ids:
         connection.execute(
             text(

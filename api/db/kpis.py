@@ -2,7 +2,10 @@
 
 Four narrow queries, each on an index: reports in the period (reported_at), deadlines falling in the
 period (due_at), open events past their deadline now (the partial open-deadline index), and
-supervision orders issued in the period. The key is one of a few whitelisted columns (the grid, the
+supervision orders issued in the period. `event` is partitioned by month of reported_at
+(migrations/0008): a query that selects by another moment also says `reported_at < :end` — every
+deadline, closing and supervision order comes after the report — so the months after the period
+are never read (the plan shows which; tests/test_event_partitions.py counts them). The key is one of a few whitelisted columns (the grid, the
 handling unit, the assignee); api/workflow/kpis.py rolls grids up to communities and streets.
 """
 
@@ -64,7 +67,7 @@ def due(
             "array_agg(handling_hours) FILTER (WHERE closed_at IS NOT NULL "
             "AND handling_hours IS NOT NULL) AS hours, "
             "count(satisfaction) AS evaluated, coalesce(sum(satisfaction), 0) AS satisfaction_sum "
-            "FROM event WHERE due_at >= :start AND due_at < :end "
+            "FROM event WHERE due_at >= :start AND due_at < :end AND reported_at < :end "
             f"AND status NOT IN {FINISHED_WITHOUT_HANDLING}{_scope(codes, params)} GROUP BY 1"
         ),
         params,
@@ -98,7 +101,8 @@ def supervised(
     rows = connection.execute(
         text(
             f"SELECT e.{column} AS key, count(*) AS supervised FROM supervision s "
-            "JOIN event e ON e.id = s.event_id WHERE s.issued_at >= :start AND s.issued_at < :end"
+            "JOIN event e ON e.id = s.event_id AND e.reported_at < :end "
+            "WHERE s.issued_at >= :start AND s.issued_at < :end"
             f"{_scope(codes, params, 'e.')} GROUP BY 1"
         ),
         params,
@@ -125,9 +129,11 @@ def trend(
             f"WHERE reported_at >= :start AND reported_at < :end{scope} "
             "GROUP BY 1), closed AS (SELECT date_trunc(:interval, closed_at AT TIME ZONE :zone) AS period, "
             "count(*) AS closed, count(*) FILTER (WHERE closed_at <= due_at) AS closed_on_time "
-            f"FROM event WHERE closed_at >= :start AND closed_at < :end{scope} GROUP BY 1), "
+            "FROM event WHERE closed_at >= :start AND closed_at < :end AND reported_at < :end"
+            f"{scope} GROUP BY 1), "
             "missed AS (SELECT date_trunc(:interval, due_at AT TIME ZONE :zone) AS period, count(*) AS overdue "
-            f"FROM event WHERE due_at >= :start AND due_at < :end AND due_at < now() "
+            "FROM event WHERE due_at >= :start AND due_at < :end AND due_at < now() "
+            "AND reported_at < :end "
             f"AND status NOT IN {FINISHED_WITHOUT_HANDLING} AND (closed_at IS NULL OR closed_at > due_at)"
             f"{scope} GROUP BY 1) "
             "SELECT period, coalesce(r.received, 0) AS received, coalesce(c.closed, 0) AS closed, "

@@ -258,10 +258,27 @@ class WorkCalendar(Base):
     name: Mapped[str | None] = mapped_column(Text)
 
 
+class EventKey(Base):
+    """The keys of every event, whatever its month: `event` is partitioned by month and a unique
+    constraint there must contain the month, so the id and (source, external_id) are unique here
+    and the tables that point at an event reference this table (migrations/0008)."""
+
+    __tablename__ = "event_key"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_event_key_source_external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+
+
 class Event(Base):
+    """Reported events, partitioned by local month of `reported_at` (event_part.event_YYYY_MM and
+    event_part.event_default); triggers keep each event's row in event_key."""
+
     __tablename__ = "event"
     __table_args__ = (
-        UniqueConstraint("source", "external_id", name="uq_event_source_external_id"),
         CheckConstraint(
             "status IN ('reported', 'accepted', 'rejected', 'dispatched', 'processing', 'handled', "
             "'returned', 'closed', 'evaluated', 'cancelled', 'merged')",
@@ -286,9 +303,12 @@ class Event(Base):
                 "'returned')"
             ),
         ),
+        {"postgresql_partition_by": "RANGE (reported_at)"},
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(
+        ForeignKey("event_key.id", ondelete="CASCADE", name="event_id_fkey"), primary_key=True
+    )
     source: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str] = mapped_column(String(128))
     category_code: Mapped[str | None] = mapped_column(ForeignKey("event_category.code"))
@@ -306,7 +326,7 @@ class Event(Base):
     reporter_name: Mapped[str | None] = mapped_column(Text)
     reporter_phone: Mapped[str | None] = mapped_column(String(32))
     payload_sha256: Mapped[str | None] = mapped_column(String(64))
-    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -331,7 +351,7 @@ class Event(Base):
     escalation_count: Mapped[int] = mapped_column(Integer, server_default="0")
     handling_hours: Mapped[float | None] = mapped_column(Float)  # working hours, at closing
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
-    merged_into: Mapped[int | None] = mapped_column(ForeignKey("event.id"))
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("event_key.id"))
     duplicate_candidates: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
     warning_level: Mapped[int] = mapped_column(SmallInteger, server_default="0")
 
@@ -340,7 +360,9 @@ class EventHistory(Base):
     __tablename__ = "event_history"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("event_key.id", ondelete="CASCADE"), index=True
+    )
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     status: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str | None] = mapped_column(Text)
@@ -360,7 +382,9 @@ class Supervision(Base):
     __tablename__ = "supervision"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("event_key.id", ondelete="CASCADE"), index=True
+    )
     reason: Mapped[str] = mapped_column(Text)
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     issued_by: Mapped[str] = mapped_column(Text)
@@ -376,7 +400,9 @@ class EventAttachment(Base):
     __table_args__ = (CheckConstraint("stage IN ('before', 'after', 'other')", name="stage_known"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("event_key.id", ondelete="CASCADE"), index=True
+    )
     sha256: Mapped[str] = mapped_column(String(64))
     thumb_sha256: Mapped[str] = mapped_column(String(64))
     media_type: Mapped[str] = mapped_column(String(32))

@@ -4,13 +4,14 @@ a number of streets give one district (`wangge demo load --streets N`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
 from api.demo.cameras import cameras
-from api.demo.events import events
+from api.demo.events import DISTRICT_EVENT_COUNT, EVENT_COUNT, events
 from api.demo.people import staff
 from spatial.crs import WGS84, transform
 from spatial.demo_street import (
@@ -26,11 +27,37 @@ MAX_ATTEMPTS = 20
 
 
 @dataclass
+class StreetEvents:
+    """One street's year of events, drawn on demand from the street's random stream where the
+    street left it: the same events every time, and a district's million need not all be held
+    at once (api/demo/loader.py walks and writes them street by street)."""
+
+    state: dict[str, Any]
+    blocks: list
+    block_codes: dict[int, str]
+    period_end: datetime
+    prefix: str
+    count: int
+
+    def draw(self) -> list[dict]:
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = self.state
+        placed = events(
+            rng, self.blocks, self.block_codes, self.period_end, self.prefix, self.count
+        )
+        if placed:
+            geoms = transform(np.array([e["geom"] for e in placed]), METRIC_CRS, WGS84)
+            for item, geom in zip(placed, geoms, strict=True):
+                item["geom"] = geom
+        return placed
+
+
+@dataclass
 class DemoContents:
     streets: list[DemoStreet]  # grids and buildings, the demo street first
     cameras: list[dict]
     staff: list[dict]
-    events: list[dict]
+    street_events: list[StreetEvents] = field(default_factory=list)  # one per street, in order
 
     @property
     def grids(self) -> list[DemoGrid]:
@@ -40,12 +67,22 @@ class DemoContents:
     def buildings(self) -> list[dict]:
         return [building for street in self.streets for building in street.buildings]
 
+    @property
+    def event_count(self) -> int:
+        return sum(street.count for street in self.street_events)
+
+    @property
+    def events(self) -> list[dict]:
+        """Every street's events in order (all held at once: for a street, not a district)."""
+        return [event for street in self.street_events for event in street.draw()]
+
 
 def demo_contents(seed: int, period_end: datetime, streets: int = 1) -> DemoContents:
     """Build the whole demo deterministically from seed (all geometry in WGS84); the events'
-    year ends at `period_end`. The demo street is the same whatever `streets` is; each further
-    street draws from a stream of its own (seed, index)."""
-    contents = DemoContents([], [], [], [])
+    year ends at `period_end`. The demo street is the same whatever `streets` is (its 3,000
+    events too); each further street draws from a stream of its own (seed, index) and reports
+    DISTRICT_EVENT_COUNT events a year, so a district of 20 holds about a million."""
+    contents = DemoContents([], [], [])
     for plan in street_plans(streets):
         _add_street(contents, seed, plan, period_end)
     return contents
@@ -70,13 +107,20 @@ def _add_street(contents: DemoContents, seed: int, plan: StreetPlan, period_end:
     placed_cameras = cameras(rng, street.roads, street.outline, plan.code)
     people = staff(rng, street.grids)
     prefix = "" if plan.index == 0 else f"{plan.code[-3:]}-"
-    placed_events = events(rng, street.blocks, street.block_codes, period_end, prefix)
-    for items in (placed_cameras, placed_events):
-        if items:
-            geoms = transform(np.array([item["geom"] for item in items]), METRIC_CRS, WGS84)
-            for item, geom in zip(items, geoms, strict=True):
-                item["geom"] = geom
+    contents.street_events.append(
+        StreetEvents(
+            dict(rng.bit_generator.state),
+            street.blocks,
+            street.block_codes,
+            period_end,
+            prefix,
+            EVENT_COUNT if plan.index == 0 else DISTRICT_EVENT_COUNT,
+        )
+    )
+    if placed_cameras:
+        geoms = transform(np.array([item["geom"] for item in placed_cameras]), METRIC_CRS, WGS84)
+        for item, geom in zip(placed_cameras, geoms, strict=True):
+            item["geom"] = geom
     contents.streets.append(street)
     contents.cameras.extend(placed_cameras)
     contents.staff.extend(people)
-    contents.events.extend(placed_events)

@@ -10,7 +10,10 @@ from shapely.geometry import Polygon
 
 from spatial.demo_street import random_point_in
 
-EVENT_COUNT = 3000
+EVENT_COUNT = 3000  # the demo street's year
+# Each further street of a district (`--streets N`): 19 of them and the demo street make about
+# 1,000,000 events, the volume the partitioned event table is measured at.
+DISTRICT_EVENT_COUNT = 52_500
 EVENT_CATEGORIES = (  # (code, weight, descriptions)
     ("E01", 30, ("暴露垃圾", "乱堆物料", "道路不洁", "违规晾晒")),
     ("E02", 8, ("非法小广告", "违规户外广告", "占道宣传")),
@@ -38,15 +41,17 @@ def events(
     block_codes: dict[int, str],
     period_end: datetime,
     prefix: str = "",
+    count: int = EVENT_COUNT,
 ) -> list[dict]:
-    """A year of reported events up to `period_end` in the micro-grid blocks (metric geometry)."""
-    categories = _weighted(rng, EVENT_CATEGORIES, EVENT_COUNT)
-    sources = _weighted(rng, EVENT_SOURCES, EVENT_COUNT)
-    chosen_blocks = rng.integers(len(blocks), size=EVENT_COUNT)
-    ages_h = np.sort(rng.uniform(0, 365 * 24, size=EVENT_COUNT))[::-1]
+    """A year of `count` reported events up to `period_end` in the micro-grid blocks (metric
+    geometry)."""
+    categories = _weighted(rng, EVENT_CATEGORIES, count)
+    sources = _weighted(rng, EVENT_SOURCES, count)
+    chosen_blocks = rng.integers(len(blocks), size=count)
+    ages_h = np.sort(rng.uniform(0, 365 * 24, size=count))[::-1]
     result = []
     counters: dict[str, int] = {}
-    for i in range(EVENT_COUNT):
+    for i in range(count):
         point = random_point_in(blocks[int(chosen_blocks[i])], rng)
         code, _, descriptions = EVENT_CATEGORIES[int(categories[i])]
         source = EVENT_SOURCES[int(sources[i])][0]
