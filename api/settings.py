@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Migrations and the demo loader connect as the schema's owner (default: database_url).
     owner_database_url: str | None = None
+    # A streaming replica (hot standby) of the same database, as the service role: KPIs, exports,
+    # tiles and OGC items read from it; writes and read-your-write stay on the primary.
+    replica_url: str | None = None
     # `wangge migrate` grants the service's rights to this role (the local cluster: wangge_app).
     service_role: str | None = None
     # Host headers served (TrustedHostMiddleware): a page on another site that rebinds its DNS

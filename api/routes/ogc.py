@@ -29,6 +29,7 @@ from api.ogc.params import (
     parse_offset,
     queryable_params,
 )
+from api.replica import ReplicaConnectionDep
 from web.render import BUILD
 
 router = APIRouter(
@@ -253,7 +254,7 @@ def queryables(
 def features(
     collection_id: CollectionId,
     request: Request,
-    connection: ConnectionDep,
+    connection: ReplicaConnectionDep,
     caller: CallerDep,
     limit: Annotated[str | None, Query(description="1–10000, default 10")] = None,
     offset: Annotated[str | None, Query(description="Features to skip (next links set it)")] = None,
@@ -348,7 +349,7 @@ def feature(
     collection_id: CollectionId,
     feature_id: FeatureId,
     request: Request,
-    connection: ConnectionDep,
+    connection: ReplicaConnectionDep,
     caller: CallerDep,
     crs: Annotated[str | None, Query(max_length=300)] = None,
     f: Text = None,

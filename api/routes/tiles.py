@@ -17,10 +17,11 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.db.generations import NoActiveGeneration
-from api.deps import CallerDep, ConnectionDep, NoNulCharacters
+from api.deps import CallerDep, NoNulCharacters
 from api.errors import NotFound, error_responses
 from api.ogc.collections import resolve
 from api.privacy import Caller
+from api.replica import ReplicaConnectionDep, is_draft_collection, read_source
 from api.settings import Settings
 from api.tiles import metadata
 from api.tiles.matrix import (
@@ -126,7 +127,8 @@ async def _serve(
             return _tile_response(request, tile)
 
     def render() -> Tile:
-        with request.app.state.engine.connect() as connection:
+        source = read_source(request.app)
+        with source.connect(primary=is_draft_collection(collection_id)) as connection:
             return service.tile(connection, caller, collection_id, address, crs, if_none_match)
 
     return _tile_response(request, await run_in_threadpool(render))
@@ -136,7 +138,7 @@ async def _serve(
 def tilejson(
     collection_id: str,
     request: Request,
-    connection: ConnectionDep,
+    connection: ReplicaConnectionDep,
     caller: CallerDep,
     crs: Crs = None,
 ) -> dict[str, Any]:
@@ -171,7 +173,7 @@ def tile_matrix_set(tileMatrixSetId: str, request: Request) -> dict[str, Any]:
 def collection_tilesets(
     collectionId: str,
     request: Request,
-    connection: ConnectionDep,
+    connection: ReplicaConnectionDep,
     caller: CallerDep,
 ) -> dict[str, Any]:
     return metadata.tilesets(_base(request), resolve(connection, collectionId, caller))
@@ -185,7 +187,7 @@ def collection_tileset(
     collectionId: str,
     tileMatrixSetId: str,
     request: Request,
-    connection: ConnectionDep,
+    connection: ReplicaConnectionDep,
     caller: CallerDep,
     crs: Crs = None,
 ) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from fastapi.responses import FileResponse
 from sqlalchemy import Connection
 from starlette.background import BackgroundTask
 
-from api.deps import CallerDep, ConnectionDep, EngineDep, HeavyDep, PlannerDep, SettingsDep
+from api.deps import CallerDep, EngineDep, HeavyDep, PlannerDep, SettingsDep
 from api.errors import InvalidInput, error_responses
+from api.replica import ReplicaConnectionDep, ReplicaEngineDep
 from api.routes.params import GenerationDep, known_level
 from api.routes.uploads import client_named_errors, save_upload
 from api.transfer.export import EXPORT_FORMATS, export_layer, zip_shapefile
@@ -139,8 +140,8 @@ def _check_encoding(encoding: str | None, where: str) -> None:
 )
 def export_file(
     kind: Kind,
-    engine: EngineDep,
-    connection: ConnectionDep,
+    engine: ReplicaEngineDep,
+    connection: ReplicaConnectionDep,
     caller: CallerDep,
     heavy: HeavyDep,
     generation: GenerationDep,

@@ -20,6 +20,7 @@ from api.deps import (
     ReaderDep,
 )
 from api.errors import Forbidden, InvalidInput, NotFound, error_responses
+from api.replica import ReplicaConnectionDep
 from api.workflow import kpis as figures
 from api.workflow.calendar import SHANGHAI
 from api.workflow.kpi_export import kpi_workbook
@@ -105,7 +106,7 @@ def _report(
     ),
 )
 def kpis(
-    connection: ConnectionDep,
+    connection: ReplicaConnectionDep,
     store: IndexStoreDep,
     caller: CallerDep,
     group_by: GroupBy = "community",
@@ -123,7 +124,7 @@ def kpis(
     responses={200: {"content": {XLSX: {}}}},
 )
 def kpis_xlsx(
-    connection: ConnectionDep,
+    connection: ReplicaConnectionDep,
     store: IndexStoreDep,
     caller: CallerDep,
     group_by: GroupBy = "community",
@@ -144,7 +145,7 @@ def kpis_xlsx(
     "/kpis/trend", summary="Reported, closed, closed on time and missed deadlines per period"
 )
 def kpi_trend(
-    connection: ConnectionDep,
+    connection: ReplicaConnectionDep,
     store: IndexStoreDep,
     _: ReaderDep,
     interval: Literal["day", "week", "month"] = "day",
