@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.db.generations import postgis_version
+from api.db.generations import NoActiveGeneration, postgis_version
 from api.db.migrate import current_revision, head_revision
 from api.deps import EngineDep, SettingsDep
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Liveness: the process answers")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get(
+    "/health",
+    summary="Liveness: the process answers, with its pid and the generation its index is at",
+    description=(
+        "`worker` is the answering process's id and `generation` the grid generation its lookup "
+        "index serves (null before one is active): behind a load balancer or with several "
+        "workers, each answers for itself, so a publish can be watched reaching every one."
+    ),
+)
+def health(request: Request) -> dict[str, Any]:
+    store = getattr(request.app.state, "index_store", None)
+    try:
+        generation = store.active().generation if store is not None else None
+    except NoActiveGeneration:
+        generation = None
+    return {"status": "ok", "worker": os.getpid(), "generation": generation}
 
 
 @router.get(
