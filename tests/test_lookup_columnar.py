@@ -16,8 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import shapely
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from api.app import create_app
 from api.db.grids import owners_by_postgis
 from api.lookup.index_store import load_grid_index
 from tests.conftest import bearer
@@ -64,9 +66,10 @@ def probes(engine):
     return points[:, 0], points[:, 1], expected, generation
 
 
-def _arrow(table: pa.Table) -> bytes:
+def _arrow(table: pa.Table, compression: str | None = None) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    options = pa.ipc.IpcWriteOptions(compression=compression)
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
@@ -400,6 +403,16 @@ def _bad_inputs(settings) -> list[tuple[str, dict, int, str, str | None]]:
             "body",
         ),
         (
+            "100,001 in compressed Arrow",
+            {
+                **arrow(pa.table({"lon": many, "lat": many})),
+                "content": _arrow(pa.table({"lon": many, "lat": many}), "zstd"),
+            },
+            422,
+            "too_many_points",
+            "body",
+        ),
+        (
             "100,001 in Parquet",
             {
                 "content": _parquet(pa.table({"lon": many, "lat": many})),
@@ -497,10 +510,29 @@ def test_bad_input_is_refused_before_any_lookup(client, settings):
         assert error["message"] and not error["message"].isascii(), label  # Chinese, for people
         if where is not None:
             assert error["where"] == where, (label, error)
-    assert len(cases) == 25
+    assert len(cases) == 26
     assert lookups == []  # not one of them reached the index
     assert client.post(URL, json={"crs": "4326", "lon": [120.6], "lat": [31.3]}).status_code == 200
     assert len(lookups) == 1
+
+
+def test_compressed_arrow_is_measured_before_unpacking(settings):
+    """50 MB of ids in a 2 KB ZSTD stream: refused from the headers, never unpacked."""
+    limits = settings.limits.model_copy(update={"max_unpacked_bytes": 10_000_000})
+    ids = ["x" * 5_000_000] * 10
+    bomb = _arrow(pa.table({"lon": [120.6] * 10, "lat": [31.3] * 10, "id": ids}), "zstd")
+    fine = _arrow(pa.table({"lon": [120.6], "lat": [31.3], "id": ["x" * 1000]}), "lz4")
+    assert len(bomb) < 10_000
+    with TestClient(create_app(settings.model_copy(update={"limits": limits}))) as client:
+        refused = _post(client, bomb, ARROW, {"crs": "4326"})
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["error"] == {
+            "code": "payload_too_large",
+            "message": "Arrow 流解压后超过 10000000 字节",
+            "where": "body",
+        }
+        answer = pa.ipc.open_stream(_post(client, fine, ARROW, {"crs": "4326"}).content)
+        assert answer.read_all().column("id").to_pylist() == ["x" * 1000]
 
 
 def test_row_form_answers_as_before(client, probes):

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from api.errors import InvalidInput, PayloadTooLarge, WanggeError
+from api.lookup.arrow_limits import StreamTooLarge, check_stream
 from api.lookup.service import DEFAULT_NEAR_M
 from api.times import Instant
 from spatial.crs import UnknownCRS, normalise_crs
@@ -290,9 +291,10 @@ def _check_ids(ids: Any, count: int) -> None:
         )
 
 
-def read_arrow(body: bytes, query: QueryOptions) -> Batch:
+def read_arrow(body: bytes, query: QueryOptions, max_unpacked_bytes: int) -> Batch:
     """An Arrow IPC stream with columns lon, lat (numbers) and optionally id."""
     try:
+        check_stream(body, MAX_BATCH_POINTS, max_unpacked_bytes)
         reader = pa.ipc.open_stream(pa.py_buffer(body))
         _check_schema(reader.schema)
         batches, rows = [], 0
@@ -301,6 +303,11 @@ def read_arrow(body: bytes, query: QueryOptions) -> Batch:
             _check_count(rows, "body")
             batches.append(batch)
         table = pa.Table.from_batches(batches, schema=reader.schema)
+    except StreamTooLarge as error:
+        _check_count(error.rows, "body")
+        raise PayloadTooLarge(
+            f"Arrow 流解压后超过 {max_unpacked_bytes} 字节", where="body"
+        ) from None
     except (pa.ArrowException, OSError, ValueError) as error:
         raise InvalidInput(
             f"无法读取 Arrow IPC 流（{ARROW}）：{str(error)[:200]}",

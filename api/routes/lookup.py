@@ -180,11 +180,14 @@ def _lookup_batch(
             )
         else:
             shape, batch = "columns", columnar.read_columns(data, options)
+            del data  # the parsed lists: only the arrays go on
     elif form == "arrow":
-        shape, batch = form, columnar.read_arrow(content, options)
+        shape = form
+        batch = columnar.read_arrow(content, options, settings.limits.max_unpacked_bytes)
     else:
         shape = form
         batch = columnar.read_parquet(content, options, settings.limits.max_unpacked_bytes)
+    content = b""  # (Arrow columns still view the body: numbers are not copied out of it)
     answer_form = columnar.answer_form(shape, preference, wanted is not None)
     with heavy.slot() if len(batch) > LIGHT_BATCH_POINTS else nullcontext():
         answer = lookup_columns(store, batch, wanted or columnar.DEFAULT_FIELDS, caller)
