@@ -23,10 +23,10 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from api.db.engine import make_replica_engine
@@ -108,6 +108,28 @@ def read_source(app: FastAPI) -> ReadSource:
                     source.dispose()  # an earlier lifespan of the same app
                 source = state.read_source = open_read_source(state.settings, state.engine)
     return source
+
+
+def replica_status(source: ReadSource) -> dict[str, Any]:
+    """Whether the replica answers, and how far behind the primary it replays (for /ready)."""
+    if source.replica is None:
+        return {"status": "not_configured"}
+    try:
+        with source.replica.connect() as connection:
+            row = connection.execute(
+                text(
+                    "SELECT pg_is_in_recovery() AS standby, EXTRACT(EPOCH FROM "
+                    "now() - pg_last_xact_replay_timestamp())::float8 AS lag"
+                )
+            ).one()
+    except DBAPIError as error:
+        return {"status": f"unreachable: {error.__class__.__name__}", "reads_from": "primary"}
+    lag = None if row.lag is None else round(max(0.0, row.lag), 3)
+    return {
+        "status": "ok" if row.standby else "not_a_standby",
+        "reads_from": "replica" if source.replica_up else "primary",
+        "replay_lag_seconds": lag,
+    }
 
 
 def is_draft_collection(collection_id: str | None) -> bool:

@@ -194,6 +194,8 @@ def test_reads_come_from_the_standby_and_writes_from_the_primary(
         with app.state.engine.connect() as connection:
             assert connection.execute(text("SELECT pg_is_in_recovery()")).scalar() is False
         before = _reads(client)
+        replica = client.get("/api/v1/ready").json()["checks"]["replica"]
+        assert (replica["status"], replica["reads_from"]) == ("ok", "replica")
 
         # Replay paused: the standby stops at what it has; a report goes to the primary.
         standby.sql(database, "SELECT pg_wal_replay_pause()")
@@ -245,5 +247,9 @@ def test_a_stopped_standby_sends_reads_to_the_primary(replica_settings, standby,
             assert len(warnings) == 1 and "reading from the primary" in warnings[0].getMessage()
             with read_source(app).connect() as connection:
                 assert connection.execute(text("SELECT pg_is_in_recovery()")).scalar() is False
+            ready = client.get("/api/v1/ready")
+            replica = ready.json()["checks"]["replica"]
+            assert ready.status_code == 200 and replica["reads_from"] == "primary"
+            assert replica["status"] == "unreachable: OperationalError"
         finally:
             standby.start()

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.db.generations import NoActiveGeneration, postgis_version
 from api.db.migrate import current_revision, head_revision
 from api.deps import EngineDep, SettingsDep
+from api.replica import read_source, replica_status
 
 router = APIRouter(tags=["health"])
 
@@ -37,10 +38,18 @@ def health(request: Request) -> dict[str, Any]:
 @router.get(
     "/ready",
     summary="Readiness: database reachable and migrations current",
+    description=(
+        "With WANGGE_REPLICA_URL, `checks.replica` tells whether the read replica answers and "
+        "how far behind it replays (`replay_lag_seconds`: time since the last transaction it "
+        "replayed was committed on the primary, so it also grows while the primary is idle). "
+        "A replica that is down does not make the service unready: its reads go to the primary."
+    ),
     responses={503: {"description": "Not ready; the body says which check failed"}},
 )
-def ready(engine: EngineDep, settings: SettingsDep) -> Any:
+def ready(request: Request, engine: EngineDep, settings: SettingsDep) -> Any:
     checks: dict[str, Any] = {}
+    if settings.replica_url:  # informative: a replica that is down sends reads to the primary
+        checks["replica"] = replica_status(read_source(request.app))
     try:
         with engine.connect() as connection:
             checks["postgis"] = postgis_version(connection)
