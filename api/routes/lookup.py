@@ -48,7 +48,7 @@ NearM = Annotated[
 @router.get(
     "/lookup", summary="Which grid is this point in (finest grid, its path, staff, edge distance)"
 )
-def lookup(
+async def lookup(
     store: IndexStoreDep,
     caller: CallerDep,
     lon: float,
@@ -57,15 +57,17 @@ def lookup(
     at: At = None,
     near_m: NearM = DEFAULT_NEAR_M,
 ) -> dict[str, Any]:
-    _, [answer] = lookup_points(
-        store,
-        np.array([lon]),
-        np.array([lat]),
-        crs,
-        at=at,
-        near_m=near_m,
-        caller=caller,
-    )
+    # Answered on the event loop, not in the threadpool: the lookup is ~0.1 ms of CPU (less
+    # than the hand-off to a pool thread and back), and this one thread's PROJ transformers
+    # stay warm, while each new pool thread spends ~130 ms building its own (anyio retires
+    # idle ones after 10 s): under 32+ connections that stalled every worker. An `at=` naming
+    # an earlier generation may build its index from the database, so that one goes to the pool.
+    def answer_point() -> tuple[int, list[dict[str, Any]]]:
+        return lookup_points(
+            store, np.array([lon]), np.array([lat]), crs, at=at, near_m=near_m, caller=caller
+        )
+
+    _, [answer] = answer_point() if at is None else await run_in_threadpool(answer_point)
     if "error" in answer:
         raise InvalidInput(
             answer["error"]["message"], code="invalid_coordinates", where="query.lon,lat"

@@ -1,0 +1,458 @@
+"""(b) Single lookups under load: the highest request rate each server sustains with p99 ≤ 10 ms.
+
+Open loop: request i is due at start + i / rate whatever happened before, and its latency is
+counted from that due time, so a slow server cannot hide its queue (no coordinated omission).
+The client holds N keep-alive HTTP/1.1 connections (1, 16, 64, 256), one request in flight on
+each, as a calling system's pool would; a request waiting for a free connection is latency too.
+
+The client runs on its own core (CPU 1, uvloop, raw asyncio protocols), the servers on CPU 0
+(1 worker) or on both (2 workers: the second shares CPU 1 with the client). PostgreSQL, which
+the baseline queries on every request, is not pinned. Points are event-like: on the streets,
+which are the grid edges, ±8 m, so most lookups take the index's exact path.
+
+Servers: wangge `GET /api/v1/lookup` (in-memory index, full answer) and the per-request SQL
+lookup (`sql_lookup_app.py`, the way MapIt answers), 1 and 2 uvicorn workers each. The client's
+own ceiling is measured the same way against a fixed-answer server. `--quick` searches fewer,
+shorter steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+import shapely
+import uvloop
+
+from bench.common import active_index, engine, write_result
+from spatial.lookup import GridIndex
+
+P99_LIMIT_MS = 10.0
+TIMEOUT_S = 2.0
+CONNECTIONS = (1, 16, 64, 256)
+CLIENT_CPU = 1
+EDGE_OFFSET_M = 8.0
+WANGGE = "/api/v1/lookup"
+SQL = "/lookup"
+ECHO_SERVER = """
+import asyncio, sys, uvloop
+BODY = b'{"matched":true,"grid":{"code":"x"}}'
+ANSWER = b"HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\ncontent-length: %d\\r\\n\\r\\n%s" % (
+    len(BODY), BODY)
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport): self.transport = transport
+    def data_received(self, data): self.transport.write(ANSWER * data.count(b"\\r\\n\\r\\n"))
+async def main():
+    server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", int(sys.argv[1]))
+    await server.serve_forever()
+uvloop.run(main())
+"""
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    command: list[str]  # after the interpreter; {port} is filled in
+    path: str
+    workers: int
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def cpus(self) -> str:
+        return "0" if self.workers == 1 else "0,1"
+
+
+def _uvicorn(app: str, workers: int) -> list[str]:
+    return [
+        "-m",
+        "uvicorn",
+        app,
+        "--port",
+        "{port}",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
+SERVERS = {
+    "wangge-1": Server(
+        "wangge, 1 worker", _uvicorn("api.main:app", 1), WANGGE, 1, (("crs", "EPSG:4326"),)
+    ),
+    "wangge-2": Server(
+        "wangge, 2 workers", _uvicorn("api.main:app", 2), WANGGE, 2, (("crs", "EPSG:4326"),)
+    ),
+    "sql-1": Server("per-request SQL, 1 worker", _uvicorn("bench.sql_lookup_app:app", 1), SQL, 1),
+    "sql-2": Server("per-request SQL, 2 workers", _uvicorn("bench.sql_lookup_app:app", 2), SQL, 2),
+    "echo": Server("client ceiling (fixed answer)", ["-c", ECHO_SERVER, "{port}"], "/", 1),
+}
+
+
+def event_points(index: GridIndex, count: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Points where events are reported: on the finest grids' edges (the streets), ±8 m."""
+    ranks = np.array([r.rank for r in index.records])
+    finest = np.flatnonzero(ranks == ranks.max())
+    rng = np.random.default_rng(seed)
+    edges = shapely.boundary(index.geometries[rng.choice(finest, count)])
+    on_edge = shapely.line_interpolate_point(edges, rng.uniform(0, 1, count), normalized=True)
+    lon, lat = shapely.get_x(on_edge), shapely.get_y(on_edge)
+    metres_per_degree = 111_320.0
+    dx, dy = rng.uniform(-EDGE_OFFSET_M, EDGE_OFFSET_M, (2, count))
+    return lon + dx / (metres_per_degree * np.cos(np.radians(lat))), lat + dy / metres_per_degree
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection, one request in flight; parses status and Content-Length."""
+
+    def __init__(self, trial: _Trial) -> None:
+        self.trial = trial
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.current = -1
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, i: int) -> None:
+        self.current = i
+        assert self.transport is not None
+        self.transport.write(self.trial.requests[i % len(self.trial.requests)])
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = self.buffer[:head_end]
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            end = head_end + 4 + length
+            if len(self.buffer) < end:
+                return
+            ok = head[9:12] == b"200"
+            self.buffer = self.buffer[end:]
+            i, self.current = self.current, -1
+            self.trial.done(self, i, ok)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.current >= 0:
+            i, self.current = self.current, -1
+            self.trial.done(self, i, False)
+
+
+class _Trial:
+    def __init__(self, requests: list[bytes], rate: float, count: int) -> None:
+        self.requests = requests
+        self.rate = rate
+        self.due = np.arange(count) / rate
+        self.latency = np.full(count, np.nan)
+        self.failed = np.zeros(count, dtype=bool)
+        self.idle: list[_Connection] = []
+        self.waiting: deque[int] = deque()
+        self.outstanding = 0
+        self.start = 0.0
+        self.finished = asyncio.Event()
+
+    def dispatch(self, i: int) -> None:
+        self.outstanding += 1
+        self.finished.clear()
+        while self.idle:
+            connection = self.idle.pop()
+            if not connection.closed:
+                connection.send(i)
+                return
+        self.waiting.append(i)
+
+    def done(self, connection: _Connection, i: int, ok: bool) -> None:
+        self.latency[i] = time.perf_counter() - self.start - self.due[i]
+        self.failed[i] = not ok
+        self.outstanding -= 1
+        if not connection.closed:
+            if self.waiting:
+                connection.send(self.waiting.popleft())
+            else:
+                self.idle.append(connection)
+        if self.outstanding == 0:
+            self.finished.set()
+
+
+@dataclass
+class Result:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    timeouts: int
+    aborted: bool
+    cpu_us: float = 0.0  # the server's CPU time per request (all its processes and threads)
+    waited_ms: float = 0.0  # time the server's threads were runnable but another process ran
+
+    @property
+    def sustained(self) -> bool:
+        return (
+            not self.aborted
+            and self.errors == 0
+            and self.timeouts == 0
+            and (self.p99_ms <= P99_LIMIT_MS)
+        )
+
+
+async def _trial(
+    port: int, requests: list[bytes], connections: int, rate: float, seconds: float
+) -> Result:
+    loop = asyncio.get_running_loop()
+    count = max(1, int(rate * seconds))
+    trial = _Trial(requests, rate, count)
+    opened = [
+        (await loop.create_connection(lambda: _Connection(trial), "127.0.0.1", port))[1]
+        for _ in range(connections)
+    ]
+    trial.idle = list(opened)
+    backlog_limit = max(connections, rate * 0.5)  # half a second of queue: overloaded, stop
+    trial.start = time.perf_counter()
+    sent, aborted = 0, False
+    while sent < count:
+        now = time.perf_counter() - trial.start
+        due_now = min(count, int(now * rate) + 1)
+        while sent < due_now:
+            trial.dispatch(sent)
+            sent += 1
+        if len(trial.waiting) > backlog_limit:
+            aborted = True
+            break
+        # libuv timers tick in milliseconds: sleep until about 1 ms before the next due time,
+        # then spin (this core is the client's own), so a request leaves within µs of its due.
+        wait = sent / rate - now
+        await asyncio.sleep(wait - 0.0015 if wait > 0.002 else 0)
+    if aborted:  # the queue that was never sent is not measured: the trial already failed
+        trial.outstanding -= len(trial.waiting)
+        trial.waiting.clear()
+    if trial.outstanding:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(trial.finished.wait(), TIMEOUT_S)
+    for connection in opened:
+        connection.transport.close()  # type: ignore[union-attr]
+    measured = trial.latency[:sent]
+    answered = measured[~np.isnan(measured)] * 1000
+    timeouts = 0 if aborted else int(np.isnan(measured).sum())
+    timeouts += int((answered > TIMEOUT_S * 1000).sum())
+    if len(answered) == 0:
+        return Result(rate, np.inf, np.inf, np.inf, 0, timeouts, True)
+    p50, p99 = np.percentile(answered, [50, 99])
+    errors = int(trial.failed[:sent].sum())
+    return Result(rate, p50, p99, float(answered.max()), errors, timeouts, aborted)
+
+
+def _scheduler_ms(pid: int) -> tuple[float, float]:
+    """(CPU ms, run-queue wait ms) of a process, its threads and its children (schedstat)."""
+    cpu = wait = 0.0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            run, queued, _ = (task / "schedstat").read_text().split()
+            cpu, wait = cpu + int(run) / 1e6, wait + int(queued) / 1e6
+            for child in (task / "children").read_text().split():
+                child_cpu, child_wait = _scheduler_ms(int(child))
+                cpu, wait = cpu + child_cpu, wait + child_wait
+    except (OSError, ValueError):
+        pass  # a thread that ended meanwhile
+    return cpu, wait
+
+
+def trial(
+    port: int, pid: int, requests: list[bytes], connections: int, rate: float, seconds: float
+) -> Result:
+    cpu, wait = _scheduler_ms(pid)
+    result = uvloop.run(_trial(port, requests, connections, rate, seconds))
+    cpu_after, wait_after = _scheduler_ms(pid)
+    result.cpu_us = (cpu_after - cpu) * 1000 / max(1, rate * seconds)
+    result.waited_ms = wait_after - wait
+    time.sleep(0.3)  # let a server that fell behind finish what it has before the next step
+    return result
+
+
+def highest_rate(
+    port: int,
+    pid: int,
+    requests: list[bytes],
+    connections: int,
+    start: float,
+    seconds: float,
+    steps: int,
+) -> Result | None:
+    """The highest rate (±1/2^steps) whose p99 ≤ 10 ms with no error: grow ×2, then bisect."""
+    best: Result | None = None
+    low, high = 0.0, 0.0
+    rate = start
+    while high == 0.0:
+        result = trial(port, pid, requests, connections, rate, seconds)
+        if result.sustained:
+            best, low, rate = result, rate, rate * 2
+        else:
+            high = rate
+            if best is None:
+                if rate < 20:
+                    return None
+                rate /= 4
+                high = 0.0
+    for _ in range(steps):
+        rate = (low + high) / 2 if low else high / 2
+        result = trial(port, pid, requests, connections, rate, seconds)
+        if result.sustained:
+            best, low = result, rate
+        else:
+            high = rate
+    return best
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ready(port: int, path: bytes) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(path)
+            return b" 200 " in sock.recv(65536).split(b"\r\n", 1)[0] + b" "
+    except OSError:
+        return False
+
+
+def start(server: Server) -> tuple[subprocess.Popen, int]:  # type: ignore[type-arg]
+    port = _free_port()
+    command = [part.replace("{port}", str(port)) for part in server.command]
+    process = subprocess.Popen(
+        ["taskset", "-c", server.cpus(), sys.executable, *command],
+        env=os.environ.copy(),
+        start_new_session=True,
+    )
+    probe = requests_for(server, np.array([120.0]), np.array([30.0]))[0]
+    for _ in range(600):
+        if _ready(port, probe):
+            return process, port
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop(process)
+    raise RuntimeError(f"{server.name} did not start")
+
+
+def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    if process.poll() is None:
+        os.killpg(process.pid, 15)  # uvicorn and its worker processes
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+
+
+def requests_for(server: Server, lon: np.ndarray, lat: np.ndarray) -> list[bytes]:
+    return [
+        (
+            f"GET {server.path}?{urlencode({'lon': f'{x:.7f}', 'lat': f'{y:.7f}', **dict(server.extra)})} "
+            "HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        ).encode()
+        for x, y in zip(lon, lat, strict=True)
+    ]
+
+
+def measure(
+    server: Server, lon: np.ndarray, lat: np.ndarray, quick: bool
+) -> dict[int, Result | None]:
+    seconds, steps = (2.0, 2) if quick else (4.0, 3)
+    requests = requests_for(server, lon, lat)
+    process, port = start(server)
+    found: dict[int, Result | None] = {}
+    try:
+        trial(port, process.pid, requests, 16, 200, 2.0)  # warm-up: PROJ, caches, pools
+        guess = 200.0
+        for connections in CONNECTIONS:
+            found[connections] = best = highest_rate(
+                port, process.pid, requests, connections, guess, seconds, steps
+            )
+            guess = max(50.0, best.rate / 2) if best else 50.0
+            print(f"  {server.name}, {connections} conn: {_cell(best)}", flush=True)
+    finally:
+        stop(process)
+    return found
+
+
+def _cell(result: Result | None) -> str:
+    if result is None:
+        return "none"
+    return (
+        f"{result.rate:,.0f}/s: p50 {result.p50_ms:.2f}, p99 {result.p99_ms:.2f} ms; "
+        f"{result.cpu_us:.0f} µs CPU/req, waited {result.waited_ms:.0f} ms"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter, coarser steps")
+    parser.add_argument("--servers", default=",".join(SERVERS), help=",".join(SERVERS))
+    args = parser.parse_args(argv)
+    names = args.servers.split(",")
+    lon, lat = event_points(active_index(engine()), 20_000)
+    os.sched_setaffinity(0, {CLIENT_CPU})
+    results = {}
+    for name in names:
+        print(f"{SERVERS[name].name} …", flush=True)
+        results[name] = measure(SERVERS[name], lon, lat, args.quick)
+    lines = [
+        "## (b) Single lookups under load: highest rate with p99 ≤ 10 ms, no error or timeout",
+        "",
+        "Open loop (latency from each request's due time), event-like points, keep-alive "
+        "connections; client on CPU 1, a 1-worker server on CPU 0, 2 workers on CPUs 0–1 "
+        f"({'quick: 2 s steps' if args.quick else '4 s steps'}, rate found to ±"
+        f"{'25' if args.quick else '12.5'} %).",
+        "",
+        "| connections | " + " | ".join(SERVERS[n].name for n in names) + " |",
+        "| ---: |" + " ---: |" * len(names),
+    ]
+    for connections in CONNECTIONS:
+        cells = [_cell(results[n][connections]) for n in names]
+        lines.append(f"| {connections} | " + " | ".join(cells) + " |")
+    for workers in (1, 2):
+        ours, base = results.get(f"wangge-{workers}"), results.get(f"sql-{workers}")
+        if ours and base:
+            ratios = []
+            for connections in CONNECTIONS:
+                a, b = ours[connections], base[connections]
+                ratio = f"{a.rate / b.rate:.1f}×" if a and b else "n/a"
+                ratios.append(f"{connections} conn {ratio}")
+            lines.append("")
+            lines.append(
+                f"Sustainable rate wangge / SQL, {workers} worker(s): " + ", ".join(ratios)
+            )
+    write_result("http_load", lines)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
