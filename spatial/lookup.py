@@ -25,6 +25,7 @@ MIN_CELL_DEG = 3e-5  # ≈ 3 m: finer buys nothing, the exact path handles bound
 ON_BOUNDARY_M = 0.01  # within 1 cm of an edge (the accuracy of the GCJ-02 inverse)
 UNRESOLVED = -2  # raster value: a grid edge passes through this cell
 NO_GRID = -1
+CLAIM_CHUNK = 2_000_000  # (leaf, cell) pairs tested per vectorised call while building
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ class GridIndex:
         if not len(self.records):
             self._x0 = self._y0 = 0.0
             self._cell = 1.0
-            self._raster = np.full((1, 1), NO_GRID, dtype=np.int64)
+            self._raster = np.full((1, 1), NO_GRID, dtype=np.int32)
             return
         xmin, ymin, xmax, ymax = shapely.total_bounds(self.geometries)
         area = max((xmax - xmin) * (ymax - ymin), 1e-12)
@@ -213,26 +214,19 @@ class GridIndex:
         self._x0, self._y0 = xmin - cell, ymin - cell
         columns = int(np.ceil((xmax - self._x0) / cell)) + 2
         rows = int(np.ceil((ymax - self._y0) / cell)) + 2
-        # Owner of every cell centre: each leaf claims the centres strictly inside it (worst
-        # priority first, so the best wins where leaves overlap); the rest take the exact rule.
         cx = self._x0 + (np.arange(columns) + 0.5) * cell
         cy = self._y0 + (np.arange(rows) + 0.5) * cell
-        raster = np.full((rows, columns), NO_GRID, dtype=np.int64)
-        claimed = np.zeros((rows, columns), dtype=bool)
-        bounds = shapely.bounds(self.geometries[self.leaves])
-        for position in np.argsort(-self._priority[self.leaves]):
-            leaf = self.leaves[position]
-            left, bottom, right, top = bounds[position]
-            c0, c1 = np.searchsorted(cx, left), np.searchsorted(cx, right)
-            r0, r1 = np.searchsorted(cy, bottom), np.searchsorted(cy, top)
-            if c0 >= c1 or r0 >= r1:
-                continue
-            block_x, block_y = np.meshgrid(cx[c0:c1], cy[r0:r1])
-            inside = shapely.contains_xy(self.geometries[leaf], block_x, block_y)
-            raster[r0:r1, c0:c1][inside] = leaf
-            claimed[r0:r1, c0:c1] |= inside
-        rest_row, rest_col = np.nonzero(~claimed)
-        raster[rest_row, rest_col] = self._locate_exact(cx[rest_col], cy[rest_row])
+        # Owner of every cell centre: the best-priority leaf containing it strictly (one
+        # vectorised contains_xy over every (leaf, cell of its bounding box) pair, in chunks);
+        # the cells no leaf claims take the exact rule.
+        best = self._claim_cells(cx, cy, columns, rows)
+        by_priority = np.argsort(self._priority).astype(np.int32)
+        claimed = best < len(self.records)
+        flat = np.full(rows * columns, NO_GRID, dtype=np.int32)
+        flat[claimed] = by_priority[best[claimed]]
+        rest = np.flatnonzero(~claimed)
+        flat[rest] = self._locate_exact(cx[rest % columns], cy[rest // columns])
+        raster = flat.reshape(rows, columns)
         # …then every cell an edge passes through (or near) is left to the exact path.
         edges = shapely.segmentize(shapely.boundary(self.geometries), cell / 2.0)
         coords = shapely.get_coordinates(edges)
@@ -252,6 +246,32 @@ class GridIndex:
         dilated[:-1, 1:] |= touched[1:, :-1]
         raster[dilated] = UNRESOLVED
         self._raster = raster
+
+    def _claim_cells(self, cx: np.ndarray, cy: np.ndarray, columns: int, rows: int) -> np.ndarray:
+        """Per cell (flat), the best priority of a leaf containing its centre, or len(records)."""
+        best = np.full(rows * columns, len(self.records), dtype=np.int64)
+        geometries = self.geometries[self.leaves]
+        bounds = shapely.bounds(geometries)
+        c0, c1 = np.searchsorted(cx, bounds[:, 0]), np.searchsorted(cx, bounds[:, 2])
+        r0, r1 = np.searchsorted(cy, bounds[:, 1]), np.searchsorted(cy, bounds[:, 3])
+        width = np.clip(c1 - c0, 0, None)
+        counts = width * np.clip(r1 - r0, 0, None)
+        ends = np.cumsum(counts)
+        start = 0
+        while start < len(counts):  # chunks of about CLAIM_CHUNK pairs
+            stop = int(np.searchsorted(ends, ends[start] - counts[start] + CLAIM_CHUNK)) + 1
+            stop = min(max(stop, start + 1), len(counts))
+            part = np.arange(start, stop)
+            leaf = np.repeat(part, counts[part])
+            first = ends[part] - counts[part]  # each leaf's first pair, counted from 0
+            offset = np.arange(len(leaf)) + first[0] - np.repeat(first, counts[part])
+            row = r0[leaf] + offset // np.maximum(width[leaf], 1)
+            col = c0[leaf] + offset % np.maximum(width[leaf], 1)
+            inside = shapely.contains_xy(geometries[leaf], cx[col], cy[row])
+            flat = row[inside] * columns + col[inside]
+            np.minimum.at(best, flat, self._priority[self.leaves[leaf[inside]]])
+            start = stop
+        return best
 
     @property
     def raster_stats(self) -> dict[str, float]:

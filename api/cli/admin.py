@@ -104,7 +104,9 @@ def migrate(
 def serve(
     host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="端口")] = 8000,
-    workers: Annotated[int, typer.Option(help="工作进程数")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="工作进程数（>1 时共享同一份查询索引，发布新版本时平滑替换）", min=1)
+    ] = 1,
 ) -> None:
     """启动 HTTP 服务（API 文档在 /api/v1/docs）。"""
     import socket
@@ -121,7 +123,12 @@ def serve(
                 f"例如 `wangge serve --port {port + 1}` 或 `make demo PORT={port + 1}`"
             ) from error
     console.print(f"wangge 服务：http://{host}:{port}/  （API 文档 /api/v1/docs）")
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info")
+    if workers > 1:  # one index, built by a master and shared copy-on-write by forked workers
+        from api.lookup.shared_serve import serve as serve_shared
+
+        serve_shared(host, port, workers)
+        return
+    uvicorn.run("api.main:app", host=host, port=port, log_level="info")
 
 
 def generations() -> None:

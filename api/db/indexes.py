@@ -37,6 +37,19 @@ def staff_on_duty(connection: Connection) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+def staff_stamp(connection: Connection) -> str | None:
+    """A digest of everything `staff_on_duty` returns, computed by the server: workers poll
+    it and reload the staff (and its memory) only when it changes."""
+    return connection.execute(
+        text(
+            "SELECT md5(string_agg(concat_ws('|', a.grid_code, s.id, s.name, s.phone, "
+            "s.department, a.role, k.label_zh), '/' ORDER BY a.grid_code, k.name, s.id)) "
+            "FROM staff_assignment a JOIN staff s ON s.id = a.staff_id JOIN staff_role_kind k "
+            "ON k.name = a.role WHERE s.active"
+        )
+    ).scalar_one()
+
+
 def activation_timeline(connection: Connection) -> list[tuple[datetime, int]]:
     """(activated_at, generation) for every activation, oldest first."""
     rows = connection.execute(

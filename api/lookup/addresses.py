@@ -23,6 +23,8 @@ from sqlalchemy import Connection
 from api.db.indexes import building_addresses
 
 DEFAULT_THRESHOLD = 0.85
+CHUNK = 8192  # normalised addresses per packed string (the fuzzy scan splits one at a time)
+_SEPARATOR = "\x00"  # between packed addresses (removed from every address first)
 DIGITS = {
     "零": 0,
     "〇": 0,
@@ -126,8 +128,14 @@ class AddressIndex:
         self.codes = codes
         self.addresses = addresses
         self.lon, self.lat = lon, lat
-        self.normalised = [normalise(a) for a in addresses]
-        self.parts = [parse(n) for n in self.normalised]
+        normalised = [normalise(a).replace(_SEPARATOR, "") for a in addresses]
+        self.parts = [parse(n) for n in normalised]
+        # Packed: a few long strings, not 10⁵ small ones. A fuzzy scan creates each chunk's
+        # strings afresh and drops them, so it never touches (and, in a worker forked by
+        # `wangge serve --workers N`, never copies) a page of the shared register.
+        self._chunks = [
+            _SEPARATOR.join(normalised[i : i + CHUNK]) for i in range(0, len(normalised), CHUNK)
+        ]
         self._by_road: dict[tuple[str, str, str], list[int]] = {}
         self._by_compound: dict[tuple[str, str], list[int]] = {}
         for i, p in enumerate(self.parts):
@@ -169,15 +177,24 @@ class AddressIndex:
             return [AddressMatch(exact.pop(), 1.0)]
         # Unit and room refine within a building; they must not decide which building it is.
         query = _UNIT.sub("", _ROOM.sub("", query))
-        candidates = process.extract(
-            query, self.normalised, scorer=fuzz.ratio, limit=max(limit * 5, 15)
-        )
+        candidates = self._extract(query, max(limit * 5, 15))
         scored = [
             AddressMatch(i, round(self._score(wanted, self.parts[i], score / 100.0), 3))
             for _, score, i in candidates
         ]
         scored.sort(key=lambda m: (-m.confidence, self.codes[m.index]))
         return scored[:limit]
+
+    def _extract(self, query: str, limit: int) -> list[tuple[str, float, int]]:
+        """rapidfuzz's extract over the whole register, chunk by chunk: the same answer (best
+        score first, ties by register order) as over one list of every normalised address."""
+        found: list[tuple[float, int, str]] = []
+        for number, chunk in enumerate(self._chunks):
+            choices = chunk.split(_SEPARATOR)
+            for choice, score, i in process.extract(query, choices, scorer=fuzz.ratio, limit=limit):
+                found.append((-score, number * CHUNK + i, choice))
+        found.sort()
+        return [(choice, -score, i) for score, i, choice in found[:limit]]
 
     @staticmethod
     def _score(wanted: AddressParts, found: AddressParts, similarity: float) -> float:

@@ -13,6 +13,7 @@ import logging
 import os
 import select
 import threading
+import time
 from bisect import bisect_right
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from sqlalchemy import Connection, Engine
 from api.db import indexes as index_rows
 from api.db.generations import NoActiveGeneration
 from api.limits import HeavyWork
+from api.lookup import shared
 from api.lookup.addresses import AddressIndex
 from spatial.lookup import GridIndex, GridRecord
 
@@ -72,6 +74,21 @@ class IndexStore:
         self._thread: threading.Thread | None = None
         self.refreshed_at: datetime | None = None
         self._register: tuple[Any, ...] = ()
+        self._staff_stamp: str | None = "unread"
+        self._pending_since: float | None = None  # managed: when a change was first seen
+        adopted = shared.preloaded()  # forked by `wangge serve --workers N`: the master's index
+        if adopted is not None:
+            self._active, self.addresses = adopted.index, adopted.addresses
+            self._register = adopted.register
+            self.staff, self._staff_stamp = adopted.staff, adopted.staff_stamp
+
+    def snapshot(self) -> shared.Snapshot:
+        """The active index and register, for the serving master to hand to its workers."""
+        if self._active is None or self.addresses is None:
+            raise NoActiveGeneration("no generation is active yet")
+        return shared.Snapshot(
+            self._active, self.addresses, self._register, self.staff, self._staff_stamp
+        )
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -164,25 +181,34 @@ class IndexStore:
             changed = active_id is not None and (
                 self._active is None or self._active.generation != active_id
             )
+            staff_stamp = index_rows.staff_stamp(connection)
+            # Unchanged: keep the very object (shared with the master, if forked).
+            staff = self.staff if staff_stamp == self._staff_stamp else load_staff(connection)
+            register = index_rows.building_register_stamp(connection)
+            # The register is the buildings', not a generation's: a publish keeps it.
+            reload = self.addresses is None or register != self._register
+            if not (changed or reload):
+                self._pending_since = None
+            elif self._left_to_master():
+                changed = reload = False  # keep serving the whole old generation meanwhile
+                register = self._register
             index = (
                 load_grid_index(connection, active_id)
                 if changed and active_id is not None
                 else None
             )
-            staff = load_staff(connection)
-            register = index_rows.building_register_stamp(connection)
-            reload = changed or self.addresses is None or register != self._register
             addresses = AddressIndex.load(connection) if reload else self.addresses
         self._register = register
         # Swap complete objects only: readers never see a half-built generation.
         self._timeline = timeline
-        self.staff = staff
+        self.staff, self._staff_stamp = staff, staff_stamp
         reloaded = index is not None or addresses is not self.addresses
         self.addresses = addresses
         if index is not None:
             self._active = index
             log.info("lookup index now at generation %s", index.generation)
         if reloaded:
+            self._pending_since = None
             # Index and register live until the next publish: take them out of the cyclic GC's
             # scans, whose full passes over ~10⁶ long-lived objects stall requests for 100s of ms.
             gc.collect()
@@ -191,6 +217,17 @@ class IndexStore:
             self._active = None
         self.refreshed_at = datetime.now(UTC)
         return changed
+
+    def _left_to_master(self) -> bool:
+        """A managed worker leaves a rebuild to the master, which replaces it within seconds;
+        only if that has not happened after HANDOVER_SECONDS does it build by itself."""
+        if not shared.managed() or self._active is None or self.addresses is None:
+            return False
+        now = time.monotonic()
+        if self._pending_since is None:
+            self._pending_since = now
+            log.info("generation or register changed: waiting for the master to replace us")
+        return now - self._pending_since < shared.HANDOVER_SECONDS
 
     def start(self) -> None:
         self.refresh()
