@@ -14,6 +14,7 @@ from bench import (
     geocode_csv,
     http_load,
     http_lookup,
+    index_memory,
     mobile_tasks,
     ogc_tipg,
     patrols,
@@ -36,6 +37,7 @@ def main() -> None:
         ogc_tipg,
         tiles_pyramid,
         district,
+        index_memory,
     ):
         module.main()
     parts = [
@@ -51,6 +53,7 @@ def main() -> None:
             "ogc_tipg",
             "tiles_pyramid",
             "district",
+            "index_memory",
         )
     ]
     header = (
