@@ -20,6 +20,7 @@ from api.lookup.index_store import IndexStore
 from api.ogc import errors as ogc_errors
 from api.ogc.http import HeadAndVary
 from api.outbox import Sweeper
+from api.replica import open_read_source
 from api.routes import (
     attachments,
     coverage,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings)
+        app.state.read_source = open_read_source(settings, app.state.engine)
         app.state.index_store = IndexStore(app.state.engine, app.state.heavy)
         app.state.index_store.start()
         app.state.sweeper = Sweeper(app.state.engine, settings)
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.sweeper.stop()
             app.state.index_store.stop()
+            app.state.read_source.dispose()
             app.state.engine.dispose()
 
     app = FastAPI(

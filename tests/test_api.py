@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
 from datetime import UTC, datetime
@@ -21,7 +22,8 @@ def _error(response, status: int, code: str) -> dict:
 
 
 def test_health_and_ready(client):
-    assert client.get("/api/v1/health").json() == {"status": "ok"}
+    health = client.get("/api/v1/health").json()
+    assert health == {"status": "ok", "worker": os.getpid(), "generation": 1}
     ready = client.get("/api/v1/ready")
     assert ready.status_code == 200
     assert (
