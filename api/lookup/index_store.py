@@ -16,6 +16,8 @@ import threading
 import time
 from bisect import bisect_right
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +36,19 @@ log = logging.getLogger("wangge.lookup")
 CHANNEL = "wangge_generation"
 RECHECK_SECONDS = 5.0
 CACHED_GENERATIONS = 8
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Builds allocate ~10⁶ objects and no garbage cycles: the collector's passes over them
+    cost a fifth of a district's build time for nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load_grid_index(connection: Connection, generation: int) -> GridIndex:
@@ -158,7 +173,7 @@ class IndexStore:
                     return self._indexes[generation]
             return self.generation(generation)  # the leader failed: try again
         try:
-            with self._heavy.slot(), self._engine.connect() as connection:
+            with self._heavy.slot(), self._engine.connect() as connection, _no_cyclic_gc():
                 index = load_grid_index(connection, generation)
                 self.builds += 1
             with self._lock:
@@ -192,12 +207,13 @@ class IndexStore:
             elif self._left_to_master():
                 changed = reload = False  # keep serving the whole old generation meanwhile
                 register = self._register
-            index = (
-                load_grid_index(connection, active_id)
-                if changed and active_id is not None
-                else None
-            )
-            addresses = AddressIndex.load(connection) if reload else self.addresses
+            with _no_cyclic_gc():
+                index = (
+                    load_grid_index(connection, active_id)
+                    if changed and active_id is not None
+                    else None
+                )
+                addresses = AddressIndex.load(connection) if reload else self.addresses
         self._register = register
         # Swap complete objects only: readers never see a half-built generation.
         self._timeline = timeline
