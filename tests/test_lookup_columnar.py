@@ -27,6 +27,7 @@ from tests.conftest import bearer
 URL = "/api/v1/lookup/batch"
 ARROW = "application/vnd.apache.arrow.stream"
 PARQUET = "application/vnd.apache.parquet"
+JSON = "application/json"
 OWN_GRID = "320571005001001"  # the field_staff token's grid (tests/conftest.py)
 
 
@@ -521,7 +522,7 @@ def test_compressed_arrow_is_measured_before_unpacking(settings):
     limits = settings.limits.model_copy(update={"max_unpacked_bytes": 10_000_000})
     ids = ["x" * 5_000_000] * 10
     bomb = _arrow(pa.table({"lon": [120.6] * 10, "lat": [31.3] * 10, "id": ids}), "zstd")
-    fine = _arrow(pa.table({"lon": [120.6], "lat": [31.3], "id": ["x" * 1000]}), "lz4")
+    fine = _arrow(pa.table({"lon": [120.6], "lat": [31.3], "id": ["x" * 200]}), "lz4")
     assert len(bomb) < 10_000
     with TestClient(create_app(settings.model_copy(update={"limits": limits}))) as client:
         refused = _post(client, bomb, ARROW, {"crs": "4326"})
@@ -532,7 +533,7 @@ def test_compressed_arrow_is_measured_before_unpacking(settings):
             "where": "body",
         }
         answer = pa.ipc.open_stream(_post(client, fine, ARROW, {"crs": "4326"}).content)
-        assert answer.read_all().column("id").to_pylist() == ["x" * 1000]
+        assert answer.read_all().column("id").to_pylist() == ["x" * 200]
 
 
 def test_row_form_answers_as_before(client, probes):
@@ -572,3 +573,220 @@ def test_openapi_documents_every_form(client):
     assert {"406", "413", "415", "422"} <= set(operation["responses"])
     assert [p["name"] for p in operation["parameters"]] == ["fields", "crs", "at", "near_m"]
     assert len(orjson.dumps(operation)) < 20_000
+
+
+# --- hostile bodies (outside review of the batch endpoint): each refused as a 4xx naming where
+
+
+def _patched(body: bytes, old: bytes, new: bytes) -> bytes:
+    assert body.count(old) == 1
+    return body.replace(old, new)
+
+
+def _claim_rows(rows: int) -> bytes:
+    """A one-point stream whose record batch and field nodes claim `rows` rows over 8-byte
+    lon/lat buffers (reading it unvalidated reads past the body)."""
+    from api.lookup.arrow_limits import _int, _Table
+
+    body = bytearray(_arrow(pa.table({"lon": [120.74], "lat": [31.3]})))
+    messages = pa.ipc.MessageReader.open_stream(pa.BufferReader(bytes(body)))
+    metadata = next(m for m in messages if m.type == "record batch").metadata.to_pybytes()
+    at = bytes(body).find(metadata)
+    batch = _Table(metadata, _int(metadata, 0, 4)).table(2)
+    assert batch is not None
+    length = batch.field(0)
+    assert length is not None
+    body[at + length : at + length + 8] = rows.to_bytes(8, "little")
+    start, count = batch.vector(1)  # FieldNode { length: long; null_count: long }
+    for i in range(count):
+        body[at + start + 16 * i : at + start + 16 * i + 8] = rows.to_bytes(8, "little")
+    return bytes(body)
+
+
+def test_corrupt_arrow_streams_are_refused_unread(client):
+    """Offsets past the body (a crash once), rows claimed over tiny buffers (read the heap
+    once), invalid UTF-8 ids (a 500 once): all 422 unreadable_arrow, nothing read from them."""
+    ids = ["abcd", "efgh", "ijkl", "mnop"]
+    good = _arrow(pa.table({"lon": [120.74] * 4, "lat": [31.3] * 4, "id": ids}))
+    offsets = np.array([0, 4, 8, 12, 16], dtype=np.int32).tobytes()
+    far = np.array([0, 1_500_000_000, 8, 12, 16], dtype=np.int32).tobytes()
+    negative = np.array([0, 4, -8, 12, 16], dtype=np.int32).tobytes()
+    bodies = {
+        "offset 1.5e9": _patched(good, offsets, far),
+        "offset negative": _patched(good, offsets, negative),
+        "invalid UTF-8": _patched(good, b"efgh", b"\xff\xfegh"),
+        "1,000 rows claimed": _claim_rows(1_000),
+        "100,000 rows claimed": _claim_rows(100_000),
+    }
+    for label, body in bodies.items():
+        response = _post(client, body, ARROW, {"crs": "4326", "fields": "code,lon,lat"})
+        assert response.status_code == 422, (label, response.text)
+        error = response.json()["error"]
+        assert (error["code"], error["where"]) == ("unreadable_arrow", "body"), label
+        assert "nan" not in error["message"].lower(), label  # no value read from the heap
+    assert len(bodies) == 5
+    assert client.get("/api/v1/health").status_code == 200  # the worker lived
+
+
+def test_unpacked_size_cannot_be_hidden(settings):
+    """A dictionary page, string views of one region and a nested column before lon/lat once
+    unpacked far past the limit from small bodies: ids are capped at 200 bytes, checked on the
+    buffers before any cast, and Parquet sizes are summed over the leaves actually read."""
+    long = pa.array(["x" * 10_000])
+    dictionary = pa.DictionaryArray.from_arrays(pa.array(np.zeros(300, np.int32)), long)
+    plain = pa.table({"lon": [120.74] * 300, "lat": [31.3] * 300})
+    views = np.zeros((300, 4), np.int32)
+    views[:, 0] = 10_000
+    views[:, 1] = np.frombuffer(b"xxxx", np.int32)[0]
+    region = pa.py_buffer(b"x" * 10_000)
+    string_view = pa.Array.from_buffers(
+        pa.string_view(), 300, [None, pa.py_buffer(views.tobytes()), region]
+    )
+    limits = settings.limits.model_copy(update={"max_unpacked_bytes": 100_000})
+    nested = pa.table(
+        {
+            "meta": pa.array([{"a": 1, "b": 2, "c": 3}] * 1_000),
+            "lon": [120.74] * 1_000,
+            "lat": [31.3] * 1_000,
+            "id": [f"{i:0>199}" for i in range(1_000)],  # 200 KB of ids under the 200-byte cap
+        }
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(nested, sink, use_dictionary=False, compression="zstd")
+    with TestClient(create_app(settings.model_copy(update={"limits": limits}))) as client:
+        cases = [
+            (
+                _parquet(plain.append_column("id", dictionary)),
+                PARQUET,
+                422,
+                "id_too_long",
+                "body.id",
+            ),
+            (
+                _arrow(plain.append_column("id", string_view)),
+                ARROW,
+                422,
+                "id_too_long",
+                "body.id[0]",
+            ),
+            (_arrow(plain.append_column("id", dictionary)), ARROW, 422, "id_too_long", "body.id"),
+            (sink.getvalue().to_pybytes(), PARQUET, 413, "payload_too_large", "body"),
+        ]
+        for body, media, status, code, where in cases:
+            assert len(body) < 40_000
+            response = _post(client, body, media, {"crs": "4326"})
+            assert response.status_code == status, response.text
+            assert (response.json()["error"]["code"], response.json()["error"]["where"]) == (
+                code,
+                where,
+            )
+        assert len(cases) == 4
+        sink = pa.BufferOutputStream()  # without ids the nested file is read (lon, lat by path)
+        pq.write_table(nested.drop_columns(["id"]), sink)
+        answer = _post(
+            client, sink.getvalue().to_pybytes(), PARQUET, {"crs": "4326"}, {"Accept": JSON}
+        )
+        assert answer.status_code == 200 and answer.json()["count"] == 1_000
+
+
+def _varint(number: int, width: int | None = None) -> bytes:
+    out = []
+    while True:
+        byte, number = number & 0x7F, number >> 7
+        if number or (width and len(out) + 1 < width):
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            break
+    return bytes(out)
+
+
+def test_parquet_footer_row_count_is_not_trusted(client):
+    """Two row groups of 60,000 rows under a footer saying num_rows = 20: 120,000 points."""
+    rows = 120_000
+    sink = pa.BufferOutputStream()
+    table = pa.table({"lon": np.full(rows, 120.74), "lat": np.full(rows, 31.3)})
+    pq.write_table(table, sink, row_group_size=rows // 2, compression="zstd")
+    body = bytearray(sink.getvalue().to_pybytes())
+    footer_length = int.from_bytes(body[-8:-4], "little")
+    start = len(body) - 8 - footer_length
+    claim = b"\x16" + _varint(2 * rows)  # field 3 (num_rows, i64, zigzag)
+    footer = bytes(body[start:-8])
+    assert footer.count(claim) == 1
+    at = start + footer.find(claim)
+    body[at : at + len(claim)] = b"\x16" + _varint(2 * 20, width=len(claim) - 1)
+    assert pq.ParquetFile(io.BytesIO(bytes(body))).metadata.num_rows == 20
+    response = _post(client, bytes(body), PARQUET, {"crs": "4326", "fields": "code"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "too_many_points"
+    assert response.json()["error"]["where"] == "body"
+
+
+def test_ids_and_options_out_of_bounds_are_refused(client):
+    one = {"crs": "EPSG:4326", "lon": [120.74], "lat": [31.3]}
+    row = {"crs": "EPSG:4326", "points": [{"lon": 120.74, "lat": 31.3}]}
+    surrogate = b'{"crs":"EPSG:4326","lon":[120.74],"lat":[31.3],"ids":["\\ud800"]}'
+    row_surrogate = b'{"crs":"EPSG:4326","points":[{"lon":120.74,"lat":31.3,"id":"\\ud800"}]}'
+    raw = b'{"crs":"EPSG:4326","lon":[120.74],"lat":[31.3],"ids":[123456789012345678901234567890]}'
+    cases = [
+        ({"content": surrogate}, "invalid_json", "body.ids[0]"),
+        ({"content": row_surrogate}, "invalid_json", "body.points[0].id"),
+        ({"json": one | {"ids": [2**63]}}, "id_out_of_range", "body.ids[0]"),
+        ({"json": one | {"ids": [-(2**63) - 1]}}, "id_out_of_range", "body.ids[0]"),
+        ({"content": raw}, "id_out_of_range", "body.ids[0]"),
+        ({"json": one | {"ids": ["字" * 67]}}, "id_too_long", "body.ids[0]"),
+        ({"json": one | {"at": 12}}, "invalid_time", "body.at"),
+        ({"json": one | {"crs": 4326}}, "invalid_crs", "body.crs"),
+        ({"json": one | {"crs": "EPSG:4978"}}, "unknown_crs", "body.crs"),
+        ({"json": row | {"crs": "EPSG:4978"}}, "unknown_crs", "body.crs"),
+    ]
+    for request, code, where in cases:
+        if "content" in request:
+            request["headers"] = {"Content-Type": "application/json"}
+        response = client.post(URL, **request)
+        assert response.status_code == 422, (code, response.text)
+        assert (response.json()["error"]["code"], response.json()["error"]["where"]) == (
+            code,
+            where,
+        )
+    assert len(cases) == 10
+    for bad_id in (2**63, "x" * 201):
+        points = [{"lon": 120.74, "lat": 31.3, "id": bad_id}]
+        response = client.post(URL, json=row | {"points": points})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["where"] == "body.points.0.id"
+    geocentric = _arrow(pa.table({"lon": [120.74], "lat": [31.3]}))
+    response = _post(client, geocentric, ARROW, {"crs": "EPSG:4978"})
+    assert response.status_code == 422 and response.json()["error"]["where"] == "query.crs"
+    fits = client.post(URL, json=one | {"ids": [2**63 - 1], "at": None})
+    assert fits.status_code == 200 and fits.json()["ids"] == [2**63 - 1]
+
+
+def test_decimal_coordinates_and_categorical_ids_are_read(client):
+    """DuckDB writes `SELECT 120.7395 AS lon` as a decimal; pandas writes categorical ids."""
+    import decimal
+
+    lon, lat = ["120.7395", "120.6"], ["31.3", "31.3"]
+    floats = pa.table({"lon": [float(v) for v in lon], "lat": [float(v) for v in lat]})
+    decimals = pa.table(
+        {
+            "lon": pa.array([decimal.Decimal(v) for v in lon]),
+            "lat": pa.array([decimal.Decimal(v) for v in lat]),
+            "id": pa.array(["a", "b"]).dictionary_encode(),
+        }
+    )
+    expected = _post(client, _arrow(floats), ARROW, {"crs": "4326"}, {"Accept": "application/json"})
+    for body, media in ((_arrow(decimals), ARROW), (_parquet(decimals), PARQUET)):
+        answer = _post(client, body, media, {"crs": "4326"}, {"Accept": "application/json"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["code"] == expected.json()["code"]
+        assert answer.json()["ids"] == ["a", "b"]
+
+
+def test_every_answer_form_names_its_generation(client, engine):
+    generation = str(_active_generation(engine))
+    rows = client.post(URL, json={"crs": "4326", "points": [{"lon": 120.74, "lat": 31.3}]})
+    columns = client.post(URL, json={"crs": "4326", "lon": [120.74], "lat": [31.3]})
+    assert "results" in rows.json() and "code" in columns.json()
+    assert rows.headers["X-Wangge-Generation"] == generation
+    assert columns.headers["X-Wangge-Generation"] == generation

@@ -73,7 +73,10 @@ def check_stream(body: bytes, max_rows: int, max_unpacked_bytes: int) -> None:
             continue
         length_at = batch.field(0)
         if kind == RECORD_BATCH and length_at is not None:
-            rows += _int(metadata, length_at, 8, signed=True)
+            length = _int(metadata, length_at, 8, signed=True)
+            if length < 0:
+                raise ValueError("Arrow 记录批的行数为负")
+            rows += length
         compressed = batch.field(3) is not None
         start, count = batch.vector(2)
         for i in range(count):
@@ -83,8 +86,12 @@ def check_stream(body: bytes, max_rows: int, max_unpacked_bytes: int) -> None:
                 if message.body is None or not 0 <= offset <= message.body.size - 8:
                     raise ValueError("Arrow 缓冲区超出消息体")
                 declared = _int(message.body.slice(offset, 8).to_pybytes(), 0, 8, signed=True)
+                if declared < -1:  # -1 means "stored uncompressed"; less would cancel others
+                    raise ValueError("Arrow 压缩缓冲区的解压长度为负")
                 unpacked += length - 8 if declared == -1 else declared
+            elif length < 0 or offset < 0:
+                raise ValueError("Arrow 缓冲区的位置或长度为负")
             else:
-                unpacked += max(length, 0)
+                unpacked += length
         if rows > max_rows or unpacked > max_unpacked_bytes:
             raise StreamTooLarge(rows, unpacked)

@@ -18,17 +18,17 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from api.errors import InvalidInput, PayloadTooLarge, WanggeError
-from api.lookup.arrow_limits import StreamTooLarge, check_stream
+from api.errors import InvalidInput, WanggeError
 from api.lookup.service import DEFAULT_NEAR_M
 from api.times import Instant
-from spatial.crs import UnknownCRS, normalise_crs
+from spatial.crs import CHINESE_SYSTEMS, UnknownCRS, normalise_crs, parse_crs
 
 MAX_BATCH_POINTS = 100_000
+MAX_ID_BYTES = 200  # an id is the caller's key for a point, not a payload
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 JSON = "application/json"
 ARROW = "application/vnd.apache.arrow.stream"
 PARQUET = "application/vnd.apache.parquet"
@@ -176,24 +176,61 @@ def parse_fields(text: str | None) -> tuple[str, ...] | None:
 
 def parse_json(body: bytes) -> Any:
     """The JSON body. orjson first; what it refuses but Python's json reads (NaN, Infinity,
-    1e400) is read too, so the row form answers as before and the columnar form can say where."""
+    1e400) is read too, so the row form answers as before and the columnar form can say where.
+    Text orjson refuses as invalid Unicode (a lone surrogate such as "\\ud800") stays refused."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         try:
-            return json.loads(body)
+            data = json.loads(body)
         except (ValueError, RecursionError):
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "json_invalid",
-                        "loc": ("body", error.pos),
-                        "msg": "JSON decode error",
-                        "input": {},
-                        "ctx": {"error": error.msg},
-                    }
-                ]
+            data = error
+        if not isinstance(data, orjson.JSONDecodeError):
+            where = _bad_text(data, "body")
+            if where is None:
+                return data
+            raise InvalidInput(
+                "文本含无效的 Unicode（孤立的代理码点，如 \\ud800）",
+                code="invalid_json",
+                where=where,
             ) from None
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", error.pos),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": error.msg},
+                }
+            ]
+        ) from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_text(data: Any, where: str) -> str | None:
+    """Where the first string (or key) that is not valid Unicode is, or None."""
+    stack = [(data, where)]
+    while stack:
+        value, at = stack.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                return at
+        elif isinstance(value, list):
+            stack.extend((item, f"{at}[{i}]") for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                if not _encodable(key):
+                    return at
+                stack.append((item, f"{at}.{key}"))
+    return None
 
 
 def is_row_request(data: Any) -> bool:
@@ -208,7 +245,7 @@ def read_columns(data: dict[str, Any], query: QueryOptions) -> Batch:
         values = data.get(name)
         if not isinstance(values, list):
             raise InvalidInput(f"{name} 须为数字数组", code="invalid_column", where=f"body.{name}")
-        _check_count(len(values), f"body.{name}")
+        check_count(len(values), f"body.{name}")
     if len(data["lon"]) != len(data["lat"]):
         raise InvalidInput(
             f"lon 有 {len(data['lon'])} 个值，lat 有 {len(data['lat'])} 个：长度须相同",
@@ -220,12 +257,17 @@ def read_columns(data: dict[str, Any], query: QueryOptions) -> Batch:
         _check_ids(ids, len(data["lon"]))
     x, y = _numbers(data["lon"], "body.lon"), _numbers(data["lat"], "body.lat")
     crs = data.get("crs", query.crs)
-    if not isinstance(crs, str):
+    if crs is None:
         raise InvalidInput(
             "缺少坐标系 crs（字符串，如 EPSG:4326）", code="missing_crs", where="body.crs"
         )
+    if not isinstance(crs, str):
+        raise InvalidInput('crs 须为字符串（如 "EPSG:4326"）', code="invalid_crs", where="body.crs")
+    at = data.get("at", query.at)
+    if at is not None and not isinstance(at, str | datetime):  # a number is no Unix time here
+        raise InvalidInput("at 须为 ISO-8601 时间字符串", code="invalid_time", where="body.at")
     try:
-        at = _AT.validate_python(data.get("at", query.at))
+        at = _AT.validate_python(at)
     except ValidationError:
         raise InvalidInput("at 须为 ISO-8601 时间", code="invalid_time", where="body.at") from None
     near_m = data.get("near_m", query.near_m if query.near_m is not None else DEFAULT_NEAR_M)
@@ -234,20 +276,26 @@ def read_columns(data: dict[str, Any], query: QueryOptions) -> Batch:
             "near_m 须为 0 到 100 之间的数", code="invalid_near_m", where="body.near_m"
         )
     return Batch(
-        x, y, ids, _crs(crs, "body.crs" if "crs" in data else "query.crs"), at, float(near_m)
+        x, y, ids, checked_crs(crs, "body.crs" if "crs" in data else "query.crs"), at, float(near_m)
     )
 
 
-def _crs(text: str, where: str) -> str:
+def checked_crs(text: str, where: str) -> str:
+    """The normalised CRS; only 2D horizontal systems (a geocentric or 3D one has no lon/lat)."""
     try:
-        return normalise_crs(text)
+        crs = normalise_crs(text)
+        if crs not in CHINESE_SYSTEMS.values():
+            parsed = parse_crs(crs)
+            if parsed.is_geocentric or len(parsed.axis_info) != 2:
+                raise UnknownCRS("须为二维坐标系（经纬度或平面坐标），不能是地心或三维坐标系")
+        return crs
     except UnknownCRS as error:
         raise InvalidInput(
             f"未知或不支持的坐标系 {text[:60]}（{error}）", code="unknown_crs", where=where
         ) from None
 
 
-def _check_count(count: int, where: str) -> None:
+def check_count(count: int, where: str) -> None:
     if count > MAX_BATCH_POINTS:
         raise InvalidInput(
             f"一次最多查询 {MAX_BATCH_POINTS:,} 个点（收到 {count:,} 个）；更多请分批或用 wangge geocode",
@@ -264,11 +312,11 @@ def _numbers(values: list[Any], where: str) -> np.ndarray:
         array = np.array(values, dtype=np.float64)
     except OverflowError:  # an integer beyond any double (Python's json reads 10**400 exactly)
         array = np.array([float(v) if abs(v) < 1e308 else np.inf for v in values])
-    _check_finite(array, where)
+    check_finite(array, where)
     return array
 
 
-def _check_finite(array: np.ndarray, where: str) -> None:
+def check_finite(array: np.ndarray, where: str) -> None:
     bad = np.flatnonzero(~np.isfinite(array))
     if len(bad):
         raise InvalidInput(
@@ -284,112 +332,37 @@ def _check_ids(ids: Any, count: int) -> None:
         raise InvalidInput(
             f"ids 须为与 lon、lat 等长（{count}）的数组", code="length_mismatch", where="body.ids"
         )
-    if not {type(v) for v in ids} <= {str, int, type(None)}:
-        bad = next(i for i, v in enumerate(ids) if type(v) not in (str, int, type(None)))
-        raise InvalidInput(
-            "id 须为字符串、整数或 null", code="invalid_id", where=f"body.ids[{bad}]"
-        )
-
-
-def read_arrow(body: bytes, query: QueryOptions, max_unpacked_bytes: int) -> Batch:
-    """An Arrow IPC stream with columns lon, lat (numbers) and optionally id."""
-    try:
-        check_stream(body, MAX_BATCH_POINTS, max_unpacked_bytes)
-        reader = pa.ipc.open_stream(pa.py_buffer(body))
-        _check_schema(reader.schema)
-        batches, rows = [], 0
-        for batch in reader:
-            rows += batch.num_rows
-            _check_count(rows, "body")
-            batches.append(batch)
-        table = pa.Table.from_batches(batches, schema=reader.schema)
-    except StreamTooLarge as error:
-        _check_count(error.rows, "body")
-        raise PayloadTooLarge(
-            f"Arrow 流解压后超过 {max_unpacked_bytes} 字节", where="body"
-        ) from None
-    except (pa.ArrowException, OSError, ValueError) as error:
-        raise InvalidInput(
-            f"无法读取 Arrow IPC 流（{ARROW}）：{str(error)[:200]}",
-            code="unreadable_arrow",
-            where="body",
-        ) from None
-    return _batch_from_table(table, query)
-
-
-def read_parquet(body: bytes, query: QueryOptions, max_unpacked_bytes: int) -> Batch:
-    """A Parquet file with columns lon, lat and optionally id; sizes checked from its footer."""
-    try:
-        parquet = pq.ParquetFile(pa.BufferReader(body))
-        schema = parquet.schema_arrow
-        _check_schema(schema)
-        _check_count(parquet.metadata.num_rows, "body")
-        columns = [name for name in ("lon", "lat", "id") if name in schema.names]
-        wanted = [schema.get_field_index(name) for name in columns]
-        unpacked = sum(
-            parquet.metadata.row_group(group).column(column).total_uncompressed_size
-            for group in range(parquet.metadata.num_row_groups)
-            for column in wanted
-        )
-        if unpacked > max_unpacked_bytes:
-            raise PayloadTooLarge(f"Parquet 解压后超过 {max_unpacked_bytes} 字节", where="body")
-        table = parquet.read(columns=columns)
-    except (pa.ArrowException, OSError, ValueError) as error:
-        raise InvalidInput(
-            f"无法读取 Parquet 文件：{str(error)[:200]}", code="unreadable_parquet", where="body"
-        ) from None
-    return _batch_from_table(table, query)
-
-
-def _check_schema(schema: pa.Schema) -> None:
-    for name in ("lon", "lat"):
-        if schema.get_all_field_indices(name) == []:
-            raise InvalidInput(f"缺少 {name} 列", code="invalid_schema", where=f"body.{name}")
-    for name in ("lon", "lat", "id"):
-        found = schema.get_all_field_indices(name)
-        if len(found) > 1:
-            raise InvalidInput(f"{name} 列出现了多次", code="invalid_schema", where=f"body.{name}")
-        if not found:
-            continue
-        kind = schema.field(name).type
-        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
-        text = (
-            pa.types.is_string(kind)
-            or pa.types.is_large_string(kind)
-            or pa.types.is_string_view(kind)
-        )
-        if not (numeric if name != "id" else pa.types.is_integer(kind) or text):
-            expected = "数字" if name != "id" else "整数或字符串"
+    for i, value in enumerate(ids):
+        kind = type(value)
+        if kind is str:
+            try:
+                size = len(value.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise InvalidInput(
+                    "id 含无效的 Unicode（孤立的代理码点）",
+                    code="invalid_id",
+                    where=f"body.ids[{i}]",
+                ) from None
+            if size > MAX_ID_BYTES:
+                raise id_too_long(f"body.ids[{i}]")
+        elif kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise id_out_of_range(f"body.ids[{i}]")
+        elif kind is float and value == value and abs(value) >= 2**63:
+            raise id_out_of_range(f"body.ids[{i}]")  # an integer too long for orjson's int
+        elif value is not None:
             raise InvalidInput(
-                f"{name} 列须为{expected}（收到 {kind}）",
-                code="invalid_schema",
-                where=f"body.{name}",
+                "id 须为字符串、整数或 null", code="invalid_id", where=f"body.ids[{i}]"
             )
 
 
-def _batch_from_table(table: pa.Table, query: QueryOptions) -> Batch:
-    if query.crs is None:
-        raise InvalidInput(
-            "Arrow 与 Parquet 请求须在查询参数中给出坐标系 crs",
-            code="missing_crs",
-            where="query.crs",
-        )
-    coordinates = []
-    for name in ("lon", "lat"):
-        column = table.column(name)
-        if column.null_count:
-            first = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-            raise InvalidInput(
-                "坐标不能为空（null）", code="null_coordinate", where=f"body.{name}[{first}]"
-            )
-        array = np.asarray(column.cast(pa.float64(), safe=False).to_numpy())
-        _check_finite(array, f"body.{name}")
-        coordinates.append(array)
-    ids = None
-    if "id" in table.column_names:  # text ids as plain strings (polars writes string views)
-        ids = table.column("id").combine_chunks()
-        ids = ids if pa.types.is_integer(ids.type) else ids.cast(pa.string())
-    near_m = DEFAULT_NEAR_M if query.near_m is None else query.near_m
-    return Batch(
-        coordinates[0], coordinates[1], ids, _crs(query.crs, "query.crs"), query.at, near_m
+def id_too_long(where: str) -> InvalidInput:
+    return InvalidInput(f"id 最长 {MAX_ID_BYTES} 字节（UTF-8）", code="id_too_long", where=where)
+
+
+def id_out_of_range(where: str) -> InvalidInput:
+    return InvalidInput(
+        "整数 id 须在 64 位有符号整数范围内（-2^63 到 2^63-1）；更长的编号请用字符串",
+        code="id_out_of_range",
+        where=where,
     )

@@ -12,13 +12,13 @@ import orjson
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, HeavyDep, IndexStoreDep, SettingsDep
 from api.errors import InvalidInput, error_responses
 from api.limits import HeavyWork
-from api.lookup import columnar
+from api.lookup import columnar, columnar_binary
 from api.lookup.addresses import DEFAULT_THRESHOLD
 from api.lookup.columnar import MAX_BATCH_POINTS
 from api.lookup.columnar_answer import encode, lookup_columns
@@ -30,7 +30,6 @@ from api.privacy import Caller
 from api.routes.uploads import client_named_errors, save_upload
 from api.settings import Settings
 from api.times import Instant
-from spatial.crs import normalise_crs
 
 router = APIRouter(tags=["lookup"], responses=error_responses(400, 401, 404, 413, 422, 503))
 LIGHT_BATCH_POINTS = 1_000  # batches up to this size run without a heavy-work slot
@@ -78,7 +77,25 @@ async def lookup(
 class BatchPoint(BaseModel):
     lon: float
     lat: float
-    id: str | int | None = None
+    id: str | int | None = Field(
+        default=None,
+        description=f"Your key for the point: text of at most {columnar.MAX_ID_BYTES} UTF-8 bytes "
+        "or a 64-bit signed integer",
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id_fits(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, str):
+            try:
+                size = len(value.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise ValueError("id 含无效的 Unicode（孤立的代理码点）") from None
+            if size > columnar.MAX_ID_BYTES:
+                raise ValueError(f"id 最长 {columnar.MAX_ID_BYTES} 字节（UTF-8）")
+        elif isinstance(value, int) and not columnar.INT64_MIN <= value <= columnar.INT64_MAX:
+            raise ValueError("整数 id 须在 64 位有符号整数范围内；更长的编号请用字符串")
+        return value
 
 
 class BatchRequest(BaseModel):
@@ -91,7 +108,9 @@ class BatchRequest(BaseModel):
 def _json(body: dict[str, Any]) -> Response:
     """orjson straight to bytes: 100,000 answers serialise in a fraction of a second."""
     return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        media_type="application/json",
+        headers={"X-Wangge-Generation": str(body["generation"])},
     )
 
 
@@ -151,6 +170,9 @@ async def lookup_batch(
     )
 
 
+LIGHT_BODY_BYTES = 256 * 1024  # bigger bodies are read (and unpacked) in a heavy-work slot
+
+
 def _lookup_batch(
     store: IndexStore,
     caller: Caller,
@@ -162,6 +184,27 @@ def _lookup_batch(
     wanted: tuple[str, ...] | None,
     preference: str | None,
 ) -> Response:
+    # Reading a big body (parsing JSON, unpacking Arrow or Parquet) is heavy work too: it takes
+    # the slot before, so concurrent big bodies wait instead of unpacking side by side.
+    big_body = len(body[0]) > LIGHT_BODY_BYTES
+    with heavy.slot() if big_body else nullcontext():
+        return _read_and_answer(
+            store, caller, heavy, settings, form, body, options, wanted, preference, big_body
+        )
+
+
+def _read_and_answer(
+    store: IndexStore,
+    caller: Caller,
+    heavy: HeavyWork,
+    settings: Settings,
+    form: str,
+    body: list[bytes],
+    options: columnar.QueryOptions,
+    wanted: tuple[str, ...] | None,
+    preference: str | None,
+    holding_slot: bool,
+) -> Response:
     content = body.pop()  # the only reference: dropped once parsed
     if form == "json":
         data = columnar.parse_json(content)
@@ -169,14 +212,15 @@ def _lookup_batch(
         if columnar.is_row_request(data):
             rows = _row_request(data)
             del data
+            crs = columnar.checked_crs(rows.crs, "body.crs")
             shape = "rows"
             if columnar.answer_form(shape, preference, wanted is not None) == "rows":
-                return _row_answer(store, caller, heavy, rows)
+                return _row_answer(store, caller, heavy, rows, holding_slot)
             batch = columnar.Batch(
                 np.fromiter((p.lon for p in rows.points), float, len(rows.points)),
                 np.fromiter((p.lat for p in rows.points), float, len(rows.points)),
                 [p.id for p in rows.points] if any(p.id is not None for p in rows.points) else None,
-                normalise_crs(rows.crs),
+                crs,
                 rows.at,
                 rows.near_m,
             )
@@ -185,13 +229,14 @@ def _lookup_batch(
             del data  # the parsed lists: only the arrays go on
     elif form == "arrow":
         shape = form
-        batch = columnar.read_arrow(content, options, settings.limits.max_unpacked_bytes)
+        batch = columnar_binary.read_arrow(content, options, settings.limits.max_unpacked_bytes)
     else:
         shape = form
-        batch = columnar.read_parquet(content, options, settings.limits.max_unpacked_bytes)
+        batch = columnar_binary.read_parquet(content, options, settings.limits.max_unpacked_bytes)
     content = b""  # (Arrow columns still view the body: numbers are not copied out of it)
     answer_form = columnar.answer_form(shape, preference, wanted is not None)
-    with heavy.slot() if len(batch) > LIGHT_BATCH_POINTS else nullcontext():
+    big = len(batch) > LIGHT_BATCH_POINTS and not holding_slot
+    with heavy.slot() if big else nullcontext():
         answer = lookup_columns(store, batch, wanted or columnar.DEFAULT_FIELDS, caller)
         payload, media_type = encode(answer, answer_form)
     return Response(
@@ -210,12 +255,13 @@ def _row_request(data: Any) -> BatchRequest:
 
 
 def _row_answer(
-    store: IndexStore, caller: Caller, heavy: HeavyWork, body: BatchRequest
+    store: IndexStore, caller: Caller, heavy: HeavyWork, body: BatchRequest, holding_slot: bool
 ) -> Response:
     x = np.fromiter((p.lon for p in body.points), dtype=float, count=len(body.points))
     y = np.fromiter((p.lat for p in body.points), dtype=float, count=len(body.points))
     # A big batch is seconds of CPU and tens of MB of answer: it takes a heavy-work slot.
-    with heavy.slot() if len(body.points) > LIGHT_BATCH_POINTS else nullcontext():
+    big = len(body.points) > LIGHT_BATCH_POINTS and not holding_slot
+    with heavy.slot() if big else nullcontext():
         generation, answers = lookup_points(
             store, x, y, body.crs, at=body.at, near_m=body.near_m, caller=caller
         )
