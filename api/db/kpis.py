@@ -22,6 +22,13 @@ KEY_COLUMNS = {"grid": "grid_code", "unit": "unit_code", "staff": "assignee_id"}
 FINISHED_WITHOUT_HANDLING = "('rejected', 'cancelled', 'merged')"
 
 
+def _without_jit(connection: Connection) -> None:
+    """No JIT compilation for the rest of this transaction: over a dozen monthly partitions it
+    compiles each partition's expressions and costs seconds where the query costs 0.2 s
+    (measured at 1,000,000 events: trend of a month 2.8 s with JIT, 0.2 s without)."""
+    connection.execute(text("SELECT set_config('jit', 'off', true)"))
+
+
 def _scope(codes: list[str] | None, params: dict[str, Any], alias: str = "") -> str:
     if codes is None:
         return ""
@@ -34,6 +41,7 @@ def received(
 ) -> list[dict[str, Any]]:
     """Per key: reports in [start, end) (duplicates merged into another not counted), accepted,
     and those answered (accepted, rejected, merged, cancelled) within the time to accept."""
+    _without_jit(connection)
     column = KEY_COLUMNS[key]
     params: dict[str, Any] = {"start": start, "end": end}
     rows = connection.execute(
@@ -53,6 +61,7 @@ def due(
     connection: Connection, key: str, start: datetime, end: datetime, codes: list[str] | None
 ) -> list[dict[str, Any]]:
     """Per key: events whose (final) deadline falls in [start, end) and what became of them."""
+    _without_jit(connection)
     column = KEY_COLUMNS[key]
     params: dict[str, Any] = {"start": start, "end": end}
     rows = connection.execute(
@@ -79,6 +88,7 @@ def overdue_now(
     connection: Connection, key: str, now: datetime, codes: list[str] | None
 ) -> list[dict[str, Any]]:
     """Per key: open events past their deadline at `now` (to accept, or to handle)."""
+    _without_jit(connection)
     column = KEY_COLUMNS[key]
     params: dict[str, Any] = {"now": now}
     rows = connection.execute(
@@ -96,6 +106,7 @@ def supervised(
     connection: Connection, key: str, start: datetime, end: datetime, codes: list[str] | None
 ) -> list[dict[str, Any]]:
     """Per key: supervision orders (督办) issued in [start, end)."""
+    _without_jit(connection)
     column = KEY_COLUMNS[key]
     params: dict[str, Any] = {"start": start, "end": end}
     rows = connection.execute(
@@ -119,6 +130,7 @@ def trend(
     codes: list[str] | None,
 ) -> list[dict[str, Any]]:
     """Per day, week or month (local time): reported, closed, closed on time, and deadlines missed."""
+    _without_jit(connection)
     assert interval in ("day", "week", "month")
     params: dict[str, Any] = {"start": start, "end": end, "zone": zone, "interval": interval}
     scope = _scope(codes, params)

@@ -79,7 +79,8 @@ def load_demo(
     counts: dict[str, int] = {}
     for grid in grids:
         counts[grid.level] = counts.get(grid.level, 0) + 1
-    with engine.connect() as connection:
+    # Committed: statistics written by an ANALYZE that rolls back are lost with it.
+    with engine.begin() as connection:
         demo_tables.analyze_demo_tables(connection)
     return DemoSummary(
         counts,
