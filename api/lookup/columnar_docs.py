@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from api.errors import ErrorBody
-from api.lookup.columnar import ARROW, DEFAULT_FIELDS, FIELDS, MAX_BATCH_POINTS, PARQUET
+from api.lookup.columnar import (
+    ARROW,
+    DEFAULT_FIELDS,
+    FIELDS,
+    INT64_MAX,
+    INT64_MIN,
+    MAX_BATCH_POINTS,
+    MAX_ID_BYTES,
+    PARQUET,
+)
 
 DESCRIPTION = f"""\
 The request's form is chosen by `Content-Type`:
@@ -14,8 +23,9 @@ The request's form is chosen by `Content-Type`:
   "near_m"?}}`; answered with one full object per point (`results`), as the single lookup.
 * `application/json` with `lon`/`lat` — columns, `{{"crs", "lon": [...], "lat": [...],
   "ids"?: [...], "at"?, "near_m"?}}`.
-* `{ARROW}` — an Arrow IPC stream with numeric columns `lon`, `lat` and an optional `id`
-  (integer or string); `crs`, `at`, `near_m` as query parameters.
+* `{ARROW}` — an Arrow IPC stream with numeric columns `lon`, `lat` (integer, float or
+  decimal) and an optional `id` (integer, string or dictionary-encoded string); `crs`, `at`,
+  `near_m` as query parameters.
 * `{PARQUET}` — a Parquet file with the same columns.
 
 Columnar answers come in the request's form, or as `Accept` asks (`application/json`, `{ARROW}`,
@@ -26,6 +36,8 @@ no grid matched, the input ids (`ids` in JSON, `id` in Arrow/Parquet), `error` a
 with `fields=` or a binary `Accept` is answered in columns. `staff` is null unless the caller may
 see the grid's staff. At most {MAX_BATCH_POINTS:,} points; arrays of different lengths, non-finite
 numbers, a wrong Arrow/Parquet schema and corrupt bodies are refused (422) before any lookup.
+An id is text of at most {MAX_ID_BYTES} UTF-8 bytes (`id_too_long`) or an integer within 64-bit
+signed range (`id_out_of_range`); text must be valid Unicode. `crs` must be a 2D system.
 """
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -40,7 +52,13 @@ COLUMNS_SCHEMA: dict[str, Any] = {
         "lat": {"type": "array", "items": {"type": "number"}, "maxItems": MAX_BATCH_POINTS},
         "ids": {
             "type": "array",
-            "items": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+            "items": {
+                "anyOf": [
+                    {"type": "string", "maxLength": MAX_ID_BYTES},
+                    {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX},
+                    {"type": "null"},
+                ]
+            },
         },
         "at": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
         "near_m": {"type": "number", "minimum": 0, "maximum": 100, "default": 5.0},
