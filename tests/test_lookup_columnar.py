@@ -790,3 +790,26 @@ def test_every_answer_form_names_its_generation(client, engine):
     assert "results" in rows.json() and "code" in columns.json()
     assert rows.headers["X-Wangge-Generation"] == generation
     assert columns.headers["X-Wangge-Generation"] == generation
+
+
+def test_big_bodies_are_read_in_a_heavy_work_slot(client):
+    """Unpacking a big body is heavy work too: with every slot taken, a 300 KB body of ten
+    points waits for one (and is told the service is busy), while a small body is answered."""
+    from api.limits import HeavyWork
+
+    original = client.app.state.heavy
+    client.app.state.heavy = heavy = HeavyWork(1, wait_seconds=0.2)
+    lon, lat = [120.74] * 10, [31.3] * 10
+    padded = _arrow(pa.table({"lon": lon, "lat": lat, "pad": [b"\0" * 30_000] * 10}))
+    small = _arrow(pa.table({"lon": lon, "lat": lat}))
+    assert len(padded) > 256 * 1024 > len(small)
+    try:
+        with heavy.slot():
+            busy = _post(client, padded, ARROW, {"crs": "4326"}, {"Accept": JSON})
+            light = _post(client, small, ARROW, {"crs": "4326"}, {"Accept": JSON})
+        free = _post(client, padded, ARROW, {"crs": "4326"}, {"Accept": JSON})
+    finally:
+        client.app.state.heavy = original
+    assert busy.status_code == 503 and busy.json()["error"]["code"] == "busy", busy.text
+    assert light.status_code == 200 and light.json()["count"] == 10
+    assert free.status_code == 200 and free.json()["count"] == 10
