@@ -12,10 +12,12 @@ Screenshots are kept in tests/artifacts/.
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
+import shapely.geometry
 
 from tests.conftest import bearer
 from tests.test_browser import ARTIFACTS, WATCH_POLICY_JS, browser, live_server  # noqa: F401
@@ -95,6 +97,10 @@ def box(page, selector: str) -> dict:
 def test_dashboard_draws_the_map_charts_and_queue(browser, live_server, client, tokens, screen):
     supervisor, dispatcher = tokens["supervisor"], tokens["dispatcher"]
     session = Session(browser, live_server, supervisor, screen)
+    asked: list[str] = []
+    session.page.on(
+        "request", lambda r: asked.append(r.url) if "/patrols/coverage" in r.url else None
+    )
     page = session.open("/map/dashboard")
 
     # Counts at the top and the queues are the API's.
@@ -114,6 +120,8 @@ def test_dashboard_draws_the_map_charts_and_queue(browser, live_server, client, 
     patrol_line = page.inner_text("#wg-patrol")
     assert patrol_line.startswith("今日巡查：") and f"{coverage['workers']} 人" in patrol_line
     assert page.get_attribute("#wg-patrol-map", "href") == "/map/patrols?grid=320571005"
+    # …asked in its summary form (the figures without the not-visited GeoJSON).
+    assert asked and all(name.endswith("grid=320571005&summary=true") for name in asked)
     assert page.inner_text("#wg-queue-accept-count") == f"（{len(reported)} 件）"
     assert page.inner_text("#wg-queue-dispatch-count") == f"（{len(to_dispatch)} 件）"
     queued = page.locator("#wg-queue-accept a[data-event]")
@@ -393,3 +401,44 @@ def test_hostile_text_is_shown_as_text_and_never_runs(browser, hostile, hostile_
     take(page, "dispatch")
     assert UNIT_NAME in page.inner_text("#wg-form select[name=unit]")
     session.close("hostile_dispatch")
+
+
+DRAWN_BUILDINGS_JS = """() => {
+  const drawn = window.wgUnvisitedBuildings;
+  if (!drawn) return null;
+  const ids = [];
+  Object.values(drawn.layer._vectorTiles || {}).forEach((tile) => ids.push(...Object.keys(tile._features || {})));
+  return ids;
+}"""
+
+
+@pytest.mark.parametrize("screen", ["wall", "phone"])
+def test_street_patrol_map_draws_the_unvisited_buildings_from_tiles(
+    browser, live_server, client, tokens, screen
+):
+    supervisor = tokens["supervisor"]
+    coverage = client.get(
+        "/api/v1/patrols/coverage", params={"grid": "320571005"}, headers=bearer(supervisor)
+    ).json()
+    unvisited = {
+        f["properties"]["code"]: f
+        for f in coverage["not_visited"]["features"]
+        if f["properties"]["kind"] == "building"
+    }
+    assert unvisited
+    session = Session(browser, live_server, supervisor, screen)
+    page = session.page
+    page.goto(live_server + "/map/patrols?grid=320571005", wait_until="networkidle")
+    page.wait_for_function("() => window.wgUnvisitedBuildings !== undefined")
+    assert page.evaluate("() => window.wgUnvisitedBuildings.codes.size") == len(unvisited)
+    assert f"未经过的楼栋 {len(unvisited)} 栋" in page.inner_text("#wg-unvisited-note")
+    # Zoomed in on one of them, the tiles come and only listed buildings are drawn.
+    code, feature = next(iter(unvisited.items()))
+    lon, lat = shapely.geometry.shape(feature["geometry"]).centroid.coords[0]
+    page.evaluate(
+        "([lat, lon]) => { window[wangge.page().map].setView([lat, lon], 17); }", [lat, lon]
+    )
+    page.wait_for_function(f"() => ({DRAWN_BUILDINGS_JS})().includes({json.dumps(code)})")
+    drawn = page.evaluate(DRAWN_BUILDINGS_JS)
+    assert drawn and set(drawn) <= set(unvisited)
+    session.close(f"patrols_street_{screen}")

@@ -830,3 +830,70 @@ def test_patrol_map_shades_micro_grids_draws_tracks_and_marks_buildings(client, 
     assert outside.status_code == 200
     refused = client.get("/map/patrols", headers=bearer(people["li"]), params=params)
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "outside_token_scope")
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    y = (1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n
+    return int((lon + 180) / 360 * n), int(y)
+
+
+def test_street_patrol_map_lists_unvisited_buildings_for_the_tiles(client, people):
+    """Above a grid the buildings nobody passed are not inlined (a district street has 20,000:
+    9 MB): the page lists their codes and draws them from /tiles/buildings."""
+    when = this_morning()
+    record(client, people["wang"], road_walk(client, GRID, 3, when, seed=21), when)
+    street = GRID[:9]
+    params = {"grid": street, "from": local_day(when), "to": local_day(datetime.now(UTC))}
+    head = bearer(people["supervisor"])
+    coverage = client.get(f"{API}/patrols/coverage", headers=head, params=params).json()
+    unvisited = {
+        f["properties"]["code"]: f
+        for f in coverage["not_visited"]["features"]
+        if f["properties"]["kind"] == "building"
+    }
+    assert 0 < len(unvisited) < coverage["buildings"]["total"]
+
+    answer = client.get("/map/patrols", headers=head, params=params)
+    assert answer.status_code == 200, answer.text
+    html = answer.text
+    data = page_data(html)
+    tiles = data["buildings"]
+    assert tiles["tiles"] == "/tiles/buildings/{z}/{x}/{y}.mvt" and tiles["minZoom"] == 16
+    listed = [tiles["prefix"] + rest for rest in tiles["rest"]]
+    assert len(listed) == tiles["count"] == len(unvisited) and set(listed) == set(unvisited)
+    assert len(tiles["prefix"]) >= len(street)
+    assert len(data["layers"]) == 2  # micro-grids and the track; no building GeoJSON
+    assert data["layers"][0]["popup"] == "/map/patrols?grid="
+    assert html.count('"address"') == 0 and "Leaflet.VectorGrid.bundled.min.js" in html
+    assert f"未经过的楼栋 {len(unvisited)} 栋" in html
+    # The tile over an unvisited building carries its code (MVT keeps strings as they are).
+    code, feature = next(iter(unvisited.items()))
+    centre = shapely.geometry.shape(feature["geometry"]).centroid
+    x, y = tile_of(centre.x, centre.y, 16)
+    tile = client.get(f"/tiles/buildings/16/{x}/{y}.mvt")
+    assert tile.status_code == 200 and code.encode() in tile.content
+
+    # A grid (and below) keeps them inline, with their addresses.
+    grid_page = client.get("/map/patrols", headers=head, params={**params, "grid": GRID})
+    grid_data = page_data(grid_page.text)
+    assert grid_data["buildings"] is None and len(grid_data["layers"]) == 3
+    assert "popup" not in grid_data["layers"][0]
+
+
+def test_coverage_summary_is_the_figures_without_geometry(client, people):
+    when = this_morning()
+    record(client, people["wang"], road_walk(client, GRID, 3, when, seed=22), when)
+    params = {"grid": GRID[:9], "from": local_day(when), "to": local_day(datetime.now(UTC))}
+    head = bearer(people["supervisor"])
+    full = client.get(f"{API}/patrols/coverage", headers=head, params=params)
+    short = client.get(f"{API}/patrols/coverage", headers=head, params={**params, "summary": True})
+    assert (full.status_code, short.status_code) == (200, 200)
+    whole, summary = full.json(), short.json()
+    assert set(whole) - set(summary) == {"micro_grid_visits", "not_visited"}
+    assert set(summary) - set(whole) == set()
+    for key in set(summary) - {"computed_at"}:
+        assert summary[key] == whole[key], key
+    assert summary["buildings"]["total"] > 0 and len(short.content) < len(full.content) / 50
+    bad = client.get(f"{API}/patrols/coverage", headers=head, params={**params, "summary": "x"})
+    assert bad.status_code == 422 and "summary" in json.dumps(bad.json()["error"])

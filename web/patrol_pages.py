@@ -29,8 +29,10 @@ from api.patrols.coverage import coverage_report
 from api.patrols.views import list_patrols
 from api.privacy import Caller
 from api.settings import PatrolSettings
-from web.maps import MapFactory, render_map, simplified
+from api.tiles.matrix import KIND_MIN_ZOOM, MAX_ZOOM
+from web.maps import VECTOR_GRID_JS, MapFactory, render_map, simplified
 from web.render import page
+from web.street import too_large_to_inline
 
 router = APIRouter(
     tags=["map pages"],
@@ -46,6 +48,11 @@ VISIT_SHADES = (
     (3, "#68d391", "2–3 次"),
     (None, "#276749", "4 次及以上"),
 )
+UNVISITED_STYLE = {"color": "#c53030", "weight": 2, "fillColor": "#c53030", "fillOpacity": 0.6}
+# The tiled not-passed buildings appear from z16: the buildings tiles exist from z15, but a
+# 1920 px screen at z15 takes ~45 of them (~1.6 MB); at z16 the same screen is ~0.7 MB.
+BUILDING_MIN_ZOOM = max(KIND_MIN_ZOOM["buildings"], MAX_ZOOM)
+INLINE_LEVELS = ("grid", "micro_grid")  # scopes whose not-passed buildings may be inlined
 TRACK_COLOURS = ("#2b6cb0", "#805ad5", "#d69e2e", "#319795", "#b83280", "#dd6b20")
 
 
@@ -54,6 +61,29 @@ def visit_colour(visits: int) -> str:
         if most is None or visits <= most:
             return colour
     return VISIT_SHADES[-1][1]
+
+
+def _building_tiles(factory: MapFactory, codes: list[str]) -> dict[str, Any]:
+    """The not-passed buildings as a layer of /tiles/buildings: their codes, short.
+
+    Codes are sent as one common prefix and the rest of each (a street's building codes share
+    their first dozen characters), so 20,000 buildings cost ~0.3 MB, not 9 MB of footprints.
+    """
+    low, high = min(codes), max(codes)  # the sorted ends share what every code shares
+    size = next((i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))
+    prefix = low[:size]
+    datum = "?crs=gcj02" if factory.overlay_crs == "GCJ02" else ""
+    return {
+        "tiles": f"/tiles/buildings/{{z}}/{{x}}/{{y}}.mvt{datum}",
+        "vectorLayer": "buildings",
+        "name": f"未经过的楼栋（{len(codes)}，{BUILDING_MIN_ZOOM} 级起显示）",
+        "minZoom": BUILDING_MIN_ZOOM,
+        "maxNativeZoom": MAX_ZOOM,
+        "style": {**UNVISITED_STYLE, "fill": True},
+        "prefix": prefix,
+        "rest": [code[len(prefix) :] for code in codes],
+        "count": len(codes),
+    }
 
 
 def _tracks(
@@ -148,12 +178,14 @@ def patrol_page(
             "fillOpacity": 0.45,
         },
     ).add_to(fmap)
-    layers.append(
-        {
-            "layer": micro_layer.get_name(),
-            "tooltip": {"fields": ["name", "visits"], "labels": ["微网格", "巡查次数"]},
-        }
-    )
+    micro_spec: dict[str, Any] = {
+        "layer": micro_layer.get_name(),
+        "tooltip": {"fields": ["name", "visits"], "labels": ["微网格", "巡查次数"]},
+    }
+    if report["grid"]["level"] not in INLINE_LEVELS:
+        # Above a grid a click on a micro-grid offers its own patrol map (buildings drawn there).
+        micro_spec["popup"] = "/map/patrols?grid="
+    layers.append(micro_spec)
     owners: dict[Any, str] = {}
     for track in tracks:
         key = track["staff_id"] or f"token:{track['token_id']}"
@@ -192,8 +224,16 @@ def patrol_page(
     unvisited = [
         f for f in report["not_visited"]["features"] if f["properties"]["kind"] == "building"
     ]
-    if unvisited:
-        geoms = np.array([shape(f["geometry"]) for f in unvisited], dtype=object)
+    geoms = np.array([shape(f["geometry"]) for f in unvisited], dtype=object)
+    building_tiles = None
+    level = report["grid"]["level"]
+    if len(geoms) and (level not in INLINE_LEVELS or too_large_to_inline(factory, geoms)):
+        # A street's or a community's thousands of footprints would be megabytes of GeoJSON
+        # (a street's 20,000: 9 MB): they come from the vector tiles (/tiles/buildings, from
+        # BUILDING_MIN_ZOOM) and web/assets/patrols.js fills those whose code is listed here.
+        fmap.default_js = [*fmap.default_js, *VECTOR_GRID_JS]
+        building_tiles = _building_tiles(factory, [f["properties"]["code"] for f in unvisited])
+    elif len(geoms):
         building_layer = folium.GeoJson(
             factory.feature_collection(
                 geoms,
@@ -203,12 +243,7 @@ def patrol_page(
                 ],
             ),
             name=f"未经过的楼栋（{len(unvisited)}）",
-            style_function=lambda _: {
-                "color": "#c53030",
-                "weight": 2,
-                "fillColor": "#c53030",
-                "fillOpacity": 0.6,
-            },
+            style_function=lambda _: UNVISITED_STYLE,
         ).add_to(fmap)
         layers.append(
             {
@@ -229,9 +264,11 @@ def patrol_page(
         report=report,
         track_list=track_list,
         shades=[(colour, label) for _, colour, label in VISIT_SHADES],
+        building_tiles=building_tiles,
         page_data={
             "map": rendered.name,
             "layers": layers,
+            "buildings": building_tiles,
             "tracks": {
                 str(t["id"]): factory.bounds(np.array([t["line"]], dtype=object)) for t in tracks
             },

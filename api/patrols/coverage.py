@@ -103,8 +103,13 @@ def coverage_report(
     staff_id: int | None,
     buffer_m: float | None,
     settings: PatrolSettings,
+    summary: bool = False,
 ) -> dict[str, Any]:
-    """Coverage of one grid (any level; its micro-grids are the leaves below it)."""
+    """Coverage of one grid (any level; its micro-grids are the leaves below it).
+
+    `summary`: the figures only, without `micro_grid_visits` and `not_visited` (a street's
+    not-visited GeoJSON is megabytes; a dashboard line needs none of it).
+    """
     index = store.active()
     if grid_code not in index.by_code:
         raise NotFound(f"没有编码为 {grid_code} 的网格", code="grid_not_found", where="query.grid")
@@ -188,6 +193,19 @@ def coverage_report(
                 **_summary(result, np.array([row_index])),
             }
         )
+    head = {
+        "grid": {"code": grid.code, "name": grid.name, "level": grid.level},
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "buffer_m": buffer,
+        "street_buffer_m": settings.street_buffer_m,
+        "patrols": len({p for ids in patrols_of.values() for p in ids}),
+        "workers": len(people),
+        **_summary(result, slice(None)),
+        "by_staff": by_staff,
+    }
+    if summary:
+        return {**head, "computed_at": datetime.now(UTC).isoformat()}
     visited_micro = np.asarray(result.micro_visited.any(axis=0))
     passed = np.asarray(result.buildings_passed.any(axis=0))
     not_visited = [
@@ -222,15 +240,7 @@ def coverage_report(
             }
         )
     return {
-        "grid": {"code": grid.code, "name": grid.name, "level": grid.level},
-        "from": first.isoformat(),
-        "to": last.isoformat(),
-        "buffer_m": buffer,
-        "street_buffer_m": settings.street_buffer_m,
-        "patrols": len({p for ids in patrols_of.values() for p in ids}),
-        "workers": len(people),
-        **_summary(result, slice(None)),
-        "by_staff": by_staff,
+        **head,
         "micro_grid_visits": [
             {"code": record.code, "name": record.name, "visits": int(visits)}
             for record, visits in zip(records, result.micro_visits, strict=True)

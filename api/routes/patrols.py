@@ -180,7 +180,10 @@ def patrols(
         "(the union of its micro-grids' edges) a track ran within `street_buffer_m`; per worker "
         "(`by_staff`) and in all; visits per micro-grid; and what nobody visited as GeoJSON "
         "(`not_visited`: micro-grids, buildings, street lines). Supervisors, dispatchers and "
-        "admins: any grid; field staff: their own grids, with their own row only."
+        "admins: any grid; field staff: their own grids, with their own row only. "
+        "`summary=true`: the same figures (`micro_grids`, `buildings`, `streets`, `by_staff`, "
+        "`patrols`, `workers`) without `micro_grid_visits` and `not_visited` — a street's "
+        "not-visited GeoJSON is megabytes (20,000 building footprints); a dashboard asks this."
     ),
 )
 def coverage(
@@ -193,6 +196,9 @@ def coverage(
     end: To = None,
     staff: StaffId = None,
     buffer_m: Annotated[float | None, Query(gt=0, le=500)] = None,
+    summary: Annotated[
+        bool, Query(description="Figures only: no micro_grid_visits, no not_visited GeoJSON")
+    ] = False,
 ) -> dict[str, Any]:
     return coverage_report(
         connection,
@@ -204,6 +210,7 @@ def coverage(
         staff_id=staff,
         buffer_m=buffer_m,
         settings=settings.patrols,
+        summary=summary,
     )
 
 

@@ -440,7 +440,7 @@
     return street.then(function (code) {
       if (!code) return;
       $("wg-patrol-map").href = "/map/patrols?" + query({ grid: code });
-      return get("/patrols/coverage?" + query({ grid: code })).then(function (c) {
+      return get("/patrols/coverage?" + query({ grid: code, summary: "true" })).then(function (c) {
         var line = $("wg-patrol");
         line.className = "wg-patrol";
         line.dataset.share = c.micro_grids && c.micro_grids.share !== null ? String(c.micro_grids.share) : "";
