@@ -755,6 +755,8 @@ def test_ids_and_options_out_of_bounds_are_refused(client):
         response = client.post(URL, json=row | {"points": points})
         assert response.status_code == 422, response.text
         assert response.json()["error"]["where"] == "body.points.0.id"
+    number_at = client.post(URL, json=row | {"at": 12})
+    assert number_at.status_code == 422 and number_at.json()["error"]["where"] == "body.at"
     geocentric = _arrow(pa.table({"lon": [120.74], "lat": [31.3]}))
     response = _post(client, geocentric, ARROW, {"crs": "EPSG:4978"})
     assert response.status_code == 422 and response.json()["error"]["where"] == "query.crs"

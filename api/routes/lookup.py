@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -103,6 +104,13 @@ class BatchRequest(BaseModel):
     points: list[BatchPoint] = Field(max_length=MAX_BATCH_POINTS)
     at: Instant | None = None
     near_m: float = Field(default=DEFAULT_NEAR_M, ge=0, le=100)
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at_is_text(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str | datetime):  # not a Unix time
+            raise ValueError("at 须为 ISO-8601 时间字符串")
+        return value
 
 
 def _json(body: dict[str, Any]) -> Response:
