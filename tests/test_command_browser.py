@@ -441,4 +441,5 @@ def test_street_patrol_map_draws_the_unvisited_buildings_from_tiles(
     page.wait_for_function(f"() => ({DRAWN_BUILDINGS_JS})().includes({json.dumps(code)})")
     drawn = page.evaluate(DRAWN_BUILDINGS_JS)
     assert drawn and set(drawn) <= set(unvisited)
+    page.clock.run_for(2000)  # the installed clock holds VectorGrid's paint until it runs
     session.close(f"patrols_street_{screen}")
