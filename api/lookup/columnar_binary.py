@@ -181,7 +181,8 @@ def _check_id_sizes(table: pa.Table | pa.RecordBatch) -> None:
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     before = 0
     for chunk in chunks:
-        if pa.types.is_integer(chunk.type):
+        kind = chunk.type.value_type if pa.types.is_dictionary(chunk.type) else chunk.type
+        if pa.types.is_integer(kind):
             return
         lengths = _id_lengths(chunk)
         long = np.flatnonzero(lengths > MAX_ID_BYTES)
