@@ -118,8 +118,11 @@ def replica_status(source: ReadSource) -> dict[str, Any]:
         with source.replica.connect() as connection:
             row = connection.execute(
                 text(
-                    "SELECT pg_is_in_recovery() AS standby, EXTRACT(EPOCH FROM "
-                    "now() - pg_last_xact_replay_timestamp())::float8 AS lag"
+                    # Caught up (all WAL received is replayed): no lag, however long the
+                    # primary has been idle since its last transaction.
+                    "SELECT pg_is_in_recovery() AS standby, CASE WHEN "
+                    "pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 ELSE "
+                    "EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag"
                 )
             ).one()
     except DBAPIError as error:

@@ -399,3 +399,38 @@ def test_upgrade_keeps_events_ids_and_children(admin_url):
     finally:
         engine.dispose()
         drop_database(admin_url, "wangge_test_event_partitions")
+
+
+def test_every_worker_sweeper_creates_waiting_months(service_url, settings):
+    """The service's sweeper thread keeps the months coming (every few hours): a row that landed
+    in the default partition is moved into its own month without anyone running the CLI."""
+    from api.outbox import Sweeper
+
+    service = create_engine(service_url)
+    try:
+        with service.begin() as connection:
+            event_id = connection.execute(
+                text(
+                    "INSERT INTO event (source, external_id, status, reported_at) VALUES "
+                    "('legacy', 'sweep-1', 'closed', '2017-07-07 08:00+08') RETURNING id"
+                )
+            ).scalar_one()
+        with service.connect() as connection:
+            assert _where(connection, event_id) == "event_default"
+        sweeper = Sweeper(service, settings)
+        sweeper.run_once()
+        with service.connect() as connection:
+            assert _where(connection, event_id) == "event_2017_07"
+        with service.begin() as connection:  # checked once per period, not every round
+            second = connection.execute(
+                text(
+                    "INSERT INTO event (source, external_id, status, reported_at) VALUES "
+                    "('legacy', 'sweep-2', 'closed', '2016-02-02 08:00+08') RETURNING id"
+                )
+            ).scalar_one()
+        sweeper.run_once()
+        with service.connect() as connection:
+            assert _where(connection, second) == "event_default"
+        sweeper.deliverer.close()
+    finally:
+        service.dispose()

@@ -228,6 +228,32 @@ def test_a_dead_worker_is_replaced(master):
     assert answer.status_code == 200
 
 
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP])
+def test_workers_do_not_outlive_their_master(master, signum):
+    """A master killed outright (or hung up on) takes its workers with it: orphans would hold
+    the port and an old generation, and the next `wangge serve` could not start."""
+    process, base, _ = master
+    workers = _children(process.pid)
+    assert len(workers) == WORKERS
+    process.send_signal(signum)
+    process.wait(60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(_gone(pid) for pid in workers):
+        time.sleep(0.1)
+    assert [pid for pid in workers if not _gone(pid)] == []
+    port = int(base.rsplit(":", 1)[1])
+    with socket.socket() as sock:  # the port is free for the next start
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+
+
 def test_raster_agrees_with_the_exact_rule(engine):
     store = IndexStore(engine)
     store.refresh()

@@ -33,7 +33,18 @@ def make_replica_engine(settings: Settings) -> Engine | None:
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg2")
     options = _options("wangge-replica")
-    options["connect_args"]["connect_timeout"] = REPLICA_CONNECT_TIMEOUT
+    options["connect_args"].update(
+        connect_timeout=REPLICA_CONNECT_TIMEOUT,
+        # A replica cut off mid-query (network partition, host gone) must not hold a request and
+        # a pool thread until the kernel gives up minutes later: unacknowledged data fails the
+        # connection after 5 s and idle ones are probed. A standby that is frozen but whose
+        # kernel still acknowledges (SIGSTOP) is not detected by these: see docs/SCALING.md.
+        keepalives=1,
+        keepalives_idle=5,
+        keepalives_interval=2,
+        keepalives_count=2,
+        tcp_user_timeout=5000,
+    )
     return create_engine(url, **options)
 
 

@@ -20,6 +20,8 @@ The master holds no pooled database connection across a fork, and a worker leave
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import logging
 import os
@@ -39,9 +41,22 @@ from api.lookup.index_store import CHANNEL, RECHECK_SECONDS, IndexStore
 from api.settings import get_settings
 
 log = logging.getLogger("wangge.serve")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 READY_TIMEOUT = 60.0  # a new worker that does not serve by then is abandoned (and logged)
 STOP_TIMEOUT = 30
 DRAIN_SECONDS = 0.5  # uvicorn's graceful shutdown of an old worker, then SIGKILL
+
+
+def _die_with(master: int) -> None:
+    """A worker ends (gracefully, SIGTERM) when its master dies, even by SIGKILL: orphans would
+    keep the port and an old generation, and block the next `wangge serve`."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the worker still leaves when it notices the master is gone
+        log.warning("worker %s: cannot ask to end with its master", os.getpid())
+    if os.getppid() != master:  # the master died before prctl took effect
+        os._exit(0)
 
 
 class _ReadyServer(uvicorn.Server):
@@ -93,7 +108,8 @@ class Master:
         from api import main  # the app object is built once, before the fork, and shared
 
         self.app = main.app
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP too: a master whose terminal or supervisor hangs up takes its workers with it.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
         self._rebuild()
         self._spawn_all()
@@ -187,13 +203,15 @@ class Master:
     def _spawn(self) -> tuple[int, int]:
         ready_read, ready_write = os.pipe()
         snapshot = shared.preloaded()
+        master = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
             try:
                 os.close(ready_read)
-                for signum in (signal.SIGTERM, signal.SIGINT):
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     signal.signal(signum, signal.SIG_DFL)
+                _die_with(master)
                 shared.become_managed()
                 config = uvicorn.Config(
                     self.app, log_level=self.log_level, timeout_graceful_shutdown=STOP_TIMEOUT

@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 
 from sqlalchemy import Engine
 
+from api.db.partitions import maintain as maintain_partitions
 from api.outbox.deliver import Deliverer, RetryPolicy, RoundReport
 from api.outbox.sweep import sweep_warnings
 from api.settings import Settings
 
 log = logging.getLogger("wangge.outbox")
+PARTITION_SECONDS = 6 * 3600  # how often a worker makes sure the coming months' partitions exist
+PARTITIONS_AHEAD = 3
 
 __all__ = ["Deliverer", "RetryPolicy", "Sweeper", "sweep_warnings"]
 
@@ -35,6 +39,7 @@ class Sweeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.deliverer = Deliverer(engine, settings.workflow.webhooks, policy, self._stop)
+        self._partitions_checked = float("-inf")
 
     def start(self) -> None:
         if self.interval <= 0 or self._thread is not None:
@@ -55,11 +60,26 @@ class Sweeper:
             sweep_warnings(self.engine, self.settings.workflow)
         except Exception:  # the thread must outlive a database restart
             log.exception("warning sweep failed")
+        self._maintain_partitions()
         try:
             return self.deliverer.round()
         except Exception:
             log.exception("outbox delivery round failed")
             return None
+
+    def _maintain_partitions(self) -> None:
+        """This month and the next few have their event partitions (intake also creates a
+        missing month, and rows without one wait in the default partition: nothing is lost)."""
+        if time.monotonic() - self._partitions_checked < PARTITION_SECONDS:
+            return
+        self._partitions_checked = time.monotonic()
+        try:
+            with self.engine.begin() as connection:
+                created = maintain_partitions(connection, PARTITIONS_AHEAD)
+            if created:
+                log.info("event partitions created: %s", ", ".join(created))
+        except Exception:
+            log.exception("event partition maintenance failed")
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop after the request in flight (if any); unsent leased rows are given back."""
