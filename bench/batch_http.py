@@ -29,33 +29,17 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-import shapely
 
 from api.lookup.index_store import IndexStore
 from bench.bulk_lookup import postgis_join
-from bench.common import demo_database, timed, write_result
-from spatial.lookup import GridIndex
+from bench.common import demo_database, event_points, timed, write_result
 
 DATABASE = "wangge_bench_columnar"
 POINTS = 100_000
-EDGE_OFFSET_M = 8.0
 URL = "/api/v1/lookup/batch"
 ARROW = "application/vnd.apache.arrow.stream"
 PARQUET = "application/vnd.apache.parquet"
 ALL_FIELDS = "code,level,name,path,matched,distance_to_edge_m,on_boundary,runner_up,nearest,lon,lat"
-
-
-def event_points(index: GridIndex, count: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """Points where events are reported: on the finest grids' edges (the streets), ±8 m."""
-    ranks = np.array([r.rank for r in index.records])
-    finest = np.flatnonzero(ranks == ranks.max())
-    rng = np.random.default_rng(seed)
-    edges = shapely.boundary(index.geometries[rng.choice(finest, count)])
-    on_edge = shapely.line_interpolate_point(edges, rng.uniform(0, 1, count), normalized=True)
-    lon, lat = shapely.get_x(on_edge), shapely.get_y(on_edge)
-    metres_per_degree = 111_320.0
-    dx, dy = rng.uniform(-EDGE_OFFSET_M, EDGE_OFFSET_M, (2, count))
-    return lon + dx / (metres_per_degree * np.cos(np.radians(lat))), lat + dy / metres_per_degree
 
 
 def _serve(database_url: str) -> tuple[subprocess.Popen, str]:  # type: ignore[type-arg]

@@ -114,3 +114,19 @@ def district_database_reused(name: str, streets: int = 20) -> Engine:
         pass
     engine.dispose()
     return district_database(name, streets)
+
+
+EDGE_OFFSET_M = 8.0  # event-like points: on a finest grid's edge (a street), moved up to this
+
+
+def event_points(index: GridIndex, count: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Points where events are reported: on the finest grids' edges (the streets), ±8 m."""
+    ranks = np.array([r.rank for r in index.records])
+    finest = np.flatnonzero(ranks == ranks.max())
+    rng = np.random.default_rng(seed)
+    edges = shapely.boundary(index.geometries[rng.choice(finest, count)])
+    on_edge = shapely.line_interpolate_point(edges, rng.uniform(0, 1, count), normalized=True)
+    lon, lat = shapely.get_x(on_edge), shapely.get_y(on_edge)
+    metres_per_degree = 111_320.0
+    dx, dy = rng.uniform(-EDGE_OFFSET_M, EDGE_OFFSET_M, (2, count))
+    return lon + dx / (metres_per_degree * np.cos(np.radians(lat))), lat + dy / metres_per_degree

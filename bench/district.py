@@ -40,15 +40,13 @@ from api.db.generations import generation_at
 from api.lookup.addresses import AddressIndex
 from api.lookup.index_store import IndexStore, load_grid_index
 from api.settings import PROJECT_ROOT, get_settings
-from bench.common import district_database, district_database_reused, write_result
+from bench.common import district_database, district_database_reused, event_points, write_result
 from spatial.coverage import Cameras, CheckOptions, GridSet, check
 from spatial.lookup import GridIndex
 
 FULL_STREETS = 20
 STEPS = (1, 2, 5, 10, 20)
 POINTS = 1_000_000
-EDGE_JITTER_M = 8.0
-METRES_PER_DEGREE = 111_320.0
 
 
 def database_name(streets: int) -> str:
@@ -200,20 +198,6 @@ def index_build(engine: Engine, figures: Figures) -> GridIndex:
     return index
 
 
-def event_like_points(index: GridIndex, count: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Points on micro-grid edges (the roads, where events are reported) moved up to ±8 m."""
-    rng = np.random.default_rng(seed)
-    leaves = np.array([i for i, r in enumerate(index.records) if r.level == "micro_grid"])
-    rings = shapely.boundary(index.geometries[rng.choice(leaves, count)])
-    on_edge = shapely.line_interpolate_point(rings, rng.uniform(0, 1, count), normalized=True)
-    x, y = shapely.get_x(on_edge), shapely.get_y(on_edge)
-    dy = rng.uniform(-EDGE_JITTER_M, EDGE_JITTER_M, count) / METRES_PER_DEGREE
-    dx = rng.uniform(-EDGE_JITTER_M, EDGE_JITTER_M, count) / (
-        METRES_PER_DEGREE * np.cos(np.radians(y))
-    )
-    return x + dx, y + dy
-
-
 def lookup_throughput(
     index: GridIndex, points: int, figures: Figures
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +205,7 @@ def lookup_throughput(
     xmin, ymin, xmax, ymax = shapely.total_bounds(index.geometries)
     rng = np.random.default_rng(1)
     sets = {
-        "event-like": event_like_points(index, points),
+        "event-like": event_points(index, points, seed=3),
         "uniform": (rng.uniform(xmin, xmax, points), rng.uniform(ymin, ymax, points)),
     }
     for name, (lon, lat) in sets.items():

@@ -28,15 +28,12 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import numpy as np
-import shapely
 
-from bench.common import active_index, engine, write_result
+from bench.common import active_index, engine, event_points, write_result
 from bench.load_client import Result, trial
-from spatial.lookup import GridIndex
 
 CONNECTIONS = (1, 16, 64, 256)
 CLIENT_CPU = 1
-EDGE_OFFSET_M = 8.0
 WANGGE = "/api/v1/lookup"
 SQL = "/lookup"
 ECHO_SERVER = """
@@ -93,19 +90,6 @@ SERVERS = {
         "client ceiling (fixed answer)", ["-c", ECHO_SERVER, "{port}"], "/", 1, (), 16e3, True
     ),
 }
-
-
-def event_points(index: GridIndex, count: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """Points where events are reported: on the finest grids' edges (the streets), ±8 m."""
-    ranks = np.array([r.rank for r in index.records])
-    finest = np.flatnonzero(ranks == ranks.max())
-    rng = np.random.default_rng(seed)
-    edges = shapely.boundary(index.geometries[rng.choice(finest, count)])
-    on_edge = shapely.line_interpolate_point(edges, rng.uniform(0, 1, count), normalized=True)
-    lon, lat = shapely.get_x(on_edge), shapely.get_y(on_edge)
-    metres_per_degree = 111_320.0
-    dx, dy = rng.uniform(-EDGE_OFFSET_M, EDGE_OFFSET_M, (2, count))
-    return lon + dx / (metres_per_degree * np.cos(np.radians(lat))), lat + dy / metres_per_degree
 
 
 def highest_rate(
