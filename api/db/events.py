@@ -309,3 +309,46 @@ def event_feature(
         },
         str(row["id"]),
     )
+
+
+# The properties of an event feature, in event_feature's order: what `?fields=` may choose from.
+EVENT_PROPERTIES = (
+    "id",
+    "source",
+    "category_code",
+    "description",
+    "status",
+    "status_label",
+    "grid_code",
+    "tier",
+    "unit_code",
+    "version",
+    "warning",
+    "overdue",
+    "supervised",
+    "duplicate_candidates",
+    "postponement_requested",
+    "reported_at",
+    "accept_due_at",
+    "due_at",
+)
+COORDINATE_DIGITS = 6  # with ?fields=: about 0.1 m (every out_crs is in degrees)
+
+
+def keep_properties(collection: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Event features with only these properties (and always `id`), coordinates rounded.
+    Run it after the privacy redaction, which reads grid_code and unit_code: it only removes,
+    so a property the caller may not see stays absent."""
+    kept = {"id", *fields}
+    for item in collection["features"]:
+        item["properties"] = {k: v for k, v in item["properties"].items() if k in kept}
+        geometry = item["geometry"]
+        if geometry is not None and "coordinates" in geometry:
+            geometry["coordinates"] = _rounded(geometry["coordinates"])
+    return collection
+
+
+def _rounded(coordinates: Any) -> Any:
+    if isinstance(coordinates, list):
+        return [_rounded(part) for part in coordinates]
+    return round(coordinates, COORDINATE_DIGITS)

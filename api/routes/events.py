@@ -86,6 +86,16 @@ def receive(
 @router.get(
     "/events",
     summary="Events as GeoJSON for maps (citizens' text only for entitled callers)",
+    description=(
+        "`fields` (comma list) keeps only those properties of each feature, plus `id` and the "
+        "geometry, with coordinates rounded to 6 decimals (about 0.1 m): a map or a wall screen "
+        "that reads a few properties of thousands of events asks for them, e.g. "
+        "`fields=status,warning,due_at`. Names are those of the full feature ("
+        + ", ".join(event_rows.EVENT_PROPERTIES)
+        + "); an unknown one answers 422 `unknown_fields` (`query.fields`). Choosing a "
+        "property never widens access: `description` stays absent where the caller may not "
+        "see the citizen's text."
+    ),
     responses={200: {"content": {"application/geo+json": {}}}},
 )
 def list_events(
@@ -116,7 +126,12 @@ def list_events(
         Literal["id", "deadline"], Query(description="deadline: the running clock, soonest first")
     ] = "id",
     out_crs: OutCrs = "EPSG:4326",
+    fields: Annotated[
+        str | None,
+        Query(max_length=400, description="Comma list of properties to keep (id always kept)"),
+    ] = None,
 ) -> dict[str, Any]:
+    kept = None if fields is None else _listed(fields, set(event_rows.EVENT_PROPERTIES), "fields")
     chosen = event_rows.EventFilter(
         open_only=status == "open",
         states=_listed(state, {s.value for s in State}, "state"),
@@ -131,7 +146,8 @@ def list_events(
     clock = Clock(catalogue, settings.workflow, datetime.now(UTC))
     found = event_collection(connection, chosen, clock, warnings=levels, bbox=bbox, page=page)
     redact_event_features(found, caller, store.active_path)
-    return reproject(found, out_crs)
+    found = reproject(found, out_crs)
+    return found if kept is None else event_rows.keep_properties(found, kept)
 
 
 def _listed(value: str | None, known: set[str], name: str) -> tuple[str, ...]:

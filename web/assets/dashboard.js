@@ -259,10 +259,16 @@
   }
 
   // ---- open events: counts, queue, markers -----------------------------------------------------
+  // Only the properties this page reads (id comes anyway; status names are in cfg.statusLabels):
+  // a district's open events are tens of thousands, and each unread property is bytes on the wire.
+  var EVENT_FIELDS = ["category_code", "description", "status", "warning", "supervised",
+                      "postponement_requested", "accept_due_at", "due_at"].join(",");
+
   function allOpenEvents() {
     var collected = [];
     function page(offset) {
-      return get("/events?" + query({ status: "open", with_unplaced: "true", limit: 5000, offset: offset, out_crs: cfg.outCrs }))
+      return get("/events?" + query({ status: "open", with_unplaced: "true", limit: 5000, offset: offset,
+                                      out_crs: cfg.outCrs, fields: EVENT_FIELDS }))
         .then(function (collection) {
           collected = collected.concat(collection.features);
           if (collection.hasMore && collection.numberReturned) return page(offset + collection.numberReturned);
