@@ -195,11 +195,11 @@ def items(connection: Connection, collection: Collection, query: ItemsQuery, rev
     # PostgreSQL would otherwise build the JSON of every row OFFSET skips (4.6× slower at 19,000).
     # Events are partitioned by month, and a row address is unique only within its partition:
     # they are chosen by id (the leading column of their key) instead.
-    key = order if collection.kind == "events" else "t.ctid"
+    pick = order if collection.kind == "events" else "t.ctid"
     rows = connection.execute(
         text(
             f"SELECT {_head_sql(collection)} AS head, {_geometry_sql(query.crs)} AS geometry "
-            f"FROM {source} AND {key} = ANY(ARRAY(SELECT {key} FROM {source} "
+            f"FROM {source} AND {pick} = ANY(ARRAY(SELECT {pick} FROM {source} "
             f"ORDER BY {order} LIMIT :lim OFFSET :off)) ORDER BY {order}"
         ),
         {**params, "lim": query.limit, "off": query.offset},
