@@ -194,62 +194,49 @@ def _lookup_batch(
 ) -> Response:
     # Reading a big body (parsing JSON, unpacking Arrow or Parquet) is heavy work too: it takes
     # the slot before, so concurrent big bodies wait instead of unpacking side by side.
-    big_body = len(body[0]) > LIGHT_BODY_BYTES
-    with heavy.slot() if big_body else nullcontext():
-        return _read_and_answer(
-            store, caller, heavy, settings, form, body, options, wanted, preference, big_body
-        )
-
-
-def _read_and_answer(
-    store: IndexStore,
-    caller: Caller,
-    heavy: HeavyWork,
-    settings: Settings,
-    form: str,
-    body: list[bytes],
-    options: columnar.QueryOptions,
-    wanted: tuple[str, ...] | None,
-    preference: str | None,
-    holding_slot: bool,
-) -> Response:
-    content = body.pop()  # the only reference: dropped once parsed
-    if form == "json":
-        data = columnar.parse_json(content)
-        del content
-        if columnar.is_row_request(data):
-            rows = _row_request(data)
-            del data
-            crs = columnar.checked_crs(rows.crs, "body.crs")
-            shape = "rows"
-            if columnar.answer_form(shape, preference, wanted is not None) == "rows":
-                return _row_answer(store, caller, heavy, rows, holding_slot)
-            batch = columnar.Batch(
-                np.fromiter((p.lon for p in rows.points), float, len(rows.points)),
-                np.fromiter((p.lat for p in rows.points), float, len(rows.points)),
-                [p.id for p in rows.points] if any(p.id is not None for p in rows.points) else None,
-                crs,
-                rows.at,
-                rows.near_m,
-            )
+    holding_slot = len(body[0]) > LIGHT_BODY_BYTES
+    with heavy.slot() if holding_slot else nullcontext():
+        content = body.pop()  # the only reference: dropped once parsed
+        if form == "json":
+            data = columnar.parse_json(content)
+            del content
+            if columnar.is_row_request(data):
+                rows = _row_request(data)
+                del data
+                crs = columnar.checked_crs(rows.crs, "body.crs")
+                shape = "rows"
+                if columnar.answer_form(shape, preference, wanted is not None) == "rows":
+                    return _row_answer(store, caller, heavy, rows, holding_slot)
+                batch = columnar.Batch(
+                    np.fromiter((p.lon for p in rows.points), float, len(rows.points)),
+                    np.fromiter((p.lat for p in rows.points), float, len(rows.points)),
+                    [p.id for p in rows.points]
+                    if any(p.id is not None for p in rows.points)
+                    else None,
+                    crs,
+                    rows.at,
+                    rows.near_m,
+                )
+            else:
+                shape, batch = "columns", columnar.read_columns(data, options)
+                del data  # the parsed lists: only the arrays go on
+        elif form == "arrow":
+            shape = form
+            batch = columnar_binary.read_arrow(content, options, settings.limits.max_unpacked_bytes)
         else:
-            shape, batch = "columns", columnar.read_columns(data, options)
-            del data  # the parsed lists: only the arrays go on
-    elif form == "arrow":
-        shape = form
-        batch = columnar_binary.read_arrow(content, options, settings.limits.max_unpacked_bytes)
-    else:
-        shape = form
-        batch = columnar_binary.read_parquet(content, options, settings.limits.max_unpacked_bytes)
-    content = b""  # (Arrow columns still view the body: numbers are not copied out of it)
-    answer_form = columnar.answer_form(shape, preference, wanted is not None)
-    big = len(batch) > LIGHT_BATCH_POINTS and not holding_slot
-    with heavy.slot() if big else nullcontext():
-        answer = lookup_columns(store, batch, wanted or columnar.DEFAULT_FIELDS, caller)
-        payload, media_type = encode(answer, answer_form)
-    return Response(
-        payload, media_type=media_type, headers={"X-Wangge-Generation": str(answer.generation)}
-    )
+            shape = form
+            batch = columnar_binary.read_parquet(
+                content, options, settings.limits.max_unpacked_bytes
+            )
+        content = b""  # (Arrow columns still view the body: numbers are not copied out of it)
+        answer_form = columnar.answer_form(shape, preference, wanted is not None)
+        big = len(batch) > LIGHT_BATCH_POINTS and not holding_slot
+        with heavy.slot() if big else nullcontext():
+            answer = lookup_columns(store, batch, wanted or columnar.DEFAULT_FIELDS, caller)
+            payload, media_type = encode(answer, answer_form)
+        return Response(
+            payload, media_type=media_type, headers={"X-Wangge-Generation": str(answer.generation)}
+        )
 
 
 def _row_request(data: Any) -> BatchRequest:
