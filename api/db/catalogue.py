@@ -1,7 +1,10 @@
 """Catalogues: grid levels (street, community, grid, micro-grid…), read once and cached; grid kinds.
 
-Levels change only by migration or by hand in SQL, never through the service, so every worker
-keeps them for LEVELS_CACHE_SECONDS instead of reading grid_level on each request.
+Levels change rarely (the admin API and `wangge levels`, see api/levels.py), so every worker keeps
+them for LEVELS_CACHE_SECONDS instead of reading grid_level on each request. A change through
+api/levels.py drops this process's copy at once (`forget_levels`) and NOTIFYs LEVELS_CHANNEL at
+commit; other processes re-read within LEVELS_CACHE_SECONDS, or at once where a listener passes
+the notification to `forget_levels` (the lookup index's listener thread).
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Row, text
 
-LEVELS_CACHE_SECONDS = 30.0
+from api.db.filters import in_generation
+
+LEVELS_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,151 @@ def grid_kinds(connection: Connection) -> list[str]:
 
 
 def forget_levels() -> None:
-    """Drop the cached catalogue (after changing grid_level in SQL, in tests or scripts)."""
+    """Drop the cached catalogue (after a change: api/levels.py, SQL by hand, tests)."""
     with _lock:
         _cache.clear()
+
+
+# --- changing the catalogue (api/levels.py; admin API and `wangge levels`) ------------------
+
+LEVELS_CHANNEL = "wangge_levels"  # NOTIFY'd by every change, delivered at commit
+_LEVEL_CHANGES = 7_160_401  # pg_advisory_xact_lock key: one level change at a time
+
+
+def lock_levels(connection: Connection) -> None:
+    """Serialise level changes (until the transaction ends): each validates against the last."""
+    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LEVEL_CHANGES})
+
+
+def level_rows(connection: Connection) -> list[dict[str, Any]]:
+    """Every level as stored (not cached), coarsest first, with the roles required at it, its
+    grids in the active generation and whether any generation uses it."""
+    rows = connection.execute(
+        text(
+            "WITH active AS (SELECT generation_id FROM generation_activation "
+            " WHERE activated_at <= now() ORDER BY activated_at DESC, id DESC LIMIT 1) "
+            "SELECT l.name, l.rank, l.label_zh, l.code_pattern, l.code_extends_parent, "
+            " l.households_min, l.households_max, "
+            " coalesce((SELECT array_agg(k.name ORDER BY k.name) FROM staff_role_kind k "
+            "   WHERE k.required_at_level = l.name), '{}') AS required_roles, "
+            " (SELECT count(*) FROM grid g, active a WHERE g.level = l.name "
+            "   AND g.generation_low <= a.generation_id "
+            "   AND g.generation_high >= a.generation_id) AS grids, "
+            " EXISTS (SELECT 1 FROM grid g WHERE g.level = l.name) AS used "
+            "FROM grid_level l ORDER BY l.rank"
+        )
+    ).mappings()
+    return [{**row, "required_roles": list(row["required_roles"])} for row in rows]
+
+
+def role_levels(connection: Connection) -> dict[str, str | None]:
+    """Every staff role kind and the level it is required at (None: at no level)."""
+    rows = connection.execute(text("SELECT name, required_at_level FROM staff_role_kind"))
+    return {row.name: row.required_at_level for row in rows}
+
+
+LEVEL_COLUMNS = (
+    "name",
+    "rank",
+    "label_zh",
+    "code_pattern",
+    "code_extends_parent",
+    "households_min",
+    "households_max",
+)
+
+
+def insert_level(connection: Connection, values: dict[str, Any]) -> None:
+    connection.execute(
+        text(
+            "INSERT INTO grid_level (name, rank, label_zh, code_pattern, code_extends_parent, "
+            "households_min, households_max) VALUES (:name, :rank, :label_zh, :code_pattern, "
+            ":code_extends_parent, :households_min, :households_max)"
+        ),
+        {column: values[column] for column in LEVEL_COLUMNS},
+    )
+
+
+def update_level(connection: Connection, name: str, values: dict[str, Any]) -> None:
+    """Write every column of the level (a rename cascades to staff_role_kind by its FK)."""
+    connection.execute(
+        text(
+            "UPDATE grid_level SET name = :name, rank = :rank, label_zh = :label_zh, "
+            "code_pattern = :code_pattern, code_extends_parent = :code_extends_parent, "
+            "households_min = :households_min, households_max = :households_max "
+            "WHERE name = :old_name"
+        ),
+        {**{column: values[column] for column in LEVEL_COLUMNS}, "old_name": name},
+    )
+
+
+def delete_level(connection: Connection, name: str) -> None:
+    connection.execute(
+        text("UPDATE staff_role_kind SET required_at_level = NULL WHERE required_at_level = :n"),
+        {"n": name},
+    )
+    connection.execute(text("DELETE FROM grid_level WHERE name = :n"), {"n": name})
+
+
+def set_required_roles(connection: Connection, level: str, roles: list[str]) -> None:
+    """Exactly `roles` are required at `level` (others required there no longer are)."""
+    connection.execute(
+        text(
+            "UPDATE staff_role_kind SET required_at_level = NULL "
+            "WHERE required_at_level = :level AND NOT (name = ANY(:roles))"
+        ),
+        {"level": level, "roles": roles},
+    )
+    connection.execute(
+        text("UPDATE staff_role_kind SET required_at_level = :level WHERE name = ANY(:roles)"),
+        {"level": level, "roles": roles},
+    )
+
+
+def checked_generations(connection: Connection) -> list[tuple[int, str]]:
+    """The generations a level change must keep valid: the active one ("active") and every
+    open draft's ("draft:<id>")."""
+    rows = connection.execute(
+        text(
+            "(SELECT generation_id, 'active' AS place FROM generation_activation "
+            " WHERE activated_at <= now() ORDER BY activated_at DESC, id DESC LIMIT 1) "
+            "UNION ALL (SELECT generation_id, 'draft:' || id FROM draft WHERE status = 'open' "
+            " ORDER BY id)"
+        )
+    ).all()
+    return [(int(row[0]), str(row[1])) for row in rows]
+
+
+def codes_at_level(connection: Connection, level: str, generation: int) -> list[Row[Any]]:
+    """code and parent_code of a generation's grids at `level`."""
+    return list(
+        connection.execute(
+            text(
+                "SELECT code, parent_code FROM grid "
+                f"WHERE level = :level AND {in_generation('', 'generation')} ORDER BY code"
+            ),
+            {"level": level, "generation": generation},
+        )
+    )
+
+
+def parent_levels(connection: Connection, generation: int) -> list[Row[Any]]:
+    """Each grid of a generation: code, level and its parent's level (None: no parent; a
+    parent missing from the generation is left out: no rank can mend that)."""
+    return list(
+        connection.execute(
+            text(
+                "SELECT c.code, c.level, p.level AS parent_level FROM grid c "
+                "LEFT JOIN grid p ON p.code = c.parent_code "
+                f"AND {in_generation('p', 'generation')} "
+                f"WHERE {in_generation('c', 'generation')} "
+                "AND (c.parent_code IS NULL OR p.code IS NOT NULL) ORDER BY c.code"
+            ),
+            {"generation": generation},
+        )
+    )
+
+
+def announce_levels_changed(connection: Connection) -> None:
+    """Tell every listening worker at commit (nothing is sent if the transaction rolls back)."""
+    connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": LEVELS_CHANNEL})
