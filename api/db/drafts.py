@@ -9,8 +9,19 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, text
 
+from api.db.filters import in_generation
+from api.db.versioning import grid_row
+from spatial.grids import GridRow
+
 # An edit that still counts: not undone, and not itself an undo.
 LIVE_EDIT = "NOT undone AND operation <> 'undo'"
+# A rebase starts the draft's history afresh: it records, as its own lineage, what the edits
+# before it made of the base (relative to the generation it moved to); only it and the edits
+# after it count for the lineage of a publish.
+SINCE_REBASE = (
+    "version >= coalesce((SELECT max(r.version) FROM draft_edit r WHERE r.draft_id = :d "
+    "AND r.operation = 'rebase' AND NOT r.undone), 0)"
+)
 
 
 def insert_draft(
@@ -142,13 +153,64 @@ def mark_undone(connection: Connection, edit_id: int) -> None:
 
 
 def live_lineages(connection: Connection, draft_id: int) -> list[Any]:
-    """The lineage steps recorded by each edit that still counts, oldest first."""
+    """The lineage steps recorded by each edit that still counts, oldest first (from the newest
+    rebase on, which carries what the edits before it made)."""
     return list(
         connection.execute(
             text(
                 "SELECT details->'lineage' FROM draft_edit WHERE draft_id = :d "
-                f"AND {LIVE_EDIT} ORDER BY version"
+                f"AND {LIVE_EDIT} AND {SINCE_REBASE} ORDER BY version"
             ),
             {"d": draft_id},
         ).scalars()
     )
+
+
+def move_base(connection: Connection, draft_id: int, generation: int) -> None:
+    """The draft is now a working copy of `generation` (after a rebase)."""
+    connection.execute(
+        text("UPDATE draft SET base_generation = :b WHERE id = :id"),
+        {"b": generation, "id": draft_id},
+    )
+
+
+def differing_codes(connection: Connection, old: int, new: int) -> list[str]:
+    """Codes whose row is not one and the same row in both generations: absent from one, or a
+    different row (which may still be a copy with the same content: compare before trusting)."""
+    return list(
+        connection.execute(
+            text(
+                "SELECT coalesce(o.code, n.code) FROM "
+                f"(SELECT id, code FROM grid WHERE {in_generation(param='old')}) o FULL JOIN "
+                f"(SELECT id, code FROM grid WHERE {in_generation(param='new')}) n "
+                "ON n.code = o.code WHERE o.id IS DISTINCT FROM n.id"
+            ),
+            {"old": old, "new": new},
+        ).scalars()
+    )
+
+
+def rows_in(connection: Connection, generation: int, codes: list[str]) -> dict[str, GridRow]:
+    """The generation's rows of these codes (codes it lacks are left out)."""
+    rows = connection.execute(
+        text(
+            "SELECT code, name, level, kind, parent_code, households, population, attributes, "
+            f"ST_AsBinary(geom) AS wkb FROM grid WHERE {in_generation()} AND code = ANY(:codes)"
+        ),
+        {"g": generation, "codes": codes},
+    ).all()
+    return {r.code: grid_row(r) for r in rows}
+
+
+def lineage_since(connection: Connection, base: int) -> list[tuple[str | None, str | None, str]]:
+    """The lineage recorded by every activation after the newest activation of `base`."""
+    rows = connection.execute(
+        text(
+            "SELECT l.old_code, l.new_code, l.relation FROM grid_lineage l "
+            "JOIN generation_activation a ON a.generation_id = l.generation_id "
+            "WHERE a.id > (SELECT coalesce(max(id), 0) FROM generation_activation "
+            "WHERE generation_id = :b) ORDER BY a.id, l.id"
+        ),
+        {"b": base},
+    ).all()
+    return [(r.old_code, r.new_code, r.relation) for r in rows]

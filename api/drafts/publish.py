@@ -13,12 +13,18 @@ from api.db.drafts import Draft
 from api.db.events import reassign_open_events, unplace_stranded_events
 from api.db.generations import activate, generation_exists
 from api.db.versioning import active_or_none, lock_generations, publish
-from api.drafts.versions import draft_by_id, draft_row, lock, register_draft
+from api.drafts.rebase import rebase_in
+from api.drafts.versions import (
+    Lineage,
+    compose_lineage,
+    draft_by_id,
+    draft_row,
+    lock,
+    register_draft,
+)
 from api.errors import Conflict, NotFound
 from spatial.coverage import CheckOptions
 from spatial.editing import SAME_GEOMETRY_DEG
-
-Lineage = list[tuple[str | None, str | None, str]]
 
 
 def start_draft(connection: Connection, name: str, actor: str, source: str) -> Draft:
@@ -44,37 +50,6 @@ def create_draft(engine: Engine, name: str, actor: str) -> dict[str, Any]:
         return draft_row(connection, start_draft(connection, name, actor, "copy").id)
 
 
-def compose_lineage(edits: list[Lineage], redrawn: list[str], final_codes: set[str]) -> Lineage:
-    """Collapse the edits' steps into base-code → final-code pairs.
-
-    A code made and unmade inside the draft (split, then merged again) never reaches the
-    published generation, so only its base ancestors and final descendants are reported.
-    Grids whose outline changed without a structural step (a neighbour's reshape) are 'redraw'.
-    """
-    origins: dict[str, set[tuple[str | None, str]]] = {}
-    deleted: set[tuple[str, str]] = set()
-    pairs: set[tuple[str | None, str | None, str]]
-    for steps in edits:
-        for old, new, relation in steps:
-            sources = origins.pop(old, {(old, relation)}) if old is not None else {(None, relation)}
-            if old is not None and all(r == "recode" for _, r in sources):
-                sources = {(base, relation) for base, _ in sources}
-            if new is None:
-                deleted |= {(base, relation) for base, _ in sources if base is not None}
-            else:
-                origins.setdefault(new, set()).update(sources)
-    pairs = {
-        (base, new, relation)
-        for new, sources in origins.items()
-        if new in final_codes
-        for base, relation in sources
-    }
-    pairs |= {(base, None, "delete") for base, _ in deleted}
-    explained = {new for _, new, _ in pairs}
-    pairs |= {(code, code, "redraw") for code in redrawn if code not in explained}
-    return sorted(pairs, key=lambda p: (p[0] or "", p[1] or "", p[2]))
-
-
 def _lineage(connection: Connection, draft: Draft) -> Lineage:
     steps = [
         [tuple(step) for step in (edit or [])]
@@ -82,8 +57,34 @@ def _lineage(connection: Connection, draft: Draft) -> Lineage:
     ]
     new, old = draft.generation_id, draft.base_generation
     redrawn = draft_grids.redrawn_codes(connection, old, new, SAME_GEOMETRY_DEG)
-    final = draft_grids.codes_in(connection, new)
-    return compose_lineage(steps, redrawn, set(final))
+    final = set(draft_grids.codes_in(connection, new))
+    pairs = compose_lineage(steps, redrawn, final)
+    return explain_all(pairs, set(draft_grids.codes_in(connection, old)), final)
+
+
+def explain_all(pairs: Lineage, before: set[str], after: set[str]) -> Lineage:
+    """Every code that leaves or arrives has a lineage row: what no step explains (a grid put
+    back by a rebase resolution) is a plain 'delete' or 'create'."""
+    olds = {o for o, _, _ in pairs}
+    news = {n for _, n, _ in pairs}
+    extra: Lineage = [(c, None, "delete") for c in sorted(before - after - olds)]
+    extra += [(None, c, "create") for c in sorted(after - before - news)]
+    return sorted(pairs + extra, key=lambda p: (p[0] or "", p[1] or "", p[2]))
+
+
+def _refuse_unless_clean(summary: dict[str, Any], acknowledge_warnings: bool, note: str) -> None:
+    if summary["errors"]:
+        raise Conflict(
+            f"{note}覆盖检查发现 {summary['errors']} 个错误，不能发布",
+            code="coverage_errors",
+            details=[{"by_kind": summary["by_kind"]}],
+        )
+    if summary["warnings"] and not acknowledge_warnings:
+        raise Conflict(
+            f"{note}覆盖检查有 {summary['warnings']} 个提示，确认后（acknowledge_warnings=true）再发布",
+            code="warnings_not_acknowledged",
+            details=[{"by_kind": summary["by_kind"]}],
+        )
 
 
 def publish_draft(
@@ -94,36 +95,35 @@ def publish_draft(
     actor: str,
     replace_newer: bool = False,
 ) -> dict[str, Any]:
-    """Coverage check, then one transaction: activate, lineage, re-assign open events."""
+    """Coverage check, then one transaction: activate, lineage, re-assign open events.
+
+    When another generation became active since the draft began, the draft is rebased onto it
+    first, in the same transaction: a conflict (409 rebase_conflicts, per grid) or a result
+    that fails the check refuses the publish and leaves the draft exactly as it was.
+    replace_newer=true publishes the draft as it is instead, over the newer generation.
+    """
+    summary: dict[str, Any] | None = None
     with engine.connect() as connection:
         draft = draft_by_id(connection, draft_id)
-        report = run_check(connection, draft.generation_id, CheckOptions())
-    summary = report["summary"]
-    if summary["errors"]:
-        raise Conflict(
-            f"覆盖检查发现 {summary['errors']} 个错误，不能发布",
-            code="coverage_errors",
-            details=[{"by_kind": summary["by_kind"]}],
-        )
-    if summary["warnings"] and not acknowledge_warnings:
-        raise Conflict(
-            f"覆盖检查有 {summary['warnings']} 个提示，确认后（acknowledge_warnings=true）再发布",
-            code="warnings_not_acknowledged",
-            details=[{"by_kind": summary["by_kind"]}],
-        )
+        if replace_newer or active_or_none(connection) == draft.base_generation:
+            summary = run_check(connection, draft.generation_id, CheckOptions())["summary"]
+    if summary is not None:  # checked before taking the lock, as it is slow
+        _refuse_unless_clean(summary, acknowledge_warnings, "")
     with engine.begin() as connection:
         lock_generations(connection)
         draft = lock(connection, draft_id, version)
         generation = draft.generation_id
         active = active_or_none(connection)
-        if active != draft.base_generation and not replace_newer:
-            # Publishing would silently undo whatever became active since the draft was made.
-            raise Conflict(
-                f"草稿基于第 {draft.base_generation} 版，但现行的是第 {active} 版：发布会撤销其间的改动。"
-                "请查看差异后确认（replace_newer=true），或基于现行版本重新起草",
-                code="base_changed",
-                details=[{"base_generation": draft.base_generation, "active_generation": active}],
-            )
+        rebased = None
+        if active is not None and active != draft.base_generation and not replace_newer:
+            rebased = rebase_in(connection, draft, active, {}, actor)
+            draft = draft_by_id(connection, draft_id)
+            note = f"已自动变基到第 {active} 版（未保存）："
+            _refuse_unless_clean(rebased["check"], acknowledge_warnings, note)
+            summary = rebased["check"]
+        elif summary is None:  # the draft's base became active again meanwhile
+            summary = run_check(connection, generation, CheckOptions())["summary"]
+            _refuse_unless_clean(summary, acknowledge_warnings, "")
         lineage = _lineage(connection, draft)
         events = go_live(connection, generation, lineage, actor)
         draft_rows.set_status(connection, draft_id, "published")
@@ -133,13 +133,14 @@ def publish_draft(
             "draft.publish",
             "generation",
             str(generation),
-            {"draft": draft_id, "lineage": len(lineage), **events},
+            {"draft": draft_id, "lineage": len(lineage), "rebased": rebased is not None, **events},
         )
     return {
         "generation": generation,
         **events,
         "lineage": [{"old_code": o, "new_code": n, "relation": r} for o, n, r in lineage],
         "warnings": summary["warnings"],
+        "rebase": rebased,
     }
 
 

@@ -20,6 +20,8 @@ from api.db.drafts import Draft
 from api.errors import Conflict, NotFound
 from spatial.editing import GridRow, HierarchyEdit
 
+Lineage = list[tuple[str | None, str | None, str]]
+
 _LOAD_PAD_DEG = 1e-6  # load grids this close to an edit's region too (they may share an edge)
 
 
@@ -156,6 +158,15 @@ def undo_last(connection: Connection, draft: Draft, actor: str) -> tuple[int, li
     last = draft_rows.last_live_edit(connection, draft.id)
     if last is None:
         raise Conflict("草稿没有可撤销的修改", code="nothing_to_undo")
+    if last.operation == "rebase":
+        # The edits before a rebase kept rows of the old base: putting them back would undo
+        # what the other publish changed. Undo stops here (redo those edits by hand instead).
+        raise Conflict(
+            f"第 {last.version} 版是变基（草稿已改为基于第 {draft.base_generation} 版），"
+            "撤销到此为止：变基之前的修改不能再撤销",
+            code="undo_stops_at_rebase",
+            details=[{"rebase_version": last.version}],
+        )
     generation = draft.generation_id
     undo = last.details.get("undo", {})
     for code in undo.get("created", []):
@@ -174,3 +185,34 @@ def undo_last(connection: Connection, draft: Draft, actor: str) -> tuple[int, li
         actor,
     )
     return version, [r.code for r in restored]
+
+
+def compose_lineage(edits: list[Lineage], redrawn: list[str], final_codes: set[str]) -> Lineage:
+    """Collapse the edits' steps into base-code → final-code pairs.
+
+    A code made and unmade inside the draft (split, then merged again) never reaches the
+    published generation, so only its base ancestors and final descendants are reported.
+    Grids whose outline changed without a structural step (a neighbour's reshape) are 'redraw'.
+    """
+    origins: dict[str, set[tuple[str | None, str]]] = {}
+    deleted: set[tuple[str, str]] = set()
+    pairs: set[tuple[str | None, str | None, str]]
+    for steps in edits:
+        for old, new, relation in steps:
+            sources = origins.pop(old, {(old, relation)}) if old is not None else {(None, relation)}
+            if old is not None and all(r == "recode" for _, r in sources):
+                sources = {(base, relation) for base, _ in sources}
+            if new is None:
+                deleted |= {(base, relation) for base, _ in sources if base is not None}
+            else:
+                origins.setdefault(new, set()).update(sources)
+    pairs = {
+        (base, new, relation)
+        for new, sources in origins.items()
+        if new in final_codes
+        for base, relation in sources
+    }
+    pairs |= {(base, None, "delete") for base, _ in deleted}
+    explained = {new for _, new, _ in pairs}
+    pairs |= {(code, code, "redraw") for code in redrawn if code not in explained}
+    return sorted(pairs, key=lambda p: (p[0] or "", p[1] or "", p[2]))
