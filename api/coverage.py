@@ -11,6 +11,7 @@ import shapely
 from shapely.geometry import mapping
 from sqlalchemy import Connection, Engine
 
+from api.codes import code_problem
 from api.db import audit
 from api.db import checks as check_rows
 from api.db.catalogue import grid_levels
@@ -30,6 +31,7 @@ KIND_LABELS = {
     "missing_roles": "缺少人员角色",
     "no_camera": "无监控点网格",
     "allowed_gaps": "允许的空缺",
+    "code_rule": "编码不合规则",
 }
 FINDING_KINDS = (
     "invalid_geometries",
@@ -41,6 +43,7 @@ FINDING_KINDS = (
     "orphan_grids",
     "orphan_buildings",
     "split_buildings",
+    "code_rule",
     "households_out_of_band",
     "missing_roles",
     "no_camera",
@@ -77,6 +80,17 @@ def load_options(connection: Connection, options: CheckOptions) -> CheckOptions:
     return options
 
 
+def code_problems(connection: Connection, grids: GridSet) -> dict[str, str]:
+    """Each grid whose code breaks its level's rule (api/codes.py, as an import decides)."""
+    levels = {level.name: level for level in grid_levels(connection)}
+    problems = {}
+    for code, level, parent in zip(grids.codes, grids.levels, grids.parents, strict=True):
+        problem = code_problem(code, parent, levels[level]) if level in levels else None
+        if problem:
+            problems[code] = problem
+    return problems
+
+
 def load_buildings(connection: Connection) -> tuple[list[str], np.ndarray]:
     rows = check_rows.building_footprints(connection)
     return [r.code for r in rows], _wkb(rows)
@@ -106,6 +120,7 @@ def _serialisable(report: dict[str, Any]) -> dict[str, Any]:
 def run_check(connection: Connection, generation: int, options: CheckOptions) -> dict[str, Any]:
     """The report for one generation, geometries as GeoJSON in WGS84."""
     grids = load_grids(connection, generation)
+    options.code_problems = code_problems(connection, grids)
     report = check(
         grids,
         load_options(connection, options),

@@ -7,7 +7,8 @@ holes inside the union and strips along the parent's edge, kept when at least `g
 wide — twice the radius of the largest inscribed circle — and `min_gap_area_m2` large),
 unmatched shared edges (shapely's coverage_invalid_edges, merged so one fault is one finding),
 and children reaching outside their parent. Then buildings in no grid or split between grids,
-households outside the level's band, missing staff roles, and camera field-of-view coverage.
+households outside the level's band, missing staff roles, codes that break their level's rule (as
+api/codes.py decides them), and camera field-of-view coverage.
 Every finding carries the codes involved, its size and its geometry (returned in WGS84).
 """
 
@@ -119,6 +120,16 @@ def check(
     for i, code in enumerate(grids.codes):
         if options.level is not None and grids.levels[i] != options.level:
             continue
+        if code in options.code_problems:
+            report["code_rule"].append(
+                finding(
+                    shapely.point_on_surface(metric[i]),
+                    f"{grids.names[i]}（{code}）：{options.code_problems[code]}",
+                    codes=[code],
+                    parent_code=grids.parents[i],
+                    level=grids.levels[i],
+                )
+            )
         low, high = options.households_band.get(grids.levels[i], (None, None))
         households = grids.households[i]
         if households is not None and (

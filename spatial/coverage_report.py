@@ -17,6 +17,7 @@ ERROR_KINDS = (
     "orphan_grids",
     "orphan_buildings",
     "split_buildings",
+    "code_rule",
 )
 WARNING_KINDS = ("households_out_of_band", "missing_roles", "no_camera")
 
@@ -58,6 +59,8 @@ class CheckOptions:
     required_roles: dict[str, list[str]] = field(default_factory=dict)  # level → role labels
     roles_present: dict[str, set[str]] = field(default_factory=dict)  # code → role labels
     camera_level: str = "grid"
+    # code → why it breaks its level's code rule (decided by api/codes.py, one finding each)
+    code_problems: dict[str, str] = field(default_factory=dict)
 
 
 def finding(geometry: shapely.Geometry | None, message: str, **values: Any) -> dict[str, Any]:

@@ -10,7 +10,6 @@ cannot be made raises `EditError` naming the input field at fault, never where i
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -279,13 +278,7 @@ class HierarchyEdit(Hierarchy):
                 setattr(row, name, changes[name])
         new_code = changes.get("code")
         if new_code and new_code != code:
-            moved = copy.deepcopy(row)
-            moved.code = new_code
-            for child in self.children(code):
-                self._touch(child).parent_code = new_code
-            self._remove(code)
-            self._add(moved)
-            self.lineage.append((code, new_code, "recode"))
+            self.recode(code, new_code)
 
     def take_building(self, footprint: shapely.Geometry, target: str) -> list[str]:
         """Move the boundary so a building lies in `target`: the strip between them changes grid."""

@@ -109,6 +109,25 @@ class Hierarchy:
             if c != code and r.level == level and r.geom.intersects(geometry)
         ]
 
+    def reparented(self) -> list[str]:
+        """Codes this edit created or gave a new parent, coarsest level first."""
+        moved = [
+            c
+            for c in self.touched()
+            if c in self.created or self.before[c].parent_code != self.rows[c].parent_code
+        ]
+        return sorted(moved, key=lambda c: (self.ranks.get(self.rows[c].level, 0), c))
+
+    def recode(self, code: str, new_code: str) -> None:
+        """Give a grid a new code; its children follow (their parent_code becomes the new code)."""
+        row = copy.deepcopy(self._touch(code))
+        row.code = new_code
+        for child in self.children(code):
+            self._touch(child).parent_code = new_code
+        self._remove(code)
+        self._add(row)
+        self.lineage.append((code, new_code, "recode"))
+
     def _parent_level(self, level: str) -> str | None:
         above = [name for name, rank in self.ranks.items() if rank < self.ranks[level]]
         return max(above, key=lambda name: self.ranks[name]) if above else None

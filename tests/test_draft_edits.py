@@ -135,6 +135,13 @@ def test_split_an_overfull_grid_between_its_micro_grids(client, planner, tokens,
     assert split.status_code == 200, split.text
     new_codes = split.json()["created"]
     assert len(new_codes) == 2 and split.json()["removed"] == [code]
+    # Its micro-grids moved to the two new grids: each is recoded under its new parent.
+    recoded = split.json()["recoded"]
+    micro_before = _grids(client, 1, level="micro_grid", parent=code)
+    assert len(recoded) == len(micro_before) >= 2
+    assert {r["old_code"] for r in recoded} == set(micro_before)
+    assert all(r["new_code"].startswith(r["parent_code"]) for r in recoded)
+    assert {r["parent_code"] for r in recoded} == set(new_codes)
     touched = {t["code"]: t for t in split.json()["touched"]}
     assert sum(touched[c]["households"] for c in new_codes) == fullest["households"]
     assert all(touched[c]["household_deviation"] is not None for c in new_codes)
@@ -147,8 +154,13 @@ def test_split_an_overfull_grid_between_its_micro_grids(client, planner, tokens,
     assert _errors(client, planner, generation) == {}
 
     diff = client.get(f"/api/v1/drafts/{draft['id']}/diff").json()
-    assert diff["summary"]["grids_added"] == 2 and diff["summary"]["grids_removed"] == 1
-    assert {g["code"] for g in diff["grids"] if g["change"] != "changed"} == {code, *new_codes}
+    assert diff["summary"]["grids_added"] == 2 + len(recoded)
+    assert diff["summary"]["grids_removed"] == 1 + len(recoded)
+    assert {g["code"] for g in diff["grids"] if g["change"] != "changed"} == {
+        code,
+        *new_codes,
+        *(r[side] for r in recoded for side in ("old_code", "new_code")),
+    }
     assert sum(g["area_change_m2"] for g in diff["grids"] if g["level"] == "grid") == pytest.approx(
         0, abs=1
     )
@@ -161,8 +173,9 @@ def test_split_an_overfull_grid_between_its_micro_grids(client, planner, tokens,
         json={"version": 1, "acknowledge_warnings": True},
     )
     assert published.status_code == 200, published.text
-    assert {(x["old_code"], x["new_code"], x["relation"]) for x in published.json()["lineage"]} >= {
-        (code, new, "split") for new in new_codes
+    assert {(x["old_code"], x["new_code"], x["relation"]) for x in published.json()["lineage"]} == {
+        *((code, new, "split") for new in new_codes),
+        *((r["old_code"], r["new_code"], "recode") for r in recoded),
     }
     with_code = client.get("/api/v1/grids/" + new_codes[0]).json()
     assert with_code["properties"]["parent_code"] == code[:12]

@@ -174,6 +174,29 @@ def child_codes(connection: Connection, generation: int, parent: str | None) -> 
     )
 
 
+def children_rows(
+    connection: Connection, generation: int, parents: list[str]
+) -> dict[str, GridRow]:
+    """The generation's grids whose parent is one of `parents`."""
+    rows = connection.execute(
+        text(
+            "SELECT code, name, level, kind, parent_code, households, population, attributes, "
+            f"ST_AsBinary(geom) AS wkb FROM grid WHERE {_IN_DRAFT} AND parent_code = ANY(:p)"
+        ),
+        {"g": generation, "p": parents},
+    ).all()
+    return {r.code: grid_row(r) for r in rows}
+
+
+def codes_used_under(connection: Connection, prefix: str) -> set[str]:
+    """Every code of any generation that starts with `prefix` (a code is never reused)."""
+    return set(
+        connection.execute(
+            text("SELECT DISTINCT code FROM grid WHERE starts_with(code, :p)"), {"p": prefix}
+        ).scalars()
+    )
+
+
 def codes_ever_used(connection: Connection) -> set[str]:
     """Every code of any generation (a code is never reused)."""
     return set(connection.execute(text("SELECT DISTINCT code FROM grid")).scalars())
@@ -212,7 +235,8 @@ def redrawn_codes(connection: Connection, old: int, new: int, same_deg: float) -
 def record_lineage(
     connection: Connection, generation: int, lineage: list[tuple[str | None, str | None, str]]
 ) -> None:
-    """Which old code became which new code when `generation` went live."""
+    """Which old code became which new code when `generation` went live; staff responsible
+    for a recoded grid follow it to its new code."""
     for old, new, relation in lineage:
         connection.execute(
             text(
@@ -221,3 +245,21 @@ def record_lineage(
             ),
             {"g": generation, "o": old, "n": new, "r": relation},
         )
+        if relation == "recode" and old and new:
+            follow_recode(connection, old, new)
+
+
+def follow_recode(connection: Connection, old: str, new: str) -> None:
+    """Move staff assignments from `old` to `new`; one the person already has at `new` in the
+    same role stays, and its duplicate at `old` goes (unique (staff_id, grid_code, role))."""
+    connection.execute(
+        text(
+            "DELETE FROM staff_assignment a WHERE a.grid_code = :o AND EXISTS (SELECT 1 FROM "
+            "staff_assignment b WHERE b.staff_id = a.staff_id AND b.role = a.role AND b.grid_code = :n)"
+        ),
+        {"o": old, "n": new},
+    )
+    connection.execute(
+        text("UPDATE staff_assignment SET grid_code = :n WHERE grid_code = :o"),
+        {"o": old, "n": new},
+    )

@@ -14,6 +14,7 @@ from api.db import draft_grids
 from api.db.buildings import footprints_by_code
 from api.db.catalogue import Level, grid_kinds, level_named
 from api.db.drafts import Draft
+from api.drafts.recode import keep_code_rule
 from api.drafts.stats import grid_stats, next_codes
 from api.drafts.versions import load_edit, lock, save_edit, undo_last
 from api.errors import Conflict, InvalidInput
@@ -34,19 +35,24 @@ def _run(
     codes: list[str],
     region: shapely.Geometry | None = None,
     details: dict[str, Any] | None = None,
+    keep_codes: bool = False,
 ) -> dict[str, Any]:
-    """Lock, load the neighbourhood of `codes` and `region`, apply, save, report."""
+    """Lock, load the neighbourhood of `codes` and `region`, apply, keep the code rule (recode
+    or, with `keep_codes`, refuse), save, report."""
     with engine.begin() as connection:
         draft = lock(connection, draft_id, version)
         generation = draft.generation_id
         edit = load_edit(connection, generation, region, codes)
         extra = apply(connection, draft, edit) or {}  # an EditError is answered by api/errors.py
         edit.heal_vertices()
+        recoded = keep_code_rule(connection, generation, edit, keep_codes)
         new_version = save_edit(connection, draft, edit, operation, actor, details)
         return {
             "version": new_version,
-            "created": sorted(edit.created),
-            "removed": sorted(edit.removed),
+            # the grids the operation made and unmade; recodes are listed apart
+            "created": sorted(edit.created - {r["new_code"] for r in recoded}),
+            "removed": sorted(edit.removed - {r["old_code"] for r in recoded}),
+            "recoded": recoded,
             "touched": grid_stats(connection, generation, edit.touched()),
             **extra,
         }
@@ -99,14 +105,30 @@ def redraw(
 
 
 def reshape(
-    engine: Engine, draft_id: int, code: str, geometry: shapely.Geometry, version: int, actor: str
+    engine: Engine,
+    draft_id: int,
+    code: str,
+    geometry: shapely.Geometry,
+    version: int,
+    actor: str,
+    keep_codes: bool = False,
 ) -> dict[str, Any]:
     """New outline for a grid; neighbours take what it gives up and give what it takes."""
 
     def apply(_c: Connection, _d: Draft, edit: HierarchyEdit) -> None:
         edit.reshape(code, geometry)
 
-    return _run(engine, draft_id, version, actor, "reshape", apply, codes=[code], region=geometry)
+    return _run(
+        engine,
+        draft_id,
+        version,
+        actor,
+        "reshape",
+        apply,
+        codes=[code],
+        region=geometry,
+        keep_codes=keep_codes,
+    )
 
 
 def split(
@@ -117,6 +139,7 @@ def split(
     version: int,
     actor: str,
     new_codes: list[str] | None = None,
+    keep_codes: bool = False,
 ) -> dict[str, Any]:
     def apply(connection: Connection, draft: Draft, edit: HierarchyEdit) -> None:
         generation = draft.generation_id
@@ -134,7 +157,15 @@ def split(
         edit.split(code, line, new_codes or next_codes(connection, generation, parent, code, 2))
 
     return _run(
-        engine, draft_id, version, actor, "split", apply, codes=[code], details={"line": line.wkt}
+        engine,
+        draft_id,
+        version,
+        actor,
+        "split",
+        apply,
+        codes=[code],
+        details={"line": line.wkt},
+        keep_codes=keep_codes,
     )
 
 
@@ -145,6 +176,7 @@ def merge(
     version: int,
     actor: str,
     keep_code: str | None = None,
+    keep_codes: bool = False,
 ) -> dict[str, Any]:
     if len(set(codes)) < 2:
         raise InvalidInput("至少需要两个不同的网格编码", code="invalid_codes", where="body.codes")
@@ -161,10 +193,19 @@ def merge(
         )
         edit.merge(codes, result)
 
-    return _run(engine, draft_id, version, actor, "merge", apply, codes=codes)
+    return _run(
+        engine, draft_id, version, actor, "merge", apply, codes=codes, keep_codes=keep_codes
+    )
 
 
-def create(engine: Engine, draft_id: int, row: GridRow, version: int, actor: str) -> dict[str, Any]:
+def create(
+    engine: Engine,
+    draft_id: int,
+    row: GridRow,
+    version: int,
+    actor: str,
+    keep_codes: bool = False,
+) -> dict[str, Any]:
     """A new grid inside its parent; the grids it overlaps give up that area."""
 
     def apply(connection: Connection, draft: Draft, edit: HierarchyEdit) -> dict[str, Any]:
@@ -199,13 +240,21 @@ def create(engine: Engine, draft_id: int, row: GridRow, version: int, actor: str
         apply,
         codes=[c for c in (row.parent_code,) if c],
         region=row.geom,
+        keep_codes=keep_codes,
     )
 
 
 def update(
-    engine: Engine, draft_id: int, code: str, changes: dict[str, Any], version: int, actor: str
+    engine: Engine,
+    draft_id: int,
+    code: str,
+    changes: dict[str, Any],
+    version: int,
+    actor: str,
+    keep_codes: bool = False,
 ) -> dict[str, Any]:
-    """Change attributes, parent or code."""
+    """Change attributes, parent or code. A new parent without a new code: the grid (and its
+    descendants) is recoded under it when its code breaks the rule there."""
 
     def apply(connection: Connection, draft: Draft, edit: HierarchyEdit) -> None:
         if changes.get("kind") is not None:
@@ -213,8 +262,8 @@ def update(
         if changes.get("code") and changes["code"] != code:
             _code_free(connection, draft.generation_id, changes["code"], "body.code")
         edit.update(code, changes)
-        if changes.get("code") or "parent_code" in changes:
-            row = edit.grid(changes.get("code") or code)
+        if changes.get("code"):
+            row = edit.grid(changes["code"])
             _code_follows_rule(row.code, row.parent_code, _level(connection, row.level))
 
     codes = [c for c in (code, changes.get("parent_code")) if c]
@@ -227,6 +276,7 @@ def update(
         apply,
         codes=codes,
         details={"changes": sorted(changes)},
+        keep_codes=keep_codes,
     )
 
 
@@ -246,6 +296,7 @@ def reassign_buildings(
     grid_code: str,
     version: int,
     actor: str,
+    keep_codes: bool = False,
 ) -> dict[str, Any]:
     """Move boundaries so these buildings lie in `grid_code` (their strip changes grid)."""
     with engine.connect() as connection:
@@ -279,6 +330,7 @@ def reassign_buildings(
         codes=[grid_code],
         region=shapely.union_all(footprints),
         details={"buildings": building_codes, "to": grid_code},
+        keep_codes=keep_codes,
     )
 
 
@@ -319,8 +371,8 @@ def replace(
             _code_free(connection, draft.generation_id, wanted["code"], "body.code")
         if wanted:
             edit.update(code, wanted)
-        if wanted.get("code") or "parent_code" in wanted:
-            moved = edit.grid(wanted.get("code") or code)
+        if wanted.get("code"):
+            moved = edit.grid(wanted["code"])
             _code_follows_rule(moved.code, moved.parent_code, _level(connection, moved.level))
 
     codes = [c for c in (code, changes.get("parent_code")) if c]

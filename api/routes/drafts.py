@@ -36,6 +36,16 @@ class Versioned(BaseModel):
     )
 
 
+class KeepsCodes(BaseModel):
+    keep_codes: bool = Field(
+        default=False,
+        description=(
+            "Refuse (409 code_rule) rather than recode grids whose code would break their "
+            "level's rule under a new parent (default: recode them, listed in `recoded`)"
+        ),
+    )
+
+
 class Drawn(Versioned):
     crs: Literal["EPSG:4326", "gcj02", "bd09"] = Field(
         default="EPSG:4326", description="CRS of the drawn geometry (gcj02 when drawn on AMap)"
@@ -46,24 +56,24 @@ class GeometryRequest(Drawn):
     geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon (WGS84)")
 
 
-class ReshapeRequest(GeometryRequest):
+class ReshapeRequest(GeometryRequest, KeepsCodes):
     code: str
 
 
-class SplitRequest(Drawn):
+class SplitRequest(Drawn, KeepsCodes):
     code: str
     line: dict[str, Any] = Field(description="GeoJSON LineString (WGS84) crossing the grid")
     new_codes: list[str] | None = Field(default=None, min_length=2, max_length=2)
 
 
-class MergeRequest(Versioned):
+class MergeRequest(Versioned, KeepsCodes):
     codes: list[str] = Field(min_length=2, max_length=50)
     keep_code: str | None = Field(
         default=None, description="Keep this member's code (default: a new code)"
     )
 
 
-class CreateRequest(GeometryRequest):
+class CreateRequest(GeometryRequest, KeepsCodes):
     code: str | None = Field(
         default=None, max_length=64, description="Default: next free code under the parent"
     )
@@ -76,7 +86,7 @@ class CreateRequest(GeometryRequest):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-class UpdateRequest(Versioned):
+class UpdateRequest(Versioned, KeepsCodes):
     code: str | None = Field(
         default=None, max_length=64, description="A new code (children follow)"
     )
@@ -88,7 +98,7 @@ class UpdateRequest(Versioned):
     attributes: dict[str, Any] | None = None
 
 
-class ReassignRequest(Versioned):
+class ReassignRequest(Versioned, KeepsCodes):
     buildings: list[str] = Field(min_length=1, max_length=200, description="Building codes")
     grid_code: str = Field(description="The grid they should belong to")
 
@@ -202,7 +212,9 @@ def reshape(
     draft_id: int, body: ReshapeRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
     geometry = geometry_from_geojson(body.geometry, "body.geometry", body.crs)
-    return edits.reshape(engine, draft_id, body.code, geometry, body.version, principal.actor)
+    return edits.reshape(
+        engine, draft_id, body.code, geometry, body.version, principal.actor, body.keep_codes
+    )
 
 
 @router.post(
@@ -214,7 +226,14 @@ def split(
 ) -> dict[str, Any]:
     line = geometry_from_geojson(body.line, "body.line", body.crs)
     return edits.split(
-        engine, draft_id, body.code, line, body.version, principal.actor, body.new_codes
+        engine,
+        draft_id,
+        body.code,
+        line,
+        body.version,
+        principal.actor,
+        body.new_codes,
+        body.keep_codes,
     )
 
 
@@ -222,7 +241,15 @@ def split(
 def merge(
     draft_id: int, body: MergeRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    return edits.merge(engine, draft_id, body.codes, body.version, principal.actor, body.keep_code)
+    return edits.merge(
+        engine,
+        draft_id,
+        body.codes,
+        body.version,
+        principal.actor,
+        body.keep_code,
+        body.keep_codes,
+    )
 
 
 @router.post(
@@ -244,7 +271,7 @@ def create_grid(
         body.attributes,
         geometry_from_geojson(body.geometry, "body.geometry", body.crs),
     )
-    return edits.create(engine, draft_id, row, body.version, principal.actor)
+    return edits.create(engine, draft_id, row, body.version, principal.actor, body.keep_codes)
 
 
 @router.patch(
@@ -253,10 +280,12 @@ def create_grid(
 def update_grid(
     draft_id: int, code: str, body: UpdateRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
-    changes = body.model_dump(exclude_unset=True, exclude={"version"})
+    changes = body.model_dump(exclude_unset=True, exclude={"version", "keep_codes"})
     if not changes:
         raise InvalidInput("没有要修改的字段", code="nothing_to_change", where="body")
-    return edits.update(engine, draft_id, code, changes, body.version, principal.actor)
+    return edits.update(
+        engine, draft_id, code, changes, body.version, principal.actor, body.keep_codes
+    )
 
 
 @router.delete(
@@ -282,7 +311,13 @@ def reassign(
     draft_id: int, body: ReassignRequest, engine: EngineDep, principal: PlannerDep
 ) -> dict[str, Any]:
     return edits.reassign_buildings(
-        engine, draft_id, body.buildings, body.grid_code, body.version, principal.actor
+        engine,
+        draft_id,
+        body.buildings,
+        body.grid_code,
+        body.version,
+        principal.actor,
+        body.keep_codes,
     )
 
 
