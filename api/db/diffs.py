@@ -1,8 +1,15 @@
 """What differs between two generations: grid rows, and which buildings, monitoring points and
-open events would land in a different grid."""
+open events change grid at each level (street, community, grid, micro-grid…).
+
+An object's grid at a level is the grid of that level covering its point (a building's
+ST_PointOnSurface), the smallest code on a shared edge; its *finest* grid is the covering grid
+of the highest rank (the lookup's owner rule). Only objects inside the extent of a grid whose
+outline changed are looked at: the GiST indexes of the object tables and of `grid` find them.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, text
@@ -10,20 +17,46 @@ from sqlalchemy import Connection, RowMapping, text
 from api.db.filters import in_generation
 
 
-def _owner(param: str, point: str) -> str:
-    """The owner of `point` in generation :param: the finest grid covering it, then the
-    smallest code (the same rule as the lookup index)."""
-    return (
-        "(SELECT g.code FROM grid g JOIN grid_level l ON l.name = g.level "
-        f"WHERE {in_generation('g', param)} AND g.geom && {point} "
-        f"AND ST_Covers(g.geom, {point}) ORDER BY l.rank DESC, g.code LIMIT 1)"
-    )
+@dataclass(frozen=True)
+class ObjectKind:
+    """How one table's objects enter the diff (constants written here, never request values)."""
+
+    table: str
+    alias: str
+    point: str  # the object's point
+    item: str  # the JSON each listed object carries (jsonb)
+    households: str
+    sort_key: str
+    where: str = "true"
+    stored_grid: str = "NULL::text"  # events: the grid stored on the event (their "from")
 
 
-def _in_changed(alias: str, table: str) -> str:
-    # Only objects within the changed grids' extents can change grid: the GiST index finds them
-    # per changed grid (a correlated EXISTS over all grids made the planner scan everything).
-    return f"{alias}.id IN (SELECT x.id FROM grid c JOIN {table} x ON x.geom && c.geom WHERE c.id = ANY(:ids))"
+BUILDINGS = ObjectKind(
+    table="building",
+    alias="b",
+    point="ST_PointOnSurface(b.geom)",
+    item="jsonb_build_object('code', b.code, 'name', b.name, 'households', b.households)",
+    households="b.households",
+    sort_key="b.code",
+)
+MONITORING_POINTS = ObjectKind(
+    table="monitoring_point",
+    alias="m",
+    point="m.geom",
+    item="jsonb_build_object('code', m.code, 'name', m.name, 'kind', m.kind)",
+    households="NULL::int",
+    sort_key="m.code",
+)
+OPEN_EVENTS = ObjectKind(
+    table="event",
+    alias="e",
+    point="e.geom",
+    item="jsonb_build_object('id', e.id, 'category_code', e.category_code, 'status', e.status)",
+    households="NULL::int",
+    sort_key="e.id",
+    where="e.status NOT IN ('closed', 'cancelled') AND e.geom IS NOT NULL",
+    stored_grid="e.grid_code",
+)
 
 
 def changed_rows(connection: Connection, old: int, new: int) -> list[RowMapping]:
@@ -44,46 +77,170 @@ def changed_rows(connection: Connection, old: int, new: int) -> list[RowMapping]
     )
 
 
-def _moves(connection: Connection, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(r) for r in connection.execute(text(query), params).mappings()]
+def _query(kind: ObjectKind) -> str:
+    a = kind.alias
+    in_old, in_new = in_generation("g", "old"), in_generation("g", "new")
+    # A recode (same grid, new code) is not a change of hands: staff follow it when published.
+    not_recoded = (
+        "NOT EXISTS (SELECT 1 FROM unnest(CAST(:recode_old AS text[]), CAST(:recode_new AS text[])) "
+        "r(old_code, new_code) WHERE r.old_code = {0}.from_grid AND r.new_code = {0}.to_grid)"
+    )
+    finest_from = "o.stored_grid" if kind.stored_grid != "NULL::text" else "f.from_grid"
+    return f"""
+        WITH objects AS MATERIALIZED (
+            SELECT {a}.id AS key, {kind.sort_key} AS sort_key, {kind.households} AS households,
+                   {kind.stored_grid} AS stored_grid, {kind.item} AS item, {kind.point} AS p
+            FROM {kind.table} {a}
+            WHERE {kind.where} AND {a}.id IN (
+                SELECT x.id FROM grid c JOIN {kind.table} x ON x.geom && c.geom
+                WHERE c.id = ANY(:ids))
+        ), owners AS MATERIALIZED (
+            SELECT o.key, g.level, l.rank,
+                   min(g.code) FILTER (WHERE {in_old}) AS from_grid,
+                   min(g.code) FILTER (WHERE {in_new}) AS to_grid
+            FROM objects o JOIN grid g ON g.geom && o.p AND ST_Covers(g.geom, o.p)
+            JOIN grid_level l ON l.name = g.level
+            WHERE ({in_old}) OR ({in_new})
+            GROUP BY o.key, g.level, l.rank
+        ), finest AS (
+            SELECT key,
+                   (array_agg(from_grid ORDER BY rank DESC) FILTER (WHERE from_grid IS NOT NULL))[1]
+                       AS from_grid,
+                   (array_agg(to_grid ORDER BY rank DESC) FILTER (WHERE to_grid IS NOT NULL))[1]
+                       AS to_grid
+            FROM owners GROUP BY key
+        ), finest_moving AS (
+            SELECT * FROM (
+                SELECT o.sort_key, o.households, o.item, o.p, {finest_from} AS from_grid, f.to_grid
+                FROM objects o LEFT JOIN finest f ON f.key = o.key) m
+            WHERE m.from_grid IS DISTINCT FROM m.to_grid AND {not_recoded.format("m")}
+        )
+        SELECT 'level' AS row, w.level, w.from_grid, w.to_grid, count(*) AS objects,
+               sum(o.households) AS households, NULL::jsonb AS item
+        FROM owners w JOIN objects o ON o.key = w.key
+        WHERE w.from_grid IS DISTINCT FROM w.to_grid AND {not_recoded.format("w")}
+        GROUP BY w.level, w.from_grid, w.to_grid
+        UNION ALL
+        SELECT 'total', NULL, NULL, NULL, count(*), sum(households), NULL FROM finest_moving
+        UNION ALL
+        (SELECT 'item', NULL, from_grid, to_grid, NULL, NULL,
+                item || jsonb_build_object('lon', ST_X(p), 'lat', ST_Y(p))
+         FROM finest_moving ORDER BY sort_key LIMIT :cap)
+    """
 
 
-def moving_buildings(
-    connection: Connection, old: int, new: int, grid_ids: list[int]
-) -> list[dict[str, Any]]:
-    """Buildings near the grid rows `grid_ids` whose owner differs between the generations."""
-    point = "ST_PointOnSurface(b.geom)"
-    return _moves(
-        connection,
-        f"SELECT * FROM (SELECT b.code, b.name, b.households, {_owner('old', point)} AS from_grid, "
-        f"{_owner('new', point)} AS to_grid, ST_X({point}) AS lon, ST_Y({point}) AS lat "
-        f"FROM building b WHERE {_in_changed('b', 'building')}) m "
-        "WHERE from_grid IS DISTINCT FROM to_grid ORDER BY code",
-        {"old": old, "new": new, "ids": grid_ids},
+@dataclass(frozen=True)
+class Moving:
+    """One kind of object changing grid: per level (level, from, to) → (objects, households),
+    the finest-level totals, and the first `cap` objects that change their finest grid."""
+
+    by_level: list[tuple[str, str | None, str | None, int, int]]
+    total: int
+    total_households: int
+    items: list[dict[str, Any]]
+
+
+def moving(
+    connection: Connection,
+    kind: ObjectKind,
+    old: int,
+    new: int,
+    grid_ids: list[int],
+    recodes: list[tuple[str, str]],
+    cap: int,
+) -> Moving:
+    """The objects of `kind` near the grid rows `grid_ids` whose grid differs, at every level."""
+    rows = connection.execute(
+        text(_query(kind)),
+        {
+            "old": old,
+            "new": new,
+            "ids": grid_ids,
+            "recode_old": [o for o, _ in recodes],
+            "recode_new": [n for _, n in recodes],
+            "cap": cap,
+        },
+    ).all()
+    by_level, items, total, households = [], [], 0, 0
+    for row in rows:
+        if row.row == "level":
+            by_level.append(
+                (row.level, row.from_grid, row.to_grid, int(row.objects), int(row.households or 0))
+            )
+        elif row.row == "total":
+            total, households = int(row.objects), int(row.households or 0)
+        else:
+            items.append({**row.item, "from_grid": row.from_grid, "to_grid": row.to_grid})
+    return Moving(by_level, total, households, items)
+
+
+def grid_names(
+    connection: Connection, old: int, new: int, codes: list[str]
+) -> dict[str, tuple[str, bool]]:
+    """code → (name, still in `new`) for grids of either generation (the new name first)."""
+    rows = connection.execute(
+        text(
+            f"SELECT code, name, {in_generation(param='new')} AS in_new FROM grid "
+            f"WHERE code = ANY(:codes) AND (({in_generation(param='old')}) "
+            f"OR ({in_generation(param='new')})) ORDER BY code, {in_generation(param='new')}"
+        ),
+        {"old": old, "new": new, "codes": codes},
+    ).all()
+    return {row.code: (row.name, bool(row.in_new)) for row in rows}
+
+
+def paths(connection: Connection, generation: int, codes: list[str]) -> dict[str, list[str]]:
+    """code → its root→leaf path of codes in `generation`, for those of `codes` it has."""
+    in_gen = in_generation("g")
+    rows = connection.execute(
+        text(
+            f"""
+            WITH RECURSIVE up AS (
+                SELECT g.code AS leaf, g.code, g.parent_code, 0 AS depth FROM grid g
+                WHERE g.code = ANY(:codes) AND {in_gen}
+                UNION ALL
+                SELECT up.leaf, g.code, g.parent_code, up.depth + 1 FROM grid g
+                JOIN up ON g.code = up.parent_code WHERE {in_gen} AND up.depth < 16
+            )
+            SELECT leaf, code FROM up ORDER BY leaf, depth DESC
+            """
+        ),
+        {"g": generation, "codes": codes},
+    ).all()
+    found: dict[str, list[str]] = {}
+    for leaf, code in rows:
+        found.setdefault(leaf, []).append(code)
+    return found
+
+
+def staff_on(connection: Connection, codes: list[str]) -> list[RowMapping]:
+    """Active staff assigned to the grids `codes`: grid_code, role, role_label, id, name, phone
+    (required roles first)."""
+    return list(
+        connection.execute(
+            text(
+                "SELECT a.grid_code, a.role, k.label_zh AS role_label, s.id, s.name, s.phone "
+                "FROM staff_assignment a JOIN staff s ON s.id = a.staff_id "
+                "JOIN staff_role_kind k ON k.name = a.role "
+                "WHERE s.active AND a.grid_code = ANY(:codes) "
+                "ORDER BY a.grid_code, k.required_at_level IS NULL, k.name, s.id"
+            ),
+            {"codes": codes},
+        )
+        .mappings()
+        .all()
     )
 
 
-def moving_points(
-    connection: Connection, old: int, new: int, grid_ids: list[int]
-) -> list[dict[str, Any]]:
-    """Monitoring points near the grid rows `grid_ids` whose owner differs."""
-    return _moves(
-        connection,
-        f"SELECT * FROM (SELECT m.code, m.name, m.kind, {_owner('old', 'm.geom')} AS from_grid, "
-        f"{_owner('new', 'm.geom')} AS to_grid, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat "
-        f"FROM monitoring_point m WHERE {_in_changed('m', 'monitoring_point')}) x "
-        "WHERE from_grid IS DISTINCT FROM to_grid ORDER BY code",
-        {"old": old, "new": new, "ids": grid_ids},
-    )
-
-
-def moving_events(connection: Connection, new: int, grid_ids: list[int]) -> list[dict[str, Any]]:
-    """Open events near the grid rows `grid_ids` whose grid would change in generation `new`."""
-    return _moves(
-        connection,
-        f"SELECT * FROM (SELECT e.id, e.category_code, e.status, e.grid_code AS from_grid, "
-        f"{_owner('new', 'e.geom')} AS to_grid, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat "
-        "FROM event e WHERE e.status NOT IN ('closed', 'cancelled') AND e.geom IS NOT NULL "
-        f"AND {_in_changed('e', 'event')}) x WHERE from_grid IS DISTINCT FROM to_grid ORDER BY id",
-        {"new": new, "ids": grid_ids},
+def required_roles(connection: Connection) -> list[RowMapping]:
+    """role, role_label and level of every role a grid of that level must have."""
+    return list(
+        connection.execute(
+            text(
+                "SELECT name AS role, label_zh AS role_label, required_at_level AS level "
+                "FROM staff_role_kind WHERE required_at_level IS NOT NULL ORDER BY name"
+            )
+        )
+        .mappings()
+        .all()
     )

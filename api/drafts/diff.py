@@ -1,5 +1,6 @@
-"""What publishing a draft would change: grid areas, and which buildings, monitoring points and
-open events would land in a different grid."""
+"""What publishing a draft would change: grid areas, and which buildings, households, monitoring
+points and open events would land in a different grid — at the finest level (the top-level lists)
+and at every level of the catalogue (`levels`, with the staff on both sides)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ import shapely
 from sqlalchemy import Connection
 
 from api.db import diffs as diff_rows
+from api.db import drafts as draft_rows
+from api.db.catalogue import grid_levels
+from api.db.drafts import Draft
 from api.db.versioning import active_or_none
+from api.drafts.diff_levels import level_entry, pair_totals, staff_book
+from api.drafts.publish import compose_lineage
 from api.drafts.versions import draft_by_id
 from api.errors import NotFound
+from api.privacy import Caller
 from spatial.crs import areas_m2
 from spatial.editing import GRID_ATTRIBUTES, SAME_GEOMETRY_DEG
 
@@ -65,14 +72,37 @@ def _grid_changes(rows: list[Any]) -> tuple[list[dict[str, Any]], set[str]]:
 
 
 Outlines = dict[str, list[tuple[str, shapely.Geometry]]]
+ITEMS_CAP = 2000  # objects listed per kind at the finest level (the counts cover them all)
+KINDS = (
+    ("buildings", diff_rows.BUILDINGS),
+    ("monitoring_points", diff_rows.MONITORING_POINTS),
+    ("open_events", diff_rows.OPEN_EVENTS),
+)
 
 
-def draft_diff(connection: Connection, draft_id: int) -> dict[str, Any]:
-    """The draft against the active generation, as JSON."""
-    return diff_with_outlines(connection, draft_id)[0]
+def draft_diff(
+    connection: Connection, draft_id: int, caller: Caller | None = None
+) -> dict[str, Any]:
+    """The draft against the active generation, as JSON (staff names only as `caller` may see)."""
+    return diff_with_outlines(connection, draft_id, caller)[0]
 
 
-def diff_with_outlines(connection: Connection, draft_id: int) -> tuple[dict[str, Any], Outlines]:
+def _recodes(connection: Connection, draft: Draft, added: set[str]) -> list[tuple[str, str]]:
+    """(active code, draft code) of every grid the draft only recoded (lineage "recode")."""
+    steps = [
+        [tuple(step) for step in (edit or [])]
+        for edit in draft_rows.live_lineages(connection, draft.id)
+    ]
+    return [
+        (old, new)
+        for old, new, relation in compose_lineage(steps, [], added)
+        if relation == "recode" and old is not None and new is not None
+    ]
+
+
+def diff_with_outlines(
+    connection: Connection, draft_id: int, caller: Caller | None = None
+) -> tuple[dict[str, Any], Outlines]:
     """The diff, and the changed grids' outlines before and after (for the diff map)."""
     draft = draft_by_id(connection, draft_id)
     active = active_or_none(connection)
@@ -82,9 +112,11 @@ def diff_with_outlines(connection: Connection, draft_id: int) -> tuple[dict[str,
     rows = diff_rows.changed_rows(connection, active, new)
     grids, moved = _grid_changes(list(rows))
     ids = [r["id"] for r in rows if r["code"] in moved]
-    buildings = diff_rows.moving_buildings(connection, active, new, ids)
-    points = diff_rows.moving_points(connection, active, new, ids)
-    events = diff_rows.moving_events(connection, new, ids)
+    recodes = _recodes(connection, draft, {r["code"] for r in rows if r["in_new"]})
+    moving = {
+        key: diff_rows.moving(connection, kind, active, new, ids, recodes, ITEMS_CAP)
+        for key, kind in KINDS
+    }
     outlines: Outlines = {"before": [], "after": []}
     for row in rows:
         outlines["after" if row["in_new"] else "before"].append(
@@ -98,13 +130,40 @@ def diff_with_outlines(connection: Connection, draft_id: int) -> tuple[dict[str,
             "grids_added": sum(g["change"] == "added" for g in grids),
             "grids_removed": sum(g["change"] == "removed" for g in grids),
             "grids_changed": sum(g["change"] == "changed" for g in grids),
-            "buildings_moving": len(buildings),
-            "households_moving": sum(b["households"] or 0 for b in buildings),
-            "monitoring_points_moving": len(points),
-            "open_events_moving": len(events),
+            "buildings_moving": moving["buildings"].total,
+            "households_moving": moving["buildings"].total_households,
+            "monitoring_points_moving": moving["monitoring_points"].total,
+            "open_events_moving": moving["open_events"].total,
         },
         "grids": grids,
-        "buildings": buildings,
-        "monitoring_points": points,
-        "open_events": events,
+        **{key: result.items for key, result in moving.items()},
+        "truncated": {key: result.total > len(result.items) for key, result in moving.items()},
+        "levels": _levels(connection, active, new, rows, moving, recodes, caller or Caller(None)),
     }, outlines
+
+
+def _levels(
+    connection: Connection,
+    active: int,
+    new: int,
+    rows: list[Any],
+    moving: dict[str, diff_rows.Moving],
+    recodes: list[tuple[str, str]],
+    caller: Caller,
+) -> list[dict[str, Any]]:
+    """Every level of the catalogue, coarsest first, with its moves (empty when none)."""
+    pairs = pair_totals(moving)
+    codes = {c for by_pair in pairs.values() for pair in by_pair for c in pair if c is not None}
+    names = diff_rows.grid_names(connection, active, new, sorted(codes))
+    staff = staff_book(connection, active, codes, recodes, caller)
+    level_of = {r["code"]: r["level"] for r in rows}
+    return [
+        level_entry(
+            level,
+            pairs.get(level.name, {}),
+            names,
+            [(o, n) for o, n in recodes if level_of.get(n) == level.name],
+            staff,
+        )
+        for level in grid_levels(connection)
+    ]
