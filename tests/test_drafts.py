@@ -252,22 +252,24 @@ def test_merge_neighbours_check_publish(client, tokens):
     assert answer["grid"]["code"] == MICRO
 
 
-def test_publishing_over_a_newer_generation_needs_consent(client, tokens):
+def test_publishing_over_a_newer_generation_rebases_or_replaces(client, tokens):
     planner = bearer(tokens["planner"])
-    first = client.post("/api/v1/drafts", json={"name": "甲"}, headers=planner).json()
-    second = client.post("/api/v1/drafts", json={"name": "乙"}, headers=planner).json()
-    body = {"version": 0, "acknowledge_warnings": True}
-    assert (
-        client.post(f"/api/v1/drafts/{first['id']}/publish", json=body, headers=planner).status_code
-        == 200
+    first, second, third = (
+        client.post("/api/v1/drafts", json={"name": name}, headers=planner).json()
+        for name in ("甲", "乙", "丙")
     )
-    refused = client.post(f"/api/v1/drafts/{second['id']}/publish", json=body, headers=planner)
-    assert refused.status_code == 409 and refused.json()["error"]["code"] == "base_changed"
-    assert client.get("/api/v1/generations").json()["active"] == first["generation_id"]
+    body = {"version": 0, "acknowledge_warnings": True}
+    published = client.post(f"/api/v1/drafts/{first['id']}/publish", json=body, headers=planner)
+    assert published.status_code == 200 and published.json()["rebase"] is None
+    # The second began on generation 1: it is rebased onto the first, then published.
+    rebased = client.post(f"/api/v1/drafts/{second['id']}/publish", json=body, headers=planner)
+    assert rebased.status_code == 200, rebased.text
+    assert rebased.json()["rebase"]["rebased"] is True
+    assert client.get("/api/v1/generations").json()["active"] == second["generation_id"]
     forced = client.post(
-        f"/api/v1/drafts/{second['id']}/publish",
+        f"/api/v1/drafts/{third['id']}/publish",
         json={**body, "replace_newer": True},
         headers=planner,
     )
-    assert forced.status_code == 200
-    assert client.get("/api/v1/generations").json()["active"] == second["generation_id"]
+    assert forced.status_code == 200 and forced.json()["rebase"] is None
+    assert client.get("/api/v1/generations").json()["active"] == third["generation_id"]
