@@ -4,7 +4,7 @@ nothing; the staff of each side are named only for callers who may see personal 
 shows the tables, escaped.
 
 Every expected number is computed here from the stored buildings, cameras, events and grid rows
-with shapely (who covers which point), not by the diff's SQL.
+with shapely (which grid of each level covers which point), not by the diff's SQL.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 import shapely
+from markupsafe import escape
 from sqlalchemy import text
 
-from api.auth import Role
+from api.auth import Principal, Role, create_token
 from api.drafts.diff import draft_diff
 from api.privacy import Caller
 from tests.conftest import bearer
@@ -25,7 +26,17 @@ from tests.conftest import bearer
 COMMUNITY = "320571005001"
 LEVELS = ("street", "community", "grid", "micro_grid")
 KINDS = ("buildings", "monitoring_points", "open_events")
-HOSTILE = '<script>alert("网格")</script>&amp;'
+TOTALS = ("buildings", "households", "monitoring_points", "open_events")
+HOSTILE = '<script>window.__pwned=1</script>新网格"&'
+NOTHING = {
+    "buildings_moving": 0,
+    "households_moving": 0,
+    "monitoring_points_moving": 0,
+    "open_events_moving": 0,
+    "moves": 0,
+    "receiving_grids": 0,
+    "losing_grids": 0,
+}
 
 
 @pytest.fixture
@@ -38,8 +49,8 @@ def draft(client, planner):
     return client.post("/api/v1/drafts", json={"name": "差异测试"}, headers=planner).json()
 
 
-def _diff(client, draft_id, headers=None):
-    response = client.get(f"/api/v1/drafts/{draft_id}/diff", headers=headers or {})
+def _diff(client, draft_id, headers):
+    response = client.get(f"/api/v1/drafts/{draft_id}/diff", headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -51,15 +62,15 @@ def _level(diff, name):
 def _objects(engine):
     """kind → (keys, households, points): every building (its point on surface), camera and
     open event of the street, as stored."""
+    queries = {
+        "buildings": "SELECT code, coalesce(households, 0), "
+        "ST_AsBinary(ST_PointOnSurface(geom)) FROM building",
+        "monitoring_points": "SELECT code, 0, ST_AsBinary(geom) FROM monitoring_point",
+        "open_events": "SELECT id, 0, ST_AsBinary(geom) FROM event "
+        "WHERE status NOT IN ('closed', 'cancelled') AND geom IS NOT NULL",
+    }
+    found = {}
     with engine.connect() as connection:
-        queries = {
-            "buildings": "SELECT code, coalesce(households, 0), "
-            "ST_AsBinary(ST_PointOnSurface(geom)) FROM building",
-            "monitoring_points": "SELECT code, 0, ST_AsBinary(geom) FROM monitoring_point",
-            "open_events": "SELECT id, 0, ST_AsBinary(geom) FROM event "
-            "WHERE status NOT IN ('closed', 'cancelled') AND geom IS NOT NULL",
-        }
-        found = {}
         for kind, query in queries.items():
             rows = connection.execute(text(query)).all()
             found[kind] = (
@@ -89,65 +100,49 @@ def _owners(engine, generation, level, points):
     return owners
 
 
-def _expected(engine, old, new, recodes=()):
-    """level → (from, to) → {kind: count, households}: who changes grid, by shapely."""
+def _expected(engine, old, new, recodes):
+    """level → ({(from, to): (buildings, households, points, events)}, {kind: moving keys})."""
     objects = _objects(engine)
-    expected: dict[str, dict] = {}
+    expected = {}
     for level in LEVELS:
         pairs: dict = defaultdict(Counter)
-        for kind, (_, households, points) in objects.items():
+        keys: dict = {kind: set() for kind in KINDS}
+        for kind, (names, households, points) in objects.items():
             before = _owners(engine, old, level, points)
             after = _owners(engine, new, level, points)
             for i, (a, b) in enumerate(zip(before, after, strict=True)):
                 if a != b and (a, b) not in recodes:
                     pairs[(a, b)][kind] += 1
                     pairs[(a, b)]["households"] += int(households[i])
-        expected[level] = {pair: dict(counts) for pair, counts in pairs.items()}
+                    keys[kind].add(names[i])
+        expected[level] = (
+            {pair: tuple(c[k] for k in TOTALS) for pair, c in pairs.items()},
+            keys,
+        )
     return expected
 
 
 def _reported(diff):
-    """The same shape from the answer's `levels`."""
-    reported = {}
-    for entry in diff["levels"]:
-        reported[entry["level"]] = {
-            (m["from_grid"], m["to_grid"]): {
-                k: m[k] for k in (*KINDS, "households") if m[k] or k == "households"
-            }
-            for m in entry["moves"]
-        }
-        for counts in reported[entry["level"]].values():
-            if not counts["households"] and not counts.get("buildings"):
-                counts.pop("households")
-    return reported
-
-
-def _normalised(expected):
+    """The same shape, from the answer's `levels`."""
     return {
-        level: {
-            pair: {
-                k: v
-                for k, v in counts.items()
-                if v or (k == "households" and "buildings" in counts)
-            }
-            for pair, counts in pairs.items()
-        }
-        for level, pairs in expected.items()
+        e["level"]: (
+            {(m["from_grid"], m["to_grid"]): tuple(m[k] for k in TOTALS) for m in e["moves"]},
+            {kind: {item.get("code") or item.get("id") for item in e[kind]} for kind in KINDS},
+        )
+        for e in diff["levels"]
     }
+
+
+def _recodes(*answers):
+    return {(r["old_code"], r["new_code"]) for a in answers for r in a.get("recoded", [])}
 
 
 def _split_fullest(client, planner, draft):
     stats = client.get(f"/api/v1/drafts/{draft['id']}/stats", params={"level": "grid"}).json()
     fullest = max(stats["grids"], key=lambda s: s["households"])
     code = fullest["code"]
-    shape = shapely.from_geojson(
-        json.dumps(
-            client.get(
-                f"/api/v1/grids/{code}", params={"generation": draft["generation_id"]}
-            ).json()["geometry"]
-        )
-    )
-    xmin, ymin, xmax, ymax = shape.bounds
+    grid = client.get(f"/api/v1/grids/{code}", params={"generation": draft["generation_id"]})
+    xmin, ymin, xmax, ymax = shapely.from_geojson(json.dumps(grid.json()["geometry"])).bounds
     middle = (xmin + xmax) / 2
     line = shapely.LineString([(middle, ymin - 1e-3), (middle, ymax + 1e-3)])
     split = client.post(
@@ -161,13 +156,16 @@ def _split_fullest(client, planner, draft):
 
 def _staff_rows(engine, code):
     with engine.connect() as connection:
-        return connection.execute(
-            text(
-                "SELECT a.role, s.name, s.phone FROM staff_assignment a JOIN staff s "
-                "ON s.id = a.staff_id WHERE a.grid_code = :c AND s.active ORDER BY a.role, s.id"
-            ),
-            {"c": code},
-        ).all()
+        return [
+            tuple(r)
+            for r in connection.execute(
+                text(
+                    "SELECT a.role, s.name, s.phone FROM staff_assignment a JOIN staff s "
+                    "ON s.id = a.staff_id WHERE a.grid_code = :c AND s.active"
+                ),
+                {"c": code},
+            )
+        ]
 
 
 def _required(engine, level):
@@ -187,88 +185,221 @@ def _named(staff):
     )
 
 
+def _diff_as(engine, draft_id, principal):
+    """The diff as the service answers this caller (GET /drafts/{id}/diff passes its caller)."""
+    with engine.connect() as connection:
+        return json.loads(json.dumps(draft_diff(connection, draft_id, Caller(principal))))
+
+
 def test_a_split_between_micro_grids_moves_households_at_grid_level_only(
     client, planner, draft, engine, tokens
 ):
     code, split = _split_fullest(client, planner, draft)
     new_codes = split["created"]
-    recodes = {(r["old_code"], r["new_code"]) for r in split.get("recoded", [])}
+    assert len(new_codes) == 2
+    recodes = _recodes(split)
     diff = _diff(client, draft["id"], planner)
     expected = _expected(engine, diff["against_generation"], diff["generation"], recodes)
 
-    # Exactly four levels, coarsest first, as the catalogue lists them.
+    # Four levels, coarsest first, as the catalogue lists them; each agrees with shapely.
     assert [e["level"] for e in diff["levels"]] == list(LEVELS)
     assert [e["label_zh"] for e in diff["levels"]] == ["街道", "社区", "网格", "微网格"]
-    assert _reported(diff) == _normalised(expected)
+    assert _reported(diff) == expected
 
     grid = _level(diff, "grid")
     # The split grid gives everything to its two halves, and nothing else moves at this level.
-    assert {(m["from_grid"], m["to_grid"]) for m in grid["moves"]} == {
-        (code, new) for new in new_codes
-    }
-    households = {new: expected["grid"][(code, new)]["households"] for new in new_codes}
+    moves, keys = expected["grid"]
+    assert set(moves) == {(code, new) for new in new_codes}
+    households = {new: moves[(code, new)][1] for new in new_codes}
     assert all(h > 0 for h in households.values())
-    assert grid["summary"]["households_moving"] == sum(households.values())
-    assert grid["summary"]["buildings_moving"] == sum(
-        expected["grid"][(code, new)]["buildings"] for new in new_codes
-    )
-    assert grid["summary"]["moves"] == 2 and grid["summary"]["receiving_grids"] == 2
+    assert grid["summary"] == {
+        "buildings_moving": len(keys["buildings"]),
+        "households_moving": sum(households.values()),
+        "monitoring_points_moving": len(keys["monitoring_points"]),
+        "open_events_moving": len(keys["open_events"]),
+        "moves": 2,
+        "receiving_grids": 2,
+        "losing_grids": 1,
+    }
+    # Totals per receiving grid are the sums over its buildings.
     assert {r["grid"]: r["gains"]["households"] for r in grid["receiving"]} == households
-    assert [(r["from"]) for r in grid["receiving"]] == [[code], [code]]
+    assert [r["from"] for r in grid["receiving"]] == [[code], [code]]
     assert len(grid["losing"]) == 1
     losing = grid["losing"][0]
     assert losing["grid"] == code and losing["removed"] is True
     assert losing["loses"]["households"] == sum(households.values())
-    assert sorted(losing["to"]) == sorted(new_codes)
-    # The new halves have nobody yet: every role required at level grid is missing on both.
+    assert losing["to"] == sorted(new_codes)
+    assert grid["truncated"] == dict.fromkeys(("moves", *KINDS), False)
+    # The new halves have nobody yet: each of the 3 roles required at level grid is missing.
     required = _required(engine, "grid")
     assert len(required) == 3
     assert {(m["grid"], m["role"]) for m in grid["missing_roles"]} == {
         (new, role) for new in new_codes for role in required
     }
+    assert len(grid["missing_roles"]) == 6
     assert all(m["to_staff"] == [] for m in grid["moves"])
-    # Micro-grids were kept whole: nobody changes micro-grid, hence nobody at the finest level.
+
+    # Micro-grids were kept whole (recoded under their new parents, perhaps): nobody changes
+    # micro-grid, hence nobody changes grid at the finest level either.
     micro = _level(diff, "micro_grid")
-    assert micro["moves"] == [] and micro["summary"]["households_moving"] == 0
+    assert micro["moves"] == [] and micro["summary"] == NOTHING and micro["buildings"] == []
     assert diff["summary"]["buildings_moving"] == 0 and diff["buildings"] == []
     assert {(r["old_code"], r["new_code"]) for r in micro["recoded"]} == {
         pair for pair in recodes if len(pair[1]) == 18
     }
     for level in ("street", "community"):
-        assert _level(diff, level)["moves"] == [] and _level(diff, level)["summary"] == {
-            "buildings_moving": 0,
-            "households_moving": 0,
-            "monitoring_points_moving": 0,
-            "open_events_moving": 0,
-            "moves": 0,
-            "receiving_grids": 0,
-            "losing_grids": 0,
-        }
+        assert _level(diff, level)["moves"] == [] and _level(diff, level)["summary"] == NOTHING
 
-    # The losing grid's team, named for a planner (5 people: 1+1+1+2 in the demo street).
+    # The losing grid's team (5 people in the demo street: 1+1+1+2), named for a planner and
+    # for the field staff of that very grid ...
     staff = _staff_rows(engine, code)
     assert len(staff) == 5
-    named = draft_diff_as(engine, draft["id"], tokens, "planner")
-    for move in _level(named, "grid")["moves"]:
-        assert _named(move["from_staff"]) == sorted(tuple(r) for r in staff)
-        assert sum(role["count"] for role in move["from_staff"]) == 5
-    # A viewer gets each role and how many hold it, and no name or phone anywhere.
-    viewer = _diff(client, draft["id"], bearer(tokens["viewer"]))
-    for move in _level(viewer, "grid")["moves"]:
-        assert sorted((r["role"], r["count"]) for r in move["from_staff"]) == sorted(
-            Counter(r.role for r in staff).items()
-        )
-        assert all(role["people"] is None for role in move["from_staff"])
-    flat = json.dumps(viewer, ensure_ascii=False)
-    assert not any(name in flat or phone in flat for _, name, phone in staff)
+    for principal in (
+        Principal(1, "planner", Role.planner),
+        Principal(2, "admin", Role.admin),
+        Principal(3, "worker", Role.field_staff, grid_codes=(code,)),
+    ):
+        named = _diff_as(engine, draft["id"], principal)
+        assert len(_level(named, "grid")["moves"]) == 2
+        for move in _level(named, "grid")["moves"]:
+            assert _named(move["from_staff"]) == sorted(staff)
+            assert sum(role["count"] for role in move["from_staff"]) == 5
+        assert _named(_level(named, "grid")["losing"][0]["staff"]) == sorted(staff)
+    # ... and for a viewer, anonymous callers or field staff of another grid only each role and
+    # how many hold it: no name or phone anywhere in the answer.
+    for headers in (bearer(tokens["viewer"]), {}, bearer(tokens["field_staff"])):
+        hidden = _diff(client, draft["id"], headers)
+        for move in _level(hidden, "grid")["moves"]:
+            assert sorted((r["role"], r["count"]) for r in move["from_staff"]) == sorted(
+                Counter(role for role, _, _ in staff).items()
+            )
+            assert all(role["people"] is None for role in move["from_staff"])
+        flat = json.dumps(hidden, ensure_ascii=False)
+        assert not any(name in flat or phone in flat for _, name, phone in staff)
 
 
-def draft_diff_as(engine, draft_id, tokens, role, grid_codes=()):
-    """The diff as the service computes it for a caller of `role`."""
-    from api.auth import Principal
+def _strip_with_households(client, engine, generation):
+    """Two neighbouring grids of COMMUNITY and a 20 m strip of the second along their edge
+    that holds buildings with households."""
+    features = client.get(
+        "/api/v1/grids", params={"generation": generation, "level": "grid", "parent": COMMUNITY}
+    ).json()["features"]
+    grids = sorted(
+        (f["properties"]["code"], shapely.from_geojson(json.dumps(f["geometry"]))) for f in features
+    )
+    _, households, points = _objects(engine)["buildings"]
+    for code, shape in grids:
+        for other, other_shape in grids:
+            if other <= code or shape.intersection(other_shape).length <= 5e-4:
+                continue
+            strip = other_shape.intersection(shape.buffer(2e-4, join_style="mitre"))
+            inside = shapely.covered_by(points, strip)
+            if households[inside].sum() > 0:
+                return code, other, shape.union(strip)
+    raise AssertionError("no strip with households")
 
-    with engine.connect() as connection:
-        principal = Principal(
-            token_id=1, name=f"test-{role}", role=Role(role), grid_codes=tuple(grid_codes)
-        )
-        return draft_diff(connection, draft_id, Caller(principal))
+
+def test_a_reshape_moves_buildings_at_grid_and_micro_grid_level(client, planner, draft, engine):
+    a, b, grown = _strip_with_households(client, engine, draft["generation_id"])
+    moved = client.post(
+        f"/api/v1/drafts/{draft['id']}/reshape",
+        headers=planner,
+        json={"code": a, "geometry": json.loads(shapely.to_geojson(grown)), "version": 0},
+    )
+    assert moved.status_code == 200, moved.text
+    diff = _diff(client, draft["id"], planner)
+    expected = _expected(
+        engine, diff["against_generation"], diff["generation"], _recodes(moved.json())
+    )
+    assert _reported(diff) == expected
+    grid, micro = _level(diff, "grid"), _level(diff, "micro_grid")
+    # At level grid, b gives a strip to a (and nothing else moves).
+    assert [(m["from_grid"], m["to_grid"]) for m in grid["moves"]] == [(b, a)]
+    assert grid["summary"]["households_moving"] > 0
+    assert [(r["grid"], r["from"]) for r in grid["receiving"]] == [(a, [b])]
+    assert [(r["grid"], r["to"], r["removed"]) for r in grid["losing"]] == [(b, [a], False)]
+    # a keeps its team: nothing required is missing there.
+    assert grid["missing_roles"] == []
+    assert sum(r["count"] for r in grid["moves"][0]["to_staff"]) == 5
+    # The same buildings change micro-grid too (from b's micro-grids to a's).
+    assert micro["summary"]["buildings_moving"] >= grid["summary"]["buildings_moving"] > 0
+    assert {m["from_grid"][:15] for m in micro["moves"]} == {b}
+    assert all(m["to_grid"].startswith(a) for m in micro["moves"])
+    # Totals per receiving micro-grid add up to the level's total.
+    assert (
+        sum(r["gains"]["households"] for r in micro["receiving"])
+        == (micro["summary"]["households_moving"])
+    )
+    for level in ("street", "community"):
+        assert _level(diff, level)["summary"] == NOTHING
+    # The finest level of the top-level fields is the micro-grid level here.
+    assert {b["code"] for b in diff["buildings"]} == {b["code"] for b in micro["buildings"]}
+    assert diff["summary"]["households_moving"] == micro["summary"]["households_moving"]
+
+
+def test_an_unchanged_draft_moves_nothing_at_any_level(client, planner, draft):
+    untouched = _diff(client, draft["id"], planner)
+    renamed = client.patch(
+        f"/api/v1/drafts/{draft['id']}/grids/{COMMUNITY}001",
+        headers=planner,
+        json={"name": "改名的网格", "version": 0},
+    )
+    assert renamed.status_code == 200, renamed.text
+    attributes_only = _diff(client, draft["id"], planner)
+    assert untouched["grids"] == [] and len(attributes_only["grids"]) == 1
+    for diff in (untouched, attributes_only):
+        assert len(diff["levels"]) == 4
+        for entry in diff["levels"]:
+            assert entry["summary"] == NOTHING
+            assert [entry[k] for k in ("moves", "receiving", "losing", "missing_roles")] == [
+                [],
+                [],
+                [],
+                [],
+            ]
+            assert [entry[k] for k in KINDS] == [[], [], []]
+        assert [diff[k] for k in KINDS] == [[], [], []]
+        assert diff["truncated"] == dict.fromkeys(KINDS, False)
+
+
+def test_the_diff_page_shows_who_gains_and_loses_escaped(client, planner, draft, engine, tokens):
+    code, split = _split_fullest(client, planner, draft)
+    renamed = client.patch(
+        f"/api/v1/drafts/{draft['id']}/grids/{split['created'][0]}",
+        headers=planner,
+        json={"name": HOSTILE, "version": split["version"]},
+    )
+    assert renamed.status_code == 200, renamed.text
+    diff = _diff(client, draft["id"], planner)
+    grid = _level(diff, "grid")
+    staff = _staff_rows(engine, code)
+    page = client.get(
+        f"/map/drafts/{draft['id']}/diff", headers={"Cookie": f"wangge_token={tokens['planner']}"}
+    )
+    assert page.status_code == 200
+    html = page.text
+    # Tables per level: receiving, losing, moves (only level grid has any here).
+    assert html.count('class="wg-receiving"') == 1 and html.count('class="wg-moves"') == 1
+    assert html.count('<details id="wg-level-') == 4 and html.count("无变化") == 3
+    for receiving in grid["receiving"]:
+        assert receiving["grid"] in html
+        assert f'<td class="wg-number">{receiving["gains"]["households"]}</td>' in html
+    assert "缺少：" in html and "专职网格员" in html
+    # The hostile grid name is text, never markup; the losing grid's staff are named.
+    assert HOSTILE not in html and str(escape(HOSTILE)) in html
+    assert all(name in html for _, name, _ in staff)
+    # The field staff of the split grid see their team; others get roles and counts only.
+    with engine.begin() as connection:
+        own = create_token(
+            connection,
+            name="split-grid-worker",
+            role=Role.field_staff,
+            grid_codes=(code,),
+            actor="t",
+        ).secret
+    shown = client.get(f"/map/drafts/{draft['id']}/diff", headers={"Cookie": f"wangge_token={own}"})
+    assert all(name in shown.text for _, name, _ in staff)
+    for headers in ({}, {"Cookie": f"wangge_token={tokens['field_staff']}"}):
+        hidden = client.get(f"/map/drafts/{draft['id']}/diff", headers=headers).text
+        assert "网格长 1 人" in hidden and "职能网格员 2 人" in hidden
+        assert not any(name in hidden or phone in hidden for _, name, phone in staff)

@@ -113,12 +113,13 @@ def editor_page(
     "/map/drafts/{draft_id}/diff",
     response_class=HTMLResponse,
     responses={200: HTML},
-    summary="草稿差异: changed grids before and after; buildings, cameras and open events that change grid",
+    summary="草稿差异: per level, who gains and who loses which households, cameras, open events "
+    "and staff (names as the caller may see them); changed grids before and after on the map",
 )
 def diff_page(
-    draft_id: int, request: Request, connection: ConnectionDep, _: ReaderDep
+    draft_id: int, request: Request, connection: ConnectionDep, principal: ReaderDep
 ) -> HTMLResponse:
-    diff, outlines = diff_with_outlines(connection, draft_id)
+    diff, outlines = diff_with_outlines(connection, draft_id, Caller(principal))
     draft = draft_by_id(connection, draft_id)
     factory = _factory(request)
     fmap = factory.new_map()
@@ -151,22 +152,35 @@ def diff_page(
         ).add_to(fmap)
         layers.append({"layer": layer.get_name(), "tooltip": {"fields": ["label"]}})
         fmap.fit_bounds(factory.bounds(geometries))
-    for key, colour, name in (
-        ("buildings", "#975a16", "改变网格的楼栋"),
-        ("monitoring_points", "#2f855a", "改变网格的监控点"),
-        ("open_events", "#c53030", "改派的在办事件"),
-    ):
+    # One layer per level that has moves: what changes grid there (buildings brown, cameras
+    # green, open events red), each labelled with where it goes.
+    kinds = {"buildings": "#975a16", "monitoring_points": "#2f855a", "open_events": "#c53030"}
+    for level in diff["levels"]:
         features = []
-        for item in diff[key][:2000]:
-            point = transform(shapely.Point(item["lon"], item["lat"]), WGS84, factory.overlay_crs)
-            label = f"{item.get('code') or '#' + str(item.get('id'))}：{item['from_grid']} → {item['to_grid']}"
-            features.append(
-                {"type": "Feature", "geometry": mapping(point), "properties": {"label": label}}
-            )
+        for key, colour in kinds.items():
+            for item in level[key]:
+                point = transform(
+                    shapely.Point(item["lon"], item["lat"]), WGS84, factory.overlay_crs
+                )
+                what = item.get("code") or f"事件 #{item.get('id')}"
+                label = f"{what}：{item['from_grid'] or '网格外'} → {item['to_grid'] or '网格外'}"
+                features.append(
+                    {
+                        "type": "Feature",
+                        "geometry": mapping(point),
+                        "properties": {"label": label, "colour": colour},
+                    }
+                )
+        if not features:
+            continue
         layer = folium.GeoJson(
             {"type": "FeatureCollection", "features": features},
-            name=f"{name}（{len(diff[key])}）",
-            marker=folium.CircleMarker(radius=5, color=colour, fill=True, fill_opacity=0.9),
+            name=f"换{level['label_zh']}的楼栋、监控点、事件（{len(features)}）",
+            marker=folium.CircleMarker(radius=5, fill=True, fill_opacity=0.9),
+            style_function=lambda f: {
+                "color": f["properties"]["colour"],
+                "fillColor": f["properties"]["colour"],
+            },
         ).add_to(fmap)
         layers.append({"layer": layer.get_name(), "tooltip": {"fields": ["label"]}})
     folium.LayerControl(collapsed=True).add_to(fmap)
@@ -180,6 +194,7 @@ def diff_page(
         heading=title,
         draft_id=draft_id,
         diff=diff,
+        levels=diff["levels"],
         grids=diff["grids"][:200],
         change_labels=CHANGE_LABELS,
         page_data={"map": rendered.name, "layers": layers},

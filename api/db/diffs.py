@@ -85,6 +85,7 @@ def _query(kind: ObjectKind) -> str:
         "NOT EXISTS (SELECT 1 FROM unnest(CAST(:recode_old AS text[]), CAST(:recode_new AS text[])) "
         "r(old_code, new_code) WHERE r.old_code = {0}.from_grid AND r.new_code = {0}.to_grid)"
     )
+    lonlat = "jsonb_build_object('lon', ST_X(o.p), 'lat', ST_Y(o.p))"
     finest_from = "o.stored_grid" if kind.stored_grid != "NULL::text" else "f.from_grid"
     return f"""
         WITH objects AS MATERIALIZED (
@@ -123,21 +124,29 @@ def _query(kind: ObjectKind) -> str:
         UNION ALL
         SELECT 'total', NULL, NULL, NULL, count(*), sum(households), NULL FROM finest_moving
         UNION ALL
-        (SELECT 'item', NULL, from_grid, to_grid, NULL, NULL,
-                item || jsonb_build_object('lon', ST_X(p), 'lat', ST_Y(p))
-         FROM finest_moving ORDER BY sort_key LIMIT :cap)
+        (SELECT 'item', NULL, from_grid, to_grid, NULL, NULL, item || {lonlat}
+         FROM finest_moving o ORDER BY sort_key LIMIT :cap)
+        UNION ALL
+        SELECT 'level_item', level, from_grid, to_grid, NULL, NULL, item FROM (
+            SELECT w.level, w.from_grid, w.to_grid, o.item || {lonlat} AS item,
+                   row_number() OVER (PARTITION BY w.level ORDER BY o.sort_key) AS n
+            FROM owners w JOIN objects o ON o.key = w.key
+            WHERE w.from_grid IS DISTINCT FROM w.to_grid AND {not_recoded.format("w")}) x
+        WHERE n <= :level_cap
     """
 
 
 @dataclass(frozen=True)
 class Moving:
     """One kind of object changing grid: per level (level, from, to) → (objects, households),
-    the finest-level totals, and the first `cap` objects that change their finest grid."""
+    the finest-level totals, the first `cap` objects that change their finest grid, and per
+    level the first `level_cap` objects that change grid at that level."""
 
     by_level: list[tuple[str, str | None, str | None, int, int]]
     total: int
     total_households: int
     items: list[dict[str, Any]]
+    level_items: dict[str, list[dict[str, Any]]]
 
 
 def moving(
@@ -148,6 +157,7 @@ def moving(
     grid_ids: list[int],
     recodes: list[tuple[str, str]],
     cap: int,
+    level_cap: int,
 ) -> Moving:
     """The objects of `kind` near the grid rows `grid_ids` whose grid differs, at every level."""
     rows = connection.execute(
@@ -159,9 +169,11 @@ def moving(
             "recode_old": [o for o, _ in recodes],
             "recode_new": [n for _, n in recodes],
             "cap": cap,
+            "level_cap": level_cap,
         },
     ).all()
     by_level, items, total, households = [], [], 0, 0
+    level_items: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if row.row == "level":
             by_level.append(
@@ -170,8 +182,14 @@ def moving(
         elif row.row == "total":
             total, households = int(row.objects), int(row.households or 0)
         else:
-            items.append({**row.item, "from_grid": row.from_grid, "to_grid": row.to_grid})
-    return Moving(by_level, total, households, items)
+            item = {**row.item, "from_grid": row.from_grid, "to_grid": row.to_grid}
+            if row.row == "item":
+                items.append(item)
+            else:
+                level_items.setdefault(row.level, []).append(item)
+    for listed in level_items.values():
+        listed.sort(key=lambda i: (i.get("code") or "", i.get("id") or 0))
+    return Moving(by_level, total, households, items, level_items)
 
 
 def grid_names(

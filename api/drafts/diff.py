@@ -15,7 +15,7 @@ from api.db import drafts as draft_rows
 from api.db.catalogue import grid_levels
 from api.db.drafts import Draft
 from api.db.versioning import active_or_none
-from api.drafts.diff_levels import level_entry, pair_totals, staff_book
+from api.drafts.diff_levels import LEVEL_ITEMS_CAP, level_entry, pair_totals, staff_book
 from api.drafts.publish import compose_lineage
 from api.drafts.versions import draft_by_id
 from api.errors import NotFound
@@ -114,7 +114,9 @@ def diff_with_outlines(
     ids = [r["id"] for r in rows if r["code"] in moved]
     recodes = _recodes(connection, draft, {r["code"] for r in rows if r["in_new"]})
     moving = {
-        key: diff_rows.moving(connection, kind, active, new, ids, recodes, ITEMS_CAP)
+        key: diff_rows.moving(
+            connection, kind, active, new, ids, recodes, ITEMS_CAP, LEVEL_ITEMS_CAP
+        )
         for key, kind in KINDS
     }
     outlines: Outlines = {"before": [], "after": []}
@@ -164,6 +166,7 @@ def _levels(
             names,
             [(o, n) for o, n in recodes if level_of.get(n) == level.name],
             staff,
+            {key: result.level_items.get(level.name, []) for key, result in moving.items()},
         )
         for level in grid_levels(connection)
     ]

@@ -21,6 +21,8 @@ from api.db.catalogue import Level
 from api.privacy import Caller
 
 MOVES_CAP = 500  # moves, receiving and losing grids listed per level (the biggest first)
+LEVEL_ITEMS_CAP = 1000  # objects listed per kind and level (by code; the counts cover them all)
+KINDS = ("buildings", "monitoring_points", "open_events")
 TOTALS = ("buildings", "households", "monitoring_points", "open_events")
 
 Pair = tuple[str | None, str | None]
@@ -141,8 +143,10 @@ def level_entry(
     names: dict[str, tuple[str, bool]],
     recodes: list[tuple[str, str]],
     staff: StaffBook,
+    items: dict[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """One level's moves, receiving and losing grids (each list the biggest first, capped)."""
+    """One level's moves, receiving and losing grids (each list the biggest first, capped) and
+    the objects that change grid at this level."""
 
     def name(code: str | None) -> str | None:
         return names[code][0] if code in names else None
@@ -213,5 +217,9 @@ def level_entry(
             for role in missing[r["grid"]]
         ],
         "recoded": [{"old_code": old, "new_code": new} for old, new in recodes],
-        "truncated": max(len(pairs), len(receiving), len(losing)) > MOVES_CAP,
+        **{kind: items.get(kind, []) for kind in KINDS},
+        "truncated": {
+            "moves": max(len(pairs), len(receiving), len(losing)) > MOVES_CAP,
+            **{kind: summary[f"{kind}_moving"] > len(items.get(kind, [])) for kind in KINDS},
+        },
     }
