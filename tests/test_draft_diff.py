@@ -21,6 +21,7 @@ from sqlalchemy import text
 from api.auth import Principal, Role, create_token
 from api.drafts.diff import draft_diff
 from api.privacy import Caller
+from api.routes.draft_diff_models import DraftDiff
 from tests.conftest import bearer
 
 COMMUNITY = "320571005001"
@@ -52,7 +53,10 @@ def draft(client, planner):
 def _diff(client, draft_id, headers):
     response = client.get(f"/api/v1/drafts/{draft_id}/diff", headers=headers)
     assert response.status_code == 200, response.text
-    return response.json()
+    answer = response.json()
+    # The OpenAPI model describes every field the answer has (nothing dropped, nothing extra).
+    assert DraftDiff.model_validate(answer).model_dump(mode="json", by_alias=True) == answer
+    return answer
 
 
 def _level(diff, name):
