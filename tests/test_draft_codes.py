@@ -54,16 +54,17 @@ def code_rule_findings(client, planner, generation):
     return check["summary"], check["code_rule"]
 
 
-def fullest_grid(engine) -> str:
-    """The grid with the most micro-grids in the active generation (ties: the highest code)."""
+def fullest_grid(engine, generation=1, skip=()) -> str:
+    """The grid with the most micro-grids (ties: the highest code), but those in `skip`."""
     with engine.connect() as connection:
         rows = connection.execute(
             text(
                 "SELECT parent_code, count(*) FROM grid WHERE level = 'micro_grid' "
-                "AND generation_low <= 1 AND generation_high >= 1 GROUP BY parent_code"
-            )
+                "AND generation_low <= :g AND generation_high >= :g GROUP BY parent_code"
+            ),
+            {"g": generation},
         ).all()
-    return max(rows, key=lambda r: (r[1], r[0]))[0]
+    return max((r for r in rows if r[0] not in skip), key=lambda r: (r[1], r[0]))[0]
 
 
 def split_lines(shape):
@@ -97,13 +98,15 @@ def refused_split(client, planner, draft, code):
     raise AssertionError(f"no line splits {code}")
 
 
-def whole_grid_across(client, generation):
+def whole_grid_across(client, generation, skip=()):
     """(from_community, to_community, grid): a grid on the border of two communities whose
-    move to the other leaves both in one piece."""
+    move to the other leaves both in one piece (communities in `skip` left alone)."""
     communities = grids(client, generation, level="community")
     for c1, (_, s1) in sorted(communities.items()):
         for c2, (_, s2) in sorted(communities.items()):
-            if c1 == c2 or s1.boundary.intersection(s2.boundary).length < 1e-4:
+            if c1 == c2 or {c1, c2} & set(skip):
+                continue
+            if s1.boundary.intersection(s2.boundary).length < 1e-4:
                 continue
             for x, (_, sx) in sorted(grids(client, generation, level="grid", parent=c1).items()):
                 if (
