@@ -1,7 +1,9 @@
 """Levels as data, changed without SQL: the one service behind the admin API and `wangge levels`.
 
-A change is validated against the grids already stored, audited and written in one transaction
-(changes are serialised by an advisory lock, so each validates against the last):
+A change is validated against the grids already stored, then written and audited in one
+transaction by the schema owner's functions (migration 0009: the service role has no write right
+on the catalogue itself). Changes are serialised by an advisory lock, so each validates against
+the last:
 - a code rule (code_pattern, code_extends_parent) that a grid of the active generation or of an
   open draft breaks is refused (409 code_rule_broken: how many, and examples);
 - ranks keep the hierarchy: every grid's parent stays at the next coarser level, and grids
@@ -24,7 +26,6 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from api.codes import code_problem
-from api.db import audit
 from api.db import catalogue as rows
 from api.errors import Conflict, InvalidInput, NotFound, WanggeError
 
@@ -53,7 +54,7 @@ _PLAIN = {
 
 
 class CatalogueReadOnly(WanggeError):
-    """The database role may not write the level catalogue (grants older than issue 16)."""
+    """The database has no level_admin_* functions yet (schema older than migration 0009)."""
 
     status = 503
     code = "catalogue_read_only"
@@ -304,9 +305,8 @@ def add_level(engine: Engine, values: Mapping[str, Any], actor: str) -> dict[str
         _check_roles(connection, level["name"], level["required_roles"])
         ranks = {name: lv["rank"] for name, lv in levels.items()}
         _check_hierarchy(connection, ranks, {**ranks, level["name"]: level["rank"]})
-        rows.insert_level(connection, level)
-        rows.set_required_roles(connection, level["name"], level["required_roles"])
-        audit.record(connection, actor, "level.add", "grid_level", level["name"], {"after": level})
+        roles = level["required_roles"]
+        rows.save_level(connection, actor, "level.add", None, level, roles, {"after": level})
         return _answer(connection, level["name"])
 
     return _changing(engine, change)
@@ -347,15 +347,13 @@ def change_level(
             _check_code_rule(connection, {**level, "name": name}, rule[0])
         if not changed:
             return {**_answer(connection, name), "changed": []}
-        rows.update_level(connection, name, level)
-        if "required_roles" in changed:
-            rows.set_required_roles(connection, level["name"], level["required_roles"])
-        audit.record(
+        rows.save_level(
             connection,
             actor,
             "level.change",
-            "grid_level",
             name,
+            level,
+            level["required_roles"] if "required_roles" in changed else None,
             {
                 "changed": changed,
                 "before": {f: before[f] for f in changed},
@@ -376,8 +374,7 @@ def remove_level(engine: Engine, name: str, actor: str) -> None:
                 code="level_in_use",
                 where="path.name",
             )
-        rows.delete_level(connection, name)
-        audit.record(connection, actor, "level.remove", "grid_level", name, {"before": before})
+        rows.remove_level(connection, actor, name, {"before": before})
 
     _changing(engine, change)
 
@@ -389,17 +386,16 @@ def _changing(
     engine: Engine, change: Callable[[Connection, dict[str, dict[str, Any]]], Any]
 ) -> Any:
     """Run `change` in one transaction under the level lock, then forget this process's cached
-    catalogue; the commit NOTIFYs the others."""
+    catalogue (the owner's functions NOTIFY the other processes at commit)."""
     try:
         with engine.begin() as connection:
             rows.lock_levels(connection)
             levels = {level["name"]: level for level in rows.level_rows(connection)}
             answer = change(connection, levels)
-            rows.announce_levels_changed(connection)
     except ProgrammingError as error:
-        if getattr(error.orig, "pgcode", None) == "42501":  # insufficient_privilege
+        if getattr(error.orig, "pgcode", None) in ("42883", "42501"):  # no function, no right
             raise CatalogueReadOnly(
-                "数据库服务角色无权修改层级目录：请运行 wangge migrate 更新授权",
+                "数据库结构尚未升级到可修改层级的版本：请先运行 wangge migrate"
             ) from error
         raise
     except IntegrityError as error:  # a change made meanwhile by hand in SQL

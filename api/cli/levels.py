@@ -1,5 +1,5 @@
 """`wangge levels list|add|set|remove`: the level catalogue without SQL (same rules as the admin
-API: api/levels.py). Runs as the schema owner, like `wangge migrate`."""
+API: api/levels.py, writing through the schema owner's functions of migration 0009)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from api import levels as service
@@ -76,7 +77,7 @@ def list_levels(
             str(level["rank"]),
             level["name"],
             level["label_zh"],
-            level["code_pattern"] or "（不限）",
+            escape(level["code_pattern"] or "（不限）"),
             "是" if level["code_extends_parent"] else "否",
             f"{'' if low is None else low}–{'' if high is None else high}"
             if low is not None or high is not None
@@ -174,14 +175,14 @@ def _households(field: str, text: str) -> int | None:
 
 
 def _run(operation: Callable[[Any], Any]) -> Any:
-    engine = make_engine(get_settings(), as_owner=True)  # the catalogue is the owner's
+    engine = make_engine(get_settings())
     try:
         return operation(engine)
     except WanggeError as error:
-        field = (error.where or "").rpartition(".")[2]
+        place, _, field = (error.where or "").partition(".")
         for detail in error.details[:10]:
-            err.print(f"  - {_describe(detail)}", highlight=False)
-        _fail(OPTIONS.get(field, field), error.message)
+            err.print(f"  - {escape(_describe(detail))}", highlight=False)
+        _fail(OPTIONS.get(field, "") if place == "body" else "", error.message)
     finally:
         engine.dispose()
 
@@ -197,5 +198,5 @@ def _describe(detail: dict[str, Any]) -> str:
 
 def _fail(option: str, message: str) -> NoReturn:
     prefix = f"[red]错误[/red]（{option}）" if option else "[red]错误[/red]"
-    err.print(f"{prefix}：{message}", highlight=False)
+    err.print(f"{prefix}：{escape(message)}", highlight=False)
     raise typer.Exit(1)

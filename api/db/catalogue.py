@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, text
+from sqlalchemy import Connection, Row, bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from api.db.filters import in_generation
 
@@ -80,7 +81,7 @@ def forget_levels() -> None:
 
 # --- changing the catalogue (api/levels.py; admin API and `wangge levels`) ------------------
 
-LEVELS_CHANNEL = "wangge_levels"  # NOTIFY'd by every change, delivered at commit
+LEVELS_CHANNEL = "wangge_levels"  # NOTIFY'd by every change (migration 0009), at commit
 _LEVEL_CHANGES = 7_160_401  # pg_advisory_xact_lock key: one level change at a time
 
 
@@ -127,50 +128,42 @@ LEVEL_COLUMNS = (
 )
 
 
-def insert_level(connection: Connection, values: dict[str, Any]) -> None:
+def save_level(
+    connection: Connection,
+    actor: str,
+    action: str,
+    old_name: str | None,
+    level: dict[str, Any],
+    roles: list[str] | None,
+    details: dict[str, Any],
+) -> None:
+    """Add (action "level.add") or change ("level.change") a level through the owner's function
+    (migration 0009), which writes the audit row and NOTIFYs LEVELS_CHANNEL; `roles` None leaves
+    the required roles as they are."""
     connection.execute(
         text(
-            "INSERT INTO grid_level (name, rank, label_zh, code_pattern, code_extends_parent, "
-            "households_min, households_max) VALUES (:name, :rank, :label_zh, :code_pattern, "
-            ":code_extends_parent, :households_min, :households_max)"
+            "SELECT level_admin_save(:actor, :action, :old_name, :name, :rank, :label_zh, "
+            ":code_pattern, :code_extends_parent, :households_min, :households_max, "
+            "CAST(:roles AS text[]), :details)"
+        ).bindparams(bindparam("details", type_=JSONB)),
+        {
+            **{column: level[column] for column in LEVEL_COLUMNS},
+            "actor": actor,
+            "action": action,
+            "old_name": old_name,
+            "roles": roles,
+            "details": details,
+        },
+    )
+
+
+def remove_level(connection: Connection, actor: str, name: str, details: dict[str, Any]) -> None:
+    """Remove a level (no grid may use it) through the owner's function (migration 0009)."""
+    connection.execute(
+        text("SELECT level_admin_remove(:actor, :name, :details)").bindparams(
+            bindparam("details", type_=JSONB)
         ),
-        {column: values[column] for column in LEVEL_COLUMNS},
-    )
-
-
-def update_level(connection: Connection, name: str, values: dict[str, Any]) -> None:
-    """Write every column of the level (a rename cascades to staff_role_kind by its FK)."""
-    connection.execute(
-        text(
-            "UPDATE grid_level SET name = :name, rank = :rank, label_zh = :label_zh, "
-            "code_pattern = :code_pattern, code_extends_parent = :code_extends_parent, "
-            "households_min = :households_min, households_max = :households_max "
-            "WHERE name = :old_name"
-        ),
-        {**{column: values[column] for column in LEVEL_COLUMNS}, "old_name": name},
-    )
-
-
-def delete_level(connection: Connection, name: str) -> None:
-    connection.execute(
-        text("UPDATE staff_role_kind SET required_at_level = NULL WHERE required_at_level = :n"),
-        {"n": name},
-    )
-    connection.execute(text("DELETE FROM grid_level WHERE name = :n"), {"n": name})
-
-
-def set_required_roles(connection: Connection, level: str, roles: list[str]) -> None:
-    """Exactly `roles` are required at `level` (others required there no longer are)."""
-    connection.execute(
-        text(
-            "UPDATE staff_role_kind SET required_at_level = NULL "
-            "WHERE required_at_level = :level AND NOT (name = ANY(:roles))"
-        ),
-        {"level": level, "roles": roles},
-    )
-    connection.execute(
-        text("UPDATE staff_role_kind SET required_at_level = :level WHERE name = ANY(:roles)"),
-        {"level": level, "roles": roles},
+        {"actor": actor, "name": name, "details": details},
     )
 
 
@@ -216,8 +209,3 @@ def parent_levels(connection: Connection, generation: int) -> list[Row[Any]]:
             {"generation": generation},
         )
     )
-
-
-def announce_levels_changed(connection: Connection) -> None:
-    """Tell every listening worker at commit (nothing is sent if the transaction rolls back)."""
-    connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": LEVELS_CHANNEL})
