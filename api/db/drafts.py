@@ -214,3 +214,36 @@ def lineage_since(connection: Connection, base: int) -> list[tuple[str | None, s
         {"b": base},
     ).all()
     return [(r.old_code, r.new_code, r.relation) for r in rows]
+
+
+def edit_groups(connection: Connection, draft_id: int) -> list[set[str]]:
+    """The codes each edit that still counts changed (from the newest rebase on, which
+    recorded the groups of the changes it carried)."""
+    rows = connection.execute(
+        text(
+            "SELECT operation, codes, details->'groups' AS groups FROM draft_edit "
+            f"WHERE draft_id = :d AND {LIVE_EDIT} AND {SINCE_REBASE} ORDER BY version"
+        ),
+        {"d": draft_id},
+    ).all()
+    groups: list[set[str]] = []
+    for row in rows:
+        if row.operation == "rebase":
+            groups += [set(g) for g in row.groups or []]
+        else:
+            groups.append(set(row.codes))
+    return groups
+
+
+def drafts_published_since(connection: Connection, base: int) -> list[int]:
+    """Drafts whose generation was activated after the newest activation of `base`."""
+    return list(
+        connection.execute(
+            text(
+                "SELECT DISTINCT d.id FROM draft d JOIN generation_activation a "
+                "ON a.generation_id = d.generation_id WHERE a.id > (SELECT coalesce(max(id), 0) "
+                "FROM generation_activation WHERE generation_id = :b) ORDER BY d.id"
+            ),
+            {"b": base},
+        ).scalars()
+    )

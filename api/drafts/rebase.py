@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine
 
@@ -31,12 +30,12 @@ from api.db import draft_grids
 from api.db import drafts as draft_rows
 from api.db.drafts import Draft
 from api.db.versioning import active_or_none, lock_generations
+from api.drafts import rebase_rows as cmp
 from api.drafts.versions import Lineage, compose_lineage, lock, log_new_version
 from api.errors import Conflict, InvalidInput
 from spatial.cleanup import vertices_inserted
 from spatial.coverage import CheckOptions
-from spatial.crs import areas_m2
-from spatial.grids import GRID_ATTRIBUTES, SAME_GEOMETRY_DEG, GridRow
+from spatial.grids import GridRow
 
 Choice = Literal["draft", "active"]
 OVERLAP_M2 = 1.0  # a draft grid overlapping a grid the active side changed by more: conflict
@@ -53,64 +52,17 @@ class Sides:
     activated: set[str]  # codes the active side changed
     draft_pairs: Lineage
     active_pairs: Lineage
+    draft_groups: list[set[str]]  # the codes of each of the draft's edits
+    active_groups: list[set[str]]  # the same for the drafts published since the base
     active_codes: set[str]  # every code of A
     draft_codes: set[str]  # every code of D
     take_draft: set[str] = field(default_factory=set)
     take_active: set[str] = field(default_factory=set)
+    merged: dict[str, GridRow] = field(default_factory=dict)  # both sides' columns in one row
 
-
-def _same(a: GridRow | None, b: GridRow | None) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None and a.same_as(b))
-
-
-def _outline_only(before: GridRow | None, after: GridRow | None) -> bool:
-    """Only vertices changed: same attributes, same outline."""
-    return (
-        before is not None
-        and after is not None
-        and all(getattr(before, a) == getattr(after, a) for a in GRID_ATTRIBUTES)
-        and shapely.hausdorff_distance(before.geom, after.geom) <= SAME_GEOMETRY_DEG
-    )
-
-
-def _m2(geometry: shapely.Geometry) -> float:
-    return round(float(areas_m2(np.array([geometry], dtype=object))[0]), 1)
-
-
-def _area(row: GridRow | None) -> float | None:
-    return None if row is None else _m2(row.geom)
-
-
-def _change(code: str, before: GridRow | None, after: GridRow | None, pairs: Lineage) -> dict:
-    """What one side did to `code`: action (split, merge, recode, delete, create, reshape,
-    reparent, update, vertices), which columns changed, the grid's name and area after."""
-    changes: list[str] = []
-    if after is None:
-        action = next((r for o, n, r in pairs if o == code and n != code), "delete")
-    elif before is None:
-        action = next((r for o, n, r in pairs if n == code and o != code), "create")
-    else:
-        changes = [a for a in GRID_ATTRIBUTES if getattr(before, a) != getattr(after, a)]
-        if shapely.hausdorff_distance(before.geom, after.geom) > SAME_GEOMETRY_DEG:
-            changes.append("geometry")
-        elif not shapely.equals_exact(before.geom, after.geom, 0.0):
-            changes.append("vertices")
-        action = (
-            "reshape"
-            if "geometry" in changes
-            else "reparent"
-            if "parent_code" in changes
-            else "update"
-            if set(changes) - {"vertices"}
-            else "vertices"
-        )
-    row = after or before
-    return {
-        "action": action,
-        "changes": changes,
-        "name": row.name if row else None,
-        "area_m2": _area(after),
-    }
+    def mine(self, code: str) -> GridRow | None:
+        """The row the draft side brings for `code`: merged with the active side's columns."""
+        return self.merged.get(code) or self.draft.get(code)
 
 
 def load_sides(connection: Connection, draft: Draft, active: int) -> Sides:
@@ -127,10 +79,16 @@ def load_sides(connection: Connection, draft: Draft, active: int) -> Sides:
         base=b,
         active=a,
         draft=d,
-        drafted={c for c in in_draft if not _same(b.get(c), d.get(c))},
-        activated={c for c in in_active if not _same(b.get(c), a.get(c))},
+        drafted={c for c in in_draft if not cmp.same_row(b.get(c), d.get(c))},
+        activated={c for c in in_active if not cmp.same_row(b.get(c), a.get(c))},
         draft_pairs=compose_lineage(steps, [], draft_codes),
         active_pairs=draft_rows.lineage_since(connection, base),
+        draft_groups=draft_rows.edit_groups(connection, draft.id),
+        active_groups=[
+            group
+            for published in draft_rows.drafts_published_since(connection, base)
+            for group in draft_rows.edit_groups(connection, published)
+        ],
         active_codes=set(draft_grids.codes_in(connection, active)),
         draft_codes=draft_codes,
     )
@@ -145,12 +103,12 @@ def _conflict(s: Sides, code: str, kind: str, other: str | None = None) -> dict[
         "level": row.level,
         "kind": kind,
         "other_code": other,
-        "draft": _change(code, s.base.get(code), s.draft.get(code), s.draft_pairs),
+        "draft": cmp.change(code, s.base.get(code), s.draft.get(code), s.draft_pairs),
         "active": {
             "code": theirs,
-            **_change(theirs, s.base.get(theirs), s.active.get(theirs), s.active_pairs),
+            **cmp.change(theirs, s.base.get(theirs), s.active.get(theirs), s.active_pairs),
         },
-        "base_area_m2": _area(s.base.get(code)),
+        "base_area_m2": cmp.area(s.base.get(code)),
     }
 
 
@@ -159,11 +117,17 @@ def find_conflicts(s: Sides) -> dict[str, dict[str, Any]]:
     conflicts: dict[str, dict[str, Any]] = {}
     for code in sorted(s.drafted | s.activated):
         b, a, d = s.base.get(code), s.active.get(code), s.draft.get(code)
-        if code not in s.activated or (code in s.drafted and _outline_only(b, a)):
+        merged = cmp.merged_row(b, a, d) if code in s.drafted and code in s.activated else None
+        if code not in s.activated:
             s.take_draft.add(code)
-        elif code not in s.drafted or _outline_only(b, d):
+        elif code not in s.drafted:
             s.take_active.add(code)
-        elif not _same(a, d):
+        elif cmp.same_row(a, d):
+            continue  # agreed: D already holds it
+        elif merged is not None:
+            s.merged[code] = merged
+            s.take_draft.add(code)
+        else:
             conflicts[code] = _conflict(s, code, "both_changed")
 
     def in_result(code: str) -> bool:
@@ -172,14 +136,14 @@ def find_conflicts(s: Sides) -> dict[str, dict[str, Any]]:
         return code in s.active_codes
 
     for code in sorted(s.take_draft):
-        row = s.draft.get(code)
+        row = s.mine(code)
         parent = row.parent_code if row else None
         if parent and not in_result(parent) and parent in s.draft_codes:
             conflicts[code] = _conflict(s, code, "parent_removed", parent)
     theirs = [c for c in sorted(s.take_active - s.drafted) if c in s.active]
     tree = shapely.STRtree([s.active[c].geom for c in theirs])
     for code in sorted(s.take_draft - set(conflicts)):
-        mine = s.draft.get(code)
+        mine = s.mine(code)
         if mine is None:
             continue
         for index in tree.query(mine.geom, predicate="intersects"):
@@ -187,22 +151,10 @@ def find_conflicts(s: Sides) -> dict[str, dict[str, Any]]:
             if other.level != mine.level:
                 continue
             overlap = mine.geom.intersection(other.geom)
-            if not overlap.is_empty and _m2(overlap) > OVERLAP_M2:
+            if not overlap.is_empty and cmp.m2(overlap) > OVERLAP_M2:
                 conflicts[code] = _conflict(s, code, "overlap", other.code)
                 break
     return conflicts
-
-
-def _closure(codes: set[str], pairs: Lineage, within: set[str]) -> set[str]:
-    """`codes` and the grids one side made from them or with them (lineage), among `within`."""
-    found = set(codes)
-    while True:
-        more = {n for o, n, _ in pairs if o in found and n is not None}
-        more |= {o for o, n, _ in pairs if n in found and o is not None}
-        more = (more & within) - found
-        if not more:
-            return found
-        found |= more
 
 
 def _resolve(
@@ -224,10 +176,17 @@ def _resolve(
             code="rebase_conflicts",
             details=[{**c, "resolution": resolutions.get(k)} for k, c in conflicts.items()],
         )
-    drop = _closure({c for c, v in resolutions.items() if v == "active"}, s.draft_pairs, s.drafted)
-    keep = _closure(
-        {c for c, v in resolutions.items() if v == "draft"}, s.active_pairs, s.activated
-    )
+    affected: dict[str, list[str]] = {}
+    for code, choice in sorted(resolutions.items()):
+        if choice == "active":  # the draft's change goes, with what the draft made from it
+            found = cmp.together({code}, s.draft_pairs, s.draft_groups, s.drafted)
+        else:  # the active side's change goes (and that of the grid it overlaps or removed)
+            other = conflicts[code]["other_code"]
+            seeds = {code} | ({other} & s.activated if other else set())
+            found = cmp.together(seeds, s.active_pairs, s.active_groups, s.activated)
+        affected[code] = sorted(found)
+    drop = {c for k, v in affected.items() if resolutions[k] == "active" for c in v}
+    keep = {c for k, v in affected.items() if resolutions[k] == "draft" for c in v}
     both = sorted(drop & keep)
     if both:
         raise InvalidInput(
@@ -237,23 +196,22 @@ def _resolve(
         )
     s.take_draft = (s.take_draft | keep) - drop
     s.take_active = (s.take_active | drop) - keep
-    return {code: sorted(drop if v == "active" else keep) for code, v in resolutions.items()}
+    return affected
 
 
 def _heal(s: Sides) -> dict[str, GridRow]:
-    """Where a kept draft row meets a row taken from the active side, each gets the other's
-    vertices on its edges (no T-junctions); the rows that changed."""
-    mine = {c: s.draft[c] for c in s.take_draft if c in s.draft}
-    theirs = {c: s.active[c] for c in s.take_active if c in s.active}
-    healed: dict[str, GridRow] = {}
-    for rows, other in ((mine, theirs), (theirs, mine)):
-        if not rows or not other:
-            continue
-        fresh = {tuple(p) for r in other.values() for p in shapely.get_coordinates(r.geom)}
-        levels = {r.level for r in other.values()}
-        for code, geometry in vertices_inserted(rows, levels, fresh).items():
-            healed[code] = GridRow(**{**vars(rows[code]), "geom": geometry})
-    return healed
+    """Where rows from the two sides meet, each gets the other's vertices on its edges (no
+    T-junctions); the rows that changed."""
+    rows = {c: row for c in s.take_draft if (row := s.mine(c)) is not None}
+    rows.update({c: s.active[c] for c in s.take_active if c in s.active})
+    if not rows or not ((s.take_draft and s.take_active) or s.merged):
+        return {}
+    fresh = {tuple(p) for r in rows.values() for p in shapely.get_coordinates(r.geom)}
+    levels = {r.level for r in rows.values()}
+    return {
+        code: GridRow(**{**vars(rows[code]), "geom": geometry})
+        for code, geometry in vertices_inserted(rows, levels, fresh).items()
+    }
 
 
 def _lineage(s: Sides, dropped: set[str], final: set[str]) -> list[list[str | None]]:
@@ -275,7 +233,7 @@ def _listed(s: Sides, codes: set[str], rows: dict[str, GridRow], pairs: Lineage)
         {
             "code": c,
             "level": (rows.get(c) or s.base[c]).level,
-            **_change(c, s.base.get(c), rows.get(c), pairs),
+            **cmp.change(c, s.base.get(c), rows.get(c), pairs),
         }
         for c in sorted(codes)
     ]
@@ -298,15 +256,17 @@ def rebase_in(
     written = set()
     for code in sorted(s.take_active):
         row = healed.get(code) or s.active.get(code)
-        if _same(row, s.draft.get(code)):
+        if cmp.same_row(row, s.draft.get(code)):
             continue
         if row is None:
             draft_grids.drop(connection, own, code)
         else:
             draft_grids.write(connection, own, row)
         written.add(code)
-    for code in sorted(set(healed) & s.take_draft):
-        draft_grids.write(connection, own, healed[code])
+    for code in sorted((set(healed) | set(s.merged)) & s.take_draft):
+        row = healed.get(code) or s.mine(code)
+        assert row is not None  # healed and merged rows exist
+        draft_grids.write(connection, own, row)
         written.add(code)
     dropped = {c for v in affected.values() for c in v} & (s.drafted - s.take_draft)
     final = set(draft_grids.codes_in(connection, own))
@@ -319,6 +279,7 @@ def rebase_in(
         "resolutions": dict(sorted(resolutions.items())),
         "dropped": sorted(dropped),
         "healed": sorted(healed),
+        "groups": cmp.components(s.draft_groups, carried),
         "lineage": _lineage(s, dropped, final),
     }
     draft_rows.move_base(connection, draft.id, active)
@@ -332,7 +293,7 @@ def rebase_in(
         "rebased": True,
         "from_generation": draft.base_generation,
         "base_generation": active,
-        "carried": _listed(s, carried, s.draft, s.draft_pairs),
+        "carried": _listed(s, carried, {**s.draft, **s.merged}, s.draft_pairs),
         "from_active": _listed(s, s.take_active & s.activated, s.active, s.active_pairs),
         "resolved": [
             {"code": c, "resolution": resolutions[c], "grids": affected[c]}
