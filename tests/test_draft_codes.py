@@ -471,3 +471,34 @@ def test_code_rule_findings_refuse_publish_and_the_import_gate(client, planner, 
     allowed = imported()
     assert allowed.status_code == 200, allowed.text
     assert allowed.json()["coverage"]["by_kind"]["code_rule"] == 2
+
+
+def test_ogc_patch_of_a_parent_recodes_too(client, planner, draft, engine):
+    """OGC API Features PATCH (a merge patch of parent_code) keeps the rule the same way."""
+    generation, draft_id = draft["generation_id"], draft["id"]
+    _, c2, moved = whole_grid_across(client, generation)
+    c2_shape, moved_shape = (exact_shape(engine, generation, c) for c in (c2, moved))
+    micro = grids(client, generation, level="micro_grid", parent=moved)
+    client.put(
+        f"/api/v1/drafts/{draft_id}/grids/{c2}",
+        headers=planner,
+        json={
+            "geometry": json.loads(shapely.to_geojson(c2_shape.union(moved_shape))),
+            "version": 0,
+        },
+    )
+    patched = client.patch(
+        f"/ogc/collections/drafts-{draft_id}-grids/items/{moved}",
+        headers={**planner, "Content-Type": "application/merge-patch+json"},
+        content=json.dumps({"properties": {"parent_code": c2}, "draft_version": 1}),
+    )
+    assert patched.status_code == 200, patched.text
+    recoded = patched.json()["recoded"]
+    assert len(recoded) == 1 + len(micro)
+    [grid] = [r for r in recoded if r["level"] == "grid"]
+    assert (grid["old_code"], grid["parent_code"]) == (moved, c2)
+    assert grid["new_code"].startswith(c2)
+    assert {r["old_code"] for r in recoded if r["level"] == "micro_grid"} == set(micro)
+    assert set(grids(client, generation, parent=grid["new_code"])) == {
+        r["new_code"] for r in recoded if r["level"] == "micro_grid"
+    }
