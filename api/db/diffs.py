@@ -78,6 +78,8 @@ def changed_rows(connection: Connection, old: int, new: int) -> list[RowMapping]
 
 
 def _query(kind: ObjectKind) -> str:
+    # Objects come from the changed grids' GiST probes (never a scan of the object table); each
+    # one's covering grids from the grid GiST index, both generations at once.
     a = kind.alias
     in_old, in_new = in_generation("g", "old"), in_generation("g", "new")
     # A recode (same grid, new code) is not a change of hands: staff follow it when published.
@@ -91,10 +93,9 @@ def _query(kind: ObjectKind) -> str:
         WITH objects AS MATERIALIZED (
             SELECT {a}.id AS key, {kind.sort_key} AS sort_key, {kind.households} AS households,
                    {kind.stored_grid} AS stored_grid, {kind.item} AS item, {kind.point} AS p
-            FROM {kind.table} {a}
-            WHERE {kind.where} AND {a}.id IN (
-                SELECT x.id FROM grid c JOIN {kind.table} x ON x.geom && c.geom
-                WHERE c.id = ANY(:ids))
+            FROM (SELECT DISTINCT ON ({a}.id) {a}.*
+                  FROM grid c JOIN {kind.table} {a} ON {a}.geom && c.geom
+                  WHERE c.id = ANY(:ids) AND {kind.where} ORDER BY {a}.id) {a}
         ), owners AS MATERIALIZED (
             SELECT o.key, g.level, l.rank,
                    min(g.code) FILTER (WHERE {in_old}) AS from_grid,
