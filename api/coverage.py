@@ -12,10 +12,12 @@ from shapely.geometry import mapping
 from sqlalchemy import Connection, Engine
 
 from api.codes import code_problem
-from api.db import audit
+from api.db import audit, draft_grids
 from api.db import checks as check_rows
+from api.db import drafts as draft_rows
 from api.db.catalogue import grid_levels
 from api.db.indexes import generation_grids
+from api.drafts.versions import compose_lineage
 from spatial.coverage import Cameras, CheckOptions, GridSet, check, to_wgs84
 
 KIND_LABELS = {
@@ -91,6 +93,23 @@ def code_problems(connection: Connection, grids: GridSet) -> dict[str, str]:
     return problems
 
 
+def pending_recodes(connection: Connection, generation: int) -> list[tuple[str, str]]:
+    """(old, new) codes an open draft of `generation` recoded: their staff follow on publish."""
+    draft_id = draft_grids.open_draft_of(connection, generation)
+    if draft_id is None:
+        return []
+    steps = [
+        [tuple(step) for step in (edit or [])]
+        for edit in draft_rows.live_lineages(connection, draft_id)
+    ]
+    final = set(draft_grids.codes_in(connection, generation))
+    return [
+        (old, new)
+        for old, new, relation in compose_lineage(steps, [], final)
+        if relation == "recode" and old and new
+    ]
+
+
 def load_buildings(connection: Connection) -> tuple[list[str], np.ndarray]:
     rows = check_rows.building_footprints(connection)
     return [r.code for r in rows], _wkb(rows)
@@ -121,9 +140,12 @@ def run_check(connection: Connection, generation: int, options: CheckOptions) ->
     """The report for one generation, geometries as GeoJSON in WGS84."""
     grids = load_grids(connection, generation)
     options.code_problems = code_problems(connection, grids)
+    options = load_options(connection, options)
+    for old, new in pending_recodes(connection, generation):  # staff follow their grid's recode
+        options.roles_present.setdefault(new, set()).update(options.roles_present.get(old, set()))
     report = check(
         grids,
-        load_options(connection, options),
+        options,
         load_buildings(connection),
         load_cameras(connection),
     )

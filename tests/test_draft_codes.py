@@ -196,6 +196,13 @@ def test_split_recodes_micro_grids_under_their_new_parents(client, planner, toke
         assert after[r["new_code"]][0]["name"] == before[r["old_code"]][0]["name"]
     summary, findings = code_rule_findings(client, planner, generation)
     assert findings == [] and summary["errors"] == 0
+    # Their liaisons follow on publish, so the check does not count them missing meanwhile.
+    check = client.post(
+        "/api/v1/coverage/checks", json={"generation": generation}, headers=planner
+    ).json()
+    missing = {c for f in check["missing_roles"] for c in f["codes"]}
+    assert not missing & {r["new_code"] for r in recoded}
+    assert summary["by_kind"]["missing_roles"] == len(missing)
     with engine.connect() as connection:
         lineage = connection.execute(
             text("SELECT details->'lineage' FROM draft_edit WHERE draft_id = :d AND version = 1"),

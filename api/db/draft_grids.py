@@ -209,6 +209,13 @@ def first_generation_of(connection: Connection, code: str) -> int | None:
     ).scalar()
 
 
+def open_draft_of(connection: Connection, generation: int) -> int | None:
+    """The open draft that edits `generation`, if any."""
+    return connection.execute(
+        text("SELECT id FROM draft WHERE generation_id = :g AND status = 'open'"), {"g": generation}
+    ).scalar()
+
+
 def codes_in(connection: Connection, generation: int) -> list[str]:
     return list(
         connection.execute(
