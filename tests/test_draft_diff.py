@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +23,12 @@ from api.auth import Principal, Role, create_token
 from api.drafts.diff import draft_diff
 from api.privacy import Caller
 from api.routes.draft_diff_models import DraftDiff
-from tests.conftest import bearer
+from tests.conftest import bearer, served
 
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PHONE = {"width": 390, "height": 844}
+DESK = {"width": 1920, "height": 1080}
 COMMUNITY = "320571005001"
 LEVELS = ("street", "community", "grid", "micro_grid")
 KINDS = ("buildings", "monitoring_points", "open_events")
@@ -407,3 +412,59 @@ def test_the_diff_page_shows_who_gains_and_loses_escaped(client, planner, draft,
         hidden = client.get(f"/map/drafts/{draft['id']}/diff", headers=headers).text
         assert "网格长 1 人" in hidden and "职能网格员 2 人" in hidden
         assert not any(name in hidden or phone in hidden for _, name, phone in staff)
+
+
+@pytest.fixture
+def live_server(settings):
+    with served(settings) as url:
+        yield url
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESK], ids=["390px", "1920px"])
+def test_the_diff_page_in_chromium(client, planner, draft, tokens, live_server, viewport):
+    from playwright.sync_api import sync_playwright
+
+    _, split = _split_fullest(client, planner, draft)
+    renamed = client.patch(
+        f"/api/v1/drafts/{draft['id']}/grids/{split['created'][0]}",
+        headers=planner,
+        json={"name": HOSTILE, "version": split["version"]},
+    )
+    assert renamed.status_code == 200, renamed.text
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
+        context = browser.new_context(viewport=viewport)
+        context.add_cookies(
+            [{"name": "wangge_token", "value": tokens["planner"], "url": live_server}]
+        )
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{live_server}/map/drafts/{draft['id']}/diff", wait_until="networkidle")
+        panel = page.locator(".wg-panel")
+        text = panel.inner_text()
+        # The open level (grid) shows its three tables; the hostile name is text.
+        assert page.locator("details[open] table").count() == 3
+        assert HOSTILE in text and page.evaluate("() => window.__pwned") is None
+        assert "缺少：" in text and "专职网格员" in text
+        # The panel fits the screen's width; the map keeps a visible part of the screen.
+        box = panel.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
+        map_box = page.locator(".folium-map").bounding_box()
+        assert map_box["width"] == viewport["width"]
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= viewport["width"]
+        # Every table of the open level fits its column without sideways scrolling.
+        assert (
+            page.evaluate(
+                "() => [...document.querySelectorAll('details[open] .wg-table-scroll')]"
+                ".filter(d => d.scrollWidth > d.clientWidth).length"
+            )
+            == 0
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"diff_{viewport['width']}.png"))
+        assert errors == []
+        browser.close()
