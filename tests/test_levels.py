@@ -209,9 +209,11 @@ def test_a_new_top_level_would_leave_streets_without_parent(api, admin):
         }
     ]
     between = api.post(
-        "/api/v1/levels", headers=admin, json={"name": "block", "rank": 5, "label_zh": "楼栋"}
+        "/api/v1/levels",
+        headers=admin,
+        json={"name": "block", "rank": 5, "label_zh": "楼栋", "required_roles": ["supervisor"]},
     )
-    assert between.status_code == 201
+    assert between.status_code == 201 and between.json()["required_roles"] == ["supervisor"]
     # Ranks are unique; and micro-grids moved below the new level would lose their parents.
     taken = api.patch("/api/v1/levels/block", headers=admin, json={"rank": 3})
     assert "已被层级 grid 使用" in _error(taken, 409, "rank_taken", "body.rank")["message"]
@@ -223,8 +225,15 @@ def test_a_new_top_level_would_leave_streets_without_parent(api, admin):
     # Renaming and removing an unused level is fine.
     renamed = api.patch("/api/v1/levels/block", headers=admin, json={"name": "building"})
     assert renamed.status_code == 200 and renamed.json()["changed"] == ["name"]
+    assert renamed.json()["required_roles"] == ["supervisor"]  # the role followed the name
     assert api.delete("/api/v1/levels/building", headers=admin).status_code == 204
     assert [lv["name"] for lv in api.get("/api/v1/levels").json()] == DEMO_LEVELS
+    re_added = api.post(
+        "/api/v1/levels",
+        headers=admin,
+        json={"name": "block", "rank": 5, "label_zh": "楼栋", "required_roles": ["supervisor"]},
+    )
+    assert re_added.status_code == 201  # the removed level took its required role with it
 
 
 def test_a_pattern_the_active_grids_break_is_refused(api, admin):
@@ -523,6 +532,16 @@ def test_cli_list_add_set_remove(database_url, engine):
     changed = run("set", "unit", "--no-extends-parent", "--households-max", "none", env=env)
     assert changed.returncode == 0, changed.stderr
     assert "已修改 code_extends_parent、households_max" in changed.stdout
+    cleared = run("set", "unit", "--pattern", "", "--clear-roles", env=env)
+    assert "已修改 code_pattern、required_roles" in cleared.stdout, cleared.stderr
+    unit = next(
+        lv for lv in json.loads(run("list", "--json", env=env).stdout) if lv["name"] == "unit"
+    )
+    assert (unit["code_pattern"], unit["households_max"], unit["required_roles"]) == (
+        None,
+        None,
+        [],
+    )
     removed = run("remove", "unit", env=env)
     assert removed.returncode == 0 and "已删除层级 unit" in removed.stdout
 
@@ -536,9 +555,10 @@ def test_cli_list_add_set_remove(database_url, engine):
     assert [tuple(a) for a in actions] == [
         ("cli:levels add", "level.add"),
         ("cli:levels set", "level.change"),
+        ("cli:levels set", "level.change"),
         ("cli:levels remove", "level.remove"),
     ]
-    assert supervisor is None  # the removed level took its required role with it
+    assert supervisor is None
 
 
 def test_cli_errors_name_the_option(database_url):
