@@ -47,6 +47,17 @@ def exact_shape(engine, generation, code):
     return shapely.from_wkb(bytes(wkb))
 
 
+def adjacent_pair(engine, generation, children):
+    """Two micro-grids of one grid sharing an edge, as stored, whose union is one polygon."""
+    for a in sorted(children):
+        for b in sorted(children):
+            if a >= b:
+                continue
+            sa, sb = exact_shape(engine, generation, a), exact_shape(engine, generation, b)
+            if sa.intersection(sb).length > 1e-4 and sa.union(sb).geom_type == "Polygon":
+                yield a, b, sa.union(sb)
+
+
 def code_rule_findings(client, planner, generation):
     check = client.post(
         "/api/v1/coverage/checks", json={"generation": generation}, headers=planner
@@ -509,3 +520,87 @@ def test_ogc_patch_of_a_parent_recodes_too(client, planner, draft, engine):
     assert set(grids(client, generation, parent=grid["new_code"])) == {
         r["new_code"] for r in recoded if r["level"] == "micro_grid"
     }
+
+
+def test_create_over_whole_micro_grids_recodes_them_or_refuses(client, planner, draft, engine):
+    """A new grid drawn over whole micro-grids of its neighbour takes them along, recoded."""
+    generation, draft_id = draft["generation_id"], draft["id"]
+    community = STREET + "004"
+    host = sorted(grids(client, generation, level="grid", parent=community))[0]
+    host_shape = exact_shape(engine, generation, host)
+    m1, m2, outline = next(
+        (m1, m2, outline)
+        for m1, m2, outline in adjacent_pair(
+            engine, generation, grids(client, generation, parent=host)
+        )
+        if host_shape.difference(outline).geom_type == "Polygon"
+    )
+    request = {
+        "name": "新建网格",
+        "level": "grid",
+        "parent_code": community,
+        "geometry": json.loads(shapely.to_geojson(outline)),
+        "version": 0,
+    }
+    refused = client.post(
+        f"/api/v1/drafts/{draft_id}/grids", headers=planner, json={**request, "keep_codes": True}
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "code_rule"
+    assert sorted(d["code"] for d in refused.json()["error"]["details"]) == [m1, m2]
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["version"] == 0
+    created = client.post(f"/api/v1/drafts/{draft_id}/grids", headers=planner, json=request)
+    assert created.status_code == 201, created.text
+    code = created.json()["code"]
+    assert created.json()["created"] == [code]
+    assert [(r["old_code"], r["new_code"]) for r in created.json()["recoded"]] == [
+        (m1, f"{code}001"),
+        (m2, f"{code}002"),
+    ]
+    assert set(grids(client, generation, parent=code)) == {f"{code}001", f"{code}002"}
+    summary, findings = code_rule_findings(client, planner, generation)
+    assert findings == [] and summary["errors"] == 0, summary
+
+
+def test_a_new_code_by_hand_recodes_the_micro_grids(client, planner, draft, engine):
+    """PATCH code on a grid: its micro-grids follow (recoded under the new code); with
+    keep_codes the rename is refused, naming each micro-grid."""
+    generation, draft_id = draft["generation_id"], draft["id"]
+    grid = STREET + "006001"
+    micro = sorted(grids(client, generation, parent=grid))
+    new = STREET + "006099"
+    refused = client.patch(
+        f"/api/v1/drafts/{draft_id}/grids/{grid}",
+        headers=planner,
+        json={"code": new, "version": 0, "keep_codes": True},
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "code_rule"
+    assert [d["code"] for d in refused.json()["error"]["details"]] == micro
+    renamed = client.patch(
+        f"/api/v1/drafts/{draft_id}/grids/{grid}",
+        headers=planner,
+        json={"code": new, "version": 0},
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert (renamed.json()["created"], renamed.json()["removed"]) == ([new], [grid])
+    assert [(r["old_code"], r["new_code"]) for r in renamed.json()["recoded"]] == [
+        (old, f"{new}{n:03d}") for n, old in enumerate(micro, start=1)
+    ]
+    assert grids(client, generation, parent=grid) == {}
+    published = client.post(
+        f"/api/v1/drafts/{draft_id}/publish",
+        headers=planner,
+        json={"version": 1, "acknowledge_warnings": True},
+    )
+    assert published.status_code == 200, published.text
+    assert {(x["old_code"], x["new_code"]) for x in published.json()["lineage"]} == {
+        (grid, new),
+        *((old, f"{new}{n:03d}") for n, old in enumerate(micro, start=1)),
+    }
+    assert {x["relation"] for x in published.json()["lineage"]} == {"recode"}
+    with engine.connect() as connection:
+        staffed = connection.execute(
+            text("SELECT grid_code, role FROM staff_assignment WHERE grid_code LIKE :p"),
+            {"p": new + "%"},
+        ).all()
+    # The grid team moved with the grid's code, each liaison with its micro-grid's.
+    assert len(staffed) == 5 + len(micro)

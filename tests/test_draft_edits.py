@@ -266,7 +266,7 @@ def test_reassign_a_building_moves_the_boundary_around_it(client, planner, draft
         json={"buildings": [building], "grid_code": b, "version": 0},
     )
     assert moved.status_code == 200, moved.text
-    assert moved.json()["from"] == [a]
+    assert moved.json()["from"] == [a] and moved.json()["recoded"] == []
     diff = client.get(f"/api/v1/drafts/{draft_id}/diff").json()
     assert {(x["code"], x["from_grid"], x["to_grid"]) for x in diff["buildings"]} >= {
         (building, a, b)

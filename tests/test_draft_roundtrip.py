@@ -19,6 +19,7 @@ from spatial.cleanup import SNAP_DEG
 from tests.conftest import _admin, _roles, as_role, bearer, create_database, drop_database
 from tests.test_cli import run
 from tests.test_draft_codes import (
+    adjacent_pair,
     exact_shape,
     fullest_grid,
     grids,
@@ -63,17 +64,6 @@ def _active_grids(url):
     finally:
         engine.dispose()
     return {r.code: (*r[1:7], shapely.from_wkb(bytes(r.wkb))) for r in rows}
-
-
-def _adjacent_pair(engine, generation, children):
-    """Two micro-grids of one grid sharing an edge, as stored, whose union is one polygon."""
-    for a in sorted(children):
-        for b in sorted(children):
-            if a >= b:
-                continue
-            sa, sb = exact_shape(engine, generation, a), exact_shape(engine, generation, b)
-            if sa.intersection(sb).length > 1e-4 and sa.union(sb).geom_type == "Polygon":
-                yield a, b, sa.union(sb)
 
 
 def _edit(client, planner, method, path, body):
@@ -125,7 +115,7 @@ def test_edits_publish_export_import_into_an_empty_database(
     # 3. merge: two neighbouring micro-grids of a grid in another community
     community = sorted(set(grids(client, generation, level="community")) - used)[0]
     merge_grid = sorted(grids(client, generation, level="grid", parent=community))[0]
-    a, b, _ = next(_adjacent_pair(engine, generation, grids(client, generation, parent=merge_grid)))
+    a, b, _ = next(adjacent_pair(engine, generation, grids(client, generation, parent=merge_grid)))
     body = _edit(client, planner, "POST", f"{base}/merge", {"codes": [a, b], "version": 2})
     merged = body["created"]
     assert len(merged) == 1 and merged[0].startswith(merge_grid) and body["recoded"] == []
@@ -135,7 +125,7 @@ def test_edits_publish_export_import_into_an_empty_database(
     host_shape = exact_shape(engine, generation, host)
     m1, m2, outline = next(
         (m1, m2, outline)
-        for m1, m2, outline in _adjacent_pair(
+        for m1, m2, outline in adjacent_pair(
             engine, generation, grids(client, generation, parent=host)
         )
         if host_shape.difference(outline).geom_type == "Polygon"

@@ -134,3 +134,30 @@ def test_building_blocks_tile_the_area_one_cell_per_building():
     assert len(cells) == len(buildings)
     assert all(cell.covers(b) for cell, b in zip(cells, buildings, strict=True))
     assert shapely.union_all(cells).area == pytest.approx(area.area)
+
+
+def test_recode_moves_children_and_keeps_what_undo_needs():
+    edit = _street()
+    edit.reshape("G0", shapely.box(0, 0, 3e-3, 2e-3))  # takes G1's left column whole
+    assert edit.reparented() == ["G1M00", "G1M01"]  # carried whole, re-parented to G0
+    edit.recode("G1M00", "G0M20")
+    edit.recode("G0", "G9")  # a grid's new code: its children follow it
+    assert edit.rows["G0M20"].parent_code == "G9"
+    assert sorted(edit.children("G9")) == ["G0M00", "G0M01", "G0M10", "G0M11", "G0M20", "G1M01"]
+    assert "G0" not in edit.rows and "G1M00" not in edit.rows
+    assert edit.created == {"G9", "G0M20"} and edit.removed == {"G0", "G1M00"}
+    assert edit.before["G1M00"].parent_code == "G1" and edit.before["G0M00"].parent_code == "G0"
+    assert edit.lineage == [("G1M00", "G0M20", "recode"), ("G0", "G9", "recode")]
+    # Coarsest first: the recoded grid, then every micro-grid whose parent changed.
+    assert edit.reparented() == [
+        "G9",
+        "G0M00",
+        "G0M01",
+        "G0M10",
+        "G0M11",
+        "G0M20",
+        "G1M01",
+    ]
+    with pytest.raises(EditError) as taken:
+        edit.recode("G9", "G1")
+    assert taken.value.code == "code_taken"
