@@ -346,6 +346,36 @@ def test_a_reshape_moves_buildings_at_grid_and_micro_grid_level(client, planner,
     assert diff["summary"]["households_moving"] == micro["summary"]["households_moving"]
 
 
+def test_a_deleted_micro_grid_leaves_its_buildings_outside_that_level_only(
+    client, planner, draft, engine
+):
+    micro_code = f"{COMMUNITY}001001"
+    deleted = client.delete(
+        f"/api/v1/drafts/{draft['id']}/grids/{micro_code}",
+        headers=planner,
+        params={"version": 0},
+    )
+    assert deleted.status_code == 200, deleted.text
+    diff = _diff(client, draft["id"], planner)
+    expected = _expected(engine, diff["against_generation"], diff["generation"], set())
+    assert _reported(diff) == expected
+    micro = _level(diff, "micro_grid")
+    # At level micro_grid its buildings now lie outside every micro-grid: a loss, no receiver.
+    assert [(m["from_grid"], m["to_grid"]) for m in micro["moves"]] == [(micro_code, None)]
+    assert micro["receiving"] == [] and micro["missing_roles"] == []
+    assert [(r["grid"], r["to"], r["removed"]) for r in micro["losing"]] == [
+        (micro_code, [None], True)
+    ]
+    assert micro["summary"]["buildings_moving"] == len(expected["micro_grid"][1]["buildings"]) > 0
+    # Their grid does not change; at the finest level (the lookup's owner) they go to it.
+    for level in ("street", "community", "grid"):
+        assert _level(diff, level)["summary"] == NOTHING
+    assert {(b["from_grid"], b["to_grid"]) for b in diff["buildings"]} == {
+        (micro_code, micro_code[:15])
+    }
+    assert len(diff["buildings"]) == micro["summary"]["buildings_moving"]
+
+
 def test_an_unchanged_draft_moves_nothing_at_any_level(client, planner, draft):
     untouched = _diff(client, draft["id"], planner)
     renamed = client.patch(
