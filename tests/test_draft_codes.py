@@ -297,6 +297,21 @@ def test_split_recodes_micro_grids_under_their_new_parents(client, planner, toke
     summary, findings = code_rule_findings(client, planner, published.json()["generation"])
     assert findings == [] and summary["errors"] == 0
 
+    # Undoing the publish (re-activating generation 1) takes the staff back, and forward again.
+    def where_staff(staff_id):
+        with engine.connect() as connection:
+            return connection.execute(
+                text("SELECT grid_code FROM staff_assignment WHERE staff_id = :s"),
+                {"s": staff_id},
+            ).all()
+
+    liaison = staff[first][0].staff_id
+    assert client.post("/api/v1/generations/1/activate", headers=planner).status_code == 200
+    assert where_staff(liaison) == [(first,)]
+    again_live = f"/api/v1/generations/{published.json()['generation']}/activate"
+    assert client.post(again_live, headers=planner).status_code == 200
+    assert where_staff(liaison) == [(recoded[first],)]
+
 
 def test_merge_recodes_the_absorbed_grids_micro_grids(client, planner, draft):
     generation, draft_id = draft["generation_id"], draft["id"]

@@ -243,7 +243,7 @@ def record_lineage(
     connection: Connection, generation: int, lineage: list[tuple[str | None, str | None, str]]
 ) -> None:
     """Which old code became which new code when `generation` went live; staff responsible
-    for a recoded grid follow it to its new code."""
+    for a recoded grid follow it to its code in `generation`."""
     for old, new, relation in lineage:
         connection.execute(
             text(
@@ -252,8 +252,35 @@ def record_lineage(
             ),
             {"g": generation, "o": old, "n": new, "r": relation},
         )
-        if relation == "recode" and old and new:
-            follow_recode(connection, old, new)
+    staff_follow_recodes(connection, generation)
+
+
+def staff_follow_recodes(connection: Connection, generation: int) -> None:
+    """Staff assigned to a code `generation` lacks move along recodes (either way, over any
+    number of them) to the code it has: forward on publish, back when an earlier generation is
+    re-activated."""
+    live = set(codes_in(connection, generation))
+    stranded = (
+        set(connection.execute(text("SELECT DISTINCT grid_code FROM staff_assignment")).scalars())
+        - live
+    )
+    if not stranded:
+        return
+    linked: dict[str, set[str]] = {}
+    for old, new in connection.execute(
+        text("SELECT old_code, new_code FROM grid_lineage WHERE relation = 'recode'")
+    ).all():
+        linked.setdefault(old, set()).add(new)
+        linked.setdefault(new, set()).add(old)
+    for code in sorted(stranded & set(linked)):
+        seen, frontier = {code}, [code]
+        while frontier:
+            found = sorted(c for c in frontier if c in live)
+            if found:
+                follow_recode(connection, code, found[0])
+                break
+            frontier = sorted({n for c in frontier for n in linked.get(c, ())} - seen)
+            seen.update(frontier)
 
 
 def follow_recode(connection: Connection, old: str, new: str) -> None:
