@@ -71,6 +71,7 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("post", "/api/v1/drafts/{draft_id}/undo"): Permission.write_grids,
     ("post", "/api/v1/drafts/{draft_id}/publish"): Permission.write_grids,
     ("post", "/api/v1/drafts/{draft_id}/discard"): Permission.write_grids,
+    ("post", "/api/v1/drafts/{draft_id}/rebase"): Permission.write_grids,
     ("post", "/api/v1/generations/{generation_id}/activate"): Permission.write_grids,
     ("post", "/api/v1/tokens"): Permission.manage_tokens,
     ("put", "/api/v1/calendar/{day}"): Permission.manage_tokens,
@@ -78,6 +79,9 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("put", "/api/v1/dispatch-rules"): Permission.manage_tokens,
     ("delete", "/api/v1/calendar/{day}"): Permission.manage_tokens,
     ("delete", "/api/v1/tokens/{token_id}"): Permission.manage_tokens,
+    ("post", "/api/v1/levels"): Permission.manage_tokens,
+    ("patch", "/api/v1/levels/{name}"): Permission.manage_tokens,
+    ("delete", "/api/v1/levels/{name}"): Permission.manage_tokens,
     ("post", "/map/login"): PUBLIC,
     ("post", "/m/login"): PUBLIC,
     ("post", "/m/login/preview"): PUBLIC,
@@ -89,7 +93,7 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("patch", "/ogc/collections/{collectionId}/items/{featureId}"): Permission.write_grids,
     ("delete", "/ogc/collections/{collectionId}/items/{featureId}"): Permission.write_grids,
 }
-WRITE_OPERATIONS_SERVED = 43  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 47  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
@@ -351,6 +355,18 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
             {"json": {"version": 0, "buildings": [f"{MICRO}B01"], "grid_code": FIELD_GRID}},
             404,
         ),
+        ("post", "/api/v1/drafts/{draft_id}/rebase"): (path, {"json": {"version": 0}}, 404),
+        ("post", "/api/v1/levels"): (
+            path,
+            {"json": {"name": "grid", "rank": 3, "label_zh": "网格"}},
+            409,
+        ),
+        ("patch", "/api/v1/levels/{name}"): (
+            "/api/v1/levels/no_such_level",
+            {"json": {"label_zh": "无"}},
+            404,
+        ),
+        ("delete", "/api/v1/levels/{name}"): ("/api/v1/levels/no_such_level", {}, 404),
         ("put", "/api/v1/calendar/{day}"): (path, {"json": {"workday": True}}, 200),
         ("put", "/api/v1/units/{code}"): (
             f"/api/v1/units/roles{serial}",
@@ -450,7 +466,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 43 * 25
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 47 * 25
     assert not wrong, "\n".join(wrong)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine
 
+from api.db import catalogue
 from api.db import indexes as index_rows
 from api.db.generations import NoActiveGeneration
 from api.limits import HeavyWork
@@ -269,6 +270,7 @@ class IndexStore:
                     dbapi.autocommit = True
                     with dbapi.cursor() as cursor:
                         cursor.execute(f"LISTEN {CHANNEL}")
+                        cursor.execute(f"LISTEN {catalogue.LEVELS_CHANNEL}")
                     self.refresh()  # anything published while we were not listening
                     while not self._stop.is_set():
                         ready, _, _ = select.select(
@@ -278,6 +280,8 @@ class IndexStore:
                             break
                         if ready:
                             dbapi.poll()
+                            if any(n.channel == catalogue.LEVELS_CHANNEL for n in dbapi.notifies):
+                                catalogue.forget_levels()  # an admin changed the levels
                             dbapi.notifies.clear()
                         self.refresh()
                 finally:

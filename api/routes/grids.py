@@ -30,11 +30,6 @@ router = APIRouter(
 GEOJSON: dict[str, Any] = {"content": {"application/geo+json": {}}}
 
 
-@router.get("/levels", summary="The grid hierarchy's levels (data, configurable)")
-def levels(connection: ConnectionDep, _: ReaderDep) -> list[dict[str, Any]]:
-    return grid_queries.levels(connection)
-
-
 @router.get("/generations", summary="Boundary versions and which one is active")
 def generations(connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
     items = list_generations(connection)
