@@ -306,36 +306,50 @@ def test_different_columns_of_one_grid_merge_and_undo_stops_at_the_rebase(client
     assert published.json()["lineage"] == []  # a rename, relative to the active generation
 
 
-def test_both_reshaping_one_boundary_conflicts_and_active_wins_cleanly(client, planner):
+@pytest.mark.parametrize("choice", ["draft", "active"])
+def test_both_reshaping_one_boundary_conflicts_and_either_side_wins_cleanly(
+    client, planner, choice
+):
     first = _draft(client, planner, "甲")
     second = _draft(client, planner, "乙")
     a, b, _ = _reshape(client, planner, first, 0)
     a2, b2, _ = _reshape(client, planner, second, 0, take=2)  # the same boundary, further
     assert (a, b) == (a2, b2)
+    drafted = _grids(client, second["generation_id"], level="grid", parent=COMMUNITY)
     assert _publish(client, planner, first, 1).status_code == 200
     refused = _publish(client, planner, second, 1)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "rebase_conflicts"
     conflicts = {c["code"]: c for c in refused.json()["error"]["details"]}
-    assert {a, b} <= set(conflicts)
+    assert {a, b} <= set(conflicts) and len(conflicts) == len(refused.json()["error"]["details"])
     assert conflicts[a]["draft"]["action"] == "reshape" == conflicts[a]["active"]["action"]
     assert conflicts[a]["draft"]["area_m2"] > conflicts[a]["active"]["area_m2"]
-    resolutions = {code: "active" for code in conflicts}
+    assert conflicts[b]["draft"]["area_m2"] < conflicts[b]["active"]["area_m2"]
+    # Both edits moved the same micro-grids: a resolution keeps or drops a whole edit.
+    half = {a: choice, b: "draft" if choice == "active" else "active"}
+    mixed = client.post(
+        REBASE.format(id=second["id"]),
+        headers=planner,
+        json={"version": 1, "resolutions": {**{c: choice for c in conflicts}, **half}},
+    )
+    assert mixed.status_code == 422, mixed.text
+    assert (mixed.json()["error"]["code"], mixed.json()["error"]["where"]) == (
+        "resolutions_contradict",
+        "body.resolutions",
+    )
     answer = client.post(
         REBASE.format(id=second["id"]),
         headers=planner,
-        json={"version": 1, "resolutions": resolutions},
+        json={"version": 1, "resolutions": {c: choice for c in conflicts}},
     )
     assert answer.status_code == 200, answer.text
-    assert answer.json()["check"]["errors"] == 0, (
-        answer.json()["check"],
-        answer.json()["resolved"],
-        [c["code"] for c in answer.json()["from_active"]],
-        answer.json()["healed"],
-        sorted(conflicts),
-    )
+    assert answer.json()["check"]["errors"] == 0, answer.json()["check"]
     assert _publish(client, planner, second, 2).status_code == 200
     now = _grids(client, second["generation_id"], level="grid", parent=COMMUNITY)
-    wanted = _grids(client, first["generation_id"], level="grid", parent=COMMUNITY)
+    wanted = (
+        drafted
+        if choice == "draft"
+        else _grids(client, first["generation_id"], level="grid", parent=COMMUNITY)
+    )
     assert now[a][1].equals(wanted[a][1]) and now[b][1].equals(wanted[b][1])
 
 
@@ -401,3 +415,37 @@ def test_concurrent_publishes_and_rebases_serialise(client, planner, engine):
             {"d": fourth["id"]},
         ).scalar()
     assert (base, rebases) == (third["generation_id"], 1)
+
+
+def test_a_draft_grid_overlapping_a_grid_the_active_side_changed_conflicts(client, planner):
+    first = _draft(client, planner, "甲")
+    second = _draft(client, planner, "乙")
+    a, b, _ = _reshape(client, planner, first, 0)
+    grids = _grids(client, 1, level="grid", parent=COMMUNITY)
+    c = next(
+        code
+        for code, (_, shape) in sorted(grids.items())
+        if code not in (a, b) and shape.intersection(grids[a][1]).length > 5e-4
+    )
+    # Redrawn alone (neighbours untouched), c now reaches into a, which the other draft changed.
+    reach = grids[a][1].intersection(grids[c][1].buffer(1e-4, join_style="mitre"))
+    drawn = shapely.union_all([grids[c][1], reach])
+    redrawn = client.put(
+        f"/api/v1/drafts/{second['id']}/grids/{c}",
+        headers=planner,
+        json={"geometry": json.loads(shapely.to_geojson(drawn)), "version": 0},
+    )
+    assert redrawn.status_code == 200, redrawn.text
+    assert _publish(client, planner, first, 1).status_code == 200
+    url = REBASE.format(id=second["id"])
+    refused = client.post(url, headers=planner, json={"version": 1})
+    assert refused.status_code == 409, refused.text
+    details = refused.json()["error"]["details"]
+    assert [(x["code"], x["kind"], x["other_code"]) for x in details] == [(c, "overlap", a)]
+    assert details[0]["active"]["code"] == a and details[0]["active"]["action"] == "reshape"
+    assert details[0]["draft"]["action"] == "reshape"
+    answer = client.post(url, headers=planner, json={"version": 1, "resolutions": {c: "active"}})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["check"]["errors"] == 0 and answer.json()["carried"] == []
+    now = _grids(client, second["generation_id"], level="grid", parent=COMMUNITY)
+    assert now[c][1].equals(grids[c][1])

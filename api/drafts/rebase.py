@@ -140,15 +140,20 @@ def find_conflicts(s: Sides) -> dict[str, dict[str, Any]]:
         parent = row.parent_code if row else None
         if parent and not in_result(parent) and parent in s.draft_codes:
             conflicts[code] = _conflict(s, code, "parent_removed", parent)
-    theirs = [c for c in sorted(s.take_active - s.drafted) if c in s.active]
+    # Only outlines moved by both sides can overlap: the draft's against the active side's.
+    theirs = [
+        c
+        for c in sorted(s.take_active | set(s.merged))
+        if c in s.active and cmp.moved(s.base.get(c), s.active[c])
+    ]
     tree = shapely.STRtree([s.active[c].geom for c in theirs])
     for code in sorted(s.take_draft - set(conflicts)):
-        mine = s.mine(code)
-        if mine is None:
+        mine = s.draft.get(code)
+        if mine is None or not cmp.moved(s.base.get(code), mine):
             continue
         for index in tree.query(mine.geom, predicate="intersects"):
             other = s.active[theirs[int(index)]]
-            if other.level != mine.level:
+            if other.level != mine.level or other.code == code:
                 continue
             overlap = mine.geom.intersection(other.geom)
             if not overlap.is_empty and cmp.m2(overlap) > OVERLAP_M2:
@@ -200,18 +205,19 @@ def _resolve(
 
 
 def _heal(s: Sides) -> dict[str, GridRow]:
-    """Where rows from the two sides meet, each gets the other's vertices on its edges (no
-    T-junctions); the rows that changed."""
-    rows = {c: row for c in s.take_draft if (row := s.mine(c)) is not None}
-    rows.update({c: s.active[c] for c in s.take_active if c in s.active})
-    if not rows or not ((s.take_draft and s.take_active) or s.merged):
-        return {}
-    fresh = {tuple(p) for r in rows.values() for p in shapely.get_coordinates(r.geom)}
-    levels = {r.level for r in rows.values()}
-    return {
-        code: GridRow(**{**vars(rows[code]), "geom": geometry})
-        for code, geometry in vertices_inserted(rows, levels, fresh).items()
-    }
+    """Where rows from the two sides meet, each gets the other side's vertices on its edges
+    (no T-junctions); the rows that changed. A side's own rows already match each other."""
+    mine = {c: row for c in s.take_draft if (row := s.mine(c)) is not None}
+    theirs = {c: s.active[c] for c in s.take_active if c in s.active}
+    healed: dict[str, GridRow] = {}
+    for rows, other in ((mine, theirs), (theirs, mine)):
+        if not rows or not other:
+            continue
+        fresh = {tuple(p) for r in other.values() for p in shapely.get_coordinates(r.geom)}
+        levels = {r.level for r in other.values()}
+        for code, geometry in vertices_inserted(rows, levels, fresh).items():
+            healed[code] = GridRow(**{**vars(rows[code]), "geom": geometry})
+    return healed
 
 
 def _lineage(s: Sides, dropped: set[str], final: set[str]) -> list[list[str | None]]:
@@ -270,16 +276,17 @@ def rebase_in(
         written.add(code)
     dropped = {c for v in affected.values() for c in v} & (s.drafted - s.take_draft)
     final = set(draft_grids.codes_in(connection, own))
-    carried = s.take_draft & s.drafted
+    carried = s.take_draft & s.drafted - set(s.merged)
     details = {
         "from_generation": draft.base_generation,
         "to_generation": active,
         "carried": sorted(carried),
+        "merged": sorted(set(s.merged) & s.take_draft),
         "from_active": sorted(s.take_active & s.activated),
         "resolutions": dict(sorted(resolutions.items())),
         "dropped": sorted(dropped),
         "healed": sorted(healed),
-        "groups": cmp.components(s.draft_groups, carried),
+        "groups": cmp.components(s.draft_groups, s.take_draft & s.drafted),
         "lineage": _lineage(s, dropped, final),
     }
     draft_rows.move_base(connection, draft.id, active)
@@ -293,7 +300,17 @@ def rebase_in(
         "rebased": True,
         "from_generation": draft.base_generation,
         "base_generation": active,
-        "carried": _listed(s, carried, {**s.draft, **s.merged}, s.draft_pairs),
+        "carried": _listed(s, carried, s.draft, s.draft_pairs),
+        "merged": [
+            {
+                "code": c,
+                "level": row.level,
+                "draft": cmp.change(c, s.base.get(c), s.draft.get(c), s.draft_pairs),
+                "active": cmp.change(c, s.base.get(c), s.active.get(c), s.active_pairs),
+            }
+            for c, row in sorted(s.merged.items())
+            if c in s.take_draft
+        ],
         "from_active": _listed(s, s.take_active & s.activated, s.active, s.active_pairs),
         "resolved": [
             {"code": c, "resolution": resolutions[c], "grids": affected[c]}
@@ -326,6 +343,7 @@ def rebase_draft(
                 "from_generation": draft.base_generation,
                 "base_generation": draft.base_generation,
                 "carried": [],
+                "merged": [],
                 "from_active": [],
                 "resolved": [],
                 "healed": [],

@@ -27,6 +27,11 @@ def same_outline(a: shapely.Geometry, b: shapely.Geometry) -> bool:
     return bool(shapely.hausdorff_distance(a, b) <= SAME_GEOMETRY_DEG)
 
 
+def moved(before: GridRow | None, after: GridRow) -> bool:
+    """The outline is new or moved (more than gaining vertices)."""
+    return before is None or not same_outline(before.geom, after.geom)
+
+
 def merged_row(b: GridRow | None, a: GridRow | None, d: GridRow | None) -> GridRow | None:
     """Both sides changed the grid: column by column, the side that changed a column gives it
     (an outline that only gained vertices counts as unchanged); None when a column was changed
