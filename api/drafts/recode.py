@@ -82,7 +82,8 @@ def keep_code_rule(
             continue
         # Their children must be in memory to follow the new codes (normally loaded already).
         for code, row in draft_grids.children_rows(connection, generation, broken).items():
-            edit.rows.setdefault(code, row)
+            if code not in edit.removed:
+                edit.rows.setdefault(code, row)
         by_parent: dict[str | None, list[str]] = {}
         for code in broken:
             by_parent.setdefault(edit.rows[code].parent_code, []).append(code)
