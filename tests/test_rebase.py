@@ -449,3 +449,33 @@ def test_a_draft_grid_overlapping_a_grid_the_active_side_changed_conflicts(clien
     assert answer.json()["check"]["errors"] == 0 and answer.json()["carried"] == []
     now = _grids(client, second["generation_id"], level="grid", parent=COMMUNITY)
     assert now[c][1].equals(grids[c][1])
+
+
+def test_a_clean_rebase_that_fails_the_check_publishes_nothing_and_changes_nothing(client, planner):
+    first = _draft(client, planner, "甲")
+    second = _draft(client, planner, "乙")
+    a, _, _ = _reshape(client, planner, first, 0)
+    near = _grids(client, 1, level="grid", parent=COMMUNITY)[a][1]
+    communities = _grids(client, 1, level="community")
+    far = max(communities, key=lambda c: communities[c][1].distance(near))
+    grids = _grids(client, 1, level="grid", parent=far)
+    x, y = _neighbours(grids)
+    # Far from the other draft's change, x is redrawn over its neighbour y: an overlap.
+    drawn = shapely.union_all(
+        [grids[x][1], grids[y][1].intersection(grids[x][1].buffer(1e-4, join_style="mitre"))]
+    )
+    redrawn = client.put(
+        f"/api/v1/drafts/{second['id']}/grids/{x}",
+        headers=planner,
+        json={"geometry": json.loads(shapely.to_geojson(drawn)), "version": 0},
+    )
+    assert redrawn.status_code == 200, redrawn.text
+    assert _publish(client, planner, first, 1).status_code == 200
+    before = _state(client, second)
+    refused = _publish(client, planner, second, 1)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "coverage_errors"
+    assert "变基" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["details"][0]["by_kind"]["overlaps"] >= 1
+    assert _state(client, second) == before == (1, 1, first["generation_id"])
+    history = client.get(f"/api/v1/drafts/{second['id']}").json()["edits"]
+    assert [e["operation"] for e in history] == ["redraw"]
