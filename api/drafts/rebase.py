@@ -209,14 +209,17 @@ def _heal(s: Sides) -> dict[str, GridRow]:
     (no T-junctions); the rows that changed. A side's own rows already match each other."""
     mine = {c: row for c in s.take_draft if (row := s.mine(c)) is not None}
     theirs = {c: s.active[c] for c in s.take_active if c in s.active}
+    merged = {c: row for c, row in s.merged.items() if c in mine}  # may hold A's outline
+    plain = {c: row for c, row in mine.items() if c not in merged}
     healed: dict[str, GridRow] = {}
-    for rows, other in ((mine, theirs), (theirs, mine)):
+    for rows, other in ((mine, theirs), (theirs, mine), (merged, plain)):
         if not rows or not other:
             continue
         fresh = {tuple(p) for r in other.values() for p in shapely.get_coordinates(r.geom)}
         levels = {r.level for r in other.values()}
-        for code, geometry in vertices_inserted(rows, levels, fresh).items():
-            healed[code] = GridRow(**{**vars(rows[code]), "geom": geometry})
+        current = {c: healed.get(c, row) for c, row in rows.items()}
+        for code, geometry in vertices_inserted(current, levels, fresh).items():
+            healed[code] = GridRow(**{**vars(current[code]), "geom": geometry})
     return healed
 
 
@@ -271,9 +274,9 @@ def rebase_in(
         written.add(code)
     for code in sorted((set(healed) | set(s.merged)) & s.take_draft):
         row = healed.get(code) or s.mine(code)
-        assert row is not None  # healed and merged rows exist
-        draft_grids.write(connection, own, row)
-        written.add(code)
+        if row is not None:  # healed and merged rows always are
+            draft_grids.write(connection, own, row)
+            written.add(code)
     dropped = {c for v in affected.values() for c in v} & (s.drafted - s.take_draft)
     final = set(draft_grids.codes_in(connection, own))
     carried = s.take_draft & s.drafted - set(s.merged)
