@@ -344,7 +344,7 @@ def test_draft_list_shows_token_names_only_to_unscoped_roles(pages, hostile):
     for headers in (cookie(hostile.tokens["viewer"]), {}):
         listed = pages.get("/map/editor", headers=headers).text
         assert shows(listed, DRAFT_NAME) and not shows(listed, TOKEN_NAME)
-        assert re.search(r"token:\d+）", listed)
+        assert re.search(r"<td data-label=\"创建人\">token:\d+</td>", listed)
 
 
 def test_pages_revalidate_with_their_etag(pages, hostile):
@@ -416,3 +416,90 @@ def test_folium_output_that_could_end_a_script_is_refused():
     folium.Marker([31.3, 120.7], tooltip="</script><script>window.__pwned=1</script>").add_to(fmap)
     with pytest.raises(UnsafeFoliumOutput):
         render_map(fmap)
+
+
+EDITOR_TOOLS = [
+    "wg-tool-select",
+    "wg-split",
+    "wg-merge",
+    "wg-create",
+    "wg-delete",
+    "wg-attributes",
+    "wg-parent",
+    "wg-reassign",
+    "wg-undo",
+    "wg-check-now",
+    "wg-publish",
+    "wg-diff",
+]
+
+
+def test_draft_list_is_a_styled_chinese_page(pages, hostile):
+    tokens = hostile.tokens
+    planner = pages.get("/map/editor", headers=cookie(tokens["planner"]))
+    tags = assert_safe_page(planner)
+    source = planner.text
+    sheets = [a["href"] for t, a in tags.tags if t == "link" and a.get("rel") == "stylesheet"]
+    assert sheets == ["/static/wangge/editor.css"]
+    css = pages.get("/static/wangge/editor.css")
+    assert (
+        css.status_code == 200 and ".wg-draft-table" in css.text and "max-width: 899px" in css.text
+    )
+    assert '<html lang="zh-CN">' in source and 'name="viewport"' in source
+    headers = re.findall(r"<th>([^<]*)</th>", source)
+    assert headers == ["草稿", "基于", "版本", "创建人", "更新时间", "操作"]
+    rows = [a for t, a in tags.tags if t == "tr" and "data-draft" in a]
+    assert [r["data-draft"] for r in rows] == [str(hostile.draft_id)]
+    name = re.search(r'<span class="wg-name">(.*?)</span>', source).group(1)
+    assert name == str(escape(DRAFT_NAME))  # escaped text, never markup
+    assert '<td data-label="基于">第 1 版</td>' in source
+    assert re.search(r'<time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d</time>', source)
+    links = {a["href"] for t, a in tags.tags if t == "a"}
+    draft = hostile.draft_id
+    assert {f"/map/drafts/{draft}/edit", f"/map/drafts/{draft}/diff"} <= links
+    discard = [a for t, a in tags.tags if t == "button" and "data-discard" in a]
+    assert discard == [
+        {"type": "button", "class": "wg-danger", "data-discard": str(draft), "data-version": "0"}
+    ]
+    for label in (
+        "新建草稿",
+        "自动划分建议",
+        "生成建议草稿",
+        "最少户数",
+        "最多户数",
+        "现行版本：第 1 版",
+    ):
+        assert label in source, label
+    assert "wg-readonly" not in source
+    # Readers see the list, without the discard buttons, and are told what a write needs.
+    viewer = pages.get("/map/editor", headers=cookie(tokens["viewer"]))
+    assert "data-discard" not in viewer.text and 'id="wg-readonly"' in viewer.text
+
+
+def test_editor_page_offers_every_tool_and_loads_only_the_view(pages, hostile):
+    path = f"/map/drafts/{hostile.draft_id}/edit"
+    response = pages.get(path, headers=cookie(hostile.tokens["planner"]))
+    tags = assert_safe_page(response)
+    ids = {a.get("id") for t, a in tags.tags if t in ("button", "a")}
+    assert set(EDITOR_TOOLS) <= ids
+    data = page_data(response.text)
+    assert data["canEdit"] and data["open"] and data["level"] == "grid"
+    assert data["parentLevel"] == "community" and data["childLevel"] == "micro_grid"
+    assert [k["name"] for k in data["kinds"]] == ["commercial", "office", "other", "residential"]
+    assert [lv["name"] for lv in data["levels"]] == ["street", "community", "grid", "micro_grid"]
+    (south, west), (north, east) = data["bounds"]  # the first community, not the street
+    assert 0 < north - south < 0.02 and 0 < east - west < 0.02
+    scripts = [a["src"] for t, a in tags.tags if t == "script" and a.get("src")]
+    assert scripts[-2:] == ["/static/wangge/editor.js", "/static/wangge/editor_tools.js"]
+    for script in scripts[-2:]:
+        code = pages.get(script).text
+        assert "limit=5000" not in code and "innerHTML" not in code  # by view; text only
+    assert "bbox" in pages.get("/static/wangge/editor.js").text
+    # focus= opens at a grid; an unknown one falls back to the first community.
+    focused = page_data(pages.get(path + f"?focus={MICRO_GRID}").text)["bounds"]
+    assert focused[1][0] - focused[0][0] < north - south
+    assert page_data(pages.get(path + "?focus=nope").text)["bounds"] == data["bounds"]
+    assert pages.get(path + "?focus=" + "9" * 65).status_code == 422
+    # A reader gets the page read-only.
+    reader = page_data(pages.get(path, headers=cookie(hostile.tokens["viewer"])).text)
+    assert reader["canEdit"] is False

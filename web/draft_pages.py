@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import folium
 import numpy as np
 import shapely
 from branca.element import MacroElement
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from folium.elements import JSCSSMixin
 from folium.template import Template
 from shapely.geometry import mapping
 
+from api.auth import Permission, Principal
+from api.coverage import KIND_LABELS as KIND_LABELS_CHECK
+from api.db.catalogue import grid_kinds, grid_levels
+from api.db.drafts import find_drafts
+from api.db.filters import Page
+from api.db.generations import generation_at
+from api.db.grids import select_grids
 from api.deps import ConnectionDep, ReaderDep
 from api.drafts.diff import diff_with_outlines
-from api.drafts.versions import draft_by_id, list_drafts
+from api.drafts.versions import draft_by_id
 from api.errors import error_responses
 from api.privacy import Caller, public_actor
 from api.routes.params import known_level
+from spatial.coverage_report import WARNING_KINDS
 from spatial.crs import WGS84, transform
 from web.maps import MapFactory, render_map
 from web.render import page
@@ -29,6 +39,16 @@ HTML: dict[str, Any] = {"content": {"text/html": {}}}
 GEOMAN = "/static/vendor/@geoman-io/leaflet-geoman-free/dist"
 CHANGE_LABELS = {"added": "新增", "removed": "删除", "changed": "修改"}
 HOUSEHOLD_SHADES = (("#e53e3e", "超过上限"), ("#38a169", "在范围内"), ("#dd6b20", "低于下限"))
+KIND_LABELS = {"residential": "村居", "commercial": "商圈", "office": "楼宇", "other": "其他"}
+SOURCE_LABELS = {
+    "copy": "复制现行版本",
+    "suggest": "自动划分建议",
+    "fix": "覆盖修复建议",
+    "import": "文件导入",
+}
+CHINA = ZoneInfo("Asia/Shanghai")
+VIEW_LIMIT = 1500
+BUILDINGS_MIN_ZOOM = 16
 
 
 class GeomanAssets(JSCSSMixin, MacroElement):
@@ -54,6 +74,29 @@ def _child_level(connection: ConnectionDep, level: str) -> str | None:
     return levels[index + 1] if index + 1 < len(levels) else None
 
 
+def _start_bounds(
+    connection: ConnectionDep, factory: MapFactory, generation: int, level: str, focus: str | None
+) -> list[list[float]] | None:
+    """Where the editor opens: the `focus` grid, else the first grid of the level above (a
+    community when editing grids). The page then loads only the grids in view, never a district."""
+    levels = known_level(connection, level)
+    above = levels[max(levels.index(level) - 1, 0)]
+    rows = select_grids(connection, generation, code=focus, geometry="wkb") if focus else []
+    if not rows:
+        rows = select_grids(connection, generation, level=above, page=Page(1), geometry="wkb")
+    if not rows:
+        return None
+    return factory.bounds(np.asarray([shapely.from_wkb(bytes(r.wkb)) for r in rows]))
+
+
+def _can_edit(principal: Principal | None) -> bool:
+    return principal is not None and principal.can(Permission.write_grids)
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+
+
 @router.get(
     "/map/editor",
     response_class=HTMLResponse,
@@ -63,27 +106,50 @@ def _child_level(connection: ConnectionDep, level: str) -> str | None:
 def editor_home(request: Request, connection: ConnectionDep, principal: ReaderDep) -> HTMLResponse:
     caller = Caller(principal)
     drafts = [
-        {**d, "created_by": public_actor(d["created_by"], caller)}
-        for d in list_drafts(connection, "open")
+        {
+            **d.as_json(),
+            "created_by": public_actor(d.created_by, caller),
+            "created": _when(d.created_at),
+            "updated": _when(d.updated_at),
+            "source_label": SOURCE_LABELS.get(d.source, d.source),
+        }
+        for d in find_drafts(connection, "open")
     ]
-    return page(request, "drafts.html", title="网格草稿 · wangge", drafts=drafts)
+    try:
+        active: int | None = generation_at(connection)
+    except LookupError:
+        active = None
+    return page(
+        request,
+        "drafts.html",
+        title="网格草稿 · wangge",
+        drafts=drafts,
+        active=active,
+        can_edit=_can_edit(principal),
+        page_data={"drafts": [{"id": d["id"], "version": d["version"]} for d in drafts]},
+    )
 
 
 @router.get(
     "/map/drafts/{draft_id}/edit",
     response_class=HTMLResponse,
     responses={200: HTML},
-    summary="草稿编辑: drag boundaries with snapping, split along a line, undo; checks and statistics refresh",
+    summary="草稿编辑: every edit of the drafts API as a tap (drag, split, merge, create, delete, "
+    "attributes, parent, buildings, undo, publish); checks and statistics refresh",
 )
 def editor_page(
     draft_id: int,
     request: Request,
     connection: ConnectionDep,
-    _: ReaderDep,
+    principal: ReaderDep,
     level: str = "grid",
+    focus: Annotated[str | None, Query(max_length=64, description="Open at this grid")] = None,
 ) -> HTMLResponse:
     draft = draft_by_id(connection, draft_id)
     child_level = _child_level(connection, level)
+    levels = grid_levels(connection)
+    names = [lv.name for lv in levels]
+    parent_level = names[names.index(level) - 1] if names.index(level) > 0 else None
     factory = _factory(request)
     fmap = factory.new_map()
     GeomanAssets().add_to(fmap)
@@ -97,14 +163,31 @@ def editor_page(
         heading=title,
         draft=draft,
         shades=HOUSEHOLD_SHADES,
+        can_edit=_can_edit(principal),
+        level_label=next(lv.label_zh for lv in levels if lv.name == level),
         page_data={
             "map": rendered.name,
             "draft": draft_id,
             "version": draft.version,
+            "open": draft.status == "open",
+            "canEdit": _can_edit(principal),
             "generation": draft.generation_id,
             "level": level,
             "childLevel": child_level,
+            "parentLevel": parent_level,
+            "levels": [{"name": lv.name, "label": lv.label_zh} for lv in levels],
+            "kinds": [
+                {"name": kind, "label": KIND_LABELS.get(kind, kind)}
+                for kind in grid_kinds(connection)
+            ],
+            "bounds": _start_bounds(connection, factory, draft.generation_id, level, focus),
+            "focus": focus,
             "outCrs": factory.api_crs,
+            # Grids in view per request; more means "zoom in" rather than a district at once.
+            "viewLimit": VIEW_LIMIT,
+            "buildingsMinZoom": BUILDINGS_MIN_ZOOM,
+            "findingLabels": KIND_LABELS_CHECK,
+            "warningKinds": list(WARNING_KINDS),
         },
     )
 

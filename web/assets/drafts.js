@@ -1,22 +1,59 @@
-/* Draft list: start a draft from the active generation, or an auto-suggested partition. */
+/* Draft list (网格草稿): start a draft from the active generation or an auto-suggested partition,
+   discard one. Messages come from the API's JSON (Chinese) and go in as text. */
 (function () {
   "use strict";
   var wg = window.wangge;
   var $ = function (id) { return document.getElementById(id); };
 
-  function start(path, body) {
+  function say(text, ok) {
+    var msg = $("msg");
+    msg.textContent = text;
+    msg.className = ok ? "wg-ok" : "";
+  }
+
+  function failed(result) {
+    var error = (result.body && result.body.error) || {};
+    if (result.status === 401) return "请先用规划员令牌登录";
+    return error.message || ("操作失败（HTTP " + result.status + "）");
+  }
+
+  function start(path, body, button) {
+    button.disabled = true;
+    say("处理中…", true);
     wg.api("POST", path, body).then(function (r) {
-      if (!r.ok) throw r.body.error || {};
+      button.disabled = false;
+      if (!r.ok) { say(failed(r)); return; }
       window.location.href = "/map/drafts/" + encodeURIComponent(r.body.id) + "/edit";
-    }).catch(function (error) {
-      $("msg").textContent = (error && error.message) || "失败";
-    });
+    }).catch(function () { button.disabled = false; say("网络错误，请重试"); });
   }
 
   $("new").addEventListener("click", function () {
-    start("/drafts", { name: $("name").value || "未命名草稿" });
+    start("/drafts", { name: $("name").value.trim() || "未命名草稿" }, $("new"));
   });
+
   $("suggest").addEventListener("click", function () {
-    start("/drafts/suggest", { community: $("community").value });
+    var community = $("community").value.trim();
+    if (!community) { say("请填写社区编码"); $("community").focus(); return; }
+    var body = { community: community };
+    var low = parseInt($("households-min").value, 10), high = parseInt($("households-max").value, 10);
+    if (!isNaN(low)) body.households_min = low;
+    if (!isNaN(high)) body.households_max = high;
+    start("/drafts/suggest", body, $("suggest"));
+  });
+
+  Array.prototype.forEach.call(document.querySelectorAll("button[data-discard]"), function (button) {
+    button.addEventListener("click", function () {
+      var id = button.dataset.discard;
+      var row = button.closest("tr");
+      var name = row.querySelector(".wg-name").textContent;
+      if (!window.confirm("放弃草稿“" + name + "”？放弃后不能再编辑（记录保留）。")) return;
+      button.disabled = true;
+      wg.api("POST", "/drafts/" + encodeURIComponent(id) + "/discard",
+             { version: Number(button.dataset.version) }).then(function (r) {
+        if (!r.ok) { button.disabled = false; say(failed(r)); return; }
+        row.parentNode.removeChild(row);
+        say("已放弃草稿 #" + id, true);
+      });
+    });
   });
 })();

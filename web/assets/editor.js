@@ -1,21 +1,33 @@
-/* wangge draft editor: pick a grid, drag its vertices (snapping to neighbours and micro-grids),
-   cut it along a drawn line; every change is saved to the drafts API at once, then the coverage
-   check and the grid statistics refresh. Writes go through wangge.api (web/assets/wangge.js).
-   Names and codes reach the page as text only (tooltips, the statistics panel). */
+/* wangge draft editor, the core: the grids in view (loaded per view from the GeoJSON API, never a
+   whole district), their live statistics, the coverage check, the version every edit carries,
+   and one path for every edit's answer. The tools (split, merge, create, delete, attributes,
+   parent, buildings, publish) are in editor_tools.js. Writes go through wangge.api
+   (web/assets/wangge.js); names and codes reach the page as text only. */
 (function () {
   "use strict";
   var wg = window.wangge;
   var cfg = wg.page();
   var map = window[cfg.map];
-  var state = { version: cfg.version, selected: null, stats: {}, busy: false, check: null };
+  var state = {
+    version: cfg.version, selected: null, stats: {}, check: null, checkedVersion: null,
+    tool: "select", picked: [], target: null, editable: cfg.open && cfg.canEdit, loads: 0,
+  };
   var snap = { snappable: true, snapDistance: 20, allowSelfIntersection: false };
   var $ = function (id) { return document.getElementById(id); };
   var api = wg.api;
+  if (map.pm && map.pm.setLang) map.pm.setLang("zh");
 
   function say(text, bad) {
     var el = $("wg-status");
     el.textContent = text;
-    el.style.color = bad ? "#c53030" : "#2f855a";
+    el.className = bad ? "wg-bad" : "wg-ok";
+  }
+
+  // The API's own Chinese message for a refused request (every error body carries one).
+  function problem(result, fallback) {
+    if (result.status === 401) return "请先用规划员令牌登录（右上角“登录”）";
+    var error = (result.body && result.body.error) || {};
+    return error.message || fallback || ("请求失败（HTTP " + result.status + "）");
   }
 
   function colour(stats) {
@@ -25,17 +37,26 @@
     return "#38a169";
   }
 
+  function styleOf(f) {
+    var code = f.properties.code;
+    var selected = code === state.selected, picked = state.picked.indexOf(code) >= 0;
+    var target = code === state.target;
+    return {
+      color: target ? "#6b46c1" : picked ? "#2b6cb0" : selected ? "#1a202c" : "#2d3748",
+      weight: target || picked ? 4 : selected ? 3 : 1.5,
+      dashArray: picked ? "6 4" : null,
+      fillColor: colour(state.stats[code]),
+      fillOpacity: picked || target ? 0.55 : 0.35,
+    };
+  }
+
   var grids = L.geoJSON(null, {
-    style: function (f) {
-      var selected = f.properties.code === state.selected;
-      return { color: selected ? "#1a202c" : "#2d3748", weight: selected ? 3 : 1.5,
-               fillColor: colour(state.stats[f.properties.code]), fillOpacity: 0.35 };
-    },
+    style: styleOf,
     onEachFeature: function (f, layer) {
       layer.bindTooltip(function () {
         return wg.el("div", f.properties.name + "（" + f.properties.code + "）");
       }, { sticky: true });
-      layer.on("click", function () { select(f.properties.code); });
+      layer.on("click", function () { tap(f.properties.code); });
       layer.on("pm:edit", function () { queueSave(f.properties.code, layer); });
     },
   }).addTo(map);
@@ -50,37 +71,107 @@
     return found;
   }
 
-  function fetchLevel(level) {
-    return fetch("/api/v1/grids?limit=5000&generation=" + cfg.generation + "&level=" + level +
-                 "&out_crs=" + cfg.outCrs, { credentials: "same-origin" })
-      .then(function (r) { return r.json(); });
+  function featureOf(code) {
+    var layer = layerOf(code);
+    return layer ? layer.feature : null;
   }
 
-  function load() {
-    var jobs = [fetchLevel(cfg.level),
-                api("GET", "/drafts/" + cfg.draft + "/stats?level=" + cfg.level)];
-    if (cfg.childLevel) jobs.push(fetchLevel(cfg.childLevel));
-    return Promise.all(jobs).then(function (results) {
-      state.stats = {};
-      results[1].body.grids.forEach(function (s) { state.stats[s.code] = s; });
-      grids.clearLayers();
-      grids.addData(results[0]);
-      children.clearLayers();
-      if (results[2]) children.addData(results[2]);
-      if (!state.fitted && grids.getLayers().length) { map.fitBounds(grids.getBounds()); state.fitted = true; }
-      if (state.selected && !layerOf(state.selected)) state.selected = null;
-      if (state.selected) select(state.selected);
-      renderStats();
+  // The view as a WGS84 bbox for the API. On GCJ-02 tiles the map's coordinates are shifted by
+  // up to ~600 m, so the box is widened enough to cover the shift.
+  function viewBox() {
+    var b = map.getBounds().pad(0.15);
+    var shift = cfg.outCrs === "EPSG:4326" ? 0 : 0.01;
+    var clamp = function (v, lo, hi) { return Math.max(lo, Math.min(hi, v)); };
+    return [clamp(b.getWest() - shift, -180, 179.999), clamp(b.getSouth() - shift, -90, 89.999),
+            clamp(b.getEast() + shift, -179.999, 180), clamp(b.getNorth() + shift, -89.999, 90)]
+      .map(function (v) { return v.toFixed(6); }).join(",");
+  }
+
+  // no-store: a draft's rows change under the same generation id, so a cached answer is stale.
+  function getJSON(path) {
+    return fetch(path, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+      return r.json().then(function (body) { return { ok: r.ok, status: r.status, body: body }; });
     });
   }
 
-  function select(code) {
+  function gridsUrl(level, limit) {
+    return "/api/v1/grids?" + new URLSearchParams({
+      generation: cfg.generation, level: level, bbox: viewBox(), limit: limit, out_crs: cfg.outCrs,
+    }).toString();
+  }
+
+  // Statistics of the grids in view, asked by code in batches (a district has too many to ask
+  // for by level).
+  function loadStats(codes) {
+    var batches = [];
+    for (var i = 0; i < codes.length; i += 150) batches.push(codes.slice(i, i + 150));
+    return Promise.all(batches.map(function (batch) {
+      var query = batch.map(function (c) { return "codes=" + encodeURIComponent(c); }).join("&");
+      return api("GET", "/drafts/" + cfg.draft + "/stats?" + query);
+    })).then(function (answers) {
+      answers.forEach(function (r) {
+        if (r.ok) r.body.grids.forEach(function (s) { state.stats[s.code] = s; });
+      });
+    });
+  }
+
+  function load() {
+    var ticket = ++state.loads;
+    var jobs = [getJSON(gridsUrl(cfg.level, cfg.viewLimit))];
+    if (cfg.childLevel) jobs.push(getJSON(gridsUrl(cfg.childLevel, cfg.viewLimit * 3)));
+    return Promise.all(jobs).then(function (results) {
+      if (ticket !== state.loads) return null;  // a newer view is on its way
+      var shown = results[0];
+      if (!shown.ok) { say(problem(shown), true); return null; }
+      var editing = state.selected && layerOf(state.selected) && layerOf(state.selected).pm.enabled();
+      if (editing) layerOf(state.selected).pm.disable();
+      grids.clearLayers();
+      grids.addData(shown.body);
+      children.clearLayers();
+      var kids = results[1];
+      if (kids && kids.ok && !kids.body.hasMore) children.addData(kids.body);
+      state.truncated = shown.body.hasMore;
+      var codes = shown.body.features.map(function (f) { return f.properties.code; });
+      if (state.selected && codes.indexOf(state.selected) < 0) state.selected = null;
+      return loadStats(codes).then(function () {
+        if (ticket !== state.loads) return;
+        restyle();
+        if (state.selected && state.tool === "select") enableVertices(state.selected);
+        renderStats();
+        document.dispatchEvent(new CustomEvent("wg:loaded"));
+      });
+    });
+  }
+
+  function restyle() { grids.setStyle(styleOf); }
+
+  function enableVertices(code) {
     grids.eachLayer(function (l) { if (l.pm.enabled()) l.pm.disable(); });
-    state.selected = code;
     var layer = layerOf(code);
-    if (layer) layer.pm.enable(snap);
-    grids.setStyle(grids.options.style);
+    if (layer && state.editable && state.tool === "select") layer.pm.enable(snap);
+  }
+
+  // A tap on a grid: what it means depends on the tool (editor_tools.js listens for wg:tap).
+  function tap(code) {
+    var event = new CustomEvent("wg:tap", { detail: { code: code }, cancelable: true });
+    if (!document.dispatchEvent(event)) return;  // a tool took it
+    select(code);
+  }
+
+  function select(code) {
+    state.selected = code;
+    enableVertices(code);
+    restyle();
     renderStats();
+    document.dispatchEvent(new CustomEvent("wg:selected", { detail: { code: code } }));
+  }
+
+  function statsLine(s) {
+    var range = s.households_range ? "（目标 " + s.households_range[0] + "–" + s.households_range[1] + "）" : "";
+    var deviation = s.household_deviation === null ? "" :
+      "，偏差 " + (s.household_deviation > 0 ? "+" : "") + s.household_deviation;
+    return "户数 " + s.households + range + deviation + "；楼栋 " + s.buildings + "，监控 " + s.cameras +
+      "，面积 " + (s.area_m2 / 10000).toFixed(2) + " 公顷";
   }
 
   function renderStats() {
@@ -88,114 +179,175 @@
     var panel = $("wg-stats");
     panel.textContent = "";
     if (s) {
-      var range = s.households_range ? "（目标 " + s.households_range[0] + "–" + s.households_range[1] + "）" : "";
-      var deviation = s.household_deviation === null ? "" :
-        "，偏差 " + (s.household_deviation > 0 ? "+" : "") + s.household_deviation;
-      wg.append(panel, [
-        wg.el("b", s.name), " " + s.code, wg.el("br"),
-        "户数 " + s.households + range + deviation, wg.el("br"),
-        "楼栋 " + s.buildings + "，监控 " + s.cameras + "，面积 " + (s.area_m2 / 10000).toFixed(2) + " 公顷",
-      ]);
+      wg.append(panel, [wg.el("b", s.name), " " + s.code, wg.el("br"), statsLine(s)]);
     } else {
-      panel.textContent = "点选一个网格：拖动顶点调整边界（会吸附到相邻网格与微网格的顶点和边），或画线分割。";
+      panel.textContent = state.editable ?
+        "点选一个网格：拖动顶点调整边界（吸附到相邻网格与下级网格），或用下方工具。" :
+        "点选网格查看统计。";
+    }
+    if (state.truncated) {
+      wg.append(panel, [wg.el("br"), wg.el("span", "视野内网格过多，只显示了一部分：请放大。", { "class": "wg-bad" })]);
     }
     var over = Object.keys(state.stats).filter(function (c) {
       var x = state.stats[c];
-      return x.households_range && (x.households > x.households_range[1] || x.households < x.households_range[0]);
+      return layerOf(c) && x.households_range &&
+        (x.households > x.households_range[1] || x.households < x.households_range[0]);
     });
-    wg.append(panel, [wg.el("br"), "超出户数范围的网格："]);
+    wg.append(panel, [wg.el("br"), "视野内超出户数范围："]);
     if (!over.length) panel.appendChild(document.createTextNode("无"));
-    over.forEach(function (code, i) {
-      var link = wg.el("a", code.slice(-3), { href: "#" });
+    over.slice(0, 30).forEach(function (code, i) {
+      var link = wg.el("a", code.slice(-3), { href: "#", title: code });
       link.addEventListener("click", function (event) {
         event.preventDefault();
-        select(code);
-        map.fitBounds(layerOf(code).getBounds());
+        tap(code);
       });
       wg.append(panel, [i ? " " : null, link]);
     });
     $("wg-version").textContent = state.version;
   }
 
+  // The grids an edit touched, with their fresh statistics (the edit's own answer).
+  function renderTouched(touched) {
+    var box = $("wg-touched");
+    box.textContent = "";
+    if (!touched || !touched.length) return;
+    var list = wg.el("ul");
+    touched.slice(0, 20).forEach(function (s) {
+      list.appendChild(wg.append(wg.el("li"), [wg.el("b", s.name), " " + s.code + "：" + statsLine(s)]));
+    });
+    wg.append(box, ["本次涉及 " + touched.length + " 个网格：", list]);
+  }
+
+  function renderRecoded(recoded) {
+    var box = $("wg-recoded");
+    box.textContent = "";
+    box.hidden = !(recoded && recoded.length);
+    if (box.hidden) return;
+    var list = wg.el("ul");
+    recoded.slice(0, 50).forEach(function (r) {
+      list.appendChild(wg.el("li", r.old_code + " → " + r.new_code + (r.parent_code ? "（上级 " + r.parent_code + "）" : "")));
+    });
+    wg.append(box, ["重新编码 " + recoded.length + " 个下级网格：", list]);
+  }
+
   function runCheck() {
-    $("wg-check").textContent = "检查中…";
+    $("wg-check").textContent = "覆盖检查中…";
+    var version = state.version;
     return api("POST", "/coverage/checks", { generation: cfg.generation }).then(function (r) {
-      if (!r.ok) { $("wg-check").textContent = r.body.error.message; return; }
+      if (!r.ok) { $("wg-check").textContent = problem(r); return null; }
       state.check = r.body;
-      state.checkedVersion = state.version;
+      state.checkedVersion = version;
       var s = r.body.summary;
       var report = $("wg-check");
       report.textContent = "";
       wg.append(report, [
-        "覆盖检查：错误 ", wg.el("b", s.errors), "，提示 " + s.warnings + " · ",
-        wg.el("a", "查看", { href: "/map/checks/" + encodeURIComponent(r.body.id), target: "_blank" }),
+        "覆盖检查：错误 ", wg.el("b", s.errors, s.errors ? { "class": "wg-bad" } : {}),
+        "，提示 " + s.warnings + " · ",
+        wg.el("a", "查看报告", { href: "/map/checks/" + encodeURIComponent(r.body.id), target: "_blank" }),
       ]);
+      document.dispatchEvent(new CustomEvent("wg:checked", { detail: r.body }));
+      return r.body;
     });
   }
 
+  // Reload after someone else saved: their version, their grids.
+  function reloadDraft() {
+    return api("GET", "/drafts/" + cfg.draft).then(function (d) {
+      if (d.ok) {
+        state.version = d.body.version;
+        if (d.body.status !== "open") setEditable(false);
+      }
+      return load();
+    }).then(runCheck);
+  }
+
+  // Every edit's answer goes through here: version, touched statistics, recoded codes, reload of
+  // the view and a fresh check; or the API's message, and the map put back as the server has it.
   function applied(result, message) {
     if (result.ok) {
       state.version = result.body.version;
       (result.body.touched || []).forEach(function (s) { state.stats[s.code] = s; });
       if (result.body.created && result.body.created.length) state.selected = result.body.created[0];
+      if (result.body.removed && result.body.removed.indexOf(state.selected) >= 0) state.selected = null;
       say(message + "（版本 " + state.version + "）");
+      renderTouched(result.body.touched);
+      renderRecoded(result.body.recoded);
+      document.dispatchEvent(new CustomEvent("wg:edited", { detail: result.body }));
       return load().then(runCheck).catch(function (error) {
         console.error(error);
         say("刷新失败：" + error, true);
-      });
+      }).then(function () { return result; });
     }
     var error = result.body.error || {};
-    say(error.message || "保存失败", true);
     if (error.code === "stale_draft") {
-      return api("GET", "/drafts/" + cfg.draft).then(function (d) { state.version = d.body.version; return load(); });
+      say(problem(result) + " —— 已重新载入最新版本，请重做这一步。", true);
+      return reloadDraft().then(function () { return result; });
     }
-    return load();  // put the map back as the server has it
+    say(problem(result, "保存失败"), true);
+    if (error.code === "draft_closed") setEditable(false);
+    return load().then(function () { return result; });  // put the map back as the server has it
+  }
+
+  // One edit: the draft's version is added to the body (or the query, for DELETE).
+  function edit(method, path, body, message) {
+    if (!state.editable) { say("此草稿只读", true); return Promise.resolve({ ok: false }); }
+    say("保存中…");
+    var payload = Object.assign({ version: state.version }, body || {});
+    if ($("wg-keep-codes") && $("wg-keep-codes").checked) payload.keep_codes = true;
+    var url = "/drafts/" + cfg.draft + path;
+    if (method === "DELETE") {
+      url += (url.indexOf("?") < 0 ? "?" : "&") + "version=" + state.version;
+      payload = undefined;
+    }
+    return api(method, url, payload).then(function (r) { return applied(r, message); },
+      function () { say("网络错误：未保存，请重试", true); return { ok: false }; });
   }
 
   var pending = null;
   function queueSave(code, layer) {
     clearTimeout(pending);
     pending = setTimeout(function () {
-      say("保存中…");
-      api("POST", "/drafts/" + cfg.draft + "/reshape",
-          { code: code, geometry: layer.toGeoJSON(false).geometry, version: state.version, crs: cfg.outCrs })
-        .then(function (r) { return applied(r, "已保存边界调整"); });
+      edit("POST", "/reshape", { code: code, geometry: layer.toGeoJSON(false).geometry, crs: cfg.outCrs },
+           "已保存边界调整");
     }, 250);
   }
 
-  map.on("pm:create", function (e) {
-    if (e.shape !== "Line") return;
-    var line = e.layer.toGeoJSON(false).geometry;
-    map.removeLayer(e.layer);
-    if (!state.selected) { say("请先点选要分割的网格", true); return; }
-    say("分割中…");
-    api("POST", "/drafts/" + cfg.draft + "/split",
-        { code: state.selected, line: line, version: state.version, crs: cfg.outCrs })
-      .then(function (r) { return applied(r, "已分割"); });
+  function setEditable(editable) {
+    state.editable = editable;
+    Array.prototype.forEach.call(document.querySelectorAll(".wg-tools button"), function (b) {
+      if (b.id !== "wg-check-now" && b.id !== "wg-tool-select") b.disabled = !editable;
+    });
+    if (!editable) grids.eachLayer(function (l) { if (l.pm.enabled()) l.pm.disable(); });
+  }
+
+  var moving = null;
+  map.on("moveend", function () {
+    clearTimeout(moving);
+    moving = setTimeout(function () { load(); }, 200);
   });
 
-  $("wg-split").addEventListener("click", function () {
-    if (!state.selected) { say("请先点选要分割的网格", true); return; }
-    map.pm.enableDraw("Line", snap);
-    say("画一条穿过网格的线，双击结束");
-  });
   $("wg-undo").addEventListener("click", function () {
-    api("POST", "/drafts/" + cfg.draft + "/undo", { version: state.version })
-      .then(function (r) { return applied(r, "已撤销上一步"); });
+    edit("POST", "/undo", {}, "已撤销上一步");
   });
   $("wg-check-now").addEventListener("click", runCheck);
-  $("wg-publish").addEventListener("click", function () {
-    var s = state.check && state.check.summary;
-    if (!s) { say("请先运行覆盖检查", true); return; }
-    if (s.errors) { say("覆盖检查还有错误，不能发布", true); return; }
-    if (!window.confirm("发布后本草稿立即生效，事件与查询随之切换。确定发布？")) return;
-    api("POST", "/drafts/" + cfg.draft + "/publish", { version: state.version, acknowledge_warnings: true })
-      .then(function (r) {
-        if (r.ok) say("已发布为第 " + r.body.generation + " 版，" + r.body.events_reassigned + " 个事件已改派");
-        else say(r.body.error.message, true);
-      });
-  });
 
-  window.wgEditor = { map: map, grids: grids, state: state, select: select, layerOf: layerOf };
-  load().then(runCheck).then(function () { say("就绪：点选网格开始编辑"); document.body.dataset.ready = "1"; });
+  window.wgEditor = {
+    map: map, grids: grids, children: children, state: state, cfg: cfg, select: select, tap: tap,
+    layerOf: layerOf, featureOf: featureOf, load: load, runCheck: runCheck, edit: edit, say: say,
+    problem: problem, restyle: restyle, enableVertices: enableVertices, getJSON: getJSON,
+    viewBox: viewBox, snap: snap, reloadDraft: reloadDraft, setEditable: setEditable, renderStats: renderStats,
+  };
+
+  setEditable(state.editable);
+  if (cfg.bounds) map.fitBounds(cfg.bounds, { animate: false });
+  else map.setView([31.3, 120.7], 14);
+  // fitBounds fires moveend (which loads); the first load is awaited here for the ready mark.
+  clearTimeout(moving);
+  load().then(function () {
+    if (cfg.focus && layerOf(cfg.focus)) select(cfg.focus);
+    return runCheck();
+  }).then(function () {
+    say(state.editable ? "就绪：点选网格开始编辑" : "只读：可查看统计与检查");
+    document.body.dataset.ready = "1";
+  });
 })();

@@ -1,0 +1,501 @@
+"""The draft editor and the draft list in a real browser (Debian's headless Chromium, playwright),
+at a phone's 390×844 and a desktop's 1920×1080.
+
+A planner taps through every tool on one draft — attributes, parent change (refused, with the
+API's Chinese message), merge, undo, split, create, delete, building reassignment, dragging a
+vertex, a stale version, publish — and after each the test asks the server what it stored, and
+checks that the page's version, statistics and coverage check followed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import shapely
+
+from tests.conftest import bearer, served
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1920, "height": 1080}}
+GRID = "320571005001001"
+TOOL_BUTTONS = [
+    *("wg-tool-select", "wg-split", "wg-merge", "wg-create", "wg-delete", "wg-attributes"),
+    *("wg-parent", "wg-reassign", "wg-undo", "wg-check-now", "wg-publish", "wg-diff"),
+]
+# The part of the map neither the status panel nor the tool sheet covers, as fitBounds padding.
+FREE_PADDING_JS = """() => {
+  const panel = document.querySelector('.wg-panel').getBoundingClientRect();
+  const sheet = document.querySelector('.wg-sheet').getBoundingClientRect();
+  const w = window.innerWidth, h = window.innerHeight;
+  if (sheet.top > h / 3) return [[12, panel.bottom + 12], [12, h - sheet.top + 12]];
+  return [[panel.right + 12, 12], [w - sheet.left + 12, 12]];
+}"""
+
+
+@pytest.fixture
+def live_server(settings) -> Iterator[str]:
+    with served(settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+def _shape(geojson) -> shapely.Geometry:
+    return shapely.from_geojson(json.dumps(geojson))
+
+
+def _grids(client, generation, **params) -> dict[str, tuple[dict, shapely.Geometry]]:
+    features = client.get(
+        "/api/v1/grids", params={"generation": generation, "limit": 5000, **params}
+    ).json()["features"]
+    return {f["properties"]["code"]: (f["properties"], _shape(f["geometry"])) for f in features}
+
+
+def _neighbour_pairs(grids) -> list[tuple[str, str]]:
+    """Pairs of grids sharing a long edge, in code order."""
+    items = sorted(grids.items())
+    return [
+        (code, other)
+        for i, (code, (_, shape)) in enumerate(items)
+        for other, (_, other_shape) in items[i + 1 :]
+        if shape.intersection(other_shape).length > 3e-4
+    ]
+
+
+def _junction(grids, code) -> tuple[float, float]:
+    """A vertex of `code` where it meets two siblings, away from the parent's edge."""
+    shapes = {c: s for c, (_, s) in grids.items()}
+    outline = shapely.union_all(list(shapes.values()))
+    for x, y in shapely.get_coordinates(shapes[code]):
+        point = shapely.Point(x, y)
+        touching = [c for c, s in shapes.items() if s.distance(point) < 1e-9]
+        if len(touching) == 3 and outline.contains(point.buffer(6e-5)):
+            return x, y
+    raise AssertionError(f"no interior junction on {code}")
+
+
+def _check(client, planner, generation) -> dict:
+    report = client.post(
+        "/api/v1/coverage/checks", json={"generation": generation}, headers=planner
+    ).json()
+    kinds = {k: n for k, n in report["summary"]["by_kind"].items() if n}
+    return {k: (n, [f.get("message") for f in report.get(k, [])][:2]) for k, n in kinds.items()}
+
+
+def _clear_square(client, grids, pairs) -> tuple[str, str, shapely.Geometry]:
+    """Two neighbours and a small rectangle across their shared edge that cuts no building."""
+    for c, d in pairs:
+        footprints = [
+            _shape(f["geometry"])
+            for code in (c, d)
+            for f in client.get("/api/v1/buildings", params={"grid": code}).json()["features"]
+        ]
+        edge = grids[c][1].intersection(grids[d][1])
+        for t in (0.5, 0.35, 0.65, 0.2, 0.8):
+            centre = edge.interpolate(t, normalized=True)
+            square = shapely.box(
+                centre.x - 1.5e-4, centre.y - 1e-4, centre.x + 1.5e-4, centre.y + 1e-4
+            )
+            inside = grids[c][1].union(grids[d][1]).contains(square)
+            if inside and not any(square.buffer(2e-5).intersects(f) for f in footprints):
+                return c, d, square
+    raise AssertionError("no clear place for a new grid")
+
+
+def _cut(client, shape: shapely.Geometry, code: str) -> list[tuple[float, float]]:
+    """A north-south line across `shape` along a lane between its buildings, cutting it in two."""
+    xmin, ymin, xmax, ymax = shape.bounds
+    footprints = [
+        _shape(f["geometry"])
+        for f in client.get("/api/v1/buildings", params={"grid": code}).json()["features"]
+    ]
+    for k in range(12, 49):
+        x = xmin + (xmax - xmin) * k / 60
+        line = shapely.LineString([(x, ymin - 2e-4), (x, ymax + 2e-4)])
+        left = shape.intersection(shapely.box(xmin - 1, ymin - 1, x, ymax + 1)).area / shape.area
+        pieces = shapely.get_num_geometries(shape.intersection(line))
+        if 0.2 < left < 0.8 and pieces == 1 and not any(line.intersects(f) for f in footprints):
+            return list(line.coords)
+    raise AssertionError(f"no lane across {code}")
+
+
+class Editor:
+    """The editor page in a logged-in browser context, driven like a planner's fingers."""
+
+    def __init__(self, browser, base: str, token: str, size: str, path: str) -> None:
+        self.size = size
+        self.context = browser.new_context(viewport=SIZES[size])
+        self.context.add_cookies([{"name": "wangge_token", "value": token, "url": base}])
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on(
+            "request",
+            lambda r: (
+                None
+                if r.url.startswith(("http://127.0.0.1", "data:"))
+                else self.outside.append(r.url)
+            ),
+        )
+        self.page.on("dialog", lambda dialog: dialog.accept())
+        self.page.goto(base + path)
+        self.page.wait_for_selector("body[data-ready='1']", timeout=20000)
+
+    def js(self, script: str, arg=None):
+        return self.page.evaluate(script, arg)
+
+    @property
+    def version(self) -> int:
+        return self.js("() => wgEditor.state.version")
+
+    def show(self, geometry: shapely.Geometry) -> None:
+        """Fit the map to `geometry` inside the part the panel and sheet leave free."""
+        xmin, ymin, xmax, ymax = geometry.bounds
+        padding = self.js(FREE_PADDING_JS)
+        self.js(
+            "([b, p]) => { wgEditor.map.fitBounds(b, {paddingTopLeft: p[0],"
+            " paddingBottomRight: p[1], animate: false}); }",
+            [[[ymin, xmin], [ymax, xmax]], padding],
+        )
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait until the grids of the current view are loaded."""
+        self.page.wait_for_timeout(350)
+        self.page.wait_for_load_state("networkidle")
+
+    def screen(self, lon: float, lat: float) -> tuple[float, float]:
+        return tuple(
+            self.js(
+                "([lat, lon]) => { const p = wgEditor.map.latLngToContainerPoint([lat, lon]);"
+                " const r = wgEditor.map.getContainer().getBoundingClientRect();"
+                " return [p.x + r.left, p.y + r.top]; }",
+                [lat, lon],
+            )
+        )
+
+    def tap(self, lon: float, lat: float) -> None:
+        x, y = self.screen(lon, lat)
+        covered = self.js(
+            "([x, y]) => document.elementFromPoint(x, y).closest('.wg-panel, .wg-sheet') !== null",
+            [x, y],
+        )
+        assert not covered, (self.size, lon, lat)  # the map, not the panel or the sheet
+        self.page.mouse.click(x, y)
+        self.page.wait_for_timeout(120)
+
+    def tap_grid(self, shape: shapely.Geometry) -> None:
+        point = shape.representative_point() if shape.area else shape
+        self.tap(point.x, point.y)
+
+    def press(self, button_id: str) -> None:
+        self.page.click(f"#{button_id}")
+
+    def saved(self, version: int) -> None:
+        """The edit reached the server, and the view and the check were refreshed for it."""
+        self.page.wait_for_function(
+            f"() => wgEditor.state.version === {version} && wgEditor.state.checkedVersion === {version}",
+            timeout=20000,
+        )
+        assert self.page.inner_text("#wg-version") == str(version)
+        self.settle()
+
+    def status(self) -> str:
+        return self.page.inner_text("#wg-status")
+
+    def draw(self, points: list[tuple[float, float]]) -> None:
+        """Tap the points of a line or outline (Alt held: no snapping), then 完成画线."""
+        self.page.keyboard.down("Alt")
+        for lon, lat in points:
+            x, y = self.screen(lon, lat)
+            assert not self.js(
+                "([x, y]) => document.elementFromPoint(x, y).closest('.wg-panel, .wg-sheet') !== null",
+                [x, y],
+            ), (self.size, lon, lat)
+            self.page.mouse.click(x, y)
+            self.page.wait_for_timeout(80)
+        self.page.keyboard.up("Alt")
+        self.page.locator(".wg-form:not([hidden]) .wg-finish").click()
+
+    def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"editor_{name}_{self.size}.png"))
+
+    def close(self, name: str) -> None:
+        self.screenshot(name)
+        self.context.close()
+
+
+def _assert_tools_reachable(editor: Editor) -> None:
+    """Every tool is on screen, not covered, touch-sized on a phone; nothing overflows."""
+    page, width = editor.page, SIZES[editor.size]["width"]
+    for button in TOOL_BUTTONS:
+        box = page.locator(f"#{button}").bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, button
+        assert box["y"] + box["height"] <= SIZES[editor.size]["height"], button
+        assert box["height"] >= 44, (button, box)
+        centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+        assert editor.js(
+            "([x, y, id]) => document.elementFromPoint(x, y).closest('#' + id) !== null",
+            [*centre, button],
+        ), button
+    assert not editor.js("() => document.documentElement.scrollWidth > window.innerWidth")
+    labels = page.inner_text(".wg-tools")
+    for label in (
+        "分割",
+        "合并",
+        "新建",
+        "删除",
+        "属性",
+        "上级",
+        "楼栋改划",
+        "撤销",
+        "发布",
+        "差异",
+    ):
+        assert label in labels
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_every_tool_on_the_editor_page(browser, live_server, client, tokens, size):
+    planner = bearer(tokens["planner"])
+    draft = client.post(
+        "/api/v1/drafts", json={"name": f"逐个工具（{size}）"}, headers=planner
+    ).json()
+    draft_id, generation = draft["id"], draft["generation_id"]
+    micro = _grids(client, generation, level="micro_grid", parent=GRID)
+    pairs = _neighbour_pairs(micro)
+    a, b = pairs[0]
+
+    ui = Editor(
+        browser,
+        live_server,
+        tokens["planner"],
+        size,
+        f"/map/drafts/{draft_id}/edit?level=micro_grid&focus={GRID}",
+    )
+    assert ui.outside == [] and ui.errors == []
+    _assert_tools_reachable(ui)
+    assert "覆盖检查：错误" in ui.page.inner_text("#wg-check")
+    # Only the view was asked for, never a whole level.
+    grid_shape = _grids(client, generation, level="grid")[GRID][1]
+    ui.show(grid_shape)
+    ui.screenshot("open")
+    loaded = ui.js("() => wgEditor.grids.getLayers().length")
+    assert loaded == len(micro) or 0 < loaded < 1500
+
+    # 属性: name and households of one micro-grid.
+    ui.tap_grid(micro[a][1])
+    assert ui.js("() => wgEditor.state.selected") == a and a in ui.page.inner_text("#wg-stats")
+    ui.press("wg-attributes")
+    assert ui.page.input_value("#wg-attr-name") == micro[a][0]["name"]
+    ui.page.fill("#wg-attr-name", "浏览器改名")
+    ui.page.fill("#wg-attr-households", "321")
+    ui.press("wg-attributes-go")
+    ui.saved(1)
+    stored = client.get(f"/api/v1/grids/{a}", params={"generation": generation}).json()
+    assert (
+        stored["properties"]["name"] == "浏览器改名" and stored["properties"]["households"] == 321
+    )
+    assert a in ui.page.inner_text("#wg-touched")  # the touched grids' fresh statistics
+
+    # 上级: a parent outside the grid is refused; the page shows the API's own message.
+    far = sorted(_grids(client, generation, level="grid"))[-1]
+    ui.press("wg-parent")
+    ui.page.fill("#wg-parent-code", far)
+    ui.press("wg-parent-go")
+    ui.page.wait_for_function("() => document.querySelector('#wg-status').className === 'wg-bad'")
+    refused = client.patch(
+        f"/api/v1/drafts/{draft_id}/grids/{a}",
+        json={"parent_code": far, "version": 1},
+        headers=planner,
+    )
+    assert refused.status_code == 422
+    assert ui.status() == refused.json()["error"]["message"]
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["version"] == 1
+
+    # 合并 then 撤销.
+    ui.press("wg-merge")  # the selected grid is the first pick
+    ui.tap_grid(micro[b][1])
+    assert a in ui.page.inner_text("#wg-merge-list") and b in ui.page.inner_text("#wg-merge-list")
+    ui.press("wg-merge-go")
+    ui.saved(2)
+    after = _grids(client, generation, level="micro_grid", parent=GRID)
+    assert a not in after and b not in after and len(after) == len(micro) - 1
+    merged = [c for c in after if c not in micro]
+    assert len(merged) == 1
+    assert after[merged[0]][1].area == pytest.approx(micro[a][1].union(micro[b][1]).area, rel=1e-6)
+    ui.press("wg-undo")
+    ui.saved(3)
+    after = _grids(client, generation, level="micro_grid", parent=GRID)
+    assert a in after and b in after and merged[0] not in after
+
+    # 分割 along a drawn line.
+    ui.tap_grid(micro[a][1])
+    ui.press("wg-split")
+    line = _cut(client, micro[a][1], a)
+    ui.show(shapely.LineString(line).buffer(1e-4))
+    ui.draw(line)
+    ui.saved(4)
+    after = _grids(client, generation, level="micro_grid", parent=GRID)
+    halves = [c for c in after if c not in micro]
+    assert a not in after and len(halves) == 2
+    assert sum(after[c][1].area for c in halves) == pytest.approx(micro[a][1].area, rel=1e-6)
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["edits"][0]["operation"] == "split"
+
+    # 新建: an outline across the edge of two other neighbours, then 删除 it, then 撤销.
+    c, d, square = _clear_square(client, micro, [p for p in pairs if not {a, b} & set(p)])
+    ui.press("wg-create")
+    ui.show(square.buffer(2e-4))
+    ui.draw([(x, y) for x, y in list(square.exterior.coords)[:-1]])
+    ui.page.wait_for_function("() => !document.querySelector('#wg-create-go').disabled")
+    ui.page.fill("#wg-create-name", "浏览器新建")
+    ui.page.select_option("#wg-create-level", "micro_grid")
+    ui.page.fill("#wg-create-parent", GRID)
+    ui.page.fill("#wg-create-households", "12")
+    ui.screenshot("create")
+    ui.press("wg-create-go")
+    ui.saved(5)
+    after = _grids(client, generation, level="micro_grid", parent=GRID)
+    [new] = [c for c in after if c not in micro and c not in halves]
+    assert after[new][0]["name"] == "浏览器新建" and after[new][0]["households"] == 12
+    assert shapely.hausdorff_distance(after[new][1], square) < 1e-5  # a tap is a whole pixel
+    assert ui.js("() => wgEditor.state.selected") == new
+
+    ui.press("wg-delete")
+    assert new in ui.page.inner_text("#wg-delete-what")
+    ui.press("wg-delete-go")
+    ui.saved(6)
+    assert new not in _grids(client, generation, level="micro_grid", parent=GRID)
+    assert "错误 0" not in ui.page.inner_text("#wg-check").replace("\n", "")  # a gap now
+    ui.press("wg-undo")
+    ui.saved(7)
+    assert new in _grids(client, generation, level="micro_grid", parent=GRID)
+    assert "错误 0" in ui.page.inner_text("#wg-check").replace("\n", ""), str(
+        _check(client, planner, generation)
+    )
+
+    # 楼栋改划: tap a building of e near f's edge, then the target f.
+    e, f = next(p for p in pairs if not {a, b, c, d} & set(p))
+    shared = micro[e][1].intersection(micro[f][1])
+    buildings = client.get("/api/v1/buildings", params={"grid": e}).json()["features"]
+    building = min(buildings, key=lambda x: _shape(x["geometry"]).distance(shared))
+    footprint = _shape(building["geometry"])
+    ui.press("wg-reassign")
+    ui.show(footprint.union(micro[f][1].representative_point()).buffer(1e-4))
+    ui.page.wait_for_function("() => wgEditor.buildings.getLayers().length > 0", timeout=10000)
+    ui.tap_grid(footprint)
+    assert building["properties"]["code"] in ui.page.inner_text("#wg-reassign-list")
+    ui.press("wg-reassign-pick")
+    ui.tap_grid(micro[f][1].difference(footprint.buffer(2e-5)))
+    assert f in ui.page.inner_text("#wg-reassign-target")
+    ui.press("wg-reassign-go")
+    ui.saved(8)
+    placed = client.get("/api/v1/buildings", params={"grid": f}).json()["features"]
+    diff = client.get(f"/api/v1/drafts/{draft_id}/diff").json()
+    assert (building["properties"]["code"], e, f) in {
+        (x["code"], x["from_grid"], x["to_grid"]) for x in diff["buildings"]
+    }, placed
+    # Undone: the strip this building takes along may leave e invalid (reported to the API's
+    # owners); the check shows it, and a clean draft is needed for the publish below.
+    ui.press("wg-undo")
+    ui.saved(9)
+
+    # 选择/拖动: drag a shared vertex.
+    ui.press("wg-tool-select")
+    now = _grids(client, generation, level="micro_grid", parent=GRID)
+    target = next(code for code in sorted(now) if code in micro and code not in {a, b, c, d, e, f})
+    x0, y0 = _junction(now, target)
+    ui.show(now[target][1])
+    ui.tap_grid(now[target][1])
+    ui.page.wait_for_selector(".marker-icon", timeout=5000)
+    x, y = ui.screen(x0, y0)
+    assert "marker-icon" in ui.js("([x, y]) => document.elementFromPoint(x, y).className", [x, y])
+    ui.page.mouse.move(x, y)
+    ui.page.keyboard.down("Alt")  # no snapping: the junction's neighbours would pull it back
+    ui.page.mouse.down()
+    ui.page.mouse.move(x + 5, y + 4, steps=3)
+    ui.page.mouse.move(x + 10, y + 8, steps=3)
+    ui.page.mouse.up()
+    ui.page.keyboard.up("Alt")
+    ui.saved(10)
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["edits"][0]["operation"] == "reshape"
+    moved = _grids(client, generation, level="micro_grid", parent=GRID)[target][1]
+    assert not moved.equals(now[target][1])
+    # Undo it: a junction dragged without snapping may cut a building (the check says so).
+    ui.press("wg-undo")
+    ui.saved(11)
+    restored = _grids(client, generation, level="micro_grid", parent=GRID)[target][1]
+    assert restored.equals(now[target][1])
+
+    # A colleague saves first: the page says so in the API's words and reloads their version.
+    client.patch(
+        f"/api/v1/drafts/{draft_id}/grids/{target}",
+        json={"name": "同事改名", "version": 11},
+        headers=planner,
+    )
+    ui.tap_grid(restored)
+    ui.press("wg-attributes")
+    ui.page.fill("#wg-attr-name", "我也改名")
+    ui.press("wg-attributes-go")
+    ui.page.wait_for_function("() => wgEditor.state.version === 12", timeout=15000)
+    assert "草稿已被他人修改" in ui.status() and "已重新载入" in ui.status()
+    assert (
+        client.get(f"/api/v1/grids/{target}", params={"generation": generation}).json()[
+            "properties"
+        ]["name"]
+        == "同事改名"
+    )
+
+    # 发布: the check summary, warnings acknowledged, then live.
+    ui.press("wg-publish")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#wg-publish-summary').textContent.includes('：错误')",
+        timeout=20000,
+    )
+    summary = ui.page.inner_text("#wg-publish-summary")
+    ui.screenshot("publish")
+    assert "错误 0" in summary.replace("\n", ""), summary
+    if ui.page.is_visible("#wg-publish-ack-row"):
+        ui.page.check("#wg-publish-ack")
+    ui.press("wg-publish-go")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#wg-status').textContent.includes('已发布')", timeout=30000
+    )
+    assert client.get("/api/v1/generations").json()["active"] == generation
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["status"] == "published"
+    assert ui.page.is_disabled("#wg-merge")  # a published draft is read-only
+
+    # 差异: one tap away.
+    with ui.page.expect_navigation():
+        ui.press("wg-diff")
+    assert ui.page.url.endswith(f"/map/drafts/{draft_id}/diff")
+    assert "草稿差异" in ui.page.inner_text(".wg-panel h1")
+    # The console lists the two refused requests (the parent change, the stale save), nothing else.
+    refusals = [e for e in ui.errors if "status of 422" in e or "status of 409" in e]
+    assert len(refusals) == 2 and len(ui.errors) == 2 and ui.outside == [], (ui.errors, ui.outside)
+    ui.close("tools")

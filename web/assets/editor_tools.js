@@ -1,0 +1,472 @@
+/* wangge draft editor, the tools: split along a line, merge grids of one parent, create a grid
+   (draw, name, level, parent, kind), delete (with or without its children), attributes, parent
+   change, building reassignment, publish (check summary, warnings acknowledged, 409 answers and
+   rebase conflicts listed). Each tool opens its form in the sheet; every edit goes through
+   wgEditor.edit, so the version, statistics and the check refresh the same way. Text only. */
+(function () {
+  "use strict";
+  var wg = window.wangge;
+  var ed = window.wgEditor;
+  var cfg = ed.cfg, state = ed.state, map = ed.map;
+  var $ = function (id) { return document.getElementById(id); };
+  var TOOLS = ["select", "split", "merge", "create", "delete", "attributes", "parent", "reassign", "publish"];
+  var drawing = null;  // the Geoman shape being drawn ("Line", "Polygon") or null
+  var drawn = null;    // the polygon drawn for a new grid (GeoJSON geometry)
+
+  function option(select, value, label) {
+    var node = wg.el("option", label);
+    node.value = value;
+    select.appendChild(node);
+  }
+
+  cfg.levels.forEach(function (lv) { option($("wg-create-level"), lv.name, lv.label + "（" + lv.name + "）"); });
+  $("wg-create-level").value = cfg.level;
+  Array.prototype.forEach.call(document.querySelectorAll(".wg-kinds"), function (select) {
+    cfg.kinds.forEach(function (k) { option(select, k.name, k.label); });
+  });
+
+  function stopDrawing() {
+    if (drawing) map.pm.disableDraw();
+    drawing = null;
+  }
+
+  function startDrawing(shape) {
+    stopDrawing();
+    drawing = shape;
+    map.pm.enableDraw(shape, Object.assign({ finishOn: null }, ed.snap));
+  }
+
+  // Switch tools: press its button, show its form, leave the others' state behind.
+  function use(tool) {
+    if (!state.editable && tool !== "select") { ed.say("此草稿只读", true); return; }
+    stopDrawing();
+    if (state.drawnLayer) { map.removeLayer(state.drawnLayer); state.drawnLayer = null; }
+    state.tool = tool;
+    state.picked = [];
+    state.target = null;
+    state.pickingTarget = false;
+    buildings.clearLayers();
+    state.buildingsPicked = [];
+    TOOLS.forEach(function (name) {
+      var button = document.querySelector('.wg-tools [data-tool="' + name + '"]');
+      if (button) button.setAttribute("aria-pressed", String(name === tool));
+      var form = $("wg-form-" + name);
+      if (form) form.hidden = name !== tool;
+    });
+    ed.enableVertices(state.selected);  // vertices drag only with the select tool
+    ed.restyle();
+    var start = OPENERS[tool];
+    if (start) start();
+  }
+
+  function needSelected() {
+    if (state.selected) return true;
+    ed.say("请先点选一个网格", true);
+    return false;
+  }
+
+  function props(code) {
+    var f = ed.featureOf(code);
+    return f ? f.properties : {};
+  }
+
+  function numberOrNull(input) {
+    var text = input.value.trim();
+    return text === "" ? null : Number(text);
+  }
+
+  // ---- split -------------------------------------------------------------------------------
+  function openSplit() {
+    if (!needSelected()) return;
+    startDrawing("Line");
+    ed.say("在网格 " + state.selected + " 上画一条穿过它的线，完成后点“完成画线”");
+  }
+
+  // ---- merge -------------------------------------------------------------------------------
+  function renderMerge() {
+    var list = $("wg-merge-list"), keep = $("wg-merge-keep");
+    list.textContent = "";
+    while (keep.options.length > 1) keep.remove(1);
+    state.picked.forEach(function (code) {
+      list.appendChild(wg.el("li", (props(code).name || "") + "（" + code + "）"));
+      option(keep, code, "保留 " + code);
+    });
+    $("wg-merge-go").disabled = state.picked.length < 2;
+  }
+
+  function openMerge() {
+    if (state.selected) state.picked = [state.selected];
+    renderMerge();
+    ed.restyle();
+    ed.say("轻点同一上级下相邻的网格加入合并（再点一次取消）");
+  }
+
+  $("wg-merge-go").addEventListener("click", function () {
+    var parents = state.picked.map(function (c) { return props(c).parent_code; });
+    if (parents.some(function (p) { return p !== parents[0]; })) {
+      ed.say("只能合并同一上级下的网格", true);
+      return;
+    }
+    var body = { codes: state.picked.slice() };
+    if ($("wg-merge-keep").value) body.keep_code = $("wg-merge-keep").value;
+    ed.edit("POST", "/merge", body, "已合并 " + body.codes.length + " 个网格").then(function (r) {
+      if (r.ok) use("select");
+    });
+  });
+
+  // ---- create ------------------------------------------------------------------------------
+  function openCreate() {
+    drawn = null;
+    $("wg-create-parent").value = state.selected ? props(state.selected).parent_code || "" : "";
+    $("wg-create-go").disabled = true;
+    $("wg-create-hint").textContent = "在地图上逐点画出新网格的边界，点“完成画线”闭合。";
+    loadParents();
+    startDrawing("Polygon");
+    ed.say("画出新网格的边界");
+  }
+
+  $("wg-create-redraw").addEventListener("click", function () { use("create"); });
+
+  $("wg-create-go").addEventListener("click", function () {
+    var name = $("wg-create-name").value.trim();
+    if (!drawn) { ed.say("请先在地图上画出边界", true); return; }
+    if (!name) { ed.say("请填写名称", true); $("wg-create-name").focus(); return; }
+    var body = {
+      geometry: drawn, crs: cfg.outCrs, name: name, level: $("wg-create-level").value,
+      parent_code: $("wg-create-parent").value.trim() || null, kind: $("wg-create-kind").value,
+    };
+    var households = numberOrNull($("wg-create-households"));
+    var population = numberOrNull($("wg-create-population"));
+    if (households !== null) body.households = households;
+    if (population !== null) body.population = population;
+    ed.edit("POST", "/grids", body, "已新建网格").then(function (r) {
+      if (r.ok) {
+        if (state.drawnLayer) { map.removeLayer(state.drawnLayer); state.drawnLayer = null; }
+        $("wg-create-name").value = "";
+        use("select");
+      }
+    });
+  });
+
+  map.on("pm:create", function (e) {
+    var geometry = e.layer.toGeoJSON(false).geometry;
+    var shape = drawing;
+    drawing = null;
+    if (shape === "Line" && state.tool === "split") {
+      map.removeLayer(e.layer);
+      ed.edit("POST", "/split", { code: state.selected, line: geometry, crs: cfg.outCrs }, "已分割")
+        .then(function () { use("select"); });
+      return;
+    }
+    if (shape === "Polygon" && state.tool === "create") {
+      drawn = geometry;
+      state.drawnLayer = e.layer;
+      $("wg-create-go").disabled = false;
+      $("wg-create-hint").textContent = "边界已画好：填写名称、上级和类型后点“创建网格”。";
+      ed.say("边界已画好，请填写属性");
+      return;
+    }
+    map.removeLayer(e.layer);
+  });
+
+  Array.prototype.forEach.call(document.querySelectorAll(".wg-finish"), function (button) {
+    button.addEventListener("click", function () {
+      var draw = drawing && map.pm.Draw[drawing];
+      if (!draw) { ed.say("没有正在画的线", true); return; }
+      var layer = draw._layer;
+      var points = layer && layer.getLatLngs ? layer.getLatLngs().length : 0;
+      if (points < (drawing === "Line" ? 2 : 3)) {
+        ed.say(drawing === "Line" ? "至少需要两个点" : "至少需要三个点", true);
+        return;
+      }
+      draw._finishShape();
+    });
+  });
+
+  // ---- delete ------------------------------------------------------------------------------
+  function openDelete() {
+    $("wg-delete-children").checked = false;
+    $("wg-delete-go").disabled = !state.selected;
+    $("wg-delete-what").textContent = state.selected ?
+      "删除网格 " + (props(state.selected).name || "") + "（" + state.selected + "）？" : "请先点选要删除的网格。";
+  }
+
+  $("wg-delete-go").addEventListener("click", function () {
+    if (!needSelected()) return;
+    var code = state.selected;
+    var query = $("wg-delete-children").checked ? "?with_children=true" : "";
+    ed.edit("DELETE", "/grids/" + encodeURIComponent(code) + query, null, "已删除网格 " + code)
+      .then(function (r) { if (r.ok) use("select"); });
+  });
+
+  // ---- attributes --------------------------------------------------------------------------
+  function openAttributes() {
+    var p = state.selected ? props(state.selected) : null;
+    $("wg-attributes-go").disabled = !p;
+    $("wg-attributes-what").textContent = p ? "网格 " + state.selected : "请先点选网格。";
+    $("wg-attr-name").value = p ? p.name : "";
+    $("wg-attr-kind").value = p ? p.kind : "";
+    $("wg-attr-households").value = p && p.households !== null ? p.households : "";
+    $("wg-attr-population").value = p && p.population !== null ? p.population : "";
+  }
+
+  $("wg-attributes-go").addEventListener("click", function () {
+    if (!needSelected()) return;
+    var p = props(state.selected), body = {};
+    var name = $("wg-attr-name").value.trim();
+    if (name && name !== p.name) body.name = name;
+    if ($("wg-attr-kind").value && $("wg-attr-kind").value !== p.kind) body.kind = $("wg-attr-kind").value;
+    var households = numberOrNull($("wg-attr-households"));
+    var population = numberOrNull($("wg-attr-population"));
+    if (households !== p.households && households !== null) body.households = households;
+    if (population !== p.population && population !== null) body.population = population;
+    if (!Object.keys(body).length) { ed.say("没有修改", true); return; }
+    ed.edit("PATCH", "/grids/" + encodeURIComponent(state.selected), body, "已保存属性")
+      .then(function (r) { if (r.ok) openAttributes(); });
+  });
+
+  // ---- parent ------------------------------------------------------------------------------
+  // Candidate parents: the grids of the level above in view, as a datalist (codes and names).
+  function loadParents() {
+    var list = $("wg-parents");
+    if (!cfg.parentLevel) return;
+    ed.getJSON("/api/v1/grids?" + new URLSearchParams({
+      generation: cfg.generation, level: cfg.parentLevel, bbox: ed.viewBox(), limit: 300,
+    }).toString()).then(function (r) {
+      list.textContent = "";
+      if (!r.ok) return;
+      r.body.features.forEach(function (f) {
+        option(list, f.properties.code, f.properties.name);
+      });
+    });
+  }
+
+  function openParent() {
+    var p = state.selected ? props(state.selected) : null;
+    $("wg-parent-go").disabled = !p;
+    $("wg-parent-what").textContent = p ?
+      "网格 " + state.selected + " 现在的上级：" + (p.parent_code || "无") : "请先点选网格。";
+    $("wg-parent-code").value = "";
+    loadParents();
+  }
+
+  $("wg-parent-go").addEventListener("click", function () {
+    if (!needSelected()) return;
+    var parent = $("wg-parent-code").value.trim();
+    if (!parent) { ed.say("请填写新的上级编码", true); return; }
+    ed.edit("PATCH", "/grids/" + encodeURIComponent(state.selected), { parent_code: parent },
+            "已改上级为 " + parent).then(function (r) { if (r.ok) openParent(); });
+  });
+
+  // ---- building reassignment ---------------------------------------------------------------
+  var buildings = L.geoJSON(null, {
+    style: function (f) {
+      var picked = state.buildingsPicked.indexOf(f.properties.code) >= 0;
+      return { color: picked ? "#6b46c1" : "#975a16", weight: picked ? 3 : 1,
+               fillColor: picked ? "#9f7aea" : "#d69e2e", fillOpacity: picked ? 0.8 : 0.4 };
+    },
+    onEachFeature: function (f, layer) {
+      layer.bindTooltip(function () {
+        return wg.el("div", (f.properties.address || f.properties.code) + "，" + (f.properties.households || 0) + " 户");
+      }, { sticky: true });
+      layer.on("click", function (e) {
+        L.DomEvent.stop(e);
+        var code = f.properties.code, at = state.buildingsPicked.indexOf(code);
+        if (at >= 0) state.buildingsPicked.splice(at, 1); else state.buildingsPicked.push(code);
+        buildings.setStyle(buildings.options.style);
+        renderReassign();
+      });
+    },
+  }).addTo(map);
+  state.buildingsPicked = [];
+
+  function loadBuildings() {
+    if (state.tool !== "reassign") return;
+    if (map.getZoom() < cfg.buildingsMinZoom) {
+      buildings.clearLayers();
+      ed.say("放大到 " + cfg.buildingsMinZoom + " 级以上才显示楼栋");
+      return;
+    }
+    ed.getJSON("/api/v1/buildings?" + new URLSearchParams({
+      bbox: ed.viewBox(), limit: 3000, out_crs: cfg.outCrs,
+    }).toString()).then(function (r) {
+      if (state.tool !== "reassign") return;
+      if (!r.ok) { ed.say(ed.problem(r), true); return; }
+      buildings.clearLayers();
+      buildings.addData(r.body);
+      buildings.bringToFront();
+      ed.say("轻点楼栋选择（已选 " + state.buildingsPicked.length + " 栋）");
+    });
+  }
+  map.on("moveend", loadBuildings);
+  document.addEventListener("wg:loaded", function () { if (state.tool === "reassign") buildings.bringToFront(); });
+
+  function renderReassign() {
+    var list = $("wg-reassign-list");
+    list.textContent = "";
+    state.buildingsPicked.forEach(function (code) { list.appendChild(wg.el("li", code)); });
+    $("wg-reassign-target").textContent = state.target ?
+      (props(state.target).name || "") + "（" + state.target + "）" : "未选";
+    $("wg-reassign-go").disabled = !(state.target && state.buildingsPicked.length);
+  }
+
+  function openReassign() {
+    renderReassign();
+    loadBuildings();
+  }
+
+  $("wg-reassign-pick").addEventListener("click", function () {
+    state.pickingTarget = true;
+    ed.say("轻点目标网格");
+  });
+
+  $("wg-reassign-go").addEventListener("click", function () {
+    var body = { buildings: state.buildingsPicked.slice(), grid_code: state.target };
+    ed.edit("POST", "/buildings/reassign", body, "已把 " + body.buildings.length + " 栋楼改划到 " + state.target)
+      .then(function (r) {
+        if (!r.ok) return;
+        state.buildingsPicked = [];
+        renderReassign();
+        loadBuildings();
+      });
+  });
+
+  // ---- taps on grids: each tool reads them its own way ---------------------------------------
+  document.addEventListener("wg:tap", function (event) {
+    var code = event.detail.code;
+    if (state.tool === "merge") {
+      event.preventDefault();
+      var at = state.picked.indexOf(code);
+      if (at >= 0) state.picked.splice(at, 1); else state.picked.push(code);
+      state.selected = code;
+      ed.restyle();
+      renderMerge();
+    } else if (state.tool === "reassign") {
+      event.preventDefault();
+      if (!state.pickingTarget && state.buildingsPicked.length === 0) {
+        ed.say("先轻点楼栋，或点“选目标网格”", true);
+        return;
+      }
+      state.target = code;
+      state.pickingTarget = false;
+      ed.restyle();
+      renderReassign();
+    } else if (state.tool === "split" || state.tool === "create") {
+      if (drawing) event.preventDefault();  // taps while drawing place vertices
+    }
+  });
+  document.addEventListener("wg:selected", function () {
+    var refresh = { "delete": openDelete, attributes: openAttributes, parent: openParent };
+    if (refresh[state.tool]) refresh[state.tool]();
+  });
+  document.addEventListener("wg:loaded", function () {
+    if (state.tool === "attributes") openAttributes();
+  });
+
+  // ---- publish -----------------------------------------------------------------------------
+  // The kinds that were found, in Chinese, errors first.
+  function byKind(summary) {
+    var list = wg.el("ul", null, { "class": "wg-by-kind" });
+    var kinds = Object.keys(summary.by_kind || {}).filter(function (k) { return summary.by_kind[k]; });
+    var warning = function (k) { return cfg.warningKinds.indexOf(k) >= 0; };
+    kinds.sort(function (x, y) { return warning(x) - warning(y); });
+    kinds.forEach(function (kind) {
+      var label = (cfg.findingLabels[kind] || kind) + "：" + summary.by_kind[kind] + (warning(kind) ? "（提示）" : "（错误）");
+      list.appendChild(wg.el("li", label, warning(kind) ? {} : { "class": "wg-bad" }));
+    });
+    return list;
+  }
+
+  function renderSummary(report) {
+    var box = $("wg-publish-summary"), s = report.summary;
+    box.textContent = "";
+    wg.append(box, [
+      "覆盖检查（版本 " + state.checkedVersion + "）：错误 ", wg.el("b", s.errors), "，提示 ", wg.el("b", s.warnings),
+      byKind(s),
+    ]);
+    if (s.errors) box.appendChild(wg.el("p", "有错误，不能发布：请先修正（查看报告）。", { "class": "wg-bad" }));
+    $("wg-publish-ack-row").hidden = !s.warnings;
+    $("wg-publish-ack").checked = false;
+    $("wg-publish-ack-text").textContent = "我已查看 " + s.warnings + " 个提示，仍然发布";
+    $("wg-publish-go").disabled = Boolean(s.errors);
+  }
+
+  function openPublish() {
+    $("wg-publish-result").textContent = "";
+    $("wg-publish-go").disabled = true;
+    $("wg-publish-summary").textContent = "覆盖检查中…";
+    var fresh = state.check && state.checkedVersion === state.version;
+    (fresh ? Promise.resolve(state.check) : ed.runCheck()).then(function (report) {
+      if (report) renderSummary(report);
+    });
+  }
+
+  // A refused publish: its message, and the per-grid conflicts of a rebase when there are any.
+  function refused(result) {
+    var box = $("wg-publish-result"), error = (result.body && result.body.error) || {};
+    box.textContent = "";
+    box.appendChild(wg.el("p", ed.problem(result, "发布失败"), { "class": "wg-bad" }));
+    var conflicts = [];
+    (error.details || []).forEach(function (d) {
+      if (Array.isArray(d.conflicts)) conflicts = conflicts.concat(d.conflicts);
+      else if (d.code && (d.draft || d.active || d.message)) conflicts.push(d);
+    });
+    if (error.code === "rebase_conflicts" || conflicts.length) {
+      var list = wg.el("ul", null, { "class": "wg-conflicts", id: "wg-conflicts" });
+      conflicts.forEach(function (c) {
+        var parts = [c.code || c.grid_code || ""];
+        if (c.message) parts.push(c.message);
+        else {
+          if (c.draft) parts.push("草稿：" + (typeof c.draft === "string" ? c.draft : JSON.stringify(c.draft)));
+          if (c.active) parts.push("现行：" + (typeof c.active === "string" ? c.active : JSON.stringify(c.active)));
+        }
+        list.appendChild(wg.el("li", parts.join(" · ")));
+      });
+      box.appendChild(wg.el("p", "冲突网格 " + conflicts.length + " 个："));
+      box.appendChild(list);
+    }
+    if (error.code === "stale_draft") ed.reloadDraft();
+  }
+
+  $("wg-publish-go").addEventListener("click", function () {
+    var report = state.check;
+    if (!report || state.checkedVersion !== state.version) { openPublish(); return; }
+    if (report.summary.warnings && !$("wg-publish-ack").checked) {
+      ed.say("请先勾选“已查看提示”", true);
+      return;
+    }
+    $("wg-publish-go").disabled = true;
+    ed.say("发布中…");
+    wg.api("POST", "/drafts/" + cfg.draft + "/publish",
+           { version: state.version, acknowledge_warnings: $("wg-publish-ack").checked })
+      .then(function (r) {
+        if (r.ok) {
+          ed.setEditable(false);
+          ed.say("已发布为第 " + r.body.generation + " 版，" + r.body.events_reassigned + " 个事件已改派");
+          var box = $("wg-publish-result");
+          box.textContent = "";
+          wg.append(box, [wg.el("p", "已发布。"), wg.el("a", "打开网格总览", { href: "/map/street" })]);
+          return;
+        }
+        $("wg-publish-go").disabled = false;
+        ed.say(ed.problem(r, "发布失败"), true);
+        refused(r);
+      });
+  });
+
+  // ---- wiring ------------------------------------------------------------------------------
+  var OPENERS = {
+    split: openSplit, merge: openMerge, create: openCreate, "delete": openDelete,
+    attributes: openAttributes, parent: openParent, reassign: openReassign, publish: openPublish,
+  };
+  TOOLS.forEach(function (tool) {
+    var button = document.querySelector('.wg-tools [data-tool="' + tool + '"]');
+    if (button) button.addEventListener("click", function () { use(state.tool === tool && tool !== "select" ? "select" : tool); });
+  });
+  Array.prototype.forEach.call(document.querySelectorAll(".wg-cancel"), function (button) {
+    button.addEventListener("click", function () { use("select"); ed.say("已取消"); });
+  });
+
+  ed.use = use;
+  ed.buildings = buildings;
+})();
