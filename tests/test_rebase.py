@@ -177,6 +177,13 @@ def test_two_drafts_from_one_base_both_reach_the_active_generation(client, plann
 
     first_published = _publish(client, planner, first, 1)
     assert first_published.status_code == 200, first_published.text
+    before = _state(client, second)
+    unacknowledged = client.post(
+        f"/api/v1/drafts/{second['id']}/publish", headers=planner, json={"version": 1}
+    )
+    assert unacknowledged.status_code == 409
+    assert unacknowledged.json()["error"]["code"] == "warnings_not_acknowledged"
+    assert _state(client, second) == before == (1, 1, first["generation_id"])
     published = _publish(client, planner, second, 1)
     assert published.status_code == 200, published.text
     body = published.json()
