@@ -16,6 +16,7 @@ from api.drafts.suggest import suggest_draft
 from api.drafts.versions import draft_by_id, draft_row, list_drafts
 from api.errors import InvalidInput, error_responses
 from api.privacy import public_record
+from api.routes.draft_diff_models import DraftDiff
 from api.routes.params import geometry_from_geojson
 from spatial.grids import GridRow
 
@@ -188,10 +189,14 @@ def stats(
 
 @router.get(
     "/drafts/{draft_id}/diff",
-    summary="What publishing would change: grid areas; buildings, cameras and open events changing grid",
+    response_model=DraftDiff,
+    summary=(
+        "What publishing would change, per level: buildings, households, cameras, open events and "
+        "staff changing hands (from → to), totals per receiving and losing grid"
+    ),
 )
-def diff(draft_id: int, connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
-    return draft_diff(connection, draft_id)
+def diff(draft_id: int, connection: ConnectionDep, caller: CallerDep) -> dict[str, Any]:
+    return draft_diff(connection, draft_id, caller)
 
 
 @router.put(
