@@ -486,3 +486,43 @@ def test_a_clean_rebase_that_fails_the_check_publishes_nothing_and_changes_nothi
     assert _state(client, second) == before == (1, 1, first["generation_id"])
     history = client.get(f"/api/v1/drafts/{second['id']}").json()["edits"]
     assert [e["operation"] for e in history] == ["redraw"]
+
+
+@pytest.mark.parametrize("choice", ["draft", "active"])
+def test_a_grid_split_on_one_side_and_renamed_on_the_other(client, planner, choice):
+    first = _draft(client, planner, "甲：拆分")
+    second = _draft(client, planner, "乙：改名")
+    near = _grids(client, 1, level="grid", parent=COMMUNITY)
+    y, (line, _), _ = _far_micro_grid(client, shapely.union_all([g for _, g in near.values()]))
+    halves = _split(client, planner, first, 0, y, line)
+    _rename(client, planner, second, y, "改名的微网格", 0)
+    assert _publish(client, planner, first, 1).status_code == 200
+    url = REBASE.format(id=second["id"])
+    refused = client.post(url, headers=planner, json={"version": 1})
+    assert refused.status_code == 409, refused.text
+    [conflict] = refused.json()["error"]["details"]
+    assert (conflict["code"], conflict["kind"], conflict["level"]) == (
+        y,
+        "both_changed",
+        "micro_grid",
+    )
+    assert (conflict["draft"]["action"], conflict["active"]["action"]) == ("update", "split")
+    assert conflict["active"]["area_m2"] is None and conflict["draft"]["area_m2"] > 0
+    answer = client.post(url, headers=planner, json={"version": 1, "resolutions": {y: choice}})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["check"]["errors"] == 0, answer.json()["check"]
+    published = _publish(client, planner, second, 2)
+    assert published.status_code == 200, published.text
+    lineage = {(x["old_code"], x["new_code"], x["relation"]) for x in published.json()["lineage"]}
+    active = second["generation_id"]
+    if choice == "draft":  # the split is turned back: its halves merge into the renamed grid
+        assert lineage == {(halves[0], y, "merge"), (halves[1], y, "merge")}
+        assert client.get(f"/api/v1/grids/{y}").json()["properties"]["name"] == "改名的微网格"
+        assert all(client.get(f"/api/v1/grids/{h}").status_code == 404 for h in halves)
+    else:  # the rename is dropped: the active generation as it was
+        assert lineage == set()
+        assert client.get(f"/api/v1/grids/{y}").status_code == 404
+        assert all(
+            client.get(f"/api/v1/grids/{h}", params={"generation": active}).status_code == 200
+            for h in halves
+        )

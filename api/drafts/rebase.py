@@ -223,9 +223,26 @@ def _heal(s: Sides) -> dict[str, GridRow]:
     return healed
 
 
-def _lineage(s: Sides, dropped: set[str], final: set[str]) -> list[list[str | None]]:
-    """The draft's lineage relative to A: what survived, a base code A lacks made a creation."""
+REVERSED = {
+    "split": "merge",
+    "merge": "split",
+    "recode": "recode",
+    "create": "delete",
+    "delete": "create",
+}
+
+
+def _lineage(
+    s: Sides, dropped: set[str], reverted: set[str], final: set[str]
+) -> list[list[str | None]]:
+    """The draft's lineage relative to A: the active side's steps a "draft" resolution turned
+    back (its split halves merge again), then the draft's steps that survived (a base code A
+    lacks makes a creation)."""
     kept: list[list[str | None]] = []
+    for old, new, relation in s.active_pairs:
+        back = relation in REVERSED and bool({old, new} & reverted)
+        if back and (new is None or new in s.active_codes) and (old is None or old in final):
+            kept.append([new, old, REVERSED[relation]])
     for old, new, relation in s.draft_pairs:
         if old in dropped or new in dropped or (relation == "delete" and old in final):
             continue
@@ -278,6 +295,7 @@ def rebase_in(
             draft_grids.write(connection, own, row)
             written.add(code)
     dropped = {c for v in affected.values() for c in v} & (s.drafted - s.take_draft)
+    reverted = {c for k, v in affected.items() if resolutions[k] == "draft" for c in v}
     final = set(draft_grids.codes_in(connection, own))
     carried = s.take_draft & s.drafted - set(s.merged)
     details = {
@@ -290,7 +308,7 @@ def rebase_in(
         "dropped": sorted(dropped),
         "healed": sorted(healed),
         "groups": cmp.components(s.draft_groups, s.take_draft & s.drafted),
-        "lineage": _lineage(s, dropped, final),
+        "lineage": _lineage(s, dropped, reverted, final),
     }
     draft_rows.move_base(connection, draft.id, active)
     version = log_new_version(
