@@ -499,3 +499,110 @@ def test_every_tool_on_the_editor_page(browser, live_server, client, tokens, siz
     refusals = [e for e in ui.errors if "status of 422" in e or "status of 409" in e]
     assert len(refusals) == 2 and len(ui.errors) == 2 and ui.outside == [], (ui.errors, ui.outside)
     ui.close("tools")
+
+
+def _split_line(shape: shapely.Geometry) -> list[tuple[float, float]]:
+    xmin, ymin, xmax, ymax = shape.bounds
+    middle = (xmin + xmax) / 2
+    return [(middle, ymin - 3e-4), (middle, ymax + 3e-4)]
+
+
+def test_split_shows_recodes_and_publish_resolves_rebase_conflicts(
+    browser, live_server, client, tokens
+):
+    """A colleague published a split of the same grid first: publishing lists the conflict in
+    the API's words, the planner picks a side, the draft is rebased and goes live."""
+    planner = bearer(tokens["planner"])
+    mine = client.post("/api/v1/drafts", json={"name": "我的拆分"}, headers=planner).json()
+    theirs = client.post("/api/v1/drafts", json={"name": "同事的拆分"}, headers=planner).json()
+    grid = _grids(client, mine["generation_id"], level="grid")[GRID][1]
+    line = _split_line(grid)
+    geojson = {"type": "LineString", "coordinates": [list(p) for p in line]}
+    split = client.post(
+        f"/api/v1/drafts/{theirs['id']}/split",
+        json={"code": GRID, "line": geojson, "version": 0},
+        headers=planner,
+    )
+    assert split.status_code == 200, split.text
+    published = client.post(
+        f"/api/v1/drafts/{theirs['id']}/publish",
+        json={"version": 1, "acknowledge_warnings": True},
+        headers=planner,
+    )
+    assert published.status_code == 200, published.text
+
+    ui = Editor(
+        browser,
+        live_server,
+        tokens["planner"],
+        "phone",
+        f"/map/drafts/{mine['id']}/edit?focus={GRID}",
+    )
+    ui.tap_grid(grid)
+    assert ui.js("() => wgEditor.state.selected") == GRID
+    ui.press("wg-split")
+    ui.show(shapely.LineString(line).buffer(1e-4))
+    ui.draw(line)
+    ui.saved(1)
+    generation = mine["generation_id"]
+    halves = [c for c in _grids(client, generation, level="grid") if c.startswith(GRID[:12])]
+    assert GRID not in halves
+    # Its micro-grids were recoded under the two halves: the page lists each old → new code.
+    recoded = ui.page.inner_text("#wg-recoded")
+    micro_before = _grids(client, 1, level="micro_grid", parent=GRID)
+    assert f"重新编码 {len(micro_before)} 个下级网格" in recoded
+    for old in micro_before:
+        assert old in recoded
+    new_children = {
+        c for half in halves for c in _grids(client, generation, level="micro_grid", parent=half)
+    }
+    assert sum(code in recoded for code in new_children) == len(micro_before)
+
+    ui.press("wg-publish")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#wg-publish-summary').textContent.includes('：错误')",
+        timeout=20000,
+    )
+    if ui.page.is_visible("#wg-publish-ack-row"):
+        ui.page.check("#wg-publish-ack")
+    ui.press("wg-publish-go")
+    ui.page.wait_for_selector("#wg-conflicts li", timeout=30000)
+    refusal = client.post(
+        f"/api/v1/drafts/{mine['id']}/publish",
+        json={"version": 1, "acknowledge_warnings": True},
+        headers=planner,
+    ).json()["error"]
+    assert refusal["code"] == "rebase_conflicts"
+    assert ui.page.inner_text("#wg-publish-result p.wg-bad") == refusal["message"]
+    listed = ui.page.locator("#wg-conflicts li")
+    assert listed.count() == len(refusal["details"]) >= 1
+    shown = ui.page.inner_text("#wg-conflicts")
+    assert all(c["code"] in shown for c in refusal["details"])
+    assert "边界重叠" in shown or "双方都修改了" in shown
+    ui.screenshot("conflicts")
+    ui.page.click("button[data-all=active]")
+    assert set(
+        ui.js("() => [...document.querySelectorAll('#wg-conflicts select')].map(s => s.value)")
+    ) == {"active"}
+    ui.press("wg-rebase-go")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#wg-status').textContent.includes('已变基')", timeout=30000
+    )
+    draft = client.get(f"/api/v1/drafts/{mine['id']}").json()
+    assert draft["base_generation"] == theirs["generation_id"]
+    assert ui.page.inner_text("#wg-base") == str(theirs["generation_id"])
+    ui.page.wait_for_function(
+        f"() => wgEditor.state.checkedVersion === {draft['version']}", timeout=20000
+    )
+    if ui.page.is_visible("#wg-publish-ack-row"):
+        ui.page.check("#wg-publish-ack")
+    ui.press("wg-publish-go")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#wg-status').textContent.includes('已发布')", timeout=30000
+    )
+    assert client.get("/api/v1/generations").json()["active"] == generation
+    # The colleague's halves are what went live for the grid both split.
+    theirs_halves = sorted(c for c in split.json()["created"])
+    live = _grids(client, generation, level="grid")
+    assert all(code in live for code in theirs_halves)
+    ui.close("rebase")

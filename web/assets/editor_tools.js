@@ -401,31 +401,67 @@
     });
   }
 
-  // A refused publish: its message, and the per-grid conflicts of a rebase when there are any.
+  var ACTIONS = {
+    split: "分割", merge: "合并", recode: "改编码", "delete": "删除", create: "新建", reshape: "改边界",
+    reparent: "改上级", update: "改属性", vertices: "改顶点",
+  };
+  var CONFLICTS = { both_changed: "双方都修改了", parent_removed: "上级已被删除", overlap: "边界重叠" };
+
+  function side(label, change) {
+    if (!change) return label + "：无";
+    var area = change.area_m2 === null || change.area_m2 === undefined ? "已不存在" : Math.round(change.area_m2) + " m²";
+    return label + "：" + (ACTIONS[change.action] || change.action || "未改") + "（" + (change.name || "") + "，" + area + "）";
+  }
+
+  // A refused publish: its message, and — when another draft was published meanwhile and both
+  // changed the same grids — the per-grid conflicts, each with a choice, and a rebase button.
   function refused(result) {
     var box = $("wg-publish-result"), error = (result.body && result.body.error) || {};
     box.textContent = "";
     box.appendChild(wg.el("p", ed.problem(result, "发布失败"), { "class": "wg-bad" }));
-    var conflicts = [];
-    (error.details || []).forEach(function (d) {
-      if (Array.isArray(d.conflicts)) conflicts = conflicts.concat(d.conflicts);
-      else if (d.code && (d.draft || d.active || d.message)) conflicts.push(d);
-    });
-    if (error.code === "rebase_conflicts" || conflicts.length) {
-      var list = wg.el("ul", null, { "class": "wg-conflicts", id: "wg-conflicts" });
-      conflicts.forEach(function (c) {
-        var parts = [c.code || c.grid_code || ""];
-        if (c.message) parts.push(c.message);
-        else {
-          if (c.draft) parts.push("草稿：" + (typeof c.draft === "string" ? c.draft : JSON.stringify(c.draft)));
-          if (c.active) parts.push("现行：" + (typeof c.active === "string" ? c.active : JSON.stringify(c.active)));
-        }
-        list.appendChild(wg.el("li", parts.join(" · ")));
-      });
-      box.appendChild(wg.el("p", "冲突网格 " + conflicts.length + " 个："));
-      box.appendChild(list);
-    }
     if (error.code === "stale_draft") ed.reloadDraft();
+    if (error.code !== "rebase_conflicts") return;
+    var conflicts = error.details || [];
+    var list = wg.el("ol", null, { "class": "wg-conflicts", id: "wg-conflicts" });
+    conflicts.forEach(function (c) {
+      var choice = wg.el("select", null, { "data-conflict": c.code, "aria-label": "如何解决 " + c.code });
+      option(choice, "draft", "保留草稿的修改");
+      option(choice, "active", "采用现行版本");
+      if (c.resolution) choice.value = c.resolution;
+      list.appendChild(wg.append(wg.el("li"), [
+        wg.el("b", c.code), " " + (c.name || "") + "：" + (CONFLICTS[c.kind] || c.kind), wg.el("br"),
+        side("草稿", c.draft), "；", side("现行" + (c.other_code && c.other_code !== c.code ? " " + c.other_code : ""), c.active),
+        wg.el("br"), choice,
+      ]));
+    });
+    var go = wg.el("button", "按所选解决冲突并变基", { type: "button", id: "wg-rebase-go", "class": "wg-primary" });
+    go.addEventListener("click", function () { rebase(list); });
+    var all = wg.el("div", null, { "class": "wg-row" });
+    [["draft", "全部保留草稿"], ["active", "全部采用现行"]].forEach(function (pair) {
+      var button = wg.el("button", pair[1], { type: "button", "data-all": pair[0] });
+      button.addEventListener("click", function () {
+        Array.prototype.forEach.call(list.querySelectorAll("select"), function (select) { select.value = pair[0]; });
+      });
+      all.appendChild(button);
+    });
+    wg.append(box, [wg.el("p", "与现行版本冲突的网格 " + conflicts.length + " 个："), all, list, go]);
+  }
+
+  function rebase(list) {
+    var resolutions = {};
+    Array.prototype.forEach.call(list.querySelectorAll("select[data-conflict]"), function (select) {
+      resolutions[select.dataset.conflict] = select.value;
+    });
+    ed.say("变基中…");
+    wg.api("POST", "/drafts/" + cfg.draft + "/rebase", { version: state.version, resolutions: resolutions })
+      .then(function (r) {
+        if (!r.ok) { ed.say(ed.problem(r, "变基失败"), true); refused(r); return; }
+        state.version = r.body.version;
+        $("wg-base").textContent = r.body.base_generation;
+        ed.say("已变基到第 " + r.body.base_generation + " 版（解决冲突 " + (r.body.resolved || []).length + " 个），请确认后发布");
+        $("wg-publish-result").textContent = "";
+        ed.load().then(ed.runCheck).then(function (report) { if (report) renderSummary(report); });
+      });
   }
 
   $("wg-publish-go").addEventListener("click", function () {
@@ -442,7 +478,8 @@
       .then(function (r) {
         if (r.ok) {
           ed.setEditable(false);
-          ed.say("已发布为第 " + r.body.generation + " 版，" + r.body.events_reassigned + " 个事件已改派");
+          var rebased = r.body.rebase && r.body.rebase.rebased ? "（已先变基到第 " + r.body.rebase.base_generation + " 版）" : "";
+          ed.say("已发布为第 " + r.body.generation + " 版" + rebased + "，" + r.body.events_reassigned + " 个事件已改派");
           var box = $("wg-publish-result");
           box.textContent = "";
           wg.append(box, [wg.el("p", "已发布。"), wg.el("a", "打开网格总览", { href: "/map/street" })]);
