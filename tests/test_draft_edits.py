@@ -333,6 +333,10 @@ def test_auto_suggest_partitions_a_community(client, planner, engine):
             {"c": COMMUNITY + "%", "g": generation},
         ).scalar()
     assert orphans == 0
+    # The micro-grids moved under the new grids and were recoded to extend their codes.
+    recoded = body["recoded"]
+    assert len(recoded) == len({r["old_code"] for r in recoded}) > 0
+    assert all(r["new_code"].startswith(r["parent_code"]) for r in recoded), recoded[:3]
     impossible = client.post(
         "/api/v1/drafts/suggest",
         headers=planner,

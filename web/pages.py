@@ -295,6 +295,7 @@ CHECK_COLOURS = {
     "orphan_buildings": "#2b6cb0",
     "split_buildings": "#319795",
     "invalid_geometries": "#000000",
+    "code_rule": "#b83280",
 }
 LISTED_FINDINGS = 300
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine
 
 from api.db.buildings import footprints_within, households_at
 from api.drafts.publish import start_draft
+from api.drafts.recode import keep_code_rule
 from api.drafts.stats import grid_stats, next_codes
 from api.drafts.versions import draft_row, load_edit, save_edit
 from api.errors import InvalidInput, NotFound
@@ -84,6 +85,8 @@ def suggest_draft(
             )
         edit.repartition(community, groups)
         edit.heal_vertices()
+        # The micro-grids now sit under new grids: their codes follow (lineage 'recode').
+        recoded = keep_code_rule(connection, generation, edit, False)
         save_edit(
             connection,
             draft,
@@ -101,4 +104,5 @@ def suggest_draft(
                 "blocks": len(blocks),
             },
             "touched": grid_stats(connection, generation, codes),
+            "recoded": recoded,
         }
