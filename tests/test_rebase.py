@@ -6,34 +6,18 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import shapely
-from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.app import API_PREFIX, create_app
 from api.drafts.publish import publish_draft
 from api.drafts.rebase import rebase_draft
 from api.errors import Conflict
-from api.routes import draft_rebase
 from tests.conftest import bearer
 
 COMMUNITY = "320571005001"
 REBASE = "/api/v1/drafts/{id}/rebase"
-
-
-@pytest.fixture
-def client(settings) -> Iterator[TestClient]:
-    """The app, with the rebase router included if api/app.py does not include it yet."""
-    app = create_app(settings)
-    if not any(
-        getattr(r, "path", "") == API_PREFIX + "/drafts/{draft_id}/rebase" for r in app.routes
-    ):
-        app.include_router(draft_rebase.router, prefix=API_PREFIX)
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 @pytest.fixture
