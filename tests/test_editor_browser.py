@@ -124,6 +124,33 @@ def _clear_square(client, grids, pairs) -> tuple[str, str, shapely.Geometry]:
     raise AssertionError("no clear place for a new grid")
 
 
+def _clean_reassignment(client, planner, pairs, grids) -> tuple[str, str, dict]:
+    """A building of e near f whose reassignment to f the API accepts with a clean check, tried
+    in a scratch draft (the API refuses one that would cut another building in two)."""
+    for e, f in pairs:
+        shared = grids[e][1].intersection(grids[f][1])
+        features = client.get("/api/v1/buildings", params={"grid": e}).json()["features"]
+        for building in sorted(features, key=lambda x: _shape(x["geometry"]).distance(shared))[:3]:
+            scratch = client.post("/api/v1/drafts", json={"name": "试算"}, headers=planner).json()
+            tried = client.post(
+                f"/api/v1/drafts/{scratch['id']}/buildings/reassign",
+                json={"buildings": [building["properties"]["code"]], "grid_code": f, "version": 0},
+                headers=planner,
+            )
+            clean = tried.status_code == 200 and not any(
+                _check(client, planner, scratch["generation_id"]).get(kind)
+                for kind in ("invalid_geometries", "invalid_edges", "split_buildings", "gaps")
+            )
+            client.post(
+                f"/api/v1/drafts/{scratch['id']}/discard",
+                json={"version": 0 + (tried.status_code == 200)},
+                headers=planner,
+            )
+            if clean:
+                return e, f, building
+    raise AssertionError("no building can be reassigned cleanly")
+
+
 def _cut(client, shape: shapely.Geometry, code: str) -> list[tuple[float, float]]:
     """A north-south line across `shape` along a lane between its buildings, cutting it in two."""
     xmin, ymin, xmax, ymax = shape.bounds
@@ -217,10 +244,14 @@ class Editor:
 
     def saved(self, version: int) -> None:
         """The edit reached the server, and the view and the check were refreshed for it."""
-        self.page.wait_for_function(
-            f"() => wgEditor.state.version === {version} && wgEditor.state.checkedVersion === {version}",
-            timeout=20000,
-        )
+        try:
+            self.page.wait_for_function(
+                f"() => wgEditor.state.version === {version}"
+                f" && wgEditor.state.checkedVersion === {version}",
+                timeout=20000,
+            )
+        except Exception as error:  # say what the page said instead of a bare timeout
+            raise AssertionError(f"version {version} not reached: {self.status()}") from error
         assert self.page.inner_text("#wg-version") == str(version)
         self.settle()
 
@@ -400,10 +431,9 @@ def test_every_tool_on_the_editor_page(browser, live_server, client, tokens, siz
     )
 
     # 楼栋改划: tap a building of e near f's edge, then the target f.
-    e, f = next(p for p in pairs if not {a, b, c, d} & set(p))
-    shared = micro[e][1].intersection(micro[f][1])
-    buildings = client.get("/api/v1/buildings", params={"grid": e}).json()["features"]
-    building = min(buildings, key=lambda x: _shape(x["geometry"]).distance(shared))
+    e, f, building = _clean_reassignment(
+        client, planner, [p for p in pairs if not {a, b, c, d} & set(p)], micro
+    )
     footprint = _shape(building["geometry"])
     ui.press("wg-reassign")
     ui.show(footprint.union(micro[f][1].representative_point()).buffer(1e-4))
@@ -606,3 +636,108 @@ def test_split_shows_recodes_and_publish_resolves_rebase_conflicts(
     live = _grids(client, generation, level="grid")
     assert all(code in live for code in theirs_halves)
     ui.close("rebase")
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_draft_list_starts_suggests_opens_and_discards(browser, live_server, client, tokens, size):
+    planner = bearer(tokens["planner"])
+    keep = client.post("/api/v1/drafts", json={"name": "保留的草稿"}, headers=planner).json()
+    drop = client.post("/api/v1/drafts", json={"name": "要放弃的草稿"}, headers=planner).json()
+    context = browser.new_context(viewport=SIZES[size])
+    context.add_cookies([{"name": "wangge_token", "value": tokens["planner"], "url": live_server}])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(live_server + "/map/editor", wait_until="networkidle")
+
+    assert page.locator("tr[data-draft]").count() == 2
+    assert not page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
+    for selector in ("#new", "#suggest", f"[data-discard='{drop['id']}']", "a.wg-button"):
+        box = page.locator(selector).first.bounding_box()
+        assert box["height"] >= 44 and box["x"] + box["width"] <= SIZES[size]["width"], selector
+    row = page.inner_text(f"tr[data-draft='{keep['id']}']")
+    for text in ("保留的草稿", f"#{keep['id']}", "第 1 版", "token:", "打开", "差异"):
+        assert text in row, (text, row)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"draft_list_{size}.png"), full_page=True)
+
+    page.click(f"[data-discard='{drop['id']}']")
+    page.wait_for_selector(f"tr[data-draft='{drop['id']}']", state="detached")
+    assert f"已放弃草稿 #{drop['id']}" in page.inner_text("#msg")
+    assert client.get(f"/api/v1/drafts/{drop['id']}").json()["status"] == "discarded"
+
+    # An unknown community: the API's own message.
+    page.fill("#community", "999999")
+    page.click("#suggest")
+    page.wait_for_function("() => document.querySelector('#msg').textContent.length > 5")
+    refused = client.post("/api/v1/drafts/suggest", json={"community": "999999"}, headers=planner)
+    assert refused.status_code in (404, 422)
+    assert page.inner_text("#msg") == refused.json()["error"]["message"]
+
+    with page.expect_navigation():
+        page.click(f"tr[data-draft='{keep['id']}'] a:has-text('差异')")
+    assert page.url.endswith(f"/map/drafts/{keep['id']}/diff")
+    page.go_back()
+
+    page.fill("#community", "320571005001")
+    with page.expect_navigation(timeout=30000):
+        page.click("#suggest")
+    suggested = client.get("/api/v1/drafts", params={"status": "open"}).json()["drafts"]
+    [made] = [d for d in suggested if d["source"] == "suggest"]
+    assert page.url.endswith(f"/map/drafts/{made['id']}/edit")
+    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+
+    page.goto(live_server + "/map/editor")
+    page.fill("#name", "从列表新建")
+    with page.expect_navigation():
+        page.click("#new")
+    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    names = {
+        d["name"] for d in client.get("/api/v1/drafts", params={"status": "open"}).json()["drafts"]
+    }
+    assert names == {"保留的草稿", made["name"], "从列表新建"}
+    assert errors == []
+    context.close()
+
+
+def test_delete_with_children_blocks_publish_until_undone(browser, live_server, client, tokens):
+    planner = bearer(tokens["planner"])
+    draft = client.post("/api/v1/drafts", json={"name": "删除整格"}, headers=planner).json()
+    generation = draft["generation_id"]
+    grid = _grids(client, generation, level="grid")[GRID][1]
+    children = _grids(client, generation, level="micro_grid", parent=GRID)
+    ui = Editor(
+        browser,
+        live_server,
+        tokens["planner"],
+        "desktop",
+        f"/map/drafts/{draft['id']}/edit?focus={GRID}",
+    )
+    assert ui.js("() => wgEditor.state.selected") == GRID  # focus= also selects it
+    ui.press("wg-delete")
+    assert GRID in ui.page.inner_text("#wg-delete-what")
+    ui.page.check("#wg-delete-children")
+    ui.press("wg-delete-go")
+    ui.saved(1)
+    assert GRID not in _grids(client, generation, level="grid")
+    assert _grids(client, generation, level="micro_grid", parent=GRID) == {}
+    assert len(children) > 0 and ui.js("() => wgEditor.state.selected") is None
+
+    ui.press("wg-publish")  # the check finds the hole: publishing is not offered
+    ui.page.wait_for_function(
+        "() => document.querySelector('#wg-publish-summary').textContent.includes('：错误')",
+        timeout=20000,
+    )
+    assert "不能发布" in ui.page.inner_text("#wg-publish-summary")
+    assert "空隙/缺口" in ui.page.inner_text("#wg-publish-summary")
+    assert ui.page.is_disabled("#wg-publish-go")
+
+    ui.press("wg-undo")
+    ui.saved(2)
+    assert set(_grids(client, generation, level="micro_grid", parent=GRID)) == set(children)
+    assert _grids(client, generation, level="grid")[GRID][1].equals(grid)
+    assert "错误 0" in ui.page.inner_text("#wg-check").replace("\n", "")
+    assert "错误 0" in ui.page.inner_text("#wg-publish-summary").replace("\n", "")
+    assert not ui.page.is_disabled("#wg-publish-go")  # the open summary followed the check
+    ui.close("delete")

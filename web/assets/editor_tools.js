@@ -362,6 +362,10 @@
   document.addEventListener("wg:loaded", function () {
     if (state.tool === "attributes") openAttributes();
   });
+  // A fresh check (after any edit, undo or 检查) refreshes the publish summary when it is open.
+  document.addEventListener("wg:checked", function (event) {
+    if (state.tool === "publish") renderSummary(event.detail);
+  });
 
   // ---- publish -----------------------------------------------------------------------------
   // The kinds that were found, in Chinese, errors first.
@@ -396,9 +400,8 @@
     $("wg-publish-go").disabled = true;
     $("wg-publish-summary").textContent = "覆盖检查中…";
     var fresh = state.check && state.checkedVersion === state.version;
-    (fresh ? Promise.resolve(state.check) : ed.runCheck()).then(function (report) {
-      if (report) renderSummary(report);
-    });
+    if (fresh) renderSummary(state.check);
+    else ed.runCheck();  // its answer renders the summary (wg:checked)
   }
 
   var ACTIONS = {
@@ -460,7 +463,7 @@
         $("wg-base").textContent = r.body.base_generation;
         ed.say("已变基到第 " + r.body.base_generation + " 版（解决冲突 " + (r.body.resolved || []).length + " 个），请确认后发布");
         $("wg-publish-result").textContent = "";
-        ed.load().then(ed.runCheck).then(function (report) { if (report) renderSummary(report); });
+        ed.load().then(ed.runCheck);
       });
   }
 
