@@ -299,7 +299,11 @@ class HierarchyEdit(Hierarchy):
                     "grid_code",
                 )
             # The strip runs from the building to the edge the two grids share.
-            shared = self.rows[source].geom.boundary.intersection(row.geom.boundary)
+            # (near the target's edge, not on it: a strip taken just before may have left the
+            # two edges a rounding error apart until heal_vertices)
+            shared = self.rows[source].geom.boundary.intersection(
+                row.geom.boundary.buffer(SNAP_DEG)
+            )
             if shared.length <= MIN_WIDTH_DEG:
                 raise EditError(
                     f"楼栋所在网格 {source} 与目标网格 {target} 不相邻",
@@ -311,6 +315,21 @@ class HierarchyEdit(Hierarchy):
             # Reach a little past the shared edge, so the strip's side there is the grid's own edge.
             corridor = shapely.convex_hull(shapely.union_all([footprint, near.buffer(size / 10)]))
             for part in significant(self.rows[source].geom.intersection(corridor)):
+                # A strip that meets the target only at a point would leave the source a hole
+                # touching its own edge there (invalid once reprojected): refuse it instead.
+                edge = self.rows[target].geom.boundary.buffer(SNAP_DEG)
+                contact = part.boundary.intersection(edge).length
+                if contact < size / 4:
+                    raise EditError(
+                        f"楼栋离网格 {source} 与目标网格 {target} 的共同边界太远（或共同边界太短），"
+                        "无法只划出一条通道：请拖动边界（reshape）调整",
+                        "not_adjacent",
+                        "grid_code",
+                    )
+                # Where the strip crosses the source's edge, the crossing point is computed a
+                # rounding error off that edge; given to the source as a vertex first, the
+                # difference below cuts along the edge instead of leaving the strip as a hole.
+                self._touch(source).geom = shapely.snap(self.rows[source].geom, part, SNAP_DEG)
                 self.transfer(part, source, target)
         return sources
 

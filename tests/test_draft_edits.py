@@ -265,13 +265,28 @@ def test_reassign_a_building_moves_the_boundary_around_it(client, planner, draft
         headers=planner,
         json={"buildings": [building], "grid_code": b, "version": 0},
     )
+    # The strip to the shared edge would cut a neighbouring building: named, nothing written.
+    assert moved.status_code == 422, moved.text
+    assert moved.json()["error"]["code"] == "would_split_building"
+    cut = moved.json()["error"]["details"][0]["buildings"]
+    assert cut and building not in cut and all(c in moved.json()["error"]["message"] for c in cut)
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["version"] == 0
+    moved = client.post(
+        f"/api/v1/drafts/{draft_id}/buildings/reassign",
+        headers=planner,
+        json={"buildings": [building, *cut], "grid_code": b, "version": 0},
+    )
     assert moved.status_code == 200, moved.text
     assert moved.json()["from"] == [a] and moved.json()["recoded"] == []
     diff = client.get(f"/api/v1/drafts/{draft_id}/diff").json()
     assert {(x["code"], x["from_grid"], x["to_grid"]) for x in diff["buildings"]} >= {
-        (building, a, b)
+        (code, a, b) for code in (building, *cut)
     }
     assert _errors(client, planner, generation) == {}
+    check = client.post(
+        "/api/v1/coverage/checks", json={"generation": generation}, headers=planner
+    ).json()
+    assert check["split_buildings"] == [] and check["orphan_buildings"] == []
     again = client.post(
         f"/api/v1/drafts/{draft_id}/buildings/reassign",
         headers=planner,
@@ -385,3 +400,29 @@ def test_draft_codes_follow_the_level_rule(client, planner, draft):
         json={"code": parent + "078", "version": 1},
     )
     assert renamed.status_code == 200, renamed.text
+
+
+def test_reassign_leaves_valid_outlines_and_whole_buildings(client, planner, draft):
+    """The editor's case: a building whose strip crosses its grid's edge at a computed point
+    (it used to leave the strip as a hole touching that edge, invalid once reprojected) and
+    cuts a neighbouring building (now named: reassign both)."""
+    generation, draft_id = draft["generation_id"], draft["id"]
+    grid = COMMUNITY + "001"
+    request = {"buildings": [grid + "004B08"], "grid_code": grid + "005", "version": 0}
+    refused = client.post(
+        f"/api/v1/drafts/{draft_id}/buildings/reassign", headers=planner, json=request
+    )
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "would_split_building"
+    assert refused.json()["error"]["details"] == [{"buildings": [grid + "004B07"]}]
+    both = {**request, "buildings": [grid + "004B08", grid + "004B07"]}
+    moved = client.post(f"/api/v1/drafts/{draft_id}/buildings/reassign", headers=planner, json=both)
+    assert moved.status_code == 200, moved.text
+    check = client.post(
+        "/api/v1/coverage/checks", json={"generation": generation}, headers=planner
+    ).json()
+    assert check["summary"]["errors"] == 0, {k: check[k] for k in GRID_LEVEL_ERRORS if check[k]}
+    diff = client.get(f"/api/v1/drafts/{draft_id}/diff").json()
+    assert {(x["code"], x["from_grid"], x["to_grid"]) for x in diff["buildings"]} >= {
+        (grid + "004B08", grid + "004", grid + "005"),
+        (grid + "004B07", grid + "004", grid + "005"),
+    }

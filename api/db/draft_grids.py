@@ -197,6 +197,20 @@ def codes_used_under(connection: Connection, prefix: str) -> set[str]:
     )
 
 
+def buildings_meeting(connection: Connection, area: shapely.Geometry) -> dict[str, bytes]:
+    """WKB footprints, by code, of the buildings that intersect `area`."""
+    return {
+        code: bytes(wkb)
+        for code, wkb in connection.execute(
+            text(
+                "SELECT code, ST_AsBinary(geom) FROM building WHERE geom && ST_GeomFromWKB(:a, 4326) "
+                "AND ST_Intersects(geom, ST_GeomFromWKB(:a, 4326))"
+            ),
+            {"a": shapely.to_wkb(area)},
+        ).all()
+    }
+
+
 def codes_ever_used(connection: Connection) -> set[str]:
     """Every code of any generation (a code is never reused)."""
     return set(connection.execute(text("SELECT DISTINCT code FROM grid")).scalars())

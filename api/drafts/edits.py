@@ -9,17 +9,18 @@ from typing import Any
 import shapely
 from sqlalchemy import Connection, Engine
 
-from api.codes import code_problem
 from api.db import draft_grids
 from api.db.buildings import footprints_by_code
 from api.db.catalogue import Level, grid_kinds, level_named
 from api.db.drafts import Draft
-from api.drafts.recode import keep_code_rule
+from api.drafts.recode import code_follows_rule, code_free, keep_code_rule
 from api.drafts.stats import grid_stats, next_codes
 from api.drafts.versions import load_edit, lock, save_edit, undo_last
-from api.errors import Conflict, InvalidInput
+from api.errors import InvalidInput
 from spatial.cleanup import SNAP_INPUT_DEG
 from spatial.editing import EditError, GridRow, HierarchyEdit
+
+SPLIT_SHARE = 0.01  # as the coverage check's min_split_share: less is survey noise
 
 Apply = Callable[[Connection, Draft, HierarchyEdit], dict[str, Any] | None]
 
@@ -72,26 +73,6 @@ def _kind_known(connection: Connection, kind: str) -> None:
             f"没有名为 {kind} 的网格类型（现有：{'、'.join(kinds)}）",
             code="unknown_kind",
             where="body.kind",
-        )
-
-
-def _code_follows_rule(
-    code: str, parent_code: str | None, level: Level, where: str = "body.code"
-) -> None:
-    """The same code rule as an import (api/codes.py)."""
-    problem = code_problem(code, parent_code, level)
-    if problem:
-        raise InvalidInput(f"编码 {code!r}：{problem}", code="invalid_code", where=where)
-
-
-def _code_free(connection: Connection, generation: int, code: str, where: str) -> None:
-    """A code given by hand must not be in the draft already (nor ever have been used)."""
-    used = draft_grids.first_generation_of(connection, code)
-    if used is not None:
-        raise Conflict(
-            f"编码 {code} 已被使用（第 {used} 版起），编码不可重复使用",
-            code="code_taken",
-            where=where,
         )
 
 
@@ -152,8 +133,8 @@ def split(
                 )
             level = _level(connection, grid.level)
             for new in new_codes:
-                _code_free(connection, generation, new, "body.new_codes")
-                _code_follows_rule(new, parent, level, "body.new_codes")
+                code_free(connection, generation, new, "body.new_codes")
+                code_follows_rule(new, parent, level, "body.new_codes")
         edit.split(code, line, new_codes or next_codes(connection, generation, parent, code, 2))
 
     return _run(
@@ -213,8 +194,8 @@ def create(
         level = _level(connection, row.level)
         _kind_known(connection, row.kind)
         if row.code:
-            _code_free(connection, generation, row.code, "body.code")
-            _code_follows_rule(row.code, row.parent_code, level)
+            code_free(connection, generation, row.code, "body.code")
+            code_follows_rule(row.code, row.parent_code, level)
         else:
             if row.parent_code not in edit.rows:
                 raise InvalidInput(
@@ -260,11 +241,11 @@ def update(
         if changes.get("kind") is not None:
             _kind_known(connection, changes["kind"])
         if changes.get("code") and changes["code"] != code:
-            _code_free(connection, draft.generation_id, changes["code"], "body.code")
+            code_free(connection, draft.generation_id, changes["code"], "body.code")
         edit.update(code, changes)
         if changes.get("code"):
             row = edit.grid(changes["code"])
-            _code_follows_rule(row.code, row.parent_code, _level(connection, row.level))
+            code_follows_rule(row.code, row.parent_code, _level(connection, row.level))
 
     codes = [c for c in (code, changes.get("parent_code")) if c]
     return _run(
@@ -310,7 +291,7 @@ def reassign_buildings(
         )
     footprints = [shapely.from_wkb(bytes(found[c])) for c in building_codes]
 
-    def apply(_c: Connection, _d: Draft, edit: HierarchyEdit) -> dict[str, Any]:
+    def apply(connection: Connection, _d: Draft, edit: HierarchyEdit) -> dict[str, Any]:
         sources = set()
         for building, footprint in zip(building_codes, footprints, strict=True):
             try:
@@ -318,6 +299,14 @@ def reassign_buildings(
             except EditError as error:
                 error.args = (f"楼栋 {building}：{error}",)
                 raise
+        cut = _buildings_cut(connection, edit, edit.rows[grid_code].level, set(building_codes))
+        if cut:
+            raise InvalidInput(
+                f"这样调整会把楼栋 {'、'.join(cut[:10])} 分在两个网格：请把它们一并列入 buildings",
+                code="would_split_building",
+                where="body.buildings",
+                details=[{"buildings": cut}],
+            )
         return {"from": sorted(sources)}
 
     return _run(
@@ -332,6 +321,29 @@ def reassign_buildings(
         details={"buildings": building_codes, "to": grid_code},
         keep_codes=keep_codes,
     )
+
+
+def _buildings_cut(
+    connection: Connection, edit: HierarchyEdit, level: str, asked: set[str]
+) -> list[str]:
+    """Buildings (other than `asked`) that lay in one grid of `level` and would lie in two."""
+    moved = [c for c in edit.touched() if c in edit.before and edit.rows[c].level == level]
+    changed = shapely.union_all(
+        [edit.before[c].geom.symmetric_difference(edit.rows[c].geom) for c in moved]
+    )
+    cut = []
+    for code, wkb in sorted(draft_grids.buildings_meeting(connection, changed).items()):
+        footprint = shapely.from_wkb(wkb)
+
+        def holders(rows: list[GridRow], footprint: shapely.Geometry = footprint) -> int:
+            return sum(
+                footprint.intersection(r.geom).area >= SPLIT_SHARE * footprint.area for r in rows
+            )
+
+        before = holders([edit.before[c] for c in moved])
+        if code not in asked and before <= 1 < holders([edit.rows[c] for c in moved]):
+            cut.append(code)
+    return cut
 
 
 def undo(engine: Engine, draft_id: int, version: int, actor: str) -> dict[str, Any]:
@@ -368,12 +380,12 @@ def replace(
         if wanted.get("kind") is not None:
             _kind_known(connection, wanted["kind"])
         if wanted.get("code"):
-            _code_free(connection, draft.generation_id, wanted["code"], "body.code")
+            code_free(connection, draft.generation_id, wanted["code"], "body.code")
         if wanted:
             edit.update(code, wanted)
         if wanted.get("code"):
             moved = edit.grid(wanted["code"])
-            _code_follows_rule(moved.code, moved.parent_code, _level(connection, moved.level))
+            code_follows_rule(moved.code, moved.parent_code, _level(connection, moved.level))
 
     codes = [c for c in (code, changes.get("parent_code")) if c]
     return _run(

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from api.codes import code_problem
 from api.db import draft_grids
 from api.db.catalogue import Level, grid_levels
-from api.errors import Conflict
+from api.errors import Conflict, InvalidInput
 from spatial.editing import HierarchyEdit
 
 NAMED_IN_MESSAGE = 10
@@ -25,6 +25,26 @@ NAMED_IN_MESSAGE = 10
 
 class CodeRuleBroken(Conflict):
     code = "code_rule"
+
+
+def code_follows_rule(
+    code: str, parent_code: str | None, level: Level, where: str = "body.code"
+) -> None:
+    """The same code rule as an import (api/codes.py)."""
+    problem = code_problem(code, parent_code, level)
+    if problem:
+        raise InvalidInput(f"编码 {code!r}：{problem}", code="invalid_code", where=where)
+
+
+def code_free(connection: Connection, generation: int, code: str, where: str) -> None:
+    """A code given by hand must not be in the draft already (nor ever have been used)."""
+    used = draft_grids.first_generation_of(connection, code)
+    if used is not None:
+        raise Conflict(
+            f"编码 {code} 已被使用（第 {used} 版起），编码不可重复使用",
+            code="code_taken",
+            where=where,
+        )
 
 
 def _broken(edit: HierarchyEdit, levels: dict[str, Level], level: str | None) -> list[str]:
