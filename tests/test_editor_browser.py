@@ -570,6 +570,22 @@ def test_split_shows_recodes_and_publish_resolves_rebase_conflicts(
     )
     ui.tap_grid(grid)
     assert ui.js("() => wgEditor.state.selected") == GRID
+    # 保持编码: a split that would recode the micro-grids is refused, in the API's words.
+    ui.page.check("#wg-keep-codes")
+    ui.press("wg-split")
+    ui.show(shapely.LineString(line).buffer(1e-4))
+    ui.draw(line)
+    ui.page.wait_for_function("() => document.querySelector('#wg-status').className === 'wg-bad'")
+    refused = client.post(
+        f"/api/v1/drafts/{mine['id']}/split",
+        json={"code": GRID, "line": geojson, "version": 0, "keep_codes": True},
+        headers=planner,
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "code_rule"
+    assert ui.status() == refused.json()["error"]["message"]
+    assert client.get(f"/api/v1/drafts/{mine['id']}").json()["version"] == 0
+    ui.page.uncheck("#wg-keep-codes")
+    ui.tap_grid(grid)
     ui.press("wg-split")
     ui.show(shapely.LineString(line).buffer(1e-4))
     ui.draw(line)
