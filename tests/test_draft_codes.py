@@ -257,12 +257,24 @@ def test_split_recodes_micro_grids_under_their_new_parents(client, planner, toke
             text("INSERT INTO staff_assignment (staff_id, grid_code, role) VALUES (:s, :c, :r)"),
             {"s": staff[second][0].staff_id, "c": recoded[second], "r": staff[second][0].role},
         )
+    # The liaison's phone token is scoped to the micro-grid's code: it follows the recode too.
+    phone = client.post(
+        "/api/v1/tokens",
+        headers=bearer(tokens["admin"]),
+        json={"name": "联络员手机", "role": "field_staff", "grid_codes": [first]},
+    )
+    assert phone.status_code == 201, phone.text
     published = client.post(
         f"/api/v1/drafts/{draft_id}/publish",
         headers=planner,
         json={"version": 3, "acknowledge_warnings": True},
     )
     assert published.status_code == 200, published.text
+    with engine.connect() as connection:
+        scope = connection.execute(
+            text("SELECT grid_codes FROM api_token WHERE id = :i"), {"i": phone.json()["id"]}
+        ).scalar_one()
+    assert scope == [recoded[first]]
     assert {(x["old_code"], x["new_code"], x["relation"]) for x in published.json()["lineage"]} == {
         *((code, parent, "split") for parent in again["created"]),
         *((old, new, "recode") for old, new in recoded.items()),

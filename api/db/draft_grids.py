@@ -298,7 +298,7 @@ def staff_follow_recodes(connection: Connection, generation: int) -> None:
 
 
 def follow_recode(connection: Connection, old: str, new: str) -> None:
-    """Move staff assignments from `old` to `new`; one the person already has at `new` in the
+    """Move staff assignments and field staff tokens' grid scopes from `old` to `new`; one the person already has at `new` in the
     same role stays, and its duplicate at `old` goes (unique (staff_id, grid_code, role))."""
     connection.execute(
         text(
@@ -309,5 +309,14 @@ def follow_recode(connection: Connection, old: str, new: str) -> None:
     )
     connection.execute(
         text("UPDATE staff_assignment SET grid_code = :n WHERE grid_code = :o"),
+        {"o": old, "n": new},
+    )
+    # A field staff token scoped to the old code keeps its reach under the new one.
+    connection.execute(
+        text(
+            "UPDATE api_token SET grid_codes = ARRAY(SELECT DISTINCT c FROM "
+            "unnest(array_replace(grid_codes, CAST(:o AS varchar), CAST(:n AS varchar))) AS c "
+            "ORDER BY c) WHERE CAST(:o AS varchar) = ANY(grid_codes)"
+        ),
         {"o": old, "n": new},
     )
