@@ -757,3 +757,38 @@ def test_delete_with_children_blocks_publish_until_undone(browser, live_server, 
     assert "错误 0" in ui.page.inner_text("#wg-publish-summary").replace("\n", "")
     assert not ui.page.is_disabled("#wg-publish-go")  # the open summary followed the check
     ui.close("delete")
+
+
+def test_the_editor_loads_the_view_and_asks_to_zoom_in_beyond_its_limit(
+    browser, live_server, client, tokens, monkeypatch
+):
+    """Grids come per view (bbox=), again after each move; a view holding more than the limit
+    draws none and says to zoom in, rather than a district cut off in code order."""
+    import web.draft_pages
+
+    monkeypatch.setattr(web.draft_pages, "VIEW_LIMIT", 100)  # the server runs in this process
+    planner = bearer(tokens["planner"])
+    draft = client.post("/api/v1/drafts", json={"name": "按视野加载"}, headers=planner).json()
+    ui = Editor(
+        browser,
+        live_server,
+        tokens["planner"],
+        "desktop",
+        f"/map/drafts/{draft['id']}/edit?level=micro_grid&focus={GRID}",
+    )
+    asked: list[str] = []
+    ui.page.on("request", lambda r: asked.append(r.url) if "/api/v1/grids?" in r.url else None)
+    shown = ui.js("() => wgEditor.grids.getLayers().length")
+    assert 0 < shown <= 100
+    ui.js("() => { wgEditor.map.setZoom(wgEditor.map.getZoom() - 3, {animate: false}); }")
+    ui.page.wait_for_function("() => wgEditor.state.truncated === true", timeout=10000)
+    assert ui.js("() => wgEditor.grids.getLayers().length") == 0
+    assert "请放大后编辑" in ui.page.inner_text("#wg-stats")
+    assert asked and all("bbox=" in url and "limit=100" in url for url in asked)
+    ui.js("() => { wgEditor.map.setZoom(wgEditor.map.getZoom() + 3, {animate: false}); }")
+    ui.page.wait_for_function(
+        "() => wgEditor.state.truncated === false && wgEditor.grids.getLayers().length > 0",
+        timeout=10000,
+    )
+    assert ui.errors == []
+    ui.close("zoom")

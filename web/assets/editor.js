@@ -126,12 +126,13 @@
       var editing = state.selected && layerOf(state.selected) && layerOf(state.selected).pm.enabled();
       if (editing) layerOf(state.selected).pm.disable();
       grids.clearLayers();
-      grids.addData(shown.body);
+      // More grids than one view holds: a partial set (in code order) would mislead, so none.
+      if (!shown.body.hasMore) grids.addData(shown.body);
       children.clearLayers();
       var kids = results[1];
       if (kids && kids.ok && !kids.body.hasMore) children.addData(kids.body);
       state.truncated = shown.body.hasMore;
-      var codes = shown.body.features.map(function (f) { return f.properties.code; });
+      var codes = shown.body.hasMore ? [] : shown.body.features.map(function (f) { return f.properties.code; });
       if (state.selected && codes.indexOf(state.selected) < 0) state.selected = null;
       return loadStats(codes).then(function () {
         if (ticket !== state.loads) return;
@@ -186,7 +187,7 @@
         "点选网格查看统计。";
     }
     if (state.truncated) {
-      wg.append(panel, [wg.el("br"), wg.el("span", "视野内网格过多，只显示了一部分：请放大。", { "class": "wg-bad" })]);
+      wg.append(panel, [wg.el("br"), wg.el("span", "视野内网格超过 " + cfg.viewLimit + " 个：请放大后编辑。", { "class": "wg-bad" })]);
     }
     var over = Object.keys(state.stats).filter(function (c) {
       var x = state.stats[c];
