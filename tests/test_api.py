@@ -495,3 +495,28 @@ def test_pages_layers_and_tiles_are_gzipped_bulk_lookups_are_not(client):
     )
     assert lookups.status_code == 200 and "content-encoding" not in lookups.headers
     assert len(lookups.json()["results"]) == 500
+
+
+def test_a_draft_generations_grids_are_revalidated_after_each_edit(client, tokens):
+    """A draft's generation keeps its id while it is edited: its ETag follows the draft version,
+    so a page revalidating with If-None-Match never keeps the outline before an edit."""
+    planner = bearer(tokens["planner"])
+    draft = client.post("/api/v1/drafts", headers=planner, json={"name": "etag"}).json()
+    generation = draft["generation_id"]
+    query = {"level": "community", "generation": generation}
+    first = client.get("/api/v1/grids", params=query)
+    etag = first.headers["etag"]
+    assert etag.startswith(f'W/"g{generation}v0-')
+    same = client.get("/api/v1/grids", params=query, headers={"If-None-Match": etag})
+    assert same.status_code == 304
+    code = first.json()["features"][0]["properties"]["code"]
+    renamed = client.patch(
+        f"/api/v1/drafts/{draft['id']}/grids/{code}",
+        headers=planner,
+        json={"version": 0, "name": "改名后的社区"},
+    )
+    assert renamed.status_code == 200, renamed.text
+    after = client.get("/api/v1/grids", params=query, headers={"If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["etag"].startswith(f'W/"g{generation}v1-')
+    names = {f["properties"]["code"]: f["properties"]["name"] for f in after.json()["features"]}
+    assert names[code] == "改名后的社区"

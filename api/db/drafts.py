@@ -247,3 +247,10 @@ def drafts_published_since(connection: Connection, base: int) -> list[int]:
             {"b": base},
         ).scalars()
     )
+
+
+def draft_version_of(connection: Connection, generation: int) -> int | None:
+    """The version of the draft owning `generation` (None for a generation no draft owns)."""
+    return connection.execute(
+        text("SELECT version FROM draft WHERE generation_id = :g"), {"g": generation}
+    ).scalar()

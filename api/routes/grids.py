@@ -6,8 +6,10 @@ import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import Connection
 
 from api.db import grids as grid_queries
+from api.db.drafts import draft_version_of
 from api.db.generations import generation_at, list_generations
 from api.deps import (
     CallerDep,
@@ -52,18 +54,23 @@ def generations(connection: ConnectionDep, _: ReaderDep) -> dict[str, Any]:
     }
 
 
-def _etag(request: Request, generation: int, caller: Caller) -> str:
-    """Grid rows change only with a new generation: generation + query + what the caller may
-    see (free attributes or not) identify the answer."""
+def _etag(request: Request, generation: int, draft_version: int | None, caller: Caller) -> str:
+    """A published generation's rows never change, and a draft's change only with its version:
+    generation (+ draft version) + query + what the caller may see identify the answer."""
     key = f"{request.url.path}?{request.url.query}|{caller.sees_all_personal}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return f'W/"g{generation}-{digest}"'
+    version = "" if draft_version is None else f"v{draft_version}"
+    return f'W/"g{generation}{version}-{digest}"'
 
 
 def _cached(
-    request: Request, response: Response, generation: int, caller: Caller
+    request: Request,
+    response: Response,
+    connection: Connection,
+    generation: int,
+    caller: Caller,
 ) -> Response | None:
-    etag = _etag(request, generation, caller)
+    etag = _etag(request, generation, draft_version_of(connection, generation), caller)
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
     response.headers["ETag"] = etag
@@ -86,7 +93,7 @@ def list_grids(
     parent: Annotated[str | None, Query(description="Only children of this grid code")] = None,
     out_crs: OutCrs = "EPSG:4326",
 ) -> dict[str, Any]:
-    if (not_modified := _cached(request, response, generation, caller)) is not None:
+    if (not_modified := _cached(request, response, connection, generation, caller)) is not None:
         return not_modified  # type: ignore[return-value]
     if level is not None:
         known_level(connection, level)
