@@ -255,6 +255,17 @@ class Editor:
         assert self.page.inner_text("#wg-version") == str(version)
         self.settle()
 
+    def said(self, text: str, timeout: int = 30000) -> None:
+        """Wait until the status line says `text` (else fail with what it says)."""
+        try:
+            self.page.wait_for_function(
+                "(text) => document.querySelector('#wg-status').textContent.includes(text)",
+                arg=text,
+                timeout=timeout,
+            )
+        except Exception as error:
+            raise AssertionError(f"status never said {text}: {self.status()}") from error
+
     def status(self) -> str:
         return self.page.inner_text("#wg-status")
 
@@ -494,6 +505,7 @@ def test_every_tool_on_the_editor_page(browser, live_server, client, tokens, siz
     ui.press("wg-attributes-go")
     ui.page.wait_for_function("() => wgEditor.state.version === 12", timeout=15000)
     assert "草稿已被他人修改" in ui.status() and "已重新载入" in ui.status()
+    ui.page.wait_for_function("() => wgEditor.state.checkedVersion === 12", timeout=20000)
     assert (
         client.get(f"/api/v1/grids/{target}", params={"generation": generation}).json()[
             "properties"
@@ -513,9 +525,7 @@ def test_every_tool_on_the_editor_page(browser, live_server, client, tokens, siz
     if ui.page.is_visible("#wg-publish-ack-row"):
         ui.page.check("#wg-publish-ack")
     ui.press("wg-publish-go")
-    ui.page.wait_for_function(
-        "() => document.querySelector('#wg-status').textContent.includes('已发布')", timeout=30000
-    )
+    ui.said("已发布", timeout=60000)
     assert client.get("/api/v1/generations").json()["active"] == generation
     assert client.get(f"/api/v1/drafts/{draft_id}").json()["status"] == "published"
     assert ui.page.is_disabled("#wg-merge")  # a published draft is read-only
@@ -643,9 +653,7 @@ def test_split_shows_recodes_and_publish_resolves_rebase_conflicts(
     if ui.page.is_visible("#wg-publish-ack-row"):
         ui.page.check("#wg-publish-ack")
     ui.press("wg-publish-go")
-    ui.page.wait_for_function(
-        "() => document.querySelector('#wg-status').textContent.includes('已发布')", timeout=30000
-    )
+    ui.said("已发布", timeout=60000)
     assert client.get("/api/v1/generations").json()["active"] == generation
     # The colleague's halves are what went live for the grid both split.
     theirs_halves = sorted(c for c in split.json()["created"])

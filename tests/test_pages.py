@@ -490,8 +490,9 @@ def test_editor_page_offers_every_tool_and_loads_only_the_view(pages, hostile):
     (south, west), (north, east) = data["bounds"]  # the first community, not the street
     assert 0 < north - south < 0.02 and 0 < east - west < 0.02
     scripts = [a["src"] for t, a in tags.tags if t == "script" and a.get("src")]
-    assert scripts[-2:] == ["/static/wangge/editor.js", "/static/wangge/editor_tools.js"]
-    for script in scripts[-2:]:
+    tools = ["editor.js", "editor_tools.js", "editor_publish.js"]
+    assert scripts[-3:] == [f"/static/wangge/{name}" for name in tools]
+    for script in scripts[-3:]:
         code = pages.get(script).text
         assert "limit=5000" not in code and "innerHTML" not in code  # by view; text only
     assert "bbox" in pages.get("/static/wangge/editor.js").text
