@@ -510,3 +510,143 @@ def test_a_grid_split_on_one_side_and_renamed_on_the_other(client, planner, choi
             client.get(f"/api/v1/grids/{h}", params={"generation": active}).status_code == 200
             for h in halves
         )
+
+
+def _live(engine, generation):
+    with engine.connect() as connection:
+        return set(
+            connection.execute(
+                text("SELECT code FROM grid WHERE generation_low <= :g AND generation_high >= :g"),
+                {"g": generation},
+            ).scalars()
+        )
+
+
+def test_a_grid_both_sides_recoded_keeps_its_staff_when_the_draft_side_wins(
+    client, planner, engine
+):
+    """Review F1: A and B move the same micro-grid into the neighbouring grid, so each recodes
+    it (…004 → …022 in A, → …023 in B). A publishes; B rebases keeping its side and publishes.
+    The lineage links A's code to B's as a recode, and the liaison and a field staff token
+    follow it onto the live code (they followed A's recode first)."""
+    first = _draft(client, planner, "甲")
+    second = _draft(client, planner, "乙")
+    _reshape(client, planner, first, 0)
+    _reshape(client, planner, second, 0, take=2)
+    published = _publish(client, planner, first, 1)
+    assert published.status_code == 200, published.text
+    recodes_a = {
+        p["old_code"]: p["new_code"]
+        for p in published.json()["lineage"]
+        if p["relation"] == "recode"
+    }
+    with engine.connect() as connection:
+        drafted = dict(
+            connection.execute(
+                text(
+                    "SELECT old_code, new_code FROM grid_lineage l WHERE relation = 'recode' "
+                    "AND generation_id = :g"
+                ),
+                {"g": first["generation_id"]},
+            ).all()
+        )
+    assert drafted == recodes_a and len(recodes_a) == 1
+    [(base_code, code_a)] = recodes_a.items()
+    with engine.begin() as connection:
+        staff = connection.execute(
+            text("SELECT staff_id, role FROM staff_assignment WHERE grid_code = :c ORDER BY 1, 2"),
+            {"c": code_a},
+        ).all()
+        connection.execute(
+            text("UPDATE api_token SET grid_codes = ARRAY[CAST(:c AS varchar)] WHERE name = :n"),
+            {"c": code_a, "n": "test-field_staff"},
+        )
+    assert [s.role for s in staff] == ["micro_grid_liaison"]
+
+    url = REBASE.format(id=second["id"])
+    asked = client.post(url, headers=planner, json={"version": 1})
+    assert asked.status_code == 409, asked.text
+    conflicts = [c["code"] for c in asked.json()["error"]["details"]]
+    resolved = client.post(
+        url, headers=planner, json={"version": 1, "resolutions": {c: "draft" for c in conflicts}}
+    )
+    assert resolved.status_code == 200, resolved.text
+    final = _publish(client, planner, second, 2)
+    assert final.status_code == 200, final.text
+    live = _live(engine, second["generation_id"])
+    assert code_a not in live
+    lineage = [(p["old_code"], p["new_code"], p["relation"]) for p in final.json()["lineage"]]
+    [(_, code_b, _)] = [p for p in lineage if p[0] == code_a]
+    assert (code_a, code_b, "recode") in lineage and code_b in live and code_b != base_code
+    assert not [p for p in lineage if p[1] == code_b and p[0] != code_a]  # not also "created"
+    with engine.connect() as connection:
+        moved = connection.execute(
+            text("SELECT staff_id, role FROM staff_assignment WHERE grid_code = :c ORDER BY 1, 2"),
+            {"c": code_b},
+        ).all()
+        nowhere = connection.execute(
+            text("SELECT count(*) FROM staff_assignment WHERE grid_code <> ALL(:live)"),
+            {"live": sorted(live)},
+        ).scalar()
+        scope = connection.execute(
+            text("SELECT grid_codes FROM api_token WHERE name = 'test-field_staff'")
+        ).scalar()
+    assert moved == staff and nowhere == 0
+    assert scope == [code_b]
+
+
+def test_a_publish_that_began_before_another_one_still_goes_live(
+    client, planner, engine, monkeypatch
+):
+    """Review F9: D's transaction starts before C's publish but asks for the lock after it.
+    D must see C's activation (and rebase onto it), and its own activation must come after
+    C's: both changes are live, and the answer says D was rebased."""
+    import api.drafts.publish as publishing
+    from api.db import versioning
+
+    codes = sorted(_grids(client, 1, level="grid", parent=COMMUNITY))[:2]
+    c_draft = _draft(client, planner, "丙")
+    d_draft = _draft(client, planner, "丁")
+    _rename(client, planner, c_draft, codes[0], "丙改名", 0)
+    _rename(client, planner, d_draft, codes[1], "丁改名", 0)
+    began, c_done = threading.Event(), threading.Event()
+    real = versioning.lock_generations
+
+    def held_before_the_lock(connection):
+        if threading.current_thread().name == "D":
+            connection.execute(text("SELECT 1"))  # D's transaction (and its now()) begins
+            began.set()
+            assert c_done.wait(60)  # C publishes meanwhile
+        real(connection)
+
+    monkeypatch.setattr(publishing, "lock_generations", held_before_the_lock)
+    results: dict[str, object] = {}
+
+    def publish(name, draft):
+        try:
+            results[name] = publish_draft(engine, draft["id"], 1, True, "tests")
+        except Conflict as error:  # pragma: no cover - reported by the assertions below
+            results[name] = error
+        finally:
+            if name == "C":
+                c_done.set()
+
+    d_thread = threading.Thread(target=publish, args=("D", d_draft), name="D")
+    d_thread.start()
+    assert began.wait(60)
+    publish("C", c_draft)
+    d_thread.join()
+    c_answer, d_answer = results["C"], results["D"]
+    assert isinstance(c_answer, dict) and isinstance(d_answer, dict), results
+    assert c_answer["rebase"] is None and d_answer["rebase"] is not None
+    assert d_answer["rebase"]["from_generation"] == 1
+    assert d_answer["rebase"]["base_generation"] == c_draft["generation_id"]
+    active = client.get("/api/v1/generations").json()["active"]
+    assert active == d_draft["generation_id"]
+    with engine.connect() as connection:
+        order = connection.execute(
+            text("SELECT generation_id FROM generation_activation ORDER BY activated_at, id")
+        ).scalars()
+        assert list(order)[-2:] == [c_draft["generation_id"], d_draft["generation_id"]]
+    names = [client.get(f"/api/v1/grids/{c}").json()["properties"]["name"] for c in codes]
+    assert names == ["丙改名", "丁改名"]

@@ -21,11 +21,15 @@ class GenerationInfo:
 
 
 def generation_at(connection: Connection, at: datetime | None = None) -> int:
-    """The generation active at `at` (now when None): the last one activated before it."""
+    """The generation active at `at` (now when None): the last one activated before it.
+
+    "Now" is the statement's clock, not the transaction's start (now()): a publisher that
+    began its transaction before another one's activation, and got the lock after it, must
+    see that activation (and rebase onto it), or it would activate an older timestamp."""
     row = connection.execute(
         text(
             "SELECT generation_id FROM generation_activation "
-            "WHERE activated_at <= coalesce(CAST(:at AS timestamptz), now()) "
+            "WHERE activated_at <= coalesce(CAST(:at AS timestamptz), clock_timestamp()) "
             "ORDER BY activated_at DESC, id DESC LIMIT 1"
         ),
         {"at": at},
@@ -47,8 +51,17 @@ def create_generation(connection: Connection, description: str, created_by: str)
 
 
 def activate(connection: Connection, generation_id: int, activated_by: str) -> None:
+    """Make `generation_id` the active one (the caller holds the generations lock).
+
+    The activation time is the clock at this statement, never earlier than the newest
+    activation: activations are ordered as the lock orders them, whenever each transaction
+    began (the column's default, now(), is the transaction's start, which is not)."""
     connection.execute(
-        text("INSERT INTO generation_activation (generation_id, activated_by) VALUES (:g, :by)"),
+        text(
+            "INSERT INTO generation_activation (generation_id, activated_by, activated_at) "
+            "SELECT :g, :by, greatest(clock_timestamp(), "
+            "(SELECT max(activated_at) + interval '1 microsecond' FROM generation_activation))"
+        ),
         {"g": generation_id, "by": activated_by},
     )
     # Workers holding an in-memory index listen on this channel (lookup service).

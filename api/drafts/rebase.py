@@ -243,15 +243,49 @@ def _lineage(
         back = relation in REVERSED and bool({old, new} & reverted)
         if back and (new is None or new in s.active_codes) and (old is None or old in final):
             kept.append([new, old, REVERSED[relation]])
+    successors = _recoded_to(s.active_pairs)
     for old, new, relation in s.draft_pairs:
         if old in dropped or new in dropped or (relation == "delete" and old in final):
             continue
         if old is not None and old not in s.active_codes:
             if new is None:
                 continue
-            old, relation = None, "create"
+            # The active side recoded the base grid: it lives on in A under another code, and
+            # the draft's grid made from it continues that grid (staff follow 'recode' steps).
+            current = _successor(old, successors, s.active_codes)
+            if current is None or current in final:
+                old, relation = None, "create"
+            else:
+                old = current
         kept.append([old, new, relation])
     return kept
+
+
+def _recoded_to(pairs: Lineage) -> dict[str, str]:
+    """Each code the active side recoded (and nothing else did to it) → its next code."""
+    steps: dict[str, set[tuple[str | None, str]]] = {}
+    for old, new, relation in pairs:
+        if old is not None and old != new:
+            steps.setdefault(old, set()).add((new, relation))
+    found: dict[str, str] = {}
+    for old, targets in steps.items():
+        if len(targets) == 1:
+            new, relation = next(iter(targets))
+            if relation == "recode" and new is not None:
+                found[old] = new
+    return found
+
+
+def _successor(code: str, successors: dict[str, str], live: set[str]) -> str | None:
+    """The code the active generation has for `code`, over its recodes (None: none)."""
+    seen = {code}
+    while code not in live:
+        following = successors.get(code)
+        if following is None or following in seen:
+            return None
+        seen.add(following)
+        code = following
+    return code
 
 
 def _listed(s: Sides, codes: set[str], rows: dict[str, GridRow], pairs: Lineage) -> list[dict]:
