@@ -20,7 +20,9 @@ from markupsafe import escape
 from sqlalchemy import text
 
 from api.auth import Role, create_token
+from api.db.events import OPEN_STATUSES
 from api.routes.draft_diff_models import DraftDiff
+from api.workflow.machine import OPEN, State
 from tests.conftest import bearer, served
 
 CHROMIUM = "/usr/bin/chromium"
@@ -74,7 +76,7 @@ def _objects(engine):
         "ST_AsBinary(ST_PointOnSurface(geom)) FROM building",
         "monitoring_points": "SELECT code, 0, ST_AsBinary(geom) FROM monitoring_point",
         "open_events": "SELECT id, 0, ST_AsBinary(geom) FROM event "
-        "WHERE status NOT IN ('closed', 'cancelled') AND geom IS NOT NULL",
+        f"WHERE status IN {OPEN_STATUSES} AND geom IS NOT NULL",
     }
     found = {}
     with engine.connect() as connection:
@@ -245,6 +247,13 @@ def test_a_split_between_micro_grids_moves_households_at_grid_level_only(
     micro = _level(diff, "micro_grid")
     assert micro["moves"] == [] and micro["summary"] == NOTHING and micro["buildings"] == []
     assert diff["summary"]["buildings_moving"] == 0 and diff["buildings"] == []
+    # ... but the summary rolls up every level too (review F8): here level grid moves them.
+    assert list(diff["summary"]["by_level"]) == list(LEVELS)
+    assert diff["summary"]["by_level"]["grid"] == {
+        k: v for k, v in grid["summary"].items() if k.endswith("_moving")
+    }
+    assert diff["summary"]["by_level"]["grid"]["households_moving"] > 0
+    assert diff["base_changed"] is None
     assert {(r["old_code"], r["new_code"]) for r in micro["recoded"]} == {
         pair for pair in recodes if len(pair[1]) == 18
     }
@@ -494,3 +503,127 @@ def test_the_diff_page_in_chromium(client, planner, draft, tokens, live_server, 
         page.screenshot(path=str(ARTIFACTS / f"diff_{viewport['width']}.png"))
         assert errors == []
         browser.close()
+
+
+def test_only_events_the_loop_holds_open_count_as_moving(client, planner, draft, engine):
+    """Review F4: an event in each of the 11 states inside the split grid; the diff lists the
+    6 open ones (those publish moves), not the rejected, evaluated, merged... ones."""
+    code, _ = _split_fullest(client, planner, draft)
+    states = sorted(State)
+    assert len(states) == 11 and len(OPEN) == 6
+    with engine.begin() as connection:
+        ids = list(
+            connection.execute(
+                text(
+                    "SELECT e.id FROM event e JOIN grid g ON g.code = :c AND g.generation_low <= 1 "
+                    "AND g.generation_high >= 1 WHERE ST_Covers(g.geom, e.geom) "
+                    "ORDER BY e.id LIMIT :n"
+                ),
+                {"c": code, "n": len(states)},
+            ).scalars()
+        )
+        assert len(ids) == len(states)
+        for event_id, state in zip(ids, states, strict=True):
+            connection.execute(
+                text("UPDATE event SET status = :s WHERE id = :i"),
+                {"s": state.value, "i": event_id},
+            )
+        open_in_grid = connection.execute(
+            text(
+                "SELECT count(*) FROM event e JOIN grid g ON g.code = :c AND g.generation_low <= 1 "
+                f"AND g.generation_high >= 1 WHERE ST_Covers(g.geom, e.geom) AND e.status IN {OPEN_STATUSES}"
+            ),
+            {"c": code},
+        ).scalar()
+    grid = _level(_diff(client, draft["id"], planner), "grid")
+    listed = {e["id"]: e["status"] for e in grid["open_events"]}
+    assert {i for i in ids if i in listed} == {
+        i for i, state in zip(ids, states, strict=True) if state in OPEN
+    }
+    assert len([i for i in ids if i in listed]) == 6
+    assert set(listed.values()) <= {state.value for state in OPEN}
+    assert grid["summary"]["open_events_moving"] == len(listed) == open_in_grid
+
+
+def test_the_diff_of_a_draft_whose_base_changed_is_of_the_rebased_draft(
+    client, planner, engine, tokens
+):
+    """Review F3: after another draft's publish, the diff does not show this draft undoing it.
+    Without a conflict it is the diff of the rebased draft (computed in a savepoint, nothing
+    stored); with one it compares the draft with its own base. Both say base_changed."""
+    codes = sorted(
+        f["properties"]["code"]
+        for f in client.get(
+            "/api/v1/grids", params={"level": "grid", "parent": COMMUNITY, "limit": 50}
+        ).json()["features"]
+    )[:2]
+    drafts = [
+        client.post("/api/v1/drafts", json={"name": n}, headers=planner).json()
+        for n in ("先发布", "后发布", "冲突")
+    ]
+    for d, code, name in zip(
+        drafts, (codes[0], codes[1], codes[0]), ("甲", "乙", "丙"), strict=True
+    ):
+        renamed = client.patch(
+            f"/api/v1/drafts/{d['id']}/grids/{code}",
+            headers=planner,
+            json={"name": name, "version": 0},
+        )
+        assert renamed.status_code == 200, renamed.text
+    published = client.post(
+        f"/api/v1/drafts/{drafts[0]['id']}/publish",
+        headers=planner,
+        json={"version": 1, "acknowledge_warnings": True},
+    )
+    assert published.status_code == 200, published.text
+    active = drafts[0]["generation_id"]
+
+    def stored(draft_id):
+        with engine.connect() as connection:
+            return connection.execute(
+                text(
+                    "SELECT d.version, d.base_generation, (SELECT count(*) FROM draft_edit e "
+                    "WHERE e.draft_id = d.id), (SELECT count(*) FROM grid g WHERE "
+                    "g.generation_low <= d.generation_id AND g.generation_high >= d.generation_id "
+                    "AND g.name IN ('甲', '乙', '丙')) FROM draft d WHERE d.id = :d"
+                ),
+                {"d": draft_id},
+            ).one()
+
+    before = stored(drafts[1]["id"])
+    clean = _diff(client, drafts[1]["id"], planner)
+    assert stored(drafts[1]["id"]) == before == (1, 1, 1, 1)  # the preview stored nothing
+    assert clean["base_changed"] == {
+        "base_generation": 1,
+        "active_generation": active,
+        "rebased_preview": True,
+        "conflicts": [],
+    }
+    assert clean["against_generation"] == active
+    # Only this draft's rename: the other publish's rename is not shown reverted.
+    assert [(g["code"], g["change"], g["attributes_changed"]) for g in clean["grids"]] == [
+        (codes[1], "changed", ["name"])
+    ]
+    page = client.get(
+        f"/map/drafts/{drafts[1]['id']}/diff",
+        headers={"Cookie": f"wangge_token={tokens['planner']}"},
+    ).text
+    assert "基础版本已变化" in page and "发布时会自动变基" in page and "变基后的结果" in page
+
+    conflicted = _diff(client, drafts[2]["id"], planner)
+    assert stored(drafts[2]["id"]) == (1, 1, 1, 1)
+    assert conflicted["base_changed"] == {
+        "base_generation": 1,
+        "active_generation": active,
+        "rebased_preview": False,
+        "conflicts": [{"code": codes[0], "kind": "both_changed", "level": "grid"}],
+    }
+    assert conflicted["against_generation"] == 1
+    assert [g["code"] for g in conflicted["grids"]] == [codes[0]]
+    page = client.get(
+        f"/map/drafts/{drafts[2]['id']}/diff",
+        headers={"Cookie": f"wangge_token={tokens['planner']}"},
+    ).text
+    assert "须先变基" in page and "1 处冲突" in page and codes[0] in page
+    # The first draft is published: its diff is against the active generation, unchanged.
+    assert _diff(client, drafts[0]["id"], planner)["base_changed"] is None

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, text
 
+from api.db.events import OPEN_STATUSES
 from api.db.filters import in_generation
 
 
@@ -54,7 +55,8 @@ OPEN_EVENTS = ObjectKind(
     item="jsonb_build_object('id', e.id, 'category_code', e.category_code, 'status', e.status)",
     households="NULL::int",
     sort_key="e.id",
-    where="e.status NOT IN ('closed', 'cancelled') AND e.geom IS NOT NULL",
+    # The loop's open states, the set publish moves (api.db.events.reassign_open_events).
+    where=f"e.status IN {OPEN_STATUSES} AND e.geom IS NOT NULL",
     stored_grid="e.grid_code",
 )
 

@@ -17,8 +17,9 @@ from api.db.drafts import Draft
 from api.db.versioning import active_or_none
 from api.drafts.diff_levels import LEVEL_ITEMS_CAP, level_entry, pair_totals, staff_book
 from api.drafts.publish import compose_lineage
+from api.drafts.rebase import rebase_in
 from api.drafts.versions import draft_by_id
-from api.errors import NotFound
+from api.errors import Conflict, NotFound
 from api.privacy import Caller
 from spatial.crs import areas_m2
 from spatial.editing import GRID_ATTRIBUTES, SAME_GEOMETRY_DEG
@@ -103,19 +104,57 @@ def _recodes(connection: Connection, draft: Draft, added: set[str]) -> list[tupl
 def diff_with_outlines(
     connection: Connection, draft_id: int, caller: Caller | None = None
 ) -> tuple[dict[str, Any], Outlines]:
-    """The diff, and the changed grids' outlines before and after (for the diff map)."""
+    """The diff, and the changed grids' outlines before and after (for the diff map).
+
+    When another draft went live since this one began, comparing the draft as it is with the
+    active generation would show it undoing that publish. Publish rebases first, so the diff
+    does too: the rebase runs in a savepoint, the diff is taken of its result, and the
+    savepoint is rolled back (nothing is stored). When the rebase has conflicts, the diff
+    compares the draft with its own base instead. Either way `base_changed` says so."""
     draft = draft_by_id(connection, draft_id)
     active = active_or_none(connection)
     if active is None:
         raise NotFound("没有生效的网格版本", code="no_active_generation")
+    if draft.status != "open" or draft.base_generation == active:
+        return _diff(connection, draft, active, caller, None)
+    base_changed: dict[str, Any] = {
+        "base_generation": draft.base_generation,
+        "active_generation": active,
+        "rebased_preview": True,
+        "conflicts": [],
+    }
+    savepoint = connection.begin_nested()
+    try:
+        rebase_in(connection, draft, active, {}, "diff-preview", check=False)
+        return _diff(connection, draft_by_id(connection, draft_id), active, caller, base_changed)
+    except Conflict as refused:
+        if refused.code != "rebase_conflicts":
+            raise
+        conflicts = [
+            {"code": c["code"], "kind": c["kind"], "level": c["level"]}
+            for c in refused.details or []
+        ]
+    finally:
+        savepoint.rollback()
+    base_changed |= {"rebased_preview": False, "conflicts": conflicts}
+    return _diff(connection, draft, draft.base_generation, caller, base_changed)
+
+
+def _diff(
+    connection: Connection,
+    draft: Draft,
+    against: int,
+    caller: Caller | None,
+    base_changed: dict[str, Any] | None,
+) -> tuple[dict[str, Any], Outlines]:
     new = draft.generation_id
-    rows = diff_rows.changed_rows(connection, active, new)
+    rows = diff_rows.changed_rows(connection, against, new)
     grids, moved = _grid_changes(list(rows))
     ids = [r["id"] for r in rows if r["code"] in moved]
     recodes = _recodes(connection, draft, {r["code"] for r in rows if r["in_new"]})
     moving = {
         key: diff_rows.moving(
-            connection, kind, active, new, ids, recodes, ITEMS_CAP, LEVEL_ITEMS_CAP
+            connection, kind, against, new, ids, recodes, ITEMS_CAP, LEVEL_ITEMS_CAP
         )
         for key, kind in KINDS
     }
@@ -124,10 +163,12 @@ def diff_with_outlines(
         outlines["after" if row["in_new"] else "before"].append(
             (row["code"], shapely.from_wkb(bytes(row["wkb"])))
         )
+    levels = _levels(connection, against, new, rows, moving, recodes, caller or Caller(None))
     return {
-        "draft": draft_id,
+        "draft": draft.id,
         "generation": new,
-        "against_generation": active,
+        "against_generation": against,
+        "base_changed": base_changed,
         "summary": {
             "grids_added": sum(g["change"] == "added" for g in grids),
             "grids_removed": sum(g["change"] == "removed" for g in grids),
@@ -136,11 +177,23 @@ def diff_with_outlines(
             "households_moving": moving["buildings"].total_households,
             "monitoring_points_moving": moving["monitoring_points"].total,
             "open_events_moving": moving["open_events"].total,
+            "by_level": {
+                level["level"]: {
+                    key: level["summary"][key]
+                    for key in (
+                        "buildings_moving",
+                        "households_moving",
+                        "monitoring_points_moving",
+                        "open_events_moving",
+                    )
+                }
+                for level in levels
+            },
         },
         "grids": grids,
         **{key: result.items for key, result in moving.items()},
         "truncated": {key: result.total > len(result.items) for key, result in moving.items()},
-        "levels": _levels(connection, active, new, rows, moving, recodes, caller or Caller(None)),
+        "levels": levels,
     }, outlines
 
 

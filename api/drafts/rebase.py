@@ -305,9 +305,11 @@ def rebase_in(
     active: int,
     resolutions: dict[str, Choice],
     actor: str,
+    check: bool = True,
 ) -> dict[str, Any]:
     """Rebase in the caller's transaction (generations and the draft row locked): 409
-    rebase_conflicts while a conflict is unresolved, else rewrite D, log, check."""
+    rebase_conflicts while a conflict is unresolved, else rewrite D, log, check (unless
+    check=False: the diff's preview, in a savepoint it rolls back)."""
     s = load_sides(connection, draft, active)
     conflicts = find_conflicts(s)
     affected = _resolve(s, conflicts, resolutions)
@@ -348,7 +350,7 @@ def rebase_in(
     version = log_new_version(
         connection, draft, "rebase", sorted(written | carried), details, actor
     )
-    summary = run_check(connection, own, CheckOptions())["summary"]
+    summary = run_check(connection, own, CheckOptions())["summary"] if check else None
     return {
         "draft_id": draft.id,
         "version": version,
@@ -372,7 +374,7 @@ def rebase_in(
             for c in sorted(resolutions)
         ],
         "healed": sorted(healed),
-        "check": {k: summary[k] for k in ("errors", "warnings", "by_kind")},
+        "check": {k: summary[k] for k in ("errors", "warnings", "by_kind")} if summary else None,
     }
 
 

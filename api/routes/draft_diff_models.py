@@ -77,11 +77,14 @@ class Recode(BaseModel):
     new_code: str
 
 
-class LevelSummary(BaseModel):
+class LevelMoving(BaseModel):
     buildings_moving: int
     households_moving: int
     monitoring_points_moving: int
     open_events_moving: int
+
+
+class LevelSummary(LevelMoving):
     moves: int = Field(description="(from, to) pairs, all of them")
     receiving_grids: int
     losing_grids: int
@@ -158,6 +161,29 @@ class DiffSummary(BaseModel):
     households_moving: int
     monitoring_points_moving: int
     open_events_moving: int
+    by_level: dict[str, LevelMoving] = Field(
+        description="the same four totals at every level (level name → totals)"
+    )
+
+
+class RebaseConflictRef(BaseModel):
+    code: str
+    kind: str
+    level: str
+
+
+class BaseChanged(BaseModel):
+    """Another draft went live since this one began: publish will rebase it first."""
+
+    base_generation: int = Field(description="the generation the draft began from")
+    active_generation: int
+    rebased_preview: bool = Field(
+        description="true: the diff is of the rebased draft (computed, not stored); false: "
+        "the rebase has conflicts, and the diff compares the draft with its own base"
+    )
+    conflicts: list[RebaseConflictRef] = Field(
+        description="grids to resolve with POST /drafts/{id}/rebase first (empty when none)"
+    )
 
 
 class DraftDiff(BaseModel):
@@ -167,6 +193,9 @@ class DraftDiff(BaseModel):
     draft: int
     generation: int
     against_generation: int
+    base_changed: BaseChanged | None = Field(
+        description="null when the draft is based on the active generation"
+    )
     summary: DiffSummary
     grids: list[GridChange]
     buildings: list[BuildingMove] = Field(description="by code, at most 2000")
