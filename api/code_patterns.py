@@ -1,6 +1,12 @@
 """Safe code patterns: a level's code rule is a Python regular expression run on every code
 an import, a draft edit or the coverage check meets, so it must not backtrack without bound
-(ReDoS). Python's `re` has no time limit; the guard is structural, on the parsed pattern."""
+(ReDoS). Python's `re` has no time limit; the guard is structural, on the parsed pattern.
+
+Backtracking is bounded by the ways a code can be cut between the variable repeats: each one
+of range m..n offers n - m + 1 lengths (an unbounded one up to the 64 characters of a code, so
+65), and the product of these is capped at MAX_BACKTRACK_FACTOR (one unbounded repeat with a
+small optional part; `\\d*\\d*\\d*…`, ~14 ms per 64-character code, is refused, the accepted worst
+cases take well under 0.1 ms)."""
 
 from __future__ import annotations
 
@@ -9,10 +15,12 @@ from re import _parser  # type: ignore[attr-defined]
 from typing import Any
 
 MAX_PATTERN_LENGTH = 200
-# Codes are at most 64 characters (api/codes.CODE_CHARACTERS is checked before the pattern), so
-# with no nested repeats and at most three variable ones a match costs at most ~64³ steps.
+# Codes are at most 64 characters (api/codes.CODE_CHARACTERS is checked before the pattern); with
+# no nested variable repeat, a match tries at most MAX_BACKTRACK_FACTOR ways to cut a code.
 MAX_VARIABLE_REPEATS = 3
 MAX_REPEAT_COUNT = 64
+UNBOUNDED_CHOICES = 65  # lengths 0..64: codes are at most 64 characters
+MAX_BACKTRACK_FACTOR = 4 * UNBOUNDED_CHOICES
 
 _REPEATS = {_parser.MAX_REPEAT, _parser.MIN_REPEAT, getattr(_parser, "POSSESSIVE_REPEAT", None)}
 _PLAIN = {
@@ -32,7 +40,8 @@ def pattern_problem(pattern: str) -> str | None:
     It must compile as a Python regular expression, be at most MAX_PATTERN_LENGTH characters,
     use no back-references or look-arounds, nest no repeat that varies or alternates inside
     another repeat (`(a+)+`, `(a|ab)*`: exponential backtracking), repeat at most
-    MAX_REPEAT_COUNT times, and have at most MAX_VARIABLE_REPEATS variable repeats."""
+    MAX_REPEAT_COUNT times, have at most MAX_VARIABLE_REPEATS variable repeats, and the product
+    of their ranges (unbounded: UNBOUNDED_CHOICES) at most MAX_BACKTRACK_FACTOR."""
     if len(pattern) > MAX_PATTERN_LENGTH:
         return f"编码规则最长 {MAX_PATTERN_LENGTH} 个字符"
     try:
@@ -40,10 +49,15 @@ def pattern_problem(pattern: str) -> str | None:
         tree = _parser.parse(pattern)
     except (re.error, RecursionError, OverflowError) as error:
         return f"不是有效的正则表达式：{error}"
-    counts = {"variable": 0}
+    counts = {"variable": 0, "factor": 1}
     problem = _walk(tree, counts, inside_repeat=False)
     if problem is None and counts["variable"] > MAX_VARIABLE_REPEATS:
         problem = f"编码规则最多含 {MAX_VARIABLE_REPEATS} 个可变次数的重复（*、+、?、{{m,n}}）"
+    if problem is None and counts["factor"] > MAX_BACKTRACK_FACTOR:
+        problem = (
+            "编码规则最多含一个不限次数的重复（*、+、{m,}），其余可变部分须很短"
+            "（如 -? 或 {4,8}），以免回溯失控"
+        )
     return problem
 
 
@@ -59,6 +73,8 @@ def _walk(items: Any, counts: dict[str, int], *, inside_repeat: bool) -> str | N
                 return f"重复次数不能超过 {MAX_REPEAT_COUNT}（编码最长 64 个字符）"
             if low != high:
                 counts["variable"] += 1
+                choices = high - low + 1 if bounded else UNBOUNDED_CHOICES
+                counts["factor"] *= min(choices, UNBOUNDED_CHOICES)
                 if inside_repeat:
                     return "编码规则不能在重复中嵌套可变次数的重复（如 (a+)+），以免回溯失控"
             problem = _walk(body, counts, inside_repeat=inside_repeat or high > 1)

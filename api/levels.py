@@ -183,16 +183,37 @@ def _check_hierarchy(connection: Connection, before: dict[str, int], after: dict
         )
 
 
+def _rule_breakers(
+    connection: Connection, level: dict[str, Any], generation: int
+) -> list[dict[str, Any]]:
+    """The grids of `generation` at `level` whose code breaks its rule: code, parent, problem."""
+    found = []
+    for grid in rows.codes_at_level(connection, level["name"], generation):
+        problem = code_problem(grid.code, grid.parent_code, level)
+        if problem:
+            found.append(
+                {
+                    "code": grid.code,
+                    "level": level["name"],
+                    "parent_code": grid.parent_code,
+                    "problem": problem,
+                }
+            )
+    return found
+
+
 def _check_code_rule(connection: Connection, level: dict[str, Any], field: str) -> None:
     """Refuse a code rule that a grid of the active generation or an open draft breaks."""
     found: dict[str, dict[str, Any]] = {}
     for generation, place in rows.checked_generations(connection):
-        for grid in rows.codes_at_level(connection, level["name"], generation):
-            problem = code_problem(grid.code, grid.parent_code, level)
-            if problem:
-                _merge_finding(
-                    found, grid.code, place, parent_code=grid.parent_code, problem=problem
-                )
+        for grid in _rule_breakers(connection, level, generation):
+            _merge_finding(
+                found,
+                grid["code"],
+                place,
+                parent_code=grid["parent_code"],
+                problem=grid["problem"],
+            )
     if found:
         examples = list(found.values())[:EXAMPLES]
         raise Conflict(
@@ -200,6 +221,35 @@ def _check_code_rule(connection: Connection, level: dict[str, Any], field: str) 
             f"编码规则，例如 {'、'.join(e['code'] for e in examples)}",
             code="code_rule_broken",
             where=f"body.{field}",
+            details=examples,
+        )
+
+
+def code_rule_violations(connection: Connection, generation: int) -> list[dict[str, Any]]:
+    """Every grid of `generation` whose code breaks its level's rule as the catalogue stands
+    now (read from the table, not the cache): code, level, parent_code, problem. A level change
+    is checked against the active generation and open drafts only; an older generation may
+    break a rule set since, so re-activating one should check it first."""
+    return [
+        grid
+        for level in rows.level_rows(connection)
+        if level["code_pattern"]
+        for grid in _rule_breakers(connection, level, generation)
+    ]
+
+
+def refuse_code_rule_violations(connection: Connection, generation: int) -> None:
+    """409 code_rule_broken (where path.generation_id, details: up to EXAMPLES grids) when
+    `generation`'s codes break the levels' rules as they stand now."""
+    found = code_rule_violations(connection, generation)
+    if found:
+        examples = found[:EXAMPLES]
+        raise Conflict(
+            f"第 {generation} 版有 {len(found)} 个网格不符合现行的层级编码规则，"
+            f"例如 {'、'.join(e['code'] for e in examples)}：请先修改层级编码规则"
+            "（wangge levels set 或 PATCH /api/v1/levels/{name}）再启用",
+            code="code_rule_broken",
+            where="path.generation_id",
             details=examples,
         )
 

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from api.app import API_PREFIX, create_app
+from api.code_patterns import pattern_problem
 from api.db import catalogue
 from api.db.engine import make_engine
 from api.routes import levels as level_routes
@@ -332,6 +333,16 @@ def test_a_band_change_shows_in_draft_statistics_at_once(api, admin, tokens):
 @pytest.mark.parametrize(
     ("body", "code", "where"),
     [
+        # Review F11: strict types, `true` is not rank 1 nor `1` true.
+        ({"rank": True}, "validation_error", "body.rank"),
+        ({"rank": "2"}, "validation_error", "body.rank"),
+        ({"rank": 2.0}, "validation_error", "body.rank"),
+        ({"households_min": True}, "validation_error", "body.households_min"),
+        ({"households_max": "500"}, "validation_error", "body.households_max"),
+        ({"code_extends_parent": 1}, "validation_error", "body.code_extends_parent"),
+        ({"code_extends_parent": "true"}, "validation_error", "body.code_extends_parent"),
+        ({"rank": None}, "invalid_level", "body.rank"),
+        ({"code_extends_parent": None}, "invalid_level", "body.code_extends_parent"),
         ({"code_pattern": "(\\d{3}"}, "invalid_pattern", "body.code_pattern"),
         ({"code_pattern": "^(\\d+)+$"}, "invalid_pattern", "body.code_pattern"),
         ({"code_pattern": "^(a|ab)*$"}, "invalid_pattern", "body.code_pattern"),
@@ -349,14 +360,55 @@ def test_a_band_change_shows_in_draft_statistics_at_once(api, admin, tokens):
     ],
 )
 def test_bad_values_are_refused_naming_the_field(api, admin, body, code, where):
+    before = _level(api, "grid")
     response = api.patch("/api/v1/levels/grid", headers=admin, json=body)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["where"] == where
     if code is not None:
         assert error["code"] == code
-    if code is not None and where.startswith("body."):
+    if code not in (None, "validation_error") and where.startswith("body."):
         assert error["message"].startswith(where.split(".")[-1])  # the field, in the message
+    assert _level(api, "grid") == before  # nothing changed
+
+
+# Review F7: patterns planners use are accepted; polynomial ones are refused too.
+ACCEPTED_PATTERNS = (
+    r"^\d{9}$",
+    r"^\d{12}$",
+    r"^\d{15}$",
+    r"^\d{18}$",
+    r"^\d{15}[0-9A-Z]{3}$",
+    r"^320\d{6}$",
+    r"^[A-Z]{2}\d{4,8}$",
+    r"^[A-Z]{1,3}-?\d{4,8}$",
+    r"^\d+$",
+    r"^WG\d{3,}$",
+    r"^(?:\d{3}){6}$",
+    r"^(?:320571|320572)\d{9}$",
+    r"^\d{6}[A-Z]?\d{2,3}$",
+)
+REFUSED_PATTERNS = (
+    r"\d*\d*\d*(?:\d{1}){63}x",  # ~14 ms per 64-character code (the review's)
+    r"\d*\d*\d*(?:(?:\d\d){2}){15}x",
+    r"^\d*\d*$",
+    r"^[A-Z]+\d+$",
+    r"^\d{0,30}\d{0,30}$",
+    r"^(\d+)+$",
+    r"^(a|ab)*$",
+    r"^(\d)\1$",
+    r"^(?=\d)\d{18}$",
+    r"^\d{65}$",
+    r"^(?:\d{2,3}){6}$",
+)
+
+
+def test_code_patterns_planners_use_pass_the_guard_and_polynomial_ones_do_not():
+    accepted = [p for p in ACCEPTED_PATTERNS if pattern_problem(p) is None]
+    refused = [p for p in REFUSED_PATTERNS if pattern_problem(p) is not None]
+    assert (len(accepted), len(refused)) == (13, 11)
+    assert accepted == list(ACCEPTED_PATTERNS) and refused == list(REFUSED_PATTERNS)
+    assert "一个不限次数" in pattern_problem(REFUSED_PATTERNS[0])
 
 
 def test_conflicts_and_unknown_levels(api, admin):
@@ -410,7 +462,7 @@ def _notified(listener, count):
     return list(listener.notifies)
 
 
-def test_changes_are_audited_cached_and_announced(api, admin, engine, database_url):
+def test_changes_are_audited_cached_and_announced(api, admin, engine, database_url, settings):
     with engine.connect() as connection:
         assert catalogue.level_named(connection, "grid").label_zh == "网格"  # cache warm
     listener = psycopg2.connect(
@@ -454,7 +506,10 @@ def test_changes_are_audited_cached_and_announced(api, admin, engine, database_u
         ("level.remove", "unit"),
     ]
     assert audited[0].actor.startswith("token:") and audited[0].actor.endswith(":test-admin")
-    assert audited[0].details == {
+    # The actor is the service's word; the database role that called is recorded beside it.
+    service_role = make_url(settings.database_url).username
+    assert [a.details["db_role"] for a in audited] == [service_role] * 3
+    assert {k: v for k, v in audited[0].details.items() if k != "db_role"} == {
         "changed": ["label_zh"],
         "before": {"label_zh": "网格"},
         "after": {"label_zh": "综合网格"},
@@ -592,3 +647,50 @@ def test_cli_errors_name_the_option(database_url):
     )
     usage = run("add", "unit", "--rank", "five", env=env)
     assert usage.returncode == 2 and "--rank" in usage.stderr
+
+
+def test_code_rule_violations_of_a_generation_are_reported(engine):
+    """Review F10: a rule is validated against the active generation and open drafts only, so
+    an older generation may break it; `code_rule_violations` says which grids (for
+    re-activation). The rule is set by hand here, as if set after the generation was retired."""
+    from api import levels
+    from api.errors import Conflict
+
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE grid_level SET code_pattern = :p WHERE name = 'micro_grid'"),
+            {"p": r"^\d{17}[0-8]$"},
+        )
+    catalogue.forget_levels()
+    try:
+        with engine.connect() as connection:
+            expected = set(
+                connection.execute(
+                    text(
+                        "SELECT code FROM grid WHERE level = 'micro_grid' AND code ~ '9$' "
+                        "AND generation_low <= 1 AND generation_high >= 1"
+                    )
+                ).scalars()
+            )
+            found = levels.code_rule_violations(connection, 1)
+            assert len(expected) > 10 and {f["code"] for f in found} == expected
+            assert len(found) == len(expected)
+            assert found[0]["level"] == "micro_grid"
+            assert found[0]["parent_code"] == found[0]["code"][:15]
+            assert found[0]["problem"] == r"编码不符合 micro_grid 层级的编码规则 ^\d{17}[0-8]$"
+            with pytest.raises(Conflict) as refused:
+                levels.refuse_code_rule_violations(connection, 1)
+            assert refused.value.code == "code_rule_broken"
+            assert refused.value.where == "path.generation_id"
+            assert f"第 1 版有 {len(expected)} 个网格" in refused.value.message
+            assert len(refused.value.details) == levels.EXAMPLES
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE grid_level SET code_pattern = :p WHERE name = 'micro_grid'"),
+                {"p": r"^\d{18}$"},
+            )
+        with engine.connect() as connection:
+            assert levels.code_rule_violations(connection, 1) == []
+            levels.refuse_code_rule_violations(connection, 1)  # nothing to refuse
+    finally:
+        catalogue.forget_levels()

@@ -6,7 +6,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from api.settings import PROJECT_ROOT
 
@@ -40,10 +40,35 @@ CATALOGUES = ("grid_level", "grid_kind", "staff_role_kind", "event_category")
 # Bumped only by the schema's own trigger (migrations 0007), never written by the service.
 COUNTERS = ("layer_revision",)
 APPEND_ONLY = ("audit_log", "event_history", "generation_activation", "grid_lineage")
+# The owner's SECURITY DEFINER functions the service calls (migrations 0008: event months,
+# 0009: the level catalogue). PostgreSQL lets PUBLIC execute a new function; these run with the
+# owner's rights, so only the service role may (a function of a later revision is skipped).
+SERVICE_FUNCTIONS = (
+    "event_partition_ensure",
+    "event_partitions_maintain",
+    "level_admin_save",
+    "level_admin_remove",
+)
+
+
+def _service_functions(connection: Connection) -> list[str]:
+    """The signatures (e.g. `level_admin_remove(text,text,jsonb)`) of SERVICE_FUNCTIONS present,
+    from the catalogue."""
+    return list(
+        connection.execute(
+            text(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p "
+                "JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = 'public' AND p.proname = ANY(:names) ORDER BY 1"
+            ),
+            {"names": list(SERVICE_FUNCTIONS)},
+        ).scalars()
+    )
 
 
 def grant_service_role(owner_url: str, role: str) -> None:
-    """Give the service role what the service needs and no more: rows, not the schema.
+    """Give the service role what the service needs and no more: rows, not the schema, and
+    EXECUTE on the owner's SECURITY DEFINER functions it calls (no other role may call them).
 
     Run by the schema owner after every upgrade, so new tables are covered. The role is a
     setting, never a request value; it is still quoted as an identifier.
@@ -71,5 +96,8 @@ def grant_service_role(owner_url: str, role: str) -> None:
                 f"REVOKE UPDATE, DELETE ON {', '.join(APPEND_ONLY)} FROM {quoted}",
             ):
                 connection.execute(text(statement))
+            for signature in _service_functions(connection):
+                connection.execute(text(f"REVOKE EXECUTE ON FUNCTION {signature} FROM PUBLIC"))
+                connection.execute(text(f"GRANT EXECUTE ON FUNCTION {signature} TO {quoted}"))
     finally:
         engine.dispose()

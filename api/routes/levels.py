@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from api import levels as service
 from api.deps import AdminDep, ConnectionDep, EngineDep, NoNulCharacters, ReaderDep
@@ -19,8 +19,8 @@ router = APIRouter(
 
 
 class LevelChange(BaseModel):
-    """Fields of a level; types are checked here, values by api/levels.py (one place for the
-    API and the command line)."""
+    """Fields of a level; types are checked here, strictly (`true` is not rank 1, `1` is not
+    true), values by api/levels.py (one place for the API and the command line)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -29,18 +29,20 @@ class LevelChange(BaseModel):
         max_length=64,
         description="Identifier (lowercase letters, digits, _): only while no grid uses the level",
     )
-    rank: int | None = Field(default=None, description="0 is the coarsest level; unique")
+    rank: StrictInt | None = Field(default=None, description="0 is the coarsest level; unique")
     label_zh: str | None = Field(default=None, max_length=64, description="Chinese name, e.g. 网格")
     code_pattern: str | None = Field(
         default=None,
         max_length=1000,
         description="Python regular expression every code at this level must match (null: none)",
     )
-    code_extends_parent: bool | None = Field(
+    code_extends_parent: StrictBool | None = Field(
         default=None, description="Codes must start with the parent's code"
     )
-    households_min: int | None = Field(default=None, description="Household band (null: none)")
-    households_max: int | None = Field(default=None)
+    households_min: StrictInt | None = Field(
+        default=None, description="Household band (null: none)"
+    )
+    households_max: StrictInt | None = Field(default=None)
     required_roles: list[str] | None = Field(
         default=None,
         max_length=50,
@@ -50,7 +52,7 @@ class LevelChange(BaseModel):
 
 class NewLevel(LevelChange):
     name: str = Field(max_length=64)
-    rank: int
+    rank: StrictInt
     label_zh: str = Field(max_length=64)
 
 

@@ -10,9 +10,17 @@ validates a change against the grids stored (code rules, hierarchy, bands, roles
   NULL leaves the roles as they are, else exactly those roles are required at the level;
 - `level_admin_remove(actor, name, details)`: removes a level no grid uses (the foreign key
   from grid refuses it otherwise); roles required at it are required nowhere any more.
-Both refuse what the catalogue must never hold (an empty label, a band upside down, a used level
-renamed), write the audit row, and NOTIFY wangge_levels (delivered at commit: workers forget
+Both refuse what the catalogue must never hold (an empty or overlong label, a bad name or rank, a
+band upside down, a used level renamed, and a code pattern that is longer than 200 characters, uses
+a back-reference or look-around, or repeats a group that ends in * or + — the cheap part of
+api/code_patterns.py's guard, so a caller that skips api/levels.py cannot store a catastrophic
+pattern), write the audit row, and NOTIFY wangge_levels (delivered at commit: workers forget
 their cached catalogue).
+
+EXECUTE is revoked from PUBLIC here, and granted to the service role only by
+api/db/migrate.grant_service_role (run after every upgrade). The `actor` is the service's word
+(the admin it authenticated); the audit row also records the database role that called
+(`details.db_role`, session_user), which the caller cannot choose.
 
 Revision ID: 0009
 Revises: 0008
@@ -27,7 +35,7 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SAVE = """
+SAVE = r"""
 CREATE FUNCTION level_admin_save(
     actor text, action text, old_name text, new_name text, new_rank integer, label text,
     pattern text, extends_parent boolean, band_min integer, band_max integer,
@@ -39,7 +47,17 @@ BEGIN
         RAISE EXCEPTION 'level_admin_save: actor and label_zh are required'
             USING ERRCODE = 'check_violation';
     END IF;
-    IF band_min < 0 OR band_max < 0 OR band_min > band_max THEN
+    IF new_name !~ '^[a-z][a-z0-9_]{0,31}$' OR new_rank IS NULL OR new_rank NOT BETWEEN 0 AND 1000
+            OR char_length(btrim(label)) > 32 THEN
+        RAISE EXCEPTION 'level_admin_save: name, rank or label_zh refused'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF char_length(pattern) > 200
+            OR pattern ~ '\\[1-9]|\(\?(P=|=|!|<=|<!|\()|(^|[^\\])[*+][)]+[*+{]' THEN
+        RAISE EXCEPTION 'level_admin_save: code pattern refused (see api/code_patterns.py)'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF band_min < 0 OR band_max < 0 OR band_min > band_max OR band_max > 10000000 THEN
         RAISE EXCEPTION 'level_admin_save: households band % – % refused', band_min, band_max
             USING ERRCODE = 'check_violation';
     END IF;
@@ -70,7 +88,8 @@ BEGIN
         UPDATE staff_role_kind SET required_at_level = new_name WHERE name = ANY (roles);
     END IF;
     INSERT INTO audit_log (actor, action, entity, entity_id, details)
-    VALUES (actor, action, 'grid_level', coalesce(old_name, new_name), coalesce(details, '{}'));
+    VALUES (actor, action, 'grid_level', coalesce(old_name, new_name),
+            coalesce(details, '{}') || jsonb_build_object('db_role', session_user));
     PERFORM pg_notify('wangge_levels', new_name);
 END
 $$
@@ -90,21 +109,28 @@ BEGIN
             USING ERRCODE = 'no_data_found';
     END IF;
     INSERT INTO audit_log (actor, action, entity, entity_id, details)
-    VALUES (actor, 'level.remove', 'grid_level', level_name, coalesce(details, '{}'));
+    VALUES (actor, 'level.remove', 'grid_level', level_name,
+            coalesce(details, '{}') || jsonb_build_object('db_role', session_user));
     PERFORM pg_notify('wangge_levels', level_name);
 END
 $$
 """
 
 
+SIGNATURES = (
+    "level_admin_save(text, text, text, text, integer, text, text, boolean, integer, integer, "
+    "text[], jsonb)",
+    "level_admin_remove(text, text, jsonb)",
+)
+
+
 def upgrade() -> None:
     op.execute(SAVE)
     op.execute(REMOVE)
+    for signature in SIGNATURES:  # PostgreSQL grants EXECUTE to PUBLIC by default
+        op.execute(f"REVOKE EXECUTE ON FUNCTION {signature} FROM PUBLIC")
 
 
 def downgrade() -> None:
-    op.execute(
-        "DROP FUNCTION level_admin_save(text, text, text, text, integer, text, text, boolean, "
-        "integer, integer, text[], jsonb)"
-    )
-    op.execute("DROP FUNCTION level_admin_remove(text, text, jsonb)")
+    for signature in SIGNATURES:
+        op.execute(f"DROP FUNCTION {signature}")
