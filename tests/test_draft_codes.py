@@ -631,3 +631,83 @@ def test_a_new_code_by_hand_recodes_the_micro_grids(client, planner, draft, engi
         ).all()
     # The grid team moved with the grid's code, each liaison with its micro-grid's.
     assert len(staffed) == 5 + len(micro)
+
+
+def test_when_no_code_can_be_picked_each_operation_asks_for_its_own_field(
+    client, planner, tokens, draft
+):
+    """Review F12: create and merge answered with the split's "two codes in new_codes". A new
+    level below micro-grids has no numbered codes to continue: each operation names its field."""
+    added = client.post(
+        "/api/v1/levels",
+        headers=bearer(tokens["admin"]),
+        json={"name": "cell", "rank": 60, "label_zh": "单元"},
+    )
+    assert added.status_code == 201, added.text
+    draft_id, generation = draft["id"], draft["generation_id"]
+    micro = "320571005001001001"
+    x, y = (
+        grids(client, generation, level="micro_grid", parent=micro[:15])[micro][1]
+        .representative_point()
+        .coords[0]
+    )
+    d = 2e-5
+    cells = [
+        shapely.box(x - d, y - d / 2, x, y + d / 2),
+        shapely.box(x, y - d / 2, x + d, y + d / 2),
+    ]
+
+    def create(version, **fields):
+        return client.post(
+            f"/api/v1/drafts/{draft_id}/grids",
+            headers=planner,
+            json={
+                "name": "单元",
+                "level": "cell",
+                "parent_code": micro,
+                "geometry": json.loads(shapely.to_geojson(cells[version])),
+                "version": version,
+                **fields,
+            },
+        )
+
+    asked = {}
+    answer = create(0)  # the micro-grid has no cells yet: nothing to number after
+    asked["create"] = answer
+    for version, code in enumerate(("A1", "A2")):
+        made = create(version, code=micro + code)
+        assert made.status_code == 201, made.text
+    asked["merge"] = client.post(
+        f"/api/v1/drafts/{draft_id}/merge",
+        headers=planner,
+        json={"codes": [micro + "A1", micro + "A2"], "version": 2},
+    )
+    asked["split"] = client.post(
+        f"/api/v1/drafts/{draft_id}/split",
+        headers=planner,
+        json={
+            "code": micro + "A1",
+            "line": {"type": "LineString", "coordinates": [[x - d / 2, y - d], [x - d / 2, y + d]]},
+            "version": 2,
+        },
+    )
+    expected = {
+        "create": ("body.code", "请在 code 中给出新网格的编码"),
+        "merge": ("body.keep_code", "请在 keep_code 中指定保留哪个被合并网格的编码"),
+        "split": ("body.new_codes", "请在 new_codes 中给出两个新编码"),
+    }
+    for operation, response in asked.items():
+        assert response.status_code == 422, (operation, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "codes_required", error
+        assert (error["where"], error["message"]) == (
+            expected[operation][0],
+            f"无法自动编码：上级 {micro} 下没有可接续的数字序号编码，{expected[operation][1]}",
+        )
+    assert len(asked) == 3
+    kept = client.post(
+        f"/api/v1/drafts/{draft_id}/merge",
+        headers=planner,
+        json={"codes": [micro + "A1", micro + "A2"], "keep_code": micro + "A1", "version": 2},
+    )
+    assert kept.status_code == 200, kept.text

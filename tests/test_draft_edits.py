@@ -426,3 +426,71 @@ def test_reassign_leaves_valid_outlines_and_whole_buildings(client, planner, dra
         (grid + "004B08", grid + "004", grid + "005"),
         (grid + "004B07", grid + "004", grid + "005"),
     }
+
+
+def test_null_fields_are_refused_or_clear_what_may_be_unknown(client, planner, draft, engine):
+    """Review F2: PATCH {"name": null} answered 500 (NOT NULL). code, name, kind and attributes
+    cannot be null (422 naming the field); households and population may (unknown); parent_code
+    null is refused below the top level (a street has none: null there changes nothing)."""
+    generation, draft_id = draft["generation_id"], draft["id"]
+    grids = _grids(client, generation, level="micro_grid", parent=COMMUNITY + "001")
+    a, b = _neighbours(grids)
+    url = f"/api/v1/drafts/{draft_id}/grids/{a}"
+    refused = 0
+    for field, code in (
+        ("name", "null_not_allowed"),
+        ("kind", "null_not_allowed"),
+        ("code", "null_not_allowed"),
+        ("attributes", "null_not_allowed"),
+        ("parent_code", "invalid_parent"),
+    ):
+        answer = client.patch(url, headers=planner, json={field: None, "version": 0})
+        assert answer.status_code == 422, (field, answer.text)
+        error = answer.json()["error"]
+        assert (error["code"], error["where"]) == (code, f"body.{field}"), error
+        refused += 1
+    empty = client.patch(url, headers=planner, json={"code": "", "version": 0})
+    assert empty.status_code == 422 and empty.json()["error"]["where"] == "body.code"
+    assert refused == 5
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["version"] == 0  # nothing written
+
+    cleared = client.patch(
+        url, headers=planner, json={"households": None, "population": None, "version": 0}
+    )
+    assert cleared.status_code == 200, cleared.text
+    with engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT name, households, population FROM grid WHERE code = :c "
+                "AND generation_low <= :g AND generation_high >= :g"
+            ),
+            {"c": a, "g": generation},
+        ).one()
+    assert (row.name, row.households, row.population) == (grids[a][0]["name"], None, None)
+    # Create: the same fields cannot be null; households/population/code/parent_code may.
+    parent = grids[a][0]["parent_code"]
+    across = grids[a][1].intersection(grids[b][1]).centroid.buffer(1e-4, quad_segs=2)
+    body = {
+        "name": "新建小区",
+        "level": "micro_grid",
+        "parent_code": parent,
+        "geometry": json.loads(shapely.to_geojson(across)),
+        "version": 1,
+    }
+    for field in ("name", "kind", "level", "attributes", "geometry"):
+        answer = client.post(
+            f"/api/v1/drafts/{draft_id}/grids", headers=planner, json={**body, field: None}
+        )
+        assert answer.status_code == 422, (field, answer.text)
+        assert answer.json()["error"]["where"] == f"body.{field}"
+    orphan = client.post(
+        f"/api/v1/drafts/{draft_id}/grids", headers=planner, json={**body, "parent_code": None}
+    )
+    assert orphan.status_code == 422 and orphan.json()["error"]["code"] == "codes_required"
+    created = client.post(
+        f"/api/v1/drafts/{draft_id}/grids",
+        headers=planner,
+        json={**body, "code": None, "households": None, "population": None},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["code"].startswith(parent)

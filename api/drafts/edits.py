@@ -22,6 +22,12 @@ from spatial.editing import EditError, GridRow, HierarchyEdit
 
 SPLIT_SHARE = 0.01  # as the coverage check's min_split_share: less is survey noise
 
+# When no code can be picked automatically: where the request gives it instead, and how many.
+ASK = {
+    "split": {"where": "body.new_codes", "ask": "请在 new_codes 中给出两个新编码"},
+    "merge": {"where": "body.keep_code", "ask": "请在 keep_code 中指定保留哪个被合并网格的编码"},
+    "create": {"where": "body.code", "ask": "请在 code 中给出新网格的编码"},
+}
 Apply = Callable[[Connection, Draft, HierarchyEdit], dict[str, Any] | None]
 
 
@@ -135,7 +141,8 @@ def split(
             for new in new_codes:
                 code_free(connection, generation, new, "body.new_codes")
                 code_follows_rule(new, parent, level, "body.new_codes")
-        edit.split(code, line, new_codes or next_codes(connection, generation, parent, code, 2))
+        codes = new_codes or next_codes(connection, generation, parent, code, 2, **ASK["split"])
+        edit.split(code, line, codes)
 
     return _run(
         engine,
@@ -170,7 +177,9 @@ def merge(
         first = edit.grid(codes[0], "codes")
         result = (
             keep_code
-            or next_codes(connection, draft.generation_id, first.parent_code, first.code, 1)[0]
+            or next_codes(
+                connection, draft.generation_id, first.parent_code, first.code, 1, **ASK["merge"]
+            )[0]
         )
         edit.merge(codes, result)
 
@@ -199,7 +208,9 @@ def create(
         else:
             if row.parent_code not in edit.rows:
                 raise InvalidInput(
-                    "自动编码需要 parent_code", code="codes_required", where="body.code"
+                    "自动编码需要 parent_code，否则请在 code 中给出编码",
+                    code="codes_required",
+                    where="body.code",
                 )
             siblings = edit.children(row.parent_code or "")
             row.code = next_codes(
@@ -208,6 +219,7 @@ def create(
                 row.parent_code,
                 siblings[0] if siblings else row.parent_code or "",
                 1,
+                **ASK["create"],
             )[0]
         edit.create(row)
         return {"code": row.code}

@@ -55,9 +55,19 @@ def grid_stats(
 
 
 def next_codes(
-    connection: Connection, generation: int, parent: str | None, code: str, count: int
+    connection: Connection,
+    generation: int,
+    parent: str | None,
+    code: str,
+    count: int,
+    *,
+    where: str = "body",
+    ask: str = "请手动给出编码",
 ) -> list[str]:
-    """The next free sequence codes under the parent (default convention: digits extending the parent)."""
+    """The next free sequence codes under the parent (default convention: digits extending the
+    parent). When there is no numeric sequence to continue, 422 codes_required at `where`, the
+    message ending with `ask`: what the caller's request should give instead (its own field
+    and how many codes)."""
     siblings = draft_grids.child_codes(connection, generation, parent)
     used = draft_grids.codes_ever_used(connection)
     prefix = parent or ""
@@ -65,10 +75,11 @@ def next_codes(
         c[len(prefix) :] for c in siblings if c.startswith(prefix) and c[len(prefix) :].isdigit()
     ]
     if not tails or not code.startswith(prefix):
+        under = f"上级 {parent} 下" if parent else "顶层"
         raise InvalidInput(
-            "无法自动编码，请在 new_codes 中给出两个新编码",
+            f"无法自动编码：{under}没有可接续的数字序号编码，{ask}",
             code="codes_required",
-            where="body.new_codes",
+            where=where,
         )
     width, number = len(tails[0]), max(int(t) for t in tails)
     codes: list[str] = []

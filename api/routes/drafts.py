@@ -88,15 +88,27 @@ class CreateRequest(GeometryRequest, KeepsCodes):
 
 
 class UpdateRequest(Versioned, KeepsCodes):
+    """Only the fields given change. null clears households, population (unknown) and
+    parent_code (top level only); code, name, kind and attributes cannot be null (422)."""
+
     code: str | None = Field(
-        default=None, max_length=64, description="A new code (children follow)"
+        default=None, min_length=1, max_length=64, description="A new code (children follow)"
     )
     name: str | None = Field(default=None, min_length=1, max_length=200)
     kind: str | None = None
-    parent_code: str | None = None
-    households: int | None = Field(default=None, ge=0)
-    population: int | None = Field(default=None, ge=0)
-    attributes: dict[str, Any] | None = None
+    parent_code: str | None = Field(default=None, description="null: none (top level only)")
+    households: int | None = Field(default=None, ge=0, description="null: unknown")
+    population: int | None = Field(default=None, ge=0, description="null: unknown")
+    attributes: dict[str, Any] | None = Field(default=None, description="Replaces them; {} clears")
+
+
+# Grid columns that cannot be empty (the table refuses NULL; a 500 otherwise).
+NOT_NULL = {
+    "code": "编码不能为 null",
+    "name": "名称不能为 null",
+    "kind": "网格类型不能为 null",
+    "attributes": "扩展属性不能为 null（清空请用 {}）",
+}
 
 
 class ReassignRequest(Versioned, KeepsCodes):
@@ -288,6 +300,9 @@ def update_grid(
     changes = body.model_dump(exclude_unset=True, exclude={"version", "keep_codes"})
     if not changes:
         raise InvalidInput("没有要修改的字段", code="nothing_to_change", where="body")
+    for field, label in NOT_NULL.items():
+        if field in changes and changes[field] is None:
+            raise InvalidInput(f"{field}：{label}", code="null_not_allowed", where=f"body.{field}")
     return edits.update(
         engine, draft_id, code, changes, body.version, principal.actor, body.keep_codes
     )
