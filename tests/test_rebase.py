@@ -522,13 +522,15 @@ def _live(engine, generation):
         )
 
 
+@pytest.mark.parametrize("how", ["rebase", "replace_newer"])
 def test_a_grid_both_sides_recoded_keeps_its_staff_when_the_draft_side_wins(
-    client, planner, engine
+    client, planner, engine, how
 ):
     """Review F1: A and B move the same micro-grid into the neighbouring grid, so each recodes
-    it (…004 → …022 in A, → …023 in B). A publishes; B rebases keeping its side and publishes.
-    The lineage links A's code to B's as a recode, and the liaison and a field staff token
-    follow it onto the live code (they followed A's recode first)."""
+    it (…004 → …022 in A, → …023 in B). A publishes; B rebases keeping its side and publishes
+    (or publishes over A with replace_newer). The lineage, relative to A's generation, links
+    A's code to B's as a recode, and the liaison and a field staff token follow it onto the
+    live code (they followed A's recode first)."""
     first = _draft(client, planner, "甲")
     second = _draft(client, planner, "乙")
     _reshape(client, planner, first, 0)
@@ -563,15 +565,21 @@ def test_a_grid_both_sides_recoded_keeps_its_staff_when_the_draft_side_wins(
         )
     assert [s.role for s in staff] == ["micro_grid_liaison"]
 
-    url = REBASE.format(id=second["id"])
-    asked = client.post(url, headers=planner, json={"version": 1})
-    assert asked.status_code == 409, asked.text
-    conflicts = [c["code"] for c in asked.json()["error"]["details"]]
-    resolved = client.post(
-        url, headers=planner, json={"version": 1, "resolutions": {c: "draft" for c in conflicts}}
-    )
-    assert resolved.status_code == 200, resolved.text
-    final = _publish(client, planner, second, 2)
+    if how == "rebase":
+        url = REBASE.format(id=second["id"])
+        asked = client.post(url, headers=planner, json={"version": 1})
+        assert asked.status_code == 409, asked.text
+        conflicts = [c["code"] for c in asked.json()["error"]["details"]]
+        choices = {c: "draft" for c in conflicts}
+        resolved = client.post(url, headers=planner, json={"version": 1, "resolutions": choices})
+        assert resolved.status_code == 200, resolved.text
+        final = _publish(client, planner, second, 2)
+    else:
+        final = client.post(
+            f"/api/v1/drafts/{second['id']}/publish",
+            headers=planner,
+            json={"version": 1, "acknowledge_warnings": True, "replace_newer": True},
+        )
     assert final.status_code == 200, final.text
     live = _live(engine, second["generation_id"])
     assert code_a not in live

@@ -13,7 +13,7 @@ from api.db.drafts import Draft
 from api.db.events import reassign_open_events, unplace_stranded_events
 from api.db.generations import activate, generation_exists
 from api.db.versioning import active_or_none, lock_generations, publish
-from api.drafts.rebase import rebase_in
+from api.drafts.rebase import onto, rebase_in
 from api.drafts.versions import (
     Lineage,
     compose_lineage,
@@ -50,7 +50,10 @@ def create_draft(engine: Engine, name: str, actor: str) -> dict[str, Any]:
         return draft_row(connection, start_draft(connection, name, actor, "copy").id)
 
 
-def _lineage(connection: Connection, draft: Draft) -> Lineage:
+def _lineage(connection: Connection, draft: Draft, replaced: int | None) -> Lineage:
+    """Old code → new code relative to the generation the publish replaces. That is the
+    draft's base, except with replace_newer: then the steps from the base are carried onto
+    the replaced generation (a base grid it recoded continues under its code there)."""
     steps = [
         [tuple(step) for step in (edit or [])]
         for edit in draft_rows.live_lineages(connection, draft.id)
@@ -59,6 +62,10 @@ def _lineage(connection: Connection, draft: Draft) -> Lineage:
     redrawn = draft_grids.redrawn_codes(connection, old, new, SAME_GEOMETRY_DEG)
     final = set(draft_grids.codes_in(connection, new))
     pairs = compose_lineage(steps, redrawn, final)
+    if replaced is not None and replaced != old:
+        before = set(draft_grids.codes_in(connection, replaced))
+        pairs = onto(pairs, draft_rows.lineage_since(connection, old), before, final)
+        return explain_all(pairs, before, final)
     return explain_all(pairs, set(draft_grids.codes_in(connection, old)), final)
 
 
@@ -124,7 +131,7 @@ def publish_draft(
         elif summary is None:  # the draft's base became active again meanwhile
             summary = run_check(connection, generation, CheckOptions())["summary"]
             _refuse_unless_clean(summary, acknowledge_warnings, "")
-        lineage = _lineage(connection, draft)
+        lineage = _lineage(connection, draft, active)
         events = go_live(connection, generation, lineage, actor)
         draft_rows.set_status(connection, draft_id, "published")
         audit.record(

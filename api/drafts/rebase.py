@@ -243,21 +243,32 @@ def _lineage(
         back = relation in REVERSED and bool({old, new} & reverted)
         if back and (new is None or new in s.active_codes) and (old is None or old in final):
             kept.append([new, old, REVERSED[relation]])
-    successors = _recoded_to(s.active_pairs)
-    for old, new, relation in s.draft_pairs:
-        if old in dropped or new in dropped or (relation == "delete" and old in final):
-            continue
-        if old is not None and old not in s.active_codes:
+    mine = [
+        (old, new, relation)
+        for old, new, relation in s.draft_pairs
+        if not (old in dropped or new in dropped or (relation == "delete" and old in final))
+    ]
+    kept += [list(pair) for pair in onto(mine, s.active_pairs, s.active_codes, final)]
+    return kept
+
+
+def onto(pairs: Lineage, active_pairs: Lineage, active_codes: set[str], final: set[str]) -> Lineage:
+    """Base-relative lineage `pairs` made relative to the active generation (`active_pairs`
+    led there from the base): a base code the active side recoded is the code it has now, so
+    the draft's grid made from it continues that grid (a 'recode' when the draft recoded it
+    too: staff follow 'recode' steps); a base code A lacks otherwise makes a creation."""
+    successors = _recoded_to(active_pairs)
+    kept: Lineage = []
+    for old, new, relation in pairs:
+        if old is not None and old not in active_codes:
             if new is None:
                 continue
-            # The active side recoded the base grid: it lives on in A under another code, and
-            # the draft's grid made from it continues that grid (staff follow 'recode' steps).
-            current = _successor(old, successors, s.active_codes)
+            current = _successor(old, successors, active_codes)
             if current is None or current in final:
                 old, relation = None, "create"
             else:
                 old = current
-        kept.append([old, new, relation])
+        kept.append((old, new, relation))
     return kept
 
 
