@@ -240,7 +240,10 @@ def code_rule_violations(connection: Connection, generation: int) -> list[dict[s
 
 def refuse_code_rule_violations(connection: Connection, generation: int) -> None:
     """409 code_rule_broken (where path.generation_id, details: up to EXAMPLES grids) when
-    `generation`'s codes break the levels' rules as they stand now."""
+    `generation`'s codes break the levels' rules as they stand now. Takes the level-change lock
+    until the caller's transaction ends, so no rule changes between this check and the commit
+    of what the caller does with the generation (e.g. re-activating it)."""
+    rows.lock_levels(connection)
     found = code_rule_violations(connection, generation)
     if found:
         examples = found[:EXAMPLES]
