@@ -13,7 +13,8 @@ from api.db.drafts import Draft
 from api.db.events import reassign_open_events, unplace_stranded_events
 from api.db.generations import activate, generation_exists
 from api.db.versioning import active_or_none, lock_generations, publish
-from api.drafts.rebase import onto, rebase_in
+from api.drafts.rebase import rebase_in
+from api.drafts.rebase_rows import onto
 from api.drafts.versions import (
     Lineage,
     compose_lineage,

@@ -118,3 +118,50 @@ def components(groups: list[set[str]], within: set[str]) -> list[list[str]]:
         if part:
             joined.append(part)
     return sorted(sorted(j) for j in joined)
+
+
+def onto(pairs: Lineage, active_pairs: Lineage, active_codes: set[str], final: set[str]) -> Lineage:
+    """Base-relative lineage `pairs` made relative to the active generation (`active_pairs`
+    led there from the base): a base code the active side recoded is the code it has now, so
+    the draft's grid made from it continues that grid (a 'recode' when the draft recoded it
+    too: staff follow 'recode' steps); a base code A lacks otherwise makes a creation."""
+    successors = recoded_to(active_pairs)
+    kept: Lineage = []
+    for old, new, relation in pairs:
+        if old is not None and old not in active_codes:
+            if new is None:
+                continue
+            current = successor(old, successors, active_codes)
+            if current is None or current in final:
+                old, relation = None, "create"
+            else:
+                old = current
+        kept.append((old, new, relation))
+    return kept
+
+
+def recoded_to(pairs: Lineage) -> dict[str, str]:
+    """Each code the active side recoded (and nothing else did to it) → its next code."""
+    steps: dict[str, set[tuple[str | None, str]]] = {}
+    for old, new, relation in pairs:
+        if old is not None and old != new:
+            steps.setdefault(old, set()).add((new, relation))
+    found: dict[str, str] = {}
+    for old, targets in steps.items():
+        if len(targets) == 1:
+            new, relation = next(iter(targets))
+            if relation == "recode" and new is not None:
+                found[old] = new
+    return found
+
+
+def successor(code: str, successors: dict[str, str], live: set[str]) -> str | None:
+    """The code the active generation has for `code`, over its recodes (None: none)."""
+    seen = {code}
+    while code not in live:
+        following = successors.get(code)
+        if following is None or following in seen:
+            return None
+        seen.add(following)
+        code = following
+    return code
