@@ -800,3 +800,165 @@ def test_the_editor_loads_the_view_and_asks_to_zoom_in_beyond_its_limit(
     )
     assert ui.errors == []
     ui.close("zoom")
+
+
+def test_split_before_select_double_taps_and_network_errors(browser, live_server, client, tokens):
+    """✂ 分割 pressed before a grid is chosen starts the line once one is tapped; a double tap on
+    撤销 sends one request; offline, 检查, 发布 and loading say 网络错误 in Chinese and leave every
+    button usable; back online, publishing works."""
+    planner = bearer(tokens["planner"])
+    draft = client.post("/api/v1/drafts", json={"name": "断网与连点"}, headers=planner).json()
+    draft_id, generation = draft["id"], draft["generation_id"]
+    grid = _grids(client, generation, level="grid")[GRID][1]
+    ui = Editor(browser, live_server, tokens["planner"], "phone", f"/map/drafts/{draft_id}/edit")
+    sent: list[str] = []
+    ui.page.on(
+        "request",
+        lambda r: sent.append(r.url.split("/drafts/")[-1]) if r.method == "POST" else None,
+    )
+    assert ui.js("() => wgEditor.state.selected") is None
+
+    # 分割 first, then the grid: the line starts with the grid.
+    ui.press("wg-split")
+    assert ui.status() == "请先点选一个网格"
+    ui.show(grid)
+    ui.tap_grid(grid)
+    assert ui.js("() => wgEditor.state.selected") == GRID
+    ui.page.wait_for_function("() => wgEditor.map.pm.Draw.Line.enabled()")
+    assert GRID in ui.status()
+    line = _split_line(grid)
+    ui.show(shapely.LineString(line).buffer(1e-4))
+    ui.draw(line)
+    ui.saved(1)
+    edits = client.get(f"/api/v1/drafts/{draft_id}").json()["edits"]
+    assert [e["operation"] for e in edits] == ["split"]
+    assert GRID not in _grids(client, generation, level="grid")
+
+    # A double tap on 撤销: one request, version 2, no "someone else" message.
+    sent.clear()
+    ui.page.locator("#wg-undo").dblclick()
+    ui.saved(2)
+    assert [s for s in sent if s.endswith("/undo")] == [f"{draft_id}/undo"]
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["version"] == 2
+    assert "已撤销" in ui.status()
+    ui.js("() => wgEditor.setVersion(1)")  # a late, older answer cannot move the version back
+    assert ui.version == 2 and ui.page.inner_text("#wg-version") == "2"
+
+    # Offline: 检查, a view load and 发布 each say so; nothing stays disabled.
+    ui.press("wg-publish")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#wg-publish-summary').textContent.includes('错误 0')"
+        " || document.querySelector('#wg-publish-summary').textContent.includes('错误0')",
+        timeout=20000,
+    )
+    if ui.page.is_visible("#wg-publish-ack-row"):
+        ui.page.check("#wg-publish-ack")
+    ui.context.set_offline(True)
+    ui.press("wg-check-now")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#wg-check').textContent.includes('网络错误')"
+    )
+    ui.page.wait_for_function("() => !document.querySelector('#wg-busy-scope').disabled")
+    assert "覆盖检查未完成" in ui.page.inner_text("#wg-publish-summary")
+    ui.js("() => wgEditor.load()")
+    ui.said("网格未能载入：网络错误")
+    ui.press("wg-check-now")  # the check was lost: run it again (offline: same answer)
+    ui.page.wait_for_function("() => !document.querySelector('#wg-busy-scope').disabled")
+    ui.context.set_offline(False)
+    ui.press("wg-check-now")
+    ui.saved(2)
+    ui.page.wait_for_function("() => !document.querySelector('#wg-publish-go').disabled")
+    if ui.page.is_visible("#wg-publish-ack-row"):
+        ui.page.check("#wg-publish-ack")
+    ui.context.set_offline(True)
+    ui.press("wg-publish-go")
+    ui.said("网络错误：未发布，请重试")
+    ui.page.wait_for_function("() => !document.querySelector('#wg-busy-scope').disabled")
+    assert not ui.page.is_disabled("#wg-publish-go")
+    assert "网络错误" in ui.page.inner_text("#wg-publish-result")
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["status"] == "open"
+    ui.context.set_offline(False)
+    sent.clear()
+    ui.page.locator("#wg-publish-go").dblclick()  # a double tap publishes once
+    ui.said("已发布", timeout=60000)
+    assert [s for s in sent if s.endswith("/publish")] == [f"{draft_id}/publish"]
+    assert client.get("/api/v1/generations").json()["active"] == generation
+    assert [e for e in ui.errors if "ERR_INTERNET_DISCONNECTED" not in e] == []
+    ui.close("offline")
+
+
+def test_discard_offline_on_the_draft_list(browser, live_server, client, tokens):
+    planner = bearer(tokens["planner"])
+    drop = client.post("/api/v1/drafts", json={"name": "断网放弃"}, headers=planner).json()
+    context = browser.new_context(viewport=SIZES["phone"])
+    context.add_cookies([{"name": "wangge_token", "value": tokens["planner"], "url": live_server}])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(live_server + "/map/editor", wait_until="networkidle")
+    context.set_offline(True)
+    button = f"[data-discard='{drop['id']}']"
+    page.click(button)
+    page.wait_for_function("() => document.querySelector('#msg').textContent.includes('网络错误')")
+    assert not page.is_disabled(button)
+    assert client.get(f"/api/v1/drafts/{drop['id']}").json()["status"] == "open"
+    context.set_offline(False)
+    page.click(button)
+    page.wait_for_selector(button, state="detached")
+    assert client.get(f"/api/v1/drafts/{drop['id']}").json()["status"] == "discarded"
+    assert errors == []
+    context.close()
+
+
+def test_diff_page_escapes_level_labels_and_fits_above_the_panel(
+    browser, live_server, client, tokens
+):
+    """A level label set by an admin reaches Leaflet's layer control (which writes HTML) as text;
+    on a phone the changed grids open above the panel; a viewer is not offered the check."""
+    admin, planner = bearer(tokens["admin"]), bearer(tokens["planner"])
+    hostile = "<img src=x onerror=alert(1)>"
+    patched = client.patch("/api/v1/levels/grid", json={"label_zh": hostile}, headers=admin)
+    assert patched.status_code == 200, patched.text
+    draft = client.post("/api/v1/drafts", json={"name": "差异转义"}, headers=planner).json()
+    grid = _grids(client, draft["generation_id"], level="grid")[GRID][1]
+    line = {"type": "LineString", "coordinates": [list(p) for p in _split_line(grid)]}
+    split = client.post(
+        f"/api/v1/drafts/{draft['id']}/split",
+        json={"code": GRID, "line": line, "version": 0},
+        headers=planner,
+    )
+    assert split.status_code == 200, split.text
+
+    context = browser.new_context(viewport=SIZES["phone"])
+    context.add_cookies([{"name": "wangge_token", "value": tokens["planner"], "url": live_server}])
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.goto(live_server + f"/map/drafts/{draft['id']}/diff", wait_until="networkidle")
+    page.wait_for_selector("body[data-fitted='phone']")
+    control = page.locator(".leaflet-control-layers-overlays")
+    assert control.locator("img").count() == 0 and page.locator("img[src=x]").count() == 0
+    assert f"换{hostile}的楼栋" in control.text_content()
+    assert not [u for u in asked if u.endswith("/x")]
+    # The changed grids (the split GRID) sit in the map above the panel.
+    panel_top = page.evaluate(
+        "() => document.querySelector('.wg-panel').getBoundingClientRect().top"
+    )
+    centre = page.evaluate(
+        "([lat, lon]) => { const m = window[JSON.parse(document.getElementById('wg-page')"
+        ".textContent).map]; const p = m.latLngToContainerPoint([lat, lon]);"
+        " return p.y + m.getContainer().getBoundingClientRect().top; }",
+        [grid.centroid.y, grid.centroid.x],
+    )
+    assert 0 < centre < panel_top
+    context.close()
+
+    viewer = Editor(
+        browser, live_server, tokens["viewer"], "phone", f"/map/drafts/{draft['id']}/edit"
+    )
+    assert viewer.page.inner_text("#wg-check") == "覆盖检查需要规划员令牌"
+    assert "需要规划员令牌" in viewer.status()
+    assert viewer.page.is_disabled("#wg-keep-codes") and viewer.page.is_disabled("#wg-check-now")
+    assert viewer.errors == []
+    viewer.context.close()

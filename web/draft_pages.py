@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from folium.elements import JSCSSMixin
 from folium.template import Template
+from markupsafe import escape
 from shapely.geometry import mapping
 
 from api.auth import Permission, Principal
@@ -49,6 +50,7 @@ SOURCE_LABELS = {
 CHINA = ZoneInfo("Asia/Shanghai")
 VIEW_LIMIT = 1500
 BUILDINGS_MIN_ZOOM = 16
+GRIDS_LISTED = 200  # the diff page's table of changed grids; the count above it is of all
 
 
 class GeomanAssets(JSCSSMixin, MacroElement):
@@ -209,6 +211,7 @@ def diff_page(
     changes = {g["code"]: g for g in diff["grids"]}
     colours = {"added": "#38a169", "removed": "#e53e3e", "changed": "#3182ce"}
     layers = []
+    changed_shapes = []
     for side, dash, name in (("before", "6 4", "现行边界"), ("after", None, "草稿边界")):
         shown = [(c, g) for c, g in outlines[side] if c in changes]
         if not shown:
@@ -234,7 +237,13 @@ def diff_page(
             },
         ).add_to(fmap)
         layers.append({"layer": layer.get_name(), "tooltip": {"fields": ["label"]}})
-        fmap.fit_bounds(factory.bounds(geometries))
+        changed_shapes.append(geometries)
+    # Where the map opens: every changed grid, before and after. diff.js fits it again after
+    # layout so that it lies in the part of the map the panel leaves visible (a phone's lower
+    # half is the panel).
+    fit = factory.bounds(np.concatenate(changed_shapes)) if changed_shapes else None
+    if fit:
+        fmap.fit_bounds(fit)
     # One layer per level that has moves: what changes grid there (buildings brown, cameras
     # green, open events red), each labelled with where it goes.
     kinds = {"buildings": "#975a16", "monitoring_points": "#2f855a", "open_events": "#c53030"}
@@ -258,7 +267,9 @@ def diff_page(
             continue
         layer = folium.GeoJson(
             {"type": "FeatureCollection", "features": features},
-            name=f"换{level['label_zh']}的楼栋、监控点、事件（{len(features)}）",
+            # Leaflet's layer control puts layer names in as HTML: the level's label (set by
+            # an admin through the levels API) is escaped so it shows as text.
+            name=str(escape(f"换{level['label_zh']}的楼栋、监控点、事件（{len(features)}）")),
             marker=folium.CircleMarker(radius=5, fill=True, fill_opacity=0.9),
             style_function=lambda f: {
                 "color": f["properties"]["colour"],
@@ -278,7 +289,7 @@ def diff_page(
         draft_id=draft_id,
         diff=diff,
         levels=diff["levels"],
-        grids=diff["grids"][:200],
+        grids=diff["grids"][:GRIDS_LISTED],
         change_labels=CHANGE_LABELS,
-        page_data={"map": rendered.name, "layers": layers},
+        page_data={"map": rendered.name, "layers": layers, "fit": fit},
     )

@@ -2,7 +2,6 @@
    discard one. Messages come from the API's JSON (Chinese) and go in as text. */
 (function () {
   "use strict";
-  var wg = window.wangge;
   var $ = function (id) { return document.getElementById(id); };
 
   function say(text, ok) {
@@ -11,20 +10,19 @@
     msg.className = ok ? "wg-ok" : "";
   }
 
+  var call = window.wgNet.call;  // never rejects: a network error is a Chinese message
   function failed(result) {
-    var error = (result.body && result.body.error) || {};
-    if (result.status === 401) return "请先用规划员令牌登录";
-    return error.message || ("操作失败（HTTP " + result.status + "）");
+    return window.wgNet.problem(result, "操作失败（HTTP " + result.status + "）");
   }
 
   function start(path, body, button) {
     button.disabled = true;
     say("处理中…", true);
-    wg.api("POST", path, body).then(function (r) {
-      button.disabled = false;
-      if (!r.ok) { say(failed(r)); return; }
+    call("POST", path, body).then(function (r) {
+      if (!r.ok) { button.disabled = false; say(failed(r)); return; }
+      say("已创建草稿 #" + r.body.id + "，正在打开…", true);
       window.location.href = "/map/drafts/" + encodeURIComponent(r.body.id) + "/edit";
-    }).catch(function () { button.disabled = false; say("网络错误，请重试"); });
+    });
   }
 
   $("new").addEventListener("click", function () {
@@ -48,7 +46,8 @@
       var name = row.querySelector(".wg-name").textContent;
       if (!window.confirm("放弃草稿“" + name + "”？放弃后不能再编辑（记录保留）。")) return;
       button.disabled = true;
-      wg.api("POST", "/drafts/" + encodeURIComponent(id) + "/discard",
+      say("处理中…", true);
+      call("POST", "/drafts/" + encodeURIComponent(id) + "/discard",
              { version: Number(button.dataset.version) }).then(function (r) {
         if (!r.ok) { button.disabled = false; say(failed(r)); return; }
         row.parentNode.removeChild(row);

@@ -1,8 +1,11 @@
 /* wangge draft editor, the core: the grids in view (loaded per view from the GeoJSON API, never a
    whole district), their live statistics, the coverage check, the version every edit carries,
    and one path for every edit's answer. The tools (split, merge, create, delete, attributes,
-   parent, buildings, publish) are in editor_tools.js. Writes go through wangge.api
-   (web/assets/wangge.js); names and codes reach the page as text only. */
+   parent, buildings, publish) are in editor_tools.js. Every call goes through wgNet
+   (web/assets/planner_net.js: never rejects, a Chinese message for network errors); one request
+   at a time per page (`exclusive`: the sheet's buttons are disabled while it runs, a dragged
+   boundary waits for it); the version only moves forward. Names and codes reach the page as
+   text only. */
 (function () {
   "use strict";
   var wg = window.wangge;
@@ -11,10 +14,11 @@
   var state = {
     version: cfg.version, selected: null, stats: {}, check: null, checkedVersion: null,
     tool: "select", picked: [], target: null, editable: cfg.open && cfg.canEdit, loads: 0,
+    busy: false, waiting: [],
   };
   var snap = { snappable: true, snapDistance: 20, allowSelfIntersection: false };
   var $ = function (id) { return document.getElementById(id); };
-  var api = wg.api;
+  var api = window.wgNet.call;
   if (map.pm && map.pm.setLang) map.pm.setLang("zh");
 
   function say(text, bad) {
@@ -24,10 +28,35 @@
   }
 
   // The API's own Chinese message for a refused request (every error body carries one).
-  function problem(result, fallback) {
-    if (result.status === 401) return "请先用规划员令牌登录（右上角“登录”）";
-    var error = (result.body && result.body.error) || {};
-    return error.message || fallback || ("请求失败（HTTP " + result.status + "）");
+  var problem = window.wgNet.problem;
+
+  // The draft's version only moves forward: an older answer arriving late cannot undo a newer one.
+  function setVersion(version) {
+    if (typeof version === "number" && !(version < state.version)) state.version = version;
+    $("wg-version").textContent = state.version;
+  }
+
+  // One request at a time: while `job` runs the sheet's fieldset is disabled (every button and
+  // input in it, each keeping its own disabled state for afterwards) and another tap is refused;
+  // edits queued with `wait` (a dragged boundary) run after it, with the version it produced.
+  function exclusive(job) {
+    if (state.busy) {
+      say("上一步仍在处理，请稍候", true);
+      return Promise.resolve({ ok: false, busy: true });
+    }
+    state.busy = true;
+    $("wg-busy-scope").disabled = true;
+    return Promise.resolve().then(job).catch(function (error) {
+      console.error(error);
+      say("页面出错：" + error + "，请刷新", true);
+      return { ok: false };
+    }).then(function (result) {
+      state.busy = false;
+      $("wg-busy-scope").disabled = false;
+      var next = state.waiting.shift();
+      if (next) setTimeout(next, 0);
+      return result;
+    });
   }
 
   function colour(stats) {
@@ -88,11 +117,7 @@
   }
 
   // no-store: a draft's rows change under the same generation id, so a cached answer is stale.
-  function getJSON(path) {
-    return fetch(path, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
-      return r.json().then(function (body) { return { ok: r.ok, status: r.status, body: body }; });
-    });
-  }
+  var getJSON = window.wgNet.get;
 
   function gridsUrl(level, limit) {
     return "/api/v1/grids?" + new URLSearchParams({
@@ -122,7 +147,7 @@
     return Promise.all(jobs).then(function (results) {
       if (ticket !== state.loads) return null;  // a newer view is on its way
       var shown = results[0];
-      if (!shown.ok) { say(problem(shown), true); return null; }
+      if (!shown.ok) { say("网格未能载入：" + problem(shown), true); return false; }
       var editing = state.selected && layerOf(state.selected) && layerOf(state.selected).pm.enabled();
       if (editing) layerOf(state.selected).pm.disable();
       grids.clearLayers();
@@ -232,10 +257,18 @@
   }
 
   function runCheck() {
+    if (!cfg.canEdit) {  // POST /coverage/checks needs write_grids: readers are not offered it
+      $("wg-check").textContent = "覆盖检查需要规划员令牌";
+      return Promise.resolve(null);
+    }
     $("wg-check").textContent = "覆盖检查中…";
     var version = state.version;
     return api("POST", "/coverage/checks", { generation: cfg.generation }).then(function (r) {
-      if (!r.ok) { $("wg-check").textContent = problem(r); return null; }
+      if (!r.ok) {
+        $("wg-check").textContent = "覆盖检查未完成：" + problem(r);
+        document.dispatchEvent(new CustomEvent("wg:check-failed", { detail: r }));
+        return null;
+      }
       state.check = r.body;
       state.checkedVersion = version;
       var s = r.body.summary;
@@ -255,7 +288,8 @@
   function reloadDraft() {
     return api("GET", "/drafts/" + cfg.draft).then(function (d) {
       if (d.ok) {
-        state.version = d.body.version;
+        setVersion(d.body.version);
+        $("wg-base").textContent = d.body.base_generation;
         if (d.body.status !== "open") setEditable(false);
       }
       return load();
@@ -266,7 +300,7 @@
   // the view and a fresh check; or the API's message, and the map put back as the server has it.
   function applied(result, message) {
     if (result.ok) {
-      state.version = result.body.version;
+      setVersion(result.body.version);
       (result.body.touched || []).forEach(function (s) { state.stats[s.code] = s; });
       if (result.body.created && result.body.created.length) state.selected = result.body.created[0];
       if (result.body.removed && result.body.removed.indexOf(state.selected) >= 0) state.selected = null;
@@ -279,7 +313,11 @@
         say("刷新失败：" + error, true);
       }).then(function () { return result; });
     }
-    var error = result.body.error || {};
+    var error = (result.body && result.body.error) || {};
+    if (result.network) {
+      say("网络错误：未保存，请重试", true);
+      return Promise.resolve(result);
+    }
     if (error.code === "stale_draft") {
       say(problem(result) + " —— 已重新载入最新版本，请重做这一步。", true);
       return reloadDraft().then(function () { return result; });
@@ -289,19 +327,28 @@
     return load().then(function () { return result; });  // put the map back as the server has it
   }
 
-  // One edit: the draft's version is added to the body (or the query, for DELETE).
-  function edit(method, path, body, message) {
+  // One edit: the draft's version (read when it is sent) is added to the body (or the query, for
+  // DELETE). With `wait`, an edit that finds another request running waits for it instead of
+  // being refused (a dragged boundary is not lost).
+  function edit(method, path, body, message, wait) {
     if (!state.editable) { say("此草稿只读", true); return Promise.resolve({ ok: false }); }
-    say("保存中…");
-    var payload = Object.assign({ version: state.version }, body || {});
-    if ($("wg-keep-codes") && $("wg-keep-codes").checked) payload.keep_codes = true;
-    var url = "/drafts/" + cfg.draft + path;
-    if (method === "DELETE") {
-      url += (url.indexOf("?") < 0 ? "?" : "&") + "version=" + state.version;
-      payload = undefined;
+    if (state.busy && wait) {
+      say("上一步保存后接着保存这一步…");
+      return new Promise(function (resolve) {
+        state.waiting.push(function () { edit(method, path, body, message, wait).then(resolve); });
+      });
     }
-    return api(method, url, payload).then(function (r) { return applied(r, message); },
-      function () { say("网络错误：未保存，请重试", true); return { ok: false }; });
+    return exclusive(function () {
+      say("保存中…");
+      var payload = Object.assign({ version: state.version }, body || {});
+      if ($("wg-keep-codes").checked) payload.keep_codes = true;
+      var url = "/drafts/" + cfg.draft + path;
+      if (method === "DELETE") {
+        url += (url.indexOf("?") < 0 ? "?" : "&") + "version=" + state.version;
+        payload = undefined;
+      }
+      return api(method, url, payload).then(function (r) { return applied(r, message); });
+    });
   }
 
   var pending = null;
@@ -309,15 +356,17 @@
     clearTimeout(pending);
     pending = setTimeout(function () {
       edit("POST", "/reshape", { code: code, geometry: layer.toGeoJSON(false).geometry, crs: cfg.outCrs },
-           "已保存边界调整");
+           "已保存边界调整", true);
     }, 250);
   }
 
   function setEditable(editable) {
     state.editable = editable;
     Array.prototype.forEach.call(document.querySelectorAll(".wg-tools button"), function (b) {
-      if (b.id !== "wg-check-now" && b.id !== "wg-tool-select") b.disabled = !editable;
+      if (b.id === "wg-check-now") b.disabled = !cfg.canEdit;
+      else if (b.id !== "wg-tool-select") b.disabled = !editable;
     });
+    $("wg-keep-codes").disabled = !editable;
     if (!editable) grids.eachLayer(function (l) { if (l.pm.enabled()) l.pm.disable(); });
   }
 
@@ -330,13 +379,22 @@
   $("wg-undo").addEventListener("click", function () {
     edit("POST", "/undo", {}, "已撤销上一步");
   });
-  $("wg-check-now").addEventListener("click", runCheck);
+  $("wg-check-now").addEventListener("click", function () { exclusive(runCheck); });
+
+  // 吸附 on/off (a phone has no Alt key): vertices being dragged and lines being drawn follow it.
+  $("wg-snap").addEventListener("change", function () {
+    snap.snappable = $("wg-snap").checked;
+    if (map.pm.setGlobalOptions) map.pm.setGlobalOptions({ snappable: snap.snappable, snapDistance: snap.snapDistance });
+    if (state.selected && state.tool === "select") enableVertices(state.selected);
+    say(snap.snappable ? "吸附已打开" : "吸附已关闭：顶点和画线不再贴靠相邻边界");
+  });
 
   window.wgEditor = {
     map: map, grids: grids, children: children, state: state, cfg: cfg, select: select, tap: tap,
     layerOf: layerOf, featureOf: featureOf, load: load, runCheck: runCheck, edit: edit, say: say,
     problem: problem, restyle: restyle, enableVertices: enableVertices, getJSON: getJSON,
     viewBox: viewBox, snap: snap, reloadDraft: reloadDraft, setEditable: setEditable, renderStats: renderStats,
+    exclusive: exclusive, setVersion: setVersion, api: api,
   };
 
   setEditable(state.editable);
@@ -344,11 +402,15 @@
   else map.setView([31.3, 120.7], 14);
   // fitBounds fires moveend (which loads); the first load is awaited here for the ready mark.
   clearTimeout(moving);
-  load().then(function () {
-    if (cfg.focus && layerOf(cfg.focus)) select(cfg.focus);
-    return runCheck();
-  }).then(function () {
-    say(state.editable ? "就绪：点选网格开始编辑" : "只读：可查看统计与检查");
-    document.body.dataset.ready = "1";
-  });
+  exclusive(function () {
+    return load().then(function (shown) {
+      if (cfg.focus && layerOf(cfg.focus)) select(cfg.focus);
+      return runCheck().then(function () { return shown; });
+    });
+  }).then(function (shown) {
+    if (shown === false || (shown && shown.ok === false)) return;  // already said why
+    if (state.editable) say("就绪：点选网格开始编辑");
+    else if (cfg.canEdit) say("此草稿已关闭，只读：可查看统计与检查");
+    else say("只读：可查看网格与统计；编辑和覆盖检查需要规划员令牌");
+  }).then(function () { document.body.dataset.ready = "1"; });
 })();

@@ -64,12 +64,13 @@
 
   // A refused publish: its message, and — when another draft was published meanwhile and both
   // changed the same grids — the per-grid conflicts, each with a choice, and a rebase button.
-  function refused(result) {
+  // Returns a promise when it reloads the draft (the caller waits for it before the next request).
+  function refused(result, fallback) {
     var box = $("wg-publish-result"), error = (result.body && result.body.error) || {};
     box.textContent = "";
-    box.appendChild(wg.el("p", ed.problem(result, "发布失败"), { "class": "wg-bad" }));
-    if (error.code === "stale_draft") ed.reloadDraft();
-    if (error.code !== "rebase_conflicts") return;
+    box.appendChild(wg.el("p", ed.problem(result, fallback), { "class": "wg-bad" }));
+    if (error.code === "stale_draft") return ed.reloadDraft();
+    if (error.code !== "rebase_conflicts") return null;
     var conflicts = error.details || [];
     var list = wg.el("ol", null, { "class": "wg-conflicts", id: "wg-conflicts" });
     conflicts.forEach(function (c) {
@@ -94,6 +95,7 @@
       all.appendChild(button);
     });
     wg.append(box, [wg.el("p", "与现行版本冲突的网格 " + conflicts.length + " 个："), all, list, go]);
+    return null;
   }
 
   function rebase(list) {
@@ -101,16 +103,24 @@
     Array.prototype.forEach.call(list.querySelectorAll("select[data-conflict]"), function (select) {
       resolutions[select.dataset.conflict] = select.value;
     });
-    ed.say("变基中…");
-    wg.api("POST", "/drafts/" + cfg.draft + "/rebase", { version: state.version, resolutions: resolutions })
-      .then(function (r) {
-        if (!r.ok) { ed.say(ed.problem(r, "变基失败"), true); refused(r); return; }
-        state.version = r.body.version;
-        $("wg-base").textContent = r.body.base_generation;
-        ed.say("已变基到第 " + r.body.base_generation + " 版（解决冲突 " + (r.body.resolved || []).length + " 个），请确认后发布");
-        $("wg-publish-result").textContent = "";
-        ed.load().then(ed.runCheck);
-      });
+    // One rebase at a time: a second tap while it runs is refused (the fieldset is disabled).
+    return ed.exclusive(function () {
+      ed.say("变基中…");
+      return ed.api("POST", "/drafts/" + cfg.draft + "/rebase", { version: state.version, resolutions: resolutions })
+        .then(function (r) {
+          if (!r.ok) {
+            var message = r.network ? "网络错误：未变基，请重试" : ed.problem(r, "变基失败");
+            ed.say(message, true);
+            if (r.network) return null;  // the conflict list stays for another try
+            return refused(r, "变基失败");
+          }
+          ed.setVersion(r.body.version);
+          $("wg-base").textContent = r.body.base_generation;
+          var done = "已变基到第 " + r.body.base_generation + " 版（解决冲突 " + (r.body.resolved || []).length + " 个），请确认后发布";
+          $("wg-publish-result").textContent = "";
+          return ed.load().then(ed.runCheck).then(function () { ed.say(done); });
+        });
+    });
   }
 
   $("wg-publish-go").addEventListener("click", function () {
@@ -120,11 +130,17 @@
       ed.say("请先勾选“已查看提示”", true);
       return;
     }
-    $("wg-publish-go").disabled = true;
-    ed.say("发布中…");
-    wg.api("POST", "/drafts/" + cfg.draft + "/publish",
-           { version: state.version, acknowledge_warnings: $("wg-publish-ack").checked })
-      .then(function (r) {
+    ed.exclusive(function () {
+      ed.say("发布中…");
+      return ed.api("POST", "/drafts/" + cfg.draft + "/publish",
+                    { version: state.version, acknowledge_warnings: $("wg-publish-ack").checked })
+        .then(function (r) {
+        if (r.network) {
+          ed.say("网络错误：未发布，请重试", true);
+          $("wg-publish-result").textContent = "";
+          $("wg-publish-result").appendChild(wg.el("p", "网络错误：未发布，请重试", { "class": "wg-bad" }));
+          return null;
+        }
         if (r.ok) {
           ed.setEditable(false);
           var rebased = r.body.rebase && r.body.rebase.rebased ? "（已先变基到第 " + r.body.rebase.base_generation + " 版）" : "";
@@ -132,17 +148,24 @@
           var box = $("wg-publish-result");
           box.textContent = "";
           wg.append(box, [wg.el("p", "已发布。"), wg.el("a", "打开网格总览", { href: "/map/street" })]);
-          return;
+          $("wg-publish-go").disabled = true;
+          return null;
         }
-        $("wg-publish-go").disabled = false;
         ed.say(ed.problem(r, "发布失败"), true);
-        refused(r);
+        return refused(r, "发布失败");
       });
+    });
   });
 
   // A fresh check (after any edit, undo or 检查) refreshes the publish summary when it is open.
   document.addEventListener("wg:checked", function (event) {
     if (state.tool === "publish") renderSummary(event.detail);
+  });
+  // A check that failed (network, refusal) says so in the publish form rather than "检查中…".
+  document.addEventListener("wg:check-failed", function (event) {
+    if (state.tool !== "publish") return;
+    $("wg-publish-summary").textContent = "覆盖检查未完成：" + ed.problem(event.detail) + "。点“✔ 检查”重试。";
+    $("wg-publish-go").disabled = true;
   });
 
   ed.openers.publish = openPublish;

@@ -119,12 +119,16 @@
     $("wg-create-parent").value = state.selected ? props(state.selected).parent_code || "" : "";
     $("wg-create-go").disabled = true;
     $("wg-create-hint").textContent = "在地图上逐点画出新网格的边界，点“完成画线”闭合。";
-    loadParents();
+    loadParents($("wg-create-level").value);
     startDrawing("Polygon");
     ed.say("画出新网格的边界");
   }
 
   $("wg-create-redraw").addEventListener("click", function () { use("create"); });
+  $("wg-create-level").addEventListener("change", function () {
+    $("wg-create-parent").value = "";
+    loadParents($("wg-create-level").value);
+  });
 
   $("wg-create-go").addEventListener("click", function () {
     var name = $("wg-create-name").value.trim();
@@ -225,12 +229,21 @@
   });
 
   // ---- parent ------------------------------------------------------------------------------
-  // Candidate parents: the grids of the level above in view, as a datalist (codes and names).
-  function loadParents() {
+  // The level above `level` (cfg.levels is in rank order), or null for the top level.
+  function levelAbove(level) {
+    var names = cfg.levels.map(function (lv) { return lv.name; });
+    var at = names.indexOf(level);
+    return at > 0 ? names[at - 1] : null;
+  }
+
+  // Candidate parents: the grids of the level above `level` in view, as a datalist (codes, names).
+  function loadParents(level) {
     var list = $("wg-parents");
-    if (!cfg.parentLevel) return;
+    var above = levelAbove(level || cfg.level);
+    list.textContent = "";
+    if (!above) return;
     ed.getJSON("/api/v1/grids?" + new URLSearchParams({
-      generation: cfg.generation, level: cfg.parentLevel, bbox: ed.viewBox(), limit: 300,
+      generation: cfg.generation, level: above, bbox: ed.viewBox(), limit: 300,
     }).toString()).then(function (r) {
       list.textContent = "";
       if (!r.ok) return;
@@ -357,6 +370,11 @@
   document.addEventListener("wg:selected", function () {
     var refresh = { "delete": openDelete, attributes: openAttributes, parent: openParent };
     if (refresh[state.tool]) refresh[state.tool]();
+    // ✂ 分割 tapped before a grid was chosen: choosing one now starts the line (after this tap,
+    // so the tap that chose the grid is not taken as the line's first point).
+    if (state.tool === "split" && !drawing) {
+      setTimeout(function () { if (state.tool === "split" && !drawing) openSplit(); }, 0);
+    }
   });
   document.addEventListener("wg:loaded", function () {
     if (state.tool === "attributes") openAttributes();
