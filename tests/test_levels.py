@@ -24,6 +24,7 @@ from api.app import API_PREFIX, create_app
 from api.code_patterns import pattern_problem
 from api.db import catalogue
 from api.db.engine import make_engine
+from api.db.generations import generation_at
 from api.routes import levels as level_routes
 from api.settings import Settings
 from tests.conftest import bearer
@@ -693,4 +694,53 @@ def test_code_rule_violations_of_a_generation_are_reported(engine):
             assert levels.code_rule_violations(connection, 1) == []
             levels.refuse_code_rule_violations(connection, 1)  # nothing to refuse
     finally:
+        catalogue.forget_levels()
+
+
+def test_re_activating_a_generation_that_breaks_todays_rule_is_refused(api, admin, engine, tokens):
+    """Review F10: `POST /generations/{id}/activate` checks the old generation's codes against
+    the rules as they stand (a rule may have changed after it was retired)."""
+    planner = bearer(tokens["planner"])
+    draft = api.post("/api/v1/drafts", headers=planner, json={"name": "F10"}).json()
+    renamed = api.patch(
+        f"/api/v1/drafts/{draft['id']}/grids/{MICRO}",
+        headers=planner,
+        json={"version": 0, "name": "改名的微网格"},
+    )
+    assert renamed.status_code == 200, renamed.text
+    published = api.post(
+        f"/api/v1/drafts/{draft['id']}/publish",
+        headers=planner,
+        json={"version": 1, "acknowledge_warnings": True},
+    )
+    assert published.status_code == 200, published.text
+    live = published.json()["generation"]
+    with engine.begin() as connection:  # as if changed by hand after generation 1 retired
+        connection.execute(
+            text("UPDATE grid_level SET code_pattern = :p WHERE name = 'micro_grid'"),
+            {"p": r"^\d{17}[0-8]$"},
+        )
+    catalogue.forget_levels()
+    try:
+        refused = api.post("/api/v1/generations/1/activate", headers=planner)
+        _error(refused, 409, "code_rule_broken", "path.generation_id")
+        assert "第 1 版有" in refused.json()["error"]["message"]
+        with engine.connect() as connection:
+            assert generation_at(connection) == live  # nothing activated
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE grid_level SET code_pattern = :p WHERE name = 'micro_grid'"),
+                {"p": r"^\d{18}$"},
+            )
+        catalogue.forget_levels()
+        again = api.post("/api/v1/generations/1/activate", headers=planner)
+        assert again.status_code == 200, again.text
+        with engine.connect() as connection:
+            assert generation_at(connection) == 1
+    finally:
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE grid_level SET code_pattern = :p WHERE name = 'micro_grid'"),
+                {"p": r"^\d{18}$"},
+            )
         catalogue.forget_levels()

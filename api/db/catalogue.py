@@ -96,7 +96,7 @@ def level_rows(connection: Connection) -> list[dict[str, Any]]:
     rows = connection.execute(
         text(
             "WITH active AS (SELECT generation_id FROM generation_activation "
-            " WHERE activated_at <= now() ORDER BY activated_at DESC, id DESC LIMIT 1) "
+            " WHERE activated_at <= clock_timestamp() ORDER BY activated_at DESC, id DESC LIMIT 1) "
             "SELECT l.name, l.rank, l.label_zh, l.code_pattern, l.code_extends_parent, "
             " l.households_min, l.households_max, "
             " coalesce((SELECT array_agg(k.name ORDER BY k.name) FROM staff_role_kind k "
@@ -173,7 +173,7 @@ def checked_generations(connection: Connection) -> list[tuple[int, str]]:
     rows = connection.execute(
         text(
             "(SELECT generation_id, 'active' AS place FROM generation_activation "
-            " WHERE activated_at <= now() ORDER BY activated_at DESC, id DESC LIMIT 1) "
+            " WHERE activated_at <= clock_timestamp() ORDER BY activated_at DESC, id DESC LIMIT 1) "
             "UNION ALL (SELECT generation_id, 'draft:' || id FROM draft WHERE status = 'open' "
             " ORDER BY id)"
         )

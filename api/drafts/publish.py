@@ -24,6 +24,7 @@ from api.drafts.versions import (
     register_draft,
 )
 from api.errors import Conflict, NotFound
+from api.levels import refuse_code_rule_violations
 from spatial.coverage import CheckOptions
 from spatial.editing import SAME_GEOMETRY_DEG
 
@@ -183,6 +184,8 @@ def reactivate(engine: Engine, generation: int, actor: str) -> dict[str, Any]:
                 code="generation_not_found",
                 where="path.generation_id",
             )
+        # Its codes were checked against the rules of its day: a rule changed since must hold.
+        refuse_code_rule_violations(connection, generation)
         events = go_live(connection, generation, [], actor)
         audit.record(
             connection, actor, "generation.activate", "generation", str(generation), events
