@@ -504,3 +504,37 @@ def test_editor_page_offers_every_tool_and_loads_only_the_view(pages, hostile):
     # A reader gets the page read-only.
     reader = page_data(pages.get(path, headers=cookie(hostile.tokens["viewer"])).text)
     assert reader["canEdit"] is False
+
+
+def test_diff_page_says_when_its_grid_list_is_cut_and_where_to_fit(pages, hostile, monkeypatch):
+    import web.draft_pages
+
+    planner = cookie(hostile.tokens["planner"]) | {"X-Wangge-Page": "1"}
+    draft = hostile.draft_id
+    deleted = pages.delete(
+        f"/api/v1/drafts/{draft}/grids/{GRID}",
+        params={"version": 0, "with_children": "true"},
+        headers=planner,
+    )
+    assert deleted.status_code == 200, deleted.text
+    removed = deleted.json()["removed"]
+    assert GRID in removed and len(removed) >= 2
+    monkeypatch.setattr(web.draft_pages, "GRIDS_LISTED", 1)
+    response = pages.get(f"/map/drafts/{draft}/diff", headers=planner)
+    assert_safe_page(response)
+    assert f"变化的网格（{len(removed)}）" in response.text
+    assert f"显示前 1 个，共 {len(removed)} 个。" in response.text
+    table = response.text.split('class="wg-diff"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr><td>") == 1  # one row listed
+    (south, west), (north, east) = page_data(response.text)["fit"]
+    assert 0 < north - south < 0.02 and 0 < east - west < 0.02
+    scripts = [a["src"] for t, a in Tags(response.text).tags if t == "script" and a.get("src")]
+    assert scripts[-1] == "/static/wangge/diff.js"
+    monkeypatch.setattr(web.draft_pages, "GRIDS_LISTED", 200)
+    assert "显示前" not in pages.get(f"/map/drafts/{draft}/diff", headers=planner).text
+    # The planner pages reach the API through one wrapper that never rejects.
+    for path in ("/map/editor", f"/map/drafts/{draft}/edit"):
+        srcs = [a.get("src") for t, a in Tags(pages.get(path).text).tags if t == "script"]
+        assert "/static/wangge/planner_net.js" in srcs, path
+    net = pages.get("/static/wangge/planner_net.js").text
+    assert "网络错误" in net and "innerHTML" not in net
