@@ -832,17 +832,34 @@ def test_split_before_select_double_taps_and_network_errors(browser, live_server
     ui.saved(1)
     edits = client.get(f"/api/v1/drafts/{draft_id}").json()["edits"]
     assert [e["operation"] for e in edits] == ["split"]
-    assert GRID not in _grids(client, generation, level="grid")
+    after = _grids(client, generation, level="grid")
+    assert GRID not in after
+    half = sorted(set(after) - set(_grids(client, 1, level="grid")))[0]
 
-    # A double tap on 撤销: one request, version 2, no "someone else" message.
+    # While one edit is saved, a tapped one is refused and a dragged one (wait) follows it with
+    # the version the first produced: both are stored, none is lost as stale.
+    answers = ui.js(
+        "async (code) => { const url = '/grids/' + code;"
+        " const first = wgEditor.edit('PATCH', url, {name: '甲'}, '改名');"
+        " const tapped = wgEditor.edit('PATCH', url, {name: '乙'}, '改名');"
+        " const dragged = wgEditor.edit('PATCH', url, {households: 7}, '改户数', true);"
+        " return [(await first).ok, (await tapped).busy, (await dragged).ok]; }",
+        half,
+    )
+    assert answers == [True, True, True]
+    ui.saved(3)
+    stored = client.get(f"/api/v1/grids/{half}", params={"generation": generation}).json()
+    assert stored["properties"]["name"] == "甲" and stored["properties"]["households"] == 7
+
+    # A double tap on 撤销: one request, version 4, no "someone else" message.
     sent.clear()
     ui.page.locator("#wg-undo").dblclick()
-    ui.saved(2)
+    ui.saved(4)
     assert [s for s in sent if s.endswith("/undo")] == [f"{draft_id}/undo"]
-    assert client.get(f"/api/v1/drafts/{draft_id}").json()["version"] == 2
+    assert client.get(f"/api/v1/drafts/{draft_id}").json()["version"] == 4
     assert "已撤销" in ui.status()
     ui.js("() => wgEditor.setVersion(1)")  # a late, older answer cannot move the version back
-    assert ui.version == 2 and ui.page.inner_text("#wg-version") == "2"
+    assert ui.version == 4 and ui.page.inner_text("#wg-version") == "4"
 
     # Offline: 检查, a view load and 发布 each say so; nothing stays disabled.
     ui.press("wg-publish")
@@ -866,7 +883,7 @@ def test_split_before_select_double_taps_and_network_errors(browser, live_server
     ui.page.wait_for_function("() => !document.querySelector('#wg-busy-scope').disabled")
     ui.context.set_offline(False)
     ui.press("wg-check-now")
-    ui.saved(2)
+    ui.saved(4)
     ui.page.wait_for_function("() => !document.querySelector('#wg-publish-go').disabled")
     if ui.page.is_visible("#wg-publish-ack-row"):
         ui.page.check("#wg-publish-ack")

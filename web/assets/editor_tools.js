@@ -217,12 +217,14 @@
     if (!needSelected()) return;
     var p = props(state.selected), body = {};
     var name = $("wg-attr-name").value.trim();
-    if (name && name !== p.name) body.name = name;
+    if (!name) { ed.say("名称不能为空", true); $("wg-attr-name").focus(); return; }
+    if (name !== p.name) body.name = name;
     if ($("wg-attr-kind").value && $("wg-attr-kind").value !== p.kind) body.kind = $("wg-attr-kind").value;
+    // An emptied 户数/人口 clears it (null: unknown); an unchanged one is not sent.
     var households = numberOrNull($("wg-attr-households"));
     var population = numberOrNull($("wg-attr-population"));
-    if (households !== p.households && households !== null) body.households = households;
-    if (population !== p.population && population !== null) body.population = population;
+    if (households !== (p.households === undefined ? null : p.households)) body.households = households;
+    if (population !== (p.population === undefined ? null : p.population)) body.population = population;
     if (!Object.keys(body).length) { ed.say("没有修改", true); return; }
     ed.edit("PATCH", "/grids/" + encodeURIComponent(state.selected), body, "已保存属性")
       .then(function (r) { if (r.ok) openAttributes(); });
