@@ -142,7 +142,10 @@
     var population = numberOrNull($("wg-create-population"));
     if (households !== null) body.households = households;
     if (population !== null) body.population = population;
-    ed.edit("POST", "/grids", body, "已新建网格").then(function (r) {
+    // A grid of another level is not drawn on this page (it shows cfg.level): say where it is.
+    var other = body.level !== cfg.level ? cfg.levels.filter(function (lv) { return lv.name === body.level; })[0] : null;
+    var message = other ? "已新建" + other.label + "（本页只显示本层级，请在该层级的编辑页查看）" : "已新建网格";
+    ed.edit("POST", "/grids", body, message).then(function (r) {
       if (r.ok) {
         if (state.drawnLayer) { map.removeLayer(state.drawnLayer); state.drawnLayer = null; }
         $("wg-create-name").value = "";
