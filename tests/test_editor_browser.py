@@ -4,7 +4,10 @@ at a phone's 390×844 and a desktop's 1920×1080.
 A planner taps through every tool on one draft — attributes, parent change (refused, with the
 API's Chinese message), merge, undo, split, create, delete, building reassignment, dragging a
 vertex, a stale version, publish — and after each the test asks the server what it stored, and
-checks that the page's version, statistics and coverage check followed.
+checks that the page's version, statistics and coverage check followed. Then the failure
+paths: offline (playwright's set_offline) every action says 网络错误 and leaves its button usable;
+a double tap sends one request; 分割 before a selection; a level label with markup on the diff
+page's layer control; what a reader is offered.
 """
 
 from __future__ import annotations
@@ -640,10 +643,13 @@ def test_split_shows_recodes_and_publish_resolves_rebase_conflicts(
     assert set(
         ui.js("() => [...document.querySelectorAll('#wg-conflicts select')].map(s => s.value)")
     ) == {"active"}
-    ui.press("wg-rebase-go")
+    rebases: list[str] = []
+    ui.page.on("request", lambda r: rebases.append(r.url) if r.url.endswith("/rebase") else None)
+    ui.page.locator("#wg-rebase-go").dblclick()  # a double tap rebases once
     ui.page.wait_for_function(
         "() => document.querySelector('#wg-status').textContent.includes('已变基')", timeout=30000
     )
+    assert len(rebases) == 1 and "他人" not in ui.status()
     draft = client.get(f"/api/v1/drafts/{mine['id']}").json()
     assert draft["base_generation"] == theirs["generation_id"]
     assert ui.page.inner_text("#wg-base") == str(theirs["generation_id"])
