@@ -832,6 +832,11 @@ def test_split_before_select_double_taps_and_network_errors(browser, live_server
     assert ui.js("() => wgEditor.state.selected") == GRID
     ui.page.wait_for_function("() => wgEditor.map.pm.Draw.Line.enabled()")
     assert GRID in ui.status()
+    # 吸附 can be turned off by touch (a phone has no Alt key), and on again.
+    ui.page.uncheck("#wg-snap")
+    assert ui.js("() => wgEditor.snap.snappable") is False and "吸附已关闭" in ui.status()
+    ui.page.check("#wg-snap")
+    assert ui.js("() => wgEditor.snap.snappable") is True
     line = _split_line(grid)
     ui.show(shapely.LineString(line).buffer(1e-4))
     ui.draw(line)
