@@ -177,7 +177,7 @@ def _resolve(
     if open_:
         raise Conflict(
             f"变基发现 {len(conflicts)} 处冲突（{len(open_)} 处未解决），草稿未改动："
-            "请逐个选择保留草稿（draft）或现行版本（active）",
+            "请逐个选择保留草稿的修改或采用现行版本",
             code="rebase_conflicts",
             details=[{**c, "resolution": resolutions.get(k)} for k, c in conflicts.items()],
         )

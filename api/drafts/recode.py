@@ -77,8 +77,8 @@ def _refuse(edit: HierarchyEdit, levels: dict[str, Level], broken: list[str]) ->
     )
     more = f" 等 {len(details)} 个网格" if len(details) > NAMED_IN_MESSAGE else ""
     return CodeRuleBroken(
-        f"保留编码（keep_codes）时不能这样修改：{len(details)} 个网格的编码会违反层级编码规则"
-        f"（编码须符合本层级格式并以上级编码开头）：{named}{more}。去掉 keep_codes 可自动重新编码",
+        f"保留编码时不能这样修改：{len(details)} 个网格的编码会违反层级编码规则"
+        f"（编码须符合本层级格式并以上级编码开头）：{named}{more}。取消“保留编码”（keep_codes）即可自动重新编码",
         where="body.keep_codes",
         details=details,
     )
