@@ -204,6 +204,9 @@ def tokens(engine: Engine) -> dict[str, str]:
     return secrets
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
@@ -228,3 +231,32 @@ def served(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(settings) -> Iterator[str]:
+    """The app served for a real browser (see `served`)."""
+    with served(settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium from apt, headless, one per test module (pages are tested at phone and desktop
+    size in their own contexts)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()

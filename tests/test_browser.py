@@ -6,12 +6,11 @@ that leaves 127.0.0.1, at a phone's 390×844. Screenshots are kept in tests/arti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import bearer, served
+from tests.conftest import bearer
 from tests.test_pages import (
     ADDRESS,
     CAMERA_NAME,
@@ -26,7 +25,6 @@ from tests.test_pages import (
     plant_hostile_data,
 )
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 PHONE = {"width": 390, "height": 844}
 # Pixels painted on Leaflet's canvas (prefer_canvas=True draws every vector layer there).
@@ -38,32 +36,6 @@ PAINTED_PIXELS_JS = """() => {
   }
   return painted;
 }"""
-
-
-@pytest.fixture
-def live_server(settings) -> Iterator[str]:
-    with served(settings) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
-        yield chromium
-        chromium.close()
 
 
 def _visit(browser, url: str, name: str) -> dict:

@@ -13,15 +13,13 @@ page's layer control; what a reader is offered.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import shapely
 
-from tests.conftest import bearer, served
+from tests.conftest import bearer
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1920, "height": 1080}}
 GRID = "320571005001001"
@@ -37,32 +35,6 @@ FREE_PADDING_JS = """() => {
   if (sheet.top > h / 3) return [[12, panel.bottom + 12], [12, h - sheet.top + 12]];
   return [[panel.right + 12, 12], [w - sheet.left + 12, 12]];
 }"""
-
-
-@pytest.fixture
-def live_server(settings) -> Iterator[str]:
-    with served(settings) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
-        yield chromium
-        chromium.close()
 
 
 def _shape(geojson) -> shapely.Geometry:

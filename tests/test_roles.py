@@ -790,9 +790,9 @@ def test_free_attributes_matrix(world, placed, buildings_with_owners):
 RECODED = "320571005001099"
 
 
-def test_scope_is_judged_on_todays_grids(client, tokens, engine):
-    """After a publish recodes the field staff's grid, their token (still naming the old code)
-    sees nothing there; `generation=` does not bring yesterday's scope back and `at=` never
+def test_scope_follows_a_recode_and_is_judged_on_todays_grids(client, tokens, engine):
+    """After a publish recodes the field staff's grid, their token's scope follows it to the
+    new code (issue 16); `generation=` does not bring the old code back and `at=` never
     carries staff."""
     admin, planner = bearer(tokens["admin"]), bearer(tokens["planner"])
     field_staff = bearer(tokens["field_staff"])  # FIELD_GRID
@@ -840,7 +840,7 @@ def test_scope_is_judged_on_todays_grids(client, tokens, engine):
     for params in ({}, {"generation": 1}):
         assert staff_answer(FIELD_GRID, field_staff, **params) == (404, "grid_not_found")
         assert staff_answer(FIELD_GRID, admin, **params) == (404, "grid_not_found")
-        assert staff_answer(RECODED, field_staff, **params) == (403, "outside_token_scope")
+        assert staff_answer(RECODED, field_staff, **params) == (200, None)
         assert staff_answer(RECODED, admin, **params) == (200, None)
         assert staff_answer(NEIGHBOUR, neighbour_staff, **params) == (200, None)
 
@@ -849,7 +849,7 @@ def test_scope_is_judged_on_todays_grids(client, tokens, engine):
         return client.get("/api/v1/lookup", headers=headers, params=query).json()
 
     assert lookup(point, admin)["path"][2]["code"] == RECODED and lookup(point, admin)["staff"]
-    assert "staff" not in lookup(point, field_staff)
+    assert lookup(point, field_staff)["staff"]  # their grid, under its new code
     assert lookup(neighbour_point, neighbour_staff)["staff"]
     for headers in (admin, field_staff, neighbour_staff):
         for where in (point, neighbour_point):
@@ -859,8 +859,12 @@ def test_scope_is_judged_on_todays_grids(client, tokens, engine):
 
     for event_id in (closed_event, open_event):
         assert "description" in client.get(f"/api/v1/events/{event_id}", headers=admin).json()
-        seen = client.get(f"/api/v1/events/{event_id}", headers=field_staff).json()
-        assert "description" not in seen and "staff" not in seen, seen
+    # The open event moved onto the recoded grid with its staff: the scope that followed sees
+    # it. A closed event keeps the path of its day (the old code): not theirs any more.
+    seen = client.get(f"/api/v1/events/{open_event}", headers=field_staff).json()
+    assert "description" in seen and "staff" in seen, seen
+    closed = client.get(f"/api/v1/events/{closed_event}", headers=field_staff).json()
+    assert "description" not in closed and "staff" not in closed, closed
     moved = client.get(f"/api/v1/events/{open_event}").json()
     assert moved["generation"] == published.json()["generation"]
     assert [step["code"] for step in moved["assignment"]["path"]][:3] == [
