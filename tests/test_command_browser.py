@@ -7,9 +7,6 @@ API's Chinese message. No console errors, no policy violations, no request leave
 Screenshots are kept in tests/artifacts/.
 """
 
-# Fixtures shared with test_browser.py are imported, so tests' parameters name them again.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import json
@@ -20,7 +17,7 @@ import pytest
 import shapely.geometry
 
 from tests.conftest import bearer
-from tests.test_browser import ARTIFACTS, WATCH_POLICY_JS, browser, live_server  # noqa: F401
+from tests.test_browser import ARTIFACTS, WATCH_POLICY_JS
 from tests.test_command_pages import CATEGORY_NAME, UNIT_NAME, plant_hostile_command_data
 from tests.test_pages import DESCRIPTION, GRID_NAME, Hostile
 

@@ -9,9 +9,6 @@ No console errors (but the browser's line for a refusal the test provoked), no p
 violations, no request leaving 127.0.0.1. Screenshots are kept in tests/artifacts/.
 """
 
-# Fixtures shared with test_browser.py are imported, so tests' parameters name them again.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import io
@@ -31,7 +28,7 @@ from api.app import create_app
 from api.auth import Role, create_token
 from api.workflow.calendar import SHANGHAI
 from tests.conftest import bearer
-from tests.test_browser import ARTIFACTS, WATCH_POLICY_JS, browser  # noqa: F401
+from tests.test_browser import ARTIFACTS, WATCH_POLICY_JS
 from tests.test_mobile_pages import FIELD_GRID, event_in_grid, with_phone_pages
 
 PHONE = {"width": 390, "height": 844}

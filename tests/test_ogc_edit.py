@@ -18,7 +18,6 @@ from sqlalchemy import text
 from api.app import create_app
 from api.ogc.transactions import CONFORMANCE
 from tests.conftest import bearer
-from tests.test_browser import live_server  # noqa: F401 (a fixture, named again by the tests)
 
 COMMUNITY = "320571005001"
 GRID = COMMUNITY + "001"  # a grid with micro-grids
@@ -653,7 +652,7 @@ def no_proxy(monkeypatch):
 
 def test_owslib_inserts_updates_deletes_then_publish_answers_lookups(
     no_proxy,
-    live_server,  # noqa: F811
+    live_server,
     tokens,
     engine,
 ):

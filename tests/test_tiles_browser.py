@@ -14,7 +14,7 @@ import pytest
 
 from api.settings import MapSettings, Settings
 from tests.conftest import served
-from tests.test_browser import ARTIFACTS, browser  # noqa: F401
+from tests.test_browser import ARTIFACTS
 
 PHONE = {"width": 390, "height": 844}
 DESK = {"width": 1920, "height": 1080}
@@ -39,7 +39,7 @@ class Visit:
     """A page opened in a fresh context, with its console errors, off-site requests and the
     bytes of every response (encoded, as transferred)."""
 
-    def __init__(self, browser, url: str, viewport: dict[str, int]) -> None:  # noqa: F811
+    def __init__(self, browser, url: str, viewport: dict[str, int]) -> None:
         self.context = browser.new_context(viewport=viewport, has_touch=viewport is PHONE)
         self.page = self.context.new_page()
         self.errors: list[str] = []
@@ -71,7 +71,7 @@ class Visit:
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESK], ids=["390x844", "1920x1080"])
-def test_the_overview_draws_grids_from_tiles(browser, tiled_server, viewport):  # noqa: F811
+def test_the_overview_draws_grids_from_tiles(browser, tiled_server, viewport):
     visit = Visit(browser, tiled_server + "/map/street", viewport)
     page = visit.page
     assert visit.errors == []
@@ -105,7 +105,7 @@ def _centre(page) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
 
-def test_hovering_a_tiled_grid_shows_its_name_as_text(browser, tiled_server):  # noqa: F811
+def test_hovering_a_tiled_grid_shows_its_name_as_text(browser, tiled_server):
     visit = Visit(browser, tiled_server + "/map/street", DESK)
     page = visit.page
     x, y = _centre(page)
@@ -119,7 +119,7 @@ def test_hovering_a_tiled_grid_shows_its_name_as_text(browser, tiled_server):  #
     visit.close()
 
 
-def test_tapping_a_tiled_grid_opens_its_page(browser, tiled_server):  # noqa: F811
+def test_tapping_a_tiled_grid_opens_its_page(browser, tiled_server):
     visit = Visit(browser, tiled_server + "/map/street", PHONE)
     page = visit.page
     x, y = _centre(page)
@@ -130,7 +130,7 @@ def test_tapping_a_tiled_grid_opens_its_page(browser, tiled_server):  # noqa: F8
     visit.close()
 
 
-def test_micro_grids_come_on_tiles_when_chosen(browser, tiled_server):  # noqa: F811
+def test_micro_grids_come_on_tiles_when_chosen(browser, tiled_server):
     visit = Visit(browser, tiled_server + "/map/street", DESK)
     page = visit.page
     page.get_by_text("微网格（1202）").click()
@@ -141,7 +141,7 @@ def test_micro_grids_come_on_tiles_when_chosen(browser, tiled_server):  # noqa: 
     visit.close()
 
 
-def test_page_weight_before_and_after_the_switch(browser, inline_server, tiled_server):  # noqa: F811
+def test_page_weight_before_and_after_the_switch(browser, inline_server, tiled_server):
     inline = Visit(browser, inline_server + "/map/street", DESK)
     tiled = Visit(browser, tiled_server + "/map/street", DESK)
     print(
