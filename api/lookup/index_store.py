@@ -269,8 +269,10 @@ class IndexStore:
                     dbapi: Any = raw.dbapi_connection
                     dbapi.autocommit = True
                     with dbapi.cursor() as cursor:
-                        cursor.execute(f"LISTEN {CHANNEL}")
+                        # The generation channel last: pg_stat_activity shows a listener by
+                        # its last statement, `LISTEN wangge_generation` (tests, operators).
                         cursor.execute(f"LISTEN {catalogue.LEVELS_CHANNEL}")
+                        cursor.execute(f"LISTEN {CHANNEL}")
                     self.refresh()  # anything published while we were not listening
                     while not self._stop.is_set():
                         ready, _, _ = select.select(
