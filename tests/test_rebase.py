@@ -15,6 +15,7 @@ from api.drafts.publish import publish_draft
 from api.drafts.rebase import rebase_draft
 from api.errors import Conflict
 from tests.conftest import bearer
+from tests.test_draft_edits import _neighbours
 
 COMMUNITY = "320571005001"
 REBASE = "/api/v1/drafts/{id}/rebase"
@@ -40,20 +41,6 @@ def _draft(client, planner, name):
     answer = client.post("/api/v1/drafts", json={"name": name}, headers=planner)
     assert answer.status_code == 201, answer.text
     return answer.json()
-
-
-def _neighbours(grids):
-    """Two grids of one parent sharing a long edge."""
-    items = sorted(grids.items())
-    for code, (props, shape) in items:
-        for other, (other_props, other_shape) in items:
-            if (
-                other > code
-                and props["parent_code"] == other_props["parent_code"]
-                and shape.intersection(other_shape).length > 5e-4
-            ):
-                return code, other
-    raise AssertionError("no neighbours")
 
 
 def _reshape(client, planner, draft, version, take=1):
