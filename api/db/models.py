@@ -648,3 +648,7 @@ class PatrolPoint(Base):
     lat: Mapped[float] = mapped_column(Float)
     accuracy_m: Mapped[float | None] = mapped_column(Float)
     kept: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+
+
+# The gazetteer tables live in their own module; importing it registers them on Base.
+from api.db import models_gazetteer  # noqa: E402, F401
