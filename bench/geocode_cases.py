@@ -206,7 +206,7 @@ class CaseMaker:
         if street is None and len(self.street_names) != 1:
             return self.pick((("", "no_prefix"), ("苏州工业园区", "district_prefix"), ("园区", "yuanqu_prefix")))  # fmt: skip
         street = street or self.street_names[0]
-        short = street.removesuffix("街道")
+        short = street.removesuffix("街道").removesuffix("示范")  # 湖东示范街道 → 湖东
         options = (
             ("", "no_prefix"),
             ("", "no_prefix"),
