@@ -21,6 +21,7 @@ from api.errors import error_responses
 from api.lookup.index_store import IndexStore
 from api.workflow.calendar import SHANGHAI
 from api.workflow.machine import ACTIONS
+from web.geocode_view import FIXERS, LABELS
 from web.maps import STATUS_COLOURS, STATUS_LABELS, MapFactory, render_map
 from web.render import page
 
@@ -133,5 +134,7 @@ def dispatch_page(request: Request, store: IndexStoreDep, principal: ReaderDep) 
         extra={
             "actionLabels": {name: action.label_zh for name, action in ACTIONS.items()},
             "refreshSeconds": 60,
+            "geocodeLabels": LABELS,
+            "geocodeFixers": sorted(role.value for role in FIXERS),
         },
     )

@@ -31,6 +31,7 @@ from api.lookup.service import staff_on_duty
 from api.privacy import Caller
 from spatial.lookup import GridRecord
 from web import command, draft_pages, login_pages, mobile, mobile_login, patrol_pages
+from web.geocode_view import fix_form_data, geocode_summary
 from web.maps import STATUS_COLOURS, STATUS_LABELS, MapFactory, camera_layer, render_map, simplified
 from web.render import ASSETS, WEB_ROOT, not_modified, page, page_etag
 from web.security import PageSecurityHeaders
@@ -229,12 +230,14 @@ def event_page(
         connection, store, request.app.state.settings.workflow, Caller(principal), event_id
     )
     description = (record["description"] or "") if "description" in record else None
+    fix = fix_form_data(record, principal)  # 纠正地址, for those who may teach the matcher
     etag = page_etag(
         "event",
         event_id,
         generation,
         factory.settings.model_dump(),
         record,  # its version, warning and history: a transition or the clock changes the page
+        fix,
         rows,
         {k: v for k, v in (runner or {}).items() if k != "geometry"},
     )
@@ -283,7 +286,8 @@ def event_page(
         description=description,
         event=record,
         runner=runner,
-        page_data={"map": rendered.name, "layers": layers},
+        geocode=geocode_summary(record),
+        page_data={"map": rendered.name, "layers": layers, "geocodeFix": fix},
     )
 
 

@@ -3,7 +3,8 @@
    /api/v1/events/{id}/transitions with the event's version as last read; a refusal (409 stale
    version or illegal transition, 403, 422) is shown in Chinese as the API words it, then the event
    is read again — nothing is swallowed. Writes carry the login cookie and X-Wangge-Page
-   (wangge.api). All text reaches the page with textContent. */
+   (wangge.api). All text reaches the page with textContent. An event placed by address shows how
+   it was matched, and dispatchers may correct the address (geocode_fix.js). */
 (function () {
   "use strict";
   var wg = window.wangge;
@@ -43,7 +44,7 @@
   var POSTPONE_DECISIONS = ["approve_postpone", "deny_postpone"];
 
   var state = {
-    events: [], selected: null, event: null, form: null, draft: {}, busy: false,
+    events: [], selected: null, event: null, form: null, draft: {}, busy: false, fix: null,
     units: {}, unitList: [], categories: {}, categoryList: [], fitted: false, timer: null,
   };
 
@@ -203,6 +204,7 @@
     state.selected = id;
     state.form = null;
     state.draft = {};
+    state.fix = null;
     say("", "");
     if (window.history.replaceState) window.history.replaceState(null, "", "?event=" + encodeURIComponent(id));
     Array.prototype.forEach.call(document.querySelectorAll("#wg-list li"), function (li) {
@@ -285,11 +287,33 @@
       ["重复上报", duplicates.length ? duplicates : null],
       ["督办", supervisions.length ? wg.lines("span", supervisions) : null],
     ].map(function (row) { return row[1] instanceof Node ? [row[0], [row[1]]] : row; })));
+    if (e.assignment && e.assignment.geocode) holder.appendChild(wg.geocode.summary(e.assignment.geocode, cfg.geocodeLabels));
+    if (canFix(e)) holder.appendChild(fixHolder(e));
     holder.appendChild(actionBar(e));
     holder.appendChild(wg.el("div", null, { id: "wg-form-holder" }));
     if (state.form) openForm(state.form);
     holder.appendChild(wg.el("h3", "办理记录"));
     holder.appendChild(historyList(e.history || []));
+  }
+
+  // 纠正地址: for those who may save aliases, on an event that came with an address. The form
+  // node lives while the event stays selected, so a redraw keeps what was typed and found.
+  function canFix(e) {
+    return cfg.geocodeFixers.indexOf(cfg.role) >= 0 && e.address;
+  }
+
+  function fixHolder(e) {
+    var holder = wg.el("div", null, { id: "wg-fix-holder" });
+    if (state.fix) return wg.append(holder, [state.fix]);
+    var open = wg.el("button", "纠正地址", { type: "button", "class": "wg-open-fix" });
+    open.addEventListener("click", function () {
+      var geocode = (e.assignment && e.assignment.geocode) || {};
+      state.fix = wg.geocode.form({ eventId: e.id, text: geocode.address_text || e.address, labels: cfg.geocodeLabels });
+      holder.textContent = "";
+      holder.appendChild(state.fix);
+      state.fix.querySelector("input[name=q]").focus();
+    });
+    return wg.append(holder, [open]);
   }
 
   function offered(e) {
@@ -502,7 +526,7 @@
   function refresh() {
     if (document.hidden || state.busy) return Promise.resolve();
     var jobs = [loadList()];
-    if (state.selected && !state.form) jobs.push(loadEvent());  // an open form is not pulled away
+    if (state.selected && !state.form && !state.fix) jobs.push(loadEvent());  // an open form is not pulled away
     return Promise.all(jobs).then(stamp).catch(showError);
   }
 
