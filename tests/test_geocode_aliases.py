@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -334,3 +335,62 @@ def test_command_line_adds_lists_and_removes_aliases(database_url, engine, place
     again = _wangge(database_url, "remove", str(aliases[0]["id"]))
     assert again.returncode == 1 and "没有编号为" in again.stderr
     assert json.loads(_wangge(database_url, "list", "--json").stdout) == []
+
+
+# ---- finding the place, and the matcher learning the wording ----------------------------------
+
+PLACES_URL = "/api/v1/geocode/places"
+
+
+def test_places_are_found_by_name_with_their_grid(places, api, tokens):
+    found = api.get(PLACES_URL, params={"q": "纠错苑", "limit": 3})
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["query"] == "纠错苑"
+    assert body["count"] == len(body["places"]) <= 3
+    best = body["places"][0]
+    assert (best["kind"], best["code"], best["name"]) == ("compound", "TFX-C1", "纠错苑")
+    assert best["precision"] == "compound" and 0 < best["confidence"] <= 1
+    assert best["grid"]["code"].startswith("320571005")  # the demo street's grid at its point
+    school = api.get(PLACES_URL, params={"q": "纠错小学"}).json()["places"][0]
+    assert (school["kind"], school["code"]) == ("poi", "TFX-P1")
+    nothing = api.get(PLACES_URL, params={"q": "qqqq"}).json()
+    assert (nothing["count"], nothing["places"]) == (0, [])
+    assert nothing["reason"] in ("no_place", "not_found")
+
+
+def test_bad_place_searches_are_refused_naming_where(places, api):
+    cases = [
+        ({"q": ""}, "empty_query", "query.q"),
+        ({"q": "   "}, "empty_query", "query.q"),
+        ({"q": "路" * 201}, "query_too_long", "query.q"),
+        ({"q": "路" * 2001}, "validation_error", "query.q"),
+        ({"q": "纠错苑", "limit": 0}, "validation_error", "query.limit"),
+        ({"q": "纠错苑", "limit": 21}, "validation_error", "query.limit"),
+        ({"q": "纠错\x00苑"}, "nul_character", "query.q"),
+        ({}, "validation_error", "query.q"),
+    ]
+    for params, code, where in cases:
+        response = api.get(PLACES_URL, params=params)
+        error = response.json()["error"]
+        assert (response.status_code, error["code"], error["where"]) == (422, code, where), params
+    assert len(cases) == 8
+
+
+def test_a_saved_correction_is_what_the_matcher_answers_next_time(places, api, tokens):
+    """纠错苑南门 means the school: before the correction the matcher says otherwise, after it
+    (once this worker's gazetteer has reloaded the aliases) it answers the school."""
+    wording = "纠错苑南门"
+    before = api.get("/api/v1/geocode/address", params={"q": wording}).json()
+    assert (before.get("place") or {}).get("code") != "TFX-P1"
+    saved = _post(api, tokens, text=wording, target={"kind": "poi", "code": "TFX-P1"})
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["target"].get("name") in (None, "纠错小学")
+    after = {}
+    for _ in range(100):  # the reload follows the alias table's revision (not a timing assert)
+        after = api.get("/api/v1/geocode/address", params={"q": wording}).json()
+        if (after.get("place") or {}).get("code") == "TFX-P1":
+            break
+        time.sleep(0.1)
+    assert after["place"]["code"] == "TFX-P1" and after["precision"] == "poi", after
+    assert after["matched"] is True
