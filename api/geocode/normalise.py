@@ -6,7 +6,9 @@ Rules (in order):
 3. Chinese numerals (incl. 十/百 forms) before 号/栋/幢/单元/室/层/楼/弄/座/巷 → Arabic digits.
 4. 附号: "19号附1号", "19附1号", "19号之一" → "19-1号"; 甲乙丙丁 suffixes: "19号甲", "19甲号" → "19甲号".
 5. Building markers 栋/幢/号楼/座/#楼/# → one marker 幢 ("4栋", "4号楼", "A座", "3A#" → "4幢", "A幢", "3A幢").
-6. "28号1单元" stays; "28-1" after a compound name is building 28 unit 1 (decided by the parser, which
+6. 小区 dropped (“新翠居小区4栋” = “新翠居4幢”); the 花园/家园/公寓 forms of a name are keys of the
+   gazetteer (api/geocode/index.py), not removed here.
+7. "28号1单元" stays; "28-1" after a compound name is building 28 unit 1 (decided by the parser, which
    knows whether a road precedes it).
 
 Every step keeps a map from each output character to the position in the caller's text it came
@@ -37,10 +39,11 @@ _DROP = re.compile(r"[\s,，。.、;；:：()（）\[\]【】{}<>《》\"'“”
 _DASH = re.compile(r"(?<=\d)(?:[－—–~～‐-]|之)(?=\d)")
 _NUMERAL = "零〇一二两三四五六七八九十百"
 _NUMERAL_BEFORE_UNIT = re.compile(
-    rf"(?<![{_NUMERAL}])([{_NUMERAL}]+)(?=号|栋|幢|单元|室|层|楼|弄|座|巷|#)"
+    rf"(?<![{_NUMERAL}])([{_NUMERAL}]+)(?=号|栋|幢|单元|室|层|楼|弄|座|巷|#|米)"
 )
 _ANNEX = re.compile(r"(\d+)号?(?:附|之)(\d+|[一二三四五六七八九十]+)号?")
 _STEM_SUFFIX = re.compile(r"(\d+)号([甲乙丙丁])(?!\d)")
+_XIAOQU = re.compile("小区")
 _BUILDING = re.compile(r"(\d+[A-Z]?|(?<![A-Z])[A-Z])(?:号楼|栋|幢|座|#楼|#)")
 
 
@@ -124,16 +127,23 @@ def canonical_mapped(text: str) -> Mapped:
     mapped = mapped.sub(_ANNEX, _annex)
     mapped = mapped.sub(_STEM_SUFFIX, lambda m: f"{m.group(1)}{m.group(2)}号")
     mapped = mapped.sub(_BUILDING, lambda m: f"{m.group(1)}幢")
-    return mapped
+    return mapped.sub(_XIAOQU, lambda m: "")
 
 
 def canonical(text: str) -> str:
-    """The canonical text (rules 1–5 of the module docstring)."""
-    return canonical_mapped(text).text
+    """The canonical text (the rules of the module docstring), without the map: the fast path
+    for the register's own addresses."""
+    text = unicodedata.normalize("NFKC", text or "").upper()
+    text = _DROP.sub("", text)
+    text = _DASH.sub("-", text)
+    text = _NUMERAL_BEFORE_UNIT.sub(lambda m: str(chinese_number(m.group(1))), text)
+    text = _ANNEX.sub(_annex, text)
+    text = _STEM_SUFFIX.sub(lambda m: f"{m.group(1)}{m.group(2)}号", text)
+    text = _BUILDING.sub(lambda m: f"{m.group(1)}幢", text)
+    return text.replace("小区", "")
 
 
 def normalise_key(text: str) -> str:
-    """The key an alias wording is stored and looked up under: the canonical text, without a
-    trailing 小区 (“景玉府小区9幢” and “景玉府9幢” are one wording)."""
-    key = canonical(text or "")
-    return key.replace("小区", "")
+    """The key an alias wording is stored and looked up under: its canonical text
+    (“景玉府小区九栋” and “景玉府9幢” are one wording)."""
+    return canonical(text or "")

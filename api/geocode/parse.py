@@ -1,0 +1,363 @@
+"""Split a caller's text into the address parts and the complaint that follows them.
+
+The canonical text (api/geocode/normalise.py) is read left to right against a vocabulary of the
+gazetteer's own names (one Aho-Corasick automaton: roads, compounds, POIs, streets, communities,
+aliases; leftmost-longest wins):
+
+1. Administrative prefix, stripped and remembered: province/city/county by **cpca**'s automaton
+   (full names always; a short form such as 江苏/苏州 only when another prefix or a known name
+   follows), the functional zones of ZONE_PREFIXES (苏州工业园区, 园区, 高新区…), and the streets and
+   communities of the active generation, full (金鸡湖街道, 翠湖社区) or short (金鸡湖, 翠湖 — again
+   only when a known name follows, so 翠湖庭 stays a compound). Unknown "…街道/镇/乡" and
+   "…社区" are dropped too.
+2. Places: road + house number ("淞江路19号", "19-1号", "19甲号", "19弄"), two roads joined by
+   与/和/跟/同/、 and/or followed by 交叉口/路口/交汇处 (an intersection), a compound (+ 花园/家园/公寓
+   forms), a POI, an alias.
+3. Building parts: "4幢" (any marker), after a compound "28号" (building 28) and "28-1" / "28-1-501"
+   (building-unit-room), "3单元", "501室", "5层", "4幢501" (room).
+4. A relative phrase (api/geocode/relative.py) after the place.
+5. The first character that fits none of these ends the address; the rest is the complaint. Text
+   before the first place ("我家在…", "投诉：…") is skipped; an unknown name directly before a
+   building or house number is kept as `compound_text` / `road_text` for typo tolerance.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import ahocorasick
+import cpca
+
+from api.geocode.normalise import Mapped, canonical_mapped
+from api.geocode.relative import Relative, relative_at
+
+ZONE_PREFIXES = (
+    "苏州工业园区",
+    "工业园区",
+    "高新技术产业开发区",
+    "经济技术开发区",
+    "经济开发区",
+    "高新区",
+    "经开区",
+    "开发区",
+    "保税区",
+    "新区",
+    "园区",
+)
+COMPOUND_SUFFIXES = ("花园", "家园", "公寓", "新村", "社区")
+PLACE_KINDS = frozenset({"road", "compound", "poi", "alias"})
+_ADMIN_FULL = re.compile(r"(省|市|区|县|旗|自治州|盟|地区)$")
+_UNKNOWN_AREA = re.compile(r"[^\d路街巷道号幢]{2,6}?(?:街道|镇|乡|社区|村委会)")
+_HOUSE = re.compile(r"(\d+)(-\d+|[甲乙丙丁])?号")
+_LANE = re.compile(r"(\d+)弄")
+_CONNECT = re.compile(r"(?:与|和|跟|同|及|、|交|-)")
+_JUNCTION = re.compile(
+    r"的?(?:交叉路口|交叉口|十字路口|丁字路口|路口|交汇处|交汇口|交界处|交界|交口|口)"
+)
+_BUILDING = re.compile(r"(\d+[A-Z]?|[A-Z])幢")
+_BUILDING_NUMBER = re.compile(r"(\d+[A-Z]?)号(?!楼)")
+_BUILDING_UNIT = re.compile(r"(\d+)-(\d+)(?:-(\d+))?(?![\d号])")
+_UNIT = re.compile(r"(\d+)单元")
+_FLOOR = re.compile(r"(\d+)(?:层|楼)")
+_ROOM = re.compile(r"-?(\d+)室?")
+_SUFFIX = re.compile("|".join(COMPOUND_SUFFIXES))
+_ROAD_SUFFIX = re.compile(r".{1,6}?(?:大道|路|街|巷|弄|道)$")
+_SKIP_BEFORE_PLACE = 30  # characters of preamble tolerated before the first place
+
+
+class Vocabulary:
+    """The gazetteer's names as one automaton: canonical key → kinds (road, compound, poi,
+    street, community, street_short, community_short, alias)."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, set[str]] = {}
+        self._automaton: ahocorasick.Automaton | None = None
+
+    def add(self, key: str, kind: str) -> None:
+        if len(key) >= 2:
+            self._kinds.setdefault(key, set()).add(kind)
+
+    def kinds(self, key: str) -> frozenset[str]:
+        return frozenset(self._kinds.get(key, ()))
+
+    def finish(self) -> Vocabulary:
+        automaton = ahocorasick.Automaton()
+        for key, kinds in self._kinds.items():
+            automaton.add_word(key, (key, frozenset(kinds)))
+        if self._kinds:
+            automaton.make_automaton()
+        self._automaton = automaton
+        return self
+
+    def longest_at(self, text: str) -> dict[int, tuple[str, frozenset[str]]]:
+        """For each start position, the longest name starting there."""
+        found: dict[int, tuple[str, frozenset[str]]] = {}
+        if self._automaton is None or not self._kinds:
+            return found
+        for end, (key, kinds) in self._automaton.iter(text):
+            start = end - len(key) + 1
+            if start not in found or len(found[start][0]) < len(key):
+                found[start] = (key, kinds)
+        return found
+
+
+@dataclass
+class Parsed:
+    canonical: str
+    parts: dict[str, str] = field(default_factory=dict)
+    prefix: list[str] = field(default_factory=list)
+    address_start: int = 0  # canonical index where the address begins (after any preamble)
+    prefix_end: int = 0  # canonical index where the administrative prefix ends
+    address_end: int = 0  # canonical index where the complaint begins
+    relative: Relative | None = None
+    place_like: bool = False  # a name, number or marker that looks like an address was seen
+
+
+def _admin_prefixes(text: str) -> dict[int, list[tuple[int, bool]]]:
+    """cpca's province/city/county names: start → [(end, is full name)]."""
+    found: dict[int, list[tuple[int, bool]]] = {}
+    for match in cpca.matcher.iter(text):
+        name = match.origin_value
+        full = bool(_ADMIN_FULL.search(name)) and len(name) >= 3
+        found.setdefault(match.start_index, []).append((match.end_index + 1, full))
+    return found
+
+
+def _strip_prefix(text: str, names: dict[int, tuple[str, frozenset[str]]], parsed: Parsed) -> int:
+    admin = _admin_prefixes(text)
+    position = 0
+    while position < len(text):
+        name = names.get(position)
+        place_end = position + len(name[0]) if name and name[1] & PLACE_KINDS else position
+        options: list[tuple[int, bool, str | None]] = []  # (end, needs a known name after, area)
+        for end, full in admin.get(position, ()):
+            options.append((end, not full, None))
+        for zone in ZONE_PREFIXES:
+            if text.startswith(zone, position):
+                options.append((position + len(zone), False, None))
+        if name and name[1] & {"street", "community"}:
+            options.append((position + len(name[0]), False, name[0]))
+        if name and name[1] & {"street_short", "community_short"}:
+            options.append((position + len(name[0]), True, name[0]))
+        unknown = _UNKNOWN_AREA.match(text, position)
+        if unknown and not name:
+            options.append((unknown.end(), False, None))
+        chosen = None
+        for end, conditional, area in sorted(options, key=lambda o: -o[0]):
+            if end <= place_end:
+                break
+            if conditional and not _known_follows(text, end, names, admin):
+                continue
+            chosen = (end, area)
+            break
+        if chosen is None:
+            break
+        parsed.prefix.append(text[position : chosen[0]])
+        if chosen[1]:
+            kinds = names[position][1]
+            level = "street" if kinds & {"street", "street_short"} else "community"
+            parsed.parts[level] = chosen[1]
+        position = chosen[0]
+    return position
+
+
+def _known_follows(
+    text: str, position: int, names: dict[int, tuple[str, frozenset[str]]], admin: dict
+) -> bool:
+    if position >= len(text):
+        return False
+    return (
+        position in names
+        or position in admin
+        or any(text.startswith(zone, position) for zone in ZONE_PREFIXES)
+        or text[position].isdigit()
+    )
+
+
+def parse(text: str, vocabulary: Vocabulary) -> tuple[Parsed, Mapped]:
+    """The parts of `text` (see the module docstring) and its canonical form with the map."""
+    mapped = canonical_mapped(text)
+    return parse_canonical(mapped.text, vocabulary), mapped
+
+
+def parse_canonical(text: str, vocabulary: Vocabulary) -> Parsed:
+    parsed = Parsed(text)
+    names = vocabulary.longest_at(text)
+    position = _strip_prefix(text, names, parsed)
+    parts = parsed.parts
+    parsed.prefix_end = position
+    parsed.place_like = bool(parts.get("street") or parts.get("community"))
+    started = False
+    unknown_from: int | None = None
+    after = ""  # what the last part was: road, number, compound, building, poi, place
+    while position < len(text):
+        name = names.get(position)
+        kinds = name[1] & PLACE_KINDS if name else frozenset()
+        if kinds:
+            key = name[0]  # type: ignore[index]
+            if unknown_from is not None and not started:
+                parsed.address_start = position
+            unknown_from = None
+            end = position + len(key)
+            if "alias" in kinds and "alias" not in parts:
+                parts["alias"] = key
+            if "road" in kinds and "road" not in parts:
+                parts["road"] = key
+                position, after = _after_road(text, end, names, parts)
+            elif "road" in kinds and "road2" not in parts and after in ("road", "number"):
+                parts["road2"] = key
+                junction = _JUNCTION.match(text, end)
+                position, after = (junction.end() if junction else end), "intersection"
+            elif "compound" in kinds and "compound" not in parts:
+                parts["compound"] = key
+                suffix = _SUFFIX.match(text, end)
+                position, after = (suffix.end() if suffix else end), "compound"
+            elif "poi" in kinds and "poi" not in parts:
+                parts["poi"] = key
+                position, after = end, "poi"
+            elif "alias" in kinds:
+                position, after = end, "alias"
+            else:
+                break
+            started = parsed.place_like = True
+            continue
+        moved = _building_parts(text, position, parts, after)
+        if moved is not None:
+            if not started and unknown_from is not None:
+                _keep_unknown(text[unknown_from:position], parts, "compound_text")
+                parsed.address_start = unknown_from
+            position, after, started, unknown_from = moved, "building", True, None
+            parsed.place_like = True
+            continue
+        if not started or after in ("", "unknown"):
+            house = _HOUSE.match(text, position) if unknown_from is not None else None
+            if house and _ROAD_SUFFIX.match(text[unknown_from:position]):
+                _keep_unknown(text[unknown_from:position], parts, "road_text")
+                parsed.address_start = unknown_from  # type: ignore[assignment]
+                parts["number"] = house.group(1) + (house.group(2) or "")
+                position, after, started, unknown_from = house.end(), "number", True, None
+                parsed.place_like = True
+                continue
+        if started and "compound" not in parts and "compound_text" not in parts:
+            name_end = _unknown_name_before_building(text, position, names)
+            if name_end is not None:
+                parts["compound_text"] = text[position:name_end]
+                position, after = name_end, "compound"
+                continue
+        if started:
+            found = relative_at(text, position)
+            if found:
+                parsed.relative, position = found
+            break
+        if unknown_from is None:
+            unknown_from = position
+        if position - unknown_from >= _SKIP_BEFORE_PLACE:
+            break
+        position += 1
+    if not started:
+        parsed.address_start = 0
+        parsed.address_end = parsed.prefix_end
+        if parts.get("street") or parts.get("community"):
+            found = relative_at(text, parsed.address_end)
+            if found:
+                parsed.relative, parsed.address_end = found
+        return parsed
+    parsed.address_end = position
+    return parsed
+
+
+def _unknown_name_before_building(
+    text: str, position: int, names: dict[int, tuple[str, frozenset[str]]]
+) -> int | None:
+    """Where an unknown name (no digits, no known name inside) that a building number follows
+    ends: 淞江路19号新萃居4幢 → the end of 新萃居."""
+    for end in range(position + 2, min(len(text), position + 13)):
+        if text[end - 1].isdigit() or (end - 1 > position and end - 1 in names):
+            return None
+        if text[end].isdigit() or _BUILDING.match(text, end):
+            if (
+                _BUILDING.match(text, end)
+                or _BUILDING_UNIT.match(text, end)
+                or _BUILDING_NUMBER.match(text, end)
+            ):
+                return end
+            return None
+    return None
+
+
+def _keep_unknown(segment: str, parts: dict[str, str], key: str) -> None:
+    if 2 <= len(segment) <= 12:
+        parts[key] = segment
+
+
+def _after_road(
+    text: str, position: int, names: dict[int, tuple[str, frozenset[str]]], parts: dict[str, str]
+) -> tuple[int, str]:
+    """House number, lane or a second road (an intersection) after a road name."""
+    house = _HOUSE.match(text, position)
+    if house:
+        parts["number"] = house.group(1) + (house.group(2) or "")
+        return house.end(), "number"
+    lane = _LANE.match(text, position)
+    if lane:
+        parts["number"] = lane.group(1)
+        parts["lane"] = lane.group(1)
+        inner = _HOUSE.match(text, lane.end())
+        if inner:  # 淞江路19弄3号: the lane is the entrance, its 号 the building
+            parts["building"] = inner.group(1)
+            return inner.end(), "building"
+        return lane.end(), "number"
+    connect = _CONNECT.match(text, position)
+    second = connect.end() if connect else position
+    name = names.get(second)
+    if name and "road" in name[1] and name[0] != parts.get("road"):
+        parts["road2"] = name[0]
+        end = second + len(name[0])
+        junction = _JUNCTION.match(text, end)
+        return (junction.end() if junction else end), "intersection"
+    junction = _JUNCTION.match(text, position)
+    if junction and junction.group(0) not in ("口",):
+        return junction.end(), "road"
+    return position, "road"
+
+
+def _building_parts(text: str, position: int, parts: dict[str, str], after: str) -> int | None:
+    """Building, unit, floor and room from `position`; where they end, or None."""
+    start = position
+    if "building" not in parts:
+        building = _BUILDING.match(text, position)
+        if building:
+            parts["building"] = building.group(1)
+            position = building.end()
+        elif after == "compound":
+            unit_form = _BUILDING_UNIT.match(text, position)
+            numbered = _BUILDING_NUMBER.match(text, position)
+            if unit_form:
+                parts["building"], parts["unit"] = unit_form.group(1), unit_form.group(2)
+                if unit_form.group(3):
+                    parts["room"] = unit_form.group(3)
+                return unit_form.end()
+            if numbered:
+                parts["building"] = numbered.group(1)
+                position = numbered.end()
+        elif after == "number":
+            unit_form = _BUILDING_UNIT.match(text, position)
+            if unit_form:
+                parts["building"], parts["unit"] = unit_form.group(1), unit_form.group(2)
+                if unit_form.group(3):
+                    parts["room"] = unit_form.group(3)
+                return unit_form.end()
+    if position == start and after not in ("building", "compound", "number"):
+        return None
+    for pattern, key in ((_UNIT, "unit"), (_FLOOR, "floor")):
+        found = pattern.match(text, position)
+        if found and key not in parts:
+            parts[key] = found.group(1)
+            position = found.end()
+    if "building" in parts:
+        room = _ROOM.match(text, position)
+        if room and len(room.group(1)) >= 3 and "room" not in parts:
+            parts["room"] = room.group(1)
+            position = room.end()
+    return position if position > start else None
