@@ -309,9 +309,8 @@ def _buildings(rng, micro_shapes, micro_codes, roads, grids, street_name: str) -
         inside = candidates[shapely.contains(inner, candidates)]
         if len(inside) == 0:
             continue
-        nearest_road = int(road_tree.nearest(centre))
-        road = ROAD_NAMES[nearest_road % len(ROAD_NAMES)]
-        number = int(roads[nearest_road].project(centre) / 12.0) * 2 + 1
+        road_index, number = frontage(block, roads, road_tree)
+        road = road_name(road_index)
         name = _compound_name(rng, heads, mids, used_names)
         use = {"residential": "residential", "commercial": "commercial", "office": "office"}[kind]
         for b_index, footprint in enumerate(inside, start=1):
@@ -329,6 +328,21 @@ def _buildings(rng, micro_shapes, micro_codes, roads, grids, street_name: str) -
                 }
             )
     return buildings
+
+
+def road_name(index: int) -> str:
+    """The name of `roads[index]` (names repeat: there are more road lines than names)."""
+    return ROAD_NAMES[index % len(ROAD_NAMES)]
+
+
+def frontage(
+    block: Polygon, roads: list[LineString], road_tree: shapely.STRtree
+) -> tuple[int, int]:
+    """The road a block's addresses name (index into `roads`: the nearest to its centroid) and
+    the house number on it (odd, one per 12 m along the line)."""
+    centre = block.centroid
+    nearest_road = int(road_tree.nearest(centre))
+    return nearest_road, int(roads[nearest_road].project(centre) / 12.0) * 2 + 1
 
 
 def _compound_name(rng, heads: str, mids: str, used: set[str]) -> str:

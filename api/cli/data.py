@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from api.db.engine import make_engine
 from api.db.generations import generation_at
 from api.settings import get_settings
 from api.transfer.export import EXPORT_FORMATS, export_layer
+from api.transfer.gazetteer import PLACE_KINDS
 from api.transfer.imports import ImportOptions, run_import
 from api.transfer.read import CsvColumns, read_layer
 from api.transfer.report import ImportRejected, ImportReport
@@ -39,6 +41,10 @@ class Kind(StrEnum):
     grids = "grids"
     buildings = "buildings"
     points = "points"
+    roads = "roads"
+    compounds = "compounds"
+    pois = "pois"
+    house_numbers = "house-numbers"
 
 
 class Format(StrEnum):
@@ -54,12 +60,15 @@ assert {f.value for f in Format} == set(EXPORT_FORMATS)
 
 def register(app: typer.Typer) -> None:
     importer = typer.Typer(
-        help="导入网格、楼栋、监控点（GeoJSON/GeoPackage/Shapefile/KML/CSV）", no_args_is_help=True
+        help="导入网格、楼栋、监控点、道路、小区、兴趣点、门牌（GeoJSON/GeoPackage/Shapefile/KML/CSV）",
+        no_args_is_help=True,
     )
     app.add_typer(importer, name="import")
     importer.command("grids")(import_grids_command)
     importer.command("buildings")(import_buildings_command)
     importer.command("points")(import_points_command)
+    for kind in PLACE_KINDS:
+        importer.command(kind)(_place_command(kind))
     app.command("export")(export_command)
 
 
@@ -220,8 +229,42 @@ def import_points_command(
     _run("points", path, options, (layer, encoding, lon_field, lat_field, None), as_json)
 
 
+def _place_command(kind: str) -> Callable[..., None]:
+    """`wangge import roads|compounds|pois|house-numbers FILE` (upserted by code)."""
+    label = PLACE_KINDS[kind].label
+
+    def command(
+        path: Annotated[Path, typer.Argument(help="文件路径")],
+        crs: Crs = None,
+        code_field: CodeField = None,
+        name_field: NameField = None,
+        layer: Layer = None,
+        encoding: Encoding = None,
+        lon_field: LonField = None,
+        lat_field: LatField = None,
+        wkt_field: WktField = None,
+        repair: Repair = False,
+        dry_run: DryRun = False,
+        as_json: AsJson = False,
+    ) -> None:
+        options = ImportOptions(
+            crs=crs,
+            fields={"code": code_field, "name": name_field},
+            repair=repair,
+            dry_run=dry_run,
+        )
+        _run(kind, path, options, (layer, encoding, lon_field, lat_field, wkt_field), as_json)
+
+    aliases = "；别名用 | 分隔" if kind != "house-numbers" else "；门牌号如 19、19-1、19甲"
+    command.__doc__ = f"导入{label}（按编码新增或更新{aliases}）。"
+    return command
+
+
 def export_command(
-    kind: Annotated[Kind, typer.Argument(help="grids、buildings 或 points")],
+    kind: Annotated[
+        Kind,
+        typer.Argument(help="grids、buildings、points、roads、compounds、pois 或 house-numbers"),
+    ],
     out: Annotated[Path, typer.Argument(help="输出文件（扩展名决定格式）")],
     level: Annotated[str | None, typer.Option(help="只导出该层级（网格）")] = None,
     format_name: Annotated[Format | None, typer.Option("--format", help="输出格式")] = None,
@@ -229,7 +272,7 @@ def export_command(
     crs: Annotated[str, typer.Option(help="输出坐标系")] = "EPSG:4326",
     encoding: Annotated[str | None, typer.Option(help="Shapefile 属性表编码（如 GBK）")] = None,
 ) -> None:
-    """导出网格、楼栋或监控点。"""
+    """导出网格、楼栋、监控点或地名地址库（道路、小区、兴趣点、门牌）。"""
     engine = make_engine(get_settings())
     if kind == Kind.grids and generation is None:
         with engine.connect() as connection:

@@ -23,13 +23,31 @@ QUERIES = {
         "SELECT code, name, kind, heading_deg, fov_deg, range_m, status, attributes, "
         "ST_AsBinary(geom) AS wkb FROM monitoring_point ORDER BY code"
     ),
+    # The gazetteer's places have no free attributes; aliases as one cell joined by |.
+    "roads": (
+        "SELECT code, name, array_to_string(aliases, '|') AS aliases, kind, NULL AS attributes, "
+        "ST_AsBinary(geom) AS wkb FROM road ORDER BY code"
+    ),
+    "compounds": (
+        "SELECT code, name, array_to_string(aliases, '|') AS aliases, kind, NULL AS attributes, "
+        "ST_AsBinary(geom) AS wkb FROM compound ORDER BY code"
+    ),
+    "pois": (
+        "SELECT code, name, array_to_string(aliases, '|') AS aliases, category, "
+        "NULL AS attributes, ST_AsBinary(geom) AS wkb FROM poi ORDER BY code"
+    ),
+    "house-numbers": (
+        "SELECT code, road, number, compound_code, NULL AS attributes, ST_AsBinary(geom) AS wkb "
+        "FROM house_number ORDER BY code"
+    ),
 }
 
 
 def layer_rows(
     connection: Connection, kind: str, *, generation: int | None, level: str | None
 ) -> Sequence[RowMapping]:
-    """Rows of `kind` (grids of `generation`, optionally one `level`; buildings; points)."""
+    """Rows of `kind` (grids of `generation`, optionally one `level`; buildings; points; the
+    gazetteer's roads, compounds, pois, house-numbers)."""
     return (
         connection.execute(text(QUERIES[kind]), {"generation": generation, "level": level})
         .mappings()

@@ -11,7 +11,9 @@ from sqlalchemy import Connection, Row, text
 from api.db.copy import copy_rows
 from spatial.editing import SAME_GEOMETRY_DEG
 
-UPSERT_TABLES = ("building", "monitoring_point")  # the identifiers stage_and_upsert may name
+# The identifiers stage_and_upsert may name; the gazetteer's places have no free attributes.
+WITH_ATTRIBUTES = ("building", "monitoring_point")
+UPSERT_TABLES = (*WITH_ATTRIBUTES, "road", "compound", "house_number", "poi")
 
 
 def grid_levels_by_name(connection: Connection) -> dict[str, Row]:
@@ -35,7 +37,8 @@ def stage_and_upsert(
     """
     if table not in UPSERT_TABLES:
         raise ValueError(f"not an upsert table: {table}")
-    columns = [*names, "attributes", "geom"]
+    free = ["attributes"] if table in WITH_ATTRIBUTES else []
+    columns = [*names, *free, "geom"]
     connection.execute(
         text(f"CREATE TEMP TABLE incoming (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
     )
@@ -44,7 +47,7 @@ def stage_and_upsert(
         "incoming",
         columns,
         (
-            [row[n] for n in names] + [row["attributes"], geom]
+            [row[n] for n in names] + [row[f] for f in free] + [geom]
             for row, geom in zip(rows, geometries, strict=True)
         ),
     )

@@ -14,6 +14,7 @@ from api.demo.cameras import cameras
 from api.demo.events import DISTRICT_EVENT_COUNT, EVENT_COUNT, events
 from api.demo.people import staff
 from spatial.crs import WGS84, transform
+from spatial.demo_gazetteer import DemoGazetteer, demo_gazetteer
 from spatial.demo_street import (
     METRIC_CRS,
     DemoGrid,
@@ -24,6 +25,7 @@ from spatial.demo_street import (
 )
 
 MAX_ATTEMPTS = 20
+GAZETTEER_STREAM = 17  # the gazetteer draws from (seed, street index, 17): nothing else moves
 
 
 @dataclass
@@ -58,6 +60,7 @@ class DemoContents:
     cameras: list[dict]
     staff: list[dict]
     street_events: list[StreetEvents] = field(default_factory=list)  # one per street, in order
+    gazetteers: list[DemoGazetteer] = field(default_factory=list)  # one per street, in order
 
     @property
     def grids(self) -> list[DemoGrid]:
@@ -88,21 +91,30 @@ def demo_contents(seed: int, period_end: datetime, streets: int = 1) -> DemoCont
     return contents
 
 
-def _add_street(contents: DemoContents, seed: int, plan: StreetPlan, period_end: datetime) -> None:
+def street_of(seed: int, plan: StreetPlan) -> tuple[DemoStreet, np.random.Generator]:
+    """The street of `plan` and the random stream it leaves for its cameras, staff and events."""
     if plan.index == 0:
         rng = np.random.default_rng(seed)
-        street = street_from(rng, plan)
-    else:
-        # Random roads now and then cut a block the wrong way: the next stream of the same
-        # (seed, street) is tried, deterministically.
-        for attempt in range(MAX_ATTEMPTS):
-            rng = np.random.default_rng([seed, plan.index, attempt])
-            try:
-                street = street_from(rng, plan)
-                break
-            except RuntimeError:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
+        return street_from(rng, plan), rng
+    # Random roads now and then cut a block the wrong way: the next stream of the same
+    # (seed, street) is tried, deterministically.
+    for attempt in range(MAX_ATTEMPTS):
+        rng = np.random.default_rng([seed, plan.index, attempt])
+        try:
+            return street_from(rng, plan), rng
+        except RuntimeError:
+            if attempt == MAX_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def gazetteer_of(seed: int, plan: StreetPlan, street: DemoStreet) -> DemoGazetteer:
+    """The street's roads, compounds, house numbers and POIs (a random stream of their own)."""
+    return demo_gazetteer(street, np.random.default_rng([seed, plan.index, GAZETTEER_STREAM]))
+
+
+def _add_street(contents: DemoContents, seed: int, plan: StreetPlan, period_end: datetime) -> None:
+    street, rng = street_of(seed, plan)
     # The draw order (street, cameras, staff, events) is part of what a seed means.
     placed_cameras = cameras(rng, street.roads, street.outline, plan.code)
     people = staff(rng, street.grids)
@@ -122,5 +134,6 @@ def _add_street(contents: DemoContents, seed: int, plan: StreetPlan, period_end:
         for item, geom in zip(placed_cameras, geoms, strict=True):
             item["geom"] = geom
     contents.streets.append(street)
+    contents.gazetteers.append(gazetteer_of(seed, plan, street))
     contents.cameras.extend(placed_cameras)
     contents.staff.extend(people)

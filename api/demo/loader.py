@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine
 
-from api.db import audit
+from api.db import audit, gazetteer_writes
 from api.db import demo as demo_tables
 from api.db.generations import activate, create_generation
 from api.demo.contents import DemoContents, demo_contents
@@ -16,6 +16,14 @@ from api.demo.loop import walk_events
 from api.settings import WorkflowSettings
 from api.workflow.calendar import SHANGHAI
 from api.workflow.transitions import load_catalogue
+from spatial.demo_gazetteer import DemoGazetteer
+
+GAZETTEER_TABLES = {
+    "road": "roads",
+    "compound": "compounds",
+    "house_number": "house_numbers",
+    "poi": "pois",
+}
 
 
 class DatabaseNotEmpty(RuntimeError):
@@ -30,6 +38,7 @@ class DemoSummary:
     staff: int
     events: int
     generation_id: int
+    gazetteer: dict[str, int] = field(default_factory=dict)  # rows per place table
 
 
 def load_demo(
@@ -51,20 +60,24 @@ def load_demo(
     grids, buildings = contents.grids, contents.buildings
     with engine.begin() as connection:
         existing = demo_tables.grid_row_count(connection)
-        if existing and not reset:
+        places = sum(gazetteer_writes.place_row_counts(connection).values())
+        if (existing or places) and not reset:
             raise DatabaseNotEmpty(
-                f"the database already holds {existing} grid rows; "
+                f"the database already holds {existing} grid rows and {places} gazetteer rows; "
                 "run `wangge demo load --reset` to replace everything with the demo"
             )
         if reset:
             progress("清空现有数据")
             demo_tables.empty_data_tables(connection)
+            gazetteer_writes.empty_places(connection, aliases=True)
         what = "演示街道" if streets == 1 else f"演示城区 {streets} 个街道"
         generation = create_generation(connection, f"{what} (seed {seed})", actor)
         progress("写入网格")
         demo_tables.write_grids(connection, grids, generation)
         demo_tables.write_buildings(connection, buildings)
         demo_tables.write_cameras(connection, contents.cameras)
+        progress("写入地名地址库")
+        gazetteer = write_gazetteer(connection, contents.gazetteers)
         demo_tables.write_staff(connection, contents.staff)
         _write_events(connection, contents, workflow, seed, generation, progress)
         activate(connection, generation, actor)
@@ -82,6 +95,7 @@ def load_demo(
     # Committed: statistics written by an ANALYZE that rolls back are lost with it.
     with engine.begin() as connection:
         demo_tables.analyze_demo_tables(connection)
+        gazetteer_writes.analyze_places(connection)
     return DemoSummary(
         counts,
         len(buildings),
@@ -89,7 +103,18 @@ def load_demo(
         len(contents.staff),
         contents.event_count,
         generation,
+        gazetteer,
     )
+
+
+def write_gazetteer(connection: Connection, gazetteers: list[DemoGazetteer]) -> dict[str, int]:
+    """Every street's roads, compounds, house numbers and POIs; rows written per table."""
+    return {
+        table: gazetteer_writes.write_places(
+            connection, table, (row for g in gazetteers for row in getattr(g, attribute))
+        )
+        for table, attribute in GAZETTEER_TABLES.items()
+    }
 
 
 def _write_events(

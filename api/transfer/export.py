@@ -1,4 +1,4 @@
-"""Export grids, buildings and monitoring points to GeoJSON, GeoPackage, Shapefile, KML or CSV.
+"""Export grids, buildings, monitoring points and the gazetteer's places to GeoJSON, GeoPackage, Shapefile, KML or CSV.
 
 Free attributes become columns again, so an exported file imports back to the same rows; they
 hold personal data (owners, phones…), so a caller not entitled to it gets only the fixed
@@ -38,7 +38,17 @@ EXPORT_FORMATS = {
     "kml": ExportFormat("LIBKML", ".kml"),
     "csv": ExportFormat("CSV", ".csv"),
 }
-SHAPEFILE_NAMES = {"parent_code": "parent", "heading_deg": "heading"}  # ≤ 10 characters
+SHAPEFILE_NAMES = {
+    "parent_code": "parent",
+    "heading_deg": "heading",
+    "compound_code": "compound",
+}  # ≤ 10 characters
+GEOMETRY_TYPES = {
+    "points": "Point",
+    "pois": "Point",
+    "house-numbers": "Point",
+    "roads": "MultiLineString",
+}  # every other kind: MultiPolygon
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 
 
@@ -102,10 +112,11 @@ def export_layer(
     out.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {}
     if chosen == "csv":
-        options["layer_options"] = {"GEOMETRY": "AS_XY" if kind == "points" else "AS_WKT"}
+        point = GEOMETRY_TYPES.get(kind) == "Point"
+        options["layer_options"] = {"GEOMETRY": "AS_XY" if point else "AS_WKT"}
     if chosen == "shp":
         options["encoding"] = encoding or "UTF-8"
-    geometry_type = "Point" if kind == "points" else "MultiPolygon"
+    geometry_type = GEOMETRY_TYPES.get(kind, "MultiPolygon")
     if out.exists():
         out.unlink()
     raw.write(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from shapely.geometry import MultiLineString
 
 from api.transfer.read import SourceLayer
 from api.transfer.report import ImportIssue, ImportReport
@@ -33,19 +34,24 @@ def prepare_geometries(
     polygonal: bool,
     crs_given: str | None,
     repair: bool,
+    linear: bool = False,
 ) -> np.ndarray:
     """Validate (and, if `repair`, repair) geometries, then reproject to WGS84.
 
-    `crs_given`: the CRS the caller says the file is in (overrides the file's own).
+    `crs_given`: the CRS the caller says the file is in (overrides the file's own);
+    `linear`: lines (roads), as MultiLineStrings; otherwise polygons or points.
     """
     crs = _source_crs(source, crs_given, report)
     report.crs = crs
     geometries = np.array(
         [shapely.force_2d(g) if g is not None else None for g in source.geometries], dtype=object
     )
-    problems = (
-        validity.polygon_problems(geometries) if polygonal else validity.point_problems(geometries)
-    )
+    if linear:
+        problems = _line_problems(geometries)
+    elif polygonal:
+        problems = validity.polygon_problems(geometries)
+    else:
+        problems = validity.point_problems(geometries)
     for problem in problems:
         code = codes[problem.index] if problem.index < len(codes) else None
         if problem.repairable and repair:
@@ -87,9 +93,34 @@ def prepare_geometries(
                 )
         if report.repaired:
             _measure_repairs(source, crs, report, converted)
+    elif linear:
+        converted = np.array([_as_multilinestring(g) for g in converted], dtype=object)
     else:
         converted = np.array([validity.as_point(g) for g in converted], dtype=object)
     return converted
+
+
+def _line_problems(geometries: np.ndarray) -> list[validity.GeometryProblem]:
+    """Problems of each (Multi)LineString: missing, empty, wrong type or of no length."""
+    problems = []
+    for index, geometry in enumerate(geometries):
+        if geometry is None or shapely.is_empty(geometry):
+            problems.append(validity.GeometryProblem(index, "缺少几何（空要素）", False))
+        elif geometry.geom_type not in ("LineString", "MultiLineString"):
+            problems.append(
+                validity.GeometryProblem(
+                    index, f"应为线（LineString/MultiLineString），实为 {geometry.geom_type}", False
+                )
+            )
+        elif geometry.length == 0:
+            problems.append(validity.GeometryProblem(index, "线的长度为 0", False))
+    return problems
+
+
+def _as_multilinestring(geometry: shapely.Geometry) -> MultiLineString:
+    if geometry.geom_type == "MultiLineString":
+        return geometry
+    return MultiLineString([geometry])
 
 
 def _measure_repairs(

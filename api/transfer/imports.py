@@ -21,6 +21,7 @@ from api.drafts.publish import go_live
 from api.drafts.versions import register_draft
 from api.transfer.field_tables import BUILDING_FIELDS, GRID_FIELDS, POINT_FIELDS
 from api.transfer.fields import TargetField, map_rows
+from api.transfer.gazetteer import PLACE_KINDS, import_places
 from api.transfer.geometry import prepare_geometries
 from api.transfer.hierarchy import check_exported_level, duplicate_codes, grid_rows, level_above
 from api.transfer.read import SourceLayer
@@ -285,7 +286,19 @@ def _upsert_layer(
 def run_import(
     engine: Engine, kind: str, source: SourceLayer, options: ImportOptions, level: str | None = None
 ) -> ImportReport:
-    """Import `source` as grids (of `level`), buildings or points."""
+    """Import `source` as grids (of `level`), buildings, points, or the gazetteer's roads,
+    compounds, pois or house-numbers."""
+    if kind in PLACE_KINDS:
+        return import_places(
+            engine,
+            source,
+            kind,
+            crs=options.crs,
+            fields=options.fields,
+            repair=options.repair,
+            dry_run=options.dry_run,
+            actor=options.actor,
+        )
     if kind == "grids":
         if level is None:
             raise ValueError("导入网格需要 level")

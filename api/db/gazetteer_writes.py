@@ -1,0 +1,64 @@
+"""Bulk writes of the gazetteer's place tables (migration 0010): the demo's COPY and emptying
+them (an import upserts them by code with api.db.imports.stage_and_upsert)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from api.db.copy import copy_rows
+
+# The identifiers these functions may name, with their plain columns (besides code and geom).
+PLACE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "road": ("name", "aliases", "kind"),
+    "compound": ("name", "aliases", "kind"),
+    "house_number": ("road", "number", "compound_code"),
+    "poi": ("name", "aliases", "category"),
+}
+PLACE_TABLES = tuple(PLACE_COLUMNS)
+
+
+def text_array(values: Sequence[str]) -> str:
+    """A PostgreSQL text[] literal for COPY: {"a","b"} with quotes and backslashes escaped."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+def cell(column: str, value: Any) -> Any:
+    """A value as COPY takes it (aliases: a text[] literal)."""
+    return text_array(value) if column == "aliases" else value
+
+
+def place_row_counts(connection: Connection) -> dict[str, int]:
+    """Rows per place table (road, compound, house_number, poi)."""
+    return {
+        table: int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+        for table in PLACE_TABLES
+    }
+
+
+def empty_places(connection: Connection, *, aliases: bool) -> None:
+    """Remove every road, compound, house number and POI (and, with `aliases`, every alias:
+    they name places by code)."""
+    tables = [*PLACE_TABLES, *(["address_alias"] if aliases else [])]
+    connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
+
+
+def write_places(connection: Connection, table: str, rows: Iterable[dict]) -> int:
+    """COPY rows (dicts with code, the table's columns and a WGS84 geom) into `table`."""
+    if table not in PLACE_COLUMNS:
+        raise ValueError(f"not a gazetteer table: {table}")
+    columns = ("code", *PLACE_COLUMNS[table], "geom")
+    return copy_rows(
+        connection,
+        table,
+        columns,
+        ([cell(c, row[c]) for c in columns] for row in rows),
+    )
+
+
+def analyze_places(connection: Connection) -> None:
+    """Fresh planner statistics after a bulk load."""
+    connection.execute(text("ANALYZE road; ANALYZE compound; ANALYZE house_number; ANALYZE poi"))

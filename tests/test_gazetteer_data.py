@@ -1,0 +1,475 @@
+"""The gazetteer's data: what the demo holds (roads, compounds, house numbers, POIs) and how it
+agrees with the buildings, what the matcher loads, the stamp, aliases, and import/export."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from psycopg2 import sql
+from pyogrio import raw
+from sqlalchemy import create_engine, text
+
+from api.db import migrate
+from api.db.gazetteer import (
+    delete_alias,
+    gazetteer_stamp,
+    list_aliases,
+    load_gazetteer,
+    place_exists,
+    save_alias,
+)
+from api.db.generations import activate, create_generation
+from api.demo.gazetteer import replace_demo_gazetteer
+from api.transfer.export import export_layer
+from api.transfer.gazetteer import PLACE_KINDS, import_places
+from api.transfer.read import read_layer
+from api.transfer.report import ImportRejected
+from spatial.demo_street import ROAD_NAMES
+from tests.conftest import DEMO_SEED, _admin, _roles, as_role, create_database, drop_database
+
+WANGGE = str(Path(sys.executable).with_name("wangge"))
+ADDRESS = re.compile(r"^江苏省苏州市苏州工业园区湖东示范街道(.+?)(\d+)号(.+?)(\d+)幢$")
+# The demo street of DEMO_SEED: 56 road lines under 32 names, 1,202 micro-grids all with
+# buildings, 93 second gates, 45 POIs (conftest's seed; deterministic).
+DEMO_COUNTS = {"road": 32, "compound": 1202, "house_number": 1295, "poi": 45}
+
+
+def _count(connection, table: str) -> int:
+    return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+# --- the demo ------------------------------------------------------------------------------------
+
+
+def test_demo_gazetteer_counts_and_kinds(demo_engine):
+    with demo_engine.connect() as connection:
+        assert {t: _count(connection, t) for t in DEMO_COUNTS} == DEMO_COUNTS
+        assert _count(connection, "address_alias") == 0
+        roads = connection.execute(text("SELECT name, kind, aliases FROM road")).all()
+        categories = dict(
+            connection.execute(text("SELECT category, count(*) FROM poi GROUP BY 1")).all()
+        )
+        suffixed = connection.execute(
+            text("SELECT count(*) FROM house_number WHERE number !~ '^[0-9]+$'")
+        ).scalar_one()
+        nicknames = connection.execute(
+            text("SELECT count(*) FROM compound WHERE cardinality(aliases) = 2")
+        ).scalar_one()
+    assert {r.name for r in roads} == set(ROAD_NAMES)
+    assert Counter(r.kind for r in roads) == {"arterial": 4, "collector": 28}
+    assert sum(1 for r in roads if r.aliases) == 32  # 路 → 街, 街/大道 → 路: no name clashes
+    assert categories == {
+        "school": 7,
+        "kindergarten": 5,
+        "market": 4,
+        "hospital": 2,
+        "clinic": 8,
+        "park": 3,
+        "supermarket": 5,
+        "police": 1,
+        "metro": 3,
+        "bank": 2,
+        "post": 1,
+        "mall": 2,
+        "culture": 1,
+        "fuel": 1,
+    }
+    assert suffixed == DEMO_COUNTS["house_number"] - DEMO_COUNTS["compound"]  # 19-1, 19甲, 19附1
+    assert nicknames == 182  # a 俗称 besides …小区
+
+
+def test_each_compound_is_its_buildings_block(demo_engine):
+    """A compound lies in exactly one micro-grid, holds the buildings that carry its name, and
+    its main gate's plate carries the road and number of their addresses."""
+    with demo_engine.connect() as connection:
+        placed = connection.execute(
+            text(
+                "SELECT c.code, count(g.code) AS grids, min(g.code) AS grid FROM compound c "
+                "JOIN grid g ON g.level = 'micro_grid' AND ST_Intersects(g.geom, c.geom) "
+                "AND NOT ST_Touches(g.geom, c.geom) GROUP BY c.code"
+            )
+        ).all()
+        buildings = connection.execute(
+            text(
+                "SELECT c.code, c.name, b.name AS building, b.address FROM compound c "
+                "JOIN building b ON ST_Within(ST_PointOnSurface(b.geom), c.geom)"
+            )
+        ).all()
+        plates = {
+            r.compound_code: (r.road, r.number)
+            for r in connection.execute(
+                text(
+                    "SELECT h.compound_code, h.road, h.number FROM house_number h "
+                    "JOIN compound c ON c.code = h.compound_code AND ST_Within(h.geom, c.geom) "
+                    "WHERE h.code LIKE '%-MP1'"
+                )
+            )
+        }
+        building_total = _count(connection, "building")
+    assert len(placed) == DEMO_COUNTS["compound"]
+    assert all(r.grids == 1 and r.code == f"{r.grid}-XQ" for r in placed)
+    assert len(buildings) == building_total == 20557  # every building in its compound
+    assert len(plates) == DEMO_COUNTS["compound"]  # every main plate inside its compound
+    for row in buildings:
+        road, number, compound, _ = ADDRESS.match(row.address).groups()
+        assert compound == row.name and row.building.startswith(row.name)
+        assert plates[row.code] == (road, number)
+
+
+def test_pois_and_plates_lie_inside_blocks(demo_engine):
+    with demo_engine.connect() as connection:
+        outside = connection.execute(
+            text(
+                "SELECT (SELECT count(*) FROM poi p WHERE NOT EXISTS (SELECT 1 FROM compound c "
+                "WHERE ST_Within(p.geom, c.geom))), (SELECT count(*) FROM house_number h "
+                "JOIN compound c ON c.code = h.compound_code WHERE NOT ST_Within(h.geom, c.geom))"
+            )
+        ).one()
+        names = connection.execute(
+            text("SELECT name, aliases FROM poi UNION ALL SELECT name, aliases FROM compound")
+        ).all()
+    assert tuple(outside) == (0, 0)
+    every = [n for r in names for n in (r.name, *r.aliases)]
+    assert len(every) == len(set(every))  # no wording names two places
+    assert ("星海小学", ["星海实验小学"]) in [(r.name, r.aliases) for r in names]
+
+
+# --- what the matcher loads ----------------------------------------------------------------------
+
+
+def test_load_gazetteer(demo_engine):
+    with demo_engine.connect() as connection:
+        rows = load_gazetteer(connection)
+    assert len(rows.buildings.codes) == len(rows.buildings.lon) == 20557
+    assert rows.buildings.names[0] and rows.buildings.addresses[0].startswith("江苏省苏州市")
+    counts = (len(rows.roads), len(rows.compounds), len(rows.house_numbers), len(rows.pois))
+    assert counts == tuple(DEMO_COUNTS.values())
+    assert Counter(a.level for a in rows.areas) == {"street": 1, "community": 8}
+    assert {a.name for a in rows.areas if a.level == "street"} == {"湖东示范街道"}
+    assert all(r.geom.geom_type == "MultiLineString" for r in rows.roads)
+    assert all(c.geom.geom_type == "MultiPolygon" and c.geom.is_valid for c in rows.compounds)
+    compound = next(c for c in rows.compounds if c.aliases[1:])
+    assert isinstance(compound.aliases, tuple) and compound.aliases[0] == compound.name + "小区"
+    assert rows.aliases == []
+    first = rows.buildings
+    assert shapely.contains_xy(
+        shapely.box(120.70, 31.28, 120.78, 31.33), first.lon, first.lat
+    ).all()
+
+
+def test_stamp_changes_with_every_source(engine):
+    def stamp():
+        with engine.connect() as connection:
+            return gazetteer_stamp(connection)
+
+    start = stamp()
+    assert start == stamp() and len(start) == 7 and start[0] == 1
+    writes = [
+        "UPDATE poi SET name = name || '（新）' WHERE code = '320571005-P001'",
+        "UPDATE road SET aliases = aliases || '{旧星海路}' WHERE name = '星海路'",
+        "DELETE FROM house_number WHERE code LIKE '%-MP2' AND number LIKE '%甲'",
+        "UPDATE compound SET kind = 'office' WHERE code = '320571005001001001-XQ'",
+        "UPDATE building SET address = NULL WHERE code = '320571005001001001B01'",
+    ]
+    seen = [start]
+    for statement in writes:
+        with engine.begin() as connection:
+            connection.execute(text(statement))
+        seen.append(stamp())
+    with engine.begin() as connection:
+        save_alias(
+            connection,
+            text="星海小学门口",
+            normalised="星海小学门口",
+            target_kind="poi",
+            target_code="320571005-P001",
+            event_id=None,
+            actor="tests",
+        )
+    seen.append(stamp())
+    with engine.begin() as connection:
+        generation = create_generation(connection, "tests", "tests")
+        activate(connection, generation, "tests")
+    seen.append(stamp())
+    assert len(set(seen)) == len(writes) + 3  # every write changed it
+    assert seen[-1][0] == generation
+    with engine.begin() as connection:  # a transaction that writes nothing changes nothing
+        connection.execute(text("UPDATE poi SET name = name WHERE false"))
+    assert stamp() == seen[-1]
+
+
+# --- aliases -------------------------------------------------------------------------------------
+
+
+def _teach(connection, wording: str, kind: str, code: str, event_id: int | None = None) -> dict:
+    return save_alias(
+        connection,
+        text=wording,
+        normalised=wording.replace(" ", ""),
+        target_kind=kind,
+        target_code=code,
+        event_id=event_id,
+        actor="dispatcher-1",
+    )
+
+
+def test_aliases_saved_listed_and_deleted(engine):
+    with engine.begin() as connection:
+        first = _teach(connection, "景玉府 九幢", "compound", "320571005001001001-XQ", 7)
+        again = _teach(connection, "景玉府九幢", "compound", "320571005001001001-XQ")
+        taken = _teach(connection, "景玉府九幢", "poi", "320571005-P001")
+        second = _teach(connection, "星海路口", "road", "320571005-R02")
+    assert first["created"] and not again["created"] and not taken["created"]
+    assert again["id"] == taken["id"] == first["id"]
+    assert (taken["target_kind"], taken["target_code"]) == ("compound", "320571005001001001-XQ")
+    assert first["text"] == "景玉府 九幢" and first["normalised"] == "景玉府九幢"
+    assert (first["event_id"], first["created_by"]) == (7, "dispatcher-1")
+    with engine.begin() as connection:
+        listed = list_aliases(connection, 10, 0)
+        paged = list_aliases(connection, 1, 1)
+        loaded = load_gazetteer(connection).aliases
+    assert [a["id"] for a in listed] == [second["id"], first["id"]]  # newest first
+    assert "created" not in listed[0] and [a["id"] for a in paged] == [first["id"]]
+    assert [(a.normalised, a.target_kind) for a in loaded] == [
+        ("景玉府九幢", "compound"),
+        ("星海路口", "road"),
+    ]
+    with engine.begin() as connection:
+        deleted = delete_alias(connection, first["id"])
+        assert delete_alias(connection, first["id"]) is None
+        assert len(list_aliases(connection, 10, 0)) == 1
+    assert deleted is not None and deleted["normalised"] == "景玉府九幢"
+    with engine.begin() as connection, pytest.raises(ValueError, match="grid"):
+        _teach(connection, "某处", "grid", "320571005001")
+
+
+def test_place_exists(demo_engine):
+    with demo_engine.connect() as connection:
+        crossing = connection.execute(
+            text(
+                "SELECT a.code || '+' || b.code FROM road a JOIN road b ON a.code < b.code "
+                "AND ST_Intersects(a.geom, b.geom) ORDER BY 1 LIMIT 1"
+            )
+        ).scalar_one()
+        apart = connection.execute(
+            text(
+                "SELECT a.code || '+' || b.code FROM road a JOIN road b ON a.code < b.code "
+                "AND NOT ST_Intersects(a.geom, b.geom) ORDER BY 1 LIMIT 1"
+            )
+        ).scalar_one()
+        found = {
+            (kind, code): place_exists(connection, kind, code)
+            for kind, code in [
+                ("building", "320571005001001001B01"),
+                ("compound", "320571005001001001-XQ"),
+                ("house_number", "320571005001001001-MP1"),
+                ("road", "320571005-R01"),
+                ("poi", "320571005-P045"),
+                ("intersection", crossing),
+                ("poi", "320571005-P046"),
+                ("building", "320571005001001001-XQ"),
+                ("intersection", apart),
+                ("intersection", "320571005-R01+320571005-R01"),
+                ("intersection", "320571005-R01"),
+                ("grid", "320571005001"),
+            ]
+        }
+    assert list(found.values()) == [True] * 6 + [False] * 6
+
+
+# --- import and export ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def empty_url(admin_url):
+    """A migrated database with nothing in it (no grids, no gazetteer)."""
+    name = f"wangge_test_gaz_{uuid.uuid4().hex[:8]}"
+    url = create_database(admin_url, name)
+    roles = _roles()
+    if roles is not None:
+        _admin(url, sql.SQL("CREATE EXTENSION IF NOT EXISTS postgis"))
+        _admin(url, sql.SQL("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+        migrate.upgrade(as_role(url, roles[0]))
+        url = as_role(url, roles[0])
+    else:
+        migrate.upgrade(url)
+    yield url
+    drop_database(admin_url, name)
+
+
+def _places(engine, table: str) -> dict[str, tuple]:
+    columns = {
+        "road": "name, aliases, kind",
+        "compound": "name, aliases, kind",
+        "poi": "name, aliases, category",
+        "house_number": "road, number, compound_code",
+    }[table]
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(f"SELECT code, {columns}, ST_AsBinary(geom) AS wkb FROM {table}")
+        ).all()
+    return {r[0]: (*r[1:-1], shapely.from_wkb(bytes(r.wkb))) for r in rows}
+
+
+def _same(left: dict, right: dict) -> bool:
+    return left.keys() == right.keys() and all(
+        left[k][:-1] == right[k][:-1] and shapely.equals_exact(left[k][-1], right[k][-1], 1e-7)
+        for k in left
+    )
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".shp", ".csv"])
+def test_round_trip_into_an_empty_database(demo_engine, empty_url, tmp_path, suffix):
+    target = create_engine(empty_url)
+    try:
+        with target.begin() as connection:
+            connection.execute(text("TRUNCATE road, compound, poi, house_number"))
+        for kind, spec in PLACE_KINDS.items():
+            path = tmp_path / f"{kind}{suffix}"
+            written = export_layer(demo_engine, kind, path)
+            assert written == DEMO_COUNTS[spec.table]
+            crs = "EPSG:4326" if suffix == ".csv" else None  # a CSV declares none
+            report = import_places(target, read_layer(path), kind, crs=crs)
+            assert (report.created, report.updated, report.errors) == (written, 0, [])
+            again = import_places(target, read_layer(path), kind, crs=crs)
+            assert (again.created, again.updated, again.unchanged) == (0, 0, written)
+            assert _same(_places(demo_engine, spec.table), _places(target, spec.table))
+    finally:
+        target.dispose()
+
+
+def test_cli_export_and_import(database_url, empty_url, tmp_path):
+    out = tmp_path / "pois.geojson"
+
+    def wangge(*args: str, url: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "WANGGE_DATABASE_URL": url}
+        return subprocess.run(
+            [WANGGE, *args], capture_output=True, text=True, env=env, timeout=300, check=False
+        )
+
+    empty = create_engine(empty_url)
+    with empty.begin() as connection:
+        connection.execute(text("TRUNCATE poi"))
+    empty.dispose()
+    exported = wangge("export", "pois", str(out), url=database_url)
+    assert exported.returncode == 0, exported.stderr
+    assert "已导出 45 个要素" in exported.stdout
+    feature = json.loads(out.read_text())["features"][0]
+    assert feature["properties"]["aliases"] == "星海实验小学"
+    assert feature["geometry"]["type"] == "Point"
+    imported = wangge("import", "pois", str(out), "--json", url=empty_url)
+    assert imported.returncode == 0, imported.stderr
+    body = json.loads(imported.stdout)
+    assert (body["created"], body["crs"], body["errors"]) == (45, "EPSG:4326", [])
+
+
+def _write(path: Path, geometries: list, fields: dict[str, list], **options) -> Path:
+    raw.write(
+        path,
+        shapely.to_wkb(np.array(geometries, dtype=object)),
+        [np.array(v, dtype=object) for v in fields.values()],
+        list(fields),
+        crs=options.pop("crs", "EPSG:4326"),
+        geometry_type=options.pop("geometry_type", "Unknown"),
+        **options,
+    )
+    return path
+
+
+def _rejected(engine, path: Path, kind: str) -> list[tuple]:
+    before = {t: _places(engine, t).keys() for t in ("road", "poi", "house_number")}
+    with pytest.raises(ImportRejected) as caught:
+        import_places(engine, read_layer(path), kind)
+    assert {t: _places(engine, t).keys() for t in before} == before  # nothing written
+    assert caught.value.where == path.name
+    return [(e.row, e.field, e.message) for e in caught.value.report.errors]
+
+
+def test_bad_files_rejected_naming_row_and_field(engine, tmp_path):
+    line = shapely.LineString([(120.73, 31.30), (120.74, 31.30)])
+    roads = _write(
+        tmp_path / "roads.geojson",
+        [line, shapely.Point(120.73, 31.30), line, shapely.LineString([(1, 1), (1, 1)])],
+        {
+            "code": ["R1", "R2", "R1", "R4"],
+            "name": ["新路", "点路", "重复", "零长"],
+            "aliases": ["甲|乙", None, None, "x" * 101],
+        },
+    )
+    found = _rejected(engine, roads, "roads")
+    assert [(row, field) for row, field, _ in found] == [
+        (4, "aliases"),
+        (2, "geometry"),
+        (4, "geometry"),
+        (3, "code"),
+    ]
+    assert "实为 Point" in found[1][2] and "长度为 0" in found[2][2]
+
+    plates = tmp_path / "门牌.csv"
+    plates.write_text(
+        "编码,路名,门牌号,lon,lat\nH1,星海路,１９号,120.73,31.30\nH2,星海路,甲,120.73,31.30\n"
+        "H3,,21,120.73,31.30\nH4,星海路,23,31.30,120.73\n",
+        encoding="utf-8",
+    )
+    found = _rejected(engine, plates, "house-numbers")
+    assert [(row, field) for row, field, _ in found] == [
+        (2, "门牌号"),  # 甲: not a number…
+        (2, "门牌号"),  # …so the required number is missing
+        (3, "路名"),
+        (None, None),  # a CSV declares no CRS (the swapped row 4 is checked once it has one)
+    ]
+    assert "数字开头" in found[0][2] and "不能为空" in found[2][2] and "--crs" in found[3][2]
+
+    nameless = _write(tmp_path / "pois.gpkg", [shapely.Point(120.73, 31.30)], {"类别": ["school"]})
+    [(row, field, message)] = _rejected(engine, nameless, "pois")
+    assert (row, field) == (None, "name") and "找不到 name 字段" in message and "类别" in message
+
+
+def test_house_numbers_normalised_and_upserted(engine, tmp_path):
+    plates = tmp_path / "plates.csv"
+    plates.write_text(
+        "code,road,number,lon,lat,备注\nH1,星海路,１９号,120.73,31.30,东门\n"
+        "H2,星海路,19-1号,120.7301,31.30,\nH3,星海路,19甲,120.7302,31.30,\n",
+        encoding="utf-8",
+    )
+    report = import_places(engine, read_layer(plates), "house-numbers", crs="EPSG:4326")
+    assert (report.created, report.errors) == (3, [])
+    assert any(
+        "备注" in note for note in report.notes
+    )  # no free attributes: said, not lost silently
+    stored = _places(engine, "house_number")
+    assert [stored[c][1] for c in ("H1", "H2", "H3")] == ["19", "19-1", "19甲"]
+    plates.write_text(
+        "code,road,number,lon,lat\nH1,星海路,19,120.73,31.30\nH2,星海路,19之一,120.7301,31.30\n",
+        encoding="utf-8",
+    )
+    report = import_places(engine, read_layer(plates), "house-numbers", crs="EPSG:4326")
+    assert (report.created, report.updated, report.unchanged) == (0, 1, 1)
+    assert _places(engine, "house_number")["H2"][1] == "19之一"
+
+
+def test_replace_demo_gazetteer_keeps_aliases(engine):
+    with engine.begin() as connection:
+        _teach(connection, "星海小学门口", "poi", "320571005-P001")
+        connection.execute(text("TRUNCATE road, compound, poi, house_number"))
+    written = replace_demo_gazetteer(engine, DEMO_SEED)
+    assert written == DEMO_COUNTS
+    with engine.connect() as connection:
+        assert {t: _count(connection, t) for t in DEMO_COUNTS} == DEMO_COUNTS
+        assert _count(connection, "address_alias") == 1
+        assert (
+            connection.execute(
+                text("SELECT count(*) FROM audit_log WHERE action = 'demo.gazetteer'")
+            ).scalar_one()
+            == 1
+        )
