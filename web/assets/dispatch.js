@@ -254,7 +254,7 @@
       "版本 ", wg.el("span", e.version, { id: "wg-version" }), " · ",
       wg.el("a", "事件页", { href: "/map/events/" + encodeURIComponent(e.id) }),
     ]));
-    var path = e.assignment && e.assignment.path.length
+    var path = e.assignment && e.assignment.path && e.assignment.path.length
       ? e.assignment.path.map(function (step) { return step.name; }).join(" › ")
       : "未能定位到网格，需人工分派";
     var duplicates = (e.duplicate_candidates || []).map(function (id) {
