@@ -26,8 +26,7 @@ STRADDLING = """
 WITH pair AS (
   SELECT ST_PointOnSurface(ST_Intersection(a.geom, b.geom)) AS p
   FROM grid a JOIN grid b ON a.level = 'grid' AND b.level = 'grid' AND a.code < b.code
-   AND a.generation_high IS NULL AND b.generation_high IS NULL
-   AND ST_Length(ST_Intersection(a.geom, b.geom)::geography) > 200
+   AND ST_Intersects(a.geom, b.geom) AND ST_Length(ST_Intersection(a.geom, b.geom)::geography) > 200
   ORDER BY a.code, b.code LIMIT 1)
 INSERT INTO compound (code, name, aliases, geom)
 SELECT 'TFX-C1', '纠错苑', '{纠错苑小区}', ST_Multi(ST_Expand(p, 0.0008)) FROM pair
