@@ -29,12 +29,13 @@ from api.db.gazetteer import (
     save_alias,
 )
 from api.db.generations import activate, create_generation
+from api.demo.contents import gazetteer_of, street_of
 from api.demo.gazetteer import replace_demo_gazetteer
 from api.transfer.export import export_layer
 from api.transfer.gazetteer import PLACE_KINDS, import_places
 from api.transfer.read import read_layer
 from api.transfer.report import ImportRejected
-from spatial.demo_street import ROAD_NAMES
+from spatial.demo_street import ROAD_NAMES, street_plans
 from tests.conftest import DEMO_SEED, _admin, _roles, as_role, create_database, drop_database
 
 WANGGE = str(Path(sys.executable).with_name("wangge"))
@@ -473,3 +474,26 @@ def test_replace_demo_gazetteer_keeps_aliases(engine):
             ).scalar_one()
             == 1
         )
+
+
+def test_a_district_street_has_a_gazetteer_of_its_own():
+    """The second street of `wangge demo load --streets 2`: the same kinds of places, codes of
+    its own (no clash with the demo street's), its street's name in the street-wide POIs."""
+    plans = street_plans(2)
+    first, second = (gazetteer_of(DEMO_SEED, plan, street_of(DEMO_SEED, plan)[0]) for plan in plans)
+    codes = [
+        {
+            row["code"]
+            for kind in ("roads", "compounds", "house_numbers", "pois")
+            for row in getattr(g, kind)
+        }
+        for g in (first, second)
+    ]
+    assert len(first.pois) == len(second.pois) == 45 and len(second.roads) == 32
+    assert len(second.compounds) == 1202 and codes[0].isdisjoint(codes[1])
+    assert all(code.startswith("320571006") for code in codes[1])
+    assert {"金鸡湖派出所", "金鸡湖人民医院"} <= {p["name"] for p in second.pois}
+    outline = shapely.union_all(
+        [g.geom for g in street_of(DEMO_SEED, plans[1])[0].grids if g.level == "street"]
+    )
+    assert all(outline.contains(c["geom"]) for c in second.compounds)
