@@ -439,19 +439,21 @@ def test_bad_files_rejected_naming_row_and_field(engine, tmp_path):
 def test_house_numbers_normalised_and_upserted(engine, tmp_path):
     plates = tmp_path / "plates.csv"
     plates.write_text(
-        "code,road,number,lon,lat,备注\nH1,星海路,１９号,120.73,31.30,东门\n"
-        "H2,星海路,19-1号,120.7301,31.30,\nH3,星海路,19甲,120.7302,31.30,\n",
+        "code,road,number,compound_code,lon,lat,备注\nH1,星海路,１９号,,120.73,31.30,东门\n"
+        "H2,星海路,19-1号,320571005001001001-XQ,120.7301,31.30,\n"
+        "H3,星海路,19甲,XQ-404,120.7302,31.30,\n",
         encoding="utf-8",
     )
     report = import_places(engine, read_layer(plates), "house-numbers", crs="EPSG:4326")
     assert (report.created, report.errors) == (3, [])
-    assert any(
-        "备注" in note for note in report.notes
-    )  # no free attributes: said, not lost silently
+    # No free attributes: said, not lost silently; an unknown compound is said, not refused.
+    assert any("备注" in note for note in report.notes)
+    assert "1 个小区编码在小区表中还没有：XQ-404" in report.notes
     stored = _places(engine, "house_number")
     assert [stored[c][1] for c in ("H1", "H2", "H3")] == ["19", "19-1", "19甲"]
     plates.write_text(
-        "code,road,number,lon,lat\nH1,星海路,19,120.73,31.30\nH2,星海路,19之一,120.7301,31.30\n",
+        "code,road,number,compound_code,lon,lat\nH1,星海路,19,,120.73,31.30\n"
+        "H2,星海路,19之一,320571005001001001-XQ,120.7301,31.30\n",
         encoding="utf-8",
     )
     report = import_places(engine, read_layer(plates), "house-numbers", crs="EPSG:4326")
@@ -497,3 +499,25 @@ def test_a_district_street_has_a_gazetteer_of_its_own():
         [g.geom for g in street_of(DEMO_SEED, plans[1])[0].grids if g.level == "street"]
     )
     assert all(outline.contains(c["geom"]) for c in second.compounds)
+
+
+def test_demo_refuses_a_database_holding_a_gazetteer(empty_url):
+    """`wangge demo load` without --reset mixes with nothing: imported places count as data."""
+    from api.demo import DatabaseNotEmpty, load_demo
+
+    target = create_engine(empty_url)
+    try:
+        with target.begin() as connection:
+            connection.execute(text("TRUNCATE road, compound, poi, house_number"))
+            connection.execute(
+                text(
+                    "INSERT INTO poi (code, name, geom) VALUES ('P1', '星海小学', "
+                    "ST_SetSRID(ST_MakePoint(120.73, 31.30), 4326))"
+                )
+            )
+        with pytest.raises(DatabaseNotEmpty, match="0 grid rows and 1 gazetteer rows"):
+            load_demo(target, DEMO_SEED)
+        with target.connect() as connection:
+            assert _count(connection, "grid") == 0 and _count(connection, "poi") == 1
+    finally:
+        target.dispose()

@@ -31,6 +31,17 @@ def cell(column: str, value: Any) -> Any:
     return text_array(value) if column == "aliases" else value
 
 
+def existing_codes(connection: Connection, table: str, codes: Sequence[str]) -> list[str]:
+    """Which of `codes` are rows of the place table `table`."""
+    if table not in PLACE_COLUMNS:
+        raise ValueError(f"not a gazetteer table: {table}")
+    return list(
+        connection.execute(
+            text(f"SELECT code FROM {table} WHERE code = ANY(:codes)"), {"codes": list(codes)}
+        ).scalars()
+    )
+
+
 def place_row_counts(connection: Connection) -> dict[str, int]:
     """Rows per place table (road, compound, house_number, poi)."""
     return {

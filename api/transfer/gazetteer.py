@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from api.db import audit
-from api.db.gazetteer_writes import cell
+from api.db.gazetteer_writes import cell, existing_codes
 from api.db.imports import stage_and_upsert
 from api.transfer.field_tables import at_most
 from api.transfer.fields import BadValue, TargetField, map_rows, text_value
@@ -203,6 +203,8 @@ def import_places(
         if "aliases" in row:
             row["aliases"] = cell("aliases", row["aliases"] or [])
     with engine.connect() as connection, connection.begin() as transaction:
+        if spec.table == "house_number":
+            _note_unknown_compounds(connection, mapped.rows, report)
         counts = stage_and_upsert(connection, spec.table, names, mapped.rows, geometries)
         report.created, report.updated, report.unchanged = counts
         if dry_run:
@@ -217,3 +219,13 @@ def import_places(
             {"file": source.path.name, "created": report.created, "updated": report.updated},
         )
     return report
+
+
+def _note_unknown_compounds(connection: Connection, rows: list[dict], report: ImportReport) -> None:
+    """Plates may name compounds imported later: an unknown compound code is said, not refused."""
+    named = sorted({row["compound_code"] for row in rows if row["compound_code"]})
+    known = set(existing_codes(connection, "compound", named))
+    unknown = [code for code in named if code not in known]
+    if unknown:
+        shown = "、".join(unknown[:10]) + ("…" if len(unknown) > 10 else "")
+        report.notes.append(f"{len(unknown)} 个小区编码在小区表中还没有：{shown}")
