@@ -12,7 +12,7 @@ another building — the compound answers instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -71,9 +71,11 @@ class Gazetteer:
         if not text.strip():
             return GeocodeResult(text, "", "", {}, None, [], "empty")
         parsed, mapped = parse(text, self.register.vocabulary)
-        candidates = self._match(parsed)
-        if not candidates and not parsed.parts.keys() & _PLACE_PARTS:
-            candidates = self._guess(parsed)
+        hits = self._match(parsed)
+        if not hits and not parsed.parts.keys() & _PLACE_PARTS:
+            hits = self._guess(parsed)
+        hits.sort(key=lambda h: (-h.confidence, RANK[h.precision], h.code))
+        candidates = [hit.make(hit.confidence) for hit in hits[: max(1, limit)]]
         start = mapped.position(parsed.address_start, len(text))
         end = mapped.position(parsed.address_end, len(text)) if parsed.place_like else start
         address_text = text[start:end].strip()
@@ -83,7 +85,6 @@ class Gazetteer:
         relative = parsed.relative
         if relative is not None and candidates:
             candidates = [self._moved(c, relative) for c in candidates]
-        candidates.sort(key=lambda c: (-c.confidence, RANK[c.precision], c.code))
         reason = None
         if not candidates:
             reason = "not_found" if parsed.place_like else "no_place"
@@ -94,7 +95,7 @@ class Gazetteer:
             complaint=complaint,
             parsed=parts,
             relative=relative.as_dict() if relative and candidates else None,
-            candidates=candidates[: max(1, limit)],
+            candidates=candidates,
             reason=reason,
         )
 
@@ -109,17 +110,17 @@ class Gazetteer:
 
     # -- levels -------------------------------------------------------------------------------
 
-    def _match(self, parsed: Parsed) -> list[PlaceMatch]:
+    def _match(self, parsed: Parsed) -> list[_Hit]:
         parts = parsed.parts
-        found: dict[tuple[str, str], PlaceMatch] = {}
+        found: dict[tuple[str, str], _Hit] = {}
 
-        def add(matches: Iterable[PlaceMatch]) -> bool:
+        def add(hits: Iterable[_Hit]) -> bool:
             confident = False
-            for match in matches:
-                key = (match.precision, match.code)
-                if key not in found or found[key].confidence < match.confidence:
-                    found[key] = match
-                confident = confident or match.confidence >= CONFIDENT
+            for hit in hits:
+                key = (hit.precision, hit.code)
+                if key not in found or found[key].confidence < hit.confidence:
+                    found[key] = hit
+                confident = confident or hit.confidence >= CONFIDENT
             return confident
 
         alias = parts.get("alias")
@@ -127,14 +128,14 @@ class Gazetteer:
             kind, code = self.register.aliases[alias]
             target = self.place(kind, code)
             if target is not None:
-                add([_with(target, confidence=ALIAS, via_alias=True)])
+                add([_Hit(target.precision, target.code, ALIAS, _as_alias(target))])
                 if not _more_precise_than_alias(parts, kind):
                     return list(found.values())
         context = self._context(parts)
         compounds = self._compound_names(parts)
         roads = self._road_names(parts)
         state: dict[str, Any] = {"building_missing": False}
-        levels: list[Callable[[], list[PlaceMatch]]] = [
+        levels: list[Callable[[], list[_Hit]]] = [
             lambda: self._buildings(parts, compounds, roads, context, state),
             lambda: self._house_numbers(parts, roads, context, state),
             lambda: self._compounds(parts, compounds, roads, context, state),
@@ -148,7 +149,7 @@ class Gazetteer:
                 break
         return list(found.values())
 
-    def _guess(self, parsed: Parsed) -> list[PlaceMatch]:
+    def _guess(self, parsed: Parsed) -> list[_Hit]:
         """No known name at all: the compound, POI or road the first words sound or look like
         (never confident: GUESS_CEILING)."""
         start = parsed.prefix_end
@@ -157,7 +158,7 @@ class Gazetteer:
             return []
         register, parts = self.register, parsed.parts
         context = self._context(parts)
-        best: tuple[float, str, list[PlaceMatch]] | None = None
+        best: tuple[float, str, list[_Hit]] | None = None
         for kind, names in (
             ("compound", register.compound_names),
             ("poi", register.poi_names),
@@ -170,7 +171,7 @@ class Gazetteer:
                     found = self._compounds(
                         wanted, self._compound_names(wanted), [], context, state
                     )
-                    found = [_with(m, confidence=m.confidence * hit.quality) for m in found]
+                    found = [m._replace(confidence=m.confidence * hit.quality) for m in found]
                 elif kind == "poi":
                     found = self._pois(wanted, context, hit.quality)
                 else:
@@ -181,8 +182,11 @@ class Gazetteer:
             return []
         parsed.place_like = True
         parsed.address_end = start + len(best[1])
+        found_relative = relative_phrases.relative_at(parsed.canonical, parsed.address_end)
+        if found_relative:
+            parsed.relative, parsed.address_end = found_relative
         parsed.parts["guessed"] = best[1]
-        return [_with(m, confidence=min(m.confidence, GUESS_CEILING)) for m in best[2]]
+        return [m._replace(confidence=min(m.confidence, GUESS_CEILING)) for m in best[2]]
 
     def _context(self, parts: dict[str, str]) -> tuple[set[int], set[int]]:
         """Street and community indexes named in the prefix (empty: no restriction)."""
@@ -257,7 +261,7 @@ class Gazetteer:
                 expanded.setdefault(own, quality)
         return list(expanded.items())
 
-    def _buildings(self, parts, compounds, roads, context, state) -> list[PlaceMatch]:
+    def _buildings(self, parts, compounds, roads, context, state) -> list[_Hit]:
         building = parts.get("building")
         if not building:
             return []
@@ -291,7 +295,7 @@ class Gazetteer:
             return []
         kept = self._within("building", scored, context)
         return [
-            self._make("building", i, _shared(scored[i], len(kept))) for i in _best(kept, scored)
+            self._hit("building", i, _shared(scored[i], len(kept))) for i in _best(kept, scored)
         ]
 
     def _house_agreement(self, index: int, parts: dict[str, str], roads) -> float:
@@ -303,11 +307,11 @@ class Gazetteer:
         number = parts.get("number")
         return 0.75 if number and number != house[1] else 1.0
 
-    def _house_numbers(self, parts, roads, context, state) -> list[PlaceMatch]:
+    def _house_numbers(self, parts, roads, context, state) -> list[_Hit]:
         number = parts.get("number")
         if not number or not roads:
             return []
-        matches: list[PlaceMatch] = []
+        matches: list[_Hit] = []
         for name, quality in roads:
             found = self.register.house_numbers.get((name, number), [])
             factor = 0.9 if state["building_missing"] else 0.95
@@ -316,12 +320,12 @@ class Gazetteer:
                 found, factor = self.register.house_numbers.get((name, base), []), 0.75
             kept = self._within("house_number", found, context)
             matches += [
-                self._make("house_number", i, _shared(factor * quality, len(kept)))
+                self._hit("house_number", i, _shared(factor * quality, len(kept)))
                 for i in kept[:10]
             ]
         return matches
 
-    def _compounds(self, parts, compounds, roads, context, state) -> list[PlaceMatch]:
+    def _compounds(self, parts, compounds, roads, context, state) -> list[_Hit]:
         scored: dict[int, float] = {}
         for name, quality in compounds:
             for i, variant in self.register.compounds_by_key.get(name, ()):
@@ -338,10 +342,10 @@ class Gazetteer:
             scored = {i: q * 0.93 for i, q in scored.items()}
         kept = self._within("compound", scored, context)
         return [
-            self._make("compound", i, _shared(scored[i], len(kept))) for i in _best(kept, scored)
+            self._hit("compound", i, _shared(scored[i], len(kept))) for i in _best(kept, scored)
         ]
 
-    def _intersections(self, parts, roads, context) -> list[PlaceMatch]:
+    def _intersections(self, parts, roads, context) -> list[_Hit]:
         second = parts.get("road2")
         if not second or not roads:
             return []
@@ -355,7 +359,7 @@ class Gazetteer:
                 for point in self.register.intersections.get((min(a, b), max(a, b)), ()):
                     points.append((a, b, point))
         confidence = _shared(0.95 * roads[0][1], len(points))
-        return [self._junction(a, b, point, confidence) for a, b, point in points[:10]]
+        return [self._junction_hit(a, b, point, confidence) for a, b, point in points[:10]]
 
     def _within_roads(self, indexes: list[int], context: tuple[set[int], set[int]]) -> list[int]:
         wanted = context[0] | context[1]
@@ -364,23 +368,23 @@ class Gazetteer:
         kept = [i for i in dict.fromkeys(indexes) if self.register.road_areas[i] & wanted]
         return kept or list(dict.fromkeys(indexes))
 
-    def _pois(self, parts, context, quality: float = 1.0) -> list[PlaceMatch]:
+    def _pois(self, parts, context, quality: float = 1.0) -> list[_Hit]:
         name = parts.get("poi")
         if not name:
             return []
         kept = self._within("poi", self.register.pois_by_key.get(name, []), context)
-        return [self._make("poi", i, _shared(0.93 * quality, len(kept))) for i in kept[:10]]
+        return [self._hit("poi", i, _shared(0.93 * quality, len(kept))) for i in kept[:10]]
 
-    def _roads(self, parts, roads, context) -> list[PlaceMatch]:
+    def _roads(self, parts, roads, context) -> list[_Hit]:
         if not roads:
             return []
         indexes = [i for name, _ in roads for i in self.register.roads_by_key.get(name, ())]
         kept = self._within_roads(indexes, context)
         # A number the register does not know leaves the road, but doubtfully.
         base = 0.7 if parts.get("number") or parts.get("building") else 0.9
-        return [self._make("road", i, _shared(base * roads[0][1], len(kept))) for i in kept[:10]]
+        return [self._hit("road", i, _shared(base * roads[0][1], len(kept))) for i in kept[:10]]
 
-    def _communities(self, parts) -> list[PlaceMatch]:
+    def _communities(self, parts) -> list[_Hit]:
         key = parts.get("community")
         if not key or len(parts) > 2:
             return []
@@ -389,7 +393,7 @@ class Gazetteer:
             for i in self.register.areas_by_key.get(key, ())
             if self.rows.areas[i].level == "community"
         ]
-        return [self._make("community", i, _shared(0.9, len(indexes))) for i in indexes[:10]]
+        return [self._hit("community", i, _shared(0.9, len(indexes))) for i in indexes[:10]]
 
     # -- places -------------------------------------------------------------------------------
 
@@ -408,8 +412,8 @@ class Gazetteer:
         if kind == "compound":
             c = rows.compounds[index]
             samples = self._cached(kind, index, lambda: samples_in_polygon(c.geom))
-            inner = c.geom.representative_point()
-            return place_match(kind, confidence, c.code, c.name, (inner.x, inner.y), samples)
+            inner = self._cached("compound_point", index, lambda: _inner_point(c.geom))
+            return place_match(kind, confidence, c.code, c.name, (inner[0], inner[1]), samples)
         if kind == "road":
             r = rows.roads[index]
             samples = self._cached(kind, index, lambda: samples_along(r.geom))
@@ -417,8 +421,39 @@ class Gazetteer:
             return place_match(kind, confidence, r.code, r.name, (middle[0], middle[1]), samples)
         a = rows.areas[index]
         samples = self._cached("community", index, lambda: samples_in_polygon(a.geom, 96))
-        inner = a.geom.representative_point()
-        return place_match("community", confidence, a.code, a.name, (inner.x, inner.y), samples)
+        inner = self._cached("community_point", index, lambda: _inner_point(a.geom))
+        return place_match("community", confidence, a.code, a.name, (inner[0], inner[1]), samples)
+
+    def _hit(self, kind: str, index: int, confidence: float) -> _Hit:
+        """A candidate scored now and made (point, samples) only if it is answered."""
+        return _Hit(
+            kind,
+            self._code(kind, index),
+            round(min(max(confidence, 0.0), 1.0), 3),
+            lambda c: self._make(kind, index, c),
+        )
+
+    def _code(self, kind: str, index: int) -> str:
+        rows = self.rows
+        if kind == "building":
+            return rows.buildings.codes[index]
+        places: dict[str, list[Any]] = {
+            "house_number": rows.house_numbers,
+            "poi": rows.pois,
+            "compound": rows.compounds,
+            "road": rows.roads,
+            "community": rows.areas,
+        }
+        return str(places[kind][index].code)
+
+    def _junction_hit(self, a: int, b: int, point: tuple[float, float], confidence: float) -> _Hit:
+        code = f"{self.rows.roads[a].code}+{self.rows.roads[b].code}"
+        return _Hit(
+            "intersection",
+            code,
+            round(confidence, 3),
+            lambda c: self._junction(a, b, point, c),
+        )
 
     def _cached(self, kind: str, index: int, make: Callable[[], np.ndarray]) -> np.ndarray:
         key = (kind, index)
@@ -452,6 +487,22 @@ class Gazetteer:
             samples_lon=np.ascontiguousarray(samples[:, 0]),
             samples_lat=np.ascontiguousarray(samples[:, 1]),
         )
+
+
+def _inner_point(geometry: Any) -> np.ndarray:
+    point = geometry.representative_point()
+    return np.array([point.x, point.y])
+
+
+class _Hit(NamedTuple):
+    precision: str
+    code: str
+    confidence: float
+    make: Callable[[float], PlaceMatch]
+
+
+def _as_alias(target: PlaceMatch) -> Callable[[float], PlaceMatch]:
+    return lambda confidence: _with(target, confidence=confidence, via_alias=True)
 
 
 def _shared(confidence: float, places: int) -> float:

@@ -20,6 +20,7 @@ from api.geocode.rows import GazetteerRows
 from spatial.gazetteer import road_intersections
 
 _BUILDING_TAIL = re.compile(r"(\d+[A-Z]?|[A-Z])幢[^幢]*$")
+_RAW_TAIL = re.compile(r"(?<![0-9A-Za-z])([0-9]+[A-Za-z]?)(?:幢|栋|号楼|座)$")
 _AREA_SUFFIX = re.compile(r"(街道|社区|镇|乡)$")
 _NUMBER_TAIL = re.compile(r"号$")
 
@@ -151,12 +152,21 @@ def _buildings(register: Register, rows: GazetteerRows) -> None:
     owner: dict[tuple[str | None, str | None, str | None], int] = {}
     compound_of = np.full(len(buildings.codes), -1, dtype=np.int32)
     house_of: list[tuple[str, str] | None] = [None] * len(buildings.codes)
+    canonical_prefix: dict[str, str] = {}
     for index, address in enumerate(buildings.addresses):
-        text = canonical(address)
-        tail = _BUILDING_TAIL.search(text)
-        if not tail:
-            continue
-        prefix, building = text[: tail.start()], tail.group(1)
+        # Most addresses end "…新翠居4幢" in plain digits: canonicalise the shared prefix once.
+        raw = _RAW_TAIL.search(address)
+        if raw:
+            prefix = canonical_prefix.get(address[: raw.start()])
+            if prefix is None:
+                prefix = canonical_prefix[address[: raw.start()]] = canonical(address[: raw.start()])
+            building = raw.group(1).upper()
+        else:
+            text = canonical(address)
+            tail = _BUILDING_TAIL.search(text)
+            if not tail:
+                continue
+            prefix, building = text[: tail.start()], tail.group(1)
         parsed = prefixes.get(prefix)
         if parsed is None:
             found = parse_canonical(prefix, prefix_vocabulary)
