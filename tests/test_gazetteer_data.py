@@ -329,7 +329,7 @@ def _same(left: dict, right: dict) -> bool:
     )
 
 
-@pytest.mark.parametrize("suffix", [".gpkg", ".shp", ".csv"])
+@pytest.mark.parametrize("suffix", [".gpkg", ".shp", ".csv", ".kml", ".geojson"])
 def test_round_trip_into_an_empty_database(demo_engine, empty_url, tmp_path, suffix):
     target = create_engine(empty_url)
     try:
