@@ -21,12 +21,13 @@ from api.geocode.parse import Parsed, parse
 from api.geocode.places import RANK, GeocodeResult, PlaceMatch, place_match
 from api.geocode.register import Register, build_register
 from api.geocode.rows import GazetteerRows
-from spatial.gazetteer import samples_along, samples_in_polygon
+from spatial.gazetteer import samples_along, samples_in_disc, samples_in_polygon
 
 MAX_TEXT = 500
 CONFIDENT = 0.85
 AMBIGUOUS = 0.6  # each of several places that fit equally
 ALIAS = 0.97
+INTERSECTION_RADIUS_M = 30.0
 GUESS_CEILING = 0.8  # a name found only by sound or shape, with no known word in the text
 _PLACE_PARTS = {
     "road",
@@ -466,7 +467,10 @@ class Gazetteer:
     ) -> PlaceMatch:
         first, second = self.rows.roads[a], self.rows.roads[b]
         name = f"{first.name}与{second.name}交叉口"
-        return place_match("intersection", confidence, f"{first.code}+{second.code}", name, point)
+        # A crossing lies on the corner of up to four grids: its samples are a small disc.
+        samples = samples_in_disc(point[0], point[1], INTERSECTION_RADIUS_M, rings=2)
+        code = f"{first.code}+{second.code}"
+        return place_match("intersection", confidence, code, name, point, samples)
 
     def _intersection_by_code(self, code: str, confidence: float) -> PlaceMatch | None:
         first, _, second = code.partition("+")

@@ -45,7 +45,8 @@ ZONE_PREFIXES = (
     "新区",
     "园区",
 )
-COMPOUND_SUFFIXES = ("花园", "家园", "公寓", "新村", "社区")
+COMPOUND_SUFFIXES = ("花园", "家园", "公寓")  # a name's stem without one is also a key
+_FOLLOWING_SUFFIXES = ("花园", "家园", "公寓", "新村", "社区", "苑区")  # consumed after a name
 PLACE_KINDS = frozenset({"road", "compound", "poi", "alias"})
 _ADMIN_FULL = re.compile(r"(省|市|区|县|旗|自治州|盟|地区)$")
 _UNKNOWN_AREA = re.compile(r"[^\d路街巷道号幢]{2,6}?(?:街道|镇|乡|社区|村委会)")
@@ -61,7 +62,8 @@ _BUILDING_UNIT = re.compile(r"(\d+)-(\d+)(?:-(\d+))?(?![\d号])")
 _UNIT = re.compile(r"(\d+)单元")
 _FLOOR = re.compile(r"(\d+)(?:层|楼)")
 _ROOM = re.compile(r"-?(\d+)室?")
-_SUFFIX = re.compile("|".join(COMPOUND_SUFFIXES))
+_SUFFIX = re.compile("|".join(_FOLLOWING_SUFFIXES))
+_PLACE_MARK = re.compile(r"\d+(?:-\d+)?(?:号|幢|单元|室|弄)|.(?:大道|路|街|巷)\d")
 _ROAD_SUFFIX = re.compile(r".{1,6}?(?:大道|路|街|巷|弄|道)$")
 _SKIP_BEFORE_PLACE = 30  # characters of preamble tolerated before the first place
 
@@ -141,7 +143,7 @@ def _strip_prefix(text: str, names: dict[int, tuple[str, frozenset[str]]], parse
         if name and name[1] & {"street_short", "community_short"}:
             options.append((position + len(name[0]), True, name[0]))
         unknown = _UNKNOWN_AREA.match(text, position)
-        if unknown and not name:
+        if unknown and not name and not any(p in names for p in range(position, unknown.end())):
             options.append((unknown.end(), False, None))
         chosen = None
         for end, conditional, area in sorted(options, key=lambda o: -o[0]):
@@ -191,9 +193,19 @@ def parse_canonical(text: str, vocabulary: Vocabulary) -> Parsed:
     started = False
     unknown_from: int | None = None
     after = ""  # what the last part was: road, number, compound, building, poi, place
+    area_start, area_end = 0, parsed.prefix_end
     while position < len(text):
         name = names.get(position)
         kinds = name[1] & PLACE_KINDS if name else frozenset()
+        if not started and name and not kinds and name[1] & {"street", "community"}:
+            # "市民反映星港社区…": an area after a preamble (a place may still follow).
+            level = "community" if "community" in name[1] else "street"
+            parts.setdefault(level, name[0])
+            if unknown_from is not None and area_end == parsed.prefix_end:
+                area_start = parsed.address_start = position
+            position = area_end = position + len(name[0])
+            parsed.place_like, unknown_from = True, None
+            continue
         if kinds:
             key = name[0]  # type: ignore[index]
             if unknown_from is not None and not started:
@@ -210,9 +222,14 @@ def parse_canonical(text: str, vocabulary: Vocabulary) -> Parsed:
                 junction = _JUNCTION.match(text, end)
                 position, after = (junction.end() if junction else end), "intersection"
             elif "compound" in kinds and "compound" not in parts:
-                parts["compound"] = key
                 suffix = _SUFFIX.match(text, end)
-                position, after = (suffix.end() if suffix else end), "compound"
+                longer = None if suffix else _misspelt_longer(text, position, end)
+                if longer is not None:  # 泰瑞成14幢: not the name 泰瑞 but a typo of 泰瑞城
+                    parts["compound_text"] = text[position:longer]
+                    position, after = longer, "compound"
+                else:
+                    parts["compound"] = key
+                    position, after = (suffix.end() if suffix else end), "compound"
             elif "poi" in kinds and "poi" not in parts:
                 parts["poi"] = key
                 position, after = end, "poi"
@@ -256,8 +273,9 @@ def parse_canonical(text: str, vocabulary: Vocabulary) -> Parsed:
             break
         position += 1
     if not started:
-        parsed.address_start = 0
-        parsed.address_end = parsed.prefix_end
+        # A number with 号/幢… or a road-like word: an address we do not know, not no place.
+        parsed.place_like = parsed.place_like or bool(_PLACE_MARK.search(text, parsed.prefix_end))
+        parsed.address_start, parsed.address_end = area_start, area_end
         if parts.get("street") or parts.get("community"):
             found = relative_at(text, parsed.address_end)
             if found:
@@ -284,6 +302,26 @@ def _unknown_name_before_building(
                 return end
             return None
     return None
+
+
+def _misspelt_longer(text: str, start: int, end: int) -> int | None:
+    """Where a name continues past a known shorter one: one or two more characters (no digit,
+    no marker) right before a building number mean the caller wrote a longer name."""
+    for extra in (1, 2):
+        stop = end + extra
+        if stop >= len(text) or not _is_name_char(text[stop - 1]):
+            return None
+        if text[stop].isdigit() and (
+            _BUILDING.match(text, stop)
+            or _BUILDING_UNIT.match(text, stop)
+            or _BUILDING_NUMBER.match(text, stop)
+        ):
+            return stop
+    return None
+
+
+def _is_name_char(char: str) -> bool:
+    return "\u4e00" <= char <= "\u9fff" and char not in "号幢栋座楼单元室层弄的东南西北对附近旁"
 
 
 def _keep_unknown(segment: str, parts: dict[str, str], key: str) -> None:

@@ -21,6 +21,7 @@ from spatial.gazetteer import road_intersections
 
 _BUILDING_TAIL = re.compile(r"(\d+[A-Z]?|[A-Z])幢[^幢]*$")
 _RAW_TAIL = re.compile(r"(?<![0-9A-Za-z])([0-9]+[A-Za-z]?)(?:幢|栋|号楼|座)$")
+_MODEL_SUFFIX = re.compile(r"(示范|新)$")
 _AREA_SUFFIX = re.compile(r"(街道|社区|镇|乡)$")
 _NUMBER_TAIL = re.compile(r"号$")
 
@@ -77,9 +78,10 @@ def build_register(rows: GazetteerRows) -> Register:
         register.areas_by_key.setdefault(key, []).append(number)
         vocabulary.add(key, area.level)
         short = _AREA_SUFFIX.sub("", key)
-        if short != key and len(short) >= 2:
-            register.areas_by_key.setdefault(short, []).append(number)
-            vocabulary.add(short, f"{area.level}_short")
+        for form in {short, _MODEL_SUFFIX.sub("", short)}:  # 湖东示范街道 → 湖东示范, 湖东
+            if form != key and len(form) >= 2:
+                register.areas_by_key.setdefault(form, []).append(number)
+                vocabulary.add(form, f"{area.level}_short")
     for number, road in enumerate(rows.roads):
         for key in {_key(road.name), *(_key(a) for a in road.aliases)}:
             register.roads_by_key.setdefault(key, []).append(number)
@@ -159,7 +161,9 @@ def _buildings(register: Register, rows: GazetteerRows) -> None:
         if raw:
             prefix = canonical_prefix.get(address[: raw.start()])
             if prefix is None:
-                prefix = canonical_prefix[address[: raw.start()]] = canonical(address[: raw.start()])
+                prefix = canonical_prefix[address[: raw.start()]] = canonical(
+                    address[: raw.start()]
+                )
             building = raw.group(1).upper()
         else:
             text = canonical(address)

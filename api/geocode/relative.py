@@ -1,8 +1,10 @@
 """Relative phrases after a place: "东侧", "北门", "对面", "附近50米", "往东100米".
 
-A direction moves the point (and the samples) by the distance given, else DEFAULT_MOVE_M; "对面"
-(across the road, side unknown) and "附近/旁边/周边" widen it into a disc of the distance given, else
-the defaults below. The answer says which (`effect`: moved | widened).
+A direction with a distance ("东侧50米", "往东100米") moves the point and the samples that far; a
+direction alone ("东侧绿化带", "北门") is where the complaint is on that side of the place, so the
+samples widen by SIDE_M towards it (the point stays). "对面" (across the road, side unknown) and
+"附近/旁边/周边" widen into a disc of the distance given, else the defaults below. The answer says
+which (`effect`: moved | widened).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import numpy as np
 
 from spatial.gazetteer import move, samples_in_disc, shift
 
-DEFAULT_MOVE_M = 40.0
+DEFAULT_MOVE_M = 40.0  # 往东 without a distance
+SIDE_M = 20.0  # 东侧 / 北门: the side of the place
 DEFAULT_OPPOSITE_M = 60.0
 DEFAULT_NEAR_M = 100.0
 MAX_DISTANCE_M = 2000.0
@@ -71,8 +74,11 @@ def relative_at(text: str, position: int) -> tuple[Relative, int] | None:
     if match:
         word = match.group("dir") or match.group("dir2")
         direction, bearing = BEARINGS[word]
-        metres = _distance(match, DEFAULT_MOVE_M, "distance", "d2")
-        return Relative(match.group(0), direction, metres, "moved", bearing), match.end()
+        towards = match.group(0)[0] in "往向朝"
+        if match.group("distance") or towards:
+            metres = _distance(match, DEFAULT_MOVE_M, "distance", "d2")
+            return Relative(match.group(0), direction, metres, "moved", bearing), match.end()
+        return Relative(match.group(0), direction, SIDE_M, "widened", bearing), match.end()
     match = _OPPOSITE.match(text, position)
     if match:
         metres = _distance(match, DEFAULT_OPPOSITE_M, "distance")
@@ -87,10 +93,13 @@ def relative_at(text: str, position: int) -> tuple[Relative, int] | None:
 def apply(
     relative: Relative, lon: float, lat: float, samples: np.ndarray
 ) -> tuple[float, float, np.ndarray]:
-    """The point and samples after the phrase: moved by bearing and distance, or widened into a
-    disc around the point (the place's own samples kept)."""
-    if relative.effect == "moved" and relative.bearing_deg is not None:
+    """The point and samples after the phrase: moved by bearing and distance, widened towards a
+    side, or widened into a disc around the point (the place's own samples kept)."""
+    if relative.bearing_deg is not None:
         new_lon, new_lat = move(lon, lat, relative.bearing_deg, relative.distance_m)
-        return new_lon, new_lat, shift(samples, lon, lat, new_lon, new_lat)
+        moved = shift(samples, lon, lat, new_lon, new_lat)
+        if relative.effect == "moved":
+            return new_lon, new_lat, moved
+        return lon, lat, np.vstack([samples, moved])
     disc = samples_in_disc(lon, lat, relative.distance_m)
     return lon, lat, np.vstack([samples, disc]) if len(samples) else disc
