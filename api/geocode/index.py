@@ -28,6 +28,7 @@ CONFIDENT = 0.85
 AMBIGUOUS = 0.6  # each of several places that fit equally
 ALIAS = 0.97
 INTERSECTION_RADIUS_M = 30.0
+_WIDE_LEVELS = 5  # levels from here on (road, community) only answer when nothing finer did
 GUESS_CEILING = 0.8  # a name found only by sound or shape, with no known word in the text
 _PLACE_PARTS = {
     "road",
@@ -145,7 +146,9 @@ class Gazetteer:
             lambda: self._roads(parts, roads, context),
             lambda: self._communities(parts),
         ]
-        for level in levels:
+        for number, level in enumerate(levels):
+            if number >= _WIDE_LEVELS and found:
+                break  # several fitting places already: a road or community adds nothing
             if add(level()):
                 break
         return list(found.values())
@@ -380,6 +383,10 @@ class Gazetteer:
         if not roads:
             return []
         indexes = [i for name, _ in roads for i in self.register.roads_by_key.get(name, ())]
+        if parts.get("road2"):  # a crossing the register does not have: either road, doubtfully
+            indexes += self.register.roads_by_key.get(parts["road2"], [])
+            kept = self._within_roads(indexes, context)
+            return [self._hit("road", i, AMBIGUOUS) for i in kept[:10]]
         kept = self._within_roads(indexes, context)
         # A number the register does not know leaves the road, but doubtfully.
         base = 0.7 if parts.get("number") or parts.get("building") else 0.9
