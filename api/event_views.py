@@ -17,6 +17,7 @@ from api.db import workflow as workflow_rows
 from api.db.filters import Page
 from api.db.geojson import collection
 from api.errors import NotFound
+from api.lookup.geocoding import geocode_summary
 from api.lookup.index_store import IndexStore
 from api.lookup.service import staff_on_duty
 from api.privacy import Caller, public_actor
@@ -120,6 +121,7 @@ def event_answer(
             "candidates": placement.get("candidates"),
             "nearest": placement.get("nearest"),
             "needs_manual_dispatch": not row["grid_code"],
+            "geocode": geocode_summary(placement),
         }
     # The caller's scope is judged on today's grids, whatever generation placed the event.
     scope = store.active_path(row["grid_code"])

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from api.db import events as event_rows
 from api.event_views import Clock, event_answer
+from api.lookup.geocoding import geocode_summary
 from api.lookup.index_store import IndexStore
 from api.lookup.service import lookup_points, match_address
 from api.privacy import Caller
@@ -176,6 +177,7 @@ def intake(
                     "reported_at": reported,
                     "tier": tier,
                     "accept_due_at": accept_due[category, tier],
+                    "geocode": geocode_summary(placement),
                 }
             )
             members.append(i)

@@ -103,7 +103,11 @@ def test_command_roles_get_the_pages(pages, hostile):
                 assert data["refreshSeconds"] == 60
                 assert 'id="wg-export"' in response.text
             else:
-                assert scripts[-2:] == ["/static/wangge/wangge.js", "/static/wangge/dispatch.js"]
+                assert scripts[-3:] == [
+                    "/static/wangge/wangge.js",
+                    "/static/wangge/geocode_fix.js",  # 地址匹配 and 纠正地址 (issue 17)
+                    "/static/wangge/dispatch.js",
+                ]
                 # Every action of the loop has its Chinese label for the console's buttons.
                 assert len(data["actionLabels"]) == 17  # 到场 (arrive) came with the phones
                 assert data["actionLabels"]["accept"] == "立案"

@@ -43,7 +43,9 @@ GRID_ATTRIBUTES = {"楼长电话": "13600000000"}  # a free column of an importe
 # Every write (non-GET) operation the app serves, and the permission it needs. READ: open like a
 # read (it only reads, through POST). PUBLIC: no token involved (the form checks its own token).
 READ, PUBLIC = Permission.read, None
-NEEDS: dict[tuple[str, str], Permission | None] = {
+ALIAS_WRITERS = frozenset({Role.admin, Role.dispatcher, Role.supervisor})
+ALIAS_REMOVERS = frozenset({Role.admin, Role.dispatcher})
+NEEDS: dict[tuple[str, str], Permission | frozenset[Role] | None] = {
     ("post", "/api/v1/lookup/batch"): READ,
     ("post", "/api/v1/lookup/batch/file"): READ,
     ("post", "/api/v1/events"): Permission.write_events,
@@ -79,6 +81,10 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("put", "/api/v1/dispatch-rules"): Permission.manage_tokens,
     ("delete", "/api/v1/calendar/{day}"): Permission.manage_tokens,
     ("delete", "/api/v1/tokens/{token_id}"): Permission.manage_tokens,
+    ("post", "/api/v1/geocode/addresses"): READ,
+    # Address aliases: the dispatchers' corrections (api/routes/geocode_aliases.py), by role.
+    ("post", "/api/v1/geocode/aliases"): ALIAS_WRITERS,
+    ("delete", "/api/v1/geocode/aliases/{alias_id}"): ALIAS_REMOVERS,
     ("post", "/api/v1/levels"): Permission.manage_tokens,
     ("patch", "/api/v1/levels/{name}"): Permission.manage_tokens,
     ("delete", "/api/v1/levels/{name}"): Permission.manage_tokens,
@@ -93,7 +99,7 @@ NEEDS: dict[tuple[str, str], Permission | None] = {
     ("patch", "/ogc/collections/{collectionId}/items/{featureId}"): Permission.write_grids,
     ("delete", "/ogc/collections/{collectionId}/items/{featureId}"): Permission.write_grids,
 }
-WRITE_OPERATIONS_SERVED = 47  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 50  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
@@ -202,7 +208,9 @@ def _headers(world: World, caller: str) -> dict[str, str]:
     return bearer(world.secrets[caller])
 
 
-def _expected(caller: str, need: Permission | None, method: str) -> tuple[int, str] | None:
+def _expected(
+    caller: str, need: Permission | frozenset[Role] | None, method: str
+) -> tuple[int, str] | None:
     """(status, error code) the permission table demands, or None for "let through"."""
     if need is PUBLIC:
         return None
@@ -213,6 +221,8 @@ def _expected(caller: str, need: Permission | None, method: str) -> tuple[int, s
         return 401, "invalid_token"
     if caller == "anonymous":
         return None if need == READ else (401, "token_required")
+    if isinstance(need, frozenset):  # a route open to named roles, not to a permission
+        return None if Role(caller) in need else (403, "insufficient_role")
     return None if need in ROLE_PERMISSIONS[Role(caller)] else (403, "insufficient_role")
 
 
@@ -356,6 +366,12 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
             404,
         ),
         ("post", "/api/v1/drafts/{draft_id}/rebase"): (path, {"json": {"version": 0}}, 404),
+        ("post", "/api/v1/geocode/addresses"): (path, {"json": {"addresses": ["青丘街1号"]}}, 200),
+        ("post", "/api/v1/geocode/aliases"): (
+            path,
+            {"json": {"text": "老地方", "target": {"kind": "poi", "code": "NO-SUCH-POI"}}},
+            404,
+        ),
         ("post", "/api/v1/levels"): (
             path,
             {"json": {"name": "grid", "rank": 3, "label_zh": "网格"}},
@@ -415,7 +431,15 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
     }
     # The remaining operations act on one thing named in the path, which does not exist.
     url, kwargs, status = probes.get((method, path), (path, {"json": {"version": 0}}, 404))
-    for name in ("draft_id", "check_id", "generation_id", "token_id", "event_id", "patrol_id"):
+    for name in (
+        "draft_id",
+        "check_id",
+        "generation_id",
+        "token_id",
+        "event_id",
+        "patrol_id",
+        "alias_id",
+    ):
         url = url.replace("{" + name + "}", str(MISSING))
     url = url.replace("{day}", "2031-01-06")  # no exception that day until the PUT probes
     return url.replace("{code}", FIELD_GRID), kwargs, status
@@ -466,7 +490,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 47 * 25
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 50 * 25
     assert not wrong, "\n".join(wrong)
 
 

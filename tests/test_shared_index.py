@@ -284,7 +284,7 @@ def test_a_managed_worker_adopts_and_leaves_rebuilds_to_the_master(engine, monke
     monkeypatch.setattr(shared, "_managed", True)
     worker = IndexStore(engine)
     worker.refresh()
-    assert worker.active() is master.active() and worker.addresses is master.addresses
+    assert worker.active() is master.active() and worker.gazetteer is master.gazetteer
     assert builds == []
     generation = _publish(engine)
     worker.refresh()

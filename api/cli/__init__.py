@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
-from api.cli import admin, calendar, data, levels, outbox, partitions, patrols
+from api.cli import admin, calendar, data, gazetteer, levels, outbox, partitions, patrols
 from api.cli.check import check_command
 from api.cli.cluster import ClusterError
 from api.cli.geocode import geocode_command
@@ -26,6 +26,7 @@ calendar.register(app)
 patrols.register(app)  # patrols purge
 partitions.register(app)  # events partitions
 levels.register(app)  # levels list|add|set|remove
+gazetteer.register(app)  # gazetteer aliases list|add|remove
 app.command("geocode")(geocode_command)
 app.command("check")(check_command)
 err = Console(stderr=True, soft_wrap=True)  # one problem per line, greppable in logs

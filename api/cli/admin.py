@@ -182,6 +182,12 @@ def demo_load(
         f"{'演示街道' if streets == 1 else f'演示城区（{streets} 个街道）'}已载入（第 {summary.generation_id} 版）：{levels}；楼栋 {summary.buildings}，"
         f"监控点 {summary.cameras}，人员 {summary.staff}，历史事件 {summary.events}"
     )
+    places = summary.gazetteer
+    if places:
+        console.print(
+            f"地名地址库：道路 {places.get('road', 0)}，小区 {places.get('compound', 0)}，"
+            f"门牌 {places.get('house_number', 0)}，兴趣点 {places.get('poi', 0)}"
+        )
 
 
 def _has_grids(settings) -> bool:

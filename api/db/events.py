@@ -29,7 +29,7 @@ _RECORD = (
     "source text, external_id text, category_code text, description text, address text, "
     "raw_x float8, raw_y float8, raw_crs text, lon float8, lat float8, grid_code text, "
     "generation_id int, reporter_name text, reporter_phone text, payload_sha256 text, "
-    "reported_at timestamptz, tier int, accept_due_at timestamptz, ordinal int"
+    "reported_at timestamptz, tier int, accept_due_at timestamptz, geocode jsonb, ordinal int"
 )
 
 
@@ -71,12 +71,19 @@ def insert_events(connection: Connection, values: list[dict[str, Any]], actor: s
     if new_ids:
         connection.execute(
             text(
-                "INSERT INTO event_history (event_id, at, action, status, actor, note, version) "
-                "SELECT id, received_at, 'report', 'reported', :actor, CASE WHEN grid_code IS NULL "
-                "THEN '已受理，待人工分派（未能定位到网格）' ELSE '已受理' END, 1 FROM event "
-                "WHERE id = ANY(:ids)"
+                # How an address-only event was placed (precision, place, grid shares) stays
+                # in its first history line: the dispatcher sees it when dispatching by hand.
+                f"WITH r AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_RECORD})) "
+                "INSERT INTO event_history (event_id, at, action, status, actor, note, version, "
+                "details) SELECT e.id, e.received_at, 'report', 'reported', :actor, "
+                "CASE WHEN e.grid_code IS NULL THEN '已受理，待人工分派（未能定位到网格）' "
+                "ELSE '已受理' END, 1, CASE WHEN g.geocode IS NULL THEN '{}'::jsonb "
+                "ELSE jsonb_build_object('geocode', g.geocode) END FROM event e "
+                "LEFT JOIN LATERAL (SELECT r.geocode FROM r WHERE r.source = e.source "
+                "AND r.external_id = e.external_id ORDER BY r.ordinal LIMIT 1) g ON true "
+                "WHERE e.id = ANY(:ids)"
             ),
-            {"actor": actor, "ids": new_ids},
+            {"actor": actor, "ids": new_ids, "rows": payload},
         )
         connection.execute(
             text(

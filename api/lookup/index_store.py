@@ -26,11 +26,12 @@ import shapely
 from sqlalchemy import Connection, Engine
 
 from api.db import catalogue
+from api.db import gazetteer as gazetteer_rows
 from api.db import indexes as index_rows
 from api.db.generations import NoActiveGeneration
+from api.geocode.index import Gazetteer
 from api.limits import HeavyWork
 from api.lookup import shared
-from api.lookup.addresses import AddressIndex
 from spatial.lookup import GridIndex, GridRecord
 
 log = logging.getLogger("wangge.lookup")
@@ -84,7 +85,7 @@ class IndexStore:
         self._timeline: list[tuple[datetime, int]] = []
         self._active: GridIndex | None = None
         self.staff: dict[str, list[dict[str, Any]]] = {}
-        self.addresses: AddressIndex | None = None
+        self.gazetteer: Gazetteer | None = None
         self._stop = threading.Event()
         self._wake_read, self._wake_write = os.pipe()  # stop() wakes the listener's select()
         self._thread: threading.Thread | None = None
@@ -94,16 +95,16 @@ class IndexStore:
         self._pending_since: float | None = None  # managed: when a change was first seen
         adopted = shared.preloaded()  # forked by `wangge serve --workers N`: the master's index
         if adopted is not None:
-            self._active, self.addresses = adopted.index, adopted.addresses
+            self._active, self.gazetteer = adopted.index, adopted.gazetteer
             self._register = adopted.register
             self.staff, self._staff_stamp = adopted.staff, adopted.staff_stamp
 
     def snapshot(self) -> shared.Snapshot:
         """The active index and register, for the serving master to hand to its workers."""
-        if self._active is None or self.addresses is None:
+        if self._active is None or self.gazetteer is None:
             raise NoActiveGeneration("no generation is active yet")
         return shared.Snapshot(
-            self._active, self.addresses, self._register, self.staff, self._staff_stamp
+            self._active, self.gazetteer, self._register, self.staff, self._staff_stamp
         )
 
     # --- reading -----------------------------------------------------------------------------
@@ -200,9 +201,10 @@ class IndexStore:
             staff_stamp = index_rows.staff_stamp(connection)
             # Unchanged: keep the very object (shared with the master, if forked).
             staff = self.staff if staff_stamp == self._staff_stamp else load_staff(connection)
-            register = index_rows.building_register_stamp(connection)
-            # The register is the buildings', not a generation's: a publish keeps it.
-            reload = self.addresses is None or register != self._register
+            # The gazetteer: buildings, compounds, roads, house numbers, POIs, aliases, and the
+            # active generation's streets and communities.
+            register = gazetteer_rows.gazetteer_stamp(connection)
+            reload = self.gazetteer is None or register != self._register
             if not (changed or reload):
                 self._pending_since = None
             elif self._left_to_master():
@@ -214,13 +216,17 @@ class IndexStore:
                     if changed and active_id is not None
                     else None
                 )
-                addresses = AddressIndex.load(connection) if reload else self.addresses
+                gazetteer = (
+                    Gazetteer.build(gazetteer_rows.load_gazetteer(connection))
+                    if reload
+                    else self.gazetteer
+                )
         self._register = register
         # Swap complete objects only: readers never see a half-built generation.
         self._timeline = timeline
         self.staff, self._staff_stamp = staff, staff_stamp
-        reloaded = index is not None or addresses is not self.addresses
-        self.addresses = addresses
+        reloaded = index is not None or gazetteer is not self.gazetteer
+        self.gazetteer = gazetteer
         if index is not None:
             self._active = index
             log.info("lookup index now at generation %s", index.generation)
@@ -238,7 +244,7 @@ class IndexStore:
     def _left_to_master(self) -> bool:
         """A managed worker leaves a rebuild to the master, which replaces it within seconds;
         only if that has not happened after HANDOVER_SECONDS does it build by itself."""
-        if not shared.managed() or self._active is None or self.addresses is None:
+        if not shared.managed() or self._active is None or self.gazetteer is None:
             return False
         now = time.monotonic()
         if self._pending_since is None:

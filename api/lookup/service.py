@@ -7,13 +7,12 @@ callers entitled to personal data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from api.lookup.addresses import DEFAULT_THRESHOLD
+from api.lookup.geocoding import DEFAULT_THRESHOLD, geocode_answer
 from api.lookup.index_store import IndexStore
 from api.privacy import Caller
 from spatial.crs import coordinate_problems, normalise_crs, to_wgs84_xy
@@ -133,19 +132,6 @@ def staff_on_duty(store: IndexStore, path_codes: list[str]) -> list[dict[str, An
     return staff
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    building: dict[str, str]
-    grid_index: int
-    grid: dict[str, str] | None
-    confidence: float
-    lon: float
-    lat: float
-
-    def public(self) -> dict[str, Any]:
-        return {"building": self.building, "grid": self.grid, "confidence": self.confidence}
-
-
 def match_address(
     store: IndexStore,
     address: str,
@@ -154,55 +140,5 @@ def match_address(
     threshold: float = DEFAULT_THRESHOLD,
     caller: Caller,
 ) -> dict[str, Any]:
-    """Building, grid and confidence for an address; below threshold, candidates only."""
-    index = store.at(at)
-    register = store.addresses
-    candidates: list[_Candidate] = []
-    if register is not None:
-        for match in register.match(address):
-            lon, lat = float(register.lon[match.index]), float(register.lat[match.index])
-            located = int(index.locate(np.array([lon]), np.array([lat]))[0])
-            candidates.append(
-                _Candidate(
-                    {
-                        "code": register.codes[match.index],
-                        "address": register.addresses[match.index],
-                    },
-                    located,
-                    _grid(index.records[located]) if located >= 0 else None,
-                    match.confidence,
-                    lon,
-                    lat,
-                )
-            )
-    answer: dict[str, Any] = {
-        "query": address,
-        "threshold": threshold,
-        "generation": index.generation,
-    }
-    best = candidates[0] if candidates and candidates[0].confidence >= threshold else None
-    if best is None:
-        answer.update(
-            matched=False,
-            building=None,
-            grid=None,
-            path=[],
-            confidence=candidates[0].confidence if candidates else 0.0,
-            candidates=[c.public() for c in candidates],
-        )
-        return answer
-    path = index.path(best.grid_index) if best.grid_index >= 0 else []
-    answer.update(
-        matched=True,
-        building=best.building,
-        grid=best.grid,
-        path=[_grid(r) for r in path],
-        confidence=best.confidence,
-        lon=best.lon,
-        lat=best.lat,
-        candidates=[c.public() for c in candidates[1:]],
-    )
-    staff = visible_staff(store, index, [r.code for r in path], caller)
-    if staff is not None:
-        answer["staff"] = staff
-    return answer
+    """Place, precision, grid (or grid candidates) and confidence for what a caller said."""
+    return geocode_answer(store, address, at=at, threshold=threshold, caller=caller)

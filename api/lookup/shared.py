@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from api.lookup.addresses import AddressIndex
+    from api.geocode.index import Gazetteer
     from spatial.lookup import GridIndex
 
 HANDOVER_SECONDS = 30.0
@@ -27,11 +27,11 @@ HANDOVER_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the master built: the active generation's index, the register and its stamp, and
+    """What the master built: the active generation's index, the gazetteer and its stamp, and
     the staff on duty (a worker keeps this very object while the staff do not change)."""
 
     index: GridIndex
-    addresses: AddressIndex
+    gazetteer: Gazetteer
     register: tuple[Any, ...]
     staff: dict[str, list[dict[str, Any]]]
     staff_stamp: str | None
@@ -39,7 +39,7 @@ class Snapshot:
     @property
     def key(self) -> tuple[int, int]:
         """Changes when the workers must be replaced: a new generation or a reloaded register."""
-        return (self.index.generation, id(self.addresses))
+        return (self.index.generation, id(self.gazetteer))
 
 
 _preloaded: Snapshot | None = None

@@ -1,4 +1,4 @@
-"""Point-in-grid lookup (single, batch, file) and address matching."""
+"""Point-in-grid lookup (single, batch, file); addresses are api/routes/geocode.py's."""
 
 from __future__ import annotations
 
@@ -20,13 +20,12 @@ from api.deps import CallerDep, HeavyDep, IndexStoreDep, SettingsDep
 from api.errors import InvalidInput, error_responses
 from api.limits import HeavyWork
 from api.lookup import columnar, columnar_binary
-from api.lookup.addresses import DEFAULT_THRESHOLD
 from api.lookup.columnar import MAX_BATCH_POINTS
 from api.lookup.columnar_answer import encode, lookup_columns
 from api.lookup.columnar_docs import DESCRIPTION, RESPONSES, request_body
 from api.lookup.index_store import IndexStore
 from api.lookup.points_io import POINT_FORMATS, PointLimits, read_coordinates
-from api.lookup.service import DEFAULT_NEAR_M, lookup_points, match_address
+from api.lookup.service import DEFAULT_NEAR_M, lookup_points
 from api.privacy import Caller
 from api.routes.uploads import client_named_errors, save_upload
 from api.settings import Settings
@@ -297,16 +296,3 @@ def lookup_file(
         generation, answers = lookup_points(store, x, y, crs, at=at, near_m=near_m, caller=caller)
     _with_ids(answers, list(range(1, len(answers) + 1)))
     return _json({"generation": generation, "count": len(answers), "results": answers})
-
-
-@router.get("/geocode/address", summary="Match a Chinese address to a building and its grid")
-def address(
-    store: IndexStoreDep,
-    caller: CallerDep,
-    q: Annotated[
-        str, Query(min_length=2, max_length=300, description="地址，如 青丘街1号锦玉苑1幢")
-    ],
-    at: At = None,
-    threshold: Annotated[float, Query(ge=0, le=1)] = DEFAULT_THRESHOLD,
-) -> dict[str, Any]:
-    return match_address(store, q, at=at, threshold=threshold, caller=caller)

@@ -33,15 +33,23 @@ MEDIA_TYPES = {
     "kml": "application/vnd.google-earth.kml+xml",
     "csv": "text/csv",
 }
-Kind = Literal["grids", "buildings", "points"]
+Kind = Literal["grids", "buildings", "points", "roads", "compounds", "pois", "house-numbers"]
 # File names on disk come from here, never from the request.
-EXPORT_FILES = {"grids": "grids", "buildings": "buildings", "points": "points"}
+EXPORT_FILES = {
+    "grids": "grids",
+    "buildings": "buildings",
+    "points": "points",
+    "roads": "roads",
+    "compounds": "compounds",
+    "pois": "pois",
+    "house-numbers": "house_numbers",
+}
 SAFE_NAME = re.compile(r"[^\w-]")
 
 
 @router.post(
     "/import/{kind}",
-    summary="Import a file of grids, buildings or monitoring points (planner/admin)",
+    summary="Import a file of grids, buildings, monitoring points or gazetteer places (planner/admin)",
     description=(
         "Multipart upload. Grids need `level`; every import is validated as a whole and written in "
         "one transaction, or rejected with a 422 whose `details` name row, field and reason. A grid "
