@@ -135,6 +135,10 @@ class Gazetteer:
                     return list(found.values())
         context = self._context(parts)
         compounds = self._compound_names(parts)
+        if alias and self.register.aliases.get(alias, ("", ""))[0] == "compound":
+            index = self.register.by_code["compound"].get(self.register.aliases[alias][1])
+            if index is not None:  # 府前9栋: the alias names the compound, the number its building
+                compounds = [(self.register.compound_keys[index], 1.0)]
         roads = self._road_names(parts)
         state: dict[str, Any] = {"building_missing": False}
         levels: list[Callable[[], list[_Hit]]] = [

@@ -1,0 +1,231 @@
+"""The address matcher against the demo street's gazetteer (api/db/gazetteer.load_gazetteer)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import shapely
+from sqlalchemy import Engine
+
+from api.db.gazetteer import load_gazetteer
+from api.geocode.index import CONFIDENT, Gazetteer
+from api.geocode.normalise import normalise_key
+from api.geocode.rows import AliasRow, GazetteerRows
+from spatial.gazetteer import distance_m
+from tests.geocode_dev_cases import DEMO_CASES, NO_ANSWER_CASES
+
+
+@pytest.fixture(scope="module")
+def rows(demo_engine: Engine) -> GazetteerRows:
+    with demo_engine.connect() as connection:
+        return load_gazetteer(connection)
+
+
+@pytest.fixture(scope="module")
+def gazetteer(rows: GazetteerRows) -> Gazetteer:
+    return Gazetteer.build(rows)
+
+
+def test_counts(gazetteer: Gazetteer) -> None:
+    assert gazetteer.counts == {
+        "building": 20557,
+        "compound": 1202,
+        "road": 32,
+        "house_number": 1295,
+        "poi": 45,
+        "intersection": 77,
+        "community": 8,
+        "street": 1,
+        "alias": 0,
+    }
+
+
+@pytest.mark.parametrize("case", DEMO_CASES, ids=[c["text"][:14] for c in DEMO_CASES])
+def test_development_cases(case: dict, gazetteer: Gazetteer) -> None:
+    answer = gazetteer.geocode(case["text"])
+    assert answer.candidates, answer
+    top = answer.candidates[0]
+    fits = [
+        c
+        for c in answer.candidates
+        if c.precision == case["precision"]
+        and (
+            c.name == case["name"] or (c.precision == "building" and c.name.endswith(case["name"]))
+        )
+    ]
+    if case["confident"]:
+        assert top in fits, answer.candidates
+        assert top.confidence >= CONFIDENT
+    else:
+        assert fits, answer.candidates
+        assert top.confidence < CONFIDENT
+
+
+def test_development_case_count() -> None:
+    assert len(DEMO_CASES) == 18
+    assert len(NO_ANSWER_CASES) == 5
+
+
+@pytest.mark.parametrize(("text", "reason"), NO_ANSWER_CASES, ids=lambda v: str(v)[:10])
+def test_no_answer_says_why(text: str, reason: str, gazetteer: Gazetteer) -> None:
+    answer = gazetteer.geocode(text)
+    assert answer.candidates == []
+    assert answer.reason == reason
+
+
+def test_bad_input_is_answered(gazetteer: Gazetteer) -> None:
+    long = gazetteer.geocode("新翠居4栋" * 1000)  # 5,000 characters: refused before any work
+    assert (long.reason, long.candidates, long.parsed) == ("too_long", [], {})
+    mixed = gazetteer.geocode("Xincuiju 4 dong 楼下 🙂 ∑")
+    assert mixed.candidates == [] and mixed.reason in ("no_place", "not_found")
+    emoji = gazetteer.geocode("🙂新翠居4栋🙂楼下")
+    assert emoji.candidates[0].name.endswith("新翠居4幢")
+    assert gazetteer.geocode("新翠居4栋", limit=1).candidates[0].confidence >= CONFIDENT
+    assert len(gazetteer.geocode("淞江路19号", limit=1).candidates) == 1
+
+
+def test_every_address_of_the_register_finds_its_building(
+    rows: GazetteerRows, gazetteer: Gazetteer
+) -> None:
+    buildings = rows.buildings
+    wrong = []
+    for code, address in zip(buildings.codes, buildings.addresses, strict=True):
+        top = gazetteer.geocode(address, limit=1).candidates
+        if not top or top[0].code != code or top[0].confidence < CONFIDENT:
+            wrong.append(address)
+    assert wrong == []
+    assert len(buildings.codes) == 20557
+
+
+def test_a_building_answer_is_its_interior_point(rows: GazetteerRows, gazetteer: Gazetteer) -> None:
+    answer = gazetteer.geocode("园区新翠居4栋楼下垃圾堆放")
+    top = answer.candidates[0]
+    index = rows.buildings.codes.index(top.code)
+    assert (top.precision, top.point_kind) == ("building", "building_interior")
+    assert (top.lon, top.lat) == (rows.buildings.lon[index], rows.buildings.lat[index])
+    assert len(top.samples_lon) == 1
+    assert answer.address_text == "园区新翠居4栋"
+    assert answer.complaint == "楼下垃圾堆放"
+    assert answer.parsed == {"compound": "新翠居", "building": "4"}
+
+
+def test_a_compound_answer_samples_its_outline(rows: GazetteerRows, gazetteer: Gazetteer) -> None:
+    top = gazetteer.geocode("景玉府小区门口").candidates[0]
+    compound = next(c for c in rows.compounds if c.code == top.code)
+    assert (top.precision, top.point_kind, top.name) == ("compound", "compound_point", "景玉府")
+    points = shapely.points(top.samples_lon, top.samples_lat)
+    assert len(points) >= 20
+    assert shapely.contains(compound.geom, points).all()
+    assert compound.geom.contains(shapely.Point(top.lon, top.lat))
+
+
+def test_a_missing_building_falls_back_to_its_compound(gazetteer: Gazetteer) -> None:
+    answer = gazetteer.geocode("景玉府99幢")
+    assert [c.precision for c in answer.candidates] == ["compound"]
+    assert answer.candidates[0].confidence >= CONFIDENT
+    assert answer.parsed["building"] == "99"
+
+
+def test_a_house_number_plate(rows: GazetteerRows, gazetteer: Gazetteer) -> None:
+    plates: dict[tuple[str, str], int] = {}
+    for plate in rows.house_numbers:
+        plates[(plate.road, plate.number)] = plates.get((plate.road, plate.number), 0) + 1
+    single = next(p for p in rows.house_numbers if plates[(p.road, p.number)] == 1)
+    top = gazetteer.geocode(f"{single.road}{single.number}号门口").candidates[0]
+    assert (top.precision, top.code, top.point_kind) == (
+        "house_number",
+        single.code,
+        "house_number",
+    )
+    assert top.confidence >= CONFIDENT
+    annex = next(
+        p for p in rows.house_numbers if "-" in p.number and plates[(p.road, p.number)] == 1
+    )
+    base, extra = annex.number.split("-")
+    top = gazetteer.geocode(f"{annex.road}{base}号附{extra}号").candidates[0]
+    assert (top.precision, top.code) == ("house_number", annex.code)
+
+
+def test_an_intersection_samples_a_disc_around_the_crossing(gazetteer: Gazetteer) -> None:
+    top = gazetteer.geocode("星海路与翠微街交叉口").candidates[0]
+    assert (top.precision, top.point_kind) == ("intersection", "intersection")
+    assert "+" in top.code and top.name == "星海路与翠微街交叉口"
+    assert len(top.samples_lon) == 19
+    far = max(
+        distance_m(top.lon, top.lat, x, y)
+        for x, y in zip(top.samples_lon, top.samples_lat, strict=True)
+    )
+    assert far == pytest.approx(30.0, rel=0.02)
+
+
+def test_a_relative_phrase_moves_the_point(rows: GazetteerRows, gazetteer: Gazetteer) -> None:
+    school = next(p for p in rows.pois if p.name == "星海小学")
+    answer = gazetteer.geocode("星海小学往东100米有人烧烤")
+    top = answer.candidates[0]
+    assert answer.relative == {
+        "phrase": "往东100米",
+        "direction": "east",
+        "distance_m": 100.0,
+        "effect": "moved",
+    }
+    assert distance_m(school.lon, school.lat, top.lon, top.lat) == pytest.approx(100.0, rel=0.01)
+    assert top.lon > school.lon
+    assert answer.complaint == "有人烧烤"
+
+
+def test_a_road_alone_is_a_stretch(rows: GazetteerRows, gazetteer: Gazetteer) -> None:
+    top = gazetteer.geocode("湖东大道").candidates[0]
+    road = next(r for r in rows.roads if r.name == "湖东大道")
+    assert (top.precision, top.code, top.point_kind) == ("road", road.code, "road_point")
+    points = shapely.points(top.samples_lon, top.samples_lat)
+    assert len(points) > 20
+    assert shapely.dwithin(road.geom, points, 1e-6).all()
+
+
+def test_place_by_kind_and_code(rows: GazetteerRows, gazetteer: Gazetteer) -> None:
+    road_a, road_b = (top := gazetteer.geocode("星海路与翠微街交叉口").candidates[0]).code.split(
+        "+"
+    )
+    for kind, code in (
+        ("building", rows.buildings.codes[0]),
+        ("compound", rows.compounds[0].code),
+        ("road", rows.roads[0].code),
+        ("house_number", rows.house_numbers[0].code),
+        ("poi", rows.pois[0].code),
+        ("community", next(a.code for a in rows.areas if a.level == "community")),
+        ("intersection", top.code),
+        ("intersection", f"{road_b}+{road_a}"),
+    ):
+        place = gazetteer.place(kind, code)
+        assert place is not None and place.kind == kind and place.confidence == 1.0
+        assert place.code in (code, top.code)
+    assert gazetteer.place("building", "nope") is None
+    assert gazetteer.place("intersection", f"{road_a}+{road_a}") is None
+    assert gazetteer.place("volcano", "x") is None
+
+
+def test_an_alias_wins_with_its_targets_precision(rows: GazetteerRows) -> None:
+    market = next(p for p in rows.pois if p.name == "星海菜市场")
+    compound = next(c for c in rows.compounds if c.name == "景玉府")
+    aliases = [
+        AliasRow(normalise_key("老街菜场"), "老街菜场", "poi", market.code),
+        AliasRow(normalise_key("府前小区"), "府前小区", "compound", compound.code),
+    ]
+    gazetteer = Gazetteer.build(dataclasses.replace(rows, aliases=aliases))
+    assert gazetteer.counts["alias"] == 2
+    answer = gazetteer.geocode("老街菜场门口有人摆摊")
+    top = answer.candidates[0]
+    assert (top.precision, top.code, top.via_alias) == ("poi", market.code, True)
+    assert top.confidence >= CONFIDENT
+    assert answer.complaint == "门口有人摆摊"
+    # An alias of a compound followed by a building number reaches the building.
+    top = gazetteer.geocode("府前9栋").candidates[0]
+    assert top.precision == "building" and top.name.endswith("景玉府9幢")
+
+
+def test_typo_tolerance_stays_below_the_threshold(gazetteer: Gazetteer) -> None:
+    for text, name in (("新萃居", "新翠居"), ("锦秀小学", "锦绣小学"), ("泰瑞成14幢", "泰瑞城")):
+        top = gazetteer.geocode(text).candidates[0]
+        assert name in top.name
+        assert top.confidence < CONFIDENT
