@@ -66,6 +66,7 @@ RELATIVE = (  # phrase, direction
     ("附近100米", "near"), ("北面200米", "north"),
 )  # fmt: skip
 NUMERALS = "零一二三四五六七八九"
+STREET_PREFIXES = {"full_prefix", "street_prefix", "street_short_prefix"}  # they name the street
 PURE_COMPLAINTS = (
     "有人乱扔垃圾", "噪音扰民请处理", "这里路灯坏了", "我要投诉", "请尽快派人处理", "不知道具体在哪",
     "hello", "Building 4 please help", "１２３４５", "？？？", "小区里有人遛狗不拴绳",
@@ -122,6 +123,11 @@ def dev_texts(path: Path = DEV_CASES) -> set[str]:
     return found
 
 
+def plate_key(number: str) -> str:
+    """A plate's number as one key: 19附1 and 19-1 are the same plate."""
+    return number.replace("附", "-")
+
+
 def squeeze(text: str) -> str:
     """NFKC without spaces: the same text as far as exclusion is concerned."""
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
@@ -162,7 +168,7 @@ class CaseMaker:
             self.road_codes[road.name].append(road.code)
         self.numbers: dict[tuple[str, str], list[int]] = defaultdict(list)
         for i, h in enumerate(rows.house_numbers):
-            self.numbers[h.road, h.number].append(i)
+            self.numbers[h.road, plate_key(h.number)].append(i)
         self.names = {c.name for c in compounds} | {a for c in compounds for a in c.aliases}
         self.names |= {p.name for p in rows.pois} | {a for p in rows.pois for a in p.aliases}
         self.parsed: list[dict[str, str] | None] = []
@@ -178,8 +184,21 @@ class CaseMaker:
         for i, c in enumerate(self.compound_of):
             if c >= 0:
                 self.compound_buildings[int(c)].append(i)
-        name_count = Counter(c.name for c in compounds)
-        self.unique_compounds = [i for i, c in enumerate(compounds) if name_count[c.name] == 1]
+        # At district scale names repeat from street to street: a text names one place only
+        # with a unique name, its street, or its road and number (bench/geocode_variants.py).
+        self.name_count = Counter(c.name for c in compounds)
+        self.unique_compounds = [i for i, c in enumerate(compounds) if self.name_count[c.name] == 1]
+        gate_compounds: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+        for i, c in enumerate(self.compound_of):
+            if c >= 0 and (parts := self.parsed[i]):
+                gate_compounds[parts["road"], parts["number"], parts["compound"]].add(int(c))
+        self.unique_gates = {k for k, v in gate_compounds.items() if len(v) == 1}
+        streets = {a.code: a.name for a in rows.areas if a.level == "street"}
+        self.street_of_community = {
+            a.code: next((n for code, n in streets.items() if a.code.startswith(code)), None)
+            for a in communities
+        }
+        self.community_count = Counter(a.name for a in communities)
 
     @staticmethod
     def _containing(geoms: list[Any], points: np.ndarray) -> np.ndarray:
@@ -201,8 +220,9 @@ class CaseMaker:
     def chance(self, p: float) -> bool:
         return bool(self.rng.random() < p)
 
-    def prefix(self, street: str | None) -> tuple[str, str]:
-        """(text, variant) of an administrative prefix of some length."""
+    def prefix(self, street: str | None, named: bool = False) -> tuple[str, str]:
+        """(text, variant) of an administrative prefix of some length (`named`: one that names
+        the street)."""
         if street is None and len(self.street_names) != 1:
             return self.pick((("", "no_prefix"), ("苏州工业园区", "district_prefix"), ("园区", "yuanqu_prefix")))  # fmt: skip
         street = street or self.street_names[0]
@@ -219,18 +239,28 @@ class CaseMaker:
             (f"{short}", "street_short_prefix"),
             (f"苏州{street}", "street_prefix"),
         )
-        return self.pick(options)
+        return self.pick([o for o in options if o[1] in STREET_PREFIXES] if named else options)
 
     def number_text(self, number: int, p_chinese: float = 0.15) -> tuple[str, bool]:
         return (chinese(number), True) if self.chance(p_chinese) else (str(number), False)
 
     def noise(
-        self, text: str, variant: str, p_complaint: float = 0.4, relative: str | None = None
+        self,
+        text: str,
+        variant: str,
+        p_complaint: float = 0.4,
+        relative: str | None = None,
+        avoid: str = "",
     ) -> tuple[str, str]:
         """A complaint appended (none that starts with a direction after a relative phrase) and
         now and then a caller's preamble."""
         if self.chance(p_complaint):
-            complaints = [c for c in COMPLAINTS if relative is None or not c.startswith("东侧")]
+            complaints = [
+                c
+                for c in COMPLAINTS
+                if not (avoid and c.startswith(avoid))
+                and (relative is None or not c.startswith("东侧"))
+            ]
             text, variant = text + self.pick(complaints), variant + "+complaint"
         if self.chance(0.08):
             text, variant = self.pick(PREAMBLES) + text, variant + "+preamble"

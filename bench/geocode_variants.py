@@ -3,6 +3,7 @@ level, each yielding up to `n` cases drawn with the maker's seeded random stream
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -12,10 +13,12 @@ from bench.geocode_cases import (
     COMPLAINTS,
     PURE_COMPLAINTS,
     RELATIVE,
+    STREET_PREFIXES,
     UNKNOWN_PLACES,
     Case,
     CaseMaker,
     chinese,
+    plate_key,
 )
 
 MARKERS = (("幢", "marker_zhuang"), ("栋", "marker_dong"), ("号楼", "marker_haolou"),
@@ -25,6 +28,7 @@ INTERSECTIONS = (
     "{a}与{b}交叉口", "{a}和{b}交叉路口", "{a}{b}路口", "{b}与{a}交汇处", "{a}/{b}",
     "{a}、{b}十字路口", "{b}跟{a}的路口", "{a}与{b}交界处", "{a}近{b}",
 )  # fmt: skip
+PLATE = re.compile(r"^(\d+)(?:(?:-|附)(\d+)|([甲乙丙丁]))?$")  # 19, 19-1, 19附1, 19甲
 ROAD_TAILS = ("", "上", "沿线", "路边", "人行道上")
 
 
@@ -46,7 +50,7 @@ def buildings(m: CaseMaker, n: int) -> Iterator[Case]:
         kind = m.pick(
             ("full", "full", "compound_building", "compound_building", "road_number_compound",
              "road_building", "unit_dash", "unit_room", "swapped", "spaces", "typo",
-             "relative", "missing_building")
+             "relative", "missing_building", "number_hao")
         )  # fmt: skip
         pre, pre_variant = m.prefix(street)
         marker, marker_variant = m.pick(MARKERS) if m.chance(0.45) else MARKERS[0]
@@ -91,6 +95,9 @@ def buildings(m: CaseMaker, n: int) -> Iterator[Case]:
         elif kind == "relative":
             phrase, relative = m.pick(RELATIVE)
             text = f"{pre}{name}{b_text}{marker}{phrase}"
+        elif kind == "number_hao":  # "新翠居4号": the building's number without a marker
+            text = f"{pre}{name}{b_text}号"
+            used = {"pre", "name", "b"}
         else:  # missing_building: a number the register lacks → the compound, never a neighbour
             c = int(m.compound_of[i])
             if c < 0:
@@ -100,6 +107,10 @@ def buildings(m: CaseMaker, n: int) -> Iterator[Case]:
             level, target = "compound", m.rows.compounds[c].code
             accept = tuple(a for a in accept if a[0] != "compound")
             used = {"pre", "name", "marker"}
+        told = m.name_count[compound] == 1 or ("pre" in used and pre_variant in STREET_PREFIXES)
+        told = told or ("n" in used and (road, p["number"], compound) in m.unique_gates)
+        if not told and kind != "road_building":  # this name is in several streets
+            continue
         tags = [pre_variant] if "pre" in used else []
         tags += [marker_variant] if "marker" in used else []
         chinese_used = ("b" in used and b_chinese) or ("n" in used and n_chinese)
@@ -113,13 +124,25 @@ def buildings(m: CaseMaker, n: int) -> Iterator[Case]:
 
 def house_numbers(m: CaseMaker, n: int) -> Iterator[Case]:
     rows = m.rows.house_numbers
-    usable = [i for i, h in enumerate(rows) if len(m.numbers[h.road, h.number]) == 1]
+    usable = [i for i, h in enumerate(rows) if len(m.numbers[h.road, plate_key(h.number)]) == 1]
     for i in m.rng.permutation(usable)[:n]:
         h = rows[int(i)]
-        stem, _, rest = h.number.partition("-")
-        digits = "".join(ch for ch in stem if ch.isdigit())
-        suffix = stem[len(digits) :]
-        kind = m.pick(("plain", "plain", "prefix", "chinese", "relative"))
+        plate = PLATE.match(h.number)
+        if plate is None:
+            continue
+        digits, rest, suffix = plate.group(1), plate.group(2), plate.group(3)
+        kind = m.pick(("plain", "plain", "prefix", "chinese", "relative", "no_hao", "missing"))
+        level, target, lon, lat = "house_number", h.code, h.lon, h.lat
+        accept = tuple(("road", code) for code in m.road_codes.get(h.road, []))
+        if h.compound_code:
+            accept += (("compound", h.compound_code),)
+        if kind == "missing":  # a number no plate carries → the road, never a neighbouring plate
+            missing = _missing_number(m, h.road, int(digits))
+            if missing is None or len(accept) == 0 or len(m.road_codes[h.road]) != 1:
+                continue
+            digits, rest, suffix = str(missing), None, None
+            level, target, lon, lat = "road", m.road_codes[h.road][0], None, None
+            accept = ()
         pre, pre_variant = m.prefix(None) if kind == "prefix" else ("", "no_prefix")
         number = f"{chinese(int(digits))}" if kind == "chinese" and digits else digits
         if rest:  # 附号: 19-1号 / 19号附1号 / 19号之一
@@ -129,6 +152,8 @@ def house_numbers(m: CaseMaker, n: int) -> Iterator[Case]:
             )  # fmt: skip
         elif suffix:
             number_text, shape = m.pick(((f"{number}{suffix}号", "stem"), (f"{number}号{suffix}", "stem_after")))  # fmt: skip
+        elif kind == "no_hao":  # "星海路31" (号 left out)
+            number_text, shape = number, "number"
         else:
             number_text, shape = f"{number}号", "number"
         relative = None
@@ -136,14 +161,21 @@ def house_numbers(m: CaseMaker, n: int) -> Iterator[Case]:
         if kind == "relative":
             phrase, relative = m.pick(RELATIVE)
             text += phrase
-        accept = tuple(("road", code) for code in m.road_codes.get(h.road, []))
-        if h.compound_code:
-            accept += (("compound", h.compound_code),)
+        # No complaint starting with 楼 after a bare number: "19号楼下…" reads as building 19.
         text, variant = m.noise(
-            text, f"house_number/{kind}+{shape}+{pre_variant}", relative=relative
+            text, f"house_number/{kind}+{shape}+{pre_variant}", relative=relative, avoid="楼"
         )
-        yield _case(text, "house_number", h.code, variant, accept=accept, relative=relative,
-                    lon=h.lon, lat=h.lat)  # fmt: skip
+        yield _case(text, level, target, variant, accept=accept, relative=relative,
+                    lon=lon, lat=lat)  # fmt: skip
+
+
+def _missing_number(m: CaseMaker, road: str, near: int) -> int | None:
+    """An odd number close to `near` that no plate on `road` carries."""
+    for step in (6, 8, 10, 12, 14):
+        for candidate in (near + step, near - step):
+            if candidate > 0 and (road, str(candidate)) not in m.numbers:
+                return candidate
+    return None
 
 
 def compounds(m: CaseMaker, n: int) -> Iterator[Case]:
@@ -155,7 +187,7 @@ def compounds(m: CaseMaker, n: int) -> Iterator[Case]:
         kind = m.pick(("name", "suffix", "alias", "prefix", "road_number", "typo", "relative"))
         pre, pre_variant = m.prefix(street) if kind in ("prefix", "alias") else ("", "no_prefix")
         name = c.name
-        relative = None
+        relative, level, target, point = None, "compound", c.code, None
         if kind == "suffix":
             name += m.pick(SUFFIXES)
         elif kind == "alias":
@@ -169,6 +201,11 @@ def compounds(m: CaseMaker, n: int) -> Iterator[Case]:
             if not p:
                 continue
             name = f"{p['road']}{p['number']}号{c.name}"
+            plates = m.numbers.get((p["road"], plate_key(p["number"])), [])
+            gate = m.rows.house_numbers[plates[0]] if len(plates) == 1 else None
+            if gate is not None and gate.compound_code == c.code:
+                # The plate is the compound's gate: the finer place (house number) is the answer.
+                level, target, point = "house_number", gate.code, shapely.Point(gate.lon, gate.lat)
         elif kind == "typo":
             wrong = m.typo(c.name)
             if wrong is None:
@@ -177,10 +214,11 @@ def compounds(m: CaseMaker, n: int) -> Iterator[Case]:
         elif kind == "relative":
             phrase, relative = m.pick(RELATIVE)
             name += phrase
-        point = c.geom.representative_point()
+        point = point or c.geom.representative_point()
         accept = (("community", m.communities[j].code),) if (j := _community(m, point)) >= 0 else ()
+        accept += (("compound", c.code),) if level != "compound" else ()
         text, variant = m.noise(f"{pre}{name}", f"compound/{kind}+{pre_variant}", 0.5, relative)
-        yield _case(text, "compound", c.code, variant, accept=accept, relative=relative,
+        yield _case(text, level, target, variant, accept=accept, relative=relative,
                     lon=point.x, lat=point.y)  # fmt: skip
 
 
@@ -190,7 +228,8 @@ def _community(m: CaseMaker, point: shapely.Point) -> int:
 
 def intersections(m: CaseMaker, n: int) -> Iterator[Case]:
     found = road_crossings(m)
-    for k in m.rng.permutation(len(found))[:n]:
+    passes = n // max(1, len(found)) + 1  # few crossings: each in several wordings
+    for k in np.concatenate([m.rng.permutation(len(found)) for _ in range(passes)])[:n]:
         (a, b), (code, point) = found[int(k)]
         if m.chance(0.5):
             a, b = b, a
@@ -279,7 +318,11 @@ def communities(m: CaseMaker, n: int) -> Iterator[Case]:
     for _ in range(max(1, n // max(1, len(usable)) + 1)):
         for k in m.rng.permutation(len(usable)):
             a = usable[int(k)]
-            pre, pre_variant = m.prefix(None) if m.chance(0.4) else ("", "no_prefix")
+            street = m.street_of_community.get(a.code)
+            if m.community_count[a.name] > 1:  # the same name in several streets
+                pre, pre_variant = m.prefix(street, named=True)
+            else:
+                pre, pre_variant = m.prefix(street) if m.chance(0.4) else ("", "no_prefix")
             name = a.name if m.chance(0.8) else a.name + "居委会附近"
             text, variant = m.noise(f"{pre}{name}", f"community/{pre_variant}", 0.7)
             point = a.geom.representative_point()

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import bearer
+from web.geocode_view import percent
 from tests.test_browser import ARTIFACTS, WATCH_POLICY_JS
 
 SCREENS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -105,18 +106,19 @@ def _fits(page, selector: str, width: int) -> None:
     assert all(left >= -1 and right <= width + 1 for left, right in boxes), (selector, boxes)
 
 
-def _shown_grids(page, scope: str) -> list[tuple[str, str]]:
+def _shown_grids(page, scope: str) -> list[list[str]]:
     return page.eval_on_selector_all(
         f"{scope} .wg-grid-shares li",
         "(items) => items.map((li) => [li.dataset.grid, li.querySelector('.wg-share').textContent])",
     )
 
 
-def _expected_grids(geocode: dict[str, Any]) -> list[tuple[str, str]]:
+def _expected_grids(geocode: dict[str, Any]) -> list[list[str]]:
     def code(grid: Any) -> str:
         return grid["code"] if isinstance(grid, dict) else grid
 
-    return [(code(c["grid"]), f"{round(100 * c['share'])}%") for c in geocode["grid_candidates"]]
+    # Rounded half up, as the pages do (JavaScript's Math.round; web/geocode_view.percent).
+    return [[code(c["grid"]), f"{percent(c['share'])}%"] for c in geocode["grid_candidates"]]
 
 
 @pytest.mark.parametrize("screen", ["desktop", "phone"])

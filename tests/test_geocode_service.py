@@ -29,7 +29,7 @@ def _one_building(engine):
 def _shares_add_up(answer):
     shares = [c["share"] for c in answer["grid_candidates"]]
     assert shares == sorted(shares, reverse=True)
-    assert 0 < sum(shares) <= 1.0 + 1e-6
+    assert 0 < sum(shares) <= 1.0 + 0.0005 * len(shares)  # each rounded to 3 places
 
 
 def test_ticket_text_lands_on_the_building_and_its_grid(client, engine):

@@ -4,9 +4,11 @@ template, the dispatch page hands them to web/assets/geocode_fix.js)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from api.auth import Principal, Role
+from api.lookup.geocoding import REASONS_ZH
 
 PRECISION_LABELS = {
     "building": "楼栋",
@@ -26,12 +28,7 @@ POINT_LABELS = {
     "road_point": "路段上的点",
     "community_point": "社区中心点",
 }
-REASON_LABELS = {
-    "empty": "地址为空",
-    "too_long": "地址过长",
-    "no_place": "文字中没有可识别的地点",
-    "not_found": "地名地址库中找不到该地点",
-}
+REASON_LABELS = REASONS_ZH  # the service's words for why nothing was chosen
 RELATIVE_LABELS = {"moved": "已按方位移动定位点", "widened": "已扩大候选范围"}
 # The places an alias may point at (api/address_corrections.TARGET_KINDS): not a community.
 TARGET_KINDS = ("building", "compound", "house_number", "road", "poi", "intersection")
@@ -47,6 +44,12 @@ LABELS = {
 }
 
 
+def percent(share: float | None) -> int:
+    """A share as a whole percentage, rounded half up (as JavaScript's Math.round on the
+    dispatch page, so both pages print the same number)."""
+    return math.floor(100 * min(max(share or 0.0, 0.0), 1.0) + 0.5)
+
+
 def _grid(grid: Any) -> dict[str, Any]:
     """A candidate grid as the API gives it (its code, or {code, name, level})."""
     if isinstance(grid, dict):
@@ -54,9 +57,21 @@ def _grid(grid: Any) -> dict[str, Any]:
     return {"code": grid, "name": grid}
 
 
+def geocode_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    """How an event was placed by its address: its assignment's, or as its report line keeps it
+    (api/db/events.py), None for an event placed by coordinates."""
+    geocode = (record.get("assignment") or {}).get("geocode")
+    if geocode:
+        return geocode
+    for line in record.get("history") or []:
+        if line.get("action") == "report":
+            return (line.get("details") or {}).get("geocode") or None
+    return None
+
+
 def geocode_summary(record: dict[str, Any]) -> dict[str, Any] | None:
     """What the event page shows of how its address was matched (None: placed by coordinates)."""
-    geocode = (record.get("assignment") or {}).get("geocode")
+    geocode = geocode_of(record)
     if not geocode:
         return None
     place = geocode.get("place") or {}
@@ -66,6 +81,7 @@ def geocode_summary(record: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "matched": bool(geocode.get("matched")),
         "precision": PRECISION_LABELS.get(geocode.get("precision") or "", geocode.get("precision")),
+        "via_alias": bool(geocode.get("via_alias")),
         "confidence": None if confidence is None else f"{confidence:.2f}",
         "threshold": geocode.get("threshold"),
         "place": place.get("name"),
@@ -76,10 +92,11 @@ def geocode_summary(record: dict[str, Any]) -> dict[str, Any] | None:
             else None
         ),
         "complaint": geocode.get("complaint") or None,
-        "reason": REASON_LABELS.get(geocode.get("reason") or "", geocode.get("reason")),
+        "message": geocode.get("message")
+        or REASON_LABELS.get(geocode.get("reason") or "", geocode.get("reason")),
         "needs_manual_dispatch": bool(geocode.get("needs_manual_dispatch")),
         "grids": [
-            {**_grid(candidate.get("grid")), "percent": round(100 * (candidate.get("share") or 0))}
+            {**_grid(candidate.get("grid")), "percent": percent(candidate.get("share"))}
             for candidate in geocode.get("grid_candidates") or []
         ],
     }
@@ -90,7 +107,7 @@ def fix_form_data(record: dict[str, Any], principal: Principal | None) -> dict[s
     with an address (its address part, without the complaint, is the wording offered)."""
     if principal is None or principal.role not in FIXERS or not record.get("address"):
         return None
-    geocode = (record.get("assignment") or {}).get("geocode") or {}
+    geocode = geocode_of(record) or {}
     return {
         "eventId": record["id"],
         "text": geocode.get("address_text") or record["address"],

@@ -287,7 +287,8 @@
       ["重复上报", duplicates.length ? duplicates : null],
       ["督办", supervisions.length ? wg.lines("span", supervisions) : null],
     ].map(function (row) { return row[1] instanceof Node ? [row[0], [row[1]]] : row; })));
-    if (e.assignment && e.assignment.geocode) holder.appendChild(wg.geocode.summary(e.assignment.geocode, cfg.geocodeLabels));
+    var geocode = wg.geocode.of(e);
+    if (geocode) holder.appendChild(wg.geocode.summary(geocode, cfg.geocodeLabels));
     if (canFix(e)) holder.appendChild(fixHolder(e));
     holder.appendChild(actionBar(e));
     holder.appendChild(wg.el("div", null, { id: "wg-form-holder" }));
@@ -307,7 +308,7 @@
     if (state.fix) return wg.append(holder, [state.fix]);
     var open = wg.el("button", "纠正地址", { type: "button", "class": "wg-open-fix" });
     open.addEventListener("click", function () {
-      var geocode = (e.assignment && e.assignment.geocode) || {};
+      var geocode = wg.geocode.of(e) || {};
       state.fix = wg.geocode.form({ eventId: e.id, text: geocode.address_text || e.address, labels: cfg.geocodeLabels });
       holder.textContent = "";
       holder.appendChild(state.fix);

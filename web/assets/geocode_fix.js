@@ -46,13 +46,14 @@
     var place = geocode.place && geocode.place.name
       ? geocode.place.name + "（" + label(labels.precision, geocode.place.kind) + "）" : null;
     section.appendChild(facts([
-      ["匹配精度", geocode.matched || geocode.precision ? label(labels.precision, geocode.precision) : "未匹配"],
+      ["匹配精度", (geocode.matched || geocode.precision ? label(labels.precision, geocode.precision) : "未匹配") +
+                   (geocode.via_alias ? "（按地址别名）" : "")],
       ["置信度", confidence],
       ["地点", place],
       ["定位点", geocode.point ? label(labels.point, geocode.point.kind) : null],
       ["相对位置", relative],
       ["诉求内容", geocode.complaint || null],
-      ["未匹配原因", geocode.matched ? null : (geocode.reason ? label(labels.reason, geocode.reason) : null)],
+      ["说明", geocode.message || (geocode.reason ? label(labels.reason, geocode.reason) : null)],
     ]));
     var grids = geocode.grid_candidates || [];
     if (grids.length) {
@@ -170,7 +171,14 @@
     return node;
   }
 
-  wg.geocode = { summary: summary, form: form };
+  // How an event was placed by its address: its assignment's, or as its report line keeps it.
+  function of(e) {
+    if (e.assignment && e.assignment.geocode) return e.assignment.geocode;
+    var report = (e.history || []).filter(function (h) { return h.action === "report"; })[0];
+    return (report && report.details && report.details.geocode) || null;
+  }
+
+  wg.geocode = { summary: summary, form: form, of: of };
 
   // The event page: its data says whether this caller may correct the address.
   var holder = document.getElementById("wg-geocode-fix-holder");
