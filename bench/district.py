@@ -5,7 +5,7 @@
   when the benchmark builds its database; with `--load` also when it reuses one (the real CLI in
   a scratch database of its own, dropped afterwards);
 - index build, in-process: the grid index (`GridIndex`, SQL + build) and the address register
-  (`AddressIndex`) apart, and a worker's whole `IndexStore.refresh()`;
+  (`Gazetteer`) apart, and a worker's whole `IndexStore.refresh()`;
 - lookup throughput, in-process: 1,000,000 event-like points (on grid edges ± 8 m, where events
   are reported: roads) and uniform points; `locate` (grid only) and `lookup` (full answer);
 - coverage check at 1, 2, 5, 10 and 20 streets (the first k streets of the same district, check
@@ -36,8 +36,9 @@ import shapely
 from sqlalchemy import Engine, create_engine, text
 
 from api.coverage import load_buildings, load_cameras, load_grids, load_options, run_check
+from api.db.gazetteer import load_gazetteer
 from api.db.generations import generation_at
-from api.lookup.addresses import AddressIndex
+from api.geocode.index import Gazetteer
 from api.lookup.index_store import IndexStore, load_grid_index
 from api.settings import PROJECT_ROOT, get_settings
 from bench.common import district_database, district_database_reused, event_points, write_result
@@ -172,7 +173,7 @@ def index_build(engine: Engine, figures: Figures) -> GridIndex:
         index = load_grid_index(connection, generation)
         grid_s = time.perf_counter() - started
         started = time.perf_counter()
-        addresses = AddressIndex.load(connection)
+        gazetteer = Gazetteer.build(load_gazetteer(connection))
         address_s = time.perf_counter() - started
     store = IndexStore(engine)
     started = time.perf_counter()
@@ -185,7 +186,8 @@ def index_build(engine: Engine, figures: Figures) -> GridIndex:
         "≤ 10 s",
     )
     figures.add(
-        f"address register (`AddressIndex`, {len(addresses.codes):,} buildings; SQL + build)",
+        f"gazetteer (`Gazetteer`, {gazetteer.counts['building']:,} buildings, "
+        f"{gazetteer.counts['compound']:,} compounds, {gazetteer.counts['road']:,} roads; SQL + build)",
         f"{address_s:.2f} s",
     )
     figures.add("a worker's whole index (`IndexStore.refresh()`)", f"{refresh_s:.2f} s", "≤ 10 s")

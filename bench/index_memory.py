@@ -39,7 +39,8 @@ BUILD = """
 import json, sys, time, gc
 from sqlalchemy import create_engine
 from api.db import indexes
-from api.lookup.addresses import AddressIndex
+from api.db.gazetteer import load_gazetteer
+from api.geocode.index import Gazetteer
 from api.lookup.index_store import IndexStore, load_grid_index, load_staff
 
 def rss():
@@ -60,12 +61,12 @@ else:
         grid = load_grid_index(c, generation); out['grid_s'] = time.perf_counter() - t
         out['grid_mb'] = (rss() - start) / 1024
         t = time.perf_counter(); grid._build_raster(); out['raster_s'] = time.perf_counter() - t
-        t = time.perf_counter(); rows = indexes.building_addresses(c)
+        t = time.perf_counter(); rows = load_gazetteer(c)
         out['address_sql_s'] = time.perf_counter() - t
         del rows; gc.collect()
         mid = rss(); t = time.perf_counter()
-        register = AddressIndex.load(c); out['address_s'] = time.perf_counter() - t
-        out['address_mb'] = (rss() - mid) / 1024; out['addresses'] = len(register.codes)
+        register = Gazetteer.build(load_gazetteer(c)); out['address_s'] = time.perf_counter() - t
+        out['address_mb'] = (rss() - mid) / 1024; out['addresses'] = register.counts['building']
         t = time.perf_counter(); load_staff(c); out['staff_s'] = time.perf_counter() - t
         out['grids'] = len(grid.records); out['raster_mb'] = grid._raster.nbytes / 2**20
 print(json.dumps(out))

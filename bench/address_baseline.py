@@ -1,4 +1,5 @@
-"""Match Chinese address strings against the building register.
+"""The address matcher before the gazetteer (issue 17), kept only as the benchmarks' baseline:
+it matches Chinese address strings against the building register.
 
 Normalisation: NFKC (full-width digits and letters → ASCII), no spaces or punctuation, Chinese
 numerals before 号/幢/栋/单元/室 → Arabic, 栋/座/号楼 → 幢, and the administrative prefix
