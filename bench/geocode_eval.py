@@ -75,10 +75,11 @@ class _Answer:  # the old matcher's answer, shaped like a PlaceMatch
 
 
 class Baseline:
-    """`api.lookup.addresses.AddressIndex` (buildings only) behind the Gazetteer's calls."""
+    """The old matcher (`bench.address_baseline.AddressIndex`, buildings only) behind the
+    Gazetteer's calls."""
 
     def __init__(self, rows: GazetteerRows) -> None:
-        from api.lookup.addresses import AddressIndex
+        from bench.address_baseline import AddressIndex
 
         b = rows.buildings
         self.index = AddressIndex(b.codes, b.addresses, b.lon, b.lat)
