@@ -3,6 +3,8 @@ placed by what the caller said — precision, point, one grid or grid candidates
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 
@@ -186,23 +188,41 @@ def test_address_only_event_keeps_how_it_was_placed(client, engine, tokens):
     assert "complaint" not in first["details"]["geocode"]  # no citizen text in the summary
 
 
-def test_a_new_poi_is_found_after_the_service_reloads(client, engine):
-    with engine.begin() as connection:
+def test_a_poi_imported_over_http_is_found_after_the_reload(client, engine, tokens):
+    """A planner uploads a POI file; the matcher finds the new landmark once the store reloads."""
+    with engine.connect() as connection:
         lon, lat = connection.execute(
             text(
                 "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM building "
                 "ORDER BY code LIMIT 1) b"
             )
         ).one()
-        connection.execute(
-            text(
-                "INSERT INTO poi (code, name, aliases, category, geom) VALUES ('T1', "
-                "'望湖实验幼儿园', ARRAY['望湖幼儿园'], 'school', "
-                "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"
-            ),
-            {"lon": lon, "lat": lat},
-        )
+    collection = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {
+                    "编码": "T1",
+                    "名称": "望湖实验幼儿园",
+                    "别名": "望湖幼儿园",
+                    "类别": "kindergarten",
+                },
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            }
+        ],
+    }
+    upload = client.post(
+        "/api/v1/import/pois",
+        headers=bearer(tokens["planner"]),
+        data={"crs": "EPSG:4326"},
+        files={"file": ("pois.geojson", json.dumps(collection).encode())},
+    )
+    assert upload.status_code == 200, upload.text
+    exported = client.get("/api/v1/export/pois", params={"format": "geojson"}).json()
+    assert any(f["properties"]["code"] == "T1" for f in exported["features"])
     client.app.state.index_store.refresh()
     answer = _geocode(client, "望湖幼儿园门口车辆乱停")
     assert answer["matched"] and answer["precision"] == "poi", answer
     assert answer["place"]["code"] == "T1" and answer["grid"] is not None
+    assert answer["point"]["kind"] == "poi" and "乱停" in answer["complaint"]
