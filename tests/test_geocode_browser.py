@@ -16,13 +16,14 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import bearer
-from web.geocode_view import percent
 from tests.test_browser import ARTIFACTS, WATCH_POLICY_JS
+from web.geocode_view import percent
 
 SCREENS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 ADDRESS = "园区纠错苑4栋楼下垃圾堆放"
-# A compound square on the edge between two grids of the demo street, and a school away from it.
+# A compound square on the edge between two grids of the demo street, a school and a kindergarten
+# (with a hostile name) beside it.
 STRADDLING = """
 WITH pair AS (
   SELECT ST_PointOnSurface(ST_Intersection(a.geom, b.geom)) AS p
@@ -33,10 +34,12 @@ INSERT INTO compound (code, name, aliases, geom)
 SELECT 'TFX-C1', '纠错苑', '{纠错苑小区}', ST_Multi(ST_Expand(p, 0.0008)) FROM pair
 RETURNING ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom))
 """
-SCHOOL = (
-    "INSERT INTO poi (code, name, aliases, category, geom) VALUES ('TFX-P1', :name, '{}', "
-    "'school', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"
+POIS = (
+    "INSERT INTO poi (code, name, aliases, category, geom) VALUES "
+    "('TFX-P1', '纠错小学', '{}', 'school', ST_SetSRID(ST_MakePoint(:lon + 0.0015, :lat), 4326)),"
+    "('TFX-P2', :hostile, '{}', 'kindergarten', ST_SetSRID(ST_MakePoint(:lon, :lat + 0.0015), 4326))"
 )
+KINDERGARTEN = f"纠错幼儿园{HOSTILE}"
 
 
 @pytest.fixture
@@ -44,9 +47,7 @@ def ticket(engine, settings) -> dict[str, Any]:
     """The places, planted before the server starts (its gazetteer loads them)."""
     with engine.begin() as connection:
         lon, lat = connection.execute(text(STRADDLING)).one()
-        connection.execute(
-            text(SCHOOL), {"name": f"纠错小学{HOSTILE}", "lon": lon, "lat": lat + 0.003}
-        )
+        connection.execute(text(POIS), {"hostile": KINDERGARTEN, "lon": lon, "lat": lat})
     return {"lon": lon, "lat": lat}
 
 
@@ -149,7 +150,7 @@ def test_dispatcher_sees_the_match_and_saves_a_correction(
     form.locator("button.wg-find").click()
     page.wait_for_selector("#wg-geocode-fix .wg-place-results button[data-code='TFX-P1']")
     school = form.locator(".wg-place-results button[data-code='TFX-P1']")
-    assert HOSTILE in school.inner_text()  # a hostile name is shown as its characters
+    assert school.inner_text().startswith("纠错小学 · 地标 · ")
     assert form.locator("button[type=submit]").is_disabled()
     school.click()
     assert "已选：纠错小学" in form.locator(".wg-picked").inner_text()
@@ -208,6 +209,11 @@ def test_event_page_shows_the_match_and_offers_the_correction_to_dispatchers(
             ".wg-panel, #wg-geocode-fix input, #wg-geocode-fix button",
             SCREENS[screen]["width"],
         )
+    # A hostile name is shown as its characters.
+    form.locator("input[name=q]").fill(KINDERGARTEN)
+    form.locator("button.wg-find").click()
+    page.wait_for_selector("#wg-geocode-fix .wg-place-results button[data-code='TFX-P2']")
+    assert KINDERGARTEN in form.locator("button[data-code='TFX-P2']").inner_text()
     # A search that finds nothing says so in Chinese.
     form.locator("input[name=q]").fill("qqqq")
     form.locator("button.wg-find").click()
