@@ -153,7 +153,11 @@ def test_dispatcher_sees_the_match_and_saves_a_correction(
     assert school.inner_text().startswith("纠错小学 · 地标 · ")
     assert form.locator("button[type=submit]").is_disabled()
     school.click()
-    assert "已选：纠错小学" in form.locator(".wg-picked").inner_text()
+    found = client.get("/api/v1/geocode/places", params={"q": "纠错小学"}).json()["places"]
+    grid = next(p["grid"] for p in found if p["code"] == "TFX-P1")
+    assert form.locator(".wg-picked").inner_text() == (
+        f"已选：纠错小学（地标 TFX-P1），位于 {grid['name']}（{grid['code']}）"
+    )
     form.locator("button[type=submit]").click()
     page.wait_for_function(
         "() => document.querySelector('#wg-geocode-fix .wg-message').textContent.startsWith('已保存')"
@@ -222,3 +226,35 @@ def test_event_page_shows_the_match_and_offers_the_correction_to_dispatchers(
     )
     assert form.locator(".wg-place-results li").count() == 0
     session.close(f"event_dispatcher_{screen}")
+
+
+def test_event_page_says_why_an_address_did_not_match(client, tokens):
+    """Server-rendered: an address with no place in it is 未匹配, with the service's reason; the
+    correction is offered to a dispatcher, not to a viewer, and not on an event placed by its
+    coordinates (there is no wording to teach)."""
+    posted = client.post(
+        "/api/v1/events",
+        json={"source": "hotline_12345", "external_id": "fix-none", "address": "请尽快处理谢谢"},
+        headers=bearer(tokens["dispatcher"]),
+    ).json()
+    geocode = posted["assignment"]["geocode"]
+    assert geocode["matched"] is False and geocode["message"]
+    page = client.get(f"/map/events/{posted['id']}", headers=bearer(tokens["dispatcher"])).text
+    assert "<dt>匹配精度</dt><dd>未匹配</dd>" in page
+    assert f"<dt>说明</dt><dd>{geocode['message']}</dd>" in page
+    assert 'id="wg-geocode-fix-holder"' in page and "/static/wangge/geocode_fix.js" in page
+    viewer = client.get(f"/map/events/{posted['id']}", headers=bearer(tokens["viewer"])).text
+    assert "<dt>匹配精度</dt>" in viewer and 'id="wg-geocode-fix-holder"' not in viewer
+    placed = client.post(
+        "/api/v1/events",
+        json={
+            "source": "hotline_12345",
+            "external_id": "fix-point",
+            "lon": 120.735,
+            "lat": 31.305,
+            "crs": "EPSG:4326",
+        },
+        headers=bearer(tokens["dispatcher"]),
+    ).json()
+    page = client.get(f"/map/events/{placed['id']}", headers=bearer(tokens["dispatcher"])).text
+    assert "地址匹配" not in page and 'id="wg-geocode-fix-holder"' not in page

@@ -92,7 +92,10 @@ def geocode_summary(record: dict[str, Any]) -> dict[str, Any] | None:
             else None
         ),
         "complaint": geocode.get("complaint") or None,
-        "message": geocode.get("message")
+        # A place spanning grids is said once, with its grids.
+        "message": None
+        if geocode.get("reason") == "spans_grids"
+        else geocode.get("message")
         or REASON_LABELS.get(geocode.get("reason") or "", geocode.get("reason")),
         "needs_manual_dispatch": bool(geocode.get("needs_manual_dispatch")),
         "grids": [

@@ -53,7 +53,8 @@
       ["定位点", geocode.point ? label(labels.point, geocode.point.kind) : null],
       ["相对位置", relative],
       ["诉求内容", geocode.complaint || null],
-      ["说明", geocode.message || (geocode.reason ? label(labels.reason, geocode.reason) : null)],
+      // A place spanning grids is said once, with its grids, below.
+      ["说明", geocode.reason === "spans_grids" ? null : geocode.message || (geocode.reason ? label(labels.reason, geocode.reason) : null)],
     ]));
     var grids = geocode.grid_candidates || [];
     if (grids.length) {
@@ -114,7 +115,9 @@
       chosen = place;
       Array.prototype.forEach.call(results.querySelectorAll("button"), function (b) { b.classList.remove("wg-chosen"); });
       button.classList.add("wg-chosen");
-      picked.textContent = "已选：" + place.name + "（" + label(labels.precision, place.kind) + " " + place.code + "）";
+      // Where it lies: what a dispatcher dispatching by hand needs next.
+      picked.textContent = "已选：" + place.name + "（" + label(labels.precision, place.kind) + " " + place.code + "）" +
+        (place.grid ? "，位于 " + place.grid.name + "（" + place.grid.code + "）" : "，不在任何网格内");
       picked.className = "wg-picked";
       save.disabled = false;
     }
