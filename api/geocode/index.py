@@ -27,6 +27,7 @@ MAX_TEXT = 500
 CONFIDENT = 0.85
 AMBIGUOUS = 0.6  # each of several places that fit equally
 ALIAS = 0.97
+OUTSIDE_CONTEXT = 0.6  # a place outside the street/community the caller named
 INTERSECTION_RADIUS_M = 30.0
 _WIDE_LEVELS = 5  # levels from here on (road, community) only answer when nothing finer did
 GUESS_CEILING = 0.8  # a name found only by sound or shape, with no known word in the text
@@ -212,13 +213,14 @@ class Gazetteer:
 
     def _within(
         self, kind: str, indexes: Iterable[int], context: tuple[set[int], set[int]]
-    ) -> list[int]:
-        """The places inside the named street/community; all of them if none is (a wrong prefix
-        must not hide the place)."""
+    ) -> tuple[list[int], float]:
+        """The places inside the named street/community, or — when none is — all of them at
+        OUTSIDE_CONTEXT of their confidence (a wrong prefix must not hide the place, nor may a
+        namesake in another street be answered as if the caller had not named one)."""
         indexes = list(dict.fromkeys(indexes))
         streets, communities = context
         if not (streets or communities) or not indexes:
-            return indexes
+            return indexes, 1.0
         street_of, community_of = self.register.area_of[kind]
         kept = [
             i
@@ -226,7 +228,7 @@ class Gazetteer:
             if (not streets or int(street_of[i]) in streets)
             and (not communities or int(community_of[i]) in communities)
         ]
-        return kept or indexes
+        return (kept, 1.0) if kept else (indexes, OUTSIDE_CONTEXT)
 
     def _compound_names(self, parts: dict[str, str]) -> list[tuple[str, float]]:
         """Compound keys the caller may mean, with the name each row is known by (an alias or
@@ -301,7 +303,9 @@ class Gazetteer:
         else:
             state["building_missing"] = bool(compounds or (roads and number))
             return []
-        kept = self._within("building", scored, context)
+        kept, factor = self._within("building", scored, context)
+        state["building_missing"] = factor < 1.0
+        scored = {i: q * factor for i, q in scored.items()}
         return [
             self._hit("building", i, _shared(scored[i], len(kept))) for i in _best(kept, scored)
         ]
@@ -326,9 +330,9 @@ class Gazetteer:
             if not found and ("-" in number or number[-1] in "甲乙丙丁"):
                 base = number.split("-")[0].rstrip("甲乙丙丁")
                 found, factor = self.register.house_numbers.get((name, base), []), 0.75
-            kept = self._within("house_number", found, context)
+            kept, outside = self._within("house_number", found, context)
             matches += [
-                self._hit("house_number", i, _shared(factor * quality, len(kept)))
+                self._hit("house_number", i, _shared(factor * quality * outside, len(kept)))
                 for i in kept[:10]
             ]
         return matches
@@ -348,7 +352,8 @@ class Gazetteer:
             scored = {i: 0.9 for i in at_house}
         if state["building_missing"]:
             scored = {i: q * 0.93 for i, q in scored.items()}
-        kept = self._within("compound", scored, context)
+        kept, factor = self._within("compound", scored, context)
+        scored = {i: q * factor for i, q in scored.items()}
         return [
             self._hit("compound", i, _shared(scored[i], len(kept))) for i in _best(kept, scored)
         ]
@@ -380,8 +385,9 @@ class Gazetteer:
         name = parts.get("poi")
         if not name:
             return []
-        kept = self._within("poi", self.register.pois_by_key.get(name, []), context)
-        return [self._hit("poi", i, _shared(0.93 * quality, len(kept))) for i in kept[:10]]
+        kept, factor = self._within("poi", self.register.pois_by_key.get(name, []), context)
+        confidence = _shared(0.93 * quality * factor, len(kept))
+        return [self._hit("poi", i, confidence) for i in kept[:10]]
 
     def _roads(self, parts, roads, context) -> list[_Hit]:
         if not roads:
@@ -398,13 +404,16 @@ class Gazetteer:
 
     def _communities(self, parts) -> list[_Hit]:
         key = parts.get("community")
-        if not key or len(parts) > 2:
+        if not key or parts.keys() & _PLACE_PARTS:
             return []
         indexes = [
             i
             for i in self.register.areas_by_key.get(key, ())
             if self.rows.areas[i].level == "community"
         ]
+        streets = self._context(parts)[0]
+        in_street = [i for i in indexes if int(self.register.area_street[i]) in streets]
+        indexes = in_street or indexes
         return [self._hit("community", i, _shared(0.9, len(indexes))) for i in indexes[:10]]
 
     # -- places -------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class Register:
     # street / community index of each place's point (-1: none)
     area_of: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     road_areas: list[frozenset[int]] = field(default_factory=list)
+    area_street: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
     compound_names: NameIndex | None = None
     road_names: NameIndex | None = None
     poi_names: NameIndex | None = None
@@ -253,6 +254,10 @@ def _areas_of_places(register: Register, rows: GazetteerRows) -> None:
             np.array([p.lon for p in places], dtype=float),
             np.array([p.lat for p in places], dtype=float),
         )
+    inner = [a.geom.representative_point() for a in rows.areas]
+    register.area_street = locate(
+        np.array([p.x for p in inner], dtype=float), np.array([p.y for p in inner], dtype=float)
+    )[0]
     register.road_areas = [frozenset() for _ in rows.roads]
     if tree is not None and rows.roads:
         roads, areas = tree.query([r.geom for r in rows.roads], predicate="intersects")
