@@ -40,6 +40,8 @@ QUOTAS = {
     "community": 250,
     "none": 250,
 }
+ID_PREFIX = {"building": "bu", "house_number": "hn", "compound": "cp", "intersection": "in",
+             "poi": "po", "road": "rd", "community": "cm", "none": "no"}  # fmt: skip
 _ADDRESS = re.compile(
     r"^(?P<province>.+?省)?(?P<city>.+?市)?(?P<district>.+?区)?(?P<street>.+?(?:街道|镇))?"
     r"(?P<road>.+?(?:大道|路|街|巷))(?P<number>\d+)号(?P<compound>.+?)(?P<building>\d+)幢$"
@@ -316,7 +318,7 @@ def make_cases(
             if case.text in exclude or key in exclude or key in seen:
                 continue
             seen.add(key)
-            cases.append(Case(f"{level[:2]}{made:05d}", *_fields(case)))
+            cases.append(Case(f"{ID_PREFIX[level]}{made:05d}", *_fields(case)))
             made += 1
     return cases
 
