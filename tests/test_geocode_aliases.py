@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from api import address_corrections as corrections
 from api.app import create_app
+from api.errors import Conflict
 from api.routes import geocode_aliases
 from tests.conftest import bearer
 
@@ -377,20 +380,71 @@ def test_bad_place_searches_are_refused_naming_where(places, api):
     assert len(cases) == 8
 
 
-def test_a_saved_correction_is_what_the_matcher_answers_next_time(places, api, tokens):
-    """纠错苑南门 means the school: before the correction the matcher says otherwise, after it
-    (once this worker's gazetteer has reloaded the aliases) it answers the school."""
-    wording = "纠错苑南门"
-    before = api.get("/api/v1/geocode/address", params={"q": wording}).json()
-    assert (before.get("place") or {}).get("code") != "TFX-P1"
-    saved = _post(api, tokens, text=wording, target={"kind": "poi", "code": "TFX-P1"})
-    assert saved.status_code == 201, saved.text
-    assert saved.json()["target"].get("name") in (None, "纠错小学")
-    after = {}
-    for _ in range(100):  # the reload follows the alias table's revision (not a timing assert)
-        after = api.get("/api/v1/geocode/address", params={"q": wording}).json()
-        if (after.get("place") or {}).get("code") == "TFX-P1":
+def _answer_until(api, wording: str, done) -> dict:
+    """/geocode/address for `wording` until `done(answer)`: the worker reloads its gazetteer when
+    the alias table's revision changes (bounded; not a timing assert)."""
+    answer: dict = {}
+    for _ in range(150):
+        answer = api.get("/api/v1/geocode/address", params={"q": wording}).json()
+        if done(answer):
             break
         time.sleep(0.1)
-    assert after["place"]["code"] == "TFX-P1" and after["precision"] == "poi", after
-    assert after["matched"] is True
+    return answer
+
+
+def test_a_saved_correction_is_what_the_matcher_answers_next_time(places, api, tokens):
+    """纠错苑南门 means the school: before the correction the matcher says otherwise, after it it
+    answers the school (via the alias), and once the alias is removed it no longer does."""
+    wording = "纠错苑南门"
+
+    def school(answer: dict) -> bool:
+        return (answer.get("place") or {}).get("code") == "TFX-P1"
+
+    before = api.get("/api/v1/geocode/address", params={"q": wording}).json()
+    assert not school(before)
+    saved = _post(api, tokens, text=wording, target={"kind": "poi", "code": "TFX-P1"})
+    assert saved.status_code == 201, saved.text
+    after = _answer_until(api, wording, school)
+    assert school(after) and after["precision"] == "poi" and after["matched"] is True, after
+    assert after["via_alias"] is True
+    # The school's name, now that the gazetteer knows the alias's place.
+    listed = api.get(ALIASES, headers=bearer(tokens["dispatcher"])).json()
+    assert listed[0]["target"] == {"kind": "poi", "code": "TFX-P1", "name": "纠错小学"}
+    removed = api.delete(f"{ALIASES}/{saved.json()['id']}", headers=bearer(tokens["admin"]))
+    assert removed.status_code == 204
+    forgotten = _answer_until(api, wording, lambda answer: not school(answer))
+    assert not school(forgotten) and forgotten.get("via_alias") is not True, forgotten
+
+
+def test_two_dispatchers_teaching_one_wording_at_once_get_one_alias(engine, places):
+    """Saved concurrently for two places, one wins (created) and the other is refused (409):
+    the unique normalised key decides, never the last writer."""
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def teach(code: str) -> None:
+        barrier.wait()
+        try:
+            saved = corrections.add_alias(
+                engine,
+                text="纠错苑北门",
+                target_kind="poi" if code == "TFX-P1" else "compound",
+                target_code=code,
+                event_id=None,
+                actor=f"tests:{code}",
+            )
+            outcomes.append(saved.created)
+        except Conflict as error:
+            outcomes.append(error.code)
+
+    threads = [threading.Thread(target=teach, args=(code,)) for code in ("TFX-P1", "TFX-C1")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(str, outcomes)) == ["True", "alias_taken"]
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT count(*) FROM address_alias WHERE text = '纠错苑北门'")
+        ).scalar_one()
+    assert stored == 1
