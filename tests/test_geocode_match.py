@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import shapely
+from shapely import affinity
 from sqlalchemy import Engine
 
 from api.db.gazetteer import load_gazetteer
+from api.geocode import rows as r
 from api.geocode.index import CONFIDENT, Gazetteer
 from api.geocode.normalise import normalise_key
 from api.geocode.rows import AliasRow, GazetteerRows
@@ -229,3 +232,79 @@ def test_typo_tolerance_stays_below_the_threshold(gazetteer: Gazetteer) -> None:
         top = gazetteer.geocode(text).candidates[0]
         assert name in top.name
         assert top.confidence < CONFIDENT
+
+
+def _shifted(rows: GazetteerRows, street: str, dx: float) -> GazetteerRows:
+    """The demo street's gazetteer copied `dx` degrees east as another street named `street`
+    (names repeat across the streets of a district, as in `wangge demo load --streets N`)."""
+    b = rows.buildings
+    own = next(a.name for a in rows.areas if a.level == "street")
+    buildings = r.BuildingRows(
+        [f"X{c}" for c in b.codes],
+        list(b.names),
+        [a.replace(own, street) for a in b.addresses],
+        b.lon + dx,
+        b.lat.copy(),
+    )
+    return r.GazetteerRows(
+        buildings,
+        [
+            dataclasses.replace(c, code=f"X{c.code}", geom=affinity.translate(c.geom, dx))
+            for c in rows.compounds
+        ],
+        [
+            dataclasses.replace(x, code=f"X{x.code}", geom=affinity.translate(x.geom, dx))
+            for x in rows.roads
+        ],
+        [
+            dataclasses.replace(
+                h, code=f"X{h.code}", compound_code=f"X{h.compound_code}", lon=h.lon + dx
+            )
+            for h in rows.house_numbers
+        ],
+        [dataclasses.replace(p, code=f"X{p.code}", lon=p.lon + dx) for p in rows.pois],
+        [],
+        [
+            dataclasses.replace(
+                a,
+                code=f"X{a.code}",
+                name=street if a.level == "street" else a.name,
+                geom=affinity.translate(a.geom, dx),
+            )
+            for a in rows.areas
+        ],
+    )
+
+
+def test_the_street_named_decides_between_namesakes(rows: GazetteerRows) -> None:
+    other = _shifted(rows, "金鸡湖街道", 0.05)
+    district = Gazetteer.build(
+        GazetteerRows(
+            dataclasses.replace(
+                rows.buildings,
+                codes=rows.buildings.codes + other.buildings.codes,
+                names=rows.buildings.names + other.buildings.names,
+                addresses=rows.buildings.addresses + other.buildings.addresses,
+                lon=np.concatenate([rows.buildings.lon, other.buildings.lon]),
+                lat=np.concatenate([rows.buildings.lat, other.buildings.lat]),
+            ),
+            rows.compounds + other.compounds,
+            rows.roads + other.roads,
+            rows.house_numbers + other.house_numbers,
+            rows.pois + other.pois,
+            [],
+            rows.areas + other.areas,
+        )
+    )
+    assert district.counts["building"] == 2 * 20557 and district.counts["street"] == 2
+    here = district.geocode("园区湖东示范街道新翠居4栋").candidates[0]
+    there = district.geocode("苏州金鸡湖街道新翠居4栋楼下").candidates[0]
+    short = district.geocode("金鸡湖新翠居4栋").candidates[0]
+    assert here.name.endswith("湖东示范街道淞江路19号新翠居4幢") and here.confidence >= CONFIDENT
+    assert there.code.startswith("X") and there.confidence >= CONFIDENT
+    assert short.code == there.code and short.confidence >= CONFIDENT
+    # No street: both namesakes offered, neither chosen.
+    both = district.geocode("新翠居4栋").candidates
+    assert {c.code[0] for c in both[:2]} == {"X", "3"} and both[0].confidence < CONFIDENT
+    community = district.geocode("金鸡湖街道翠湖社区").candidates[0]
+    assert community.code.startswith("X") and community.confidence >= CONFIDENT
