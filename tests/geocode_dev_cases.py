@@ -32,6 +32,7 @@ NORMALISE_CASES = (
     ("景玉府9#", "景玉府9幢"),  # 9#
     ("新翠居小区4栋", "新翠居4幢"),  # 小区 dropped
     ("淞江路19弄3号", "淞江路19弄3号"),  # 弄 stays (the parser reads it)
+    ("新翠居4棟2單元", "新翠居4幢2单元"),  # traditional forms of the address words
 )
 
 # What the parser makes of a text against VOCABULARY: the parts it must find (a subset), the
@@ -127,6 +128,36 @@ PARSE_CASES = (
         "text": "金湖花园5幢",
         "parts": {"compound": "金湖花园", "building": "5"},
         "address": "金湖花园5幢",
+        "complaint": "",
+    },
+    {
+        "text": "新翠居4-402漏水",  # three digits after the dash: a room
+        "parts": {"compound": "新翠居", "building": "4", "room": "402"},
+        "address": "新翠居4-402",
+        "complaint": "漏水",
+    },
+    {
+        "text": "新翠居4幢2-501",
+        "parts": {"compound": "新翠居", "building": "4", "unit": "2", "room": "501"},
+        "address": "新翠居4幢2-501",
+        "complaint": "",
+    },
+    {
+        "text": "新翠居东区4栋",  # a part of the compound, not a direction
+        "parts": {"compound": "新翠居", "building": "4"},
+        "address": "新翠居东区4栋",
+        "complaint": "",
+    },
+    {
+        "text": "新翠居二期十号楼",
+        "parts": {"compound": "新翠居", "building": "10"},
+        "address": "新翠居二期十号楼",
+        "complaint": "",
+    },
+    {
+        "text": "新翠居4棟3單元",  # traditional forms
+        "parts": {"compound": "新翠居", "building": "4", "unit": "3"},
+        "address": "新翠居4棟3單元",
         "complaint": "",
     },
     # House numbers: 附号, 甲, lanes.

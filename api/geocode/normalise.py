@@ -1,7 +1,8 @@
 """Normalise what a caller wrote into the canonical text the gazetteer is keyed on.
 
 Rules (in order):
-1. NFKC (full-width digits, letters and punctuation → ASCII), letters upper-cased.
+1. NFKC (full-width digits, letters and punctuation → ASCII), letters upper-cased, the traditional
+   forms of the address words (棟 號 單元 樓 層 區 門 與 東 …) simplified.
 2. Spaces and punctuation removed; dashes of every kind (－ — – ~ 之) between digits → "-".
 3. Chinese numerals (incl. 十/百 forms) before 号/栋/幢/单元/室/层/楼/弄/座/巷 → Arabic digits.
 4. 附号: "19号附1号", "19附1号", "19号之一" → "19-1号"; 甲乙丙丁 suffixes: "19号甲", "19甲号" → "19甲号".
@@ -35,6 +36,10 @@ DIGITS = {
     "八": 8,
     "九": 9,
 }
+_TRADITIONAL = str.maketrans(
+    "棟號單樓層區門與東西南北側邊對麵附廣場園苑橋灣莊鄰裡",
+    "栋号单楼层区门与东西南北侧边对面附广场园苑桥湾庄邻里",
+)
 _DROP = re.compile(r"[\s,，。.、;；:：()（）\[\]【】{}<>《》\"'“”‘’!！?？·…/\\|_=+*&^%$@`]")
 _DASH = re.compile(r"(?<=\d)(?:[－—–~～‐-]|之)(?=\d)")
 _NUMERAL = "零〇一二两三四五六七八九十百"
@@ -79,7 +84,7 @@ class Mapped:
         origin: list[int] = []
         for position, char in enumerate(original):
             out = char if char.isascii() else unicodedata.normalize("NFKC", char)
-            for piece in out.upper():
+            for piece in out.upper().translate(_TRADITIONAL):
                 chars.append(piece)
                 origin.append(position)
         return cls("".join(chars), origin)
@@ -133,7 +138,7 @@ def canonical_mapped(text: str) -> Mapped:
 def canonical(text: str) -> str:
     """The canonical text (the rules of the module docstring), without the map: the fast path
     for the register's own addresses."""
-    text = unicodedata.normalize("NFKC", text or "").upper()
+    text = unicodedata.normalize("NFKC", text or "").upper().translate(_TRADITIONAL)
     text = _DROP.sub("", text)
     text = _DASH.sub("-", text)
     text = _NUMERAL_BEFORE_UNIT.sub(lambda m: str(chinese_number(m.group(1))), text)

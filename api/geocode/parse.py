@@ -60,9 +60,16 @@ _BUILDING = re.compile(r"(\d+[A-Z]?|[A-Z])幢")
 _BUILDING_NUMBER = re.compile(r"(\d+[A-Z]?)号(?!楼)")
 _BUILDING_UNIT = re.compile(r"(\d+)-(\d+)(?:-(\d+))?(?![\d号])")
 _UNIT = re.compile(r"(\d+)单元")
+_UNIT_ROOM = re.compile(r"(\d{1,2})-(\d{3,4})(?!\d)")
 _FLOOR = re.compile(r"(\d+)(?:层|楼)")
 _ROOM = re.compile(r"-?(\d+)室?")
-_SUFFIX = re.compile("|".join(_FOLLOWING_SUFFIXES))
+# After a compound name: 小区-like suffixes, and its parts (东区, 二期, A区) which do not change
+# the buildings' numbers in the register.
+_SUFFIX = re.compile(
+    "(?:"
+    + "|".join(_FOLLOWING_SUFFIXES)
+    + ")?(?:[东南西北中][区苑]|[A-Z]区|(?:\\d{1,2}|[一二三四五六七八九十]{1,2})期)?"
+)
 _PLACE_MARK = re.compile(r"\d+(?:-\d+)?(?:号|幢|单元|室|弄)|.(?:大道|路|街|巷)\d")
 _ROAD_SUFFIX = re.compile(r".{1,6}?(?:大道|路|街|巷|弄|道)$")
 _SKIP_BEFORE_PLACE = 30  # characters of preamble tolerated before the first place
@@ -223,6 +230,7 @@ def parse_canonical(text: str, vocabulary: Vocabulary) -> Parsed:
                 position, after = (junction.end() if junction else end), "intersection"
             elif "compound" in kinds and "compound" not in parts:
                 suffix = _SUFFIX.match(text, end)
+                suffix = suffix if suffix and suffix.end() > end else None
                 longer = None if suffix else _misspelt_longer(text, position, end)
                 if longer is not None:  # 泰瑞成14幢: not the name 泰瑞 but a typo of 泰瑞城
                     parts["compound_text"] = text[position:longer]
@@ -304,6 +312,19 @@ def _unknown_name_before_building(
     return None
 
 
+def _dashed(found: re.Match[str], parts: dict[str, str]) -> int:
+    """28-1 (building-unit), 28-1-501 (building-unit-room), 4-402 (building-room: three or
+    more digits after the dash are a room)."""
+    parts["building"] = found.group(1)
+    if found.group(3):
+        parts["unit"], parts["room"] = found.group(2), found.group(3)
+    elif len(found.group(2)) >= 3:
+        parts["room"] = found.group(2)
+    else:
+        parts["unit"] = found.group(2)
+    return found.end()
+
+
 def _misspelt_longer(text: str, start: int, end: int) -> int | None:
     """Where a name continues past a known shorter one: one or two more characters (no digit,
     no marker) right before a building number mean the caller wrote a longer name."""
@@ -372,22 +393,22 @@ def _building_parts(text: str, position: int, parts: dict[str, str], after: str)
             unit_form = _BUILDING_UNIT.match(text, position)
             numbered = _BUILDING_NUMBER.match(text, position)
             if unit_form:
-                parts["building"], parts["unit"] = unit_form.group(1), unit_form.group(2)
-                if unit_form.group(3):
-                    parts["room"] = unit_form.group(3)
-                return unit_form.end()
+                return _dashed(unit_form, parts)
             if numbered:
                 parts["building"] = numbered.group(1)
                 position = numbered.end()
         elif after == "number":
             unit_form = _BUILDING_UNIT.match(text, position)
             if unit_form:
-                parts["building"], parts["unit"] = unit_form.group(1), unit_form.group(2)
-                if unit_form.group(3):
-                    parts["room"] = unit_form.group(3)
-                return unit_form.end()
+                return _dashed(unit_form, parts)
     if position == start and after not in ("building", "compound", "number"):
         return None
+    dashed = (
+        _UNIT_ROOM.match(text, position) if "building" in parts and "unit" not in parts else None
+    )
+    if dashed:  # 4幢2-501: unit 2, room 501
+        parts["unit"], parts["room"] = dashed.group(1), dashed.group(2)
+        return dashed.end()
     for pattern, key in ((_UNIT, "unit"), (_FLOOR, "floor")):
         found = pattern.match(text, position)
         if found and key not in parts:
