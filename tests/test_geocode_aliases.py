@@ -315,6 +315,10 @@ def test_command_line_adds_lists_and_removes_aliases(database_url, engine, place
     assert "（TEXT）" in taken.stderr and "已是小区 TFX-C1 的别名" in taken.stderr
     missing = _wangge(database_url, "add", "纠错苑", "--kind", "compound", "--code", "NOPE")
     assert missing.returncode == 1 and "（--code）" in missing.stderr
+    table = _wangge(database_url, "list")
+    assert table.returncode == 0, table.stderr
+    assert "纠错苑小区9幢" in table.stdout and "TFX-C1" in table.stdout
+    assert table.stdout.rstrip().endswith("共 1 条")
     listed = _wangge(database_url, "list", "--json")
     assert listed.returncode == 0, listed.stderr
     aliases = json.loads(listed.stdout)

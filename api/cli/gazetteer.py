@@ -3,6 +3,7 @@ without SQL (same rules and audit as the API: api/address_corrections.py)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
@@ -17,7 +18,8 @@ from api.db.engine import make_engine
 from api.errors import WanggeError
 from api.settings import get_settings
 
-console = Console(soft_wrap=True)
+# Piped into grep or a file, a row stays one line (rich would wrap cells at 80 columns).
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
 OPTIONS = {  # the service's field → this command's argument or option, to name the one at fault
