@@ -308,3 +308,18 @@ def test_the_street_named_decides_between_namesakes(rows: GazetteerRows) -> None
     assert {c.code[0] for c in both[:2]} == {"X", "3"} and both[0].confidence < CONFIDENT
     community = district.geocode("金鸡湖街道翠湖社区").candidates[0]
     assert community.code.startswith("X") and community.confidence >= CONFIDENT
+
+
+def test_buildings_alone_still_match_by_their_addresses(rows: GazetteerRows) -> None:
+    """A register with buildings but no compound/road/plate rows (before any import): the names
+    in the addresses are the keys; an empty register answers not_found."""
+    bare = Gazetteer.build(GazetteerRows(rows.buildings))
+    assert bare.counts["compound"] == bare.counts["road"] == 0
+    top = bare.geocode("园区新翠居4栋楼下垃圾堆放").candidates[0]
+    assert top.name.endswith("新翠居4幢") and top.confidence >= CONFIDENT
+    top = bare.geocode("凤里街103号枫康庭28-1").candidates[0]
+    assert top.name.endswith("凤里街103号枫康庭28幢") and top.confidence >= CONFIDENT
+    empty = Gazetteer.build(GazetteerRows(r.BuildingRows([], [], [], np.empty(0), np.empty(0))))
+    answer = empty.geocode("园区新翠居4栋楼下")
+    assert (answer.candidates, answer.reason) == ([], "not_found")
+    assert (answer.address_text, answer.complaint) == ("园区新翠居4栋", "楼下")

@@ -251,15 +251,19 @@ def parse_canonical(text: str, vocabulary: Vocabulary) -> Parsed:
         if moved is not None:
             if not started and unknown_from is not None:
                 _keep_unknown(text[unknown_from:position], parts, "compound_text")
-                parsed.address_start = unknown_from
+                parsed.address_start = unknown_from if unknown_from > parsed.prefix_end else 0
             position, after, started, unknown_from = moved, "building", True, None
             parsed.place_like = True
             continue
         if not started or after in ("", "unknown"):
             house = _HOUSE.match(text, position) if unknown_from is not None else None
-            if house and _ROAD_SUFFIX.match(text[unknown_from:position]):
+            if (
+                house
+                and unknown_from is not None
+                and _ROAD_SUFFIX.match(text[unknown_from:position])
+            ):
                 _keep_unknown(text[unknown_from:position], parts, "road_text")
-                parsed.address_start = unknown_from  # type: ignore[assignment]
+                parsed.address_start = unknown_from if unknown_from > parsed.prefix_end else 0
                 parts["number"] = house.group(1) + (house.group(2) or "")
                 position, after, started, unknown_from = house.end(), "number", True, None
                 parsed.place_like = True

@@ -189,6 +189,8 @@ def _buildings(register: Register, rows: GazetteerRows) -> None:
                 register.vocabulary.add(compound, "compound")
         if road and number:
             register.buildings_by_house.setdefault((road, number, building), []).append(index)
+            if road not in register.roads_by_key:  # a road without a row: still a known name
+                register.vocabulary.add(road, "road")
             house_of[index] = (road, number)
         place = (road, number, compound)
         if place not in owner:
