@@ -46,10 +46,10 @@ _NUMERAL = "零〇一二两三四五六七八九十百"
 _NUMERAL_BEFORE_UNIT = re.compile(
     rf"(?<![{_NUMERAL}])([{_NUMERAL}]+)(?=号|栋|幢|单元|室|层|楼|弄|座|巷|#|米)"
 )
-_ANNEX = re.compile(r"(\d+)号?(?:附|之)(\d+|[一二三四五六七八九十]+)号?")
-_STEM_SUFFIX = re.compile(r"(\d+)号([甲乙丙丁])(?!\d)")
+_ANNEX = re.compile(r"(?<!\d)(\d+)号?(?:附|之)(\d+|[一二三四五六七八九十]+)号?")
+_STEM_SUFFIX = re.compile(r"(?<!\d)(\d+)号([甲乙丙丁])(?!\d)")
 _XIAOQU = re.compile("小区")
-_BUILDING = re.compile(r"(\d+[A-Z]?|(?<![A-Z])[A-Z])(?:号楼|栋|幢|座|#楼|#)")
+_BUILDING = re.compile(r"((?<!\d)\d+[A-Z]?|(?<![\dA-Z])[A-Z])(?:号楼|栋|幢|座|#楼|#)")
 
 
 def chinese_number(numeral: str) -> int:

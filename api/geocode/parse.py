@@ -70,7 +70,7 @@ _SUFFIX = re.compile(
     + "|".join(_FOLLOWING_SUFFIXES)
     + ")?(?:[东南西北中][区苑]|[A-Z]区|(?:\\d{1,2}|[一二三四五六七八九十]{1,2})期)?"
 )
-_PLACE_MARK = re.compile(r"\d+(?:-\d+)?(?:号|幢|单元|室|弄)|.(?:大道|路|街|巷)\d")
+_PLACE_MARK = re.compile(r"(?<![\d-])\d+(?:-\d+)?(?:号|幢|单元|室|弄)|.(?:大道|路|街|巷)\d")
 _ROAD_SUFFIX = re.compile(r".{1,6}?(?:大道|路|街|巷|弄|道)$")
 _SKIP_BEFORE_PLACE = 30  # characters of preamble tolerated before the first place
 
