@@ -295,6 +295,14 @@ DEMO_CASES = (
     # A building number the register lacks: the compound answers, not another building.
     {"text": "景玉府99幢", "precision": "compound", "name": "景玉府", "confident": True},
     {"text": "景玉府小区", "precision": "compound", "name": "景玉府", "confident": True},
+    {"text": "淞江路19号新翠居44幢", "precision": "compound", "name": "新翠居", "confident": True},
+    # A shared number with the compound named: the plate at that compound's gate.
+    {
+        "text": "锦绣路123号宁和庄",
+        "precision": "house_number",
+        "name": "锦绣路123号",
+        "confident": True,
+    },
     # Near-homophone: found, never confident.
     {"text": "新萃居4栋", "precision": "building", "name": "新翠居4幢", "confident": False},
     {"text": "松江路", "precision": "road", "name": "淞江路", "confident": False},

@@ -144,7 +144,7 @@ class Gazetteer:
         state: dict[str, Any] = {"building_missing": False}
         levels: list[Callable[[], list[_Hit]]] = [
             lambda: self._buildings(parts, compounds, roads, context, state),
-            lambda: self._house_numbers(parts, roads, context, state),
+            lambda: self._house_numbers(parts, roads, compounds, context, state),
             lambda: self._compounds(parts, compounds, roads, context, state),
             lambda: self._intersections(parts, roads, context),
             lambda: self._pois(parts, context),
@@ -319,10 +319,15 @@ class Gazetteer:
         number = parts.get("number")
         return 0.75 if number and number != house[1] else 1.0
 
-    def _house_numbers(self, parts, roads, context, state) -> list[_Hit]:
+    def _house_numbers(self, parts, roads, compounds, context, state) -> list[_Hit]:
         number = parts.get("number")
-        if not number or not roads:
-            return []
+        if not number or not roads or (state["building_missing"] and compounds):
+            return []  # a building the register lacks in a named compound: the compound answers
+        named = {
+            self.rows.compounds[i].code
+            for key, _ in compounds
+            for i, _ in self.register.compounds_by_key.get(key, ())
+        }
         matches: list[_Hit] = []
         for name, quality in roads:
             found = self.register.house_numbers.get((name, number), [])
@@ -330,6 +335,9 @@ class Gazetteer:
             if not found and ("-" in number or number[-1] in "甲乙丙丁"):
                 base = number.split("-")[0].rstrip("甲乙丙丁")
                 found, factor = self.register.house_numbers.get((name, base), []), 0.75
+            # 锦绣路123号宁和庄: of the plates numbered 123, the one at 宁和庄's gate.
+            of_named = [i for i in found if self.rows.house_numbers[i].compound_code in named]
+            found = of_named or found
             kept, outside = self._within("house_number", found, context)
             matches += [
                 self._hit("house_number", i, _shared(factor * quality * outside, len(kept)))
