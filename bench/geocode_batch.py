@@ -4,7 +4,7 @@
 A database of its own (`wangge_bench_geocode`: created, migrated, the demo street and its gazetteer
 loaded when missing; the events are deleted after), `wangge serve` on a port of its own, 10,000 events whose only location is
 an address text from the evaluation set (bench/geocode_cases.py), sent as one request of 10,000
-and again as 10 requests of 1,000 — while a second client asks `/health` every 100 ms and records
+and again as 10 requests of 1,000 — while a second client asks `/api/v1/health` every 100 ms and records
 how long each answer took. Afterwards the events' grids are compared with the cases' true grids:
 the whole service path, not only the matcher.
 
@@ -27,10 +27,10 @@ import httpx
 import numpy as np
 from sqlalchemy import Engine, text
 
-from api.auth import Role, create_token
+from api.auth import Role, create_token, revoke_token
 from api.settings import PROJECT_ROOT
 from bench.common import active_index, write_result
-from bench.geocode_cases import Case, make_cases
+from bench.geocode_cases import QUOTAS, Case, make_cases
 from bench.geocode_eval import DEMO_DB, bench_database, load_rows
 from bench.geocode_score import true_grids
 
@@ -38,6 +38,7 @@ EVENTS = 10_000
 CHUNK = 1_000
 CATEGORIES = ("E01", "E02", "E03", "E04", "E05", "C01", "C02", "C03")
 HEALTH_EVERY_S = 0.1
+SOURCE = "bench_geocode"  # its events are deleted after the run (the demo's own are kept)
 
 
 class HealthWatch(threading.Thread):
@@ -55,7 +56,7 @@ class HealthWatch(threading.Thread):
             while not self.stop.is_set():
                 started = time.perf_counter()
                 try:
-                    answer = client.get("/health")
+                    answer = client.get("/api/v1/health")
                     if answer.status_code != 200:
                         self.failures.append(f"HTTP {answer.status_code}")
                 except httpx.HTTPError as error:
@@ -90,7 +91,7 @@ def serve(url: str, port: int) -> subprocess.Popen[bytes]:
         if process.poll() is not None:
             raise RuntimeError(process.stderr.read().decode()[-2000:] if process.stderr else "")
         try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
+            if httpx.get(base + "/api/v1/health", timeout=2).status_code == 200:
                 return process
         except httpx.HTTPError:
             pass
@@ -103,7 +104,7 @@ def events(cases: list[Case], run: str) -> list[dict[str, Any]]:
     rng = np.random.default_rng(5)
     return [
         {
-            "source": "hotline_12345",
+            "source": SOURCE,
             "external_id": f"{run}-{i}",
             "category_code": str(rng.choice(CATEGORIES)),
             "description": case.text[:4000] or "（无描述）",
@@ -113,21 +114,33 @@ def events(cases: list[Case], run: str) -> list[dict[str, Any]]:
     ]
 
 
-def post(client: httpx.Client, batch: list[dict[str, Any]]) -> tuple[float, Counter[str], Any]:
+def post(
+    client: httpx.Client, batch: list[dict[str, Any]]
+) -> tuple[float, Counter[str], Counter[str]]:
+    """Seconds, outcome counts and the geocoded precisions (manual dispatch apart)."""
     started = time.perf_counter()
     answer = client.post("/api/v1/events", json={"events": batch})
     seconds = time.perf_counter() - started
     counts: Counter[str] = Counter()
-    if answer.status_code == 200 or answer.status_code == 201:
-        body = answer.json()
-        counts.update(body.get("counts", {}))
-        return seconds, counts, body
-    counts[f"HTTP {answer.status_code}"] += len(batch)
-    return seconds, counts, None
+    placed: Counter[str] = Counter()
+    if answer.status_code not in (200, 201):
+        counts[f"HTTP {answer.status_code}"] += len(batch)
+        return seconds, counts, placed
+    body = answer.json()
+    counts.update(body.get("counts", {}))
+    for result in body.get("results", []):
+        event = result.get("event") or {}
+        geocode = (event.get("assignment") or {}).get("geocode") or {}
+        precision = geocode.get("precision") or "not matched"
+        manual = geocode.get("needs_manual_dispatch")
+        placed[f"{precision}{' (manual)' if manual else ''}"] += 1
+    return seconds, counts, placed
 
 
-def landed(db: Engine, run: str, cases: list[Case], grids: list[str | None]) -> dict[str, int]:
-    """The stored events' grids against the cases' true grids."""
+def landed(
+    db: Engine, run: str, cases: list[Case], grids: list[str | None], examples: list[str]
+) -> dict[str, int]:
+    """The stored events' grids against the cases' true grids (a few wrong ones to `examples`)."""
     with db.connect() as connection:
         stored = dict(
             connection.execute(
@@ -141,11 +154,25 @@ def landed(db: Engine, run: str, cases: list[Case], grids: list[str | None]) -> 
         if got == "missing":
             tally["not stored"] += 1
         elif case.level == "none" or case.relative is not None:
-            tally["no place: given a grid" if got and case.level == "none" else "other"] += 1
+            if case.level == "none":
+                tally["no place: given a grid" if got else "no place: manual"] += 1
+            else:
+                tally["relative phrase: " + ("a grid" if got else "manual")] += 1
         elif grid is None:
             tally["spread: manual" if got is None else "spread: one grid"] += 1
         else:
-            tally["right grid" if got == grid else "manual" if got is None else "wrong grid"] += 1
+            verdict = (
+                "right grid"
+                if got == grid
+                else "manual"
+                if got is None
+                else "its parent grid"  # codes nest: a widened place spanning micro-grids
+                if grid.startswith(got)
+                else "wrong grid"
+            )
+            tally[verdict] += 1
+            if verdict == "wrong grid" and len(examples) < 8:
+                examples.append(f"{case.text} ({case.level} {case.code}): {got}, not {grid}")
     return dict(tally)
 
 
@@ -159,18 +186,20 @@ def main(argv: list[str] | None = None) -> None:
     db = bench_database()
     prepared = time.perf_counter() - started
     rows = load_rows(db)
-    cases = make_cases(rows, scale=EVENTS / 5000)
-    cases = (cases * (EVENTS // max(1, len(cases)) + 1))[:EVENTS]
+    made = make_cases(rows, scale=EVENTS / sum(QUOTAS.values()))  # a day's mix of every level
+    made = (made * (EVENTS // max(1, len(made)) + 1))[:EVENTS]
+    cases = [made[int(i)] for i in np.random.default_rng(5).permutation(len(made))]
     grids = true_grids(cases, active_index(db), {c.code: c.geom for c in rows.compounds})
     with db.begin() as connection:
         token = create_token(connection, name="bench-geocode", role=Role.dispatcher, actor="bench")
     process = serve(db.url.render_as_string(hide_password=False), args.port)
     base = f"http://127.0.0.1:{args.port}"
     lines: list[str] = []
+    examples: list[str] = []
     try:
         headers = {"Authorization": f"Bearer {token.secret}"}
         with httpx.Client(base_url=base, headers=headers, timeout=900) as client:
-            post(client, events(cases[:20], "warm"))
+            post(client, events(cases[:20], f"w{uuid.uuid4().hex[:6]}"))
             rows_out = []
             for name, size in (("one request of 10,000", EVENTS), ("10 requests of 1,000", CHUNK)):
                 run = f"b{uuid.uuid4().hex[:6]}"
@@ -178,18 +207,29 @@ def main(argv: list[str] | None = None) -> None:
                 watch = HealthWatch(base)
                 watch.start()
                 total: Counter[str] = Counter()
+                placed: Counter[str] = Counter()
                 seconds: list[float] = []
                 begun = time.perf_counter()
                 for k in range(0, EVENTS, size):
-                    took, counts, _ = post(client, batch[k : k + size])
+                    took, counts, precisions = post(client, batch[k : k + size])
                     seconds.append(took)
                     total.update(counts)
+                    placed.update(precisions)
                 wall = time.perf_counter() - begun
                 watch.stop.set()
                 watch.join()
-                alive = httpx.get(base + "/health", timeout=5).status_code == 200
+                alive = httpx.get(base + "/api/v1/health", timeout=5).status_code == 200
                 rows_out.append(
-                    (name, wall, seconds, total, watch, alive, landed(db, run, cases, grids))
+                    (
+                        name,
+                        wall,
+                        seconds,
+                        total,
+                        watch,
+                        alive,
+                        landed(db, run, cases, grids, examples),
+                        placed,
+                    )
                 )
     finally:
         process.terminate()
@@ -200,11 +240,12 @@ def main(argv: list[str] | None = None) -> None:
         with db.begin() as connection:  # the database is kept for the next run: not its events
             connection.execute(
                 text(
-                    "DELETE FROM outbox WHERE event_id IN "
-                    "(SELECT id FROM event WHERE source = 'hotline_12345')"
-                )
+                    "DELETE FROM outbox WHERE event_id IN (SELECT id FROM event WHERE source = :s)"
+                ),
+                {"s": SOURCE},
             )
-            connection.execute(text("DELETE FROM event WHERE source = 'hotline_12345'"))
+            connection.execute(text("DELETE FROM event WHERE source = :s"), {"s": SOURCE})
+            revoke_token(connection, token.id, "bench")
         db.dispose()
     lines = [
         f"## (issue 17) {EVENTS:,} address-only events through `POST /api/v1/events`",
@@ -212,22 +253,27 @@ def main(argv: list[str] | None = None) -> None:
         f"`wangge serve` (1 worker) on its own copy of the demo street ({DEMO_DB}; ready in "
         f"{prepared:.0f} s); each event's only location is an address text from the evaluation "
         "set (geocoded, tier, deadline, duplicates, history, outbox, committed before the reply); "
-        f"`/health` asked every {HEALTH_EVERY_S * 1000:.0f} ms meanwhile. Client and server share "
+        f"`/api/v1/health` asked every {HEALTH_EVERY_S * 1000:.0f} ms meanwhile. Client and server share "
         "the 2 cores.",
         "",
         "| how sent | wall | events/s | slowest request | outcomes | /health meanwhile | "
         "alive after |",
         "| --- | ---: | ---: | ---: | --- | --- | --- |",
     ]
-    for name, wall, seconds, total, watch, alive, _ in rows_out:
+    for name, wall, seconds, total, watch, alive, *_ in rows_out:
         lines.append(
             f"| {name} | {wall:.1f} s | {EVENTS / wall:,.0f} | {max(seconds):.1f} s | "
             f"{', '.join(f'{k} {v:,}' for k, v in sorted(total.items()))} | {watch.summary()} | "
             f"{'yes' if alive else '**no**'} |"
         )
     lines += ["", "Where the events landed (stored `grid_code` against the case's true grid):", ""]
-    for name, *_, tally in rows_out:
+    for name, *_, tally, placed in rows_out:
         lines.append(f"- {name}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(tally.items())))
+        lines.append(
+            "  answers by precision: " + ", ".join(f"{k} {v:,}" for k, v in placed.most_common())
+        )
+    if examples:
+        lines += ["", "Some of the wrong grids:", "", *[f"- {e}" for e in examples[:8]]]
     write_result("geocode_batch", lines)
 
 

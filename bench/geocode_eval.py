@@ -307,6 +307,11 @@ def district(quick: bool) -> tuple[list[str], dict[str, Any]]:
     run = evaluate(gazetteer, cases, grids, index, "district")
     result = tables(run.outcomes)
     rate = geocode_rate(gazetteer, [c.text for c in cases])
+    started = time.perf_counter()
+    baseline = Baseline(rows)
+    base_build_s = time.perf_counter() - started
+    sample = [c.text for c in cases if c.level != "none"][:: max(1, len(cases) // 40)]
+    base_rate = geocode_rate(baseline, sample, repeat=1)
     buildings = len(rows.buildings.codes)
     lines = [
         f"### At district scale: {DISTRICT_DB} ({buildings:,} buildings, "
@@ -317,6 +322,9 @@ def district(quick: bool) -> tuple[list[str], dict[str, Any]]:
         f"| `load_gazetteer` (SQL) | {load_s:.1f} s | |",
         f"| `Gazetteer.build` | {build_s:.1f} s (peak RSS +{(rss_after - rss_before) / 1024:,.0f} MB) | |",
         f"| `Gazetteer.geocode`, {len(cases):,} texts | {rate:,.0f} /s | ≥ 500 /s |",
+        f"| old `AddressIndex.match` (built in {base_build_s:.1f} s), {len(sample)} texts | "
+        f"{base_rate:,.1f} /s | |",
+        f"| new / old | {rate / base_rate:,.0f}× | |",
         "",
         *level_table(result),
         "",
@@ -324,6 +332,7 @@ def district(quick: bool) -> tuple[list[str], dict[str, Any]]:
     ]
     db.dispose()
     return lines, {"buildings": buildings, "load_s": load_s, "build_s": build_s, "rate": rate,
+                   "baseline_rate": base_rate,
                    **result, "failures": failures(run.outcomes)}  # fmt: skip
 
 
