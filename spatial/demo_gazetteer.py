@@ -8,8 +8,9 @@ with the buildings' addresses ("…淞江路19号新翠居4幢"):
   from the kerb as outline (so it lies in exactly one micro-grid), "…小区" / "…广场" / "…大厦"
   aliases and, for some, a 俗称;
 - a house-number plate at each compound's gate: inside the compound, on the side facing the
-  road its addresses name, with the number they carry; some compounds have a second gate
-  numbered 19-1 / 19甲 / 19附1;
+  road its addresses name, with the number they carry (unique on its road, as real 门牌 are:
+  `spatial.demo_street.unique_numbers`); some compounds have a second gate numbered
+  19-1 / 19甲 / 19附1;
 - about 45 POIs (schools, markets, hospitals, clinics, parks, supermarkets, a police station,
   metro stations…) inside blocks, named after the road the block fronts, with aliases.
 Computed in metres (METRIC_CRS) and converted to WGS84 at the end; `rng` is a stream of the
@@ -80,7 +81,9 @@ def demo_gazetteer(street: DemoStreet, rng: np.random.Generator) -> DemoGazettee
         block = street.blocks[block_index]
         code = street.block_codes[block_index]
         outline = block.buffer(-GATE_SETBACK_M)
-        road_index, number = frontage(block, street.roads, road_tree)
+        road_index, number = street.frontages.get(block_index) or frontage(
+            block, street.roads, road_tree
+        )
         compound = {
             "code": f"{code}-XQ",
             "name": name,

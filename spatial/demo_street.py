@@ -12,7 +12,7 @@ random stream.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -149,6 +149,9 @@ class DemoStreet:
     blocks: list[Polygon]
     block_codes: dict[int, str]  # micro-grid code of each block, by index in `blocks`
     plan: StreetPlan = DEMO_STREET_PLAN
+    # (road line index, house number) of each block with buildings: what its addresses carry,
+    # unique per road name (`unique_numbers`).
+    frontages: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def _centre_metric() -> tuple[float, float]:
@@ -241,7 +244,7 @@ def street_from(rng: np.random.Generator, plan: StreetPlan = DEMO_STREET_PLAN) -
                 )
             )
 
-    buildings = _buildings(rng, micro_shapes, micro_codes, roads, grids, plan.name)
+    buildings, frontages = _buildings(rng, micro_shapes, micro_codes, roads, grids, plan.name)
     _roll_up_households(grids, buildings)
 
     # Convert to WGS84 in one pass per kind (shared vertices stay identical).
@@ -252,7 +255,7 @@ def street_from(rng: np.random.Generator, plan: StreetPlan = DEMO_STREET_PLAN) -
         geoms = transform(np.array([b["geom"] for b in buildings]), METRIC_CRS, WGS84)
         for building, geom in zip(buildings, geoms, strict=True):
             building["geom"] = geom
-    return DemoStreet(grids, buildings, roads, outline, micro_shapes, micro_codes, plan)
+    return DemoStreet(grids, buildings, roads, outline, micro_shapes, micro_codes, plan, frontages)
 
 
 def _grid_kinds(rng: np.random.Generator, count: int) -> list[str]:
@@ -271,13 +274,17 @@ def _block_orientation(polygon: Polygon) -> float:
     return math.atan2(longest[1], longest[0])
 
 
-def _buildings(rng, micro_shapes, micro_codes, roads, grids, street_name: str) -> list[dict]:
-    """Footprints laid out in rows inside each block, set back from the roads."""
+def _buildings(
+    rng, micro_shapes, micro_codes, roads, grids, street_name: str
+) -> tuple[list[dict], dict[int, tuple[int, int]]]:
+    """Footprints laid out in rows inside each block, set back from the roads, and the
+    frontage (road line, house number) of each block with buildings."""
     road_tree = shapely.STRtree(roads)
     kind_of = {g.code: g.kind for g in grids if g.level == "micro_grid"}
     heads, mids = COMPOUND_HEADS, COMPOUND_MIDS
     buildings: list[dict] = []
     used_names: set[str] = set()
+    claims: dict[int, tuple[int, int]] = {}  # block → (road line, number by projection)
     for m_index, block in enumerate(micro_shapes):
         code = micro_codes[m_index]
         kind = kind_of[code]
@@ -309,8 +316,7 @@ def _buildings(rng, micro_shapes, micro_codes, roads, grids, street_name: str) -
         inside = candidates[shapely.contains(inner, candidates)]
         if len(inside) == 0:
             continue
-        road_index, number = frontage(block, roads, road_tree)
-        road = road_name(road_index)
+        claims[m_index] = frontage(block, roads, road_tree)
         name = _compound_name(rng, heads, mids, used_names)
         use = {"residential": "residential", "commercial": "commercial", "office": "office"}[kind]
         for b_index, footprint in enumerate(inside, start=1):
@@ -319,7 +325,7 @@ def _buildings(rng, micro_shapes, micro_codes, roads, grids, street_name: str) -
                 {
                     "code": f"{code}B{b_index:02d}",
                     "name": f"{name}{b_index}幢",
-                    "address": f"江苏省苏州市苏州工业园区{street_name}{road}{number}号{name}{b_index}幢",
+                    "address": None,  # below, once the block's number is unique on its road
                     "floors": floors,
                     "households": 0,
                     "use": use,
@@ -327,7 +333,39 @@ def _buildings(rng, micro_shapes, micro_codes, roads, grids, street_name: str) -
                     "geom": MultiPolygon([footprint]),
                 }
             )
-    return buildings
+    numbers = unique_numbers([(road_name(r), n) for r, n in claims.values()])
+    frontages = {
+        block: (road_index, number)
+        for (block, (road_index, _)), number in zip(claims.items(), numbers, strict=True)
+    }
+    block_of = {code: block for block, code in micro_codes.items()}
+    for building in buildings:
+        road_index, number = frontages[block_of[building["micro_grid"]]]
+        building["address"] = (
+            f"江苏省苏州市苏州工业园区{street_name}{road_name(road_index)}{number}号{building['name']}"
+        )
+    return buildings, frontages
+
+
+def unique_numbers(claims: list[tuple[str, int]]) -> list[int]:
+    """House numbers unique per road, as real plates are. `claims` are (road name, number) in
+    block order; the first claim of a (road, number) keeps it, and each later claim of it gets
+    the next number above of the same parity that no claim holds (odd stays odd) — so every
+    first claimant keeps its number and the result is deterministic."""
+    held = set(claims)
+    kept: set[tuple[str, int]] = set()
+    numbers = []
+    for road, number in claims:
+        if (road, number) not in kept:
+            kept.add((road, number))
+            numbers.append(number)
+            continue
+        free = number + 2
+        while (road, free) in held:
+            free += 2
+        held.add((road, free))
+        numbers.append(free)
+    return numbers
 
 
 def road_name(index: int) -> str:

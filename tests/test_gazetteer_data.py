@@ -35,7 +35,7 @@ from api.transfer.export import export_layer
 from api.transfer.gazetteer import PLACE_KINDS, import_places
 from api.transfer.read import read_layer
 from api.transfer.report import ImportRejected
-from spatial.demo_street import ROAD_NAMES, street_plans
+from spatial.demo_street import ROAD_NAMES, frontage, road_name, street_plans, unique_numbers
 from tests.conftest import DEMO_SEED, _admin, _roles, as_role, create_database, drop_database
 
 WANGGE = str(Path(sys.executable).with_name("wangge"))
@@ -125,6 +125,46 @@ def test_each_compound_is_its_buildings_block(demo_engine):
         road, number, compound, _ = ADDRESS.match(row.address).groups()
         assert compound == row.name and row.building.startswith(row.name)
         assert plates[row.code] == (road, number)
+
+
+def test_house_numbers_are_unique_per_road(demo_engine):
+    """As real 门牌 are: one plate per road + number, one compound per road + number in the
+    addresses; the issue's examples keep theirs."""
+    with demo_engine.connect() as connection:
+        plates = connection.execute(text("SELECT road, number FROM house_number")).all()
+        numbers = connection.execute(
+            text(
+                "SELECT substring(address from '街道(.+号)') AS plate, "
+                "count(DISTINCT substring(code for 18)) AS compounds FROM building GROUP BY 1"
+            )
+        ).all()
+        examples = dict(
+            connection.execute(
+                text(
+                    "SELECT c.name, h.road || h.number || '号' FROM compound c "
+                    "JOIN house_number h ON h.compound_code = c.code AND h.code LIKE '%-MP1' "
+                    "WHERE c.name IN ('新翠居', '枫康庭', '锦玉苑')"
+                )
+            ).all()
+        )
+    assert len(plates) == len(set(plates)) == DEMO_COUNTS["house_number"]
+    assert len(numbers) == DEMO_COUNTS["compound"] and {r.compounds for r in numbers} == {1}
+    assert examples == {"新翠居": "淞江路19号", "枫康庭": "凤里街103号", "锦玉苑": "青丘街1号"}
+
+
+def test_unique_numbers_keeps_first_claims():
+    """The first claim of a road + number keeps it; a later one takes the next free number of
+    the same parity above, never one that another block claims first."""
+    claims = [("淞江路", 19), ("淞江路", 19), ("淞江路", 21), ("星海路", 19), ("淞江路", 19)]
+    assert unique_numbers(claims) == [19, 23, 21, 19, 25]
+    assert unique_numbers([("星海路", 2), ("星海路", 2)]) == [2, 4]  # even stays even
+    street = street_of(DEMO_SEED, street_plans(1)[0])[0]
+    tree = shapely.STRtree(street.roads)
+    projected = {b: frontage(street.blocks[b], street.roads, tree) for b in street.frontages}
+    renumbered = [b for b, claim in projected.items() if street.frontages[b] != claim]
+    shared = Counter((road_name(r), n) for r, n in projected.values())
+    assert len(renumbered) == sum(n - 1 for n in shared.values()) == 338
+    assert all(street.frontages[b][0] == projected[b][0] for b in renumbered)  # same road
 
 
 def test_pois_and_plates_lie_inside_blocks(demo_engine):
@@ -465,11 +505,20 @@ def test_replace_demo_gazetteer_keeps_aliases(engine):
     with engine.begin() as connection:
         _teach(connection, "星海小学门口", "poi", "320571005-P001")
         connection.execute(text("TRUNCATE road, compound, poi, house_number"))
+        # A database loaded before house numbers were unique per road: its address is renewed.
+        connection.execute(
+            text(
+                "UPDATE building SET address = replace(address, '凤里街103号', '凤里街109号') "
+                "WHERE code LIKE '320571005008004006B%'"
+            )
+        )
+        renewed = _count(connection, "building WHERE address LIKE '%凤里街109号枫康庭%'")
     written = replace_demo_gazetteer(engine, DEMO_SEED)
-    assert written == DEMO_COUNTS
+    assert written == {**DEMO_COUNTS, "building_address": renewed} and renewed > 0
     with engine.connect() as connection:
         assert {t: _count(connection, t) for t in DEMO_COUNTS} == DEMO_COUNTS
         assert _count(connection, "address_alias") == 1
+        assert _count(connection, "building WHERE address LIKE '%凤里街103号枫康庭%'") == renewed
         assert (
             connection.execute(
                 text("SELECT count(*) FROM audit_log WHERE action = 'demo.gazetteer'")

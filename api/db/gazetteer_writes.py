@@ -73,3 +73,19 @@ def write_places(connection: Connection, table: str, rows: Iterable[dict]) -> in
 def analyze_places(connection: Connection) -> None:
     """Fresh planner statistics after a bulk load."""
     connection.execute(text("ANALYZE road; ANALYZE compound; ANALYZE house_number; ANALYZE poi"))
+
+
+def set_building_addresses(connection: Connection, addresses: Iterable[tuple[str, str]]) -> int:
+    """Give buildings (code, address) pairs' addresses where they differ; returns how many
+    changed. For a demo database loaded before its house numbers were made unique per road."""
+    connection.execute(
+        text("CREATE TEMP TABLE demo_address (code text, address text) ON COMMIT DROP")
+    )
+    copy_rows(connection, "demo_address", ("code", "address"), addresses)
+    changed = connection.execute(
+        text(
+            "UPDATE building b SET address = d.address FROM demo_address d "
+            "WHERE b.code = d.code AND b.address IS DISTINCT FROM d.address"
+        )
+    )
+    return int(changed.rowcount)
