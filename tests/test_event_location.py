@@ -528,3 +528,26 @@ def test_bad_bodies_name_where(api, tokens, body, code, where):
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert (error["code"], error["where"]) == (code, where)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"version": 1, "lon": 1e308, "lat": 1e308, "crs": "EPSG:4326"},
+        {"version": 1, "lon": -0.0, "lat": 0.0, "crs": "bd09"},
+        {"version": 1, "lon": 31.3, "lat": 120.73, "crs": "EPSG:4326"},  # swapped
+        {"version": 1, "lon": 120.73, "lat": 31.3, "crs": "+init=/etc/passwd"},
+        {"version": 1, "place": {"kind": "intersection", "code": "+"}},
+        {"version": 1, "place": {"kind": "intersection", "code": "A+A"}},
+        {"version": 1, "place": {"kind": "building", "code": "'; DROP TABLE event; --"}},
+        {"version": 1, "place": {"kind": "community", "code": "320571005001"}},
+        {"version": 9_223_372_036_854_775_807, "grid_code": "320571005001001"},
+        {"version": 1, "grid_code": "320571005001001\u202e"},
+        {"version": 1, "grid_code": "320571005001001", "note": "备注" * 2000 + "。"},
+    ],
+)
+def test_hostile_values_answer_4xx(api, tokens, body):
+    event = _unknown_address(api, tokens)
+    response = _locate(api, tokens["dispatcher"], event["id"], body)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]["where"], response.text
