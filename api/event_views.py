@@ -193,6 +193,14 @@ def event_record(
                 {"level": r.level, "code": r.code, "name": r.name} for r in index.path(position)
             ]
             placement = {"path": path}
+    lines = event_rows.history(connection, event_id)
+    # An event placed by its address keeps how (precision, place, grid shares) in its report line.
+    placed_by = next(
+        (line["details"]["geocode"] for line in lines if (line["details"] or {}).get("geocode")),
+        None,
+    )
+    if placed_by is not None:
+        placement = {**(placement or {}), **placed_by}
     catalogue = load_catalogue(connection, settings)
     body = event_answer(
         row, store, caller, placement, clock=Clock(catalogue, settings, datetime.now(UTC))
@@ -212,7 +220,7 @@ def event_record(
             "lat": line["lat"] if personal else None,
             "details": line["details"],
         }
-        for line in event_rows.history(connection, event_id)
+        for line in lines
     ]
     body["supervisions"] = [
         {

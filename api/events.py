@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlalchemy import Engine
 
 from api.db import events as event_rows
@@ -51,7 +51,9 @@ class EventIn(BaseModel):
     crs: str | None = Field(
         default=None, description="Required with lon/lat: EPSG code, gcj02 or bd09"
     )
-    address: str | None = Field(default=None, max_length=300)
+    # What the caller said, up to a ticket's length: the geocoder reads the first 500 characters
+    # and answers `too_long` beyond; the text is kept as given either way.
+    address: str | None = Field(default=None, max_length=5000)
     reported_at: Instant | None = None
     reporter_name: str | None = Field(default=None, max_length=100)
     reporter_phone: str | None = Field(default=None, max_length=32)
@@ -77,7 +79,51 @@ class EventIn(BaseModel):
 
 
 class EventBatch(BaseModel):
-    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+    # An event that fails validation is answered `invalid` in its place; the others go on.
+    events: list[EventIn | dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
+def intake_batch(
+    engine: Engine,
+    store: IndexStore,
+    items: list[EventIn | dict[str, Any]],
+    *,
+    actor: str,
+    caller: Caller,
+    settings: WorkflowSettings,
+) -> list[dict[str, Any]]:
+    """One outcome per item, in order: the valid events go through `intake` together, each
+    invalid one is answered with what is wrong and where (`events.<i>.<field>`)."""
+    valid = [(i, item) for i, item in enumerate(items) if isinstance(item, EventIn)]
+    outcomes: list[dict[str, Any]] = [
+        _invalid_item(i, item) for i, item in enumerate(items) if not isinstance(item, EventIn)
+    ]
+    answered = dict(
+        zip(
+            (i for i, _ in valid),
+            intake(
+                engine,
+                store,
+                [item for _, item in valid],
+                actor=actor,
+                caller=caller,
+                settings=settings,
+            ),
+            strict=True,
+        )
+    )
+    invalid = iter(outcomes)
+    return [answered[i] if i in answered else next(invalid) for i in range(len(items))]
+
+
+def _invalid_item(number: int, raw: Any) -> dict[str, Any]:
+    try:
+        EventIn.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(["events", str(number), *(str(part) for part in first["loc"])])
+        return _invalid("invalid_event", f"第 {number + 1} 个事件有误：{first['msg']}", where)
+    return _invalid("invalid_event", f"第 {number + 1} 个事件有误", f"events.{number}")
 
 
 Outcome = Literal["created", "existing", "conflict", "invalid"]

@@ -186,6 +186,43 @@ def test_address_only_event_keeps_how_it_was_placed(client, engine, tokens):
     assert first["action"] == "report"
     assert first["details"]["geocode"]["precision"] == "intersection"
     assert "complaint" not in first["details"]["geocode"]  # no citizen text in the summary
+    assert stored["assignment"]["geocode"]["precision"] == "intersection"
+    if crossing["grid_code"] is None:  # the dispatcher's queue of events to place by hand
+        queue = client.get(
+            "/api/v1/events", headers=headers, params={"unassigned": "true", "limit": 1000}
+        ).json()
+        ids = {int(f["id"]) for f in queue["features"]}
+        assert crossing["id"] in ids and placed["id"] not in ids
+        assert all(f["properties"]["grid_code"] is None for f in queue["features"])
+
+
+def test_one_bad_event_in_a_batch_does_not_sink_the_others(client, engine, tokens):
+    building = _one_building(engine)
+    long_address = f"{building.name}楼下" + "噪音扰民" * 1_200  # 4,800+ characters: kept, not read
+    events = [
+        {"source": "12345", "external_id": "b-1", "address": f"{building.name}楼道堆物"},
+        {"source": "12345", "external_id": "b-2"},  # neither a point nor an address
+        {"source": "12345", "external_id": "b-3", "address": long_address},
+        {"source": "12345", "external_id": "b-4", "address": "x" * 5_001},
+    ]
+    response = client.post(
+        "/api/v1/events", headers=bearer(tokens["dispatcher"]), json={"events": events}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["counts"] == {"created": 2, "invalid": 2}, body
+    first, missing, long_one, too_long = body["results"]
+    assert first["status"] == "created" and first["event"]["grid_code"]
+    assert missing["status"] == "invalid" and missing["error"]["where"].startswith("events.1")
+    assert too_long["status"] == "invalid" and too_long["error"]["where"] == "events.3.address"
+    kept = long_one["event"]
+    assert kept["grid_code"] is None and kept["assignment"]["needs_manual_dispatch"]
+    assert kept["assignment"]["geocode"] is None or kept["assignment"]["geocode"]["reason"]
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT address FROM event WHERE external_id = 'b-3'")
+        ).scalar_one()
+    assert stored == long_address  # nothing accepted is altered
 
 
 def test_a_poi_imported_over_http_is_found_after_the_reload(client, engine, tokens):

@@ -226,6 +226,7 @@ class EventFilter:
     grid_codes: tuple[str, ...] | None = None
     or_assignee: int | None = None  # with grid_codes: in those grids, or assigned to this person
     with_unplaced: bool = False
+    unassigned_only: bool = False  # no grid: waiting for a dispatcher to place it (人工分派)
     sort: str = "id"  # id | deadline
 
 
@@ -254,6 +255,8 @@ def event_rows(
     if chosen.states:
         clauses.append("e.status = ANY(CAST(:states AS text[]))")
         params["states"] = list(chosen.states)
+    if chosen.unassigned_only:
+        clauses.append("e.grid_code IS NULL")
     if chosen.unit is not None:
         clauses.append("e.unit_code = :unit")
         params["unit"] = chosen.unit

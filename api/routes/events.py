@@ -21,7 +21,7 @@ from api.deps import (
 )
 from api.errors import InvalidInput, NotFound, error_responses
 from api.event_views import Clock, event_collection, event_record
-from api.events import EventBatch, EventIn, intake
+from api.events import EventBatch, EventIn, intake, intake_batch
 from api.lookup.index_store import IndexStore
 from api.privacy import Caller, redact_event_features
 from api.routes.layers import OutCrs, reproject
@@ -72,7 +72,7 @@ def receive(
     caller = Caller(principal)
     flow = settings.workflow
     if isinstance(body, EventBatch):
-        results = intake(
+        results = intake_batch(
             engine, store, body.events, actor=principal.actor, caller=caller, settings=flow
         )
         counts: dict[str, int] = {}
@@ -122,6 +122,13 @@ def list_events(
     with_unplaced: Annotated[
         bool, Query(description="Include events that could not be placed (null geometry)")
     ] = False,
+    unassigned: Annotated[
+        bool,
+        Query(
+            description="Only events on no grid, waiting to be placed by hand (人工分派): an "
+            "address spanning grids or not found; with with_unplaced also those without a point"
+        ),
+    ] = False,
     sort: Annotated[
         Literal["id", "deadline"], Query(description="deadline: the running clock, soonest first")
     ] = "id",
@@ -139,6 +146,7 @@ def list_events(
         category=category,
         grid_codes=tuple(_scope(store, within)) if within else None,
         with_unplaced=with_unplaced,
+        unassigned_only=unassigned,
         sort=sort,
     )
     levels = _listed(warning, {"yellow", "red"}, "warning")

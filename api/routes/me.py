@@ -80,7 +80,7 @@ class ReportIn(BaseModel):
     lon: float | None = None
     lat: float | None = None
     crs: str = Field(default="EPSG:4326", max_length=32, description="Browser geolocation: WGS84")
-    address: str | None = Field(default=None, max_length=300)
+    address: str | None = Field(default=None, max_length=5000)
     reported_at: Instant | None = None
 
     @model_validator(mode="after")
