@@ -28,6 +28,10 @@ INTERSECTIONS = (
     "{a}与{b}交叉口", "{a}和{b}交叉路口", "{a}{b}路口", "{b}与{a}交汇处", "{a}/{b}",
     "{a}、{b}十字路口", "{b}跟{a}的路口", "{a}与{b}交界处", "{a}近{b}",
 )  # fmt: skip
+TRADITIONAL = str.maketrans(
+    "锦华湾庄园丰宁兰润枫栋号凤东苏胜环钟阳娄",
+    "錦華灣莊園豐寧蘭潤楓棟號鳳東蘇勝環鐘陽婁",
+)
 PLATE = re.compile(r"^(\d+)(?:(?:-|附)(\d+)|([甲乙丙丁]))?$")  # 19, 19-1, 19附1, 19甲
 ROAD_TAILS = ("", "上", "沿线", "路边", "人行道上")
 
@@ -50,7 +54,7 @@ def buildings(m: CaseMaker, n: int) -> Iterator[Case]:
         kind = m.pick(
             ("full", "full", "compound_building", "compound_building", "road_number_compound",
              "road_building", "unit_dash", "unit_room", "swapped", "spaces", "typo",
-             "relative", "missing_building", "number_hao")
+             "relative", "missing_building", "number_hao", "ordinal", "traditional")
         )  # fmt: skip
         pre, pre_variant = m.prefix(street)
         marker, marker_variant = m.pick(MARKERS) if m.chance(0.45) else MARKERS[0]
@@ -98,6 +102,12 @@ def buildings(m: CaseMaker, n: int) -> Iterator[Case]:
         elif kind == "number_hao":  # "新翠居4号": the building's number without a marker
             text = f"{pre}{name}{b_text}号"
             used = {"pre", "name", "b"}
+        elif kind == "ordinal":  # "新翠居第四栋"
+            text = f"{pre}{name}第{chinese(building)}{marker if marker in '幢栋座' else '栋'}"
+            used = {"pre", "name", "marker"}
+        elif kind == "traditional":  # typed in traditional characters: "錦玉苑4棟"
+            text = f"{road}{n_text}號{compound}{b_text}{marker}".translate(TRADITIONAL)
+            used = {"n", "b", "marker"}
         else:  # missing_building: a number the register lacks → the compound, never a neighbour
             c = int(m.compound_of[i])
             if c < 0:
@@ -202,8 +212,10 @@ def compounds(m: CaseMaker, n: int) -> Iterator[Case]:
                 continue
             name = f"{p['road']}{p['number']}号{c.name}"
             plates = m.numbers.get((p["road"], plate_key(p["number"])), [])
-            gate = m.rows.house_numbers[plates[0]] if len(plates) == 1 else None
-            if gate is not None and gate.compound_code == c.code:
+            own = [m.rows.house_numbers[k] for k in plates]
+            own = [h for h in own if h.compound_code == c.code]
+            gate = own[0] if len(own) == 1 else None
+            if gate is not None:  # even where other compounds share the number
                 # The plate is the compound's gate: the finer place (house number) is the answer.
                 level, target, point = "house_number", gate.code, shapely.Point(gate.lon, gate.lat)
         elif kind == "typo":
