@@ -551,3 +551,20 @@ def test_hostile_values_answer_4xx(api, tokens, body):
     response = _locate(api, tokens["dispatcher"], event["id"], body)
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["error"]["where"], response.text
+
+
+def test_two_dispatchers_on_one_version(api, engine, tokens):
+    """The second of two placements made from the same reading is refused, not applied over it."""
+    event = _crossing_event(api, engine, tokens)
+    first, second = (
+        c["grid"]["code"] for c in event["assignment"]["geocode"]["grid_candidates"][:2]
+    )
+    won = _locate(api, tokens["dispatcher"], event["id"], {"version": 1, "grid_code": first})
+    assert won.status_code == 200, won.text
+    lost = _locate(api, tokens["supervisor"], event["id"], {"version": 1, "grid_code": second})
+    assert lost.status_code == 409, lost.text
+    assert lost.json()["error"]["code"] == "stale_version"
+    assert lost.json()["error"]["details"] == [{"version": 2, "status": "reported"}]
+    after = _get(api, tokens["dispatcher"], event["id"])
+    assert after["grid_code"] == first and after["version"] == 2
+    assert [line["action"] for line in after["history"]] == ["report", "locate"]
