@@ -54,24 +54,31 @@ def _dispatch_unit(index: GridIndex, leaf: int) -> int:
 
 def place_grids(index: GridIndex, match: PlaceMatch) -> tuple[int, list[dict[str, Any]]]:
     """(the grid the whole place lies in, or −1; shares of the grids it touches, largest first)."""
+    grid, shares, _ = spread(index, match)
+    return grid, shares
+
+
+def spread(index: GridIndex, match: PlaceMatch) -> tuple[int, list[dict[str, Any]], float]:
+    """`place_grids`, and the share of the place lying outside every grid."""
     lon = np.asarray(match.samples_lon, dtype=float)
     lat = np.asarray(match.samples_lat, dtype=float)
     if not len(lon):
         lon, lat = np.array([match.lon]), np.array([match.lat])
     located = index.locate(lon, lat)
     inside = located[located >= 0]
+    outside = round(1.0 - len(inside) / len(located), 3)
     if not len(inside):
-        return -1, []
+        return -1, [], outside
     units = Counter(_dispatch_unit(index, int(i)) for i in inside)
     shares = [
         {"grid": _grid(index.records[unit]), "share": round(count / len(located), 3)}
         for unit, count in sorted(units.items(), key=lambda u: (-u[1], index.records[u[0]].code))
     ][:MAX_CANDIDATE_GRIDS]
     if len(inside) < len(located):  # part of the place lies outside every grid
-        return -1, shares
+        return -1, shares, outside
     leaves = sorted(set(int(i) for i in inside))
     if len(leaves) == 1:
-        return leaves[0], shares
+        return leaves[0], shares, 0.0
     paths = [index.path(leaf) for leaf in leaves]
     common = None
     for level_records in zip(*paths, strict=False):
@@ -79,12 +86,12 @@ def place_grids(index: GridIndex, match: PlaceMatch) -> tuple[int, list[dict[str
             break
         common = level_records[0]
     if common is not None and common.rank >= ASSIGN_RANK:
-        return index.by_code[common.code], shares
-    return -1, shares
+        return index.by_code[common.code], shares, 0.0
+    return -1, shares, 0.0
 
 
 def _candidate(index: GridIndex, match: PlaceMatch) -> tuple[int, dict[str, Any]]:
-    grid, shares = place_grids(index, match)
+    grid, shares, outside = spread(index, match)
     body: dict[str, Any] = {
         "precision": match.precision,
         "confidence": match.confidence,
@@ -92,6 +99,7 @@ def _candidate(index: GridIndex, match: PlaceMatch) -> tuple[int, dict[str, Any]
         "point": {"lon": round(match.lon, 9), "lat": round(match.lat, 9), "kind": match.point_kind},
         "grid": _grid(index.records[grid]) if grid >= 0 else None,
         "grid_candidates": shares,
+        "outside_share": outside,  # of the place's samples, in no grid at all
         "via_alias": match.via_alias,
     }
     if match.precision == "building":
@@ -155,7 +163,10 @@ def geocode_answer(
     (grid, best), rest = shaped[0], shaped[1:]
     path = index.path(grid) if grid >= 0 else []
     answer.update(
-        {key: best[key] for key in ("precision", "place", "point", "grid", "grid_candidates")},
+        {
+            key: best[key]
+            for key in ("precision", "place", "point", "grid", "grid_candidates", "outside_share")
+        },
         matched=True,
         building=best.get("building"),
         path=[_grid(r) for r in path],
@@ -187,6 +198,7 @@ SUMMARY_KEYS = (
     "place",
     "point",
     "grid_candidates",
+    "outside_share",
     "needs_manual_dispatch",
     "relative",
     "via_alias",
