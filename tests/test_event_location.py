@@ -122,6 +122,19 @@ def _covers(engine, table: str, code: str, lon: float, lat: float) -> bool:
         )
 
 
+def _waiting(api: TestClient, tokens) -> set[int]:
+    """Events on no grid, waiting to be placed by hand (人工分派 queue)."""
+    response = api.get(
+        "/api/v1/events",
+        headers=bearer(tokens["dispatcher"]),
+        params={"unassigned": "true", "with_unplaced": "true", "limit": 1000},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["features"]) < 1000
+    return {feature["properties"]["id"] for feature in body["features"]}
+
+
 def _unknown_address(api: TestClient, tokens) -> dict[str, Any]:
     event = _intake(api, tokens, "火星基地九十九号")
     assert event["grid_code"] is None and event["lon"] is None
@@ -158,6 +171,7 @@ def test_crossing_located_to_its_first_candidate(api, engine, tokens):
         assert "description" not in seen and "reporter" not in seen
         assert seen["allowed_actions"] == []
     history, outbox, audits = _counts(engine, event["id"])
+    assert event["id"] in _waiting(api, tokens)
 
     response = _locate(
         api,
@@ -197,6 +211,7 @@ def test_crossing_located_to_its_first_candidate(api, engine, tokens):
             {"id": event["id"]},
         ).scalar_one()
     assert payload["action"] == "locate" and payload["grid_code"] == chosen
+    assert event["id"] not in _waiting(api, tokens)
 
     seen = _get(api, mine, event["id"])
     assert seen["description"] == "有人占道经营" and seen["reporter"]["phone"] == "13900000000"
