@@ -32,7 +32,10 @@ def _shares_add_up(answer):
     shares = [c["share"] for c in answer["grid_candidates"]]
     assert shares == sorted(shares, reverse=True)
     # Each share rounded to 3 places; what lies in no grid at all is said apart.
-    assert abs(sum(shares) + answer["outside_share"] - 1.0) <= 0.0005 * (len(shares) + 1)
+    total = sum(shares) + answer["outside_share"]
+    if len(shares) < 8:  # at most 8 grids are listed (a long road touches more)
+        assert abs(total - 1.0) <= 0.0005 * (len(shares) + 1)
+    assert 0 < total <= 1.0 + 0.0005 * (len(shares) + 1)
 
 
 def test_ticket_text_lands_on_the_building_and_its_grid(client, engine):
