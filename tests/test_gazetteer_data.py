@@ -570,3 +570,101 @@ def test_demo_refuses_a_database_holding_a_gazetteer(empty_url):
             assert _count(connection, "grid") == 0 and _count(connection, "poi") == 1
     finally:
         target.dispose()
+
+
+# --- geometry GEOS cannot build (a line of one point) ---------------------------------------------
+
+
+def _feature_collection(path: Path, features: list[tuple[dict, dict]]) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "properties": p, "geometry": g} for p, g in features
+                ],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+ONE_POINT_LINE = {"type": "LineString", "coordinates": [[120.73, 31.30]]}
+ONE_POINT_RING = {"type": "Polygon", "coordinates": [[[120.73, 31.30]]]}
+
+
+def test_one_point_line_refused_naming_row_and_field(engine, client, tokens, tmp_path):
+    """Review finding 9: a road whose line has a single point was a 500 (GEOS refuses to
+    build it); now every import kind says which feature, in field geometry, and writes nothing."""
+    good = {"type": "LineString", "coordinates": [[120.73, 31.30], [120.74, 31.30]]}
+    roads = _feature_collection(
+        tmp_path / "roads.geojson",
+        [
+            ({"code": "RV-R1", "name": "审查一路"}, good),
+            ({"code": "RV-R2", "name": "审查二路"}, ONE_POINT_LINE),
+            (
+                {"code": "RV-R3", "name": "审查三路"},
+                {"type": "MultiLineString", "coordinates": [[[120.73, 31.31]]]},
+            ),
+        ],
+    )
+    assert _rejected(engine, roads, "roads") == [
+        (2, "geometry", "线只有一个点（线至少需要 2 个点）"),
+        (3, "geometry", "线只有一个点（线至少需要 2 个点）"),
+    ]
+    answer = client.post(
+        "/api/v1/import/roads",
+        headers={"Authorization": f"Bearer {tokens['planner']}"},
+        files={"file": ("roads.geojson", roads.read_bytes())},
+    )
+    assert answer.status_code == 422, answer.text
+    body = answer.json()["error"]
+    assert body["code"] == "import_rejected" and body["where"] == "roads.geojson"
+    assert [(d["row"], d["field"], d["code"]) for d in body["details"]] == [
+        (2, "geometry", "RV-R2"),
+        (3, "geometry", "RV-R3"),
+    ]
+    assert body["details"][0]["text"] == (
+        "roads.geojson，第 2 个要素，编码 RV-R2，字段 geometry：线只有一个点（线至少需要 2 个点）"
+    )
+    assert "RV-R1" not in _places(engine, "road")
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [("buildings", {}), ("grids", {"level": "micro_grid"}), ("compounds", {})],
+)
+def test_one_point_ring_refused_for_polygon_layers(engine, client, tokens, tmp_path, kind, data):
+    """The same reader serves buildings, grids and compounds: a polygon whose ring has one
+    point is named by feature and field, never a 500."""
+    square = {
+        "type": "Polygon",
+        "coordinates": [
+            [[120.730, 31.300], [120.731, 31.300], [120.731, 31.301], [120.730, 31.300]]
+        ],
+    }
+    upload = _feature_collection(
+        tmp_path / f"{kind}.geojson",
+        [
+            ({"code": "RV-1", "name": "甲"}, square),
+            ({"code": "RV-2", "name": "乙"}, ONE_POINT_RING),
+        ],
+    )
+    with engine.connect() as connection:
+        before = _count(connection, "building") + _count(connection, "compound")
+    answer = client.post(
+        f"/api/v1/import/{kind}",
+        headers={"Authorization": f"Bearer {tokens['planner']}"},
+        data=data,
+        files={"file": (upload.name, upload.read_bytes())},
+    )
+    assert answer.status_code == 422, answer.text
+    details = answer.json()["error"]["details"]
+    assert [(d["row"], d["message"]) for d in details if d["field"] == "geometry"] == [
+        (2, "面的环只有一个点（环至少需要 4 个点，首尾相同）")
+    ]
+    assert all(d["row"] is not None for d in details)  # (grids: codes and parents said too)
+    with engine.connect() as connection:
+        assert _count(connection, "building") + _count(connection, "compound") == before

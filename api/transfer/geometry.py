@@ -52,7 +52,10 @@ def prepare_geometries(
         problems = validity.polygon_problems(geometries)
     else:
         problems = validity.point_problems(geometries)
-    for problem in problems:
+    for index, reason in sorted(source.broken.items()):  # unbuildable: said as they are
+        code = codes[index] if index < len(codes) else None
+        report.errors.append(ImportIssue(index + 1, "geometry", reason, code))
+    for problem in (p for p in problems if p.index not in source.broken):
         code = codes[problem.index] if problem.index < len(codes) else None
         if problem.repairable and repair:
             before = geometries[problem.index]

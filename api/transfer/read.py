@@ -87,6 +87,9 @@ class SourceLayer:
     crs: str | None
     encoding: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Features whose geometry GDAL read but GEOS cannot build (a line of one point…): their
+    # index → why, in Chinese; their geometry is None. Every import refuses them by row.
+    broken: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.geometries)
@@ -165,11 +168,11 @@ def _from_raw(
         raise
     except (DataSourceError, DataLayerError, OSError, ValueError, RuntimeError) as error:
         raise UnreadableFile(f"{path}：读取失败（{_short(error)}）") from error
-    geometries = (
-        shapely.from_wkb(wkb)
-        if wkb is not None
-        else np.full(len(columns[0]) if columns else 0, None)
-    )
+    broken: dict[int, str] = {}
+    if wkb is not None:
+        geometries, broken = _decoded(wkb)
+    else:
+        geometries = np.full(len(columns[0]) if columns else 0, None)
     fields = {
         str(name): [_python(v) for v in column]
         for name, column in zip(meta["fields"], columns, strict=True)
@@ -181,7 +184,40 @@ def _from_raw(
         fields,
         meta.get("crs"),
         meta.get("encoding"),
+        broken=broken,
     )
+
+
+def _decoded(wkb: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
+    """Shapely geometries of the features, and which of them GEOS refuses to build, why."""
+    try:
+        return shapely.from_wkb(wkb), {}
+    except shapely.errors.GEOSException:
+        pass
+    geometries = np.full(len(wkb), None, dtype=object)
+    broken: dict[int, str] = {}
+    for index, blob in enumerate(wkb):
+        if blob is None:
+            continue
+        try:
+            geometries[index] = shapely.from_wkb(blob)
+        except shapely.errors.GEOSException as error:
+            broken[index] = _geos_reason(error, bytes(blob))
+    return geometries, broken
+
+
+def _geos_reason(error: Exception, blob: bytes) -> str:
+    """Why GEOS refused a feature's geometry, in the caller's terms (by its WKB type)."""
+    message = str(error)
+    order = "little" if blob[:1] == b"\x01" else "big"
+    base = (int.from_bytes(blob[1:5], order) & 0x0FFFFFFF) % 1000 if len(blob) >= 5 else 0
+    if "point array must contain 0 or >1 elements" in message:
+        if base in (3, 6):  # Polygon, MultiPolygon
+            return "面的环只有一个点（环至少需要 4 个点，首尾相同）"
+        return "线只有一个点（线至少需要 2 个点）"
+    if "LinearRing" in message:
+        return "面的环点数太少（环至少需要 4 个点，首尾相同）"
+    return f"几何无法解析（{_short(error)}）"
 
 
 def _python(value: Any) -> Any:
@@ -307,9 +343,14 @@ def _read_all_layers(path: Path, format_name: str) -> SourceLayer:
     names = list(dict.fromkeys(n for p in parts for n in p.fields))
     fields = {n: [v for p in parts for v in p.fields.get(n, [None] * len(p))] for n in names}
     geometries = np.concatenate([p.geometries for p in parts])
+    offsets = np.cumsum([0] + [len(p) for p in parts])
+    broken = {
+        int(o) + i: why for p, o in zip(parts, offsets, strict=False) for i, why in p.broken.items()
+    }
     for name, default in KML_DEFAULTS.items():
         if name in fields and all(v in (None, default) for v in fields[name]):
             del fields[name]
     if "id" in fields and all(v is None or re.fullmatch(r".+\.\d+", str(v)) for v in fields["id"]):
         del fields["id"]  # LIBKML's generated placemark ids (layer.N), not the data's
-    return SourceLayer(path, format_name, geometries, fields, parts[0].crs or "EPSG:4326")
+    crs = parts[0].crs or "EPSG:4326"
+    return SourceLayer(path, format_name, geometries, fields, crs, broken=broken)
