@@ -52,9 +52,9 @@ def prepare_geometries(
         problems = validity.polygon_problems(geometries)
     else:
         problems = validity.point_problems(geometries)
-    for index, reason in sorted(source.broken.items()):  # unbuildable: said as they are
-        code = codes[index] if index < len(codes) else None
-        report.errors.append(ImportIssue(index + 1, "geometry", reason, code))
+    for row, reason in sorted(source.broken.items()):  # unbuildable: said as they are
+        code = codes[row] if row < len(codes) else None
+        report.errors.append(ImportIssue(row + 1, "geometry", reason, code))
     for problem in (p for p in problems if p.index not in source.broken):
         code = codes[problem.index] if problem.index < len(codes) else None
         if problem.repairable and repair:

@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyogrio
@@ -209,7 +209,7 @@ def _decoded(wkb: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
 def _geos_reason(error: Exception, blob: bytes) -> str:
     """Why GEOS refused a feature's geometry, in the caller's terms (by its WKB type)."""
     message = str(error)
-    order = "little" if blob[:1] == b"\x01" else "big"
+    order: Literal["little", "big"] = "little" if blob[:1] == b"\x01" else "big"
     base = (int.from_bytes(blob[1:5], order) & 0x0FFFFFFF) % 1000 if len(blob) >= 5 else 0
     if "point array must contain 0 or >1 elements" in message:
         if base in (3, 6):  # Polygon, MultiPolygon
