@@ -583,3 +583,27 @@ def test_two_dispatchers_on_one_version(api, engine, tokens):
     after = _get(api, tokens["dispatcher"], event["id"])
     assert after["grid_code"] == first and after["version"] == 2
     assert [line["action"] for line in after["history"]] == ["report", "locate"]
+
+
+def test_placed_at_last_it_meets_its_duplicates(api, engine, tokens):
+    """An unknown address placed by hand next to an open report of the same kind: proposed as
+    its duplicate (同一问题多人上报), as intake would have done had it been placed then."""
+    dispatcher = bearer(tokens["dispatcher"])
+    with engine.connect() as connection:
+        lon, lat = connection.execute(
+            text(
+                "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+                "FROM building ORDER BY code LIMIT 1"
+            )
+        ).one()
+    first = {"source": "hotline_12345", "external_id": "loc-dup-1", "category_code": "E04"}
+    first |= {"lon": lon, "lat": lat, "crs": "EPSG:4326"}
+    original = api.post("/api/v1/events", headers=dispatcher, json=first).json()
+    second = {"source": "hotline_12345", "external_id": "loc-dup-2", "category_code": "E04"}
+    second |= {"address": "火星基地九十九号"}
+    unplaced = api.post("/api/v1/events", headers=dispatcher, json=second).json()
+    assert unplaced["duplicate_candidates"] == []
+    body = {"version": 1, "lon": lon + 0.0001, "lat": lat, "crs": "EPSG:4326"}  # about 10 m east
+    placed = _locate(api, tokens["dispatcher"], unplaced["id"], body)
+    assert placed.status_code == 200, placed.text
+    assert placed.json()["duplicate_candidates"] == [original["id"]]
