@@ -284,23 +284,29 @@ DEMO_CASES = (
         "confident": True,
     },
     {"text": "景玉府9号楼2单元", "precision": "building", "name": "景玉府9幢", "confident": True},
-    # 淞江路19号 is the number of two compounds: both offered, neither chosen.
-    {"text": "淞江路19号4幢", "precision": "building", "name": "新翠居4幢", "confident": False},
+    {"text": "淞江路19号4幢", "precision": "building", "name": "新翠居4幢", "confident": True},
     {
         "text": "淞江路19号门口",
         "precision": "house_number",
         "name": "淞江路19号",
-        "confident": False,
+        "confident": True,
     },
     # A building number the register lacks: the compound answers, not another building.
     {"text": "景玉府99幢", "precision": "compound", "name": "景玉府", "confident": True},
     {"text": "景玉府小区", "precision": "compound", "name": "景玉府", "confident": True},
     {"text": "淞江路19号新翠居44幢", "precision": "compound", "name": "新翠居", "confident": True},
-    # A shared number with the compound named: the plate at that compound's gate.
+    # The compound named at another compound's number: the compound and its building win.
+    {"text": "锦绣路123号宁和庄", "precision": "compound", "name": "宁和庄", "confident": True},
     {
-        "text": "锦绣路123号宁和庄",
+        "text": "锦绣路123号宁和庄3幢",
+        "precision": "building",
+        "name": "宁和庄3幢",
+        "confident": True,
+    },
+    {
+        "text": "锦绣路129号宁和庄",
         "precision": "house_number",
-        "name": "锦绣路123号",
+        "name": "锦绣路129号",
         "confident": True,
     },
     # Near-homophone: found, never confident.

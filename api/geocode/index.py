@@ -27,6 +27,7 @@ MAX_TEXT = 500
 CONFIDENT = 0.85
 AMBIGUOUS = 0.6  # each of several places that fit equally
 ALIAS = 0.97
+NUMBER_DISAGREES = 0.92  # the compound named, at a house number that is another compound's
 OUTSIDE_CONTEXT = 0.6  # a place outside the street/community the caller named
 INTERSECTION_RADIUS_M = 30.0
 _WIDE_LEVELS = 5  # levels from here on (road, community) only answer when nothing finer did
@@ -290,8 +291,9 @@ class Gazetteer:
             both = set(by_compound) & set(by_house)
             if both:
                 scored = {i: 0.99 * min(by_compound[i], by_house[i]) for i in both}
-            else:  # the road and the compound name different buildings
-                scored = {i: 0.5 for i in (*by_compound, *by_house)}
+            else:  # the road and the compound name different buildings: the name wins
+                scored = {i: 0.5 for i in by_house}
+                scored.update({i: 0.98 * q * NUMBER_DISAGREES for i, q in by_compound.items()})
         elif by_compound:
             # A road or number that disagrees with the building's own address costs.
             scored = {
@@ -307,7 +309,8 @@ class Gazetteer:
         state["building_missing"] = factor < 1.0
         scored = {i: q * factor for i, q in scored.items()}
         return [
-            self._hit("building", i, _shared(scored[i], len(kept))) for i in _best(kept, scored)
+            self._hit("building", i, _shared(scored[i], _rivals(kept, scored)))
+            for i in _best(kept, scored)
         ]
 
     def _house_agreement(self, index: int, parts: dict[str, str], roads) -> float:
@@ -337,6 +340,9 @@ class Gazetteer:
                 found, factor = self.register.house_numbers.get((name, base), []), 0.75
             # 锦绣路123号宁和庄: of the plates numbered 123, the one at 宁和庄's gate.
             of_named = [i for i in found if self.rows.house_numbers[i].compound_code in named]
+            if named and found and not of_named:
+                state["number_disagrees"] = True  # the plate is another compound's: ask that one
+                continue
             found = of_named or found
             kept, outside = self._within("house_number", found, context)
             matches += [
@@ -360,10 +366,13 @@ class Gazetteer:
             scored = {i: 0.9 for i in at_house}
         if state["building_missing"]:
             scored = {i: q * 0.93 for i, q in scored.items()}
+        if state.get("number_disagrees"):
+            scored = {i: q * NUMBER_DISAGREES for i, q in scored.items()}
         kept, factor = self._within("compound", scored, context)
         scored = {i: q * factor for i, q in scored.items()}
         return [
-            self._hit("compound", i, _shared(scored[i], len(kept))) for i in _best(kept, scored)
+            self._hit("compound", i, _shared(scored[i], _rivals(kept, scored)))
+            for i in _best(kept, scored)
         ]
 
     def _intersections(self, parts, roads, context) -> list[_Hit]:
@@ -541,6 +550,13 @@ def _shared(confidence: float, places: int) -> float:
     """One place that fits keeps its confidence; each of several fitting places gets a share
     below AMBIGUOUS (the order among them kept)."""
     return confidence if places <= 1 else AMBIGUOUS * confidence
+
+
+def _rivals(indexes: list[int], scored: dict[int, float]) -> int:
+    """How many places fit about as well as the best (a place the caller's text contradicts
+    is no rival)."""
+    best = max((scored[i] for i in indexes), default=0.0)
+    return sum(1 for i in indexes if scored[i] >= best - 0.1)
 
 
 def _best(indexes: list[int], scored: dict[int, float], limit: int = 10) -> list[int]:
