@@ -81,6 +81,7 @@ NEEDS: dict[tuple[str, str], Permission | frozenset[Role] | None] = {
     ("put", "/api/v1/dispatch-rules"): Permission.manage_tokens,
     ("delete", "/api/v1/calendar/{day}"): Permission.manage_tokens,
     ("delete", "/api/v1/tokens/{token_id}"): Permission.manage_tokens,
+    ("post", "/api/v1/events/{event_id}/location"): ALIAS_WRITERS,  # 人工定位
     ("post", "/api/v1/geocode/addresses"): READ,
     # Address aliases: the dispatchers' corrections (api/routes/geocode_aliases.py), by role.
     ("post", "/api/v1/geocode/aliases"): ALIAS_WRITERS,
@@ -99,7 +100,7 @@ NEEDS: dict[tuple[str, str], Permission | frozenset[Role] | None] = {
     ("patch", "/ogc/collections/{collectionId}/items/{featureId}"): Permission.write_grids,
     ("delete", "/ogc/collections/{collectionId}/items/{featureId}"): Permission.write_grids,
 }
-WRITE_OPERATIONS_SERVED = 50  # a new write route must be added to NEEDS and PROBES
+WRITE_OPERATIONS_SERVED = 51  # a new write route must be added to NEEDS and PROBES
 
 ROLES = [role.value for role in Role]
 BAD_TOKENS = ("bogus", "expired", "revoked")
@@ -367,6 +368,11 @@ def _probe(world: World, method: str, path: str, serial: int) -> tuple[str, dict
         ),
         ("post", "/api/v1/drafts/{draft_id}/rebase"): (path, {"json": {"version": 0}}, 404),
         ("post", "/api/v1/geocode/addresses"): (path, {"json": {"addresses": ["青丘街1号"]}}, 200),
+        ("post", "/api/v1/events/{event_id}/location"): (
+            path,
+            {"json": {"version": 1, "grid_code": FIELD_GRID}},
+            404,
+        ),
         ("post", "/api/v1/geocode/aliases"): (
             path,
             {"json": {"text": "老地方", "target": {"kind": "poi", "code": "NO-SUCH-POI"}}},
@@ -490,7 +496,7 @@ def test_write_matrix(world):
             answer = (response.status_code, response.json()["error"]["code"])
             if answer != expected:
                 wrong.append(f"{method} {path} as {caller}: {answer}, not {expected}")
-    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 50 * 25
+    assert pairs == WRITE_OPERATIONS_SERVED * len(WRITE_CALLERS) == 51 * 25
     assert not wrong, "\n".join(wrong)
 
 

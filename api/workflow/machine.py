@@ -159,6 +159,7 @@ ACTION_LABELS = {
     "report": "上报",
     "absorb": "合并重复上报",
     "unplace": "网格调整后待重新分派",
+    "locate": "人工定位",  # a dispatcher puts an event on a grid by hand (api/event_location.py)
     **{name: action.label_zh for name, action in ACTIONS.items()},
 }
 
