@@ -108,7 +108,7 @@ def events(cases: list[Case], run: str) -> list[dict[str, Any]]:
             "external_id": f"{run}-{i}",
             "category_code": str(rng.choice(CATEGORIES)),
             "description": case.text[:4000] or "（无描述）",
-            "address": case.text[:300] or " ",
+            "address": case.text[:5000] or " ",
         }
         for i, case in enumerate(cases)
     ]

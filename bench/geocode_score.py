@@ -4,7 +4,8 @@ recall per precision level, confusion of levels, grid correctness, per-variant r
 Definitions (the README repeats them):
 - an *answer* is the first candidate when its confidence reaches the threshold (0.85), else none;
 - *right*: the answer is the case's place at the case's precision; *coarser*: the answer is a
-  coarser place that contains it (the building's compound, house number, road or community) —
+  place consistent with it — a coarser one that contains it (the building's compound, house
+  number, road or community) or, for "road + number + compound", that compound's own gate plate:
   honest, not wrong; *wrong*: any other answer; *unanswered*: no answer;
 - recall of a level = right / cases of that level; precision of a level = (right + coarser) /
   answers given at that level (over every case, "none" cases included: an answer to a text with no

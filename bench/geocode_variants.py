@@ -197,7 +197,7 @@ def compounds(m: CaseMaker, n: int) -> Iterator[Case]:
         kind = m.pick(("name", "suffix", "alias", "prefix", "road_number", "typo", "relative"))
         pre, pre_variant = m.prefix(street) if kind in ("prefix", "alias") else ("", "no_prefix")
         name = c.name
-        relative, level, target, point = None, "compound", c.code, None
+        relative, level, target, gates = None, "compound", c.code, ()
         if kind == "suffix":
             name += m.pick(SUFFIXES)
         elif kind == "alias":
@@ -215,9 +215,8 @@ def compounds(m: CaseMaker, n: int) -> Iterator[Case]:
             own = [m.rows.house_numbers[k] for k in plates]
             own = [h for h in own if h.compound_code == c.code]
             gate = own[0] if len(own) == 1 else None
-            if gate is not None:  # even where other compounds share the number
-                # The plate is the compound's gate: the finer place (house number) is the answer.
-                level, target, point = "house_number", gate.code, shapely.Point(gate.lon, gate.lat)
+            if gate is not None:  # its own gate plate is a consistent answer too
+                gates = (("house_number", gate.code),)
         elif kind == "typo":
             wrong = m.typo(c.name)
             if wrong is None:
@@ -226,9 +225,9 @@ def compounds(m: CaseMaker, n: int) -> Iterator[Case]:
         elif kind == "relative":
             phrase, relative = m.pick(RELATIVE)
             name += phrase
-        point = point or c.geom.representative_point()
+        point = c.geom.representative_point()
         accept = (("community", m.communities[j].code),) if (j := _community(m, point)) >= 0 else ()
-        accept += (("compound", c.code),) if level != "compound" else ()
+        accept += gates
         text, variant = m.noise(f"{pre}{name}", f"compound/{kind}+{pre_variant}", 0.5, relative)
         yield _case(text, level, target, variant, accept=accept, relative=relative,
                     lon=point.x, lat=point.y)  # fmt: skip
