@@ -192,6 +192,7 @@ def test_crossing_located_to_its_first_candidate(api, engine, tokens):
     assert _covers(engine, "grid", chosen, placed["lon"], placed["lat"])
     line = placed["history"][-1]
     assert line["action"] == "locate" and line["status"] == line["from"] == "reported"
+    assert line["action_label"] == "人工定位"
     assert line["version"] == placed["version"]
     assert (
         line["note"] == f"人工定位到网格 {placed['assignment']['path'][-1]['name']}（{chosen}）"
