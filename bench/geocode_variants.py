@@ -32,6 +32,7 @@ TRADITIONAL = str.maketrans(
     "锦华湾庄园丰宁兰润枫栋号凤东苏胜环钟阳娄",
     "錦華灣莊園豐寧蘭潤楓棟號鳳東蘇勝環鐘陽婁",
 )
+OTHER_AREAS = ("昆山市", "苏州市姑苏区", "苏州市吴中区", "上海市浦东新区", "常熟市", "北京市朝阳区")
 PLATE = re.compile(r"^(\d+)(?:(?:-|附)(\d+)|([甲乙丙丁]))?$")  # 19, 19-1, 19附1, 19甲
 ROAD_TAILS = ("", "上", "沿线", "路边", "人行道上")
 
@@ -346,10 +347,17 @@ def nothing(m: CaseMaker, n: int) -> Iterator[Case]:
         yield _case(text, "none", None, "none/edge")
     unknown = [u for u in UNKNOWN_PLACES if not any(name in u for name in m.names)]
     for _ in range(n):
-        kind = m.pick(("complaint", "complaint", "unknown", "mixed"))
+        kind = m.pick(("complaint", "complaint", "unknown", "mixed", "other_area"))
         if kind == "unknown" and not unknown:
             continue
-        if kind == "complaint":
+        if kind == "other_area":  # a place of ours, in another city or district: not ours
+            p = m.parsed[int(m.rng.integers(len(m.parsed)))]
+            if not p:
+                continue
+            text = (
+                m.pick(OTHER_AREAS) + f"{p['road']}{p['number']}号{p['compound']}{p['building']}幢"
+            )
+        elif kind == "complaint":
             text = m.pick(PURE_COMPLAINTS) + (m.pick(COMPLAINTS) if m.chance(0.5) else "")
         elif kind == "unknown":
             text = m.pick(unknown) + m.pick(COMPLAINTS)
