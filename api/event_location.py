@@ -151,7 +151,9 @@ def _lies_in(index: GridIndex, position: int, lon: float, lat: float) -> bool:
     return found >= 0 and any(r.code == code for r in index.path(found))
 
 
-def _into(index: GridIndex, position: int, lon: float | None, lat: float | None):
+def _into(
+    index: GridIndex, position: int, lon: float | None, lat: float | None
+) -> tuple[float, float, float | None]:
     """A point for the event in the grid: its own if it lies there, else moved just inside,
     else (no point) the grid's point on surface. Returns (lon, lat, metres moved or None)."""
     geometry = index.geometries[position]

@@ -18,13 +18,6 @@ from spatial.crs import WGS84, metric_crs_for, transform
 INSIDE_MARGIN_M = 1.0  # how far inside the edge a moved point goes
 
 
-def metres_between(lon: float, lat: float, geometry: shapely.Geometry) -> float:
-    """Metres from a WGS84 point to a WGS84 geometry (0 when the point lies in it)."""
-    point = shapely.Point(lon, lat)
-    crs = metric_crs_for(point)
-    return float(shapely.distance(transform(point, WGS84, crs), transform(geometry, WGS84, crs)))
-
-
 def point_inside(
     polygon: shapely.Geometry, lon: float, lat: float, margin_m: float = INSIDE_MARGIN_M
 ) -> tuple[float, float, float]:
