@@ -191,11 +191,11 @@ def grid_lines(result: dict[str, Any]) -> list[str]:
 
 def variant_lines(result: dict[str, Any], minimum: int = 15) -> list[str]:
     lines = [
-        "| variant | cases | recall | coarser | wrong |",
+        "| variant | cases | recall | coarser | wrong (none/…: answered at all) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, row in result["variants"].items():
-        if row["cases"] >= minimum and row["recall"] is not None:
+        if row["cases"] >= minimum and (row["recall"] is not None or name.startswith("none/")):
             lines.append(
                 f"| {name} | {row['cases']:,} | {_pct(row['recall'])} | {row['coarser']} | "
                 f"{row['wrong']} |"
