@@ -160,7 +160,19 @@ PARSE_CASES = (
         "address": "新翠居4棟3單元",
         "complaint": "",
     },
-    # House numbers: 附号, 甲, lanes.
+    {
+        "text": "新翠居第四栋第二单元",  # ordinals
+        "parts": {"compound": "新翠居", "building": "4", "unit": "2"},
+        "address": "新翠居第四栋第二单元",
+        "complaint": "",
+    },
+    # House numbers: 附号, 甲, lanes, no 号.
+    {
+        "text": "淞江路19有人占道",
+        "parts": {"road": "淞江路", "number": "19"},
+        "address": "淞江路19",
+        "complaint": "有人占道",
+    },
     {
         "text": "淞江路19号附1号",
         "parts": {"road": "淞江路", "number": "19-1"},
@@ -191,6 +203,12 @@ PARSE_CASES = (
         "parts": {"road": "星海路", "road2": "湖东大道"},
         "address": "星海路和湖东大道交汇处",
         "complaint": "积水",
+    },
+    {
+        "text": "星海路近湖东大道井盖缺失",
+        "parts": {"road": "星海路", "road2": "湖东大道"},
+        "address": "星海路近湖东大道",
+        "complaint": "井盖缺失",
     },
     # POIs and relative phrases.
     {
@@ -294,6 +312,8 @@ DEMO_CASES = (
     # A building number the register lacks: the compound answers, not another building.
     {"text": "景玉府99幢", "precision": "compound", "name": "景玉府", "confident": True},
     {"text": "景玉府小区", "precision": "compound", "name": "景玉府", "confident": True},
+    # A compound at its own house number: the compound, confirmed by the plate.
+    {"text": "淞江路19号新翠居", "precision": "compound", "name": "新翠居", "confident": True},
     {"text": "淞江路19号新翠居44幢", "precision": "compound", "name": "新翠居", "confident": True},
     # The compound named at another compound's number: the compound and its building win.
     {"text": "锦绣路123号宁和庄", "precision": "compound", "name": "宁和庄", "confident": True},
@@ -305,8 +325,8 @@ DEMO_CASES = (
     },
     {
         "text": "锦绣路129号宁和庄",
-        "precision": "house_number",
-        "name": "锦绣路129号",
+        "precision": "compound",
+        "name": "宁和庄",
         "confident": True,
     },
     # Near-homophone: found, never confident.

@@ -27,6 +27,7 @@ MAX_TEXT = 500
 CONFIDENT = 0.85
 AMBIGUOUS = 0.6  # each of several places that fit equally
 ALIAS = 0.97
+NUMBER_AGREES = 0.97  # the compound named at its own house number
 NUMBER_DISAGREES = 0.92  # the compound named, at a house number that is another compound's
 OUTSIDE_CONTEXT = 0.6  # a place outside the street/community the caller named
 INTERSECTION_RADIUS_M = 30.0
@@ -343,6 +344,9 @@ class Gazetteer:
             if named and found and not of_named:
                 state["number_disagrees"] = True  # the plate is another compound's: ask that one
                 continue
+            if of_named and "building" not in parts:
+                state["number_agrees"] = True  # 淞江路19号新翠居: the compound, confirmed
+                continue
             found = of_named or found
             kept, outside = self._within("house_number", found, context)
             matches += [
@@ -366,6 +370,10 @@ class Gazetteer:
             scored = {i: 0.9 for i in at_house}
         if state["building_missing"]:
             scored = {i: q * 0.93 for i, q in scored.items()}
+        if state.get("number_agrees"):
+            scored = {
+                i: max(q, NUMBER_AGREES) for i, q in scored.items() if i in at_house
+            } or scored
         if state.get("number_disagrees"):
             scored = {i: q * NUMBER_DISAGREES for i, q in scored.items()}
         kept, factor = self._within("compound", scored, context)

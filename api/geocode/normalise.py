@@ -4,7 +4,8 @@ Rules (in order):
 1. NFKC (full-width digits, letters and punctuation → ASCII), letters upper-cased, the traditional
    forms of the address words (棟 號 單元 樓 層 區 門 與 東 …) simplified.
 2. Spaces and punctuation removed; dashes of every kind (－ — – ~ 之) between digits → "-".
-3. Chinese numerals (incl. 十/百 forms) before 号/栋/幢/单元/室/层/楼/弄/座/巷 → Arabic digits.
+3. Chinese numerals (incl. 十/百 forms) before 号/栋/幢/单元/室/层/楼/弄/座/巷 → Arabic digits; the
+   ordinal 第 before a numbered unit dropped (第四栋 → 4幢).
 4. 附号: "19号附1号", "19附1号", "19号之一" → "19-1号"; 甲乙丙丁 suffixes: "19号甲", "19甲号" → "19甲号".
 5. Building markers 栋/幢/号楼/座/#楼/# → one marker 幢 ("4栋", "4号楼", "A座", "3A#" → "4幢", "A幢", "3A幢").
 6. 小区 dropped (“新翠居小区4栋” = “新翠居4幢”); the 花园/家园/公寓 forms of a name are keys of the
@@ -43,6 +44,8 @@ _TRADITIONAL = str.maketrans(
 _DROP = re.compile(r"[\s,，。.、;；:：()（）\[\]【】{}<>《》\"'“”‘’!！?？·…/\\|_=+*&^%$@`]")
 _DASH = re.compile(r"(?<=\d)(?:[－—–~～‐-]|之)(?=\d)")
 _NUMERAL = "零〇一二两三四五六七八九十百"
+# 第4栋, 第三单元: the ordinal 第 before a numbered unit is dropped.
+_ORDINAL = re.compile(r"第(?=[\d零〇一二两三四五六七八九十百]+(?:号楼|栋|幢|座|单元|层|楼|号|#))")
 _NUMERAL_BEFORE_UNIT = re.compile(
     rf"(?<![{_NUMERAL}])([{_NUMERAL}]+)(?=号|栋|幢|单元|室|层|楼|弄|座|巷|#|米)"
 )
@@ -127,6 +130,7 @@ def canonical_mapped(text: str) -> Mapped:
     """The canonical text of `text` with its map back to the original positions."""
     mapped = Mapped.of(text)
     mapped = mapped.sub(_DROP, lambda m: "")
+    mapped = mapped.sub(_ORDINAL, lambda m: "")
     mapped = mapped.sub(_DASH, lambda m: "-")
     mapped = mapped.sub(_NUMERAL_BEFORE_UNIT, lambda m: str(chinese_number(m.group(1))))
     mapped = mapped.sub(_ANNEX, _annex)
@@ -140,6 +144,7 @@ def canonical(text: str) -> str:
     for the register's own addresses."""
     text = unicodedata.normalize("NFKC", text or "").upper().translate(_TRADITIONAL)
     text = _DROP.sub("", text)
+    text = _ORDINAL.sub("", text)
     text = _DASH.sub("-", text)
     text = _NUMERAL_BEFORE_UNIT.sub(lambda m: str(chinese_number(m.group(1))), text)
     text = _ANNEX.sub(_annex, text)

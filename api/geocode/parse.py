@@ -52,7 +52,9 @@ _ADMIN_FULL = re.compile(r"(省|市|区|县|旗|自治州|盟|地区)$")
 _UNKNOWN_AREA = re.compile(r"[^\d路街巷道号幢]{2,6}?(?:街道|镇|乡|社区|村委会)")
 _HOUSE = re.compile(r"(\d+)(-\d+|[甲乙丙丁])?号")
 _LANE = re.compile(r"(\d+)弄")
-_CONNECT = re.compile(r"(?:与|和|跟|同|及|、|交|-)")
+# 淞江路19 (no 号) at the end of the address: a house number, unless a marker follows.
+_BARE_HOUSE = re.compile(r"(\d{1,5})(-\d{1,3}|[甲乙丙丁])?(?![\d号幢单元室层楼米弄-])")
+_CONNECT = re.compile(r"(?:与|和|跟|同|及|、|交|-|靠近|临近|接近|近)")
 _JUNCTION = re.compile(
     r"的?(?:交叉路口|交叉口|十字路口|丁字路口|路口|交汇处|交汇口|交界处|交界|交口|口)"
 )
@@ -362,6 +364,10 @@ def _after_road(
     if house:
         parts["number"] = house.group(1) + (house.group(2) or "")
         return house.end(), "number"
+    bare = _BARE_HOUSE.match(text, position)
+    if bare:
+        parts["number"] = bare.group(1) + (bare.group(2) or "")
+        return bare.end(), "number"
     lane = _LANE.match(text, position)
     if lane:
         parts["number"] = lane.group(1)
