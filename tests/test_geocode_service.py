@@ -267,3 +267,16 @@ def test_a_poi_imported_over_http_is_found_after_the_reload(client, engine, toke
     assert answer["matched"] and answer["precision"] == "poi", answer
     assert answer["place"]["code"] == "T1" and answer["grid"] is not None
     assert answer["point"]["kind"] == "poi" and "乱停" in answer["complaint"]
+
+
+def test_a_road_along_grid_edges_is_never_one_grids(client, engine):
+    """The demo's roads are its grid edges: every stretch belongs to the grids on both sides, so
+    no road answer may pick one of them (the point-in-polygon tie-break would)."""
+    with engine.connect() as connection:
+        names = connection.execute(text("SELECT name FROM road ORDER BY code")).scalars().all()
+    answers = client.post(
+        "/api/v1/geocode/addresses", json={"addresses": [f"{n}路面坑洼" for n in names]}
+    ).json()["results"]
+    roads = [a for a in answers if a["precision"] == "road"]
+    assert len(roads) == len(names) == 32
+    assert all(a["grid"] is None and len(a["grid_candidates"]) >= 2 for a in roads)

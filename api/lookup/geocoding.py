@@ -11,7 +11,6 @@ nothing is chosen: candidates only, never a guess.
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_THRESHOLD = 0.85
 ASSIGN_RANK = 3  # 网格: a place spread over several grids below a community is not "one grid"
 MAX_CANDIDATE_GRIDS = 8
+EDGE_M = 2.0  # a sample this close to another grid lies on the edge between them
 
 REASONS_ZH = {
     "empty": "地址为空",
@@ -59,27 +59,39 @@ def place_grids(index: GridIndex, match: PlaceMatch) -> tuple[int, list[dict[str
 
 
 def spread(index: GridIndex, match: PlaceMatch) -> tuple[int, list[dict[str, Any]], float]:
-    """`place_grids`, and the share of the place lying outside every grid."""
+    """`place_grids`, and the share of the place lying outside every grid.
+
+    A sample within EDGE_M of another grid counts half for each: a road drawn along the edge
+    between two grids, or a plate on it, belongs to both sides, not to whichever the point-in-
+    polygon tie-break picks."""
     lon = np.asarray(match.samples_lon, dtype=float)
     lat = np.asarray(match.samples_lat, dtype=float)
     if not len(lon):
         lon, lat = np.array([match.lon]), np.array([match.lat])
-    located = index.locate(lon, lat)
-    inside = located[located >= 0]
-    outside = round(1.0 - len(inside) / len(located), 3)
-    if not len(inside):
+    found = index.lookup(lon, lat, near_m=EDGE_M)
+    weights: dict[int, float] = {}
+    leaves: set[int] = set()
+    for grid, runner in zip(found.grid.tolist(), found.runner_up.tolist(), strict=True):
+        if grid < 0:
+            continue
+        sides = (grid, runner) if runner >= 0 else (grid,)
+        for leaf in sides:
+            leaves.add(leaf)
+            unit = _dispatch_unit(index, leaf)
+            weights[unit] = weights.get(unit, 0.0) + 1.0 / len(sides)
+    inside = int((found.grid >= 0).sum())
+    outside = round(1.0 - inside / len(lon), 3)
+    if not inside:
         return -1, [], outside
-    units = Counter(_dispatch_unit(index, int(i)) for i in inside)
     shares = [
-        {"grid": _grid(index.records[unit]), "share": round(count / len(located), 3)}
-        for unit, count in sorted(units.items(), key=lambda u: (-u[1], index.records[u[0]].code))
+        {"grid": _grid(index.records[unit]), "share": round(weight / len(lon), 3)}
+        for unit, weight in sorted(weights.items(), key=lambda u: (-u[1], index.records[u[0]].code))
     ][:MAX_CANDIDATE_GRIDS]
-    if len(inside) < len(located):  # part of the place lies outside every grid
+    if inside < len(lon):  # part of the place lies outside every grid
         return -1, shares, outside
-    leaves = sorted(set(int(i) for i in inside))
     if len(leaves) == 1:
-        return leaves[0], shares, 0.0
-    paths = [index.path(leaf) for leaf in leaves]
+        return leaves.pop(), shares, 0.0
+    paths = [index.path(leaf) for leaf in sorted(leaves)]
     common = None
     for level_records in zip(*paths, strict=False):
         if len({r.code for r in level_records}) != 1:
