@@ -382,6 +382,7 @@ def test_round_trip_into_an_empty_database(demo_engine, empty_url, tmp_path, suf
             crs = "EPSG:4326" if suffix == ".csv" else None  # a CSV declares none
             report = import_places(target, read_layer(path), kind, crs=crs)
             assert (report.created, report.updated, report.errors) == (written, 0, [])
+            assert "还没有生效的网格版本，未检查地点是否在辖区范围内" in report.notes
             again = import_places(target, read_layer(path), kind, crs=crs)
             assert (again.created, again.updated, again.unchanged) == (0, 0, written)
             assert _same(_places(demo_engine, spec.table), _places(target, spec.table))
@@ -668,3 +669,92 @@ def test_one_point_ring_refused_for_polygon_layers(engine, client, tokens, tmp_p
     assert all(d["row"] is not None for d in details)  # (grids: codes and parents said too)
     with engine.connect() as connection:
         assert _count(connection, "building") + _count(connection, "compound") == before
+
+
+# --- review finding 11: rows named, places far away refused, namesakes reported ----------------
+
+
+def _pois_file(path: Path, rows: list[tuple[str, str, float, float]]) -> Path:
+    point = {"type": "Point"}
+    return _feature_collection(
+        path,
+        [({"code": c, "name": n}, point | {"coordinates": [x, y]}) for c, n, x, y in rows],
+    )
+
+
+def test_a_bad_row_among_good_ones_is_named(engine, tmp_path):
+    """One projected (or mistyped) point among good rows: that row, not the whole file."""
+    pois = _pois_file(
+        tmp_path / "pois.geojson",
+        [("Q1", "审查小学", 120.735, 31.305), ("Q2", "审查中学", 1207330, 313000)],
+    )
+    [(row, field, message)] = _rejected(engine, pois, "pois")
+    assert (row, field) == (2, "geometry")
+    assert message.startswith("坐标超出经纬度范围（x 1.20733e+06，y 313000），其余要素都在范围内")
+    projected = _pois_file(tmp_path / "all.geojson", [("Q1", "审查小学", 1207330, 313000)])
+    [(row, field, message)] = _rejected(engine, projected, "pois")
+    assert row is None and "EPSG:4549" in message  # the whole file: said once, with the hint
+
+
+def test_places_far_outside_the_grids_are_refused(engine, client, tokens, tmp_path):
+    """A longitude sign typo (−120.733: California) or a point 8 km east of the street is refused by row;
+    2 km outside the street is accepted (a road or a school just over the boundary)."""
+    pois = _pois_file(
+        tmp_path / "pois.geojson",
+        [
+            ("Q1", "审查小学", 120.735, 31.305),
+            ("Q2", "审查中学", -120.733, 31.305),
+            ("Q3", "审查幼儿园", 120.84, 31.305),
+        ],
+    )
+    found = _rejected(engine, pois, "pois")
+    assert [(r, f) for r, f, _ in found] == [(2, "geometry"), (3, "geometry")]
+    assert found[1][2].startswith("兴趣点位于当前网格范围之外约 8.0 公里") and "经度正负号" in found[1][2]
+    answer = client.post(
+        "/api/v1/import/pois",
+        headers={"Authorization": f"Bearer {tokens['planner']}"},
+        data={"crs": "EPSG:4326"},
+        files={"file": ("pois.geojson", pois.read_bytes())},
+    )
+    assert answer.status_code == 422 and "Q2" not in _places(engine, "poi")
+    assert [d["row"] for d in answer.json()["error"]["details"]] == [2, 3]
+    near = _pois_file(tmp_path / "near.geojson", [("Q4", "审查小学", 120.775, 31.305)])
+    report = import_places(engine, read_layer(near), "pois", crs="EPSG:4326")
+    assert (report.created, report.errors) == (1, [])
+
+
+def test_namesakes_are_reported_not_refused(engine, tmp_path):
+    """Names said twice in the file, or by a stored place of another code, are imported and
+    reported (the matcher then offers candidates)."""
+    pois = _pois_file(
+        tmp_path / "pois.geojson",
+        [
+            ("Q1", "审查小学", 120.735, 31.305),
+            ("Q2", "审查小学", 120.736, 31.305),
+            ("Q3", "星海实验小学", 120.737, 31.305),  # the alias of the demo's 星海小学
+        ],
+    )
+    report = import_places(engine, read_layer(pois), "pois", crs="EPSG:4326")
+    assert (report.created, report.errors) == (3, [])
+    assert (
+        "文件中有兴趣点名称重复（已导入，匹配时将给出候选而不确定）：审查小学（第 1、2 个要素）"
+        in report.notes
+    )
+    [stored] = [n for n in report.notes if n.startswith("与已有兴趣点同名")]
+    assert "星海实验小学（第 3 个要素，已有编码 320571005-P" in stored
+    again = import_places(engine, read_layer(pois), "pois", crs="EPSG:4326")
+    assert again.unchanged == 3 and not any(
+        n.startswith("与已有") and "Q" in n for n in again.notes
+    )
+    plates = tmp_path / "plates.csv"
+    plates.write_text(
+        "code,road,number,lon,lat\nH1,淞江路,19,120.735,31.305\nH2,审查路,5号,120.735,31.305\n"
+        "H3,审查路,5,120.736,31.305\n",
+        encoding="utf-8",
+    )
+    report = import_places(engine, read_layer(plates), "house-numbers", crs="EPSG:4326")
+    assert report.created == 3
+    assert "门牌名称重复" in " ".join(report.notes) and "审查路5号（第 2、3 个要素）" in " ".join(
+        report.notes
+    )
+    assert "淞江路19号（第 1 个要素，已有编码 320571005004006015-MP1）" in " ".join(report.notes)

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from api.db.copy import copy_rows
+from api.db.filters import in_generation
+from api.db.generations import NoActiveGeneration, generation_at
 
 # The identifiers these functions may name, with their plain columns (besides code and geom).
 PLACE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -89,3 +91,42 @@ def set_building_addresses(connection: Connection, addresses: Iterable[tuple[str
         )
     )
     return int(changed.rowcount)
+
+
+def active_extent(connection: Connection) -> tuple[float, float, float, float] | None:
+    """(xmin, ymin, xmax, ymax) of the active generation's grids; None before a first one."""
+    try:
+        generation = generation_at(connection)
+    except NoActiveGeneration:
+        return None
+    row = connection.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            f"(SELECT ST_Extent(g.geom) AS e FROM grid g WHERE {in_generation('g')}) s"
+        ),
+        {"g": generation},
+    ).one()
+    return None if row[0] is None else (row[0], row[1], row[2], row[3])
+
+
+def namesakes(
+    connection: Connection, table: str, wordings: Sequence[str], codes: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(wording, code) of stored places of `table` not among `codes` that are called one of
+    `wordings` (name or alias; a plate: road + number + 号), in wording order."""
+    if table not in PLACE_COLUMNS:
+        raise ValueError(f"not a gazetteer table: {table}")
+    if table == "house_number":
+        called = "ARRAY[road || number || '号']"
+    else:
+        called = "array_prepend(name, aliases)"
+    rows = connection.execute(
+        text(
+            f"SELECT w AS wording, min(t.code) AS code FROM {table} t "
+            f"CROSS JOIN LATERAL unnest({called}) AS w "
+            "WHERE w = ANY(:wordings) AND NOT (t.code = ANY(:codes)) GROUP BY w"
+        ),
+        {"wordings": list(wordings), "codes": list(codes)},
+    ).all()
+    found = {r.wording: r.code for r in rows}
+    return [(w, found[w]) for w in wordings if w in found]

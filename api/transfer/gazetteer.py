@@ -1,6 +1,8 @@
 """Import the gazetteer's places: roads (lines), compounds (polygons), POIs and house-number
 plates (points), upserted by code like buildings — every feature checked first, any problem
-rejects the whole file with a report naming file, feature, field and reason.
+rejects the whole file with a report naming file, feature, field and reason; a place more
+than 5 km outside the active generation's grids is refused, a name said twice is reported
+(`api.transfer.gazetteer_checks`).
 
 Aliases are one cell: names separated by | ; ； 、 , or ， (an export writes them joined by |),
 or a JSON list. House numbers are stored as plates read them, normalised: full-width digits
@@ -23,6 +25,7 @@ from api.db.gazetteer_writes import cell, existing_codes
 from api.db.imports import stage_and_upsert
 from api.transfer.field_tables import at_most
 from api.transfer.fields import BadValue, TargetField, map_rows, text_value
+from api.transfer.gazetteer_checks import duplicate_notes, outside_issues
 from api.transfer.geometry import prepare_geometries
 from api.transfer.hierarchy import duplicate_codes
 from api.transfer.read import SourceLayer
@@ -199,12 +202,18 @@ def import_places(
     if report.errors:
         raise ImportRejected(report)
     names = [t.name for t in spec.fields]
-    for row in mapped.rows:
-        if "aliases" in row:
-            row["aliases"] = cell("aliases", row["aliases"] or [])
     with engine.connect() as connection, connection.begin() as transaction:
+        outside, unchecked = outside_issues(connection, geometries, codes, spec.label)
+        report.errors += outside
+        report.notes += [unchecked] if unchecked else []
+        if report.errors:
+            raise ImportRejected(report)
+        report.notes += duplicate_notes(connection, mapped.rows, spec.table, spec.label)
         if spec.table == "house_number":
             _note_unknown_compounds(connection, mapped.rows, report)
+        for row in mapped.rows:
+            if "aliases" in row:
+                row["aliases"] = cell("aliases", row["aliases"] or [])
         counts = stage_and_upsert(connection, spec.table, names, mapped.rows, geometries)
         report.created, report.updated, report.unchanged = counts
         if dry_run:

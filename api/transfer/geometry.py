@@ -73,7 +73,9 @@ def prepare_geometries(
     converted = transform(geometries, crs, WGS84)
     range_problem = validity.coordinate_range_problem(converted, crs)
     if range_problem:
-        report.errors.append(ImportIssue(None, "geometry", range_problem))
+        report.errors += _rows_out_of_range(converted, codes) or [
+            ImportIssue(None, "geometry", range_problem)
+        ]
         return converted
     if polygonal:
         converted = np.array([validity.as_multipolygon(g) for g in converted], dtype=object)
@@ -101,6 +103,28 @@ def prepare_geometries(
     else:
         converted = np.array([validity.as_point(g) for g in converted], dtype=object)
     return converted
+
+
+def _rows_out_of_range(converted: np.ndarray, codes: list[str | None]) -> list[ImportIssue]:
+    """When only some features lie beyond longitude ±180 / latitude ±90 (a typo among good
+    rows), an issue for each of them; [] when all do (the whole file is projected: said once)."""
+    bounds = shapely.bounds(converted)
+    present = ~np.isnan(bounds[:, 0])
+    out = present & (
+        (bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (bounds[:, 3] > 90)
+    )
+    if not out.any() or out.sum() == present.sum():
+        return []
+    return [
+        ImportIssue(
+            int(i) + 1,
+            "geometry",
+            f"坐标超出经纬度范围（x {bounds[i, 0]:.6g}，y {bounds[i, 1]:.6g}），其余要素都在范围内："
+            "请检查该要素的坐标（是否录错、经纬度是否颠倒）",
+            codes[i] if i < len(codes) else None,
+        )
+        for i in np.flatnonzero(out)
+    ]
 
 
 def _line_problems(geometries: np.ndarray) -> list[validity.GeometryProblem]:
