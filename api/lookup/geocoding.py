@@ -68,7 +68,9 @@ def spread(index: GridIndex, match: PlaceMatch) -> tuple[int, list[dict[str, Any
     lat = np.asarray(match.samples_lat, dtype=float)
     if not len(lon):
         lon, lat = np.array([match.lon]), np.array([match.lat])
-    found = index.lookup(lon, lat, near_m=EDGE_M)
+    # A building's point is inside its footprint, which the grids are drawn around (a building
+    # cut by a grid edge is the coverage check's finding, not the caller's doubt).
+    found = index.lookup(lon, lat, near_m=0.0 if match.precision == "building" else EDGE_M)
     weights: dict[int, float] = {}
     leaves: set[int] = set()
     for grid, runner in zip(found.grid.tolist(), found.runner_up.tolist(), strict=True):
