@@ -19,7 +19,7 @@ import numpy as np
 from api.geocode import relative as relative_phrases
 from api.geocode.parse import Parsed, parse
 from api.geocode.places import RANK, GeocodeResult, PlaceMatch, place_match
-from api.geocode.register import Register, build_register
+from api.geocode.register import Register, build_register, members
 from api.geocode.rows import GazetteerRows
 from spatial.gazetteer import samples_along, samples_in_disc, samples_in_polygon
 
@@ -281,12 +281,12 @@ class Gazetteer:
         number = parts.get("number")
         by_compound: dict[int, float] = {}
         for name, quality in compounds:
-            for i in register.buildings_by_compound.get((name, building), ()):
+            for i in members(register.buildings_by_compound.get((name, building))):
                 by_compound[i] = max(by_compound.get(i, 0.0), quality)
         by_house: dict[int, float] = {}
         if number:
             for name, quality in roads:
-                for i in register.buildings_by_house.get((name, number, building), ()):
+                for i in members(register.buildings_by_house.get((name, number, building))):
                     by_house[i] = max(by_house.get(i, 0.0), quality)
         if by_compound and by_house:
             both = set(by_compound) & set(by_house)

@@ -8,6 +8,7 @@ text narrows the candidates without a spatial query per ticket.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,8 +54,9 @@ class Register:
     areas_by_key: dict[str, list[int]] = field(default_factory=dict)
     aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # key → (kind, code)
     house_numbers: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    buildings_by_compound: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    buildings_by_house: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    # one building: its index; several: a list (400,000 one-element lists cost ~40 MB)
+    buildings_by_compound: dict[tuple[str, str], int | list[int]] = field(default_factory=dict)
+    buildings_by_house: dict[tuple[str, str, str], int | list[int]] = field(default_factory=dict)
     compounds_at_house: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     building_house: list[tuple[str, str] | None] = field(default_factory=list)
     building_compound: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
@@ -156,6 +158,7 @@ def _buildings(register: Register, rows: GazetteerRows) -> None:
     compound_of = np.full(len(buildings.codes), -1, dtype=np.int32)
     house_of: list[tuple[str, str] | None] = [None] * len(buildings.codes)
     canonical_prefix: dict[str, str] = {}
+    houses: dict[tuple[str, str], tuple[str, str]] = {}  # one tuple per (road, number), shared
     for index, address in enumerate(buildings.addresses):
         # Most addresses end "…新翠居4幢" in plain digits: canonicalise the shared prefix once.
         raw = _RAW_TAIL.search(address)
@@ -165,13 +168,13 @@ def _buildings(register: Register, rows: GazetteerRows) -> None:
                 prefix = canonical_prefix[address[: raw.start()]] = canonical(
                     address[: raw.start()]
                 )
-            building = raw.group(1).upper()
+            building = sys.intern(raw.group(1).upper())
         else:
             text = canonical(address)
             tail = _BUILDING_TAIL.search(text)
             if not tail:
                 continue
-            prefix, building = text[: tail.start()], tail.group(1)
+            prefix, building = text[: tail.start()], sys.intern(tail.group(1))
         parsed = prefixes.get(prefix)
         if parsed is None:
             found = parse_canonical(prefix, prefix_vocabulary)
@@ -184,14 +187,14 @@ def _buildings(register: Register, rows: GazetteerRows) -> None:
             prefixes[prefix] = parsed
         road, number, compound = parsed
         if compound:
-            register.buildings_by_compound.setdefault((compound, building), []).append(index)
+            _add(register.buildings_by_compound, (compound, building), index)
             if compound not in register.compounds_by_key:
                 register.vocabulary.add(compound, "compound")
         if road and number:
-            register.buildings_by_house.setdefault((road, number, building), []).append(index)
+            _add(register.buildings_by_house, (road, number, building), index)
             if road not in register.roads_by_key:  # a road without a row: still a known name
                 register.vocabulary.add(road, "road")
-            house_of[index] = (road, number)
+            house_of[index] = houses.setdefault((road, number), (road, number))
         place = (road, number, compound)
         if place not in owner:
             owner[place] = _owning_compound(
@@ -202,6 +205,23 @@ def _buildings(register: Register, rows: GazetteerRows) -> None:
             register.compounds_at_house.setdefault((road, number), set()).add(owner[place])
     register.building_compound = compound_of
     register.building_house = house_of
+
+
+def _add(index: dict, key: tuple, value: int) -> None:
+    found = index.get(key)
+    if found is None:
+        index[key] = value
+    elif isinstance(found, int):
+        index[key] = [found, value]
+    else:
+        found.append(value)
+
+
+def members(found: int | list[int] | None) -> list[int] | tuple[int, ...]:
+    """The buildings under one key of buildings_by_compound / buildings_by_house."""
+    if found is None:
+        return ()
+    return (found,) if isinstance(found, int) else found
 
 
 def _owning_compound(
