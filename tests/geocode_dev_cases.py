@@ -33,6 +33,7 @@ NORMALISE_CASES = (
     ("新翠居小区4栋", "新翠居4幢"),  # 小区 dropped
     ("淞江路19弄3号", "淞江路19弄3号"),  # 弄 stays (the parser reads it)
     ("新翠居4棟2單元", "新翠居4幢2单元"),  # traditional forms of the address words
+    ("淞江路壹拾玖号", "淞江路19号"),  # 大写 numerals
 )
 
 # What the parser makes of a text against VOCABULARY: the parts it must find (a subset), the
@@ -164,6 +165,12 @@ PARSE_CASES = (
         "text": "新翠居第四栋第二单元",  # ordinals
         "parts": {"compound": "新翠居", "building": "4", "unit": "2"},
         "address": "新翠居第四栋第二单元",
+        "complaint": "",
+    },
+    {
+        "text": "新翠居04栋",  # leading zeros
+        "parts": {"compound": "新翠居", "building": "4"},
+        "address": "新翠居04栋",
         "complaint": "",
     },
     # House numbers: 附号, 甲, lanes, no 号.

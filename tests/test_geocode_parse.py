@@ -24,8 +24,8 @@ def vocabulary() -> Vocabulary:
 
 
 def test_the_case_lists_are_whole() -> None:
-    assert len(NORMALISE_CASES) == 15
-    assert len(PARSE_CASES) == 35
+    assert len(NORMALISE_CASES) == 16
+    assert len(PARSE_CASES) == 36
 
 
 @pytest.mark.parametrize(("text", "expected"), NORMALISE_CASES)

@@ -36,6 +36,16 @@ DIGITS = {
     "七": 7,
     "八": 8,
     "九": 9,
+    # 大写 (the forms of cheques and contracts)
+    "壹": 1,
+    "贰": 2,
+    "叁": 3,
+    "肆": 4,
+    "伍": 5,
+    "陆": 6,
+    "柒": 7,
+    "捌": 8,
+    "玖": 9,
 }
 _TRADITIONAL = str.maketrans(
     "棟號單樓層區門與東西南北側邊對麵附廣場園苑橋灣莊鄰裡",
@@ -43,7 +53,7 @@ _TRADITIONAL = str.maketrans(
 )
 _DROP = re.compile(r"[\s,，。.、;；:：()（）\[\]【】{}<>《》\"'“”‘’!！?？·…/\\|_=+*&^%$@`]")
 _DASH = re.compile(r"(?<=\d)(?:[－—–~～‐-]|之)(?=\d)")
-_NUMERAL = "零〇一二两三四五六七八九十百"
+_NUMERAL = "零〇一二两三四五六七八九十百壹贰叁肆伍陆柒捌玖拾佰"
 # 第4栋, 第三单元: the ordinal 第 before a numbered unit is dropped.
 _ORDINAL = re.compile(r"第(?=[\d零〇一二两三四五六七八九十百]+(?:号楼|栋|幢|座|单元|层|楼|号|#))")
 _NUMERAL_BEFORE_UNIT = re.compile(
@@ -61,10 +71,10 @@ def chinese_number(numeral: str) -> int:
         return int(numeral)
     total, current = 0, 0
     for char in numeral:
-        if char == "百":
+        if char in "百佰":
             total += (current or 1) * 100
             current = 0
-        elif char == "十":
+        elif char in "十拾":
             total += (current or 1) * 10
             current = 0
         else:

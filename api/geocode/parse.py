@@ -74,6 +74,7 @@ _SUFFIX = re.compile(
 )
 _PLACE_MARK = re.compile(r"(?<![\d-])\d+(?:-\d+)?(?:号|幢|单元|室|弄)|.(?:大道|路|街|巷)\d")
 _ROAD_SUFFIX = re.compile(r".{1,6}?(?:大道|路|街|巷|弄|道)$")
+LEADING_ZEROS = re.compile(r"^0+(?=\d)")
 _SKIP_BEFORE_PLACE = 30  # characters of preamble tolerated before the first place
 
 
@@ -296,7 +297,15 @@ def parse_canonical(text: str, vocabulary: Vocabulary) -> Parsed:
                 parsed.relative, parsed.address_end = found
         return parsed
     parsed.address_end = position
+    _drop_leading_zeros(parts)
     return parsed
+
+
+def _drop_leading_zeros(parts: dict[str, str]) -> None:
+    """04栋 is 4幢, 019号 is 19号."""
+    for key in ("number", "building", "unit", "lane"):
+        if key in parts:
+            parts[key] = LEADING_ZEROS.sub("", parts[key])
 
 
 def _unknown_name_before_building(

@@ -16,7 +16,7 @@ import shapely
 
 from api.geocode.fuzzy import NameIndex
 from api.geocode.normalise import canonical
-from api.geocode.parse import COMPOUND_SUFFIXES, Vocabulary, parse_canonical
+from api.geocode.parse import COMPOUND_SUFFIXES, LEADING_ZEROS, Vocabulary, parse_canonical
 from api.geocode.rows import GazetteerRows
 from spatial.gazetteer import road_intersections
 
@@ -32,7 +32,7 @@ def _key(name: str | None) -> str:
 
 
 def _number_key(number: str) -> str:
-    return _NUMBER_TAIL.sub("", canonical(f"{number}号"))
+    return LEADING_ZEROS.sub("", _NUMBER_TAIL.sub("", canonical(f"{number}号")))
 
 
 def _stems(name: str) -> list[str]:
@@ -168,13 +168,16 @@ def _buildings(register: Register, rows: GazetteerRows) -> None:
                 prefix = canonical_prefix[address[: raw.start()]] = canonical(
                     address[: raw.start()]
                 )
-            building = sys.intern(raw.group(1).upper())
+            building = sys.intern(LEADING_ZEROS.sub("", raw.group(1).upper()))
         else:
             text = canonical(address)
             tail = _BUILDING_TAIL.search(text)
             if not tail:
                 continue
-            prefix, building = text[: tail.start()], sys.intern(tail.group(1))
+            prefix, building = (
+                text[: tail.start()],
+                sys.intern(LEADING_ZEROS.sub("", tail.group(1))),
+            )
         parsed = prefixes.get(prefix)
         if parsed is None:
             found = parse_canonical(prefix, prefix_vocabulary)
