@@ -9,6 +9,10 @@ wording means that place" as an alias the matcher uses next time. The one servic
   contradicts an earlier one is a decision for a person, not a silent overwrite.
 - The place must exist in the gazetteer tables (a building, compound, house number, road, POI, or
   the intersection "<road code>+<road code>" of two roads).
+- A new wording is checked against its own words and the register (api/alias_rules.py): no
+  place words (422 wording_too_vague); another place's own name/alias/address, or a place at
+  least as precise as the target that the matcher already finds confidently (409
+  official_name); the target itself found confidently: "already matches", nothing saved.
 - Every addition and removal is audited in the same transaction.
 """
 
@@ -20,11 +24,13 @@ from typing import Any, Protocol
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from api import alias_rules
 from api.db import audit
 from api.db import events as event_rows
 from api.db import gazetteer as rows
 from api.errors import Conflict, InvalidInput, NotFound
 from api.geocode.normalise import normalise_key
+from api.lookup.geocoding import DEFAULT_THRESHOLD
 from spatial.lookup import GridIndex
 
 TARGET_KINDS = ("building", "compound", "house_number", "road", "poi", "intersection")
@@ -58,8 +64,12 @@ def _at(where: str, field: str) -> str:
 
 @dataclass(frozen=True)
 class Saved:
-    alias: dict[str, Any]
+    alias: dict[str, Any] | None  # None: nothing saved, the matcher already finds the place
     created: bool  # False: the same wording already meant the same place
+    match: Any = None  # when nothing was saved: the matcher's confident PlaceMatch of the target
+    text: str = ""
+    normalised: str = ""
+    event_id: int | None = None
 
 
 def _wording(text: Any, where: str) -> tuple[str, str]:
@@ -112,6 +122,29 @@ def _target(kind: Any, code: Any, where: str) -> tuple[str, str]:
     return kind, code
 
 
+def already_matches(wording: str, key: str, match: Any, event_id: int | None) -> dict[str, Any]:
+    """The answer when nothing was saved: the matcher already finds the target confidently."""
+    return {
+        "id": None,
+        "text": wording,
+        "normalised": key,
+        "target": {"kind": match.kind, "code": match.code, "name": match.name},
+        "event_id": event_id,
+        "created_by": None,
+        "created_at": None,
+        "already_matches": True,
+        "confidence": match.confidence,
+        "message": f"「{wording}」已能以 {match.confidence:.2f} 的把握匹配到该地点，无需保存",
+    }
+
+
+def answer(saved: Saved, gazetteer: PlaceNamer | None = None) -> dict[str, Any]:
+    """What the API answers for `add_alias`'s result."""
+    if saved.alias is None:
+        return already_matches(saved.text, saved.normalised, saved.match, saved.event_id)
+    return public(saved.alias, gazetteer)
+
+
 def public(alias: dict[str, Any], gazetteer: PlaceNamer | None = None) -> dict[str, Any]:
     """An alias as the API answers it: the wording, its key, the place (named when known)."""
     target: dict[str, Any] = {"kind": alias["target_kind"], "code": alias["target_code"]}
@@ -137,10 +170,14 @@ def add_alias(
     target_code: Any,
     event_id: int | None,
     actor: str,
+    gazetteer: PlaceFinder,
+    threshold: float = DEFAULT_THRESHOLD,
     where: str = "body",
 ) -> Saved:
-    """Save a wording → place correction (validated, unique by normalised key, audited)."""
+    """Save a wording → place correction (validated, checked against the register through
+    `gazetteer` — the matcher the service answers with —, unique by normalised key, audited)."""
     wording, key = _wording(text, _at(where, "text"))
+    alias_rules.too_vague(wording, key, _at(where, "text"))
     kind, code = _target(target_kind, target_code, _at(where, "target"))
     with engine.begin() as connection:
         if event_id is not None and event_rows.find_event(connection, event_id=event_id) is None:
@@ -155,6 +192,12 @@ def add_alias(
                 code="place_not_found",
                 where=_at(where, "target.code"),
             )
+        if rows.find_alias(connection, key) is None:  # a stored wording: the alias table's rule
+            match = alias_rules.against_register(
+                gazetteer, wording, kind, code, threshold, _at(where, "text")
+            )
+            if match is not None:
+                return Saved(None, False, match, wording, key, event_id)
         alias = rows.save_alias(
             connection,
             text=wording,
@@ -182,7 +225,7 @@ def add_alias(
                         }
                     ],
                 )
-            return Saved(alias, created=False)
+            return Saved(alias, False, None, wording, key, event_id)
         audit.record(
             connection,
             actor,
@@ -196,7 +239,7 @@ def add_alias(
                 "event_id": event_id,
             },
         )
-    return Saved(alias, created=True)
+    return Saved(alias, True, None, wording, key, event_id)
 
 
 def list_aliases(connection: Connection, limit: int, offset: int = 0) -> list[dict[str, Any]]:

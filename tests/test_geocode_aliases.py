@@ -39,13 +39,15 @@ PLACES = [
 
 
 @pytest.fixture
-def places(engine) -> dict[str, str]:
+def places(engine, client) -> dict[str, str]:
+    """This test's places, known to the app's matcher (a new wording is checked against it)."""
     with engine.begin() as connection:
         for statement in PLACES:
             connection.execute(text(statement))
         building = connection.execute(
             text("SELECT code FROM building WHERE address IS NOT NULL ORDER BY code LIMIT 1")
         ).scalar_one()
+    client.app.state.index_store.refresh()
     return {"building": building}
 
 
@@ -79,19 +81,20 @@ def _audit(engine, action: str) -> list[dict]:
 
 def test_a_correction_is_saved_once_and_a_contradiction_is_refused(client, tokens, engine, places):
     event_id = _event(client, tokens)
-    compound = {"kind": "compound", "code": "TFX-C1"}
-    first = _post(client, tokens, text="园区纠错苑小区 4栋", target=compound, event_id=event_id)
+    # The matcher finds the compound (it has no 4栋); the dispatcher teaches the gate's plate.
+    plate = {"kind": "house_number", "code": "TFX-H1"}
+    first = _post(client, tokens, text="园区纠错苑小区 4栋", target=plate, event_id=event_id)
     assert first.status_code == 201, first.text
     alias = first.json()
     assert alias["text"] == "园区纠错苑小区 4栋"
     assert alias["normalised"] and " " not in alias["normalised"]
     assert "小区" not in alias["normalised"]
-    assert (alias["target"]["kind"], alias["target"]["code"]) == ("compound", "TFX-C1")
+    assert (alias["target"]["kind"], alias["target"]["code"]) == ("house_number", "TFX-H1")
     assert alias["event_id"] == event_id
     assert alias["created_by"].endswith(":test-dispatcher")
 
     # The same wording (full-width digit, no 小区, no space) for the same place: no change, 200.
-    again = _post(client, tokens, role="supervisor", text="园区纠错苑４栋", target=compound)
+    again = _post(client, tokens, role="supervisor", text="园区纠错苑４栋", target=plate)
     assert again.status_code == 200, again.text
     assert again.json()["id"] == alias["id"]
 
@@ -101,14 +104,14 @@ def test_a_correction_is_saved_once_and_a_contradiction_is_refused(client, token
     error = other.json()["error"]
     assert (error["code"], error["where"]) == ("alias_taken", "body.text")
     assert error["details"][0]["alias_id"] == alias["id"]
-    assert error["details"][0]["target"] == {"kind": "compound", "code": "TFX-C1"}
+    assert error["details"][0]["target"] == plate
 
     listed = client.get(ALIASES, headers=bearer(tokens["dispatcher"])).json()
     assert [a["id"] for a in listed] == [alias["id"]]
     added = _audit(engine, "address_alias.add")
     assert len(added) == 1
     assert added[0]["entity_id"] == str(alias["id"])
-    assert added[0]["details"]["target"] == compound
+    assert added[0]["details"]["target"] == plate
     assert added[0]["details"]["event_id"] == event_id
 
 
@@ -242,7 +245,7 @@ def test_bad_corrections_are_refused_naming_where_and_nothing_is_stored(client, 
 
 
 def test_who_may_save_read_and_remove_aliases(client, tokens, places):
-    target = {"kind": "compound", "code": "TFX-C1"}
+    target = {"kind": "house_number", "code": "TFX-H1"}
     assert client.post(ALIASES, json={"text": "纠错苑", "target": target}).status_code == 401
     for role in ("viewer", "planner", "handler", "field_staff"):
         refused = _post(client, tokens, role=role, text="纠错苑", target=target)
@@ -268,7 +271,7 @@ def test_who_may_save_read_and_remove_aliases(client, tokens, places):
 def test_list_pages_newest_first_and_removal_is_audited(client, tokens, engine, places):
     target = {"kind": "poi", "code": "TFX-P1"}
     ids = [
-        _post(client, tokens, text=f"纠错小学{n}号门", target=target).json()["id"] for n in range(5)
+        _post(client, tokens, text=f"纠错学堂{n}号门", target=target).json()["id"] for n in range(5)
     ]
     headers = bearer(tokens["dispatcher"])
     assert [a["id"] for a in client.get(ALIASES, headers=headers).json()] == ids[::-1]
@@ -287,7 +290,7 @@ def test_list_pages_newest_first_and_removal_is_audited(client, tokens, engine, 
     removed = _audit(engine, "address_alias.remove")
     assert len(removed) == 1
     assert removed[0]["entity_id"] == str(ids[0])
-    assert removed[0]["details"] == {"text": "纠错小学0号门", "target": target}
+    assert removed[0]["details"] == {"text": "纠错学堂0号门", "target": target}
 
 
 # ---- the command line -----------------------------------------------------------------------
@@ -305,25 +308,37 @@ def _wangge(database_url: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_command_line_adds_lists_and_removes_aliases(database_url, engine, places):
-    added = _wangge(database_url, "add", "纠错苑小区9幢", "--kind", "compound", "--code", "TFX-C1")
+    added = _wangge(
+        database_url, "add", "纠错苑小区9幢", "--kind", "house_number", "--code", "TFX-H1"
+    )
     assert added.returncode == 0, added.stderr
     assert "已保存地址别名" in added.stdout
-    repeated = _wangge(database_url, "add", "纠错苑9幢", "--kind", "compound", "--code", "TFX-C1")
+    repeated = _wangge(
+        database_url, "add", "纠错苑9幢", "--kind", "house_number", "--code", "TFX-H1"
+    )
     assert repeated.returncode == 0 and "已存在" in repeated.stdout
     taken = _wangge(database_url, "add", "纠错苑9幢", "--kind", "poi", "--code", "TFX-P1")
     assert taken.returncode == 1
-    assert "（TEXT）" in taken.stderr and "已是小区 TFX-C1 的别名" in taken.stderr
+    assert "（TEXT）" in taken.stderr and "已是门牌 TFX-H1 的别名" in taken.stderr
+    known = _wangge(database_url, "add", "纠错苑小区", "--kind", "compound", "--code", "TFX-C1")
+    assert known.returncode == 0 and "未保存" in known.stdout and "无需别名" in known.stdout
+    road = _wangge(database_url, "add", "淞江路", "--kind", "compound", "--code", "TFX-C1")
+    assert (
+        road.returncode == 1 and "（TEXT）" in road.stderr and "就是道路「淞江路」" in road.stderr
+    )
+    vague = _wangge(database_url, "add", "4栋", "--kind", "compound", "--code", "TFX-C1")
+    assert vague.returncode == 1 and "（TEXT）" in vague.stderr and "没有地名" in vague.stderr
     missing = _wangge(database_url, "add", "纠错苑", "--kind", "compound", "--code", "NOPE")
     assert missing.returncode == 1 and "（--code）" in missing.stderr
     table = _wangge(database_url, "list")
     assert table.returncode == 0, table.stderr
-    assert "纠错苑小区9幢" in table.stdout and "TFX-C1" in table.stdout
+    assert "纠错苑小区9幢" in table.stdout and "TFX-H1" in table.stdout
     assert table.stdout.rstrip().endswith("共 1 条")
     listed = _wangge(database_url, "list", "--json")
     assert listed.returncode == 0, listed.stderr
     aliases = json.loads(listed.stdout)
     assert len(aliases) == 1
-    assert aliases[0]["target"] == {"kind": "compound", "code": "TFX-C1"}
+    assert aliases[0]["target"] == {"kind": "house_number", "code": "TFX-H1"}
     assert aliases[0]["created_by"] == "cli:gazetteer aliases add"
     removed = _wangge(database_url, "remove", str(aliases[0]["id"]))
     assert removed.returncode == 0, removed.stderr
@@ -385,9 +400,9 @@ def _answer_until(client, wording: str, done) -> dict:
 
 
 def test_a_saved_correction_is_what_the_matcher_answers_next_time(places, client, tokens):
-    """纠错苑南门 means the school: before the correction the matcher says otherwise, after it it
+    """纠错学堂 means the school: before the correction the matcher says otherwise, after it it
     answers the school (via the alias), and once the alias is removed it no longer does."""
-    wording = "纠错苑南门"
+    wording = "纠错学堂"
 
     def school(answer: dict) -> bool:
         return (answer.get("place") or {}).get("code") == "TFX-P1"
@@ -408,7 +423,7 @@ def test_a_saved_correction_is_what_the_matcher_answers_next_time(places, client
     assert not school(forgotten) and forgotten.get("via_alias") is not True, forgotten
 
 
-def test_two_dispatchers_teaching_one_wording_at_once_get_one_alias(engine, places):
+def test_two_dispatchers_teaching_one_wording_at_once_get_one_alias(engine, places, client):
     """Saved concurrently for two places, one wins (created) and the other is refused (409):
     the unique normalised key decides, never the last writer."""
     barrier = threading.Barrier(2)
@@ -419,11 +434,12 @@ def test_two_dispatchers_teaching_one_wording_at_once_get_one_alias(engine, plac
         try:
             saved = corrections.add_alias(
                 engine,
-                text="纠错苑北门",
+                text="老纠错厂北门",
                 target_kind="poi" if code == "TFX-P1" else "compound",
                 target_code=code,
                 event_id=None,
                 actor=f"tests:{code}",
+                gazetteer=client.app.state.index_store.gazetteer,
             )
             outcomes.append(saved.created)
         except Conflict as error:
@@ -437,6 +453,87 @@ def test_two_dispatchers_teaching_one_wording_at_once_get_one_alias(engine, plac
     assert sorted(map(str, outcomes)) == ["True", "alias_taken"]
     with engine.connect() as connection:
         stored = connection.execute(
-            text("SELECT count(*) FROM address_alias WHERE text = '纠错苑北门'")
+            text("SELECT count(*) FROM address_alias WHERE text = '老纠错厂北门'")
         ).scalar_one()
     assert stored == 1
+
+
+# ---- what may not be taught (review finding 1) -----------------------------------------------
+
+VAGUE = [
+    "4栋",
+    "3单元",
+    "东门",
+    "东门口",
+    "A座",
+    "4-2-301",
+    "楼下",
+    "第四栋",
+    "湖东示范街道",
+    "翠湖社区",
+]
+
+
+def test_wordings_without_place_words_are_refused(places, client, tokens):
+    """Only a building/unit/room number, a direction or gate, or only a street or community:
+    every ticket saying it would go to one place."""
+    target = {"kind": "building", "code": "320571005004006015B06"}
+    wrong = []
+    for wording in VAGUE:
+        response = _post(client, tokens, text=wording, target=target)
+        error = response.json().get("error", {})
+        if (response.status_code, error.get("code"), error.get("where")) != (
+            422,
+            "wording_too_vague",
+            "body.text",
+        ):
+            wrong.append(f"{wording}: {response.status_code} {response.text}")
+    assert not wrong, "\n".join(wrong)
+    assert len(VAGUE) == 10
+    assert client.get(ALIASES, headers=bearer(tokens["admin"])).json() == []
+
+
+def test_another_places_own_words_are_refused_and_the_target_itself_is_no_lesson(
+    places, client, tokens
+):
+    """The reviewer's corrections: an official address, a POI's name or alias, a road's name —
+    each would silently re-route every ticket saying it. 409 naming the place that holds it."""
+    xincuiju = "320571005004006015"
+    refused = [
+        (
+            "新翠居4栋",
+            {"kind": "building", "code": f"{xincuiju}B05"},
+            ("building", f"{xincuiju}B04"),
+        ),
+        ("星海小学", {"kind": "poi", "code": "320571005-P002"}, ("poi", "320571005-P001")),
+        ("星海实验小学", {"kind": "poi", "code": "320571005-P002"}, ("poi", "320571005-P001")),
+        ("淞江路", {"kind": "compound", "code": f"{xincuiju}-XQ"}, ("road", "320571005-R28")),
+        # More than the compound's name, but the compound is finer than a POI: still refused.
+        ("新翠居东门", {"kind": "poi", "code": "320571005-P001"}, ("compound", f"{xincuiju}-XQ")),
+    ]
+    for wording, target, (kind, code) in refused:
+        response = _post(client, tokens, text=wording, target=target)
+        assert response.status_code == 409, (wording, response.text)
+        error = response.json()["error"]
+        assert (error["code"], error["where"]) == ("official_name", "body.text")
+        place = error["details"][0]["place"]
+        assert (place["kind"], place["code"]) == (kind, code) and place["confidence"] >= 0.85
+        assert place["name"] in error["message"] and wording in error["message"]
+    # The target itself, found confidently: 200, nothing saved.
+    same = _post(
+        client, tokens, text="新翠居小区", target={"kind": "compound", "code": f"{xincuiju}-XQ"}
+    )
+    assert same.status_code == 200, same.text
+    body = same.json()
+    assert (body["id"], body["already_matches"], body["target"]["name"]) == (None, True, "新翠居")
+    assert body["confidence"] >= 0.85 and "无需保存" in body["message"]
+    # A finer place than the one the wording finds is a lesson: the plate at the gate.
+    gate = _post(
+        client,
+        tokens,
+        text="新翠居东门",
+        target={"kind": "house_number", "code": f"{xincuiju}-MP1"},
+    )
+    assert gate.status_code == 201, gate.text
+    stored = client.get(ALIASES, headers=bearer(tokens["admin"])).json()
+    assert [a["text"] for a in stored] == ["新翠居东门"]

@@ -83,6 +83,9 @@ def add(
     ] = None,
 ) -> None:
     """保存一条地址别名：以后这种说法将匹配到给定地点。"""
+    from api.db.gazetteer import load_gazetteer  # the matcher, only for this command
+    from api.geocode.index import Gazetteer
+
     saved = _run(
         lambda engine: service.add_alias(
             engine,
@@ -91,10 +94,19 @@ def add(
             target_code=code,
             event_id=event,
             actor="cli:gazetteer aliases add",
+            gazetteer=_read(engine, lambda c: Gazetteer.build(load_gazetteer(c))),
             where="",
         )
     )
     alias = saved.alias
+    if alias is None:
+        match = saved.match
+        console.print(
+            f"未保存：「{escape(text.strip())}」已能以 {match.confidence:.2f} 的把握匹配到"
+            f"{service.KIND_LABELS.get(match.kind, match.kind)} {escape(match.code)}，无需别名",
+            highlight=False,
+        )
+        return
     label = service.KIND_LABELS[alias["target_kind"]]
     verb = "已保存" if saved.created else "已存在（未改动）"
     console.print(

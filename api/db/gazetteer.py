@@ -195,6 +195,19 @@ def save_alias(
     return {**existing, "created": False}
 
 
+def find_alias(connection: Connection, normalised: str) -> dict[str, Any] | None:
+    """The alias that holds the normalised wording, or None."""
+    row = (
+        connection.execute(
+            sql(f"SELECT {ALIAS_COLUMNS} FROM address_alias WHERE normalised = :normalised"),
+            {"normalised": normalised},
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
 def list_aliases(connection: Connection, limit: int, offset: int) -> list[dict[str, Any]]:
     """Aliases, newest first."""
     rows = connection.execute(

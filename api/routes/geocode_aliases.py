@@ -124,7 +124,10 @@ def places(
     "/geocode/aliases",
     status_code=201,
     responses={
-        200: {"description": "The same wording already meant this place (nothing changed)"},
+        200: {
+            "description": "The same wording already meant this place, or the matcher already "
+            "finds it confidently (`already_matches: true`, `id: null`): nothing saved"
+        },
         **error_responses(404, 409),
     },
     summary="Save a dispatcher's correction: this wording means that place (an address alias)",
@@ -136,6 +139,7 @@ def add(
     store: IndexStoreDep,
     principal: AliasWriterDep,
 ) -> dict[str, Any]:
+    gazetteer = _gazetteer(store)  # the register a new wording is checked against
     saved = service.add_alias(
         engine,
         text=body.text,
@@ -143,10 +147,11 @@ def add(
         target_code=body.target.code,
         event_id=body.event_id,
         actor=principal.actor,
+        gazetteer=gazetteer,
     )
     if not saved.created:
         response.status_code = 200
-    return service.public(saved.alias, getattr(store, "gazetteer", None))
+    return service.answer(saved, gazetteer)
 
 
 @router.get("/geocode/aliases", summary="Address aliases dispatchers saved, newest first")
