@@ -291,7 +291,11 @@ class Gazetteer:
         if by_compound and by_house:
             both = set(by_compound) & set(by_house)
             if both:
-                scored = {i: 0.99 * min(by_compound[i], by_house[i]) for i in both}
+                # Both agree; a misheard road name costs no more than leaving it out.
+                scored = {
+                    i: max(0.99 * min(by_compound[i], by_house[i]), 0.98 * by_compound[i])
+                    for i in both
+                }
             else:  # the road and the compound name different buildings: the name wins
                 scored = {i: 0.5 for i in by_house}
                 scored.update({i: 0.98 * q * NUMBER_DISAGREES for i, q in by_compound.items()})
