@@ -271,6 +271,10 @@ def demo(quick: bool) -> tuple[list[str], dict[str, Any]]:
         "build_s": build_s,
         "rate": rate,
         "baseline_rate": base_rate,
+        "same_texts": len(sample),
+        "baseline_recall": tables(base_run.outcomes)["overall"]["recall"],
+        "recall_on_same_texts": tables(same.outcomes)["overall"]["recall"],
+        "excluded_dev_texts": len(excluded),
         **result,
         "failures": failures(run.outcomes),
     }
@@ -332,7 +336,7 @@ def district(quick: bool) -> tuple[list[str], dict[str, Any]]:
     ]
     db.dispose()
     return lines, {"buildings": buildings, "load_s": load_s, "build_s": build_s, "rate": rate,
-                   "baseline_rate": base_rate,
+                   "baseline_rate": base_rate, "rss_mb": (rss_after - rss_before) / 1024,
                    **result, "failures": failures(run.outcomes)}  # fmt: skip
 
 
