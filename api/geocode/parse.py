@@ -4,17 +4,13 @@ The canonical text (api/geocode/normalise.py) is read left to right against a vo
 gazetteer's own names (one Aho-Corasick automaton: roads, compounds, POIs, streets, communities,
 aliases; leftmost-longest wins):
 
-1. Administrative prefix, stripped and remembered: province/city/county by **cpca**'s automaton
-   (full names always; a short form such as 江苏/苏州 only when another prefix or a known name
-   follows), the functional zones of ZONE_PREFIXES (苏州工业园区, 园区, 高新区…), and the streets and
-   communities of the active generation, full (金鸡湖街道, 翠湖社区) or short (金鸡湖, 翠湖 — again
-   only when a known name follows, so 翠湖庭 stays a compound). Unknown "…街道/镇/乡" and
-   "…社区" are dropped too.
-2. Places: road + house number ("淞江路19号", "19-1号", "19甲号", "19弄"), two roads joined by
-   与/和/跟/同/、 and/or followed by 交叉口/路口/交汇处 (an intersection), a compound (+ 花园/家园/公寓
-   forms), a POI, an alias.
+1. The administrative prefix, stripped and remembered (api/geocode/vocabulary.py: cpca for
+   province/city/county, functional zones, the streets and communities of the active generation).
+2. Places: road + house number ("淞江路19号", "19-1号", "19甲号", "19弄", "淞江路19"), two roads
+   joined by 与/和/跟/同/、/近 and/or followed by 交叉口/路口/交汇处 (an intersection), a compound
+   (+ 小区/花园/新村 and its parts 东区/二期), a POI, an alias.
 3. Building parts: "4幢" (any marker), after a compound "28号" (building 28) and "28-1" / "28-1-501"
-   (building-unit-room), "3单元", "501室", "5层", "4幢501" (room).
+   (building-unit-room), "4-402" (building-room), "3单元", "501室", "5层", "4幢501", "4幢2-501".
 4. A relative phrase (api/geocode/relative.py) after the place.
 5. The first character that fits none of these ends the address; the rest is the complaint. Text
    before the first place ("我家在…", "投诉：…") is skipped; an unknown name directly before a
@@ -26,30 +22,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import ahocorasick
-import cpca
-
 from api.geocode.normalise import Mapped, canonical_mapped
 from api.geocode.relative import Relative, relative_at
+from api.geocode.vocabulary import PLACE_KINDS, Names, Vocabulary, strip_prefix
 
-ZONE_PREFIXES = (
-    "苏州工业园区",
-    "工业园区",
-    "高新技术产业开发区",
-    "经济技术开发区",
-    "经济开发区",
-    "高新区",
-    "经开区",
-    "开发区",
-    "保税区",
-    "新区",
-    "园区",
-)
 COMPOUND_SUFFIXES = ("花园", "家园", "公寓")  # a name's stem without one is also a key
 _FOLLOWING_SUFFIXES = ("花园", "家园", "公寓", "新村", "社区", "苑区")  # consumed after a name
-PLACE_KINDS = frozenset({"road", "compound", "poi", "alias"})
-_ADMIN_FULL = re.compile(r"(省|市|区|县|旗|自治州|盟|地区)$")
-_UNKNOWN_AREA = re.compile(r"[^\d路街巷道号幢]{2,6}?(?:街道|镇|乡|社区|村委会)")
 _HOUSE = re.compile(r"(\d+)(-\d+|[甲乙丙丁])?号")
 _LANE = re.compile(r"(\d+)弄")
 # 淞江路19 (no 号) at the end of the address: a house number, unless a marker follows.
@@ -78,42 +56,6 @@ LEADING_ZEROS = re.compile(r"^0+(?=\d)")
 _SKIP_BEFORE_PLACE = 30  # characters of preamble tolerated before the first place
 
 
-class Vocabulary:
-    """The gazetteer's names as one automaton: canonical key → kinds (road, compound, poi,
-    street, community, street_short, community_short, alias)."""
-
-    def __init__(self) -> None:
-        self._kinds: dict[str, set[str]] = {}
-        self._automaton: ahocorasick.Automaton | None = None
-
-    def add(self, key: str, kind: str) -> None:
-        if len(key) >= 2:
-            self._kinds.setdefault(key, set()).add(kind)
-
-    def kinds(self, key: str) -> frozenset[str]:
-        return frozenset(self._kinds.get(key, ()))
-
-    def finish(self) -> Vocabulary:
-        automaton = ahocorasick.Automaton()
-        for key, kinds in self._kinds.items():
-            automaton.add_word(key, (key, frozenset(kinds)))
-        if self._kinds:
-            automaton.make_automaton()
-        self._automaton = automaton
-        return self
-
-    def longest_at(self, text: str) -> dict[int, tuple[str, frozenset[str]]]:
-        """For each start position, the longest name starting there."""
-        found: dict[int, tuple[str, frozenset[str]]] = {}
-        if self._automaton is None or not self._kinds:
-            return found
-        for end, (key, kinds) in self._automaton.iter(text):
-            start = end - len(key) + 1
-            if start not in found or len(found[start][0]) < len(key):
-                found[start] = (key, kinds)
-        return found
-
-
 @dataclass
 class Parsed:
     canonical: str
@@ -126,67 +68,6 @@ class Parsed:
     place_like: bool = False  # a name, number or marker that looks like an address was seen
 
 
-def _admin_prefixes(text: str) -> dict[int, list[tuple[int, bool]]]:
-    """cpca's province/city/county names: start → [(end, is full name)]."""
-    found: dict[int, list[tuple[int, bool]]] = {}
-    for match in cpca.matcher.iter(text):
-        name = match.origin_value
-        full = bool(_ADMIN_FULL.search(name)) and len(name) >= 3
-        found.setdefault(match.start_index, []).append((match.end_index + 1, full))
-    return found
-
-
-def _strip_prefix(text: str, names: dict[int, tuple[str, frozenset[str]]], parsed: Parsed) -> int:
-    admin = _admin_prefixes(text)
-    position = 0
-    while position < len(text):
-        name = names.get(position)
-        place_end = position + len(name[0]) if name and name[1] & PLACE_KINDS else position
-        options: list[tuple[int, bool, str | None]] = []  # (end, needs a known name after, area)
-        for end, full in admin.get(position, ()):
-            options.append((end, not full, None))
-        for zone in ZONE_PREFIXES:
-            if text.startswith(zone, position):
-                options.append((position + len(zone), False, None))
-        if name and name[1] & {"street", "community"}:
-            options.append((position + len(name[0]), False, name[0]))
-        if name and name[1] & {"street_short", "community_short"}:
-            options.append((position + len(name[0]), True, name[0]))
-        unknown = _UNKNOWN_AREA.match(text, position)
-        if unknown and not name and not any(p in names for p in range(position, unknown.end())):
-            options.append((unknown.end(), False, None))
-        chosen = None
-        for end, conditional, area in sorted(options, key=lambda o: -o[0]):
-            if end <= place_end:
-                break
-            if conditional and not _known_follows(text, end, names, admin):
-                continue
-            chosen = (end, area)
-            break
-        if chosen is None:
-            break
-        parsed.prefix.append(text[position : chosen[0]])
-        if chosen[1]:
-            kinds = names[position][1]
-            level = "street" if kinds & {"street", "street_short"} else "community"
-            parsed.parts[level] = chosen[1]
-        position = chosen[0]
-    return position
-
-
-def _known_follows(
-    text: str, position: int, names: dict[int, tuple[str, frozenset[str]]], admin: dict
-) -> bool:
-    if position >= len(text):
-        return False
-    return (
-        position in names
-        or position in admin
-        or any(text.startswith(zone, position) for zone in ZONE_PREFIXES)
-        or text[position].isdigit()
-    )
-
-
 def parse(text: str, vocabulary: Vocabulary) -> tuple[Parsed, Mapped]:
     """The parts of `text` (see the module docstring) and its canonical form with the map."""
     mapped = canonical_mapped(text)
@@ -196,8 +77,9 @@ def parse(text: str, vocabulary: Vocabulary) -> tuple[Parsed, Mapped]:
 def parse_canonical(text: str, vocabulary: Vocabulary) -> Parsed:
     parsed = Parsed(text)
     names = vocabulary.longest_at(text)
-    position = _strip_prefix(text, names, parsed)
+    position, parsed.prefix, areas = strip_prefix(text, names)
     parts = parsed.parts
+    parts.update(areas)
     parsed.prefix_end = position
     parsed.place_like = bool(parts.get("street") or parts.get("community"))
     started = False
@@ -308,9 +190,7 @@ def _drop_leading_zeros(parts: dict[str, str]) -> None:
             parts[key] = LEADING_ZEROS.sub("", parts[key])
 
 
-def _unknown_name_before_building(
-    text: str, position: int, names: dict[int, tuple[str, frozenset[str]]]
-) -> int | None:
+def _unknown_name_before_building(text: str, position: int, names: Names) -> int | None:
     """Where an unknown name (no digits, no known name inside) that a building number follows
     ends: 淞江路19号新萃居4幢 → the end of 新萃居."""
     for end in range(position + 2, min(len(text), position + 13)):
@@ -365,9 +245,7 @@ def _keep_unknown(segment: str, parts: dict[str, str], key: str) -> None:
         parts[key] = segment
 
 
-def _after_road(
-    text: str, position: int, names: dict[int, tuple[str, frozenset[str]]], parts: dict[str, str]
-) -> tuple[int, str]:
+def _after_road(text: str, position: int, names: Names, parts: dict[str, str]) -> tuple[int, str]:
     """House number, lane or a second road (an intersection) after a road name."""
     house = _HOUSE.match(text, position)
     if house:
