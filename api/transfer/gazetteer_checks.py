@@ -48,6 +48,7 @@ def metres_outside(geometries: np.ndarray, extent: tuple[float, float, float, fl
     xmin, ymin, xmax, ymax = extent
     bounds = shapely.bounds(geometries)
     dx = np.maximum(np.maximum(xmin - bounds[:, 2], bounds[:, 0] - xmax), 0.0)
+    dx = np.minimum(dx, 360.0 - dx)  # the short way round: −120.7 is 118.5° from 120.7
     dy = np.maximum(np.maximum(ymin - bounds[:, 3], bounds[:, 1] - ymax), 0.0)
     scale_x = 111_320.0 * math.cos(math.radians((ymin + ymax) / 2))
     return np.nan_to_num(np.hypot(dx * scale_x, dy * 110_574.0), nan=0.0)
