@@ -87,10 +87,15 @@ class Session:
             ),
         )
 
-    def close(self, name: str) -> None:
+    def close(self, name: str, refused: tuple[int, ...] = ()) -> None:
+        """Nothing ran that should not have, nothing was blocked or logged an error (but the
+        browser's own line for each response the test made the API refuse)."""
         assert self.page.evaluate("() => window.__pwned") is None, name
         assert self.page.evaluate("() => window.__violations") == [], name
-        assert self.errors == [], (name, self.errors)
+        expected = [f"the server responded with a status of {status}" for status in refused]
+        assert len(self.errors) == len(expected), (name, self.errors)
+        for error, status in zip(self.errors, expected, strict=True):
+            assert error.startswith("Failed to load resource") and status in error, (name, error)
         assert self.outside == [], (name, self.outside)
         ARTIFACTS.mkdir(exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"geocode_{name}.png"), full_page=True)
@@ -145,13 +150,16 @@ def test_dispatcher_sees_the_match_and_saves_a_correction(
     page.click("#wg-event-body .wg-open-fix")
     form = page.locator("#wg-geocode-fix")
     assert form.locator("input[name=text]").input_value() in (ADDRESS, geocode.get("address_text"))
-    form.locator("input[name=text]").fill("纠错苑南门")
+    form.locator("input[name=text]").fill("老粮站那边")
     form.locator("input[name=q]").fill("纠错小学")
     form.locator("button.wg-find").click()
     page.wait_for_selector("#wg-geocode-fix .wg-place-results button[data-code='TFX-P1']")
     school = form.locator(".wg-place-results button[data-code='TFX-P1']")
     assert school.inner_text().startswith("纠错小学 · 地标 · ")
     assert form.locator("button[type=submit]").is_disabled()
+    locate = form.locator("input[name=locate]")
+    assert locate.is_checked()  # an event on no grid: placing it is offered, checked
+    locate.uncheck()  # this test is about the alias alone
     school.click()
     found = client.get("/api/v1/geocode/places", params={"q": "纠错小学"}).json()["places"]
     grid = next(p["grid"] for p in found if p["code"] == "TFX-P1")
@@ -162,7 +170,7 @@ def test_dispatcher_sees_the_match_and_saves_a_correction(
     page.wait_for_function(
         "() => document.querySelector('#wg-geocode-fix .wg-message').textContent.startsWith('已保存')"
     )
-    assert "以后「纠错苑南门」将匹配到 纠错小学" in form.locator(".wg-message").inner_text()
+    assert "以后「老粮站那边」将匹配到 纠错小学" in form.locator(".wg-message").inner_text()
     if screen == "phone":
         _fits(page, "#wg-geocode-fix input, #wg-geocode-fix button", SCREENS[screen]["width"])
 
@@ -173,7 +181,7 @@ def test_dispatcher_sees_the_match_and_saves_a_correction(
     )
     aliases = client.get("/api/v1/geocode/aliases", headers=bearer(tokens["admin"])).json()
     assert len(aliases) == 1
-    assert (aliases[0]["text"], aliases[0]["event_id"]) == ("纠错苑南门", event["id"])
+    assert (aliases[0]["text"], aliases[0]["event_id"]) == ("老粮站那边", event["id"])
     assert aliases[0]["target"]["kind"] == "poi" and aliases[0]["target"]["code"] == "TFX-P1"
     session.close(f"dispatch_{screen}")
 
@@ -199,14 +207,17 @@ def test_event_page_shows_the_match_and_offers_the_correction_to_dispatchers(
     assert "匹配精度" in page.inner_text(".wg-panel .wg-geocode")
     page.click(".wg-open-fix")
     form = page.locator("#wg-geocode-fix")
+    form.locator("input[name=text]").fill("老粮站北区")  # words the matcher does not know yet
     form.locator("input[name=q]").fill("纠错苑")
     form.locator("input[name=q]").press("Enter")
     page.wait_for_selector("#wg-geocode-fix .wg-place-results button[data-code='TFX-C1']")
     form.locator(".wg-place-results button[data-code='TFX-C1']").click()
+    form.locator("input[name=locate]").uncheck()
     form.locator("button[type=submit]").click()
     page.wait_for_function(
         "() => document.querySelector('#wg-geocode-fix .wg-message').textContent.startsWith('已保存')"
     )
+    assert form.locator(".wg-place-spans li").count() == 0  # not placed: nothing to choose
     if screen == "phone":
         _fits(
             page,
@@ -258,3 +269,247 @@ def test_event_page_says_why_an_address_did_not_match(client, tokens):
     ).json()
     page = client.get(f"/map/events/{placed['id']}", headers=bearer(tokens["dispatcher"])).text
     assert "地址匹配" not in page and 'id="wg-geocode-fix-holder"' not in page
+
+
+# ---- 定位到此网格 (人工定位 from the pages) ----------------------------------------------------
+CROSSINGS = (
+    "SELECT r1.name, r2.name FROM road r1 JOIN road r2 ON r1.name < r2.name "
+    "AND ST_Intersects(r1.geom, r2.geom) ORDER BY 1, 2"
+)
+# A compound of the demo street, whole in one grid (a compound lies in one micro-grid).
+ONE_GRID_COMPOUND = """
+SELECT c.code, c.name FROM compound c
+WHERE (SELECT count(*) FROM compound o WHERE o.name = c.name) = 1
+ORDER BY c.code LIMIT 1
+"""
+
+
+def _crossing_event(client, engine, tokens, tag: str) -> dict[str, Any]:
+    """An address-only ticket at a crossing of two demo roads that the geocoder left on no grid,
+    with its candidate grids (the first such crossing by the roads' names)."""
+    with engine.connect() as connection:
+        pairs = connection.execute(text(CROSSINGS)).all()
+    for number, (first, second) in enumerate(pairs[:20]):
+        response = client.post(
+            "/api/v1/events",
+            json={
+                "source": "hotline_12345",
+                "external_id": f"locate-{tag}-{number}",
+                "description": "有人占道经营",
+                "address": f"{first}与{second}交叉口有人占道",
+            },
+            headers=bearer(tokens["dispatcher"]),
+        )
+        assert response.status_code == 201, response.text
+        event = response.json()
+        if (
+            event["grid_code"] is None
+            and len(event["assignment"]["geocode"]["grid_candidates"]) >= 2
+        ):
+            return event
+    pytest.fail("no crossing of the demo street lies where grids meet")
+
+
+def _where(engine, event_id: int) -> tuple[str | None, list[dict[str, Any]]]:
+    """The event's grid and its history lines of action 'locate', from the database."""
+    with engine.connect() as connection:
+        grid = connection.execute(
+            text("SELECT grid_code FROM event WHERE id = :id"), {"id": event_id}
+        ).scalar_one()
+        lines = connection.execute(
+            text(
+                "SELECT details FROM event_history WHERE event_id = :id AND action = 'locate' "
+                "ORDER BY id"
+            ),
+            {"id": event_id},
+        ).scalars()
+        return grid, list(lines)
+
+
+def _candidate_codes(event: dict[str, Any]) -> list[str]:
+    return [c["grid"]["code"] for c in event["assignment"]["geocode"]["grid_candidates"]]
+
+
+def _path_name(event: dict[str, Any]) -> str:
+    step = event["assignment"]["path"][-1]
+    return f"{step['name']}（{step['code']}）"
+
+
+def _button_boxes(page, selector: str) -> list[dict[str, float]]:
+    return page.eval_on_selector_all(
+        selector,
+        "(nodes) => nodes.map((n) => { const r = n.getBoundingClientRect(); "
+        "return {left: r.left, right: r.right, height: r.height}; })",
+    )
+
+
+def test_event_page_places_a_crossing_on_a_grid(browser, live_server, client, engine, tokens):
+    """At 390 px: a dispatcher places an unplaced crossing on its first candidate grid; a refusal
+    for a version someone else moved says so; a viewer gets no buttons."""
+    event = _crossing_event(client, engine, tokens, "page")
+    codes = _candidate_codes(event)
+    path = f"{live_server}/map/events/{event['id']}"
+
+    viewer = Session(browser, live_server, tokens["viewer"], "phone")
+    viewer.page.goto(path, wait_until="networkidle")
+    assert [code for code, _ in _shown_grids(viewer.page, ".wg-panel")] == codes
+    assert viewer.page.locator(".wg-place-grid").count() == 0
+    viewer.close("locate_viewer_phone")
+
+    session = Session(browser, live_server, tokens["dispatcher"], "phone")
+    page = session.page
+    page.goto(path, wait_until="networkidle")
+    buttons = page.locator(".wg-panel .wg-grid-shares .wg-place-grid")
+    assert buttons.count() == len(codes)
+    assert [buttons.nth(i).get_attribute("data-grid") for i in range(len(codes))] == codes
+    assert all(b.inner_text() == "定位到此网格" for b in buttons.all())
+    boxes = _button_boxes(page, ".wg-place-grid")
+    assert all(box["height"] >= 44 for box in boxes), boxes
+    assert all(box["left"] >= -1 and box["right"] <= 391 for box in boxes), boxes
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "geocode_locate_buttons_phone.png"))
+
+    # Someone else acts on the event meanwhile: the page's version is stale, nothing is written.
+    accepted = client.post(
+        f"/api/v1/events/{event['id']}/transitions",
+        json={"action": "accept", "version": event["version"]},
+        headers=bearer(tokens["dispatcher"]),
+    )
+    assert accepted.status_code == 200, accepted.text
+    buttons.first.click()
+    page.wait_for_function(
+        "() => document.querySelector('.wg-locate-message').textContent.includes('事件已被他人更新')"
+    )
+    assert page.inner_text(".wg-locate-message") == "事件已被他人更新，请刷新后重试"
+    assert _where(engine, event["id"]) == (None, [])
+    assert not buttons.first.is_disabled()  # the dispatcher may try again after a refresh
+
+    page.reload(wait_until="networkidle")
+    with page.expect_navigation(wait_until="networkidle"):  # placed, the page is read again
+        page.locator(".wg-panel .wg-place-grid").first.click()
+    grid, lines = _where(engine, event["id"])
+    assert grid == codes[0]
+    assert len(lines) == 1 and lines[0]["by"] == "grid" and lines[0]["to_grid"] == codes[0]
+    placed = client.get(f"/api/v1/events/{event['id']}", headers=bearer(tokens["dispatcher"]))
+    assert page.inner_text(".wg-locate-message") == f"已定位到 {_path_name(placed.json())}"
+    # Reloaded: the page shows the event on its grid, and offers no placing any more.
+    assert f"网格 {codes[0]}" in page.inner_text(".wg-panel")
+    assert page.locator(".wg-place-grid").count() == 0
+    session.close("locate_event_phone", refused=(409,))
+
+
+def test_dispatch_page_places_the_event_and_reads_the_queue_again(
+    browser, live_server, client, engine, tokens
+):
+    event = _crossing_event(client, engine, tokens, "dispatch")
+    codes = _candidate_codes(event)
+    session = Session(browser, live_server, tokens["dispatcher"], "desktop")
+    page = session.page
+    page.goto(f"{live_server}/map/dispatch?event={event['id']}", wait_until="networkidle")
+    page.wait_for_selector("#wg-event-body .wg-place-grid")
+    buttons = page.locator("#wg-event-body .wg-grid-shares .wg-place-grid")
+    assert buttons.count() == len(codes)
+    lists: list[str] = []
+    page.on("request", lambda r: lists.append(r.url) if "/api/v1/events?" in r.url else None)
+    buttons.nth(1).click()
+    page.wait_for_function(
+        "() => document.querySelector('#wg-message').textContent.startsWith('已定位到')"
+    )
+    page.wait_for_function("() => !document.querySelector('#wg-event-body .wg-place-grid')")
+    grid, lines = _where(engine, event["id"])
+    assert grid == codes[1] and len(lines) == 1 and lines[0]["to_grid"] == codes[1]
+    placed = client.get(f"/api/v1/events/{event['id']}", headers=bearer(tokens["dispatcher"]))
+    assert page.inner_text("#wg-message") == f"已定位到 {_path_name(placed.json())}"
+    assert page.inner_text("#wg-version") == str(placed.json()["version"])
+    page.wait_for_load_state("networkidle")
+    assert len(lists) == 1  # the queue was read again once
+    session.close("locate_dispatch_desktop")
+
+
+@pytest.mark.parametrize("screen", ["phone"])
+def test_fix_form_places_the_event_at_the_compound(
+    browser, live_server, client, engine, tokens, screen
+):
+    """纠正地址 on the event page: the alias saved, and (checked) the event placed at the compound."""
+    event = _crossing_event(client, engine, tokens, "form")
+    with engine.connect() as connection:
+        code, name = connection.execute(text(ONE_GRID_COMPOUND)).one()
+    session = Session(browser, live_server, tokens["dispatcher"], screen)
+    page = session.page
+    page.goto(f"{live_server}/map/events/{event['id']}", wait_until="networkidle")
+    page.click(".wg-open-fix")
+    form = page.locator("#wg-geocode-fix")
+    form.locator("input[name=text]").fill("老粮站宿舍")
+    form.locator("input[name=q]").fill(name)
+    form.locator("input[name=q]").press("Enter")
+    page.wait_for_selector(f"#wg-geocode-fix .wg-place-results button[data-code='{code}']")
+    form.locator(f".wg-place-results button[data-code='{code}']").click()
+    assert form.locator("input[name=locate]").is_checked()
+    assert form.locator(".wg-also-locate").inner_text() == "同时把本事件定位到该地点"
+    _fits(page, "#wg-geocode-fix input, #wg-geocode-fix button", SCREENS[screen]["width"])
+    with page.expect_navigation(wait_until="networkidle"):  # placed, the page is read again
+        form.locator("button[type=submit]").click()
+    grid, lines = _where(engine, event["id"])
+    assert grid is not None and len(lines) == 1
+    assert lines[0]["by"] == "place" and lines[0]["to_grid"] == grid
+    assert lines[0]["place"] == {"kind": "compound", "code": code, "name": name}
+    placed = client.get(f"/api/v1/events/{event['id']}", headers=bearer(tokens["dispatcher"]))
+    assert page.inner_text(".wg-locate-message") == (
+        f"已保存：以后「老粮站宿舍」将匹配到 {name}；已定位到 {_path_name(placed.json())}"
+    )
+    aliases = client.get("/api/v1/geocode/aliases", headers=bearer(tokens["admin"])).json()
+    assert [(a["text"], a["event_id"], a["target"]["code"]) for a in aliases] == [
+        ("老粮站宿舍", event["id"], code)
+    ]
+    session.close(f"locate_form_{screen}")
+
+
+def test_fix_form_offers_the_grids_of_a_place_spanning_them(
+    browser, ticket, live_server, client, engine, tokens
+):
+    """On the dispatch page: the compound planted across two grids answers 409 spans_grids; its
+    grids are offered with 定位到此网格, and the one picked is where the event goes."""
+    event = _event(client, tokens, "locate-spans")
+    assert event["grid_code"] is None
+    session = Session(browser, live_server, tokens["dispatcher"], "desktop")
+    page = session.page
+    page.goto(f"{live_server}/map/dispatch?event={event['id']}", wait_until="networkidle")
+    page.wait_for_selector("#wg-event-body .wg-open-fix")
+    page.click("#wg-event-body .wg-open-fix")
+    form = page.locator("#wg-geocode-fix")
+    form.locator("input[name=text]").fill("粮站后面小区")
+    form.locator("input[name=q]").fill("纠错苑")
+    form.locator("button.wg-find").click()
+    page.wait_for_selector("#wg-geocode-fix .wg-place-results button[data-code='TFX-C1']")
+    form.locator(".wg-place-results button[data-code='TFX-C1']").click()
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#wg-geocode-fix .wg-place-spans .wg-place-grid")
+    refused = client.post(
+        f"/api/v1/events/{event['id']}/location",
+        json={"version": event["version"], "place": {"kind": "compound", "code": "TFX-C1"}},
+        headers=bearer(tokens["dispatcher"]),
+    ).json()["error"]
+    assert refused["code"] == "spans_grids"
+    spans = [c["grid"]["code"] for c in refused["details"]]
+    assert _shown_grids(page, "#wg-geocode-fix .wg-place-spans") == [
+        [c["grid"]["code"], f"{percent(c['share'])}%"] for c in refused["details"]
+    ]
+    assert form.locator(".wg-message").inner_text() == (
+        f"已保存：以后「粮站后面小区」将匹配到 纠错苑；该地点跨越 {len(spans)} 个网格，请选择定位到哪一个："
+    )
+    assert _where(engine, event["id"]) == (None, [])
+    form.locator(".wg-place-spans .wg-place-grid").last.click()
+    page.wait_for_function(
+        "() => document.querySelector('#wg-message').textContent.includes('已定位到')"
+    )
+    grid, lines = _where(engine, event["id"])
+    assert grid == spans[-1] and len(lines) == 1
+    assert lines[0]["by"] == "place" and lines[0]["place"]["code"] == "TFX-C1"
+    page.wait_for_function("() => !document.querySelector('#wg-geocode-fix')")  # form closed
+    placed = client.get(f"/api/v1/events/{event['id']}", headers=bearer(tokens["dispatcher"]))
+    assert page.inner_text("#wg-message") == (
+        f"已保存：以后「粮站后面小区」将匹配到 纠错苑；已定位到 {_path_name(placed.json())}"
+    )
+    history = page.inner_text("#wg-event-body .wg-history li:last-child")
+    assert "人工定位" in history and f"定位到网格 {spans[-1]}" in history
+    session.close("locate_spans_desktop", refused=(409,))

@@ -1,6 +1,6 @@
 """How an address match reads on the event and dispatch pages (地址匹配), and what the 纠正地址
-form needs: labels in Chinese, one place for both pages (the event page renders them in its
-template, the dispatch page hands them to web/assets/geocode_fix.js)."""
+form and 定位到此网格 need: labels in Chinese, one place for both pages (the event page renders
+them in its template, the dispatch page hands them to web/assets/geocode_fix.js)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 from api.auth import Principal, Role
 from api.lookup.geocoding import REASONS_ZH
+from api.routes.event_location import LOCATORS
+from api.workflow.machine import FINISHED
 
 PRECISION_LABELS = {
     "building": "楼栋",
@@ -41,6 +43,9 @@ LABELS = {
     "reason": REASON_LABELS,
     "relative": RELATIVE_LABELS,
     "targetKinds": list(TARGET_KINDS),
+    # 人工定位 (POST /events/{id}/location): who may, and the states it refuses (event_finished).
+    "locators": sorted(role.value for role in LOCATORS),
+    "finished": sorted(state.value for state in FINISHED),
 }
 
 
@@ -115,4 +120,18 @@ def fix_form_data(record: dict[str, Any], principal: Principal | None) -> dict[s
         "eventId": record["id"],
         "text": geocode.get("address_text") or record["address"],
         "labels": LABELS,
+        "locate": locate_data(record, principal),
     }
+
+
+def locate_data(record: dict[str, Any], principal: Principal | None) -> dict[str, Any] | None:
+    """Page data for 定位到此网格: an open event on no grid, for those who may place it by hand
+    (api/routes/event_location.LOCATORS); the version is the one the page read."""
+    if (
+        principal is None
+        or principal.role not in LOCATORS
+        or record.get("grid_code")
+        or record.get("status") in FINISHED
+    ):
+        return None
+    return {"eventId": record["id"], "version": record["version"]}

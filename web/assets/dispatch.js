@@ -19,7 +19,8 @@
   var DETAIL_LABELS = { tier: "层级", unit: "单位", assignee: "人员", due_at: "期限", from: "原期限", to: "新期限",
                         requested: "申请至", denied: "驳回申请", target: "合并到", duplicate: "重复事件",
                         rework: "返工次数", satisfaction: "满意度", handling_hours: "处置工时", on_time: "按期",
-                        from_tier: "原层级", override: "人工改派", deadline_override: "人工期限" };
+                        from_tier: "原层级", override: "人工改派", deadline_override: "人工期限",
+                        from_grid: "原网格", to_grid: "定位到网格", moved_m: "定位点移入网格（米）" };
   var WARNING_RING = { red: "#e53e3e", yellow: "#ecc94b" };
   var LIST_LIMIT = 1000;
   // Fields each action's form asks for: [field, required, label]. Unlisted actions ask for a note.
@@ -288,7 +289,7 @@
       ["督办", supervisions.length ? wg.lines("span", supervisions) : null],
     ].map(function (row) { return row[1] instanceof Node ? [row[0], [row[1]]] : row; })));
     var geocode = wg.geocode.of(e);
-    if (geocode) holder.appendChild(wg.geocode.summary(geocode, cfg.geocodeLabels));
+    if (geocode) holder.appendChild(wg.geocode.summary(geocode, cfg.geocodeLabels, locator(e)));
     if (canFix(e)) holder.appendChild(fixHolder(e));
     holder.appendChild(actionBar(e));
     holder.appendChild(wg.el("div", null, { id: "wg-form-holder" }));
@@ -303,13 +304,29 @@
     return cfg.geocodeFixers.indexOf(cfg.role) >= 0 && e.address;
   }
 
+  // 定位到此网格: an open event on no grid, placed by hand with the version last read; then the
+  // event and the queue are read again (it leaves 待人工分派).
+  function locator(e) {
+    if (!wg.geocode.canLocate(e, cfg.role, cfg.geocodeLabels)) return null;
+    return {
+      eventId: e.id, version: e.version, say: say,
+      onPlaced: function (placed, text) {
+        say(text, "good");
+        if (state.selected !== e.id) return;
+        state.fix = null;
+        Promise.all([loadEvent(), loadList()]).catch(showError);
+      },
+    };
+  }
+
   function fixHolder(e) {
     var holder = wg.el("div", null, { id: "wg-fix-holder" });
     if (state.fix) return wg.append(holder, [state.fix]);
     var open = wg.el("button", "纠正地址", { type: "button", "class": "wg-open-fix" });
     open.addEventListener("click", function () {
       var geocode = wg.geocode.of(e) || {};
-      state.fix = wg.geocode.form({ eventId: e.id, text: geocode.address_text || e.address, labels: cfg.geocodeLabels });
+      state.fix = wg.geocode.form({ eventId: e.id, text: geocode.address_text || e.address, labels: cfg.geocodeLabels,
+                                    locate: locator(e) });
       holder.textContent = "";
       holder.appendChild(state.fix);
       state.fix.querySelector("input[name=q]").focus();
@@ -345,7 +362,7 @@
   function historyList(history) {
     var list = wg.el("ol", null, { "class": "wg-history" });
     history.forEach(function (h) {
-      var line = [when(h.at) + " " + (HISTORY_LABELS[h.action] || h.action)];
+      var line = [when(h.at) + " " + (HISTORY_LABELS[h.action] || h.action_label || h.action)];
       if (h.from && h.from !== h.status) line[0] += "：" + (cfg.statusLabels[h.from] || h.from) + " → " + (cfg.statusLabels[h.status] || h.status);
       line[0] += "（版本 " + h.version + "）";
       var rows = [line];

@@ -4,7 +4,11 @@
      place and the point used, a relative phrase, the complaint part, the candidate grids with
      their shares (a place spanning several grids goes to manual dispatch with them).
    - form(options): the dispatcher picks the right place (GET /geocode/places?q=) and saves the
-     wording as an alias (POST /geocode/aliases), so the same wording matches next time.
+     wording as an alias (POST /geocode/aliases), so the same wording matches next time; on an
+     open event without a grid it may also place the event there (同时把本事件定位到该地点).
+   - 定位到此网格 (人工定位): with a `locator` ({eventId, version, say, onPlaced}) each candidate
+     grid gets a button that POSTs /events/{id}/location with the version the page read; a place
+     spanning grids (409 spans_grids) offers its grids the same way.
    All text goes in with textContent (wangge.el); writes carry X-Wangge-Page (wangge.api). */
 (function () {
   "use strict";
@@ -34,7 +38,68 @@
     return dl;
   }
 
-  function summary(geocode, labels) {
+  // Candidate grids with their shares; with a locator, a 定位到此网格 button each (`place`: the
+  // gazetteer place the grids belong to, sent along so the point lands on the place's part).
+  function shareList(grids, locator, place) {
+    var list = wg.el("ol", null, { "class": "wg-grid-shares" });
+    grids.forEach(function (candidate) {
+      var share = Math.max(0, Math.min(1, Number(candidate.share) || 0));
+      var meter = wg.el("meter", null, { min: "0", max: "1", value: String(share) });
+      var item = wg.append(wg.el("li", null, { "data-grid": gridCode(candidate.grid) }), [
+        wg.el("span", gridName(candidate.grid)), meter, wg.el("span", Math.round(share * 100) + "%", { "class": "wg-share" }),
+      ]);
+      if (locator) item.appendChild(locateButton(locator, candidate.grid, place, list));
+      list.appendChild(item);
+    });
+    return list;
+  }
+
+  function gridCode(grid) { return grid && typeof grid === "object" ? grid.code : grid; }
+
+  // ---- 人工定位 ----------------------------------------------------------------------------------
+  // POST /events/{id}/location with the version the page read. Resolves to
+  // {placed: event, text} on success, {spans: candidates} when a place spans grids, else
+  // {refused: text}; nothing is retried behind the dispatcher's back.
+  function locate(locator, body) {
+    body.version = locator.version;
+    return wg.api("POST", "/events/" + encodeURIComponent(locator.eventId) + "/location", body).then(function (r) {
+      var error = (r.body && r.body.error) || {};
+      if (r.ok) return { placed: r.body, text: "已定位到 " + placedName(r.body) };
+      if (r.status === 409 && error.code === "stale_version") return { refused: "事件已被他人更新，请刷新后重试" };
+      if (r.status === 409 && error.code === "spans_grids") return { spans: error.details || [] };
+      return { refused: errorText(r) };
+    }, function (error) {
+      return { refused: "网络错误，未能定位：" + error.message };
+    });
+  }
+
+  // "网格名（编码）" of the grid the event now lies in, from its assignment path.
+  function placedName(e) {
+    var step = ((e.assignment && e.assignment.path) || []).filter(function (s) { return s.code === e.grid_code; })[0];
+    return step && step.name && step.name !== e.grid_code ? step.name + "（" + e.grid_code + "）" : e.grid_code;
+  }
+
+  // A 定位到此网格 button; while one request runs every button of `scope` waits.
+  function locateButton(locator, grid, place, scope) {
+    var code = gridCode(grid);
+    var button = wg.el("button", "定位到此网格", { type: "button", "class": "wg-place-grid", "data-grid": code,
+                                                  "aria-label": "定位到此网格：" + gridName(grid) });
+    button.addEventListener("click", function () {
+      var buttons = scope.querySelectorAll("button.wg-place-grid");
+      Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
+      locator.say("定位中…", "");
+      var body = { grid_code: code };
+      if (place) body.place = { kind: place.kind, code: place.code };
+      locate(locator, body).then(function (result) {
+        if (result.placed) { locator.say(result.text, "good"); locator.onPlaced(result.placed, result.text); return; }
+        locator.say(result.refused || "该地点跨越多个网格，请选择其一", "bad");
+        Array.prototype.forEach.call(buttons, function (b) { b.disabled = false; });
+      });
+    });
+    return button;
+  }
+
+  function summary(geocode, labels, locator) {
     var section = wg.el("section", null, { "class": "wg-geocode", "data-precision": geocode.precision || "" });
     section.appendChild(wg.el("h3", "地址匹配"));
     var confidence = typeof geocode.confidence === "number" ? geocode.confidence.toFixed(2) : null;
@@ -60,15 +125,7 @@
     if (grids.length) {
       section.appendChild(wg.el("p", grids.length > 1 || geocode.needs_manual_dispatch
         ? "地点跨越 " + grids.length + " 个网格，需人工分派：" : "候选网格：", { "class": "wg-muted" }));
-      var list = wg.el("ol", null, { "class": "wg-grid-shares" });
-      grids.forEach(function (candidate) {
-        var share = Math.max(0, Math.min(1, Number(candidate.share) || 0));
-        var meter = wg.el("meter", null, { min: "0", max: "1", value: String(share) });
-        list.appendChild(wg.append(wg.el("li", null, { "data-grid": candidate.grid && candidate.grid.code || candidate.grid }), [
-          wg.el("span", gridName(candidate.grid)), meter, wg.el("span", Math.round(share * 100) + "%", { "class": "wg-share" }),
-        ]));
-      });
-      section.appendChild(list);
+      section.appendChild(shareList(grids, locator, null));
     }
     var candidates = geocode.matched ? [] : (geocode.candidates || []);
     if (candidates.length) {
@@ -81,7 +138,8 @@
     return section;
   }
 
-  // options: {eventId, text, labels, onSaved(alias, created)}
+  // options: {eventId, text, labels, onSaved(alias, created), locate: a locator or null (an open
+  // event on no grid, a caller who may place it)}
   function form(options) {
     var labels = options.labels;
     var chosen = null;
@@ -100,11 +158,18 @@
     node.appendChild(results);
     var picked = wg.el("p", "尚未选择地点", { "class": "wg-muted wg-picked" });
     node.appendChild(picked);
+    var alsoLocate = null;
+    if (options.locate) {
+      alsoLocate = wg.el("input", null, { type: "checkbox", name: "locate", checked: "checked" });
+      node.appendChild(wg.append(wg.el("label", null, { "class": "wg-also-locate" }), [alsoLocate, "同时把本事件定位到该地点"]));
+    }
     var save = wg.el("button", "保存为地址别名", { type: "submit" });
     save.disabled = true;
     node.appendChild(save);
     var message = wg.el("p", null, { "class": "wg-message", role: "status" });
     node.appendChild(message);
+    var spans = wg.el("div", null, { "class": "wg-place-spans" });
+    node.appendChild(spans);
 
     function say(text, tone) {
       message.textContent = text;
@@ -146,6 +211,28 @@
       }).then(function () { find.disabled = false; });
     }
 
+    // After the alias: the event goes where the wording now points. A place spanning grids
+    // answers with its grids (409 spans_grids); the dispatcher picks one.
+    function placeAt(target, saved) {
+      var place = { kind: target.kind, code: target.code };
+      var locator = {
+        eventId: options.locate.eventId, version: options.locate.version,
+        say: function (text, tone) { say(text === "定位中…" ? text : saved + "；" + text, tone); },
+        onPlaced: function (placed, text) { options.locate.onPlaced(placed, saved + "；" + text); },
+      };
+      spans.textContent = "";
+      say(saved + "；定位中…", "");
+      return locate(locator, { place: place }).then(function (result) {
+        if (result.placed) { locator.say(result.text, "good"); locator.onPlaced(result.placed, result.text); return; }
+        if (result.spans) {
+          say(saved + "；该地点跨越 " + result.spans.length + " 个网格，请选择定位到哪一个：", "");
+          spans.appendChild(shareList(result.spans, locator, place));
+          return;
+        }
+        say(saved + "；未能定位：" + result.refused, "bad");
+      });
+    }
+
     find.addEventListener("click", search);
     query.addEventListener("keydown", function (event) {
       if (event.key === "Enter") { event.preventDefault(); search(); }
@@ -161,9 +248,14 @@
       wg.api("POST", "/geocode/aliases", body).then(function (r) {
         if (r.ok) {
           var name = r.body.target.name || chosen.name;
-          say(r.status === 201 ? "已保存：以后「" + r.body.text + "」将匹配到 " + name
-                               : "该说法已指向 " + name + "，无需重复保存", "good");
+          // 200: the wording already meant this place, or the matcher already finds the place
+          // by it (already_matches: nothing saved, the API says why).
+          var saved = r.status === 201 ? "已保存：以后「" + r.body.text + "」将匹配到 " + name
+                    : r.body.already_matches ? r.body.message || "该说法已能匹配到 " + name + "，无需保存"
+                    : "该说法已指向 " + name + "，无需重复保存";
+          say(saved, "good");
           if (options.onSaved) options.onSaved(r.body, r.status === 201);
+          if (alsoLocate && alsoLocate.checked) return placeAt(r.body.target, saved);
         } else {
           say(errorText(r), "bad");
         }
@@ -181,18 +273,54 @@
     return (report && report.details && report.details.geocode) || null;
   }
 
-  wg.geocode = { summary: summary, form: form, of: of };
+  // Who may place this event by hand, as the dispatch page decides from the event it read (the
+  // event page's data says it: geocodeFix.locate).
+  function canLocate(e, role, labels) {
+    return labels.locators.indexOf(role) >= 0 && !e.grid_code && labels.finished.indexOf(e.status) < 0;
+  }
 
-  // The event page: its data says whether this caller may correct the address.
+  wg.geocode = { summary: summary, form: form, of: of, canLocate: canLocate };
+
+  // The event page: its data says whether this caller may correct the address and place the event.
   var holder = document.getElementById("wg-geocode-fix-holder");
   var cfg = wg.page();
-  if (holder && cfg.geocodeFix) {
-    var open = wg.el("button", "纠正地址", { type: "button", "class": "wg-open-fix" });
-    open.addEventListener("click", function () {
-      open.remove();
-      holder.appendChild(form(cfg.geocodeFix));
-      holder.querySelector("input[name=q]").focus();
-    });
-    holder.appendChild(open);
+  if (!holder || !cfg.geocodeFix) return;
+  var DONE_KEY = "wangge.located." + cfg.geocodeFix.eventId;
+  // What placing says stands under 地址匹配's heading (the panel scrolls: it is brought into view).
+  var status = wg.el("p", null, { "class": "wg-message wg-locate-message", role: "status" });
+  var heading = document.querySelector(".wg-panel .wg-geocode h3");
+  if (heading) heading.after(status); else holder.appendChild(status);
+  function say(text, tone) {
+    status.textContent = text;
+    status.className = "wg-message wg-locate-message " + (tone === "bad" ? "wg-bad" : tone === "good" ? "wg-good" : "wg-muted");
+    if (text) status.scrollIntoView({ block: "nearest" });
   }
+  // What the last placement said, kept across the reload that shows the event where it now is.
+  try {
+    var done = window.sessionStorage.getItem(DONE_KEY);
+    if (done) { window.sessionStorage.removeItem(DONE_KEY); say(done, "good"); }
+  } catch (ignored) { /* storage refused: the page itself shows the new grid */ }
+  var locator = null;
+  if (cfg.geocodeFix.locate) {
+    locator = {
+      eventId: cfg.geocodeFix.locate.eventId, version: cfg.geocodeFix.locate.version, say: say,
+      onPlaced: function (placed, text) {
+        try { window.sessionStorage.setItem(DONE_KEY, text); } catch (ignored) { /* shown until the reload */ }
+        window.location.reload();
+      },
+    };
+    var list = document.querySelector(".wg-panel .wg-geocode .wg-grid-shares");
+    if (list) {
+      Array.prototype.forEach.call(list.querySelectorAll("li[data-grid]"), function (item) {
+        item.appendChild(locateButton(locator, item.dataset.grid, null, list));
+      });
+    }
+  }
+  var open = wg.el("button", "纠正地址", { type: "button", "class": "wg-open-fix" });
+  open.addEventListener("click", function () {
+    open.remove();
+    holder.appendChild(form(Object.assign({}, cfg.geocodeFix, { locate: locator })));
+    holder.querySelector("input[name=q]").focus();
+  });
+  holder.insertBefore(open, holder.firstChild);
 })();
