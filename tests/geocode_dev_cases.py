@@ -336,6 +336,8 @@ DEMO_CASES = (
         "name": "宁和庄",
         "confident": True,
     },
+    # A street the gazetteer does not have: found, never confident.
+    {"text": "郭巷街道新翠居4栋", "precision": "building", "name": "新翠居4幢", "confident": False},
     # Near-homophone: found, never confident.
     {"text": "新萃居4栋", "precision": "building", "name": "新翠居4幢", "confident": False},
     {"text": "松江路", "precision": "road", "name": "淞江路", "confident": False},
@@ -375,5 +377,8 @@ NO_ANSWER_CASES = (
     ("   ", "empty"),
     ("楼下垃圾堆放没人管", "no_place"),
     ("火星基地九十九号", "not_found"),
+    # Our names under another province, city or county: not our place.
+    ("上海市浦东新区新翠居4栋", "not_found"),
+    ("浙江省杭州市西湖区淞江路19号门口", "not_found"),
     ("x" * 501, "too_long"),
 )

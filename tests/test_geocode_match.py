@@ -66,8 +66,8 @@ def test_development_cases(case: dict, gazetteer: Gazetteer) -> None:
 
 
 def test_development_case_count() -> None:
-    assert len(DEMO_CASES) == 23
-    assert len(NO_ANSWER_CASES) == 5
+    assert len(DEMO_CASES) == 24
+    assert len(NO_ANSWER_CASES) == 7
 
 
 @pytest.mark.parametrize(("text", "reason"), NO_ANSWER_CASES, ids=lambda v: str(v)[:10])
@@ -75,6 +75,17 @@ def test_no_answer_says_why(text: str, reason: str, gazetteer: Gazetteer) -> Non
     answer = gazetteer.geocode(text)
     assert answer.candidates == []
     assert answer.reason == reason
+
+
+def test_another_region_is_named_in_the_answer(gazetteer: Gazetteer) -> None:
+    answer = gazetteer.geocode("上海市浦东新区新翠居4栋楼下")
+    assert (answer.candidates, answer.reason) == ([], "not_found")
+    assert answer.parsed["outside"] == "上海市浦东新区"
+    # The register's own divisions, short or full, and its zone are ours.
+    for text in ("江苏苏州园区新翠居4栋", "苏州市苏州工业园区新翠居4栋", "江苏省新翠居4栋"):
+        assert gazetteer.geocode(text).candidates[0].confidence >= CONFIDENT, text
+    doubtful = gazetteer.geocode("郭巷街道新翠居4栋")
+    assert doubtful.parsed["unknown_area"] == "郭巷街道"
 
 
 def test_bad_input_is_answered(gazetteer: Gazetteer) -> None:

@@ -27,6 +27,7 @@ MAX_TEXT = 500
 CONFIDENT = 0.85
 ALIAS = 0.97
 _WIDE_LEVELS = 5  # levels from here on (road, community) only answer when nothing finer did
+UNKNOWN_AREA = 0.8  # a street or community in the text that the gazetteer does not have
 GUESS_CEILING = 0.8  # a name found only by sound or shape, with no known word in the text
 _COMPLAINT_LEAD = "的,，。.、:：;； \t\n"
 
@@ -112,6 +113,10 @@ class Gazetteer(Levels):
             return confident
 
         alias = parts.get("alias")
+        if self._elsewhere(parsed) and not alias:
+            parts["outside"] = "".join(parsed.prefix)
+            return []
+        alias = parts.get("alias")
         if alias and alias in self.register.aliases:
             kind, code = self.register.aliases[alias]
             target = self.place(kind, code)
@@ -141,7 +146,18 @@ class Gazetteer(Levels):
                 break  # several fitting places already: a road or community adds nothing
             if add(level()):
                 break
+        if parsed.unknown_areas and self.rows.areas:  # a 街道/社区 we do not have: doubtful
+            parts["unknown_area"] = parsed.unknown_areas[0]
+            return [
+                h._replace(confidence=round(h.confidence * UNKNOWN_AREA, 3)) for h in found.values()
+            ]
         return list(found.values())
+
+    def _elsewhere(self, parsed: Parsed) -> bool:
+        """The text names a province, city or county (or a zone where the register names a
+        county) that none of the register's own addresses name: not our place."""
+        known = self.register.divisions
+        return any(rank in known and not codes & known[rank] for rank, codes in parsed.divisions)
 
     def _guess(self, parsed: Parsed) -> list[Hit]:
         """No known name at all: the compound, POI or road the first words sound or look like

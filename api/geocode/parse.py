@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from api.geocode.normalise import Mapped, canonical_mapped
 from api.geocode.relative import Relative, relative_at
-from api.geocode.vocabulary import PLACE_KINDS, Names, Vocabulary, strip_prefix
+from api.geocode.vocabulary import PLACE_KINDS, Division, Names, Vocabulary, strip_prefix
 
 COMPOUND_SUFFIXES = ("花园", "家园", "公寓")  # a name's stem without one is also a key
 _FOLLOWING_SUFFIXES = ("花园", "家园", "公寓", "新村", "社区", "苑区")  # consumed after a name
@@ -61,6 +61,8 @@ class Parsed:
     canonical: str
     parts: dict[str, str] = field(default_factory=dict)
     prefix: list[str] = field(default_factory=list)
+    divisions: list[Division] = field(default_factory=list)  # province/city/county named, zones
+    unknown_areas: list[str] = field(default_factory=list)  # a 街道/社区 the gazetteer lacks
     address_start: int = 0  # canonical index where the address begins (after any preamble)
     prefix_end: int = 0  # canonical index where the administrative prefix ends
     address_end: int = 0  # canonical index where the complaint begins
@@ -77,9 +79,11 @@ def parse(text: str, vocabulary: Vocabulary) -> tuple[Parsed, Mapped]:
 def parse_canonical(text: str, vocabulary: Vocabulary) -> Parsed:
     parsed = Parsed(text)
     names = vocabulary.longest_at(text)
-    position, parsed.prefix, areas = strip_prefix(text, names)
+    prefix = strip_prefix(text, names)
+    position, parsed.prefix, parsed.divisions = prefix.end, prefix.pieces, prefix.divisions
+    parsed.unknown_areas = prefix.unknown_areas
     parts = parsed.parts
-    parts.update(areas)
+    parts.update(prefix.areas)
     parsed.prefix_end = position
     parsed.place_like = bool(parts.get("street") or parts.get("community"))
     started = False

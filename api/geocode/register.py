@@ -69,6 +69,8 @@ class Register:
     road_names: NameIndex | None = None
     poi_names: NameIndex | None = None
     by_code: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the provinces, cities, counties (or zones) the register's own addresses name, by rank
+    divisions: dict[int, set[str]] = field(default_factory=dict)
     compound_keys: list[str] = field(default_factory=list)  # each compound row's own name key
     road_keys: list[str] = field(default_factory=list)  # each road row's own name key
 
@@ -181,6 +183,8 @@ def _buildings(register: Register, rows: GazetteerRows) -> None:
         parsed = prefixes.get(prefix)
         if parsed is None:
             found = parse_canonical(prefix, prefix_vocabulary)
+            for rank, codes in found.divisions:
+                register.divisions.setdefault(rank, set()).update(codes)
             parts = found.parts
             rest = prefix[found.address_end :]
             compound = parts.get("compound") or parts.get("compound_text")

@@ -12,6 +12,7 @@ holding no known name.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 import ahocorasick
 import cpca
@@ -32,7 +33,9 @@ ZONE_PREFIXES = (
     "园区",
 )
 _ADMIN_FULL = re.compile(r"(省|市|区|县|旗|自治州|盟|地区)$")
-_UNKNOWN_AREA = re.compile(r"[^\d路街巷道号幢]{2,6}?(?:街道|镇|乡|社区|村委会)")
+_UNKNOWN_AREA = re.compile(
+    r"(?:[^\d路号幢]{2,6}?街道|[^\d路街巷道号幢]{2,6}?(?:镇|乡|社区|村委会))"
+)
 
 
 class Vocabulary:
@@ -71,56 +74,78 @@ class Vocabulary:
         return found
 
 
-def _admin_prefixes(text: str) -> dict[int, list[tuple[int, bool]]]:
-    """cpca's province/city/county names: start → [(end, is full name)]."""
-    found: dict[int, list[tuple[int, bool]]] = {}
+# (rank, adcodes): 0 province, 1 city, 2 county; a name several counties share has several codes.
+Division = tuple[int, frozenset[str]]
+ZONE_RANK = 2  # a functional zone (苏州工业园区, 园区) stands where a county would
+ZONE = "zone"
+
+
+def _admin_prefixes(text: str) -> dict[int, list[tuple[int, bool, Division]]]:
+    """cpca's province/city/county names: start → [(end, is full name, division)]."""
+    found: dict[int, list[tuple[int, bool, Division]]] = {}
     for match in cpca.matcher.iter(text):
         name = match.origin_value
         full = bool(_ADMIN_FULL.search(name)) and len(name) >= 3
-        found.setdefault(match.start_index, []).append((match.end_index + 1, full))
+        division = (match.get_rank(), frozenset(a.adcode for a in match.attr_infos))
+        found.setdefault(match.start_index, []).append((match.end_index + 1, full, division))
     return found
 
 
-def strip_prefix(text: str, names: Names) -> tuple[int, list[str], dict[str, str]]:
-    """Where the administrative prefix of `text` ends, its pieces, and the street/community
-    it names (their keys as written)."""
-    prefix: list[str] = []
-    areas: dict[str, str] = {}
+@dataclass
+class Prefix:
+    end: int = 0  # where the prefix ends in the canonical text
+    pieces: list[str] = field(default_factory=list)
+    areas: dict[str, str] = field(default_factory=dict)  # street / community → key as written
+    divisions: list[Division] = field(default_factory=list)  # cpca's, and ZONE for a zone
+    unknown_areas: list[str] = field(default_factory=list)  # …街道/社区 the gazetteer lacks
+
+
+def strip_prefix(text: str, names: Names) -> Prefix:
+    """The administrative prefix of `text`: where it ends, its pieces, the divisions, streets and
+    communities it names."""
+    prefix = Prefix()
     admin = _admin_prefixes(text)
     position = 0
     while position < len(text):
         name = names.get(position)
         place_end = position + len(name[0]) if name and name[1] & PLACE_KINDS else position
-        options: list[tuple[int, bool, str | None]] = []  # (end, needs a known name after, area)
-        for end, full in admin.get(position, ()):
-            options.append((end, not full, None))
+        # (end, needs a known name after, what: division | area key | "?" unknown area)
+        options: list[tuple[int, bool, Division | str]] = []
+        for end, full, division in admin.get(position, ()):
+            options.append((end, not full, division))
         for zone in ZONE_PREFIXES:
             if text.startswith(zone, position):
-                options.append((position + len(zone), False, None))
+                options.append((position + len(zone), False, (ZONE_RANK, frozenset([ZONE]))))
         if name and name[1] & {"street", "community"}:
             options.append((position + len(name[0]), False, name[0]))
         if name and name[1] & {"street_short", "community_short"}:
             options.append((position + len(name[0]), True, name[0]))
         unknown = _UNKNOWN_AREA.match(text, position)
         if unknown and not name and not any(p in names for p in range(position, unknown.end())):
-            options.append((unknown.end(), False, None))
-        chosen = None
-        for end, conditional, area in sorted(options, key=lambda o: -o[0]):
+            options.append((unknown.end(), False, "?"))
+        chosen: tuple[int, Division | str] | None = None
+        for end, conditional, what in sorted(options, key=lambda o: -o[0]):
             if end <= place_end:
                 break
             if conditional and not _known_follows(text, end, names, admin):
                 continue
-            chosen = (end, area)
+            chosen = (end, what)
             break
         if chosen is None:
             break
-        prefix.append(text[position : chosen[0]])
-        if chosen[1]:
+        end, what = chosen
+        prefix.pieces.append(text[position:end])
+        if isinstance(what, tuple):
+            prefix.divisions.append(what)
+        elif what == "?":
+            prefix.unknown_areas.append(text[position:end])
+        else:
             kinds = names[position][1]
             level = "street" if kinds & {"street", "street_short"} else "community"
-            areas[level] = chosen[1]
-        position = chosen[0]
-    return position, prefix, areas
+            prefix.areas[level] = what
+        position = end
+    prefix.end = position
+    return prefix
 
 
 def _known_follows(text: str, position: int, names: Names, admin: dict) -> bool:
