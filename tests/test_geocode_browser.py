@@ -398,17 +398,24 @@ def test_event_page_places_a_crossing_on_a_grid(browser, live_server, client, en
     session.close("locate_event_phone", refused=(409,))
 
 
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
 def test_dispatch_page_places_the_event_and_reads_the_queue_again(
-    browser, live_server, client, engine, tokens
+    browser, live_server, client, engine, tokens, screen
 ):
-    event = _crossing_event(client, engine, tokens, "dispatch")
+    event = _crossing_event(client, engine, tokens, f"dispatch-{screen}")
     codes = _candidate_codes(event)
-    session = Session(browser, live_server, tokens["dispatcher"], "desktop")
+    path = f"{live_server}/map/dispatch?event={event['id']}"
+    # (The 调度台 is for dispatchers, supervisors and admins only: all of them may place events.)
+
+    session = Session(browser, live_server, tokens["dispatcher"], screen)
     page = session.page
-    page.goto(f"{live_server}/map/dispatch?event={event['id']}", wait_until="networkidle")
+    page.goto(path, wait_until="networkidle")
     page.wait_for_selector("#wg-event-body .wg-place-grid")
     buttons = page.locator("#wg-event-body .wg-grid-shares .wg-place-grid")
     assert buttons.count() == len(codes)
+    if screen == "phone":
+        boxes = _button_boxes(page, "#wg-event-body .wg-place-grid")
+        assert all(box["height"] >= 44 and box["right"] <= 391 for box in boxes), boxes
     lists: list[str] = []
     page.on("request", lambda r: lists.append(r.url) if "/api/v1/events?" in r.url else None)
     buttons.nth(1).click()
@@ -423,7 +430,37 @@ def test_dispatch_page_places_the_event_and_reads_the_queue_again(
     assert page.inner_text("#wg-version") == str(placed.json()["version"])
     page.wait_for_load_state("networkidle")
     assert len(lists) == 1  # the queue was read again once
-    session.close("locate_dispatch_desktop")
+    session.close(f"locate_dispatch_{screen}")
+
+
+def test_a_cancelled_event_is_not_placed(browser, live_server, client, engine, tokens):
+    event = _crossing_event(client, engine, tokens, "finished")
+    session = Session(browser, live_server, tokens["dispatcher"], "desktop")
+    page = session.page
+    page.goto(f"{live_server}/map/dispatch?event={event['id']}", wait_until="networkidle")
+    page.wait_for_selector("#wg-event-body .wg-place-grid")
+    cancelled = client.post(
+        f"/api/v1/events/{event['id']}/transitions",
+        json={"action": "cancel", "version": event["version"], "note": "重复来电"},
+        headers=bearer(tokens["dispatcher"]),
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    refused = client.post(
+        f"/api/v1/events/{event['id']}/location",
+        json={"version": cancelled.json()["version"], "grid_code": _candidate_codes(event)[0]},
+        headers=bearer(tokens["dispatcher"]),
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "event_finished"
+    # The page still holds version 1: the version is checked first (before event_finished).
+    page.locator("#wg-event-body .wg-place-grid").first.click()
+    page.wait_for_function(
+        "() => document.querySelector('#wg-message').textContent.includes('事件已被他人更新')"
+    )
+    page.reload(wait_until="networkidle")
+    page.wait_for_selector("#wg-event-body .wg-geocode")
+    assert page.locator(".wg-place-grid").count() == 0  # a cancelled event is placed no more
+    assert _where(engine, event["id"]) == (None, [])
+    session.close("locate_finished", refused=(409,))
 
 
 @pytest.mark.parametrize("screen", ["phone"])
