@@ -336,6 +336,8 @@ DEMO_CASES = (
         "name": "宁和庄",
         "confident": True,
     },
+    # A house number the road lacks: the road answers (never another plate).
+    {"text": "淞江路999号门口", "precision": "road", "name": "淞江路", "confident": True},
     # A street the gazetteer does not have: found, never confident.
     {"text": "郭巷街道新翠居4栋", "precision": "building", "name": "新翠居4幢", "confident": False},
     # Near-homophone: found, never confident.

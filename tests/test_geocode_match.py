@@ -66,7 +66,7 @@ def test_development_cases(case: dict, gazetteer: Gazetteer) -> None:
 
 
 def test_development_case_count() -> None:
-    assert len(DEMO_CASES) == 24
+    assert len(DEMO_CASES) == 25
     assert len(NO_ANSWER_CASES) == 7
 
 

@@ -257,8 +257,9 @@ class Levels(PlaceMaker):
             kept = self._within_roads(indexes, context)
             return [self._hit("road", i, AMBIGUOUS) for i in kept[:10]]
         kept = self._within_roads(indexes, context)
-        # A number the register does not know leaves the road, but doubtfully.
-        base = 0.7 if parts.get("number") or parts.get("building") else 0.9
+        # A number the register does not know leaves the road (precision road says the rest),
+        # like a building number a compound lacks leaves the compound.
+        base = 0.87 if parts.get("number") or parts.get("building") else 0.9
         return [self._hit("road", i, _shared(base * roads[0][1], len(kept))) for i in kept[:10]]
 
     def _communities(self, parts) -> list[Hit]:
