@@ -246,6 +246,13 @@ PARSE_CASES = (
         "complaint": "有人乱停车",
         "relative": ("opposite", "widened", 60.0),
     },
+    {
+        "text": "新翠居4栋旁边有人烧烤",
+        "parts": {"compound": "新翠居", "building": "4"},
+        "address": "新翠居4栋旁边",
+        "complaint": "有人烧烤",
+        "relative": ("near", "widened", 20.0),
+    },
     # Unknown names kept for typo tolerance; preambles skipped.
     {
         "text": "新萃居4栋楼下",

@@ -2,9 +2,9 @@
 
 A direction with a distance ("东侧50米", "往东100米") moves the point and the samples that far; a
 direction alone ("东侧绿化带", "北门") is where the complaint is on that side of the place, so the
-samples widen by SIDE_M towards it (the point stays). "对面" (across the road, side unknown) and
-"附近/旁边/周边" widen into a disc of the distance given, else the defaults below. The answer says
-which (`effect`: moved | widened).
+samples widen by SIDE_M towards it (the point stays). "对面" (across the road, side unknown),
+"附近/周边" and "旁边/隔壁" widen into a disc of the distance given, else the defaults below.
+The answer says which (`effect`: moved | widened).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ _DIRECTION = re.compile(
     + ")"
 )
 _OPPOSITE = re.compile(r"(?:马路|路)?(?:对面|对过)(?:" + _DISTANCE + r")?")
-_NEAR = re.compile(r"(?:附近|旁边|周边|周围|边上|一带|不远处)(?:" + _DISTANCE + r")?")
+_NEAR = re.compile(r"(?:附近|周边|周围|一带|不远处)(?:" + _DISTANCE + r")?")
+_BESIDE = re.compile(r"(?:旁边|边上|隔壁)(?:" + _DISTANCE + r")?")
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,11 @@ def relative_at(text: str, position: int) -> tuple[Relative, int] | None:
     if match:
         metres = _distance(match, DEFAULT_OPPOSITE_M, "distance")
         return Relative(match.group(0), "opposite", metres, "widened"), match.end()
-    match = _NEAR.match(text, position)
-    if match:
-        metres = _distance(match, DEFAULT_NEAR_M, "distance")
-        return Relative(match.group(0), "near", metres, "widened"), match.end()
+    for pattern, default in ((_NEAR, DEFAULT_NEAR_M), (_BESIDE, SIDE_M)):
+        match = pattern.match(text, position)
+        if match:
+            metres = _distance(match, default, "distance")
+            return Relative(match.group(0), "near", metres, "widened"), match.end()
     return None
 
 
