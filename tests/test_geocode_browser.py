@@ -394,6 +394,11 @@ def test_event_page_places_a_crossing_on_a_grid(browser, live_server, client, en
     assert page.inner_text(".wg-locate-message") == f"已定位到 {_path_name(placed.json())}"
     # Reloaded: the page shows the event on its grid, and offers no placing any more.
     assert f"网格 {codes[0]}" in page.inner_text(".wg-panel")
+    assert f"地点跨越 {len(codes)} 个网格，现已定位到 {codes[0]}：" in page.inner_text(".wg-panel")
+    placed_on = page.eval_on_selector_all(
+        ".wg-placed-grid", "(n) => n.map((li) => li.dataset.grid)"
+    )
+    assert placed_on == [codes[0]]
     assert page.locator(".wg-place-grid").count() == 0
     session.close("locate_event_phone", refused=(409,))
 
@@ -428,6 +433,11 @@ def test_dispatch_page_places_the_event_and_reads_the_queue_again(
     placed = client.get(f"/api/v1/events/{event['id']}", headers=bearer(tokens["dispatcher"]))
     assert page.inner_text("#wg-message") == f"已定位到 {_path_name(placed.json())}"
     assert page.inner_text("#wg-version") == str(placed.json()["version"])
+    assert f"现已定位到 {codes[1]}：" in page.inner_text("#wg-event-body .wg-geocode")
+    placed_on = page.eval_on_selector_all(
+        "#wg-event-body .wg-placed-grid", "(n) => n.map((li) => li.dataset.grid)"
+    )
+    assert placed_on == [codes[1]]
     page.wait_for_load_state("networkidle")
     assert len(lists) == 1  # the queue was read again once
     session.close(f"locate_dispatch_{screen}")
@@ -550,3 +560,42 @@ def test_fix_form_offers_the_grids_of_a_place_spanning_them(
     history = page.inner_text("#wg-event-body .wg-history li:last-child")
     assert "人工定位" in history and f"定位到网格 {spans[-1]}" in history
     session.close("locate_spans_desktop", refused=(409,))
+
+
+def test_fix_form_on_a_crossing_the_matcher_already_knows(
+    browser, live_server, client, engine, tokens
+):
+    """The crossing itself picked in 纠正地址 on the event page (390 px): the matcher already finds
+    it, so nothing is saved (the API says so, 200 already_matches); the event is still placed,
+    on the grid picked among those the crossing touches."""
+    event = _crossing_event(client, engine, tokens, "known")
+    wording = event["assignment"]["geocode"]["address_text"]
+    session = Session(browser, live_server, tokens["dispatcher"], "phone")
+    page = session.page
+    page.goto(f"{live_server}/map/events/{event['id']}", wait_until="networkidle")
+    page.click(".wg-open-fix")
+    form = page.locator("#wg-geocode-fix")
+    assert form.locator("input[name=text]").input_value() == wording
+    form.locator("input[name=q]").fill(event["assignment"]["geocode"]["place"]["name"])
+    form.locator("input[name=q]").press("Enter")
+    crossing = form.locator(".wg-place-results button[data-kind='intersection']").first
+    crossing.wait_for()
+    code = crossing.get_attribute("data-code")
+    crossing.click()
+    form.locator("button[type=submit]").click()
+    form.locator(".wg-place-spans .wg-place-grid").first.wait_for()
+    said = form.locator(".wg-message").inner_text()
+    assert "无需保存" in said and "请选择定位到哪一个" in said, said
+    grids = form.locator(".wg-place-spans .wg-place-grid")
+    assert grids.count() >= 2
+    chosen = grids.nth(1).get_attribute("data-grid")
+    boxes = _button_boxes(page, "#wg-geocode-fix .wg-place-spans .wg-place-grid")
+    assert all(box["height"] >= 44 and box["right"] <= 391 for box in boxes), boxes
+    with page.expect_navigation(wait_until="networkidle"):
+        grids.nth(1).click()
+    grid, lines = _where(engine, event["id"])
+    assert grid == chosen and len(lines) == 1
+    assert lines[0]["by"] == "place" and lines[0]["place"]["code"] == code
+    assert "已定位到" in page.inner_text(".wg-locate-message")
+    assert client.get("/api/v1/geocode/aliases", headers=bearer(tokens["admin"])).json() == []
+    session.close("locate_known_phone", refused=(409,))

@@ -289,7 +289,7 @@
       ["督办", supervisions.length ? wg.lines("span", supervisions) : null],
     ].map(function (row) { return row[1] instanceof Node ? [row[0], [row[1]]] : row; })));
     var geocode = wg.geocode.of(e);
-    if (geocode) holder.appendChild(wg.geocode.summary(geocode, cfg.geocodeLabels, locator(e)));
+    if (geocode) holder.appendChild(wg.geocode.summary(geocode, cfg.geocodeLabels, locator(e), e.grid_code));
     if (canFix(e)) holder.appendChild(fixHolder(e));
     holder.appendChild(actionBar(e));
     holder.appendChild(wg.el("div", null, { id: "wg-form-holder" }));

@@ -1,6 +1,6 @@
 /* 地址匹配 and 纠正地址, for the dispatch page (dispatch.js draws them into an event) and the event
    page (mounted below when the page data carries `geocodeFix`).
-   - summary(geocode, labels): how the event's address was matched — precision, confidence, the
+   - summary(geocode, labels, locator, gridCode): how the event's address was matched — precision, confidence, the
      place and the point used, a relative phrase, the complaint part, the candidate grids with
      their shares (a place spanning several grids goes to manual dispatch with them).
    - form(options): the dispatcher picks the right place (GET /geocode/places?q=) and saves the
@@ -99,7 +99,8 @@
     return button;
   }
 
-  function summary(geocode, labels, locator) {
+  // gridCode: the grid the event lies in now (placed by hand after the match), or null.
+  function summary(geocode, labels, locator, gridCode) {
     var section = wg.el("section", null, { "class": "wg-geocode", "data-precision": geocode.precision || "" });
     section.appendChild(wg.el("h3", "地址匹配"));
     var confidence = typeof geocode.confidence === "number" ? geocode.confidence.toFixed(2) : null;
@@ -124,8 +125,13 @@
     var grids = geocode.grid_candidates || [];
     if (grids.length) {
       section.appendChild(wg.el("p", grids.length > 1 || geocode.needs_manual_dispatch
-        ? "地点跨越 " + grids.length + " 个网格，需人工分派：" : "候选网格：", { "class": "wg-muted" }));
-      section.appendChild(shareList(grids, locator, null));
+        ? "地点跨越 " + grids.length + " 个网格，" + (gridCode ? "现已定位到 " + gridCode + "：" : "需人工分派：")
+        : "候选网格：", { "class": "wg-muted" }));
+      var shares = shareList(grids, locator, null);
+      Array.prototype.forEach.call(shares.children, function (item) {
+        if (gridCode && item.dataset.grid === gridCode) item.className = "wg-placed-grid";
+      });
+      section.appendChild(shares);
     }
     var candidates = geocode.matched ? [] : (geocode.candidates || []);
     if (candidates.length) {
