@@ -243,6 +243,12 @@ def test_typo_tolerance_stays_below_the_threshold(gazetteer: Gazetteer) -> None:
         top = gazetteer.geocode(text).candidates[0]
         assert name in top.name
         assert top.confidence < CONFIDENT
+    # No known word at all: the name the words after a preamble sound like, still a guess.
+    answer = gazetteer.geocode("市民反映锦秀小学门口有人摆摊")
+    assert answer.candidates[0].name == "锦绣小学"
+    assert answer.candidates[0].confidence <= 0.8
+    assert (answer.address_text, answer.complaint) == ("锦秀小学", "门口有人摆摊")
+    assert answer.parsed == {"guessed": "锦绣小学"}
 
 
 def _shifted(rows: GazetteerRows, street: str, dx: float) -> GazetteerRows:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz
@@ -26,13 +27,22 @@ _LOOSE = (
 )
 
 
-def loose_pinyin(name: str) -> str:
+def _each_character(characters: str) -> Any:
+    return list(characters)  # pypinyin keeps a non-Chinese run whole; one syllable a character
+
+
+def loose_syllables(text: str) -> list[str]:
+    """One loose syllable per character (a non-Chinese character stands for itself)."""
     syllables = []
-    for syllable in lazy_pinyin(name, errors="default"):
+    for syllable in lazy_pinyin(text, errors=_each_character):
         for pattern, replacement in _LOOSE:
             syllable = pattern.sub(replacement, syllable)
         syllables.append(syllable)
-    return " ".join(syllables)
+    return syllables
+
+
+def loose_pinyin(name: str) -> str:
+    return " ".join(loose_syllables(name))
 
 
 def bigrams(name: str) -> set[str]:
@@ -52,6 +62,7 @@ class NameIndex:
         self.keys = sorted(set(keys))
         self._sound: dict[str, list[int]] = {}
         self._postings: dict[str, list[int]] = {}
+        self._lengths = sorted({len(key) for key in self.keys})
         for number, key in enumerate(self.keys):
             self._sound.setdefault(loose_pinyin(key), []).append(number)
             for bigram in bigrams(key):
@@ -60,13 +71,21 @@ class NameIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def lookup(self, text: str, limit: int = 5) -> list[NameHit]:
-        """Names that sound like `text` or share most of its characters, best first."""
+    def lookup(
+        self, text: str, limit: int = 5, syllables: list[str] | None = None
+    ) -> list[NameHit]:
+        """Names that sound like `text` or share most of its characters, best first. With the
+        text's `syllables`, names that sound like the START of the text count too (the name
+        followed by the complaint: 锦秀小学门口…)."""
         if not text or not self.keys:
             return []
         hits: dict[str, float] = {}
-        for number in self._sound.get(loose_pinyin(text), ()):
-            hits[self.keys[number]] = PINYIN_QUALITY
+        sounds = [loose_pinyin(text)]
+        if syllables is not None:
+            sounds += [" ".join(syllables[:length]) for length in self._lengths]
+        for sound in sounds:
+            for number in self._sound.get(sound, ()):
+                hits[self.keys[number]] = PINYIN_QUALITY
         seen: set[int] = set()
         for bigram in bigrams(text):
             posting = self._postings.get(bigram, ())

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from api.geocode import relative as relative_phrases
+from api.geocode.fuzzy import PINYIN_QUALITY, loose_syllables
 from api.geocode.levels import PLACE_PARTS, Levels
 from api.geocode.parse import Parsed, parse
 from api.geocode.places import RANK, GeocodeResult, Hit, PlaceMatch, with_changes
@@ -28,7 +29,9 @@ CONFIDENT = 0.85
 ALIAS = 0.97
 _WIDE_LEVELS = 5  # levels from here on (road, community) only answer when nothing finer did
 UNKNOWN_AREA = 0.8  # a street or community in the text that the gazetteer does not have
-GUESS_CEILING = 0.8  # a name found only by sound or shape, with no known word in the text
+GUESS_CEILING = 0.8
+GUESS_WINDOW = 12  # characters a guessed name is looked for in
+GUESS_PREAMBLE = 8  # starts tried (words before the name: 市民反映…)  # a name found only by sound or shape, with no known word in the text
 _COMPLAINT_LEAD = "的,，。.、:：;； \t\n"
 
 
@@ -163,40 +166,53 @@ class Gazetteer(Levels):
         """No known name at all: the compound, POI or road the first words sound or look like
         (never confident: GUESS_CEILING)."""
         start = parsed.prefix_end
-        text = parsed.canonical[start : start + 12]
+        text = parsed.canonical[start : start + GUESS_WINDOW + GUESS_PREAMBLE]
         if len(text) < 2:
             return []
         register, parts = self.register, parsed.parts
         context = self._context(parts)
-        best: tuple[float, str, list[Hit]] | None = None
-        for kind, names in (
-            ("compound", register.compound_names),
-            ("poi", register.poi_names),
-            ("road", register.road_names),
-        ):
-            for hit in names.lookup(text, limit=2) if names else ():
-                wanted = {kind: hit.key}
-                if kind == "compound":
-                    state = {"building_missing": False}
-                    found = self._compounds(
-                        wanted, self._compound_names(wanted), [], context, state
-                    )
-                    found = [m._replace(confidence=m.confidence * hit.quality) for m in found]
-                elif kind == "poi":
-                    found = self._pois(wanted, context, hit.quality)
-                else:
-                    found = self._roads(wanted, [(hit.key, hit.quality)], context)
-                if found and (best is None or hit.quality > best[0]):
-                    best = (hit.quality, hit.key, found)
+        syllables = loose_syllables(text)
+        best: tuple[float, int, str, list[Hit]] | None = None
+        # The name may follow a few words of preamble (市民反映…): try the first few starts.
+        for offset in range(min(GUESS_PREAMBLE, len(text) - 1)):
+            window, sounds = text[offset : offset + GUESS_WINDOW], syllables[offset:]
+            for kind, names in (
+                ("compound", register.compound_names),
+                ("poi", register.poi_names),
+                ("road", register.road_names),
+            ):
+                for hit in names.lookup(window, limit=2, syllables=sounds) if names else ():
+                    if best is not None and hit.quality <= best[0]:
+                        continue
+                    found = self._guessed(kind, hit.key, hit.quality, context)
+                    if found:
+                        best = (hit.quality, offset, hit.key, found)
+            if best is not None and best[0] >= PINYIN_QUALITY:
+                break
         if best is None:
             return []
+        _, offset, key, found = best
         parsed.place_like = True
-        parsed.address_end = start + len(best[1])
+        if offset:
+            parsed.address_start = start + offset
+        parsed.address_end = start + offset + len(key)
         found_relative = relative_phrases.relative_at(parsed.canonical, parsed.address_end)
         if found_relative:
             parsed.relative, parsed.address_end = found_relative
-        parsed.parts["guessed"] = best[1]
-        return [m._replace(confidence=min(m.confidence, GUESS_CEILING)) for m in best[2]]
+        parsed.parts["guessed"] = key
+        return [m._replace(confidence=min(m.confidence, GUESS_CEILING)) for m in found]
+
+    def _guessed(
+        self, kind: str, key: str, quality: float, context: tuple[set[int], set[int]]
+    ) -> list[Hit]:
+        wanted = {kind: key}
+        if kind == "compound":
+            state = {"building_missing": False}
+            found = self._compounds(wanted, self._compound_names(wanted), [], context, state)
+            return [m._replace(confidence=m.confidence * quality) for m in found]
+        if kind == "poi":
+            return self._pois(wanted, context, quality)
+        return self._roads(wanted, [(key, quality)], context)
 
 
 def _as_alias(target: PlaceMatch) -> Callable[[float], PlaceMatch]:
