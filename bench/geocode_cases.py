@@ -196,11 +196,19 @@ class CaseMaker:
                 gate_compounds[parts["road"], parts["number"], parts["compound"]].add(int(c))
         self.unique_gates = {k for k, v in gate_compounds.items() if len(v) == 1}
         streets = {a.code: a.name for a in rows.areas if a.level == "street"}
+        self.streets = streets
+        self.numbers_in_street: Counter[tuple[str | None, str, str]] = Counter(
+            (self.street_of_code(h.code), h.road, plate_key(h.number)) for h in rows.house_numbers
+        )
         self.street_of_community = {
             a.code: next((n for code, n in streets.items() if a.code.startswith(code)), None)
             for a in communities
         }
         self.community_count = Counter(a.name for a in communities)
+
+    def street_of_code(self, code: str) -> str | None:
+        """The street (name) whose code starts a place's code (320571005-R14 → 湖东示范街道)."""
+        return next((n for c, n in self.streets.items() if code.startswith(c)), None)
 
     @staticmethod
     def _containing(geoms: list[Any], points: np.ndarray) -> np.ndarray:

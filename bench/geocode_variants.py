@@ -4,6 +4,7 @@ level, each yielding up to `n` cases drawn with the maker's seeded random stream
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -135,16 +136,25 @@ def buildings(m: CaseMaker, n: int) -> Iterator[Case]:
 
 def house_numbers(m: CaseMaker, n: int) -> Iterator[Case]:
     rows = m.rows.house_numbers
-    usable = [i for i, h in enumerate(rows) if len(m.numbers[h.road, plate_key(h.number)]) == 1]
+    usable = [
+        i
+        for i, h in enumerate(rows)
+        if len(m.numbers[h.road, plate_key(h.number)]) == 1
+        or m.numbers_in_street[m.street_of_code(h.code), h.road, plate_key(h.number)] == 1
+    ]
     for i in m.rng.permutation(usable)[:n]:
         h = rows[int(i)]
+        street = m.street_of_code(h.code)
+        # The same road and number in other streets: the text names the street.
+        named = len(m.numbers[h.road, plate_key(h.number)]) > 1
         plate = PLATE.match(h.number)
         if plate is None:
             continue
         digits, rest, suffix = plate.group(1), plate.group(2), plate.group(3)
         kind = m.pick(("plain", "plain", "prefix", "chinese", "relative", "no_hao", "missing"))
         level, target, lon, lat = "house_number", h.code, h.lon, h.lat
-        accept = tuple(("road", code) for code in m.road_codes.get(h.road, []))
+        roads = [c for c in m.road_codes.get(h.road, []) if m.street_of_code(c) == street]
+        accept = tuple(("road", code) for code in roads)
         if h.compound_code:
             accept += (("compound", h.compound_code),)
         if kind == "missing":  # a number no plate carries → the road, never a neighbouring plate
@@ -155,6 +165,8 @@ def house_numbers(m: CaseMaker, n: int) -> Iterator[Case]:
             level, target, lon, lat = "road", m.road_codes[h.road][0], None, None
             accept = ()
         pre, pre_variant = m.prefix(None) if kind == "prefix" else ("", "no_prefix")
+        if named:
+            pre, pre_variant = m.prefix(street, named=True)
         number = f"{chinese(int(digits))}" if kind == "chinese" and digits else digits
         if rest:  # 附号: 19-1号 / 19号附1号 / 19号之一
             number_text, shape = m.pick(
@@ -240,13 +252,17 @@ def _community(m: CaseMaker, point: shapely.Point) -> int:
 
 def intersections(m: CaseMaker, n: int) -> Iterator[Case]:
     found = road_crossings(m)
+    pairs = Counter(frozenset(names) for names, _ in found)
     passes = n // max(1, len(found)) + 1  # few crossings: each in several wordings
     for k in np.concatenate([m.rng.permutation(len(found)) for _ in range(passes)])[:n]:
         (a, b), (code, point) = found[int(k)]
         if m.chance(0.5):
             a, b = b, a
         template = m.pick(INTERSECTIONS)
-        pre, pre_variant = m.prefix(None) if m.chance(0.25) else ("", "no_prefix")
+        if pairs[frozenset((a, b))] > 1:  # these two names cross in several streets
+            pre, pre_variant = m.prefix(m.street_of_code(code), named=True)
+        else:
+            pre, pre_variant = m.prefix(None) if m.chance(0.25) else ("", "no_prefix")
         text = pre + template.format(a=a, b=b)
         relative = None
         if m.chance(0.15):
@@ -260,8 +276,8 @@ def intersections(m: CaseMaker, n: int) -> Iterator[Case]:
 
 
 def road_crossings(m: CaseMaker) -> list[tuple[tuple[str, str], tuple[str, shapely.Point]]]:
-    """Pairs of differently named roads crossing at exactly one place (within 30 m)."""
-    roads = [r for r in m.rows.roads if len(m.road_codes[r.name]) == 1]
+    """Pairs of differently named roads of one street crossing at one place (within 30 m)."""
+    roads = list(m.rows.roads)
     if not roads:
         return []
     geoms = np.array([r.geom for r in roads])
@@ -270,7 +286,7 @@ def road_crossings(m: CaseMaker) -> list[tuple[tuple[str, str], tuple[str, shape
     found = []
     for i, j in zip(left.tolist(), right.tolist(), strict=True):
         a, b = roads[i], roads[j]
-        if i >= j or a.name == b.name:
+        if i >= j or a.name == b.name or m.street_of_code(a.code) != m.street_of_code(b.code):
             continue
         crossing = a.geom.intersection(b.geom)
         points = shapely.get_parts(shapely.extract_unique_points(crossing))
@@ -309,13 +325,16 @@ def pois(m: CaseMaker, n: int) -> Iterator[Case]:
 
 
 def roads(m: CaseMaker, n: int) -> Iterator[Case]:
-    usable = [r for r in m.rows.roads if len(m.road_codes[r.name]) == 1]
+    usable = [r for r in m.rows.roads if len(m.road_codes[r.name]) == 1 or m.street_of_code(r.code)]
     for _ in range(max(1, n // max(1, len(usable)) + 1)):
         for k in m.rng.permutation(len(usable)):
             r = usable[int(k)]
             names = (r.name, *r.aliases)
             name = m.pick(names) if m.chance(0.3) else r.name
-            pre, pre_variant = m.prefix(None) if m.chance(0.3) else ("", "no_prefix")
+            if len(m.road_codes[r.name]) > 1:  # the same name in several streets
+                pre, pre_variant = m.prefix(m.street_of_code(r.code), named=True)
+            else:
+                pre, pre_variant = m.prefix(None) if m.chance(0.3) else ("", "no_prefix")
             tail = m.pick(ROAD_TAILS)
             text = f"{pre}{name}{tail}" + m.pick(
                 COMPLAINTS
