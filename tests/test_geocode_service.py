@@ -112,6 +112,8 @@ def test_a_road_alone_is_a_stretch_not_a_guess(client, engine):
         ("   ", "empty"),
         ("楼下垃圾堆放好几天了没人管", "no_place"),
         ("火星基地九十九号", "not_found"),
+        ("上海市浦东新区世纪大道100号门口占道", "other_area"),
+        ("常熟市虞山街道新翠居4栋", "other_area"),
     ],
 )
 def test_no_place_answers_why(client, q, reason):

@@ -33,6 +33,7 @@ REASONS_ZH = {
     "too_long": "文本过长（超过 500 字），未作匹配",
     "no_place": "文本中没有可识别的地点（只有诉求内容）",
     "not_found": "地名地址库中找不到这个地点",
+    "other_area": "地址属于其他省、市、区县或街道，不在本辖区",
     "below_threshold": "匹配把握不足，未自动选定，请从候选中人工确认",
     "no_gazetteer": "地名地址库尚未加载",
 }
@@ -167,6 +168,13 @@ def geocode_answer(
     shaped = [_candidate(index, match) for match in result.candidates]
     if not shaped or shaped[0][1]["confidence"] < threshold:
         reason = result.reason or ("below_threshold" if shaped else "not_found")
+        parsed = result.parsed
+        if reason in ("not_found", "below_threshold") and (
+            parsed.get("outside") or parsed.get("unknown_area")
+        ):
+            # A division our register never names (上海市…, 常熟市…): namesakes here are only
+            # candidates, and the operator learns why.
+            reason = "other_area"
         answer.update(
             confidence=shaped[0][1]["confidence"] if shaped else 0.0,
             candidates=[body for _, body in shaped],
