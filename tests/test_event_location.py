@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.auth import Role, create_token
-from api.routes import event_location
 from spatial.crs import from_wgs84_xy, normalise_crs
 from tests.conftest import bearer
 
@@ -24,10 +23,7 @@ _serial = count(1)
 
 @pytest.fixture
 def api(client: TestClient) -> TestClient:
-    """The app with the location router (until api/app.py registers it)."""
-    paths = {getattr(route, "path", "") for route in client.app.routes}
-    if "/api/v1/events/{event_id}/location" not in paths:
-        client.app.include_router(event_location.router, prefix="/api/v1")
+    """The app as served (api/app.py registers the location router)."""
     return client
 
 

@@ -12,10 +12,16 @@ holding no known name.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import ahocorasick
-import cpca
+
+with warnings.catch_warnings():
+    # cpca reads its tables through pkg_resources, which warns of its own deprecation on import
+    # (pyproject.toml pins setuptools below 81, where it still exists).
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    import cpca
 
 PLACE_KINDS = frozenset({"road", "compound", "poi", "alias"})
 Names = dict[int, tuple[str, frozenset[str]]]  # start → (the longest name there, its kinds)
