@@ -15,7 +15,7 @@ from api.lookup.service import match_address
 from api.routes.lookup import At
 from api.times import Instant
 
-router = APIRouter(tags=["geocode"], responses=error_responses(400, 401, 413, 422, 503))
+router = APIRouter(tags=["geocode"], responses=error_responses(400, 401, 404, 413, 422, 503))
 MAX_TEXT = 5_000  # longer than any ticket; the matcher itself reads at most 500 characters
 MAX_BATCH_ADDRESSES = 1_000
 LIGHT_BATCH_ADDRESSES = 100  # larger batches take a heavy-work slot
