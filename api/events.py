@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -80,7 +80,12 @@ class EventIn(BaseModel):
 
 class EventBatch(BaseModel):
     # An event that fails validation is answered `invalid` in its place; the others go on.
-    events: list[EventIn | dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+    # left_to_right: an item is an EventIn whenever it validates as one in the usual (lax) way;
+    # pydantic's default "smart" mode would prefer the exact dict type for any item with a text
+    # timestamp.
+    events: list[Annotated[EventIn | dict[str, Any], Field(union_mode="left_to_right")]] = Field(
+        min_length=1, max_length=MAX_BATCH_EVENTS
+    )
 
 
 def intake_batch(
